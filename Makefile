@@ -1,0 +1,44 @@
+# Two commands from a fresh clone:
+#   make bench   set everything up, then run the flagship suite (suites/cnn.yaml)
+#   make test    set everything up, then run the whole test suite (slow tests included)
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# Debian packages the bundled suites and tests use.
+DEBS   := dataset-fashion-mnist
+SUITE  ?= suites/cnn.yaml
+
+.PHONY: bench test setup system-deps benchmarks clean
+
+bench: setup
+	$(BIN)/bench run $(SUITE)
+
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Benchmarks of the harness itself (pytest-benchmark); ratios are printed, not asserted.
+benchmarks: setup
+	$(BIN)/python -m pytest tests/benchmarks --benchmark-enable -m "not slow or slow" -s
+
+setup: system-deps $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+# Installs missing Debian packages when running as root with apt-get; otherwise says what to install.
+system-deps:
+	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	else \
+	  echo "please install these Debian packages (e.g. sudo apt-get install$$missing); suites that need them will say so"; \
+	fi
+
+clean:
+	rm -rf $(VENV) .pytest_cache
