@@ -32,12 +32,12 @@ class Registry(Generic[T]):
         self._loaded = package is None
 
     def register(self, name: str, summary: str = "") -> Callable[[T], T]:
-        """Decorator: register `obj` under `name` with a one-line summary."""
+        """Decorator: register `obj` under `name` with a one-line summary (a class is instantiated)."""
 
         def add(obj: T) -> T:
             if name in self._items:
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
-            self._items[name] = obj
+            self._items[name] = obj() if isinstance(obj, type) else obj  # type: ignore[assignment]
             self._summaries[name] = summary or (getattr(obj, "__doc__", "") or "").strip().split("\n")[0]
             return obj
 

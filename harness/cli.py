@@ -1,0 +1,190 @@
+"""The `bench` command line."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, Iterator, Optional
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import typer  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: E402
+
+from harness.errors import HarnessError  # noqa: E402
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="quantbench: how much smaller, faster and less accurate each optimization makes your models.")
+console = Console(width=None if sys.stdout.isatty() else 160)
+errors = Console(stderr=True)
+
+EXIT_CONFIG = 2
+
+
+@contextmanager
+def native_stderr_to(path: Path) -> Iterator[None]:
+    """Send C++ runtime logging (TensorFlow, LiteRT) on fd 2 to a file while the run draws progress."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(path, "ab") as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _fail(message: str, code: int = EXIT_CONFIG) -> typer.Exit:
+    errors.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    return typer.Exit(code)
+
+
+@app.command()
+def run(
+    suite: Annotated[Path, typer.Argument(help="suite YAML file, e.g. suites/cnn.yaml")],
+    out: Annotated[Optional[Path], typer.Option(help="run directory (default reports/<suite>/<UTC time>)")] = None,
+    resume: Annotated[bool, typer.Option(help="continue the latest (or --out) run, skipping finished cells")] = False,
+    only: Annotated[Optional[list[str]], typer.Option(help="run cells matching GLOB (model/scheme[@device])")] = None,
+    devices: Annotated[Optional[str], typer.Option(help="comma-separated device names overriding the suite's")] = None,
+    reports: Annotated[Path, typer.Option(help="root folder of run directories")] = Path("reports"),
+    cache: Annotated[Optional[Path], typer.Option(help="artifact cache (default $QUANTBENCH_CACHE or ~/.cache/quantbench)")] = None,
+) -> None:
+    """Optimize, run and score every model × scheme × device cell of a suite."""
+    from harness.cache import DEFAULT_ROOT, ArtifactCache
+    from harness.report.summary import render_summary
+    from harness.report.terminal import results_table
+    from harness.results import latest_run_dir
+    from harness.runner import SuiteRunner, plan_cells
+    from harness.suite import load_suite
+
+    loaded = load_suite(suite)
+    if devices:
+        loaded.suite.devices[:] = [d.strip() for d in devices.split(",") if d.strip()]
+    run_dir = out
+    if resume and run_dir is None:
+        run_dir = latest_run_dir(reports / loaded.name)
+        if run_dir is None:
+            raise HarnessError(f"--resume: no earlier run of {loaded.name!r} under {reports / loaded.name}")
+    if run_dir is None:
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        run_dir = reports / loaded.name / stamp
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cells = plan_cells(loaded, only)
+    if not cells:
+        raise HarnessError(f"--only {only} matches no cell of {suite}")
+    console.print(f"[bold]{loaded.name}[/]: {len(cells)} cells → {run_dir}")
+
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    with Progress(*columns, console=console, transient=True) as progress:
+        bar = progress.add_task("starting", total=len(cells))
+
+        def on_progress(cell: str, stage: str, record: dict | None) -> None:
+            if stage != "done":
+                progress.update(bar, description=f"{cell}: {stage}")
+                return
+            progress.advance(bar)
+            assert record is not None
+            style = {"ok": "green", "n/a": "yellow"}.get(record["status"], "red")
+            note = f" {record['error'][:120]}" if record.get("error") else ""
+            progress.console.print(f"  [{style}]{record['status']:>6}[/] {cell}{note}", highlight=False)
+
+        runner = SuiteRunner(loaded, run_dir, ArtifactCache(cache or DEFAULT_ROOT), progress=on_progress)
+        with native_stderr_to(run_dir / "runtime.log"):
+            outcome = runner.run(cells, sys.argv)
+
+    from harness.results import read_run_info
+
+    (run_dir / "summary.md").write_text(render_summary(outcome.records, read_run_info(run_dir)))
+    console.print(results_table(outcome.records, f"{loaded.name} — {run_dir}"))
+    if outcome.skipped:
+        console.print(f"resumed: {outcome.skipped} cell(s) were already done")
+    console.print(f"results: {run_dir / 'results.jsonl'}   summary: {run_dir / 'summary.md'}")
+    if outcome.exit_code:
+        console.print(f"[bold red]FAIL[/]: {outcome.failed_checks} failed check(s), {outcome.failed_cells} failed cell(s)")
+    else:
+        console.print("[bold green]PASS[/]: every check passed")
+    raise typer.Exit(outcome.exit_code)
+
+
+@app.command()
+def validate(suite: Annotated[Path, typer.Argument(help="suite YAML file")]) -> None:
+    """Check a suite file without running it."""
+    from harness.runner import plan_cells
+    from harness.suite import load_suite
+
+    loaded = load_suite(suite)
+    console.print(f"{suite}: ok ({len(plan_cells(loaded))} cells)")
+
+
+@app.command("list")
+def list_(what: Annotated[str, typer.Argument(help="schemes | models | datasets | tasks | devices")] = "schemes") -> None:
+    """List the registered schemes, model builders, dataset kinds, tasks or device kinds."""
+    from harness.datasets import DATASETS
+    from harness.devices import DEVICE_KINDS
+    from harness.models import BUILDERS
+    from harness.schemes import SCHEMES
+    from harness.tasks import TASKS
+
+    registries = {"schemes": SCHEMES, "models": BUILDERS, "datasets": DATASETS, "tasks": TASKS,
+                  "devices": DEVICE_KINDS}
+    if what not in registries:
+        raise HarnessError(f"cannot list {what!r}; choose one of {', '.join(registries)}")
+    width = max(len(n) for n in registries[what].names())
+    for name, summary in registries[what].summaries():
+        console.print(f"{name:<{width}}  {summary}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def measure(
+    model: Annotated[Path, typer.Argument(help=".tflite file")],
+    repeat: Annotated[int, typer.Option(help="independent measurements (fresh process each)")] = 5,
+    device: Annotated[str, typer.Option(help="device profile name")] = "local",
+    num_runs: Annotated[int, typer.Option(help="timed runs per measurement")] = 50,
+    min_secs: Annotated[float, typer.Option(help="minimum timed seconds per measurement")] = 1.0,
+    warmup_runs: Annotated[int, typer.Option(help="warm-up runs per measurement")] = 10,
+) -> None:
+    """Measure one model's latency several times and report how stable the median is."""
+    from harness.devices import load_device
+    from harness.stats import coefficient_of_variation, summarize
+    from harness.suite.schema import LatencySpec
+
+    if not model.exists():
+        raise HarnessError(f"{model} not found")
+    target = load_device(device, Path("suites"))
+    settings = LatencySpec(warmup_runs=warmup_runs, num_runs=num_runs, min_secs=min_secs)
+    medians = []
+    for index in range(repeat):
+        stats = summarize(target.measure_latency(model.resolve(), settings)["samples"])
+        medians.append(stats["median"])
+        console.print(f"run {index + 1}: median {stats['median']:.3f} ms, p90 {stats['p90']:.3f}, "
+                      f"std {stats['std']:.3f}, n={stats['count']}")
+    cv = coefficient_of_variation(medians)
+    console.print(f"{model.name} on {device} ({target.describe().get('core_reason', '')}): "
+                  f"medians CV {cv * 100:.2f}% over {repeat} runs")
+
+
+def main() -> None:
+    """Entry point: config and harness errors print one line and exit 2, without a traceback."""
+    try:
+        app()
+    except HarnessError as exc:
+        raise SystemExit(_fail(str(exc)).exit_code) from None
+    except KeyboardInterrupt:
+        errors.print("interrupted: finished cells are saved; continue with --resume")
+        raise SystemExit(130) from None
+    except Exception:  # noqa: BLE001 - a harness bug: say so, keep the traceback
+        errors.print("[bold red]internal error[/] (please report):")
+        traceback.print_exc()
+        raise SystemExit(EXIT_CONFIG) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""The in-memory dataset every loader returns, and the loader registry."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from harness.registry import Registry
+
+
+class LoaderOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Samples as float32 `x` (N, ...), integer labels `y` (or None when unlabelled)."""
+
+    name: str
+    x: np.ndarray
+    y: np.ndarray | None
+    num_classes: int | None
+    source: str
+    fingerprint: str = field(default="")
+
+    def __post_init__(self) -> None:
+        if not self.fingerprint:
+            object.__setattr__(self, "fingerprint", fingerprint_arrays(self.x, self.y))
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def head(self, limit: int | None) -> "Dataset":
+        """The first `limit` samples (all when None)."""
+        if limit is None or limit >= len(self):
+            return self
+        y = None if self.y is None else self.y[:limit]
+        return Dataset(self.name, self.x[:limit], y, self.num_classes, f"{self.source} (first {limit})")
+
+    def sample(self, count: int, seed: int) -> np.ndarray:
+        """`count` samples drawn without replacement with a fixed seed (all if fewer)."""
+        if count >= len(self):
+            return self.x
+        index = np.sort(np.random.default_rng(seed).choice(len(self), size=count, replace=False))
+        return self.x[index]
+
+
+def fingerprint_arrays(*arrays: np.ndarray | None) -> str:
+    """Content hash of arrays (shape, dtype and bytes)."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        if array is None:
+            digest.update(b"none")
+            continue
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(memoryview(array).cast("B"))
+    return digest.hexdigest()
+
+
+class DatasetLoader(Protocol):
+    Options: ClassVar[type[LoaderOptions]]
+
+    def load(self, name: str, options: Any, base_dir: Path) -> Dataset: ...
+
+
+DATASETS: Registry[DatasetLoader] = Registry("dataset kind", "harness.datasets")

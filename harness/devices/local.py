@@ -1,0 +1,63 @@
+"""The local device: LiteRT on this machine, latency measured in a process pinned to one core."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from harness.devices._base import DEVICE_KINDS, DeviceOptions
+from harness.devices.cpus import CoreChoice, cpu_model, pick_local_core
+from harness.errors import HarnessError
+from harness.suite.schema import LatencySpec
+
+
+class LocalOptions(DeviceOptions):
+    kind: Literal["local"] = "local"
+    core: int | Literal["auto"] = Field("auto", description="CPU to pin to; auto = fastest by cpufreq")
+    threads: int = Field(1, ge=1)
+
+
+class LocalDevice:
+    def __init__(self, name: str, options: LocalOptions) -> None:
+        self.name = name
+        self.options = options
+        try:
+            self.core: CoreChoice = pick_local_core(options.core)
+        except ValueError as exc:
+            raise HarnessError(f"device {name!r}: {exc}") from None
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "kind": "local", "cpu_model": cpu_model(), "core": self.core.core,
+            "core_reason": self.core.reason, "threads": self.options.threads,
+        }
+
+    def measure_latency(self, model: Path, settings: LatencySpec) -> dict[str, Any]:
+        command = [
+            sys.executable, "-m", "harness.devices.local_latency", str(model),
+            "--core", str(self.core.core), "--threads", str(self.options.threads),
+            "--warmup-runs", str(settings.warmup_runs), "--num-runs", str(settings.num_runs),
+            "--min-secs", str(settings.min_secs), "--max-secs", str(settings.max_secs),
+        ]
+        timeout = settings.max_secs * 2 + 120
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            raise HarnessError(f"latency measurement did not finish within {timeout:.0f} s") from None
+        if done.returncode != 0:
+            tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            raise HarnessError(f"latency measurement failed (exit {done.returncode}): {tail}")
+        return json.loads(done.stdout)
+
+
+@DEVICE_KINDS.register("local", "this machine: LiteRT, one thread, pinned to the fastest core")
+class Local:
+    Options = LocalOptions
+
+    def open(self, name: str, options: LocalOptions) -> LocalDevice:
+        return LocalDevice(name, options)

@@ -1,0 +1,85 @@
+"""Latency measurement in a process of its own, pinned to one core (`python -m harness.devices.local_latency`).
+
+Mirrors benchmark_model: init (load + allocate), first inference, warm-up runs, then timed
+runs until both `num_runs` and `min_secs` are reached (or `max_secs` passes). Prints JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _random_input(detail: dict, rng: np.random.Generator) -> np.ndarray:
+    dtype = np.dtype(detail["dtype"])
+    shape = [max(1, int(d)) for d in detail["shape"]]
+    if dtype.kind == "f":
+        return rng.uniform(0, 1, size=shape).astype(dtype)
+    info = np.iinfo(dtype)
+    return rng.integers(info.min, info.max, size=shape, endpoint=True, dtype=dtype)
+
+
+def measure(model: str, threads: int, warmup_runs: int, num_runs: int, min_secs: float, max_secs: float) -> dict:
+    """Time the model; return init/first/warm-up times and every timed run, in milliseconds."""
+    from harness.devices.litert import load_interpreter
+
+    rss_before_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.perf_counter()
+    interpreter = load_interpreter(Path(model), threads)
+    interpreter.allocate_tensors()
+    init_ms = (time.perf_counter() - start) * 1e3
+    rng = np.random.default_rng(0)
+    for detail in interpreter.get_input_details():
+        interpreter.set_tensor(detail["index"], _random_input(detail, rng))
+
+    def timed_invoke() -> float:
+        begin = time.perf_counter()
+        interpreter.invoke()
+        return (time.perf_counter() - begin) * 1e3
+
+    first_ms = timed_invoke()
+    warmup = [timed_invoke() for _ in range(warmup_runs)]
+    samples: list[float] = []
+    begin = time.perf_counter()
+    while True:
+        elapsed = time.perf_counter() - begin
+        if (len(samples) >= num_runs and elapsed >= min_secs) or (samples and elapsed >= max_secs):
+            break
+        samples.append(timed_invoke())
+    return {
+        "model": model,
+        "init": init_ms,
+        "first": first_ms,
+        "warmup_mean": float(np.mean(warmup)) if warmup else None,
+        "samples": samples,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rss_before_model_mb": rss_before_kb / 1024,
+        "core": sorted(os.sched_getaffinity(0)),
+        "threads": threads,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("model")
+    parser.add_argument("--core", type=int, required=True)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--warmup-runs", type=int, default=10)
+    parser.add_argument("--num-runs", type=int, default=50)
+    parser.add_argument("--min-secs", type=float, default=1.0)
+    parser.add_argument("--max-secs", type=float, default=60.0)
+    args = parser.parse_args(argv)
+    os.sched_setaffinity(0, {args.core})  # before the runtime starts any thread
+    result = measure(args.model, args.threads, args.warmup_runs, args.num_runs, args.min_secs, args.max_secs)
+    json.dump(result, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""Small CNNs trained from scratch: the TensorFlow quantization tutorial CNN and a mobile CNN."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from pydantic import Field
+
+from harness.models._base import BUILDERS, BuilderOptions
+
+
+class _SmallOptions(BuilderOptions):
+    input_shape: tuple[int, int, int] = (28, 28, 1)
+    num_classes: int = Field(10, ge=2)
+
+
+class _TutorialOptions(_SmallOptions):
+    filters: int = Field(12, ge=1)
+
+
+@BUILDERS.register("tutorial_cnn", "TF quantization tutorial CNN: Conv2D(filters,3x3)-MaxPool-Dense, softmax")
+class TutorialCnn:
+    Options = _TutorialOptions
+
+    def build(self, keras: ModuleType, options: _TutorialOptions):
+        layers = keras.layers
+        return keras.Sequential(
+            [
+                keras.Input(options.input_shape),
+                layers.Conv2D(options.filters, 3, activation="relu"),
+                layers.MaxPooling2D(2),
+                layers.Flatten(),
+                layers.Dense(options.num_classes),
+                layers.Softmax(),
+            ],
+            name="tutorial_cnn",
+        )
+
+
+class _MobileOptions(_SmallOptions):
+    width: int = Field(32, ge=4, description="channels of the stem; blocks use 2x and 4x")
+
+
+@BUILDERS.register("mobile_cnn", "depthwise-separable CNN: strided stem, 3 separable blocks, global pooling")
+class MobileCnn:
+    Options = _MobileOptions
+
+    def build(self, keras: ModuleType, options: _MobileOptions):
+        layers = keras.layers
+        width = options.width
+
+        def separable(channels: int) -> list:
+            return [layers.SeparableConv2D(channels, 3, padding="same", use_bias=False),
+                    layers.BatchNormalization(), layers.ReLU()]
+
+        return keras.Sequential(
+            [
+                keras.Input(options.input_shape),
+                layers.Conv2D(width, 3, strides=2, padding="same", use_bias=False),
+                layers.BatchNormalization(),
+                layers.ReLU(),
+                *separable(2 * width),
+                *separable(2 * width),
+                layers.MaxPooling2D(2),
+                *separable(4 * width),
+                layers.GlobalAveragePooling2D(),
+                layers.Dense(options.num_classes),
+                layers.Softmax(),
+            ],
+            name="mobile_cnn",
+        )

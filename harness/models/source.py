@@ -1,0 +1,107 @@
+"""Resolve a suite's model entry to a float source artifact (built, trained and cached if needed)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from harness.cache import ArtifactCache, content_key, file_digest
+from harness.datasets import Dataset
+from harness.errors import HarnessError
+from harness.models._base import BUILDERS
+from harness.suite.schema import ModelSpec
+from harness.versions import tool_versions
+
+SourceFormat = Literal["keras", "saved_model", "tflite"]
+
+
+@dataclass(frozen=True)
+class SourceModel:
+    """The float model every scheme starts from."""
+
+    name: str
+    format: SourceFormat
+    path: Path
+    digest: str
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def detect_format(path: Path) -> SourceFormat:
+    """Tell a model file's format from its name / layout."""
+    if path.is_dir():
+        if (path / "saved_model.pb").exists():
+            return "saved_model"
+        raise HarnessError(f"{path} is a directory without saved_model.pb (not a SavedModel)")
+    suffix = path.suffix.lower()
+    if suffix == ".tflite":
+        return "tflite"
+    if suffix in (".keras", ".h5", ".hdf5"):
+        return "keras"
+    raise HarnessError(f"{path}: unknown model format (expected .keras, .h5, .tflite or a SavedModel dir)")
+
+
+def resolve_source(
+    spec: ModelSpec,
+    builder_options: BaseModel | None,
+    base_dir: Path,
+    cache: ArtifactCache,
+    train_data: Dataset | None,
+) -> tuple[SourceModel, bool]:
+    """Return (source, was_cached) for a model entry."""
+    if spec.path is not None:
+        path = (base_dir / spec.path).resolve()
+        return SourceModel(spec.label, detect_format(path), path, file_digest(path)), True
+    assert spec.builder is not None and builder_options is not None
+    versions = tool_versions()
+    key = content_key(
+        kind="keras-source", builder=spec.builder, options=builder_options.model_dump(mode="json"),
+        train=spec.train.model_dump() if spec.train else None,
+        train_data=train_data.fingerprint if train_data else None,
+        tensorflow=versions["tensorflow"], keras=versions["keras"],
+    )
+    info: dict[str, Any] = {}
+
+    def build(target: Path) -> None:
+        import keras
+
+        keras.utils.set_random_seed(spec.train.seed if spec.train else 0)
+        model = BUILDERS.get(spec.builder).build(keras, builder_options)
+        if spec.train is not None and train_data is not None:
+            from harness.models.training import train
+
+            info["training"] = train(model, keras, train_data, spec.train)
+        model.save(target)
+        cache.write_json("models", key, info)
+
+    path, cached = cache.get_or_create("models", key, ".keras", build)
+    info = cache.read_json("models", key) or info
+    return SourceModel(spec.label, "keras", path, file_digest(path), info), cached
+
+
+def saved_model_dir(source: SourceModel, cache: ArtifactCache) -> Path:
+    """A SavedModel for the converter: the source itself, or a cached export of a Keras model."""
+    if source.format == "saved_model":
+        return source.path
+    if source.format != "keras":
+        raise HarnessError(f"{source.name}: a {source.format} source has no SavedModel")
+
+    def export(target: Path) -> None:
+        import keras
+
+        model = keras.models.load_model(source.path, compile=False)
+        model.export(str(target), format="tf_saved_model", verbose=False)
+
+    key = content_key(kind="saved-model", source=source.digest, versions=tool_versions())
+    path, _ = cache.get_or_create("saved_models", key, "", export)
+    return path
+
+
+def describe(source: SourceModel) -> str:
+    """One line for logs: name, format and training summary."""
+    training = source.info.get("training")
+    extra = f", trained {json.dumps(training)}" if training else ""
+    return f"{source.name} ({source.format}, {source.path}{extra})"

@@ -1,0 +1,1 @@
+"""Views of a run's records: terminal table, summary.md."""

@@ -1,0 +1,78 @@
+"""One display row per cell: values and their change vs the model's float baseline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from harness.results import cell_id
+from harness.schemes import BASELINE
+
+# Preferred metric to show first, in order; the first one a record has is its headline.
+HEADLINE_METRICS = ("top1", "wer", "cer", "map", "top1_agreement", "output_mae")
+
+
+@dataclass(frozen=True)
+class Row:
+    model: str
+    scheme: str
+    device: str
+    status: str
+    headline: str | None
+    value: float | None
+    delta: float | None
+    agreement: float | None
+    size_mb: float | None
+    size_ratio: float | None
+    gzip_mb: float | None
+    latency_ms: float | None
+    latency_p90_ms: float | None
+    latency_ratio: float | None
+    checks_failed: list[str]
+    checks_total: int
+    error: str | None
+
+    @property
+    def verdict(self) -> str:
+        if self.status != "ok":
+            return self.status
+        return "FAIL" if self.checks_failed else "pass"
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a and b else None
+
+
+def build_rows(records: list[dict[str, Any]]) -> list[Row]:
+    """Rows in record order, each compared with the float32 record of its model and device."""
+    by_id = {cell_id(r["model"], r["scheme"], r["device"]): r for r in records}
+    rows = []
+    for record in records:
+        base = by_id.get(cell_id(record["model"], BASELINE, record["device"]))
+        base = base if base and base["status"] == "ok" and base is not record else None
+        metrics = record.get("metrics") or {}
+        headline = next((m for m in HEADLINE_METRICS if m in metrics), None)
+        value = metrics.get(headline) if headline else None
+        base_value = (base.get("metrics") or {}).get(headline) if base and headline else None
+        latency = record.get("latency_ms") or {}
+        base_latency = (base or {}).get("latency_ms") or {}
+        verdicts = record.get("verdicts") or []
+        rows.append(Row(
+            model=record["model"], scheme=record["scheme"], device=record["device"], status=record["status"],
+            headline=headline, value=value,
+            delta=value - base_value if value is not None and base_value is not None else None,
+            agreement=metrics.get("top1_agreement"),
+            size_mb=record["size_bytes"] / 1e6 if record.get("size_bytes") else None,
+            size_ratio=_ratio(record.get("size_bytes"), (base or {}).get("size_bytes")),
+            gzip_mb=record["gzip_bytes"] / 1e6 if record.get("gzip_bytes") else None,
+            latency_ms=latency.get("median"), latency_p90_ms=latency.get("p90"),
+            latency_ratio=_ratio(latency.get("median"), base_latency.get("median")),
+            checks_failed=[v["check"] for v in verdicts if not v["pass"]], checks_total=len(verdicts),
+            error=record.get("error"),
+        ))
+    return rows
+
+
+def fmt(value: float | None, spec: str, suffix: str = "") -> str:
+    """Format a number, or an en dash when absent."""
+    return "–" if value is None else f"{value:{spec}}{suffix}"

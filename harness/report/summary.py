@@ -1,0 +1,60 @@
+"""summary.md: a short Markdown report fit for a CI step summary or a pull-request comment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.report.rows import Row, build_rows, fmt
+
+
+def verdict_line(rows: list[Row]) -> str:
+    failed_checks = sum(1 for r in rows if r.checks_failed)
+    failed_cells = sum(1 for r in rows if r.status == "failed")
+    if not failed_checks and not failed_cells:
+        return f"**PASS**: {len(rows)} cells, every check passed"
+    parts = []
+    if failed_checks:
+        parts.append(f"{failed_checks} cell(s) violate thresholds")
+    if failed_cells:
+        parts.append(f"{failed_cells} cell(s) failed to run")
+    return "**FAIL**: " + ", ".join(parts)
+
+
+def _escape(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _devices(run_info: dict[str, Any]) -> str:
+    devices = run_info.get("devices") or {}
+    return ", ".join(f"{name} (core {facts.get('core')})" for name, facts in devices.items()) or "none"
+
+
+def render_summary(records: list[dict[str, Any]], run_info: dict[str, Any]) -> str:
+    rows = build_rows(records)
+    lines = [
+        f"# quantbench: {_escape(str(run_info.get('suite', '?')))}",
+        "",
+        verdict_line(rows),
+        "",
+        f"Run started {run_info.get('started_at', '?')}; suite sha256 `{str(run_info.get('suite_sha256', ''))[:12]}`; "
+        f"devices: {_devices(run_info)}.",
+        "",
+        "| model | scheme | device | metric | Δ vs float | agreement | size MB | × float | gzip MB | latency ms | × float | verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        metric = f"{row.headline} {fmt(row.value, '.4f')}" if row.headline else "n/a"
+        lines.append(
+            f"| {_escape(row.model)} | {_escape(row.scheme)} | {_escape(row.device)} | {metric} | "
+            f"{fmt(row.delta, '+.4f')} | {fmt(row.agreement, '.4f')} | {fmt(row.size_mb, '.3f')} | "
+            f"{fmt(row.size_ratio, '.2f')} | {fmt(row.gzip_mb, '.3f')} | {fmt(row.latency_ms, '.4g')} | "
+            f"{fmt(row.latency_ratio, '.2f')} | {row.verdict} |"
+        )
+    problems = [r for r in rows if r.checks_failed or r.status != "ok"]
+    if problems:
+        lines += ["", "## Problems", ""]
+        for row in problems:
+            detail = ", ".join(row.checks_failed) if row.checks_failed else (row.error or "")
+            lines.append(f"- `{_escape(row.model)}/{_escape(row.scheme)}@{_escape(row.device)}` "
+                         f"({row.status}): {_escape(detail)}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,346 @@
+"""Run a suite: every model × device × scheme cell, recorded as it finishes."""
+
+from __future__ import annotations
+
+import fnmatch
+import gzip
+import hashlib
+import os
+import platform
+import socket
+import subprocess
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.cache import ArtifactCache, content_key
+from harness.datasets import DATASETS, Dataset
+from harness.devices import Device, load_device
+from harness.devices.cpus import cpu_model
+from harness.devices.litert import predict, tensor_types
+from harness.errors import NotApplicable
+from harness.models.source import SourceModel, resolve_source, saved_model_dir
+from harness.results import (
+    ResultsWriter,
+    cell_id,
+    read_results,
+    read_run_info,
+    record_id,
+    utc_now,
+    write_run_info,
+)
+from harness.schemes import BASELINE, SCHEMES
+from harness.stats import summarize
+from harness.suite.loader import LoadedSuite
+from harness.suite.schema import ModelSpec, SchemeSpec
+from harness.tasks import TASKS
+from harness.verdicts import bounds_for, check
+from harness.versions import tool_versions
+
+# Progress callback: (cell id, stage) — stage is a short word, or "done" with the record.
+Progress = Callable[[str, str, dict[str, Any] | None], None]
+
+
+@dataclass(frozen=True)
+class Cell:
+    model: ModelSpec
+    scheme: SchemeSpec
+    device: str
+
+    @property
+    def id(self) -> str:
+        return cell_id(self.model.label, self.scheme.label, self.device)
+
+
+@dataclass
+class RunOutcome:
+    run_dir: Path
+    records: list[dict[str, Any]]
+    skipped: int = 0
+
+    @property
+    def failed_checks(self) -> int:
+        return sum(1 for r in self.records for v in r.get("verdicts", []) if not v["pass"])
+
+    @property
+    def failed_cells(self) -> int:
+        return sum(1 for r in self.records if r["status"] == "failed")
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every check passed and no cell failed, else 1."""
+        return 1 if self.failed_checks or self.failed_cells else 0
+
+
+def plan_cells(loaded: LoadedSuite, only: list[str] | None = None) -> list[Cell]:
+    """All cells in run order: per model and device, the float baseline first.
+
+    `only` globs match `model/scheme` or `model/scheme@device`; a selected model's baseline
+    always runs too, since every other cell is compared with it.
+    """
+    suite = loaded.suite
+    schemes = list(suite.schemes)
+    if not any(s.label == BASELINE for s in schemes):
+        schemes.insert(0, SchemeSpec(scheme=BASELINE))
+    schemes.sort(key=lambda s: s.label != BASELINE)
+    cells = []
+    for model in suite.models:
+        for device in suite.devices:
+            group = [Cell(model, scheme, device) for scheme in schemes]
+            if only:
+                chosen = [c for c in group if _selected(c, only)]
+                if not chosen:
+                    continue
+                group = [c for c in group if c.scheme.label == BASELINE or c in chosen]
+            cells.extend(group)
+    return cells
+
+
+def _selected(cell: Cell, patterns: list[str]) -> bool:
+    names = (f"{cell.model.label}/{cell.scheme.label}", cell.id)
+    return any(fnmatch.fnmatchcase(n, p) for p in patterns for n in names)
+
+
+@dataclass
+class _ModelState:
+    """What the cells of one model share: its source, evaluation data and calibration samples."""
+
+    source: SourceModel | None = None
+    error: str | None = None
+    eval_data: Dataset | None = None
+    calibration: np.ndarray | None = None
+    baseline_outputs: np.ndarray | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class SuiteRunner:
+    def __init__(self, loaded: LoadedSuite, run_dir: Path, cache: ArtifactCache,
+                 devices: list[str] | None = None, progress: Progress | None = None) -> None:
+        self.loaded, self.run_dir, self.cache = loaded, run_dir, cache
+        self.device_names = devices or loaded.suite.devices
+        self.progress = progress or (lambda cell, stage, record: None)
+        self._datasets: dict[str, Dataset] = {}
+        self._devices: dict[str, Device] = {}
+
+    # -- shared inputs ------------------------------------------------------------------
+    def dataset(self, name: str) -> Dataset:
+        if name not in self._datasets:
+            spec = self.loaded.suite.datasets[name]
+            loader = DATASETS.get(spec.kind)
+            self._datasets[name] = loader.load(name, self.loaded.dataset_options[name], self.loaded.base_dir)
+        return self._datasets[name]
+
+    def device(self, name: str) -> Device:
+        if name not in self._devices:
+            self._devices[name] = load_device(name, self.loaded.base_dir)
+        return self._devices[name]
+
+    def _prepare_model(self, spec: ModelSpec) -> _ModelState:
+        state = _ModelState()
+        try:
+            started = time.perf_counter()
+            train_data = self.dataset(spec.train.dataset) if spec.train else None
+            state.source, cached = resolve_source(
+                spec, self.loaded.builder_options.get(spec.label), self.loaded.base_dir, self.cache, train_data)
+            state.timings["source_s"] = time.perf_counter() - started
+            state.timings["source_cached"] = cached
+            task = spec.task or self.loaded.suite.task
+            assert task is not None  # the loader checked this
+            state.eval_data = self.dataset(task.dataset).head(task.limit)
+            calibration = spec.calibration or self.loaded.suite.calibration
+            if calibration is not None:
+                state.calibration = self.dataset(calibration.dataset).sample(calibration.samples, calibration.seed)
+        except Exception as exc:  # noqa: BLE001 - recorded on every cell of the model
+            state.error = _describe(exc)
+        return state
+
+    # -- the run ------------------------------------------------------------------------
+    def run(self, cells: list[Cell], argv: list[str]) -> RunOutcome:
+        for name in {c.device for c in cells}:
+            self.device(name)  # a bad profile stops the run before any work (exit 2)
+        done = {record_id(r): r for r in read_results(self.run_dir)}
+        info = self._run_info(argv)
+        write_run_info(self.run_dir, info)
+        writer = ResultsWriter(self.run_dir)
+        records = dict(done)
+        states: dict[str, _ModelState] = {}
+        skipped = 0
+        for cell in cells:
+            if cell.id in done:
+                skipped += 1
+                self.progress(cell.id, "done", done[cell.id])
+                continue
+            if cell.model.label not in states:
+                self.progress(cell.id, "preparing model", None)
+                states[cell.model.label] = self._prepare_model(cell.model)
+            baseline = records.get(cell_id(cell.model.label, BASELINE, cell.device))
+            record = self._run_cell(cell, states[cell.model.label], baseline)
+            writer.append(record)
+            records[cell.id] = record
+            self.progress(cell.id, "done", record)
+        info["finished_at"] = utc_now()
+        info["status"] = "finished"
+        write_run_info(self.run_dir, info)
+        ordered = [records[c.id] for c in cells if c.id in records]
+        return RunOutcome(self.run_dir, ordered, skipped)
+
+    def _run_info(self, argv: list[str]) -> dict[str, Any]:
+        earlier = read_run_info(self.run_dir)
+        return {
+            "suite": self.loaded.name,
+            "suite_path": str(self.loaded.path),
+            "suite_sha256": self.loaded.sha256,
+            "started_at": earlier.get("started_at", utc_now()),
+            "resumed_at": utc_now() if earlier else None,
+            "finished_at": None,
+            "status": "running",
+            "argv": argv,
+            "git_commit": _git_commit(self.loaded.path.parent),
+            "tool_versions": tool_versions(),
+            "host": {"hostname": socket.gethostname(), "platform": platform.platform(),
+                     "cpu_model": cpu_model(), "cpus": os.cpu_count()},
+            "devices": {name: self.device(name).describe() for name in self.device_names},
+            "cache_dir": str(self.cache.root),
+        }
+
+    def _run_cell(self, cell: Cell, state: _ModelState, baseline: dict[str, Any] | None) -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "model": cell.model.label, "scheme": cell.scheme.label, "scheme_kind": cell.scheme.scheme,
+            "scheme_options": cell.scheme.options, "device": cell.device, "status": "ok", "error": None,
+            "size_bytes": None, "gzip_bytes": None, "metrics": {}, "metrics_na": None,
+            "latency_ms": None, "latency_samples_ms": None, "memory": None, "verdicts": [],
+            "artifact": None, "timings_s": {},
+        }
+        try:
+            if state.error:
+                raise _SourceFailed(state.error)
+            self._produce(cell, state, record)
+            self._evaluate(cell, state, record, baseline)
+            self._measure(cell, record)
+        except NotApplicable as exc:
+            record.update(status="n/a", error=str(exc))
+        except Exception as exc:  # noqa: BLE001 - one failing cell must not stop the suite
+            record.update(status="failed", error=_describe(exc))
+        if record["status"] == "ok":
+            is_baseline = cell.scheme.label == BASELINE
+            reference = record if is_baseline else baseline
+            record["verdicts"] = check(record, reference, bounds_for(self.loaded.suite.thresholds,
+                                                                     cell.model.label, cell.scheme.label))
+            if not is_baseline and (baseline is None or baseline["status"] != "ok"):
+                record["metrics_na"] = (record["metrics_na"] or "") + " no float baseline to compare with"
+        record["finished_at"] = utc_now()
+        return record
+
+    def _produce(self, cell: Cell, state: _ModelState, record: dict[str, Any]) -> None:
+        self.progress(cell.id, "converting", None)
+        source = state.source
+        assert source is not None
+        scheme = SCHEMES.get(cell.scheme.scheme)
+        options = self.loaded.scheme_options.get(cell.scheme.label) or scheme.Options()
+        calibration = state.calibration if scheme.needs_calibration else None
+        if scheme.needs_calibration and calibration is None:
+            raise NotApplicable("no calibration dataset configured")
+        key = content_key(
+            kind="tflite", source=source.digest, scheme=cell.scheme.scheme,
+            options=options.model_dump(mode="json"),
+            calibration=hashlib.sha256(calibration.tobytes()).hexdigest() if calibration is not None else None,
+            versions=tool_versions(),
+        )
+
+        def produce(target: Path) -> None:
+            if source.format == "tflite":
+                data = scheme.from_tflite(source.path.read_bytes(), options, calibration)
+            else:
+                data = scheme.from_saved_model(saved_model_dir(source, self.cache), options, calibration)
+            target.write_bytes(data)
+
+        started = time.perf_counter()
+        path, cached = self.cache.get_or_create("tflite", key, ".tflite", produce)
+        record["timings_s"]["convert"] = round(time.perf_counter() - started, 3)
+        data = path.read_bytes()
+        record["artifact"] = {"path": str(path), "sha256": hashlib.sha256(data).hexdigest(), "cached": cached,
+                              "source": str(source.path), "source_info": source.info}
+        record["size_bytes"] = len(data)
+        record["gzip_bytes"] = len(gzip.compress(data, compresslevel=9, mtime=0))
+        record["io_types"] = tensor_types(path)
+
+    def _outputs(self, model: Path, sha256: str, data: Dataset, batch_size: int) -> tuple[np.ndarray, bool]:
+        """Model outputs on the dataset, cached by (artifact, data, runtime version)."""
+        key = content_key(kind="outputs", artifact=sha256, data=data.fingerprint, batch=batch_size,
+                          litert=tool_versions()["ai-edge-litert"])
+
+        def run(target: Path) -> None:
+            outputs = predict(model, data.x, batch_size=batch_size, num_threads=os.cpu_count() or 1)
+            with open(target, "wb") as handle:
+                np.save(handle, outputs)
+
+        path, cached = self.cache.get_or_create("outputs", key, ".npy", run)
+        return np.load(path), cached
+
+    def _evaluate(self, cell: Cell, state: _ModelState, record: dict[str, Any], baseline: dict | None) -> None:
+        self.progress(cell.id, "evaluating", None)
+        task_spec = cell.model.task or self.loaded.suite.task
+        assert task_spec is not None and state.eval_data is not None
+        task = TASKS.get(task_spec.kind)
+        started = time.perf_counter()
+        outputs, cached = self._outputs(Path(record["artifact"]["path"]), record["artifact"]["sha256"],
+                                        state.eval_data, task_spec.batch_size)
+        record["timings_s"]["evaluate"] = round(time.perf_counter() - started, 3)
+        record["evaluation"] = {"dataset": state.eval_data.name, "samples": len(state.eval_data),
+                                "source": state.eval_data.source, "cached": cached}
+        try:
+            record["metrics"].update(task.score(outputs, state.eval_data))
+        except NotApplicable as exc:
+            record["metrics_na"] = f"task metrics n/a: {exc}"
+        if cell.scheme.label == BASELINE:
+            state.baseline_outputs = outputs
+        elif baseline is not None and baseline["status"] == "ok":
+            reference = state.baseline_outputs
+            if reference is None:  # resumed run: the baseline finished in an earlier process
+                reference, _ = self._outputs(Path(baseline["artifact"]["path"]), baseline["artifact"]["sha256"],
+                                             state.eval_data, task_spec.batch_size)
+                state.baseline_outputs = reference
+            record["metrics"].update(task.fidelity(outputs, reference))
+
+    def _measure(self, cell: Cell, record: dict[str, Any]) -> None:
+        self.progress(cell.id, "timing", None)
+        started = time.perf_counter()
+        raw = self.device(cell.device).measure_latency(Path(record["artifact"]["path"]), self.loaded.suite.latency)
+        record["timings_s"]["latency"] = round(time.perf_counter() - started, 3)
+        stats = summarize(raw["samples"])
+        stats.update(init=raw.get("init"), first=raw.get("first"), warmup_mean=raw.get("warmup_mean"))
+        record["latency_ms"] = stats
+        record["latency_samples_ms"] = raw["samples"]
+        record["memory"] = {k: raw[k] for k in ("peak_rss_mb", "rss_before_model_mb") if k in raw}
+        record["latency_setup"] = {k: raw[k] for k in ("core", "threads") if k in raw}
+
+
+class _SourceFailed(Exception):
+    """The model's source could not be built/loaded; every cell of the model fails with it."""
+
+
+def _describe(exc: BaseException) -> str:
+    """A one-paragraph error: type and message, trimmed, with the innermost frame."""
+    message = str(exc).strip() or type(exc).__name__
+    if len(message) > 2000:
+        message = message[:1000] + " … " + message[-900:]
+    if isinstance(exc, _SourceFailed):
+        return f"model source failed: {message}"
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+    return f"{type(exc).__name__}: {message}{where}"
+
+
+def _git_commit(directory: Path) -> str | None:
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=directory, capture_output=True, text=True,
+                              timeout=5, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() or None if done.returncode == 0 else None
+

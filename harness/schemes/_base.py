@@ -1,0 +1,38 @@
+"""Scheme registry: each scheme turns a float model into an optimized .tflite.
+
+A scheme knows two routes: TensorFlow's converter from a SavedModel (Keras and SavedModel
+sources) and litert-quantizer recipes from a float .tflite. A route that does not exist
+raises NotApplicable, which the runner records as `n/a` with the reason.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from harness.registry import Registry
+
+
+class SchemeOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Scheme(Protocol):
+    Options: ClassVar[type[SchemeOptions]]
+    needs_calibration: ClassVar[bool]
+
+    def from_saved_model(self, saved_model: Path, options: Any, calibration: np.ndarray | None) -> bytes:
+        """Convert a float SavedModel with TFLiteConverter."""
+        ...
+
+    def from_tflite(self, model: bytes, options: Any, calibration: np.ndarray | None) -> bytes:
+        """Quantize a float .tflite with litert-quantizer."""
+        ...
+
+
+SCHEMES: Registry[Scheme] = Registry("scheme", "harness.schemes")
+
+BASELINE = "float32"

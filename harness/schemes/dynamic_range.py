@@ -1,0 +1,28 @@
+"""Dynamic-range quantization: int8 weights, activations quantized on the fly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from harness.schemes import _quantizer
+from harness.schemes._base import SCHEMES, SchemeOptions
+from harness.schemes._converter import convert
+
+
+@SCHEMES.register("dynamic_range", "int8 weights, float activations quantized dynamically at run time")
+class DynamicRange:
+    Options = SchemeOptions
+    needs_calibration = False
+
+    def from_saved_model(self, saved_model: Path, options: SchemeOptions, calibration: np.ndarray | None) -> bytes:
+        def configure(converter, tf) -> None:
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+
+        return convert(saved_model, configure)
+
+    def from_tflite(self, model: bytes, options: SchemeOptions, calibration: np.ndarray | None) -> bytes:
+        from litert_quantizer import recipe
+
+        return _quantizer.quantize(model, recipe.dynamic_wi8_afp32())

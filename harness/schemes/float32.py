@@ -1,0 +1,22 @@
+"""The float32 baseline: every other scheme is compared with it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from harness.schemes._base import SCHEMES, SchemeOptions
+from harness.schemes._converter import convert
+
+
+@SCHEMES.register("float32", "float baseline, no optimization (what every other scheme is compared with)")
+class Float32:
+    Options = SchemeOptions
+    needs_calibration = False
+
+    def from_saved_model(self, saved_model: Path, options: SchemeOptions, calibration: np.ndarray | None) -> bytes:
+        return convert(saved_model, lambda converter, tf: None)
+
+    def from_tflite(self, model: bytes, options: SchemeOptions, calibration: np.ndarray | None) -> bytes:
+        return model

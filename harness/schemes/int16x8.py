@@ -1,0 +1,35 @@
+"""16x8: int16 activations with int8 weights (accuracy close to float, integer kernels)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from harness.schemes import _quantizer
+from harness.schemes._base import SCHEMES, SchemeOptions
+from harness.schemes._converter import convert, quantized_with_calibration
+
+
+class Int16x8Options(SchemeOptions):
+    fallback: bool = False
+
+
+@SCHEMES.register("int16x8", "int16 activations, int8 weights (`fallback: true` keeps float ops it cannot quantize)")
+class Int16x8:
+    Options = Int16x8Options
+    needs_calibration = True
+
+    def from_saved_model(self, saved_model: Path, options: Int16x8Options, calibration: np.ndarray | None) -> bytes:
+        def sixteen_by_eight(converter, tf) -> None:
+            ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+            if options.fallback:
+                ops.append(tf.lite.OpsSet.TFLITE_BUILTINS)
+            converter.target_spec.supported_ops = ops
+
+        return convert(saved_model, quantized_with_calibration(calibration, sixteen_by_eight))
+
+    def from_tflite(self, model: bytes, options: Int16x8Options, calibration: np.ndarray | None) -> bytes:
+        from litert_quantizer import recipe
+
+        return _quantizer.quantize(model, recipe.static_wi8_ai16(), calibration)

@@ -1,0 +1,36 @@
+"""Integer-only int8: every op int8 (conversion fails rather than fall back), int8 or uint8 I/O."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from harness.errors import NotApplicable
+from harness.schemes._base import SCHEMES, SchemeOptions
+from harness.schemes._converter import convert, quantized_with_calibration
+
+
+class Int8OnlyOptions(SchemeOptions):
+    io: Literal["int8", "uint8"] = "int8"
+
+
+@SCHEMES.register("int8_only", "integer-only int8 ops with int8 (or `io: uint8`) inputs and outputs")
+class Int8Only:
+    Options = Int8OnlyOptions
+    needs_calibration = True
+
+    def from_saved_model(self, saved_model: Path, options: Int8OnlyOptions, calibration: np.ndarray | None) -> bytes:
+        def integer_only(converter, tf) -> None:
+            io_type = tf.uint8 if options.io == "uint8" else tf.int8
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            converter.inference_input_type = io_type
+            converter.inference_output_type = io_type
+
+        return convert(saved_model, quantized_with_calibration(calibration, integer_only))
+
+    def from_tflite(self, model: bytes, options: Int8OnlyOptions, calibration: np.ndarray | None) -> bytes:
+        raise NotApplicable(
+            "litert-quantizer keeps float inputs/outputs; integer-only I/O needs a Keras or SavedModel source"
+        )

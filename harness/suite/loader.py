@@ -1,0 +1,171 @@
+"""Load a suite file: YAML → validated `Suite` → names and options checked against the registries.
+
+Every problem becomes one `ConfigError` naming file, line and field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from harness.datasets import DATASETS
+from harness.errors import ConfigError
+from harness.models import BUILDERS
+from harness.registry import Registry, UnknownName
+from harness.schemes import SCHEMES
+from harness.suite.schema import ModelSpec, SchemeSpec, Suite
+from harness.suite.yaml_lines import Path_, load_yaml_with_lines, locate
+from harness.tasks import TASKS, threshold_metrics
+
+
+@dataclass(frozen=True)
+class LoadedSuite:
+    """A validated suite with every implementation's options parsed."""
+
+    path: Path
+    suite: Suite
+    sha256: str
+    dataset_options: dict[str, BaseModel] = field(default_factory=dict)
+    builder_options: dict[str, BaseModel] = field(default_factory=dict)
+    scheme_options: dict[str, BaseModel] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.suite.name or self.path.stem
+
+    @property
+    def base_dir(self) -> Path:
+        """Relative paths in the suite are relative to the suite file's folder."""
+        return self.path.parent
+
+
+class _Checker:
+    """Turns validation problems into ConfigErrors with line numbers."""
+
+    def __init__(self, path: Path, lines: dict[Path_, int]) -> None:
+        self.path, self.lines = path, lines
+
+    def fail(self, loc: Path_, message: str) -> ConfigError:
+        line, field_name = locate(loc, self.lines)
+        return ConfigError(str(self.path), line, field_name or None, message)
+
+    def from_validation(self, exc: ValidationError, prefix: Path_ = ()) -> ConfigError:
+        error = exc.errors()[0]
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif error["type"] == "missing":
+            message = "required field is missing"
+        elif "input" in error and error["type"] not in ("value_error", "assertion_error"):
+            message = f"{message} (got {error['input']!r})"
+        return self.fail((*prefix, *error["loc"]), message.removeprefix("Value error, "))
+
+    def options(self, registry: Registry, name: str, options: dict[str, Any], loc: Path_, name_key: str) -> BaseModel:
+        try:
+            implementation = registry.get(name)
+        except UnknownName as exc:
+            raise self.fail((*loc, name_key), str(exc)) from None
+        try:
+            return implementation.Options.model_validate(options)
+        except ValidationError as exc:
+            raise self.from_validation(exc, loc) from None
+
+    def known(self, registry: Registry, name: str, loc: Path_) -> None:
+        if name not in registry:
+            raise self.fail(loc, registry.unknown_message(name))
+
+
+def load_suite(path: str | Path) -> LoadedSuite:
+    """Parse and validate a suite file; raise ConfigError on the first problem."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(str(path), None, None, f"cannot read suite: {exc.strerror}") from None
+    data, lines = load_yaml_with_lines(raw.decode("utf-8", errors="replace"), str(path))
+    check = _Checker(path, lines)
+    if not isinstance(data, dict):
+        raise check.fail((), "a suite must be a mapping with `models`, `schemes`, ...")
+    try:
+        suite = Suite.model_validate(data)
+    except ValidationError as exc:
+        raise check.from_validation(exc) from None
+    loaded = LoadedSuite(path=path, suite=suite, sha256=hashlib.sha256(raw).hexdigest())
+    _check_datasets(suite, check, loaded)
+    _check_models(suite, check, loaded)
+    _check_schemes(suite, check, loaded)
+    _check_thresholds(suite, check)
+    return loaded
+
+
+def _check_datasets(suite: Suite, check: _Checker, loaded: LoadedSuite) -> None:
+    for name, spec in suite.datasets.items():
+        loaded.dataset_options[name] = check.options(DATASETS, spec.kind, spec.options, ("datasets", name), "kind")
+
+
+def _dataset_ref(suite: Suite, check: _Checker, name: str, loc: Path_) -> None:
+    if name not in suite.datasets:
+        known = ", ".join(suite.datasets) or "none declared"
+        raise check.fail(loc, f"unknown dataset {name!r} (datasets: {known})")
+
+
+def _check_models(suite: Suite, check: _Checker, loaded: LoadedSuite) -> None:
+    labels: dict[str, int] = {}
+    needs_calibration = any(SCHEMES.get(s.scheme).needs_calibration for s in suite.schemes if s.scheme in SCHEMES)
+    for index, model in enumerate(suite.models):
+        loc: Path_ = ("models", index)
+        if model.label in labels:
+            raise check.fail((*loc, "name"), f"two models are named {model.label!r}; give one a `name:`")
+        labels[model.label] = index
+        if model.builder is not None:
+            loaded.builder_options[model.label] = check.options(BUILDERS, model.builder, model.options, loc, "builder")
+        elif not (loaded.base_dir / model.path).exists():  # type: ignore[operator]
+            raise check.fail((*loc, "path"), f"model file {loaded.base_dir / model.path} does not exist")
+        if model.train is not None:
+            _dataset_ref(suite, check, model.train.dataset, (*loc, "train", "dataset"))
+        _check_task_and_calibration(suite, model, check, loc, needs_calibration)
+
+
+def _check_task_and_calibration(suite: Suite, model: ModelSpec, check: _Checker, loc: Path_, needs_calibration: bool) -> None:
+    task = model.task or suite.task
+    if task is None:
+        raise check.fail((*loc, "task"), "no task: give the model a `task:` or the suite a top-level `task:`")
+    task_loc = (*loc, "task") if model.task else ("task",)
+    check.known(TASKS, task.kind, (*task_loc, "kind"))
+    _dataset_ref(suite, check, task.dataset, (*task_loc, "dataset"))
+    calibration = model.calibration or suite.calibration
+    if calibration is None and needs_calibration:
+        raise check.fail((*loc, "calibration"), "a listed scheme needs calibration data: add `calibration: {dataset: ...}`")
+    if calibration is not None:
+        calibration_loc = (*loc, "calibration") if model.calibration else ("calibration",)
+        _dataset_ref(suite, check, calibration.dataset, (*calibration_loc, "dataset"))
+
+
+def _check_schemes(suite: Suite, check: _Checker, loaded: LoadedSuite) -> None:
+    seen: set[str] = set()
+    for index, spec in enumerate(suite.schemes):
+        loc: Path_ = ("schemes", index)
+        loaded.scheme_options[spec.label] = check.options(SCHEMES, spec.scheme, spec.options, loc, "scheme")
+        if spec.label in seen:
+            raise check.fail(loc, f"scheme id {spec.label!r} appears twice; give one an `id:`")
+        seen.add(spec.label)
+
+
+def _check_thresholds(suite: Suite, check: _Checker) -> None:
+    known = threshold_metrics()
+    blocks: list[tuple[Path_, dict]] = [(("thresholds", "defaults"), suite.thresholds.defaults)]
+    for index, override in enumerate(suite.thresholds.overrides):
+        blocks.append((("thresholds", "overrides", index), override.__pydantic_extra__ or {}))
+    for loc, bounds in blocks:
+        for metric in bounds:
+            if metric not in known:
+                raise check.fail((*loc, metric), f"unknown metric {metric!r} (known: {', '.join(sorted(known))})")
+
+
+def scheme_spec(loaded: LoadedSuite, label: str) -> SchemeSpec:
+    """The scheme entry with id `label`."""
+    return next(s for s in loaded.suite.schemes if s.label == label)

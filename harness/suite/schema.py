@@ -1,0 +1,149 @@
+"""The suite file format, as pydantic models (unknown keys are errors everywhere).
+
+Kind-specific options (a dataset kind's `split`, a builder's `input_size`, a scheme's `io`)
+are collected as extra keys here and validated by the registered implementation's own
+options model in `harness.suite.loader`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WithOptions(BaseModel):
+    """A mapping whose unknown keys are options for a registered implementation."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.__pydantic_extra__ or {})
+
+
+class DatasetSpec(WithOptions):
+    kind: str = Field(description="dataset loader: fashion_mnist, mnist, digits, npz, image_folder, synthetic")
+
+
+class TrainSpec(Strict):
+    dataset: str
+    epochs: int = Field(5, ge=1)
+    batch_size: int = Field(128, ge=1)
+    learning_rate: float = Field(1e-3, gt=0)
+    schedule: str = Field("constant", pattern="^(constant|cosine)$")
+    limit: int | None = Field(None, ge=1, description="train on the first N samples only")
+    seed: int = 0
+
+
+class TaskSpec(Strict):
+    kind: str = "classification"
+    dataset: str
+    limit: int | None = Field(None, ge=1, description="evaluate the first N samples (default: all)")
+    batch_size: int = Field(256, ge=1)
+
+
+class CalibrationSpec(Strict):
+    dataset: str
+    samples: int = Field(200, ge=1)
+    seed: int = 0
+
+
+class ModelSpec(WithOptions):
+    """One model: a registered builder, or a file (.keras/.h5, SavedModel dir, .tflite)."""
+
+    name: str | None = None
+    builder: str | None = None
+    path: str | None = None
+    train: TrainSpec | None = None
+    task: TaskSpec | None = None
+    calibration: CalibrationSpec | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "ModelSpec":
+        if (self.builder is None) == (self.path is None):
+            raise ValueError("give exactly one of `builder` (a registered model) or `path` (a model file)")
+        if self.path is not None and self.train is not None:
+            raise ValueError("`train` applies to built-in builders only, not to model files")
+        if self.path is not None and self.options:
+            raise ValueError(f"unknown keys for a model file: {', '.join(sorted(self.options))}")
+        return self
+
+    @property
+    def label(self) -> str:
+        from pathlib import PurePath
+
+        return self.name or self.builder or PurePath(self.path or "model").stem
+
+
+class SchemeSpec(WithOptions):
+    """A scheme entry: `int8` or {scheme: int8_only, id: int8_uint8_io, io: uint8}."""
+
+    scheme: str
+    id: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.id or self.scheme
+
+
+class LatencySpec(Strict):
+    warmup_runs: int = Field(10, ge=0)
+    num_runs: int = Field(50, ge=1)
+    min_secs: float = Field(1.0, ge=0)
+    max_secs: float = Field(60.0, gt=0)
+
+
+class Bound(Strict):
+    """Limits for one metric: drops are measured against the float baseline of the model."""
+
+    max_abs_drop: float | None = None
+    max_rel_drop: float | None = None
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> "Bound":
+        if all(v is None for v in (self.max_abs_drop, self.max_rel_drop, self.min, self.max)):
+            raise ValueError("give at least one of max_abs_drop, max_rel_drop, min, max")
+        return self
+
+
+class ThresholdOverride(BaseModel):
+    """Bounds that replace the defaults for matching models and schemes (glob patterns)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    __pydantic_extra__: dict[str, Bound]
+    models: list[str] = ["*"]
+    schemes: list[str] = ["*"]
+
+
+class Thresholds(Strict):
+    defaults: dict[str, Bound] = {}
+    overrides: list[ThresholdOverride] = []
+
+
+class Suite(Strict):
+    """A whole suite file."""
+
+    name: str | None = None
+    description: str = ""
+    datasets: dict[str, DatasetSpec] = {}
+    models: list[ModelSpec] = Field(min_length=1)
+    task: TaskSpec | None = None
+    calibration: CalibrationSpec | None = None
+    schemes: list[SchemeSpec] = Field(min_length=1)
+    devices: list[str] = ["local"]
+    latency: LatencySpec = LatencySpec()
+    thresholds: Thresholds = Thresholds()
+
+    @field_validator("schemes", mode="before")
+    @classmethod
+    def _strings_are_schemes(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"scheme": v} if isinstance(v, str) else v for v in value]
+        return value

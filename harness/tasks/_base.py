@@ -1,0 +1,52 @@
+"""Task registry and the metrics tasks report (with their direction, for threshold checks)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Protocol
+
+import numpy as np
+
+from harness.datasets import Dataset
+from harness.registry import Registry
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    higher_is_better: bool
+    description: str
+
+
+# Metrics every cell gets, whatever the task: compared with the float baseline of the model.
+CELL_METRICS = (
+    Metric("size_ratio", False, "model file size / float32 model file size"),
+    Metric("latency_ratio", False, "median latency / float32 median latency, same device"),
+)
+
+
+class Task(Protocol):
+    metrics: ClassVar[tuple[Metric, ...]]
+
+    def score(self, outputs: np.ndarray, dataset: Dataset) -> dict[str, float]:
+        """Task metrics of model outputs on a labelled dataset (NotApplicable if unlabelled)."""
+        ...
+
+    def fidelity(self, outputs: np.ndarray, reference: np.ndarray) -> dict[str, float]:
+        """Agreement of an optimized model's outputs with the float model's on the same inputs."""
+        ...
+
+
+TASKS: Registry[Task] = Registry("task", "harness.tasks")
+
+
+def all_metrics() -> dict[str, Metric]:
+    """Every metric name a threshold may refer to."""
+    metrics = {m.name: m for m in CELL_METRICS}
+    for name in TASKS.names():
+        metrics.update({m.name: m for m in TASKS.get(name).metrics})
+    return metrics
+
+
+def threshold_metrics() -> set[str]:
+    return set(all_metrics())

@@ -1,0 +1,43 @@
+"""Image classification: top-1 / top-5 accuracy, and agreement with the float model."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from harness.datasets import Dataset
+from harness.errors import NotApplicable
+from harness.tasks._base import TASKS, Metric
+
+
+def top_k_accuracy(scores: np.ndarray, labels: np.ndarray, k: int) -> float:
+    """Fraction of rows whose label is among the k highest scores."""
+    if k == 1:
+        return float(np.mean(np.argmax(scores, axis=1) == labels))
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    return float(np.mean(np.any(top == labels[:, None], axis=1)))
+
+
+@TASKS.register("classification", "top-1 (and top-5 with >= 5 classes); agreement and output error vs float")
+class Classification:
+    metrics = (
+        Metric("top1", True, "top-1 accuracy"),
+        Metric("top5", True, "top-5 accuracy (5 or more classes)"),
+        Metric("top1_agreement", True, "share of inputs where the top-1 class equals the float model's"),
+        Metric("output_mae", False, "mean absolute difference of outputs vs the float model"),
+    )
+
+    def score(self, outputs: np.ndarray, dataset: Dataset) -> dict[str, float]:
+        if dataset.y is None:
+            raise NotApplicable(f"dataset {dataset.name!r} has no labels")
+        scores = outputs.reshape(len(outputs), -1)
+        result = {"top1": top_k_accuracy(scores, dataset.y, 1)}
+        if scores.shape[1] >= 5:
+            result["top5"] = top_k_accuracy(scores, dataset.y, 5)
+        return result
+
+    def fidelity(self, outputs: np.ndarray, reference: np.ndarray) -> dict[str, float]:
+        a, b = outputs.reshape(len(outputs), -1), reference.reshape(len(reference), -1)
+        return {
+            "top1_agreement": float(np.mean(np.argmax(a, axis=1) == np.argmax(b, axis=1))),
+            "output_mae": float(np.mean(np.abs(a.astype(np.float64) - b))),
+        }

@@ -1,0 +1,71 @@
+"""Threshold checks of a cell against its model's float baseline."""
+
+from __future__ import annotations
+
+import fnmatch
+from typing import Any
+
+from harness.suite.schema import Bound, Thresholds
+from harness.tasks import all_metrics
+
+
+def bounds_for(thresholds: Thresholds, model: str, scheme: str) -> dict[str, Bound]:
+    """Suite defaults, with every matching override applied in order (per metric)."""
+    bounds = dict(thresholds.defaults)
+    for override in thresholds.overrides:
+        if any(fnmatch.fnmatchcase(model, p) for p in override.models) and any(
+            fnmatch.fnmatchcase(scheme, p) for p in override.schemes
+        ):
+            bounds.update(override.__pydantic_extra__ or {})
+    return bounds
+
+
+def cell_values(record: dict[str, Any], baseline: dict[str, Any] | None) -> dict[str, float]:
+    """Task metrics plus size and latency ratios vs the baseline."""
+    values = dict(record.get("metrics") or {})
+    if baseline and baseline is not record and baseline.get("status") == "ok":
+        if record.get("size_bytes") and baseline.get("size_bytes"):
+            values["size_ratio"] = record["size_bytes"] / baseline["size_bytes"]
+        mine, theirs = (record.get("latency_ms") or {}).get("median"), (baseline.get("latency_ms") or {}).get("median")
+        if mine and theirs:
+            values["latency_ratio"] = mine / theirs
+    return values
+
+
+def check(record: dict[str, Any], baseline: dict[str, Any] | None, bounds: dict[str, Bound]) -> list[dict[str, Any]]:
+    """Every applicable check as {check, metric, threshold, value, observed, baseline, pass}.
+
+    `min`/`max` apply to every cell (the baseline too); drops need a baseline and apply to
+    the other cells. A metric the cell does not have (e.g. top-1 without labels) is skipped.
+    """
+    metrics = all_metrics()
+    values = cell_values(record, baseline)
+    base_values = dict(baseline.get("metrics") or {}) if baseline and baseline is not record else {}
+    results = []
+    for metric, bound in bounds.items():
+        if metric not in values:
+            continue
+        observed = values[metric]
+        for limit in ("min", "max"):
+            threshold = getattr(bound, limit)
+            if threshold is not None:
+                ok = observed >= threshold if limit == "min" else observed <= threshold
+                results.append(_verdict(f"{metric}.{limit}", metric, threshold, observed, observed, None, ok))
+        if metric not in base_values:
+            continue
+        base = base_values[metric]
+        drop = (base - observed) if metrics[metric].higher_is_better else (observed - base)
+        if bound.max_abs_drop is not None:
+            results.append(_verdict(f"{metric}.max_abs_drop", metric, bound.max_abs_drop, drop, observed, base,
+                                    drop <= bound.max_abs_drop + 1e-12))
+        if bound.max_rel_drop is not None and base:
+            relative = drop / abs(base)
+            results.append(_verdict(f"{metric}.max_rel_drop", metric, bound.max_rel_drop, relative, observed, base,
+                                    relative <= bound.max_rel_drop + 1e-12))
+    return results
+
+
+def _verdict(name: str, metric: str, threshold: float, value: float, observed: float, base: float | None,
+             ok: bool) -> dict[str, Any]:
+    return {"check": name, "metric": metric, "threshold": threshold, "value": value,
+            "observed": observed, "baseline": base, "pass": bool(ok)}
