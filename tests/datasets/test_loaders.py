@@ -1,0 +1,101 @@
+"""Each dataset kind loads real files, and a missing dataset says where it looked."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from harness.datasets import DATASETS
+from harness.errors import HarnessError
+
+
+def load(kind: str, tmp_path: Path, **options):
+    loader = DATASETS.get(kind)
+    return loader.load("d", loader.Options.model_validate(options), tmp_path)
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    with gzip.open(path, "wb") as handle:
+        handle.write(header + array.astype(np.uint8).tobytes())
+
+
+def test_idx_files(tmp_path: Path) -> None:
+    images = np.arange(3 * 28 * 28).reshape(3, 28, 28) % 256
+    write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", images)
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.array([7, 0, 3]))
+    data = load("mnist", tmp_path, dir=".", split="test")
+    assert data.x.shape == (3, 28, 28, 1) and data.x.dtype == np.float32
+    assert data.x[0, 0, 5, 0] == pytest.approx(5 / 255)
+    assert data.y.tolist() == [7, 0, 3] and data.num_classes == 10
+
+
+def test_truncated_idx_is_an_error(tmp_path: Path) -> None:
+    write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", np.zeros((2, 28, 28)))
+    raw = gzip.decompress((tmp_path / "t10k-images-idx3-ubyte.gz").read_bytes())
+    (tmp_path / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(raw[:-10]))
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.zeros(2))
+    with pytest.raises(HarnessError, match="truncated"):
+        load("mnist", tmp_path, dir=".")
+
+
+def test_missing_fashion_mnist_names_path_and_package(tmp_path: Path) -> None:
+    with pytest.raises(HarnessError) as caught:
+        load("fashion_mnist", tmp_path, dir="absent")
+    assert str(tmp_path / "absent") in str(caught.value)
+    assert "apt-get install dataset-fashion-mnist" in str(caught.value)
+
+
+@pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").exists(), reason="dataset-fashion-mnist not installed")
+def test_real_fashion_mnist_test_split() -> None:
+    loader = DATASETS.get("fashion_mnist")
+    data = loader.load("f", loader.Options(), Path("."))
+    assert data.x.shape == (10_000, 28, 28, 1)
+    assert np.bincount(data.y).tolist() == [1000] * 10
+
+
+def test_digits_split_is_deterministic_and_disjoint(tmp_path: Path) -> None:
+    train, test = load("digits", tmp_path, split="train"), load("digits", tmp_path, split="test")
+    assert len(train) + len(test) == 1797 and train.x.shape[1:] == (8, 8, 1)
+    assert load("digits", tmp_path, split="test").fingerprint == test.fingerprint
+    assert float(train.x.max()) == 1.0
+
+
+def test_npz(tmp_path: Path) -> None:
+    np.savez(tmp_path / "a.npz", images=np.ones((4, 2, 2, 1)), labels=np.array([0, 1, 2, 1]))
+    data = load("npz", tmp_path, path="a.npz", x_key="images", y_key="labels", scale=0.5)
+    assert data.x.max() == 0.5 and data.num_classes == 3
+    with pytest.raises(HarnessError, match="no array 'x'"):
+        load("npz", tmp_path, path="a.npz")
+
+
+def test_image_folder(tmp_path: Path) -> None:
+    for label, colour in (("cat", 255), ("dog", 0)):
+        (tmp_path / "imgs" / label).mkdir(parents=True)
+        Image.new("RGB", (10, 6), (colour, colour, colour)).save(tmp_path / "imgs" / label / "a.png")
+    data = load("image_folder", tmp_path, path="imgs", image_size=[4, 4], range=[-1, 1])
+    assert data.x.shape == (2, 4, 4, 3) and data.y.tolist() == [0, 1]
+    assert data.x[0].min() == pytest.approx(1.0) and data.x[1].max() == pytest.approx(-1.0)
+
+
+def test_image_folder_without_classes(tmp_path: Path) -> None:
+    with pytest.raises(HarnessError, match="no class sub-folders"):
+        load("image_folder", tmp_path, path="nothing")
+
+
+def test_synthetic_is_seeded_and_unlabelled(tmp_path: Path) -> None:
+    a = load("synthetic", tmp_path, shape=[4, 4, 3], count=5, low=-1, high=1)
+    b = load("synthetic", tmp_path, shape=[4, 4, 3], count=5, low=-1, high=1)
+    assert a.y is None and a.x.shape == (5, 4, 4, 3) and a.fingerprint == b.fingerprint
+    assert -1 <= a.x.min() and a.x.max() <= 1
+
+
+def test_head_and_sample(tmp_path: Path) -> None:
+    data = load("digits", tmp_path, split="test")
+    assert len(data.head(10)) == 10 and data.head(None) is data
+    assert np.array_equal(data.sample(5, seed=1), data.sample(5, seed=1))
+    assert len(data.sample(10_000, seed=0)) == len(data)
