@@ -171,6 +171,38 @@ def measure(
                   f"medians CV {cv * 100:.2f}% over {repeat} runs")
 
 
+@app.command("parse-log")
+def parse_log(
+    file: Annotated[Path, typer.Argument(help="a benchmark_model output log")],
+    as_json: Annotated[bool, typer.Option("--json", help="print the whole record as JSON")] = False,
+) -> None:
+    """Parse a benchmark_model log (any version's format) into timings, memory, delegates, op profile."""
+    import json
+
+    from harness.devices.benchmark_log import parse_benchmark_log
+
+    try:
+        text = file.read_text(errors="replace")
+    except OSError as exc:
+        raise HarnessError(f"cannot read {file}: {exc.strerror}") from None
+    record = parse_benchmark_log(text).to_dict()
+    if as_json:
+        print(json.dumps(record, indent=2))
+        return
+    timings = record["timings"]
+    console.print(f"{file}: avg {timings['avg']} ms, std {timings['std']}, min {timings['min']}, "
+                  f"max {timings['max']}, count {timings['count']}; init {timings['init']} ms, "
+                  f"first {timings['first']} ms, warm-up avg {timings['warmup_avg']} ms", highlight=False)
+    memory = record["memory"]
+    if memory.get("overall_mb") is not None:
+        console.print(f"memory: init {memory['init_mb']} MB, overall {memory['overall_mb']} MB")
+    for partition in record["delegates"]["partitions"]:
+        console.print(f"delegate {partition['delegate']}: {partition['nodes_replaced']} of "
+                      f"{partition['nodes_total']} nodes, {partition['partitions']} partition(s)")
+    for failure in record["delegates"]["failures"]:
+        console.print(f"[yellow]delegate failure:[/] {failure}", highlight=False)
+
+
 def main() -> None:
     """Entry point: config and harness errors print one line and exit 2, without a traceback."""
     try:
