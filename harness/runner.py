@@ -91,7 +91,9 @@ def plan_cells(loaded: LoadedSuite, only: list[str] | None = None) -> list[Cell]
     cells = []
     for model in suite.models:
         for device in suite.devices:
-            group = [Cell(model, scheme, device) for scheme in schemes]
+            group = [Cell(model, scheme, device) for scheme in schemes
+                     if scheme.label == BASELINE or model.schemes is None
+                     or any(fnmatch.fnmatchcase(scheme.label, p) for p in model.schemes)]
             if only:
                 chosen = [c for c in group if _selected(c, only)]
                 if not chosen:

@@ -5,6 +5,7 @@ Every problem becomes one `ConfigError` naming file, line and field.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,6 +128,9 @@ def _check_models(suite: Suite, check: _Checker, loaded: LoadedSuite) -> None:
             raise check.fail((*loc, "path"), f"model file {loaded.base_dir / model.path} does not exist")
         if model.train is not None:
             _dataset_ref(suite, check, model.train.dataset, (*loc, "train", "dataset"))
+        for position, pattern in enumerate(model.schemes or []):
+            if not any(fnmatch.fnmatchcase(s.label, pattern) for s in suite.schemes):
+                raise check.fail((*loc, "schemes", position), f"{pattern!r} matches none of the suite's schemes")
         _check_task_and_calibration(suite, model, check, loc, needs_calibration)
 
 

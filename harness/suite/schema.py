@@ -62,6 +62,7 @@ class ModelSpec(WithOptions):
     train: TrainSpec | None = None
     task: TaskSpec | None = None
     calibration: CalibrationSpec | None = None
+    schemes: list[str] | None = Field(None, description="run only these scheme ids (globs) for this model")
 
     @model_validator(mode="after")
     def _one_source(self) -> "ModelSpec":

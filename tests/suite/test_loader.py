@@ -141,3 +141,16 @@ def test_cli_unknown_device_profile(tmp_path: Path) -> None:
     path = write(tmp_path, VALID + "devices: [pixel9]\n")
     done = run_bench("run", str(path), "--reports", str(tmp_path / "r"))
     assert done.returncode == 2 and "no device profile 'pixel9'" in done.stderr
+
+
+def test_model_scheme_filter_plans_fewer_cells(tmp_path: Path) -> None:
+    from harness.runner import plan_cells
+
+    loaded = load_suite(write(tmp_path, VALID.replace("    input_shape: [8, 8, 1]\n", "    input_shape: [8, 8, 1]\n    schemes: [int8]\n")))
+    assert [c.scheme.label for c in plan_cells(loaded)] == ["float32", "int8"]
+    assert len(plan_cells(loaded, only=["*/int8"])) == 2
+
+
+def test_model_scheme_filter_must_match(tmp_path: Path) -> None:
+    error = error_for(tmp_path, VALID.replace("    input_shape: [8, 8, 1]\n", "    input_shape: [8, 8, 1]\n    schemes: [int4]\n"))
+    assert (error.line, error.field) == (8, "models[0].schemes[0]") and "matches none" in error.message
