@@ -12,7 +12,7 @@ import subprocess
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -117,7 +117,6 @@ class _ModelState:
     eval_data: Dataset | None = None
     calibration: np.ndarray | None = None
     baseline_outputs: np.ndarray | None = None
-    timings: dict[str, float] = field(default_factory=dict)
 
 
 class SuiteRunner:
@@ -145,12 +144,9 @@ class SuiteRunner:
     def _prepare_model(self, spec: ModelSpec) -> _ModelState:
         state = _ModelState()
         try:
-            started = time.perf_counter()
             train_data = self.dataset(spec.train.dataset) if spec.train else None
-            state.source, cached = resolve_source(
+            state.source = resolve_source(
                 spec, self.loaded.builder_options.get(spec.label), self.loaded.base_dir, self.cache, train_data)
-            state.timings["source_s"] = time.perf_counter() - started
-            state.timings["source_cached"] = cached
             task = spec.task or self.loaded.suite.task
             assert task is not None  # the loader checked this
             state.eval_data = self.dataset(task.dataset).head(task.limit)

@@ -142,3 +142,11 @@ def test_tflite_sources_and_a_broken_model(tmp_path: Path, session_cache: Path) 
         assert good[scheme]["evaluation"]["samples"] == 100
     assert good["int8"]["size_bytes"] < good["float32"]["size_bytes"]
     assert good["int8"]["metrics"]["top1_agreement"] > 0.8
+
+
+def test_measure_reports_cv_of_medians(tiny_run) -> None:
+    _, run_dir = tiny_run
+    model = read_results(run_dir)[0]["artifact"]["path"]
+    done = run_bench("measure", model, "--repeat", "3", "--num-runs", "20", "--min-secs", "0")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("median") >= 3 and "medians CV" in done.stdout

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -50,11 +49,11 @@ def resolve_source(
     base_dir: Path,
     cache: ArtifactCache,
     train_data: Dataset | None,
-) -> tuple[SourceModel, bool]:
-    """Return (source, was_cached) for a model entry."""
+) -> SourceModel:
+    """The float source of a model entry (built and trained on the first use, then cached)."""
     if spec.path is not None:
         path = (base_dir / spec.path).resolve()
-        return SourceModel(spec.label, detect_format(path), path, file_digest(path)), True
+        return SourceModel(spec.label, detect_format(path), path, file_digest(path))
     assert spec.builder is not None and builder_options is not None
     versions = tool_versions()
     key = content_key(
@@ -77,9 +76,8 @@ def resolve_source(
         model.save(target)
         cache.write_json("models", key, info)
 
-    path, cached = cache.get_or_create("models", key, ".keras", build)
-    info = cache.read_json("models", key) or info
-    return SourceModel(spec.label, "keras", path, file_digest(path), info), cached
+    path, _ = cache.get_or_create("models", key, ".keras", build)
+    return SourceModel(spec.label, "keras", path, file_digest(path), cache.read_json("models", key) or info)
 
 
 def saved_model_dir(source: SourceModel, cache: ArtifactCache) -> Path:
@@ -99,9 +97,3 @@ def saved_model_dir(source: SourceModel, cache: ArtifactCache) -> Path:
     path, _ = cache.get_or_create("saved_models", key, "", export)
     return path
 
-
-def describe(source: SourceModel) -> str:
-    """One line for logs: name, format and training summary."""
-    training = source.info.get("training")
-    extra = f", trained {json.dumps(training)}" if training else ""
-    return f"{source.name} ({source.format}, {source.path}{extra})"

@@ -18,7 +18,7 @@ from harness.errors import ConfigError
 from harness.models import BUILDERS
 from harness.registry import Registry, UnknownName
 from harness.schemes import SCHEMES
-from harness.suite.schema import ModelSpec, SchemeSpec, Suite
+from harness.suite.schema import ModelSpec, Suite
 from harness.suite.yaml_lines import Path_, load_yaml_with_lines, locate
 from harness.tasks import TASKS, threshold_metrics
 
@@ -169,7 +169,3 @@ def _check_thresholds(suite: Suite, check: _Checker) -> None:
             if metric not in known:
                 raise check.fail((*loc, metric), f"unknown metric {metric!r} (known: {', '.join(sorted(known))})")
 
-
-def scheme_spec(loaded: LoadedSuite, label: str) -> SchemeSpec:
-    """The scheme entry with id `label`."""
-    return next(s for s in loaded.suite.schemes if s.label == label)
