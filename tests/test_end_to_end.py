@@ -150,3 +150,32 @@ def test_measure_reports_cv_of_medians(tiny_run) -> None:
     done = run_bench("measure", model, "--repeat", "3", "--num-runs", "20", "--min-secs", "0")
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("median") >= 3 and "medians CV" in done.stdout
+
+
+def test_keras_h5_and_saved_model_sources(tmp_path: Path, session_cache: Path) -> None:
+    import keras
+
+    from harness.models import BUILDERS
+
+    builder = BUILDERS.get("tutorial_cnn")
+    keras.utils.set_random_seed(0)
+    model = builder.build(keras, builder.Options(input_shape=(8, 8, 1), filters=16))
+    model.save(tmp_path / "m.keras")
+    model.save(tmp_path / "m.h5")
+    model.export(str(tmp_path / "m_saved"), format="tf_saved_model", verbose=False)
+    suite = tmp_path / "sources.yaml"
+    suite.write_text(
+        "name: sources\n"
+        "datasets:\n  test: {kind: digits, split: test}\n"
+        "models:\n  - {name: k3, path: m.keras}\n  - {name: h5, path: m.h5}\n  - {name: sm, path: m_saved}\n"
+        "task: {kind: classification, dataset: test, limit: 64}\n"
+        "calibration: {dataset: test, samples: 8}\n"
+        "schemes: [float32, int8]\n"
+        "latency: {warmup_runs: 1, num_runs: 3, min_secs: 0}\n"
+    )
+    done = run_bench("run", str(suite), "--reports", str(tmp_path / "r"), "--cache", str(session_cache))
+    assert done.returncode == 0, done.stdout + done.stderr
+    records = read_results(run_dir_of(tmp_path / "r", "sources"))
+    assert [(r["model"], r["status"]) for r in records] == [(m, "ok") for m in ("k3", "k3", "h5", "h5", "sm", "sm")]
+    float_outputs = {r["model"]: r["metrics"]["top1"] for r in records if r["scheme"] == "float32"}
+    assert len(set(float_outputs.values())) == 1  # the same weights, whatever the file format
