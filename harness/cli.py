@@ -66,8 +66,7 @@ def run(
     from harness.suite import load_suite
 
     loaded = load_suite(suite)
-    if devices:
-        loaded.suite.devices[:] = [d.strip() for d in devices.split(",") if d.strip()]
+    device_names = [d.strip() for d in devices.split(",") if d.strip()] if devices else None
     run_dir = out
     if resume and run_dir is None:
         run_dir = latest_run_dir(reports / loaded.name)
@@ -77,7 +76,7 @@ def run(
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         run_dir = reports / loaded.name / stamp
     run_dir.mkdir(parents=True, exist_ok=True)
-    cells = plan_cells(loaded, only)
+    cells = plan_cells(loaded, only, device_names)
     if not cells:
         raise HarnessError(f"--only {only} matches no cell of {suite}")
     console.print(f"[bold]{loaded.name}[/]: {len(cells)} cells → {run_dir}")

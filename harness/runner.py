@@ -77,11 +77,12 @@ class RunOutcome:
         return 1 if self.failed_checks or self.failed_cells else 0
 
 
-def plan_cells(loaded: LoadedSuite, only: list[str] | None = None) -> list[Cell]:
+def plan_cells(loaded: LoadedSuite, only: list[str] | None = None, devices: list[str] | None = None) -> list[Cell]:
     """All cells in run order: per model and device, the float baseline first.
 
     `only` globs match `model/scheme` or `model/scheme@device`; a selected model's baseline
-    always runs too, since every other cell is compared with it.
+    always runs too, since every other cell is compared with it. `devices` replaces the
+    suite's device list.
     """
     suite = loaded.suite
     schemes = list(suite.schemes)
@@ -90,7 +91,7 @@ def plan_cells(loaded: LoadedSuite, only: list[str] | None = None) -> list[Cell]
     schemes.sort(key=lambda s: s.label != BASELINE)
     cells = []
     for model in suite.models:
-        for device in suite.devices:
+        for device in devices or suite.devices:
             group = [Cell(model, scheme, device) for scheme in schemes
                      if scheme.label == BASELINE or model.schemes is None
                      or any(fnmatch.fnmatchcase(scheme.label, p) for p in model.schemes)]
@@ -121,9 +122,8 @@ class _ModelState:
 
 class SuiteRunner:
     def __init__(self, loaded: LoadedSuite, run_dir: Path, cache: ArtifactCache,
-                 devices: list[str] | None = None, progress: Progress | None = None) -> None:
+                 progress: Progress | None = None) -> None:
         self.loaded, self.run_dir, self.cache = loaded, run_dir, cache
-        self.device_names = devices or loaded.suite.devices
         self.progress = progress or (lambda cell, stage, record: None)
         self._datasets: dict[str, Dataset] = {}
         self._devices: dict[str, Device] = {}
@@ -162,7 +162,7 @@ class SuiteRunner:
         for name in {c.device for c in cells}:
             self.device(name)  # a bad profile stops the run before any work (exit 2)
         done = {record_id(r): r for r in read_results(self.run_dir)}
-        info = self._run_info(argv)
+        info = self._run_info(argv, sorted({c.device for c in cells}))
         write_run_info(self.run_dir, info)
         writer = ResultsWriter(self.run_dir)
         records = dict(done)
@@ -187,7 +187,7 @@ class SuiteRunner:
         ordered = [records[c.id] for c in cells if c.id in records]
         return RunOutcome(self.run_dir, ordered, skipped)
 
-    def _run_info(self, argv: list[str]) -> dict[str, Any]:
+    def _run_info(self, argv: list[str], devices: list[str]) -> dict[str, Any]:
         earlier = read_run_info(self.run_dir)
         return {
             "suite": self.loaded.name,
@@ -202,7 +202,7 @@ class SuiteRunner:
             "tool_versions": tool_versions(),
             "host": {"hostname": socket.gethostname(), "platform": platform.platform(),
                      "cpu_model": cpu_model(), "cpus": os.cpu_count()},
-            "devices": {name: self.device(name).describe() for name in self.device_names},
+            "devices": {name: self.device(name).describe() for name in devices},
             "cache_dir": str(self.cache.root),
         }
 
