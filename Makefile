@@ -19,7 +19,7 @@ test: setup
 
 # Benchmarks of the harness itself (pytest-benchmark); ratios are printed, not asserted.
 benchmarks: setup
-	$(BIN)/python -m pytest tests/benchmarks --benchmark-enable -m "not slow or slow" -s
+	$(BIN)/python -m pytest tests/benchmarks --benchmark-enable -s
 
 setup: system-deps $(STAMP)
 
