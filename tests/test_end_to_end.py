@@ -17,6 +17,7 @@ from harness.results import read_results
 from tests.conftest import DATA, ROOT, run_bench
 
 TINY = DATA / "tiny.yaml"
+pytestmark = pytest.mark.slow  # trains and converts real models, runs the CLI in subprocesses
 
 
 def run_dir_of(reports: Path, suite: str) -> Path:

@@ -17,7 +17,8 @@ from harness.devices.litert import load_interpreter, predict
 from harness.suite.schema import TrainSpec
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
-pytestmark = pytest.mark.skipif(not FASHION.exists(), reason="dataset-fashion-mnist not installed")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not FASHION.exists(), reason="dataset-fashion-mnist not installed")]
 
 
 def per_image_accuracy(model: Path, images: np.ndarray, labels: np.ndarray) -> float:
