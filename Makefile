@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # Debian packages the bundled suites and tests use.
-DEBS   := dataset-fashion-mnist adb
+DEBS   := dataset-fashion-mnist adb chromium
 SUITE  ?= suites/cnn.yaml
 
 .PHONY: bench test setup system-deps benchmarks clean

@@ -16,6 +16,7 @@ import typer  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: E402
 
+from harness import cli_reports  # noqa: E402
 from harness.errors import HarnessError  # noqa: E402
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -56,10 +57,11 @@ def run(
     devices: Annotated[Optional[str], typer.Option(help="comma-separated device names overriding the suite's")] = None,
     reports: Annotated[Path, typer.Option(help="root folder of run directories")] = Path("reports"),
     cache: Annotated[Optional[Path], typer.Option(help="artifact cache (default $QUANTBENCH_CACHE or ~/.cache/quantbench)")] = None,
+    history: Annotated[Optional[Path], typer.Option(help="run history store (default <reports>/history.sqlite)")] = None,
+    no_history: Annotated[bool, typer.Option(help="do not record the run in (or compare it through) the history store")] = False,
 ) -> None:
     """Optimize, run and score every model × scheme × device cell of a suite."""
     from harness.cache import DEFAULT_ROOT, ArtifactCache
-    from harness.report.summary import render_summary
     from harness.report.terminal import results_table
     from harness.results import latest_run_dir
     from harness.runner import SuiteRunner, plan_cells
@@ -99,18 +101,18 @@ def run(
         with native_stderr_to(run_dir / "runtime.log"):
             outcome = runner.run(cells, sys.argv)
 
-    from harness.results import read_run_info
-
-    (run_dir / "summary.md").write_text(render_summary(outcome.records, read_run_info(run_dir)))
     console.print(results_table(outcome.records, f"{loaded.name} — {run_dir}"))
+    regressed = cli_reports.publish_after_run(
+        run_dir, None if no_history else history or reports / "history.sqlite", loaded.suite.thresholds)
     if outcome.skipped:
         console.print(f"resumed: {outcome.skipped} cell(s) were already done")
-    console.print(f"results: {run_dir / 'results.jsonl'}   summary: {run_dir / 'summary.md'}")
-    if outcome.exit_code:
-        console.print(f"[bold red]FAIL[/]: {outcome.failed_checks} failed check(s), {outcome.failed_cells} failed cell(s)")
+    console.print(f"results: {run_dir / 'results.jsonl'}   report: {run_dir / 'report.html'}")
+    if outcome.exit_code or regressed:
+        console.print(f"[bold red]FAIL[/]: {outcome.failed_checks} failed check(s), {outcome.failed_cells} failed cell(s)"
+                      + (", regression(s) vs the earlier run" if regressed else ""))
     else:
-        console.print("[bold green]PASS[/]: every check passed")
-    raise typer.Exit(outcome.exit_code)
+        console.print("[bold green]PASS[/]: every check passed, no regression vs the earlier run")
+    raise typer.Exit(max(outcome.exit_code, regressed))
 
 
 @app.command()
@@ -200,6 +202,11 @@ def parse_log(
                       f"{partition['nodes_total']} nodes, {partition['partitions']} partition(s)")
     for failure in record["delegates"]["failures"]:
         console.print(f"[yellow]delegate failure:[/] {failure}", highlight=False)
+
+
+app.command("report")(cli_reports.report)
+app.command("history")(cli_reports.history)
+app.command("compare")(cli_reports.compare)
 
 
 def main() -> None:

@@ -1,0 +1,126 @@
+"""`bench report`, `bench history` and `bench compare`: typer command functions, registered in harness.cli."""
+
+from __future__ import annotations
+
+import sys
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.markdown import Markdown
+from rich.table import Table
+
+from harness.errors import HarnessError
+from harness.history import DEFAULT_PATH, History
+from harness.results import RESULTS, read_results, read_run_info
+
+if TYPE_CHECKING:  # the report modules load plotly/jinja2 lazily, keeping `bench --help` fast
+    from harness.report.publish import PublishResult
+    from harness.suite.schema import Thresholds
+
+console = Console(width=None if sys.stdout.isatty() else 160)
+
+
+def print_published(result: PublishResult) -> int:
+    """Print where the reports went, any warnings and regressions; 1 if the run regressed, else 0."""
+    for message in result.warnings:
+        console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+    names = "  ".join(str(p) for p in result.files)
+    console.print(f"reports: {names}" + (f"   history: run #{result.history_id}" if result.history_id else ""),
+                  highlight=False, soft_wrap=True)
+    if result.comparison is None:
+        console.print("no earlier run to compare with")
+    elif result.regressions:
+        console.print(f"[bold red]REGRESSED[/] vs {result.comparison.previous_label}:", highlight=False)
+        for change in result.regressions:
+            console.print(f"  {change.cell} {change.quantity}: {change.previous} → {change.current} "
+                          f"({change.detail}; rule {change.rule})", highlight=False, markup=False, soft_wrap=True)
+    else:
+        console.print(f"no regression vs {result.comparison.previous_label}", highlight=False)
+    return 1 if result.regressions else 0
+
+
+def publish_after_run(run_dir: Path, history: Path | None, thresholds: Thresholds) -> int:
+    """For `bench run`: publish the finished run and print the outcome; 1 on a regression vs the earlier run."""
+    from harness.report.publish import publish_run
+
+    return print_published(publish_run(run_dir, history, thresholds=thresholds))
+
+
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="run directory holding results.jsonl")],
+    history: Annotated[Optional[Path], typer.Option(help="history store to read trends from and record the run in")
+                       ] = None,
+) -> None:
+    """Re-render summary.md, report.html and junit.xml of a run from its results.jsonl."""
+    from harness.report.publish import publish_run
+
+    if not (run_dir / RESULTS).is_file():
+        raise HarnessError(f"{run_dir / RESULTS} not found: give a run directory (reports/<suite>/<time>)")
+    raise typer.Exit(print_published(publish_run(run_dir, history)))
+
+
+def history(
+    suite: Annotated[str, typer.Argument(help="suite name, e.g. cnn")],
+    db: Annotated[Path, typer.Option(help="history store")] = DEFAULT_PATH,
+    limit: Annotated[int, typer.Option(help="show the latest N runs")] = 20,
+    pin: Annotated[Optional[int], typer.Option(help="compare later runs with run ID, not the previous run")] = None,
+    unpin: Annotated[bool, typer.Option(help="compare with the previous run again")] = False,
+) -> None:
+    """List the recorded runs of a suite: time, git commit, suite hash, verdict counts."""
+    if not db.is_file():
+        raise HarnessError(f"no history store at {db} (it is created by the first published run)")
+    with History(db) as store:
+        if pin is not None or unpin:
+            store.pin(suite, None if unpin else pin)
+        runs = store.runs(suite, limit=limit)
+    if not runs:
+        raise HarnessError(f"{db} has no runs of {suite!r}")
+    table = Table(title=f"{suite}: {len(runs)} latest run(s) in {db}", header_style="bold")
+    for column in ("id", "started", "git", "suite sha", "cells", "failed checks", "failed cells", "n/a",
+                   "regressions", "run dir"):
+        table.add_column(column)
+    for run in runs:
+        table.add_row(f"{run.id}{' (pinned)' if run.pinned else ''}", run.started_at, (run.git_commit or "–")[:10],
+                      (run.suite_sha256 or "–")[:10], str(run.cells), str(run.failed_checks), str(run.failed_cells),
+                      str(run.na_cells), str(run.regressions), run.run_dir or "–")
+    console.print(table)
+
+
+def _load_run(reference: str, db: Path) -> tuple[str, list[dict[str, Any]], dict[str, Any]]:
+    """(label, records, run info) of a run directory or a history run id."""
+    path = Path(reference)
+    if (path / RESULTS).is_file():
+        return f"run {path}", read_results(path), read_run_info(path)
+    if reference.lstrip("#").isdigit():
+        if not db.is_file():
+            raise HarnessError(f"{reference}: no run directory there and no history store at {db}")
+        with History(db) as store:
+            entry = store.run(int(reference.lstrip("#")))
+            return f"run {entry.label}", store.records(entry.id), {"suite_path": None, "suite": entry.suite}
+    raise HarnessError(f"{reference}: neither a run directory (with {RESULTS}) nor a history run id")
+
+
+def compare(
+    run_a: Annotated[str, typer.Argument(help="earlier run: run directory or history id")],
+    run_b: Annotated[str, typer.Argument(help="later run: run directory or history id")],
+    db: Annotated[Path, typer.Option(help="history store for ids")] = DEFAULT_PATH,
+    suite_file: Annotated[Optional[Path], typer.Option(help="suite whose thresholds judge metric changes "
+                                                       "(default: the later run's suite file)")] = None,
+) -> None:
+    """Per-cell changes from RUN_A to RUN_B; exit code 1 when RUN_B regressed."""
+    from harness.compare import compare_runs
+    from harness.report.publish import comparison_markdown
+    from harness.suite import load_suite
+    from harness.verdicts import bounds_for
+
+    label_a, records_a, _ = _load_run(run_a, db)
+    _, records_b, info_b = _load_run(run_b, db)
+    source = suite_file or (Path(info_b["suite_path"]) if info_b.get("suite_path") else None)
+    bounds = partial(bounds_for, load_suite(source).suite.thresholds) if source and source.is_file() else None
+    comparison = compare_runs(records_b, records_a, bounds, previous_label=label_a)
+    warnings = [] if bounds else ["no suite file: metric changes are listed but not judged (give --suite-file)"]
+    console.print(Markdown(comparison_markdown(comparison, warnings)))
+    raise typer.Exit(1 if comparison.regressions else 0)

@@ -1,0 +1,176 @@
+"""Regressions of a run against an earlier run of the same suite, cell by cell.
+
+Metrics use the suite's drop bounds (`max_abs_drop`, `max_rel_drop`, applied to the drop vs the
+earlier run's same cell, through `harness.verdicts.check`); size uses the `size_ratio` bound's
+`max_rel_drop` as the allowed relative growth (else `Policy.max_size_growth`); latency uses a
+Mann–Whitney U test on the per-iteration samples of both runs together with a minimum ratio of
+medians, so that noise alone (significant but tiny) does not count as a regression.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from harness.results import record_id
+from harness.suite.schema import Bound
+from harness.verdicts import check
+
+BoundsFn = Callable[[str, str], dict[str, Bound]]
+"""(model, scheme) → the suite's bounds for that cell, e.g. `functools.partial(bounds_for, thresholds)`."""
+
+_DROP_CHECKS = (".max_abs_drop", ".max_rel_drop")
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How large a change must be to count as a regression."""
+
+    alpha: float = 0.05  # significance level of the latency test
+    min_latency_ratio: float = 1.05  # and the current median must be at least this much slower
+    max_size_growth: float = 0.01  # relative size growth allowed when the suite sets no size_ratio.max_rel_drop
+    min_samples: int = 5  # fewer latency samples than this in either run: no latency test
+
+
+DEFAULT_POLICY = Policy()
+
+
+@dataclass(frozen=True)
+class LatencyTest:
+    """Mann–Whitney U test of current vs previous per-iteration latency samples (two-sided)."""
+
+    u: float
+    p: float
+    ratio: float  # median(current) / median(previous)
+    previous_median: float
+    current_median: float
+    n_previous: int
+    n_current: int
+
+
+@dataclass(frozen=True)
+class Change:
+    """One quantity of one cell, previous → current, and whether that is a regression."""
+
+    cell: str
+    quantity: str  # a metric name, "size_bytes", "latency_ms" or "status"
+    previous: float | str | None
+    current: float | str | None
+    rule: str  # what was applied, e.g. "top1.max_abs_drop ≤ 0.02"; "" when not judged
+    detail: str  # the observed change in words, e.g. "drop 0.0500" or "×1.10, p=1e-06"
+    regressed: bool = False
+    improved: bool = False
+    latency: LatencyTest | None = None
+
+    @property
+    def judged(self) -> bool:
+        return bool(self.rule)
+
+    @property
+    def shown(self) -> bool:
+        """Worth a line in a report: a latency test, a regression, or a value that changed."""
+        return self.latency is not None or self.regressed or self.previous != self.current
+
+
+@dataclass
+class Comparison:
+    """Every change of a run vs an earlier one (`previous_label` names the earlier run)."""
+
+    previous_label: str
+    changes: list[Change] = field(default_factory=list)
+    new_cells: list[str] = field(default_factory=list)
+    missing_cells: list[str] = field(default_factory=list)
+    policy: Policy = DEFAULT_POLICY
+
+    @property
+    def regressions(self) -> list[Change]:
+        return [c for c in self.changes if c.regressed]
+
+    @property
+    def latency_tests(self) -> list[Change]:
+        return [c for c in self.changes if c.latency is not None]
+
+
+def compare_runs(current: list[dict[str, Any]], previous: list[dict[str, Any]], bounds: BoundsFn | None,
+                 policy: Policy = DEFAULT_POLICY, previous_label: str = "previous run") -> Comparison:
+    """Compare the records of two runs cell by cell; `bounds` None leaves metric changes unjudged."""
+    earlier = {record_id(r): r for r in previous}
+    comparison = Comparison(previous_label, policy=policy)
+    for record in current:
+        cell = record_id(record)
+        before = earlier.pop(cell, None)
+        if before is None:
+            comparison.new_cells.append(cell)
+            continue
+        comparison.changes += _status_changes(cell, before, record)
+        if record["status"] == "ok" and before["status"] == "ok":
+            cell_bounds = bounds(record["model"], record["scheme"]) if bounds else {}
+            comparison.changes += _metric_changes(cell, before, record, cell_bounds)
+            comparison.changes += _size_changes(cell, before, record, cell_bounds, policy)
+            comparison.changes += _latency_changes(cell, before, record, policy)
+    comparison.missing_cells = list(earlier)
+    return comparison
+
+
+def _status_changes(cell: str, before: dict[str, Any], record: dict[str, Any]) -> list[Change]:
+    if before["status"] == record["status"]:
+        return []
+    broke = before["status"] == "ok" and record["status"] == "failed"
+    return [Change(cell, "status", before["status"], record["status"], rule="a cell that ran must not fail",
+                   detail=record.get("error") or "", regressed=broke, improved=record["status"] == "ok")]
+
+
+def _metric_changes(cell: str, before: dict[str, Any], record: dict[str, Any],
+                    cell_bounds: dict[str, Bound]) -> list[Change]:
+    """Drop checks vs the earlier cell (same semantics as the checks vs float), plus unjudged changes."""
+    drops = [v for v in check(record, before, cell_bounds) if v["check"].endswith(_DROP_CHECKS)]
+    changes = [Change(cell, v["metric"], v["baseline"], v["observed"], rule=f"{v['check']} ≤ {v['threshold']:g}",
+                      detail=f"drop {v['value']:+.4g}", regressed=not v["pass"], improved=v["value"] < 0)
+               for v in drops]
+    judged = {v["metric"] for v in drops}
+    now, then = record.get("metrics") or {}, before.get("metrics") or {}
+    for metric in sorted(now.keys() & then.keys() - judged):
+        if now[metric] != then[metric]:
+            changes.append(Change(cell, metric, then[metric], now[metric], rule="",
+                                  detail=f"change {now[metric] - then[metric]:+.4g}"))
+    return changes
+
+
+def _size_changes(cell: str, before: dict[str, Any], record: dict[str, Any], cell_bounds: dict[str, Bound],
+                  policy: Policy) -> list[Change]:
+    old, new = before.get("size_bytes"), record.get("size_bytes")
+    if not old or not new or old == new:
+        return []
+    bound = cell_bounds.get("size_ratio")
+    allowed = bound.max_rel_drop if bound and bound.max_rel_drop is not None else policy.max_size_growth
+    growth = new / old - 1
+    return [Change(cell, "size_bytes", old, new, rule=f"growth ≤ {allowed:.1%}", detail=f"growth {growth:+.2%}",
+                   regressed=growth > allowed + 1e-12, improved=growth < 0)]
+
+
+def _latency_changes(cell: str, before: dict[str, Any], record: dict[str, Any], policy: Policy) -> list[Change]:
+    test = latency_test(before.get("latency_samples_ms") or [], record.get("latency_samples_ms") or [], policy)
+    if test is None:
+        return []
+    significant = test.p < policy.alpha
+    return [Change(cell, "latency_ms", test.previous_median, test.current_median,
+                   rule=f"p < {policy.alpha:g} and ×≥{policy.min_latency_ratio:g}",
+                   detail=f"×{test.ratio:.3f}, U={test.u:g}, p={test.p:.2g}",
+                   regressed=significant and test.ratio >= policy.min_latency_ratio,
+                   improved=significant and test.ratio <= 1 / policy.min_latency_ratio, latency=test)]
+
+
+def latency_test(previous: list[float], current: list[float],
+                 policy: Policy = DEFAULT_POLICY) -> LatencyTest | None:
+    """Two-sided Mann–Whitney U test of two sample sets; None when either has too few samples."""
+    if min(len(previous), len(current)) < policy.min_samples:
+        return None
+    from scipy.stats import mannwhitneyu  # imported here: scipy.stats alone would double `bench` start-up time
+
+    result = mannwhitneyu(current, previous, alternative="two-sided")
+    old, new = float(np.median(previous)), float(np.median(current))
+    return LatencyTest(u=float(result.statistic), p=float(result.pvalue), ratio=new / old if old else float("inf"),
+                       previous_median=old, current_median=new, n_previous=len(previous), n_current=len(current))

@@ -1,0 +1,232 @@
+"""The run history: an embedded SQLite store of every published run and its cells.
+
+WAL mode, a busy timeout and short `BEGIN IMMEDIATE` transactions let several processes write
+at once; a cell keeps its record fields (metrics, latency stats and samples, verdicts) as JSON, so
+`records()` gives back records shaped like results.jsonl lines.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+from harness.results import utc_now
+
+DEFAULT_PATH = Path("reports/history.sqlite")
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    suite TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    git_commit TEXT,
+    suite_sha256 TEXT,
+    run_dir TEXT,
+    cells INTEGER NOT NULL,
+    failed_checks INTEGER NOT NULL,
+    failed_cells INTEGER NOT NULL,
+    na_cells INTEGER NOT NULL,
+    regressions INTEGER NOT NULL,
+    pinned INTEGER NOT NULL DEFAULT 0,
+    recorded_at TEXT NOT NULL,
+    UNIQUE (suite, started_at)
+);
+CREATE TABLE IF NOT EXISTS cells (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    model TEXT NOT NULL,
+    scheme TEXT NOT NULL,
+    device TEXT NOT NULL,
+    status TEXT NOT NULL,
+    error TEXT,
+    size_bytes INTEGER,
+    gzip_bytes INTEGER,
+    metrics TEXT NOT NULL,
+    latency_ms TEXT,
+    latency_samples_ms TEXT,
+    verdicts TEXT NOT NULL,
+    PRIMARY KEY (run_id, model, scheme, device)
+);
+CREATE INDEX IF NOT EXISTS runs_by_suite ON runs (suite, started_at);
+"""
+
+_JSON_FIELDS = ("metrics", "latency_ms", "latency_samples_ms", "verdicts")
+_RUN_COLUMNS = ("id", "suite", "started_at", "finished_at", "git_commit", "suite_sha256", "run_dir", "cells",
+                "failed_checks", "failed_cells", "na_cells", "regressions", "pinned")
+
+
+class HistoryError(HarnessError):
+    """The history store cannot be opened, read or written."""
+
+
+@dataclass(frozen=True)
+class RunEntry:
+    """One recorded run with its verdict counts."""
+
+    id: int
+    suite: str
+    started_at: str
+    finished_at: str | None
+    git_commit: str | None
+    suite_sha256: str | None
+    run_dir: str | None
+    cells: int
+    failed_checks: int
+    failed_cells: int
+    na_cells: int
+    regressions: int
+    pinned: bool
+
+    @property
+    def label(self) -> str:
+        return f"#{self.id} ({self.started_at}{', pinned' if self.pinned else ''})"
+
+
+class History:
+    """A history store at `path` (created on first use); use as a context manager or call close()."""
+
+    def __init__(self, path: Path, timeout_s: float = 30.0) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, timeout=timeout_s, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise self._error(exc) from None
+        try:
+            self._prepare(timeout_s)
+        except HistoryError:
+            self._db.close()
+            raise
+
+    def _prepare(self, timeout_s: float) -> None:
+        with self._guard():
+            self._db.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA foreign_keys = ON")
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise HistoryError(f"history store {self.path} was written by a newer quantbench (schema {version})")
+            if version < SCHEMA_VERSION:
+                with self._transaction():  # executescript would commit early, so one statement at a time
+                    for statement in filter(str.strip, _SCHEMA.split(";")):
+                        self._db.execute(statement)
+                    self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def __enter__(self) -> "History":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _error(self, exc: Exception) -> HistoryError:
+        corrupt = type(exc) is sqlite3.DatabaseError  # "file is not a database", "disk image is malformed"
+        hint = "; move it aside to start a new one, or use another file" if corrupt else ""
+        return HistoryError(f"history store {self.path} cannot be used ({exc}){hint}")
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Turn SQLite errors (corrupt file, locked too long, disk full) into HistoryError."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def record(self, records: list[dict[str, Any]], run_info: dict[str, Any], run_dir: Path | None,
+               regressions: int) -> int:
+        """Store (or replace) a run identified by its suite and start time; returns its id."""
+        counts = (len(records), sum(1 for r in records for v in r.get("verdicts") or [] if not v["pass"]),
+                  sum(1 for r in records if r["status"] == "failed"), sum(1 for r in records if r["status"] == "n/a"))
+        run = (run_info["suite"], run_info["started_at"], run_info.get("finished_at"), run_info.get("git_commit"),
+               run_info.get("suite_sha256"), str(run_dir) if run_dir else None, *counts, regressions, utc_now())
+        with self._guard(), self._transaction():
+            run_id = self._db.execute(
+                "INSERT INTO runs (suite, started_at, finished_at, git_commit, suite_sha256, run_dir, cells,"
+                " failed_checks, failed_cells, na_cells, regressions, recorded_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (suite, started_at) DO UPDATE SET finished_at = excluded.finished_at,"
+                " git_commit = excluded.git_commit, suite_sha256 = excluded.suite_sha256, run_dir = excluded.run_dir,"
+                " cells = excluded.cells, failed_checks = excluded.failed_checks, failed_cells = excluded.failed_cells,"
+                " na_cells = excluded.na_cells, regressions = excluded.regressions, recorded_at = excluded.recorded_at"
+                " RETURNING id", run).fetchone()[0]
+            self._db.execute("DELETE FROM cells WHERE run_id = ?", (run_id,))
+            self._db.executemany(
+                "INSERT INTO cells VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(run_id, r["model"], r["scheme"], r["device"], r["status"], r.get("error"), r.get("size_bytes"),
+                  r.get("gzip_bytes"), json.dumps(r.get("metrics") or {}), json.dumps(r.get("latency_ms")),
+                  json.dumps(r.get("latency_samples_ms")), json.dumps(r.get("verdicts") or []))
+                 for r in records])
+        return int(run_id)
+
+    def runs(self, suite: str, limit: int | None = None, before: str | None = None) -> list[RunEntry]:
+        """Runs of a suite, newest first; `before` keeps those started strictly earlier."""
+        query = f"SELECT {', '.join(_RUN_COLUMNS)} FROM runs WHERE suite = ?"
+        params: list[Any] = [suite]
+        if before is not None:
+            query += " AND started_at < ?"
+            params.append(before)
+        query += " ORDER BY started_at DESC, id DESC"
+        if limit is not None:
+            query += " LIMIT ?"
+            params.append(limit)
+        with self._guard():
+            return [_entry(row) for row in self._db.execute(query, params)]
+
+    def run(self, run_id: int) -> RunEntry:
+        """One run by id (HistoryError if there is none)."""
+        with self._guard():
+            row = self._db.execute(f"SELECT {', '.join(_RUN_COLUMNS)} FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise HistoryError(f"history store {self.path} has no run #{run_id}")
+        return _entry(row)
+
+    def records(self, run_id: int) -> list[dict[str, Any]]:
+        """The cells of a run as result records (the fields the store keeps)."""
+        with self._guard():
+            cursor = self._db.execute(
+                "SELECT model, scheme, device, status, error, size_bytes, gzip_bytes, metrics, latency_ms,"
+                " latency_samples_ms, verdicts FROM cells WHERE run_id = ? ORDER BY rowid", (run_id,))
+            rows = cursor.fetchall()
+            names = [d[0] for d in cursor.description]
+        records = [dict(zip(names, row, strict=True)) for row in rows]
+        for record in records:
+            for key in _JSON_FIELDS:
+                record[key] = json.loads(record[key])
+        return records
+
+    def baseline(self, suite: str, started_at: str) -> RunEntry | None:
+        """The run to compare a run with: the suite's pinned run if it is earlier, else the latest earlier one."""
+        earlier = self.runs(suite, before=started_at)
+        return next((r for r in earlier if r.pinned), earlier[0] if earlier else None)
+
+    def pin(self, suite: str, run_id: int | None) -> None:
+        """Make `run_id` the suite's fixed baseline (None: compare with the previous run again)."""
+        if run_id is not None and self.run(run_id).suite != suite:
+            raise HistoryError(f"run #{run_id} is not a run of {suite!r}")
+        with self._guard(), self._transaction():
+            self._db.execute("UPDATE runs SET pinned = (id IS ?) WHERE suite = ?", (run_id, suite))
+
+
+def _entry(row: tuple[Any, ...]) -> RunEntry:
+    values = dict(zip(_RUN_COLUMNS, row, strict=True))
+    values["pinned"] = bool(values["pinned"])
+    return RunEntry(**values)

@@ -1,0 +1,192 @@
+"""Publish a finished run: summary.md, report.html, junit.xml, the history store, and the
+comparison with the previous (or pinned) run of the same suite.
+
+The run's own files are always written; a history store that cannot be used only adds a warning
+(and the previous run directory on disk stands in for it).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from harness.compare import DEFAULT_POLICY, BoundsFn, Change, Comparison, Policy, compare_runs
+from harness.errors import HarnessError
+from harness.history import History, HistoryError
+from harness.report.charts import TrendRun
+from harness.report.html import render_html
+from harness.report.junit import render_junit
+from harness.report.summary import _escape as md
+from harness.report.summary import render_summary
+from harness.results import RESULTS, RUN_INFO, read_results, read_run_info
+from harness.suite.schema import Thresholds
+from harness.verdicts import bounds_for
+
+TREND_RUNS = 30  # earlier runs drawn in the trend charts
+EarlierRun = tuple[str, list[dict[str, Any]]]  # (label, records)
+
+
+@dataclass
+class PublishResult:
+    """What publishing wrote and found."""
+
+    run_dir: Path
+    files: list[Path]
+    comparison: Comparison | None
+    history_id: int | None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def regressions(self) -> list[Change]:
+        return self.comparison.regressions if self.comparison else []
+
+
+def publish_run(run_dir: Path, history_path: Path | None, *, thresholds: Thresholds | None = None,
+                policy: Policy = DEFAULT_POLICY) -> PublishResult:
+    """Write the run's reports, compare it with the earlier run and record it in history (unless None).
+
+    `thresholds` judge metric changes vs the earlier run; by default they come from the suite file
+    named in run.json, when it can still be read.
+    """
+    records = read_results(run_dir)
+    if not records:
+        raise HarnessError(f"{run_dir}: no records in {RESULTS}, nothing to report")
+    run_info = _run_info(run_dir)
+    warnings: list[str] = []
+    store = _open_history(history_path, warnings)
+    try:
+        previous, trend = _earlier_runs(store, run_dir, run_info, warnings)
+        comparison = None
+        if previous is not None:
+            bounds = partial(bounds_for, thresholds) if thresholds is not None else _suite_bounds(run_info, warnings)
+            comparison = compare_runs(records, previous[1], bounds, policy, previous[0])
+        trend.append((run_info["started_at"], records))
+        files = _write_reports(run_dir, records, run_info, comparison, trend, warnings)
+        history_id = None
+        if store is not None:
+            try:
+                history_id = store.record(records, run_info, run_dir.resolve(),
+                                          len(comparison.regressions) if comparison else 0)
+            except HistoryError as exc:
+                warnings.append(f"{exc}: this run was not recorded")
+    finally:
+        if store is not None:
+            store.close()
+    return PublishResult(run_dir, files, comparison, history_id, warnings)
+
+
+def _run_info(run_dir: Path) -> dict[str, Any]:
+    """run.json, with the suite name and start time filled in when run.json is missing."""
+    info = read_run_info(run_dir)
+    info.setdefault("suite", run_dir.parent.name)
+    if not info.get("started_at"):
+        mtime = (run_dir / RESULTS).stat().st_mtime
+        info["started_at"] = datetime.fromtimestamp(mtime, timezone.utc).isoformat(timespec="seconds")
+    return info
+
+
+def _open_history(path: Path | None, warnings: list[str]) -> History | None:
+    if path is None:
+        return None
+    try:
+        return History(path)
+    except HistoryError as exc:
+        warnings.append(f"{exc}. The run's own files are written; it is not recorded in history.")
+        return None
+
+
+def _earlier_runs(store: History | None, run_dir: Path, run_info: dict[str, Any],
+                  warnings: list[str]) -> tuple[EarlierRun | None, list[TrendRun]]:
+    """The run to compare with (history's baseline, else the previous run directory) and the trend runs."""
+    suite, started = run_info["suite"], run_info["started_at"]
+    if store is not None:
+        try:
+            entry = store.baseline(suite, started)
+            trend = [(e.started_at, store.records(e.id))
+                     for e in reversed(store.runs(suite, limit=TREND_RUNS, before=started))]
+            if entry is not None:
+                return (f"run {entry.label}", store.records(entry.id)), trend
+            return _previous_run_dir(run_dir, run_info), trend
+        except HistoryError as exc:
+            warnings.append(f"{exc}. Compared with the previous run directory instead.")
+    return _previous_run_dir(run_dir, run_info), []
+
+
+def _previous_run_dir(run_dir: Path, run_info: dict[str, Any]) -> EarlierRun | None:
+    """The latest sibling run directory of the same suite that started before this run."""
+    candidates = []
+    for sibling in run_dir.parent.iterdir() if run_dir.parent.is_dir() else []:
+        if sibling.resolve() == run_dir.resolve() or not (sibling / RUN_INFO).exists():
+            continue
+        info = read_run_info(sibling)
+        if info.get("suite") == run_info["suite"] and str(info.get("started_at", "")) < run_info["started_at"]:
+            candidates.append((str(info.get("started_at")), sibling))
+    for _, sibling in sorted(candidates, reverse=True):
+        records = read_results(sibling)
+        if records:
+            return f"run {sibling.name}", records
+    return None
+
+
+def _suite_bounds(run_info: dict[str, Any], warnings: list[str]) -> BoundsFn | None:
+    from harness.suite import load_suite
+
+    try:
+        return partial(bounds_for, load_suite(run_info.get("suite_path") or "").suite.thresholds)
+    except HarnessError as exc:
+        warnings.append(f"metric changes vs the earlier run are listed but not judged: the suite's thresholds "
+                        f"are unavailable ({exc})")
+        return None
+
+
+def _write_reports(run_dir: Path, records: list[dict[str, Any]], run_info: dict[str, Any],
+                   comparison: Comparison | None, trend: list[TrendRun], warnings: list[str]) -> list[Path]:
+    outputs = {
+        "summary.md": render_summary(records, run_info) + comparison_markdown(comparison, warnings),
+        "report.html": render_html(records, run_info, comparison, trend, warnings),
+        "junit.xml": render_junit(records, run_info, comparison),
+    }
+    files = []
+    for name, text in outputs.items():
+        path = run_dir / name
+        tmp = run_dir / f".{name}.tmp"
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+        files.append(path)
+    return files
+
+
+def _number(value: float | str | None) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else md(str(value))
+
+
+def comparison_markdown(comparison: Comparison | None, warnings: list[str]) -> str:
+    """The summary.md section on the earlier run (and any warnings), starting with a blank line."""
+    lines = [""]
+    if comparison is None:
+        lines += ["## Compared with an earlier run", "", "No earlier run of this suite to compare with."]
+    else:
+        count = len(comparison.regressions)
+        verdict = f"**{count} regression(s)**" if count else "no regression"
+        lines += [f"## Compared with {md(comparison.previous_label)}: {verdict}", "",
+                  f"Latency: two-sided Mann–Whitney U on per-iteration samples; a regression needs "
+                  f"p < {comparison.policy.alpha:g} and a median ratio ≥ {comparison.policy.min_latency_ratio:g}.", ""]
+        ordered = sorted((c for c in comparison.changes if c.shown), key=lambda c: (not c.regressed, c.cell))
+        if ordered:
+            lines += ["| cell | quantity | previous | current | change | rule | verdict |",
+                      "|---|---|---|---|---|---|---|"]
+        for change in ordered:
+            verdict_text = "**REGRESSED**" if change.regressed else "improved" if change.improved else "ok"
+            lines.append(f"| {md(change.cell)} | {md(change.quantity)} | {_number(change.previous)} | "
+                         f"{_number(change.current)} | {md(change.detail)} | {md(change.rule) or 'not judged'} | "
+                         f"{verdict_text} |")
+        if comparison.new_cells:
+            lines += ["", "New cells: " + ", ".join(f"`{md(c)}`" for c in comparison.new_cells)]
+        if comparison.missing_cells:
+            lines += ["", "No longer run: " + ", ".join(f"`{md(c)}`" for c in comparison.missing_cells)]
+    lines += [f"\n> warning: {md(w)}" for w in warnings]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,88 @@
+"""report.html in a real headless Chromium: every chart renders, no console message, no network request."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from harness.history import History
+from harness.report.publish import publish_run
+from tests.report.runs import THRESHOLDS, XSS, cell, standard_cells, with_verdicts, write_run
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=(
+    "Chromium is not installed (Debian package `chromium`): the real-browser check of report.html needs it"))
+
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", "--host-resolver-rules=MAP * ~NOTFOUND",
+         "--virtual-time-budget=20000"]
+
+
+def chromium(page: Path, profile: Path, *flags: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *flags, page.as_uri()],
+                          capture_output=True, text=True, timeout=180, check=True)
+
+
+def page_requests(netlog: Path) -> list[str]:
+    """URLs the page asked for (the browser's own background requests have no origin)."""
+    log = json.loads(netlog.read_text())
+    start = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
+    return [e["params"]["url"] for e in log["events"]
+            if e["type"] == start and "url" in e.get("params", {}) and e["params"].get("initiator") != "not an origin"]
+
+
+@pytest.fixture
+def report_page(tmp_path: Path) -> Path:
+    """The third of three published runs (so trends have history), with a regression, failures and an XSS name."""
+    history = tmp_path / "history.sqlite"
+    for index in range(3):
+        planted = {"slowdown": 1.10, "top1_drop": 0.05} if index == 2 else {}
+        records = standard_cells(seed=index * 10, **planted) + with_verdicts([
+            cell(XSS, "float32", top1=0.8, seed=index), cell(XSS, "int8", top1=0.79, size_bytes=1_000_000, seed=5),
+            cell(XSS, "dynamic_range", status="failed", error=f"RuntimeError: {XSS}"),
+            cell(XSS, "int16x8", status="n/a", error="no calibration dataset configured")])
+        run_dir = write_run(tmp_path / "reports", records, index=index)
+        publish_run(run_dir, history, thresholds=THRESHOLDS)
+    with History(history) as store:
+        assert len(store.runs("nightly")) == 3
+    return run_dir / "report.html"
+
+
+def test_report_renders_offline_without_errors(report_page: Path, tmp_path: Path) -> None:
+    html = report_page.read_text()
+    specs = json.loads(re.search(r'id="quantbench-charts">(.*?)</script>', html, re.S).group(1))
+    assert {s["id"].split("-")[0] for s in specs} == {"size", "speed", "latency", "trend"}
+
+    netlog = tmp_path / "netlog.json"
+    done = chromium(report_page, tmp_path / "profile", "--enable-logging=stderr", "--v=0",
+                    f"--log-net-log={netlog}", "--dump-dom")
+    dom = done.stdout
+    assert f'data-charts-rendered="{len(specs)}"' in dom, "the page's renderer did not finish every chart"
+    for spec in specs:
+        tag = re.search(rf'<div[^>]*\bid="{spec["id"]}"[^>]*>', dom).group(0)
+        assert "js-plotly-plot" in tag, f"chart {spec['id']} was not drawn"
+    assert dom.count('class="main-svg"') >= len(specs)
+    assert [line for line in done.stderr.splitlines() if ":CONSOLE" in line] == []
+    assert page_requests(netlog) == []
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in dom and dom.count("<script") == 3
+    assert "FAIL: 1 cell(s) violate thresholds · 2 regression(s) vs run #2" in dom
+
+    screenshot = tmp_path / "report.png"
+    chromium(report_page, tmp_path / "profile-shot", "--window-size=1400,2400", "--hide-scrollbars",
+             f"--screenshot={screenshot}")
+    assert screenshot.stat().st_size > 50_000
+    print(f"\nreport.html screenshot: {screenshot}")
+
+
+def test_the_network_check_sees_a_page_request(tmp_path: Path) -> None:
+    """The netlog filter above is only worth something if it catches a request a page makes."""
+    page = tmp_path / "probe.html"
+    page.write_text('<img src="http://example.invalid/pixel.png">')
+    netlog = tmp_path / "netlog.json"
+    chromium(page, tmp_path / "profile", f"--log-net-log={netlog}", "--dump-dom")
+    assert page_requests(netlog) == ["http://example.invalid/pixel.png"]

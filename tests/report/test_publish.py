@@ -1,0 +1,125 @@
+"""publish_run: the three report files, history, the comparison, escaping, and a broken history store."""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+import xmlschema
+
+from harness.errors import HarnessError
+from harness.report.publish import publish_run
+from tests.report.runs import THRESHOLDS, XSS, cell, standard_cells, with_verdicts, write_run
+
+XSD = Path(__file__).with_name("junit.xsd")
+
+
+def mixed_cells(seed: int = 0, **planted) -> list[dict]:
+    """Standard cells plus a model named like an XSS payload with a failed and an n/a cell."""
+    return standard_cells(seed, **planted) + with_verdicts([
+        cell(XSS, "float32", top1=0.8, seed=seed + 7),
+        cell(XSS, "int8", status="failed", error=f"RuntimeError: {XSS} \x1b[31mred\x1b[0m & more"),
+        cell(XSS, "int16x8", status="n/a", error="no calibration dataset configured"),
+    ])
+
+
+def test_first_run_writes_reports_and_history(tmp_path: Path) -> None:
+    run_dir = write_run(tmp_path, mixed_cells())
+    result = publish_run(run_dir, tmp_path / "history.sqlite", thresholds=THRESHOLDS)
+    assert [p.name for p in result.files] == ["summary.md", "report.html", "junit.xml"]
+    assert all(p.stat().st_size for p in result.files)
+    assert result.comparison is None and result.history_id == 1 and result.warnings == []
+    assert "No earlier run of this suite" in (run_dir / "summary.md").read_text()
+
+
+def test_second_run_reports_regressions_vs_the_first(tmp_path: Path) -> None:
+    history = tmp_path / "history.sqlite"
+    publish_run(write_run(tmp_path, mixed_cells(0)), history, thresholds=THRESHOLDS)
+    run_dir = write_run(tmp_path, mixed_cells(50, slowdown=1.10, top1_drop=0.05), index=1)
+    result = publish_run(run_dir, history, thresholds=THRESHOLDS)
+    assert result.history_id == 2
+    assert {(c.cell, c.quantity) for c in result.regressions} == {
+        ("digits_cnn/int8@local", "latency_ms"), ("digits_cnn/dynamic_range@local", "top1")}
+    summary = (run_dir / "summary.md").read_text()
+    assert "## Compared with run #1 (2026-01-05T02:00:00+00:00): **2 regression(s)**" in summary
+    assert re.search(r"\| digits_cnn/int8@local \| latency_ms \| .* ×1\.\d+, U=\d+, p=[\d.e-]+ \|.*\*\*REGRESSED\*\*",
+                     summary)
+    page = (run_dir / "report.html").read_text()
+    assert "2 regression(s) vs run #1" in page and 'id="latency-tests"' in page
+    junit = ET.parse(run_dir / "junit.xml").getroot()
+    failures = [c.get("name") for c in junit.iter("testcase") if c.find("failure") is not None]
+    assert "int8@local: vs previous: latency_ms" in failures and "dynamic_range@local: vs previous: top1" in failures
+
+
+def test_junit_validates_against_the_schema_and_counts_outcomes(tmp_path: Path) -> None:
+    run_dir = write_run(tmp_path, mixed_cells(0, top1_drop=0.05))  # dynamic_range breaks top1.max_abs_drop
+    publish_run(run_dir, None, thresholds=THRESHOLDS)
+    xmlschema.XMLSchema(XSD).validate(run_dir / "junit.xml")
+    suite = ET.parse(run_dir / "junit.xml").getroot().find("testsuite")
+    assert (suite.get("failures"), suite.get("errors"), suite.get("skipped")) == ("1", "1", "1")
+    cases = {(c.get("classname"), c.get("name")): c for c in suite.iter("testcase")}
+    assert cases[("nightly.digits_cnn", "dynamic_range@local: top1.max_abs_drop")].find("failure") is not None
+    assert cases[(f"nightly.{XSS}", "int8@local: run")].find("error").text.startswith("RuntimeError: <script>")
+    assert cases[(f"nightly.{XSS}", "int16x8@local: run")].find("skipped") is not None
+
+
+def test_the_schema_rejects_malformed_junit(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.xml"
+    bad.write_text('<testsuites><testsuite name="s" tests="x"><testcase classname="c"/></testsuite></testsuites>')
+    assert not xmlschema.XMLSchema(XSD).is_valid(bad)
+
+
+def test_a_hostile_model_name_is_escaped_everywhere(tmp_path: Path) -> None:
+    run_dir = write_run(tmp_path, mixed_cells())
+    publish_run(run_dir, None, thresholds=THRESHOLDS)
+    page = (run_dir / "report.html").read_text()
+    assert XSS not in page and "alert(1)</" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page  # shown as text in tables
+    charts = re.search(r'<script type="application/json" id="quantbench-charts">(.*?)</script>', page, re.S).group(1)
+    assert "\\u003c" in charts and "<" not in charts  # inside the embedded JSON too
+    assert page.count("<script") == 3  # chart data, plotly, the renderer: nothing injected
+    summary = (run_dir / "summary.md").read_text()
+    assert XSS not in summary and "&lt;script&gt;alert(1)&lt;/script&gt;" in summary
+    junit = (run_dir / "junit.xml").read_text()
+    assert XSS not in junit and "&lt;script&gt;alert(1)&lt;/script&gt;" in junit and "\x1b" not in junit
+    assert ET.parse(run_dir / "junit.xml").getroot().find(f"testsuite/testcase[@classname='nightly.{XSS}']") is not None
+
+
+def test_the_page_references_nothing_outside_itself(tmp_path: Path) -> None:
+    run_dir = write_run(tmp_path, mixed_cells())
+    publish_run(run_dir, None, thresholds=THRESHOLDS)
+    page = (run_dir / "report.html").read_text()
+    assert not re.search(r"""<(script|link|img|iframe)[^>]*\b(src|href)\s*=""", page, re.I)
+    assert "default-src 'none'" in page  # the browser refuses any request the page might try
+
+
+def test_a_corrupt_history_store_warns_and_the_run_files_are_still_written(tmp_path: Path) -> None:
+    history = tmp_path / "history.sqlite"
+    history.write_bytes(b"\x00garbage" * 1000)
+    write_run(tmp_path, mixed_cells(0))
+    run_dir = write_run(tmp_path, mixed_cells(50, slowdown=1.10), index=1)
+    result = publish_run(run_dir, history, thresholds=THRESHOLDS)
+    assert len(result.warnings) == 1
+    assert re.fullmatch(r"history store .*history\.sqlite cannot be used \(file is not a database\); move it aside "
+                        r"to start a new one, or use another file\. The run's own files are written; it is not "
+                        r"recorded in history\.", result.warnings[0])
+    assert all(p.exists() for p in result.files) and result.history_id is None
+    assert result.comparison.previous_label == "run 20260105T020000Z"  # the run directory stands in for history
+    assert [c.quantity for c in result.regressions] == ["latency_ms"]
+    assert "cannot be used (file is not a database)" in (run_dir / "report.html").read_text()
+    assert "> warning: history store" in (run_dir / "summary.md").read_text()
+
+
+def test_without_a_suite_file_metric_changes_are_not_judged(tmp_path: Path) -> None:
+    write_run(tmp_path, mixed_cells(0))
+    run_dir = write_run(tmp_path, mixed_cells(50, top1_drop=0.3), index=1)
+    result = publish_run(run_dir, None)
+    assert result.regressions == []
+    assert any("listed but not judged" in w and "gone.yaml" in w for w in result.warnings)
+
+
+def test_an_empty_run_directory_is_a_user_error(tmp_path: Path) -> None:
+    with pytest.raises(HarnessError, match="no records in results.jsonl"):
+        publish_run(tmp_path, None)
