@@ -88,7 +88,7 @@ def test_threshold_violation_exits_1(tiny_run, session_cache: Path, tmp_path: Pa
 
 def test_resume_after_kill_9(tiny_run, session_cache: Path, tmp_path: Path) -> None:
     command = [sys.executable, "-m", "harness.cli", "run", str(TINY), "--out", str(tmp_path / "run"),
-               "--cache", str(session_cache)]
+               "--cache", str(session_cache), "--history", str(tmp_path / "history.sqlite")]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     results = tmp_path / "run" / "results.jsonl"
     deadline = time.monotonic() + 300
@@ -100,7 +100,8 @@ def test_resume_after_kill_9(tiny_run, session_cache: Path, tmp_path: Path) -> N
     process.wait()
     before = {r["scheme"]: r["finished_at"] for r in read_results(tmp_path / "run")}
     assert 2 <= len(before) < 6, "the run was not interrupted mid-way"
-    done = run_bench("run", str(TINY), "--out", str(tmp_path / "run"), "--resume", "--cache", str(session_cache))
+    done = run_bench("run", str(TINY), "--out", str(tmp_path / "run"), "--resume", "--cache", str(session_cache),
+                     "--history", str(tmp_path / "history.sqlite"))
     assert done.returncode == 0, done.stdout + done.stderr
     after = read_results(tmp_path / "run")
     assert len(after) == 6
