@@ -17,6 +17,7 @@ from rich.console import Console  # noqa: E402
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: E402
 
 from harness import cli_reports  # noqa: E402
+from harness.cli_devices import devices_app  # noqa: E402
 from harness.errors import HarnessError  # noqa: E402
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -154,7 +155,8 @@ def measure(
 ) -> None:
     """Measure one model's latency several times and report how stable the median is."""
     from harness.devices import load_device
-    from harness.stats import coefficient_of_variation, summarize
+    from harness.runner import latency_stats
+    from harness.stats import coefficient_of_variation
     from harness.suite.schema import LatencySpec
 
     if not model.exists():
@@ -162,11 +164,17 @@ def measure(
     target = load_device(device, Path("suites"))
     settings = LatencySpec(warmup_runs=warmup_runs, num_runs=num_runs, min_secs=min_secs)
     medians = []
-    for index in range(repeat):
-        stats = summarize(target.measure_latency(model.resolve(), settings)["samples"])
-        medians.append(stats["median"])
-        console.print(f"run {index + 1}: median {stats['median']:.3f} ms, p90 {stats['p90']:.3f}, "
-                      f"std {stats['std']:.3f}, n={stats['count']}")
+    try:
+        for index in range(repeat):
+            stats = latency_stats(target.measure_latency(model.resolve(), settings))
+            typical = stats.get("median") or stats["mean"]
+            medians.append(typical)
+            console.print(f"run {index + 1}: median {typical:.3f} ms, p90 {stats.get('p90') or float('nan'):.3f}, "
+                          f"std {stats.get('std') or float('nan'):.3f}, n={stats.get('count')}")
+    finally:
+        close = getattr(target, "close", None)
+        if close is not None:
+            close()
     cv = coefficient_of_variation(medians)
     console.print(f"{model.name} on {device} ({target.describe().get('core_reason', '')}): "
                   f"medians CV {cv * 100:.2f}% over {repeat} runs")
@@ -204,6 +212,7 @@ def parse_log(
         console.print(f"[yellow]delegate failure:[/] {failure}", highlight=False)
 
 
+app.add_typer(devices_app, name="devices")
 app.command("report")(cli_reports.report)
 app.command("history")(cli_reports.history)
 app.command("compare")(cli_reports.compare)

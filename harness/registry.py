@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import pkgutil
+import threading
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
@@ -30,6 +31,7 @@ class Registry(Generic[T]):
         self._items: dict[str, T] = {}
         self._summaries: dict[str, str] = {}
         self._loaded = package is None
+        self._lock = threading.Lock()
 
     def register(self, name: str, summary: str = "") -> Callable[[T], T]:
         """Decorator: register `obj` under `name` with a one-line summary (a class is instantiated)."""
@@ -44,13 +46,14 @@ class Registry(Generic[T]):
         return add
 
     def _load(self) -> None:
-        if self._loaded:
-            return
-        self._loaded = True
-        pkg = importlib.import_module(self._package)  # type: ignore[arg-type]
-        for info in pkgutil.iter_modules(pkg.__path__):
-            if not info.name.startswith("_"):
-                importlib.import_module(f"{self._package}.{info.name}")
+        with self._lock:  # threads (device workers) may ask at once; import every module first
+            if self._loaded:
+                return
+            pkg = importlib.import_module(self._package)  # type: ignore[arg-type]
+            for info in pkgutil.iter_modules(pkg.__path__):
+                if not info.name.startswith("_"):
+                    importlib.import_module(f"{self._package}.{info.name}")
+            self._loaded = True
 
     def get(self, name: str) -> T:
         """Return the implementation named `name`, or raise UnknownName with suggestions."""

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import gzip
 import hashlib
 import os
 import platform
+import queue
+import re
 import socket
 import subprocess
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -23,7 +27,7 @@ from harness.datasets import DATASETS, Dataset
 from harness.devices import Device, load_device
 from harness.devices.cpus import cpu_model
 from harness.devices.litert import predict, tensor_types
-from harness.errors import NotApplicable
+from harness.errors import HarnessError, NotApplicable
 from harness.models.source import SourceModel, resolve_source, saved_model_dir
 from harness.results import (
     ResultsWriter,
@@ -127,6 +131,10 @@ class SuiteRunner:
         self.progress = progress or (lambda cell, stage, record: None)
         self._datasets: dict[str, Dataset] = {}
         self._devices: dict[str, Device] = {}
+        self._host_lock = threading.Lock()  # host work, and a local device's measurement
+        self._lock = threading.Lock()  # records, the results file, progress callbacks
+        self._records: dict[str, dict[str, Any]] = {}
+        self._writer: ResultsWriter | None = None
 
     # -- shared inputs ------------------------------------------------------------------
     def dataset(self, name: str) -> Dataset:
@@ -159,33 +167,81 @@ class SuiteRunner:
 
     # -- the run ------------------------------------------------------------------------
     def run(self, cells: list[Cell], argv: list[str]) -> RunOutcome:
-        for name in {c.device for c in cells}:
+        """Host work (model sources, conversion, evaluation) runs here, one cell at a time, in
+        cell order; each device has one worker thread that measures its cells in that order
+        and appends their records. A local (non-`remote`) device's measurement never overlaps
+        host work: the host waits for it, and both hold `_host_lock`."""
+        names = sorted({c.device for c in cells})
+        for name in names:
             self.device(name)  # a bad profile stops the run before any work (exit 2)
+        for name in names:
+            check = getattr(self.device(name), "check", None)
+            if check is not None:
+                check()
+        try:
+            return self._run(cells, argv, names)
+        finally:
+            self._close_devices(names)
+
+    def _run(self, cells: list[Cell], argv: list[str], names: list[str]) -> RunOutcome:
         done = {record_id(r): r for r in read_results(self.run_dir)}
-        info = self._run_info(argv, sorted({c.device for c in cells}))
+        info = self._run_info(argv, names)
         write_run_info(self.run_dir, info)
-        writer = ResultsWriter(self.run_dir)
-        records = dict(done)
+        self._writer = ResultsWriter(self.run_dir)
+        self._records = dict(done)
+        host_done: dict[str, dict[str, Any]] = {}  # cell id -> status/artifact after host work
         states: dict[str, _ModelState] = {}
+        workers: dict[str, _DeviceWorker] = {}
         skipped = 0
-        for cell in cells:
-            if cell.id in done:
-                skipped += 1
-                self.progress(cell.id, "done", done[cell.id])
-                continue
-            if cell.model.label not in states:
-                self.progress(cell.id, "preparing model", None)
-                states[cell.model.label] = self._prepare_model(cell.model)
-            baseline = records.get(cell_id(cell.model.label, BASELINE, cell.device))
-            record = self._run_cell(cell, states[cell.model.label], baseline)
-            writer.append(record)
-            records[cell.id] = record
-            self.progress(cell.id, "done", record)
+        try:
+            for cell in cells:
+                if cell.id in done:
+                    skipped += 1
+                    self._report(cell.id, "done", done[cell.id])
+                    continue
+                base_id = cell_id(cell.model.label, BASELINE, cell.device)
+                with self._host_lock:
+                    if cell.model.label not in states:
+                        self._report(cell.id, "preparing model", None)
+                        states[cell.model.label] = self._prepare_model(cell.model)
+                    record = self._host_work(cell, states[cell.model.label],
+                                             host_done.get(base_id) or self._records.get(base_id))
+                host_done[cell.id] = {"status": record["status"], "artifact": record["artifact"]}
+                if cell.device not in workers:
+                    workers[cell.device] = _DeviceWorker(self, cell.device)
+                finished = workers[cell.device].submit(cell, record)
+                if not getattr(self.device(cell.device), "remote", False):
+                    finished.wait()
+            for worker in workers.values():
+                worker.finish()
+            for worker in workers.values():
+                worker.join()
+        except BaseException:
+            for worker in workers.values():
+                worker.cancel()
+            raise
+        failures = [w.error for w in workers.values() if w.error is not None]
+        if failures:
+            raise failures[0]
         info["finished_at"] = utc_now()
         info["status"] = "finished"
         write_run_info(self.run_dir, info)
-        ordered = [records[c.id] for c in cells if c.id in records]
+        ordered = [self._records[c.id] for c in cells if c.id in self._records]
         return RunOutcome(self.run_dir, ordered, skipped)
+
+    def _report(self, cell: str, stage: str, record: dict[str, Any] | None) -> None:
+        with self._lock:
+            self.progress(cell, stage, record)
+
+    def _close_devices(self, names: list[str]) -> None:
+        """Remove pushed files and disconnect (also when the run stops early)."""
+        for name in names:
+            close = getattr(self._devices.get(name), "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:  # noqa: BLE001 - cleanup must not lose the finished run
+                    pass
 
     def _run_info(self, argv: list[str], devices: list[str]) -> dict[str, Any]:
         earlier = read_run_info(self.run_dir)
@@ -206,24 +262,52 @@ class SuiteRunner:
             "cache_dir": str(self.cache.root),
         }
 
-    def _run_cell(self, cell: Cell, state: _ModelState, baseline: dict[str, Any] | None) -> dict[str, Any]:
-        record: dict[str, Any] = {
+    def _new_record(self, cell: Cell) -> dict[str, Any]:
+        return {
             "model": cell.model.label, "scheme": cell.scheme.label, "scheme_kind": cell.scheme.scheme,
             "scheme_options": cell.scheme.options, "device": cell.device, "status": "ok", "error": None,
             "size_bytes": None, "gzip_bytes": None, "metrics": {}, "metrics_na": None,
             "latency_ms": None, "latency_samples_ms": None, "memory": None, "verdicts": [],
             "artifact": None, "timings_s": {},
         }
+
+    def _host_work(self, cell: Cell, state: _ModelState, baseline: dict[str, Any] | None) -> dict[str, Any]:
+        """Convert and evaluate one cell; `baseline` is its float cell after host work (status, artifact)."""
+        record = self._new_record(cell)
         try:
             if state.error:
                 raise _SourceFailed(state.error)
             self._produce(cell, state, record)
             self._evaluate(cell, state, record, baseline)
-            self._measure(cell, record)
         except NotApplicable as exc:
             record.update(status="n/a", error=str(exc))
         except Exception as exc:  # noqa: BLE001 - one failing cell must not stop the suite
             record.update(status="failed", error=_describe(exc))
+        return record
+
+    def _device_work(self, cell: Cell, record: dict[str, Any]) -> None:
+        """On the device's worker: measure (if host work succeeded), check, append the record."""
+        if record["status"] == "ok":
+            device = self.device(cell.device)
+            try:
+                with contextlib.nullcontext() if getattr(device, "remote", False) else self._host_lock:
+                    self._measure(cell, record)
+            except NotApplicable as exc:
+                record.update(status="n/a", error=str(exc))
+            except Exception as exc:  # noqa: BLE001 - one failing cell must not stop the suite
+                record.update(status="failed", error=_describe(exc))
+                self._keep_log(cell, record, getattr(exc, "log", None))
+        with self._lock:
+            baseline = self._records.get(cell_id(cell.model.label, BASELINE, cell.device))
+        self._finish(cell, record, baseline)
+        assert self._writer is not None
+        with self._lock:
+            self._writer.append(record)
+            self._records[cell.id] = record
+            self.progress(cell.id, "done", record)
+
+    def _finish(self, cell: Cell, record: dict[str, Any], baseline: dict[str, Any] | None) -> None:
+        """Threshold checks against the (finished) float baseline record, and the finish time."""
         if record["status"] == "ok":
             is_baseline = cell.scheme.label == BASELINE
             reference = record if is_baseline else baseline
@@ -232,10 +316,9 @@ class SuiteRunner:
             if not is_baseline and (baseline is None or baseline["status"] != "ok"):
                 record["metrics_na"] = (record["metrics_na"] or "") + " no float baseline to compare with"
         record["finished_at"] = utc_now()
-        return record
 
     def _produce(self, cell: Cell, state: _ModelState, record: dict[str, Any]) -> None:
-        self.progress(cell.id, "converting", None)
+        self._report(cell.id, "converting", None)
         source = state.source
         assert source is not None
         scheme = SCHEMES.get(cell.scheme.scheme)
@@ -281,7 +364,7 @@ class SuiteRunner:
         return np.load(path), cached
 
     def _evaluate(self, cell: Cell, state: _ModelState, record: dict[str, Any], baseline: dict | None) -> None:
-        self.progress(cell.id, "evaluating", None)
+        self._report(cell.id, "evaluating", None)
         task_spec = cell.model.task or self.loaded.suite.task
         assert task_spec is not None and state.eval_data is not None
         task = TASKS.get(task_spec.kind)
@@ -306,16 +389,87 @@ class SuiteRunner:
             record["metrics"].update(task.fidelity(outputs, reference))
 
     def _measure(self, cell: Cell, record: dict[str, Any]) -> None:
-        self.progress(cell.id, "timing", None)
+        self._report(cell.id, "timing", None)
         started = time.perf_counter()
         raw = self.device(cell.device).measure_latency(Path(record["artifact"]["path"]), self.loaded.suite.latency)
         record["timings_s"]["latency"] = round(time.perf_counter() - started, 3)
-        stats = summarize(raw["samples"])
-        stats.update(init=raw.get("init"), first=raw.get("first"), warmup_mean=raw.get("warmup_mean"))
-        record["latency_ms"] = stats
-        record["latency_samples_ms"] = raw["samples"]
+        record["latency_ms"] = latency_stats(raw)
+        record["latency_samples_ms"] = raw.get("samples")
         record["memory"] = {k: raw[k] for k in ("peak_rss_mb", "rss_before_model_mb") if k in raw}
-        record["latency_setup"] = {k: raw[k] for k in ("core", "threads") if k in raw}
+        record["memory"].update(raw.get("memory") or {})
+        record["latency_setup"] = {k: raw[k] for k in ("core", "threads", "mask", "command", "attempts",
+                                                       "model_pushed", "remote_calls") if k in raw}
+        for key in ("delegates", "op_profile"):
+            if raw.get(key) is not None:
+                record[key] = raw[key]
+        self._keep_log(cell, record, raw.get("log"))
+
+    def _keep_log(self, cell: Cell, record: dict[str, Any], text: str | None) -> None:
+        """The device's raw log beside the results: logs/<model>__<scheme>__<device>.log."""
+        if not text:
+            return
+        name = "__".join(_SAFE.sub("_", part) for part in (cell.model.label, cell.scheme.label, cell.device))
+        path = self.run_dir / "logs" / f"{name}.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        record["latency_log"] = str(path.relative_to(self.run_dir))
+
+
+def latency_stats(raw: dict[str, Any]) -> dict[str, Any]:
+    """Latency statistics (ms) from a device result: per-run `samples` (local) or ready `stats`
+    (benchmark_model logs: mean, and median/std/min/max/count as the log has them)."""
+    if raw.get("samples"):
+        stats: dict[str, Any] = summarize(raw["samples"])
+    elif raw.get("stats"):
+        stats = dict(raw["stats"])
+    else:
+        raise HarnessError("the device returned neither latency samples nor statistics")
+    stats.update(init=raw.get("init"), first=raw.get("first"), warmup_mean=raw.get("warmup_mean"))
+    return stats
+
+
+class _DeviceWorker:
+    """One thread per device: measures the cells handed to it, in order, one at a time."""
+
+    def __init__(self, runner: SuiteRunner, device: str) -> None:
+        self.runner, self.device = runner, device
+        self.error: BaseException | None = None
+        self._queue: queue.Queue[tuple[Cell, dict[str, Any], threading.Event] | None] = queue.Queue()
+        self._cancelled = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"measure-{device}", daemon=True)
+        self._thread.start()
+
+    def submit(self, cell: Cell, record: dict[str, Any]) -> threading.Event:
+        """Queue a cell after its host work; the event is set once its record is appended."""
+        finished = threading.Event()
+        self._queue.put((cell, record, finished))
+        return finished
+
+    def finish(self) -> None:
+        """No more cells: the thread ends after the queued ones."""
+        self._queue.put(None)
+
+    def cancel(self) -> None:
+        """Skip the queued cells (the run is being interrupted)."""
+        self._cancelled.set()
+        self._queue.put(None)
+
+    def join(self) -> None:
+        self._thread.join()
+
+    def _loop(self) -> None:
+        while (item := self._queue.get()) is not None:
+            cell, record, finished = item
+            try:
+                if not self._cancelled.is_set() and self.error is None:
+                    self.runner._device_work(cell, record)
+            except BaseException as exc:  # noqa: BLE001 - a harness bug: re-raised by run()
+                self.error = exc
+            finally:
+                finished.set()
+
+
+_SAFE = re.compile(r"[^\w.+-]+")
 
 
 class _SourceFailed(Exception):

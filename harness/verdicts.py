@@ -20,15 +20,30 @@ def bounds_for(thresholds: Thresholds, model: str, scheme: str) -> dict[str, Bou
     return bounds
 
 
+def typical_latency(latency: dict[str, Any] | None) -> float | None:
+    """A cell's representative latency (ms): the median when the device reported one, else the
+    mean (benchmark_model logs of older releases print no percentiles)."""
+    latency = latency or {}
+    return latency.get("median") if latency.get("median") is not None else latency.get("mean")
+
+
+def latency_ratio(latency: dict[str, Any] | None, baseline: dict[str, Any] | None) -> float | None:
+    """latency / baseline latency: medians when both have one, else means; None if either is missing."""
+    latency, baseline = latency or {}, baseline or {}
+    key = "median" if latency.get("median") is not None and baseline.get("median") is not None else "mean"
+    mine, theirs = latency.get(key), baseline.get(key)
+    return mine / theirs if mine and theirs else None
+
+
 def cell_values(record: dict[str, Any], baseline: dict[str, Any] | None) -> dict[str, float]:
     """Task metrics plus size and latency ratios vs the baseline."""
     values = dict(record.get("metrics") or {})
     if baseline and baseline is not record and baseline.get("status") == "ok":
         if record.get("size_bytes") and baseline.get("size_bytes"):
             values["size_ratio"] = record["size_bytes"] / baseline["size_bytes"]
-        mine, theirs = (record.get("latency_ms") or {}).get("median"), (baseline.get("latency_ms") or {}).get("median")
-        if mine and theirs:
-            values["latency_ratio"] = mine / theirs
+        ratio = latency_ratio(record.get("latency_ms"), baseline.get("latency_ms"))
+        if ratio is not None:
+            values["latency_ratio"] = ratio
     return values
 
 

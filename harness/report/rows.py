@@ -7,6 +7,7 @@ from typing import Any
 
 from harness.results import cell_id
 from harness.schemes import BASELINE
+from harness.verdicts import latency_ratio, typical_latency
 
 # Preferred metric to show first, in order; the first one a record has is its headline.
 HEADLINE_METRICS = ("top1", "wer", "cer", "map", "top1_agreement", "output_mae")
@@ -65,8 +66,8 @@ def build_rows(records: list[dict[str, Any]]) -> list[Row]:
             size_mb=record["size_bytes"] / 1e6 if record.get("size_bytes") else None,
             size_ratio=_ratio(record.get("size_bytes"), (base or {}).get("size_bytes")),
             gzip_mb=record["gzip_bytes"] / 1e6 if record.get("gzip_bytes") else None,
-            latency_ms=latency.get("median"), latency_p90_ms=latency.get("p90"),
-            latency_ratio=_ratio(latency.get("median"), base_latency.get("median")),
+            latency_ms=typical_latency(latency), latency_p90_ms=latency.get("p90"),
+            latency_ratio=latency_ratio(latency, base_latency) if base else None,
             checks_failed=[v["check"] for v in verdicts if not v["pass"]], checks_total=len(verdicts),
             error=record.get("error"),
         ))

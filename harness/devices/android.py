@@ -1,0 +1,367 @@
+"""The `adb` device kind: an Android phone running TFLite/LiteRT's `benchmark_model` on one big core.
+
+Per session (one `bench run`): connect, read the device's facts and choose the core, push
+the benchmark binary if the device does not already hold the same bytes (sha256sum on the
+device), chmod it. Per cell: push the model unless its hash is already there, run
+
+    taskset MASK WORK_DIR/benchmark_model --graph=MODEL --num_threads=1 --warmup_runs=W
+        --warmup_min_secs=0 --num_runs=N --min_secs=S --max_secs=M [extra flags] 2>&1
+
+and parse the log. Every argument is quoted for the device's shell. A lost connection
+retries the cell once after reconnecting; a timeout fails the cell. Pushed files are
+removed by close() unless the profile keeps them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from harness.devices._base import DEVICE_KINDS, DeviceOptions
+from harness.devices.adb.transport import DeviceLost, DeviceTimeout, quote_args
+from harness.devices.android_probe import DeviceFacts, probe
+from harness.devices.android_transport import TracedTransport, default_rsa_key, open_transport, split_connection
+from harness.devices.benchmark_log import BenchmarkLog, BenchmarkLogError, parse_benchmark_log
+from harness.errors import HarnessError
+from harness.suite.schema import LatencySpec
+
+log = logging.getLogger("harness.devices.android")
+
+REMOTE_BINARY = "benchmark_model"
+# Flags the harness sets from the suite's `latency:` and the profile; extra_flags may not repeat them.
+MANAGED_FLAGS = ("graph", "num_threads", "warmup_runs", "warmup_min_secs", "num_runs", "min_secs", "max_secs")
+
+
+class AdbTimeouts(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    connect: float = Field(20.0, gt=0, description="seconds to connect or reconnect")
+    command: float = Field(30.0, gt=0, description="seconds per short shell command")
+    push: float = Field(300.0, gt=0, description="seconds per file pushed")
+    run: float | Literal["auto"] = Field("auto", description="seconds per benchmark run; auto = 2 × max_secs + 120")
+
+
+class AdbOptions(DeviceOptions):
+    kind: Literal["adb"] = "adb"
+    connection: str = Field(min_length=1, description="host:port (TCP) or a USB serial")
+    transport: Literal["adb-shell", "adb"] = "adb-shell"
+    benchmark_binary: Path = Field(description="benchmark_model for the device's ABI, on this host")
+    work_dir: str = "/data/local/tmp/quantbench"
+    core: Literal["auto"] | int | list[int] = "auto"
+    threads: int = Field(1, ge=1)
+    extra_flags: list[str] = Field(default_factory=list)
+    timeouts: AdbTimeouts = AdbTimeouts()
+    keep_files: bool = False
+    adb: str = Field("adb", description="the adb client (transport: adb)")
+    rsa_key: Path | None = Field(None, description="adb-shell: private key (default ~/.android/adbkey)")
+
+    @field_validator("work_dir")
+    @classmethod
+    def _absolute_dir(cls, value: str) -> str:
+        path = PurePosixPath(value)
+        if not path.is_absolute() or str(path) == "/" or ".." in path.parts:
+            raise ValueError("an absolute device directory (not /, no ..), e.g. /data/local/tmp/quantbench")
+        return str(path)
+
+    @field_validator("extra_flags")
+    @classmethod
+    def _flags(cls, value: list[str]) -> list[str]:
+        for flag in value:
+            if not flag.startswith("--"):
+                raise ValueError(f"{flag!r}: benchmark_model flags look like --name=value")
+            name = flag[2:].partition("=")[0]
+            if name in MANAGED_FLAGS:
+                raise ValueError(f"--{name} is set by the harness (from threads: and the suite's latency:)")
+        return value
+
+    @field_validator("core")
+    @classmethod
+    def _cores(cls, value: Any) -> Any:
+        if isinstance(value, list) and (not value or min(value) < 0):
+            raise ValueError("a non-empty list of CPU numbers")
+        if isinstance(value, int) and value < 0:
+            raise ValueError("a CPU number, a list of them, or auto")
+        return value
+
+
+class MeasurementFailed(HarnessError):
+    """benchmark_model did not produce timings; `log` holds what it printed."""
+
+    def __init__(self, message: str, log_text: str | None = None) -> None:
+        super().__init__(message)
+        self.log = log_text
+
+
+class DeviceLostError(HarnessError):
+    """The device went away and did not come back within one retry."""
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def raw_from_log(parsed: BenchmarkLog) -> dict[str, Any]:
+    """The device result the runner records: ready statistics (no per-run samples) and extras."""
+    timings = parsed.timings.to_dict()
+    stats = {"mean": timings["avg"], "median": timings["median"], "std": timings["std"], "min": timings["min"],
+             "max": timings["max"], "count": timings["count"], "p5": timings["p5"], "p95": timings["p95"]}
+    stats = {key: value for key, value in stats.items() if value is not None}
+    if stats.get("mean") is None or stats.get("count") == 0:
+        raise BenchmarkLogError("the log has no timed runs")
+    memory = {key: value for key, value in parsed.memory.to_dict().items()
+              if value is not None and key != "footprint_label"}
+    delegates = parsed.delegates
+    raw: dict[str, Any] = {
+        "stats": stats, "init": timings["init"], "first": timings["first"], "warmup_mean": timings["warmup_avg"],
+        "memory": memory,
+        "delegates": delegates.to_dict() if (delegates.partitions or delegates.applied or delegates.created
+                                             or delegates.failures) else None,
+        "model_size_mb": parsed.model_size_mb,
+    }
+    if parsed.op_profile is not None:
+        profile = parsed.op_profile.to_dict()
+        raw["op_profile"] = {key: profile.get(key) for key in
+                             ("summary_by_node_type", "top_by_computation_time", "nodes_executed", "run_total")}
+    return raw
+
+
+class AndroidDevice:
+    """One phone (or simulator) for one run; the runner gives it one worker thread."""
+
+    remote = True  # measurements run on the device, so they may overlap host work
+
+    def __init__(self, name: str, options: AdbOptions) -> None:
+        self.name, self.options = name, options
+        self.binary = Path(options.benchmark_binary).expanduser()
+        self.remote_binary = f"{options.work_dir}/{REMOTE_BINARY}"
+        self._lock = threading.RLock()
+        self._transport: TracedTransport | None = None
+        self._facts: DeviceFacts | None = None
+        self._ready = False  # work dir made and binary in place, in this connection
+        self._created_dir = False
+        self._pushed: dict[str, None] = {}  # remote files to clean up, in push order
+        self._gone: str | None = None  # set when reconnecting failed: later cells fail at once
+        self._calls: list[str] = []
+        self.last_calls: list[str] = []  # the remote commands of the latest measure_latency()
+
+    # -- connection and facts -----------------------------------------------------------
+
+    def check(self) -> None:
+        """Problems that should stop a run before any work (the CLI exits 2)."""
+        if not self.binary.is_file():
+            raise HarnessError(
+                f"device {self.name!r}: benchmark_binary {self.binary} not found; download benchmark_model for "
+                "the device's ABI (e.g. android_aarch64_benchmark_model) from the LiteRT/TensorFlow releases")
+
+    def _connect(self) -> TracedTransport:
+        if self._transport is None:
+            key = self.options.rsa_key.expanduser() if self.options.rsa_key else default_rsa_key()
+            try:
+                inner = open_transport(self.options.connection, self.options.transport, adb=self.options.adb,
+                                       rsa_key=key, connect_timeout=self.options.timeouts.connect)
+            except DeviceTimeout as exc:  # no answer at all: as good as gone
+                raise DeviceLost(str(exc)) from exc
+            self._transport = TracedTransport(inner, self.name)
+            self._transport.calls = self._calls
+        return self._transport
+
+    def facts(self) -> DeviceFacts:
+        """getprop facts, CPUs and the chosen core (connects on first use)."""
+        with self._lock:
+            if self._facts is None:
+                self._facts = probe(self._connect(), self.options.core, self.options.timeouts.command)
+            return self._facts
+
+    def describe(self) -> dict[str, Any]:
+        host, port = split_connection(self.options.connection)
+        info: dict[str, Any] = {
+            "kind": "adb", "connection": self.options.connection, "transport": self.options.transport,
+            "usb": port is None, "threads": self.options.threads, "work_dir": self.options.work_dir,
+            "benchmark_binary": str(self.binary), "extra_flags": list(self.options.extra_flags),
+        }
+        try:
+            info.update(self.facts().to_dict())
+            info["reachable"] = True
+        except (HarnessError, OSError) as exc:
+            info.update(reachable=False, error=str(exc), core=None, core_reason=None)
+        return info
+
+    # -- files ------------------------------------------------------------------------------
+
+    def _shell(self, argv: list[str], what: str, timeout: float | None = None) -> str:
+        result = self._connect().shell(quote_args(argv), timeout or self.options.timeouts.command)
+        if result.exit_code != 0:
+            detail = (result.stderr or result.stdout).strip().splitlines()
+            raise HarnessError(f"{self.name}: {what} failed (exit {result.exit_code}): "
+                               f"{detail[-1] if detail else 'no output'}")
+        return result.stdout
+
+    def _remote_sha256(self, remote: str) -> str | None:
+        result = self._connect().shell(quote_args(["sha256sum", remote]), self.options.timeouts.command)
+        words = result.stdout.split()
+        return words[0].lower() if result.exit_code == 0 and words else None
+
+    def _push_if_changed(self, local: Path, remote: str) -> bool:
+        """Push unless the device has the same bytes at `remote`; True if pushed."""
+        digest = _sha256(local)
+        self._pushed[remote] = None
+        if self._remote_sha256(remote) == digest:
+            log.debug("%s: %s already on the device (sha256 %s)", self.name, remote, digest[:12])
+            return False
+        self._connect().push(local, remote, self.options.timeouts.push)
+        if self._remote_sha256(remote) not in (digest, None):
+            raise HarnessError(f"{self.name}: {remote} differs from {local} after the push")
+        return True
+
+    def _prepare(self) -> None:
+        """Work dir, binary (hash-checked) and chmod: once per connection."""
+        if self._ready:
+            return
+        self.check()
+        work_dir = self.options.work_dir
+        exists = self._connect().shell(quote_args(["test", "-d", work_dir]), self.options.timeouts.command)
+        if exists.exit_code != 0:
+            self._shell(["mkdir", "-p", work_dir], f"mkdir {work_dir}")
+            self._created_dir = True
+        self._push_if_changed(self.binary, self.remote_binary)
+        self._shell(["chmod", "755", self.remote_binary], f"chmod {self.remote_binary}")
+        self._ready = True
+
+    # -- measuring ----------------------------------------------------------------------------
+
+    def command(self, remote_model: str, settings: LatencySpec) -> list[str]:
+        """The benchmark_model command line (argv) for one cell."""
+        facts = self.facts()
+        return [
+            "taskset", facts.selection.mask, self.remote_binary, f"--graph={remote_model}",
+            f"--num_threads={self.options.threads}", f"--warmup_runs={settings.warmup_runs}",
+            "--warmup_min_secs=0", f"--num_runs={settings.num_runs}", f"--min_secs={settings.min_secs:g}",
+            f"--max_secs={settings.max_secs:g}", *self.options.extra_flags,
+        ]
+
+    def _run_timeout(self, settings: LatencySpec) -> float:
+        run = self.options.timeouts.run
+        return settings.max_secs * 2 + 120 if run == "auto" else float(run)
+
+    def _measure_once(self, model: Path, settings: LatencySpec) -> dict[str, Any]:
+        self._prepare()
+        remote_model = f"{self.options.work_dir}/{model.name}"
+        pushed = self._push_if_changed(model, remote_model)
+        argv = self.command(remote_model, settings)
+        command = quote_args(argv) + " 2>&1"  # one stream, in the order the tool printed it
+        timeout = self._run_timeout(settings)
+        try:
+            result = self._connect().shell(command, timeout)
+        except DeviceTimeout:
+            self._stop_benchmark()
+            raise MeasurementFailed(f"benchmark_model did not finish within {timeout:g} s (timeouts.run)") from None
+        text = result.stdout + result.stderr
+        if result.exit_code != 0:
+            errors = [line for line in text.splitlines() if "error" in line.lower()] or text.splitlines()
+            raise MeasurementFailed(f"benchmark_model failed (exit {result.exit_code}): "
+                                    f"{errors[-1].strip() if errors else 'no output'}", text)
+        try:
+            raw = raw_from_log(parse_benchmark_log(text))
+        except BenchmarkLogError as exc:
+            raise MeasurementFailed(f"benchmark_model log: {exc}", text) from None
+        facts = self.facts()
+        raw.update(log=text, core=list(facts.selection.cpus), mask=f"0x{facts.selection.mask}",
+                   threads=self.options.threads, command=command, model_pushed=pushed)
+        return raw
+
+    def _stop_benchmark(self) -> None:
+        """After a timeout: kill our binary (matched by its full path) so it frees the core."""
+        try:
+            self._connect().shell(quote_args(["pkill", "-f", self.remote_binary]), self.options.timeouts.command)
+        except HarnessError as exc:
+            log.debug("%s: could not stop benchmark_model: %s", self.name, exc)
+
+    def _forget_connection(self) -> None:
+        """After a loss: check everything again on the next connection."""
+        self._ready = False
+        if self._transport is not None:
+            self._transport.close()
+        self._transport = None
+
+    def measure_latency(self, model: Path, settings: LatencySpec) -> dict[str, Any]:
+        """Statistics from benchmark_model's log (`stats`, no `samples`), the log, and the commands issued."""
+        with self._lock:
+            if self._gone:
+                raise DeviceLostError(f"device lost: {self._gone}")
+            first_call = len(self._calls)
+            try:
+                for attempt in (1, 2):
+                    try:
+                        raw = self._measure_once(model, settings)
+                        raw.update(attempts=attempt, remote_calls=self._calls[first_call:])
+                        return raw
+                    except DeviceLost as exc:
+                        self._forget_connection()
+                        if attempt == 2:
+                            raise DeviceLostError(f"device lost: {exc} (retried once after reconnecting)") from None
+                        log.warning("%s: %s; reconnecting and retrying the cell once", self.name, exc)
+                        self._reconnect(exc)
+            finally:
+                self.last_calls = self._calls[first_call:]
+        raise AssertionError("unreachable")
+
+    def _reconnect(self, cause: Exception) -> None:
+        try:
+            self._connect().shell("true", self.options.timeouts.command)
+        except (HarnessError, OSError) as exc:
+            self._forget_connection()
+            self._gone = f"{cause}; reconnecting failed: {exc}"
+            raise DeviceLostError(f"device lost: {self._gone}") from None
+
+    # -- the end ----------------------------------------------------------------------------
+
+    def _remove_work_dir(self) -> None:
+        """rmdir the work dir this session created; without rmdir, `rm -r` it only if it is empty."""
+        transport, timeout, work_dir = self._connect(), self.options.timeouts.command, self.options.work_dir
+        if transport.shell(quote_args(["rmdir", work_dir]), timeout).exit_code != 127:
+            return
+        listing = transport.shell(quote_args(["ls", "-a", work_dir]), timeout)
+        if listing.exit_code == 0 and not set(listing.stdout.split()) - {".", ".."}:
+            transport.shell(quote_args(["rm", "-r", "--", work_dir]), timeout)
+
+    def close(self) -> None:
+        """Remove what this session pushed (unless keep_files) and disconnect. If a measurement is
+        still running (the run was interrupted), just disconnect: no waiting for it."""
+        if not self._lock.acquire(timeout=2):
+            if self._transport is not None:
+                self._transport.close()
+            return
+        try:
+            if self._transport is None and not self._pushed:
+                return
+            try:
+                if not self.options.keep_files and self._pushed and not self._gone:
+                    self._shell(["rm", "-f", "--", *self._pushed], "removing pushed files")
+                    if self._created_dir:
+                        self._remove_work_dir()
+                    self._pushed.clear()
+            except (HarnessError, OSError) as exc:
+                log.warning("%s: cleaning up %s failed: %s", self.name, self.options.work_dir, exc)
+            finally:
+                if self._transport is not None:
+                    self._transport.close()
+                self._transport = None
+                self._ready = False
+        finally:
+            self._lock.release()
+
+
+@DEVICE_KINDS.register("adb", "an Android device over adb: benchmark_model on one big core")
+class Adb:
+    Options = AdbOptions
+
+    def open(self, name: str, options: AdbOptions) -> AndroidDevice:
+        return AndroidDevice(name, options)
