@@ -121,7 +121,7 @@ class _ModelState:
     error: str | None = None
     eval_data: Dataset | None = None
     calibration: np.ndarray | None = None
-    baseline_outputs: np.ndarray | None = None
+    baseline_outputs: list[np.ndarray] | None = None
 
 
 class SuiteRunner:
@@ -350,18 +350,19 @@ class SuiteRunner:
         record["gzip_bytes"] = len(gzip.compress(data, compresslevel=9, mtime=0))
         record["io_types"] = tensor_types(path)
 
-    def _outputs(self, model: Path, sha256: str, data: Dataset, batch_size: int) -> tuple[np.ndarray, bool]:
-        """Model outputs on the dataset, cached by (artifact, data, runtime version)."""
+    def _outputs(self, model: Path, sha256: str, data: Dataset, batch_size: int) -> tuple[list[np.ndarray], bool]:
+        """Every model output on the dataset, cached by (artifact, data, runtime version)."""
         key = content_key(kind="outputs", artifact=sha256, data=data.fingerprint, batch=batch_size,
                           litert=tool_versions()["ai-edge-litert"])
 
         def run(target: Path) -> None:
             outputs = predict(model, data.x, batch_size=batch_size, num_threads=os.cpu_count() or 1)
             with open(target, "wb") as handle:
-                np.save(handle, outputs)
+                np.savez(handle, *outputs)
 
-        path, cached = self.cache.get_or_create("outputs", key, ".npy", run)
-        return np.load(path), cached
+        path, cached = self.cache.get_or_create("outputs", key, ".npz", run)
+        with np.load(path) as archive:
+            return [archive[f"arr_{i}"] for i in range(len(archive.files))], cached
 
     def _evaluate(self, cell: Cell, state: _ModelState, record: dict[str, Any], baseline: dict | None) -> None:
         self._report(cell.id, "evaluating", None)

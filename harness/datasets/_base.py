@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -19,7 +20,10 @@ class LoaderOptions(BaseModel):
 
 @dataclass(frozen=True)
 class Dataset:
-    """Samples as float32 `x` (N, ...), integer labels `y` (or None when unlabelled)."""
+    """Samples as float32 `x` (N, ...) and labels `y` (None when unlabelled).
+
+    `y` holds class indices for classification, or an object array of per-sample targets
+    (transcripts, box annotations) for other tasks."""
 
     name: str
     x: np.ndarray
@@ -57,8 +61,11 @@ def fingerprint_arrays(*arrays: np.ndarray | None) -> str:
         if array is None:
             digest.update(b"none")
             continue
-        array = np.ascontiguousarray(array)
         digest.update(f"{array.dtype.str}{array.shape}".encode())
+        if array.dtype.hasobject:  # transcripts, annotations: hash their JSON form
+            digest.update(json.dumps(array.tolist(), sort_keys=True, default=str).encode())
+            continue
+        array = np.ascontiguousarray(array)
         digest.update(memoryview(array).cast("B"))
     return digest.hexdigest()
 

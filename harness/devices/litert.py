@@ -51,8 +51,8 @@ def fit_samples(x: np.ndarray, input_shape: tuple[int, ...], model_name: str) ->
     raise HarnessError(f"{model_name}: dataset samples have shape {x.shape[1:]}, the model takes {target}")
 
 
-def predict(model: Path, x: np.ndarray, batch_size: int = 256, num_threads: int = 1) -> np.ndarray:
-    """Run the model on every sample of `x` in batches; return the first output, dequantized."""
+def predict(model: Path, x: np.ndarray, batch_size: int = 256, num_threads: int = 1) -> list[np.ndarray]:
+    """Run the model on every sample of `x` in batches; return every output, dequantized, in order."""
     interpreter = load_interpreter(model, num_threads)
     inputs = interpreter.get_input_details()
     if len(inputs) != 1:
@@ -63,8 +63,8 @@ def predict(model: Path, x: np.ndarray, batch_size: int = 256, num_threads: int 
     interpreter.resize_tensor_input(inputs[0]["index"], [batch, *x.shape[1:]], strict=False)
     interpreter.allocate_tensors()
     input_detail = interpreter.get_input_details()[0]
-    output_detail = interpreter.get_output_details()[0]
-    chunks = []
+    output_details = interpreter.get_output_details()
+    chunks: list[list[np.ndarray]] = [[] for _ in output_details]
     for start in range(0, len(x), batch):
         chunk = x[start : start + batch]
         real = len(chunk)
@@ -72,9 +72,9 @@ def predict(model: Path, x: np.ndarray, batch_size: int = 256, num_threads: int 
             chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch - real, axis=0)])
         interpreter.set_tensor(input_detail["index"], quantize_input(chunk, input_detail))
         interpreter.invoke()
-        out = interpreter.get_tensor(output_detail["index"])[:real]
-        chunks.append(dequantize_output(out, output_detail))
-    return np.concatenate(chunks)
+        for collected, detail in zip(chunks, output_details):
+            collected.append(dequantize_output(interpreter.get_tensor(detail["index"])[:real], detail))
+    return [np.concatenate(collected) for collected in chunks]
 
 
 def tensor_types(model: Path) -> dict[str, list[str]]:

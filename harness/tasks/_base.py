@@ -28,11 +28,13 @@ CELL_METRICS = (
 class Task(Protocol):
     metrics: ClassVar[tuple[Metric, ...]]
 
-    def score(self, outputs: np.ndarray, dataset: Dataset) -> dict[str, float]:
-        """Task metrics of model outputs on a labelled dataset (NotApplicable if unlabelled)."""
+    def score(self, outputs: list[np.ndarray], dataset: Dataset) -> dict[str, float]:
+        """Task metrics of the model's outputs (all of them, in order) on a labelled dataset.
+
+        Raises NotApplicable when the dataset has no labels."""
         ...
 
-    def fidelity(self, outputs: np.ndarray, reference: np.ndarray) -> dict[str, float]:
+    def fidelity(self, outputs: list[np.ndarray], reference: list[np.ndarray]) -> dict[str, float]:
         """Agreement of an optimized model's outputs with the float model's on the same inputs."""
         ...
 

@@ -26,17 +26,17 @@ class Classification:
         Metric("output_mae", False, "mean absolute difference of outputs vs the float model"),
     )
 
-    def score(self, outputs: np.ndarray, dataset: Dataset) -> dict[str, float]:
+    def score(self, outputs: list[np.ndarray], dataset: Dataset) -> dict[str, float]:
         if dataset.y is None:
             raise NotApplicable(f"dataset {dataset.name!r} has no labels")
-        scores = outputs.reshape(len(outputs), -1)
+        scores = outputs[0].reshape(len(outputs[0]), -1)
         result = {"top1": top_k_accuracy(scores, dataset.y, 1)}
         if scores.shape[1] >= 5:
             result["top5"] = top_k_accuracy(scores, dataset.y, 5)
         return result
 
-    def fidelity(self, outputs: np.ndarray, reference: np.ndarray) -> dict[str, float]:
-        a, b = outputs.reshape(len(outputs), -1), reference.reshape(len(reference), -1)
+    def fidelity(self, outputs: list[np.ndarray], reference: list[np.ndarray]) -> dict[str, float]:
+        a, b = (out[0].reshape(len(out[0]), -1) for out in (outputs, reference))
         return {
             "top1_agreement": float(np.mean(np.argmax(a, axis=1) == np.argmax(b, axis=1))),
             "output_mae": float(np.mean(np.abs(a.astype(np.float64) - b))),

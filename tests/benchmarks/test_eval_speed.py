@@ -70,7 +70,7 @@ def test_batched_evaluation_vs_per_image_loop(benchmark, fashion_models, scheme:
     loop_seconds = time.perf_counter() - started
 
     def batched() -> float:
-        return float(np.mean(np.argmax(predict(paths[scheme], data.x, batch_size=256, num_threads=2), 1) == data.y))
+        return float(np.mean(np.argmax(predict(paths[scheme], data.x, batch_size=256, num_threads=2)[0], 1) == data.y))
 
     accuracy = benchmark.pedantic(batched, rounds=5, iterations=1, warmup_rounds=1)
     assert accuracy == reference

@@ -99,3 +99,11 @@ def test_head_and_sample(tmp_path: Path) -> None:
     assert len(data.head(10)) == 10 and data.head(None) is data
     assert np.array_equal(data.sample(5, seed=1), data.sample(5, seed=1))
     assert len(data.sample(10_000, seed=0)) == len(data)
+
+
+def test_fingerprint_of_object_targets() -> None:
+    from harness.datasets import fingerprint_arrays
+
+    a = np.array(["one two", "three"], dtype=object)
+    assert fingerprint_arrays(a) == fingerprint_arrays(a.copy())
+    assert fingerprint_arrays(a) != fingerprint_arrays(np.array(["one two", "four"], dtype=object))

@@ -55,7 +55,9 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.mark.parametrize("name", ["float32", "int8_only"])
 def test_batched_predict_equals_per_image_loop(models: dict[str, Path], name: str) -> None:
     x = np.random.default_rng(2).uniform(0, 1, (37, 8, 8, 1)).astype(np.float32)
-    batched = predict(models[name], x, batch_size=16)  # 37 = 2 full batches + a padded one
+    outputs = predict(models[name], x, batch_size=16)  # 37 = 2 full batches + a padded one
+    assert len(outputs) == 1
+    batched = outputs[0]
     interpreter = load_interpreter(models[name])
     interpreter.allocate_tensors()
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
