@@ -1,0 +1,211 @@
+"""The ADB simulator's `benchmark_model`: benchmarks a pushed .tflite for real with LiteRT on
+the host and prints the tool's current log format (parameters, init, warm-up and timed runs,
+the inference-timings summary and memory lines)."""
+
+from __future__ import annotations
+
+import math
+import resource
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+from harness.devices.adb.sim_shell import Killed, ShellIO, text_bytes
+
+if TYPE_CHECKING:
+    from harness.devices.adb.sim_shell import Shell
+
+
+# name -> (type, default, label in the parameter echo); order is the tool's echo order.
+_BENCH_PARAMS: dict[str, tuple[type, object, str]] = {
+    "num_runs": (int, 50, "Min num runs"),
+    "min_secs": (float, 1.0, "Min runs duration (seconds)"),
+    "max_secs": (float, 150.0, "Max runs duration (seconds)"),
+    "run_delay": (float, -1.0, "Inter-run delay (seconds)"),
+    "num_threads": (int, -1, "Num threads"),
+    "benchmark_name": (str, "", "Benchmark name"),
+    "output_prefix": (str, "", "Output prefix"),
+    "warmup_runs": (int, 1, "Min warmup runs"),
+    "warmup_min_secs": (float, 0.5, "Min warmup runs duration (seconds)"),
+    "verbose": (bool, False, "Log parameter values verbosely"),
+    "graph": (str, "", "Graph"),
+    "use_xnnpack": (bool, True, "Use xnnpack"),
+}
+
+
+def _g(value: float) -> str:
+    """C++ ostream's default formatting of a double (like printf %g)."""
+    return f"{value:g}"
+
+
+def _show(value: object) -> str:
+    if isinstance(value, bool):
+        return str(int(value))
+    return _g(value) if isinstance(value, float) else str(value)
+
+
+def _stat_line(values: list[int]) -> str:
+    """The tool's Stat<int64_t> summary line."""
+    if not values:
+        return "count=0"
+    ordered = sorted(values)
+    count, low, high = len(values), ordered[0], ordered[-1]
+    if low == high:
+        text = f"count={count} curr={values[-1]}" + ("(all same)" if count > 1 else "")
+    else:
+        avg = sum(values) / count
+        std = int(math.sqrt(max(sum(v * v for v in values) / count - avg * avg, 0.0)))
+        text = (f"count={count} first={values[0]} curr={values[-1]} min={low} max={high} "
+                f"avg={_g(avg)} std={std}")
+    p5, p50, p95 = (ordered[int(p / 100 * (count - 1))] for p in (5, 50, 95))
+    return f"{text} p5={p5} median={p50} p95={p95}"
+
+
+def _random_input(rng: np.random.Generator, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """Random input data with the value ranges the real tool uses per type."""
+    if np.issubdtype(dtype, np.floating):
+        return rng.uniform(-0.5, 0.5, shape).astype(dtype)
+    if dtype == np.int8:
+        return rng.integers(-127, 128, shape).astype(dtype)
+    if dtype == np.uint8:
+        return rng.integers(0, 255, shape).astype(dtype)
+    if dtype == np.bool_:
+        return rng.integers(0, 2, shape).astype(bool)
+    if np.issubdtype(dtype, np.integer):
+        return rng.integers(0, 100, shape).astype(dtype)
+    return np.zeros(shape, dtype)
+
+
+def _max_rss_kb() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def _now_us() -> int:
+    return time.perf_counter_ns() // 1000
+
+
+class BenchmarkModel:
+    """TFLite's benchmark_model, run on the host with LiteRT, logging in the tool's format."""
+
+    def __init__(self, shell: Shell, io: ShellIO) -> None:
+        self.shell, self.io = shell, io
+        self.device, self.session = shell.device, shell.session
+
+    def info(self, text: str) -> None:
+        """An INFO line on stdout, as TFLITE_LOG(INFO) prints it."""
+        self.io.out(text_bytes(f"INFO: {text}\n"))
+
+    def fail(self, text: str) -> int:
+        """ERROR lines on stderr and the tool's failure exit status."""
+        self.io.err(text_bytes(f"ERROR: {text}\nERROR: Benchmarking failed.\n"))
+        return 1
+
+    def run(self, args: list[str]) -> int:
+        """Run the benchmark for `args` (the tool's --flag=value arguments)."""
+        self.info("STARTING!")
+        params, given = {name: spec[1] for name, spec in _BENCH_PARAMS.items()}, set()
+        for arg in args:
+            name, sep, value = arg.lstrip("-").partition("=")
+            if not arg.startswith("-") or not sep or name not in _BENCH_PARAMS:
+                continue  # the real tool leaves unknown arguments alone
+            kind = _BENCH_PARAMS[name][0]
+            try:
+                params[name] = value in ("true", "1") if kind is bool else kind(value)
+            except ValueError:
+                return self.fail(f"Invalid value for --{name}: {value}")
+            given.add(name)
+        self._log_params(params, given)
+        graph = str(params["graph"])
+        if not graph:
+            return self.fail("Please specify the name of your TF Lite input file with --graph")
+        return self._benchmark(graph, params)
+
+    def _log_params(self, params: dict[str, object], given: set[str]) -> None:
+        verbose = bool(params["verbose"])
+        self.info(f"{_BENCH_PARAMS['verbose'][2]}: [{int(verbose)}]")
+        for name, (_, _, label) in _BENCH_PARAMS.items():
+            if name == "verbose" or not (verbose or name in given or name == "graph"):
+                continue
+            self.info(f"{label}: [{_show(params[name])}]")
+            if name == "graph":
+                self.info("Signature to run: []")
+                if verbose or "num_threads" in given:
+                    self.info(f"#threads used for CPU inference: [{params['num_threads']}]")
+
+    def _benchmark(self, graph: str, params: dict[str, object]) -> int:
+        try:
+            model = self.shell.fs.host_path(graph, self.shell.cwd)
+            size_mb = model.stat().st_size / 1e6
+        except OSError:
+            return self.fail(f"Failed to mmap model {graph}")
+        start_rss, start_us = _max_rss_kb(), _now_us()
+        resolver = OpResolverType.AUTO if params["use_xnnpack"] else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        threads = int(params["num_threads"])
+        try:
+            interpreter = Interpreter(model_path=str(model), num_threads=threads if threads > 0 else None,
+                                      experimental_op_resolver_type=resolver)
+        except (ValueError, RuntimeError):
+            return self.fail(f"Failed to mmap model {graph}")
+        self.info(f"Loaded model {graph}")
+        try:
+            interpreter.allocate_tensors()
+        except RuntimeError:
+            return self.fail("Failed to allocate tensors!")
+        init_us, init_rss = _now_us() - start_us, _max_rss_kb()
+        self.info(f"The input model file size (MB): {_g(size_mb)}")
+        self.info(f"Initialized session in {_g(init_us / 1e3)}ms.")
+        if self.device.hang_benchmark:
+            self._wait_until_killed()
+        rng = np.random.default_rng()
+        inputs = [(d["index"], _random_input(rng, tuple(d["shape"]), d["dtype"]))
+                  for d in interpreter.get_input_details()]
+
+        def invoke() -> None:
+            for index, data in inputs:
+                interpreter.set_tensor(index, data)
+            interpreter.invoke()
+
+        max_secs, delay = float(params["max_secs"]), float(params["run_delay"])
+        warmup = self._runs(invoke, int(params["warmup_runs"]), float(params["warmup_min_secs"]), max_secs, delay)
+        if self.device.drop_during_benchmark:
+            self.session.drop_connection()
+            self._wait_until_killed()
+        timings = self._runs(invoke, int(params["num_runs"]), float(params["min_secs"]), max_secs, delay)
+        overall_rss = _max_rss_kb()
+        warmup_avg = sum(warmup) / len(warmup) if warmup else math.nan
+        self.info(f"Inference timings in us: Init: {init_us}, First inference: {warmup[0] if warmup else 0}, "
+                  f"Warmup (avg): {_g(warmup_avg)}, Inference (avg): {_g(sum(timings) / max(len(timings), 1))}")
+        self.info("Note: as the benchmark tool itself affects memory footprint, the following is only "
+                  "APPROXIMATE to the actual memory footprint of the model at runtime. Take the "
+                  "information at your discretion.")
+        self.info(f"Memory footprint delta from the start of the tool (MB): "
+                  f"init={_g((init_rss - start_rss) / 1024)} overall={_g((overall_rss - start_rss) / 1024)}")
+        return 0
+
+    def _runs(self, invoke: Callable[[], None], min_runs: int, min_secs: float, max_secs: float,
+              delay: float) -> list[int]:
+        """One timed phase, with the tool's stopping rule; prints its header and Stat line."""
+        self.info(f"Running benchmark for at least {min_runs} iterations and at least {_g(min_secs)} "
+                  f"seconds but terminate if exceeding {_g(max_secs)} seconds.")
+        now = _now_us()
+        min_finish, max_finish = now + int(min_secs * 1e6), now + int(max_secs * 1e6)
+        timings: list[int] = []
+        while (len(timings) < min_runs or now < min_finish) and now <= max_finish:
+            if self.session.cancelled.is_set():
+                raise Killed
+            start = _now_us()
+            invoke()
+            timings.append(_now_us() - start)
+            if delay > 0 and self.session.cancelled.wait(delay):
+                raise Killed
+            now = _now_us()
+        self.info(_stat_line(timings) + "\n")
+        return timings
+
+    def _wait_until_killed(self) -> None:
+        """Block like a hung process until the command is cancelled."""
+        self.session.cancelled.wait()
+        raise Killed
