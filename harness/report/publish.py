@@ -20,7 +20,7 @@ from harness.history import History, HistoryError
 from harness.report.charts import TrendRun
 from harness.report.html import render_html
 from harness.report.junit import render_junit
-from harness.report.summary import _escape as md
+from harness.report.summary import escape_markdown as md
 from harness.report.summary import render_summary
 from harness.results import RESULTS, RUN_INFO, read_results, read_run_info
 from harness.suite.schema import Thresholds

@@ -20,7 +20,8 @@ def verdict_line(rows: list[Row]) -> str:
     return "**FAIL**: " + ", ".join(parts)
 
 
-def _escape(text: str) -> str:
+def escape_markdown(text: str) -> str:
+    """Text safe inside a Markdown table cell: pipes, newlines and angle brackets escaped."""
     return text.replace("|", "\\|").replace("\n", " ").replace("<", "&lt;").replace(">", "&gt;")
 
 
@@ -32,7 +33,7 @@ def _devices(run_info: dict[str, Any]) -> str:
 def render_summary(records: list[dict[str, Any]], run_info: dict[str, Any]) -> str:
     rows = build_rows(records)
     lines = [
-        f"# quantbench: {_escape(str(run_info.get('suite', '?')))}",
+        f"# quantbench: {escape_markdown(str(run_info.get('suite', '?')))}",
         "",
         verdict_line(rows),
         "",
@@ -45,7 +46,7 @@ def render_summary(records: list[dict[str, Any]], run_info: dict[str, Any]) -> s
     for row in rows:
         metric = f"{row.headline} {fmt(row.value, '.4f')}" if row.headline else "n/a"
         lines.append(
-            f"| {_escape(row.model)} | {_escape(row.scheme)} | {_escape(row.device)} | {metric} | "
+            f"| {escape_markdown(row.model)} | {escape_markdown(row.scheme)} | {escape_markdown(row.device)} | {metric} | "
             f"{fmt(row.delta, '+.4f')} | {fmt(row.agreement, '.4f')} | {fmt(row.size_mb, '.3f')} | "
             f"{fmt(row.size_ratio, '.2f')} | {fmt(row.gzip_mb, '.3f')} | {fmt(row.latency_ms, '.4g')} | "
             f"{fmt(row.latency_ratio, '.2f')} | {row.verdict} |"
@@ -55,6 +56,6 @@ def render_summary(records: list[dict[str, Any]], run_info: dict[str, Any]) -> s
         lines += ["", "## Problems", ""]
         for row in problems:
             detail = ", ".join(row.checks_failed) if row.checks_failed else (row.error or "")
-            lines.append(f"- `{_escape(row.model)}/{_escape(row.scheme)}@{_escape(row.device)}` "
-                         f"({row.status}): {_escape(detail)}")
+            lines.append(f"- `{escape_markdown(row.model)}/{escape_markdown(row.scheme)}@{escape_markdown(row.device)}` "
+                         f"({row.status}): {escape_markdown(detail)}")
     return "\n".join(lines) + "\n"
