@@ -39,6 +39,7 @@ from harness.results import (
     write_run_info,
 )
 from harness.schemes import BASELINE, SCHEMES
+from harness.schemes.training import FineTuning
 from harness.stats import summarize
 from harness.suite.loader import LoadedSuite
 from harness.suite.schema import ModelSpec, SchemeSpec
@@ -326,16 +327,24 @@ class SuiteRunner:
         calibration = state.calibration if scheme.needs_calibration else None
         if scheme.needs_calibration and calibration is None:
             raise NotApplicable("no calibration dataset configured")
+        finetune = None
+        if getattr(scheme, "needs_training", False) and source.format != "tflite":
+            budget = self.loaded.finetune_for(cell.model, cell.scheme)  # the loader checked there is one
+            assert budget is not None and budget.dataset is not None
+            finetune = FineTuning(budget, self.dataset(budget.dataset))
         key = content_key(
             kind="tflite", source=source.digest, scheme=cell.scheme.scheme,
             options=options.model_dump(mode="json"),
             calibration=hashlib.sha256(calibration.tobytes()).hexdigest() if calibration is not None else None,
             versions=tool_versions(),
+            **({"finetune": finetune.key} if finetune is not None else {}),
         )
 
         def produce(target: Path) -> None:
             if source.format == "tflite":
                 data = scheme.from_tflite(source.path.read_bytes(), options, calibration)
+            elif finetune is not None:
+                data = scheme.from_keras(source.path, options, finetune, calibration, self.cache)
             else:
                 data = scheme.from_saved_model(saved_model_dir(source, self.cache), options, calibration)
             target.write_bytes(data)

@@ -14,7 +14,9 @@ def test_list_schemes_one_line_each() -> None:
     done = run_bench("list", "schemes")
     assert done.returncode == 0
     names = [line.split()[0] for line in done.stdout.splitlines() if line.strip()]
-    assert names == sorted(["float32", "float16", "dynamic_range", "int8", "int8_only", "int16x8"])
+    assert names == sorted(names)
+    assert {"float32", "float16", "dynamic_range", "int8", "int8_only", "int16x8", "qat", "prune", "cluster",
+            "prune+int8", "prune+qat", "cluster+qat"} <= set(names)
 
 
 def test_list_unknown_registry() -> None:

@@ -18,7 +18,7 @@ from harness.errors import ConfigError
 from harness.models import BUILDERS
 from harness.registry import Registry, UnknownName
 from harness.schemes import SCHEMES
-from harness.suite.schema import ModelSpec, Suite
+from harness.suite.schema import FinetuneSpec, ModelSpec, SchemeSpec, Suite, merge_finetune
 from harness.suite.yaml_lines import Path_, load_yaml_with_lines, locate
 from harness.tasks import TASKS, threshold_metrics
 
@@ -42,6 +42,15 @@ class LoadedSuite:
     def base_dir(self) -> Path:
         """Relative paths in the suite are relative to the suite file's folder."""
         return self.path.parent
+
+    def finetune_for(self, model: ModelSpec, scheme: SchemeSpec) -> FinetuneSpec | None:
+        """The fine-tuning budget of a training-time cell: suite, model and scheme `finetune:`
+        blocks merged field by field (the most specific wins), the dataset defaulting to the
+        model's `train:` dataset; None when no dataset is declared for it."""
+        spec = merge_finetune(self.suite.finetune, model.finetune, scheme.finetune)
+        if spec.dataset is None and model.train is not None:
+            spec = spec.model_copy(update={"dataset": model.train.dataset})
+        return spec if spec.dataset is not None else None
 
 
 class _Checker:
@@ -99,6 +108,7 @@ def load_suite(path: str | Path) -> LoadedSuite:
     _check_datasets(suite, check, loaded)
     _check_models(suite, check, loaded)
     _check_schemes(suite, check, loaded)
+    _check_finetune(suite, check, loaded)
     _check_thresholds(suite, check)
     return loaded
 
@@ -157,6 +167,35 @@ def _check_schemes(suite: Suite, check: _Checker, loaded: LoadedSuite) -> None:
         if spec.label in seen:
             raise check.fail(loc, f"scheme id {spec.label!r} appears twice; give one an `id:`")
         seen.add(spec.label)
+
+
+def _check_finetune(suite: Suite, check: _Checker, loaded: LoadedSuite) -> None:
+    """`finetune:` blocks name declared datasets and sit on training-time schemes only; every
+    model (but a .tflite file, where those schemes are n/a) has fine-tuning data for them."""
+    blocks: list[tuple[Path_, FinetuneSpec | None]] = [(("finetune",), suite.finetune)]
+    blocks += [(("models", i, "finetune"), m.finetune) for i, m in enumerate(suite.models)]
+    blocks += [(("schemes", i, "finetune"), s.finetune) for i, s in enumerate(suite.schemes)]
+    for loc, block in blocks:
+        if block is not None and block.dataset is not None:
+            _dataset_ref(suite, check, block.dataset, (*loc, "dataset"))
+    training = [(i, s) for i, s in enumerate(suite.schemes)
+                if getattr(SCHEMES.get(s.scheme), "needs_training", False)]
+    trained = {i for i, _ in training}
+    for index, spec in enumerate(suite.schemes):
+        if spec.finetune is not None and index not in trained:
+            raise check.fail(("schemes", index, "finetune"), f"scheme {spec.scheme!r} is post-training: "
+                             "`finetune` applies to training-time schemes only")
+    for model in suite.models:
+        if model.path is not None and Path(model.path).suffix.lower() == ".tflite":
+            continue
+        for position, spec in training:
+            if model.schemes is not None and not any(fnmatch.fnmatchcase(spec.label, p) for p in model.schemes):
+                continue
+            if loaded.finetune_for(model, spec) is None:
+                raise check.fail(("schemes", position), (
+                    f"scheme {spec.label!r} fine-tunes the model, and model {model.label!r} has no fine-tuning "
+                    "data: give the model a `train:` dataset or a `finetune: {dataset: ...}` block (suite, model "
+                    "or scheme)"))
 
 
 def _check_thresholds(suite: Suite, check: _Checker) -> None:

@@ -7,7 +7,7 @@ options model in `harness.suite.loader`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -40,6 +40,36 @@ class TrainSpec(Strict):
     seed: int = 0
 
 
+class FinetuneSpec(Strict):
+    """Fine-tuning budget of the training-time schemes (prune, cluster, qat and their combinations).
+
+    May be given at suite level, per model and per scheme entry; the most specific block wins
+    field by field. Without a `dataset`, the model's `train:` dataset is used.
+    """
+
+    dataset: str | None = Field(None, description="default: the model's `train:` dataset")
+    epochs: int = Field(1, ge=1)
+    limit: int | None = Field(None, ge=1, description="fine-tune on the first N samples only")
+    batch_size: int = Field(32, ge=1)
+    optimizer: Literal["adam", "sgd", "rmsprop"] = "adam"
+    learning_rate: float | None = Field(
+        None, gt=0, description="default: the technique's (prune 1e-3, qat 1e-4, cluster 1e-5)")
+    schedule: Literal["constant", "cosine"] = Field("cosine", description="learning rate over the fine-tuning steps")
+    target: Literal["auto", "labels", "float_argmax", "float_outputs"] = Field(
+        "auto", description="what to fit: dataset labels; the float model's top-1 (for unlabelled data); "
+        "or the float model's outputs (MSE). auto: labels when the dataset has them, else float_argmax")
+    seed: int = 0
+
+
+def merge_finetune(*blocks: FinetuneSpec | None) -> FinetuneSpec:
+    """One budget from suite, model and scheme blocks: later blocks win, field by field (fields they set)."""
+    values: dict[str, Any] = {}
+    for block in blocks:
+        if block is not None:
+            values.update({name: getattr(block, name) for name in block.model_fields_set})
+    return FinetuneSpec(**values)
+
+
 class TaskSpec(Strict):
     kind: str = "classification"
     dataset: str
@@ -62,6 +92,7 @@ class ModelSpec(WithOptions):
     train: TrainSpec | None = None
     task: TaskSpec | None = None
     calibration: CalibrationSpec | None = None
+    finetune: FinetuneSpec | None = None
     schemes: list[str] | None = Field(None, description="run only these scheme ids (globs) for this model")
 
     @model_validator(mode="after")
@@ -86,6 +117,7 @@ class SchemeSpec(WithOptions):
 
     scheme: str
     id: str | None = None
+    finetune: FinetuneSpec | None = None  # training-time schemes only
 
     @property
     def label(self) -> str:
@@ -137,6 +169,7 @@ class Suite(Strict):
     models: list[ModelSpec] = Field(min_length=1)
     task: TaskSpec | None = None
     calibration: CalibrationSpec | None = None
+    finetune: FinetuneSpec | None = None
     schemes: list[SchemeSpec] = Field(min_length=1)
     devices: list[str] = ["local"]
     latency: LatencySpec = LatencySpec()

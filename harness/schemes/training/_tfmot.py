@@ -1,0 +1,290 @@
+"""TensorFlow Model Optimization plumbing shared by the training-time schemes.
+
+A training-time scheme is a chain of techniques (prune, cluster, QAT, ...) applied to the
+float Keras model in tf_keras, each followed by fine-tuning, then one conversion to
+.tflite. Every technique starts from a clone (TFMOT's wrappers reuse the layer objects
+they wrap, so training a wrapped model would change the model it came from), and the
+result of every prefix of the chain is cached as a tf_keras SavedModel, keyed by source
+digest, the techniques and their options, the fine-tuning budget and data fingerprint,
+and tool versions — `prune`, `prune+int8` and `prune+qat` with the same pruning options
+share one pruned model.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from harness.cache import ArtifactCache, content_key, file_digest
+from harness.datasets import Dataset
+from harness.errors import HarnessError, NotApplicable
+from harness.models.keras2 import UnsupportedLayer, leaf_layers, load_tf_keras, reserve_layer_names
+from harness.schemes._base import SchemeOptions
+from harness.suite.schema import FinetuneSpec
+from harness.versions import tool_versions
+
+
+@dataclass(frozen=True)
+class FineTuning:
+    """The budget (`finetune:` of the suite) and the data the training-time techniques fit."""
+
+    spec: FinetuneSpec
+    data: Dataset
+
+    @property
+    def key(self) -> dict[str, Any]:
+        """What identifies the fine-tuning in cache keys: the budget and the data's fingerprint."""
+        return {"budget": self.spec.model_dump(mode="json", exclude={"dataset"}), "data": self.data.fingerprint}
+
+
+def tfmot() -> Any:
+    """`tensorflow_model_optimization`, imported without leaving TF_USE_LEGACY_KERAS=1 behind.
+
+    TFMOT sets that variable on import to bind itself to tf_keras; the rest of the harness
+    uses Keras 3, so the previous value is restored once TFMOT has made its choice."""
+    before = os.environ.get("TF_USE_LEGACY_KERAS")
+    try:
+        import tensorflow_model_optimization as module
+    finally:
+        if before is None:
+            os.environ.pop("TF_USE_LEGACY_KERAS", None)
+        else:
+            os.environ["TF_USE_LEGACY_KERAS"] = before
+    return module
+
+
+def clone(model: Any) -> Any:
+    """A fresh copy (new layer objects, same weights): TFMOT's wrappers reuse what they wrap."""
+    import tf_keras
+
+    reserve_layer_names(model)
+    copy = tf_keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+# -- which layers a technique can wrap ---------------------------------------------------------
+def ensure_wrappable(model: Any, technique: str, supported: Callable[[Any], bool], hint: str) -> None:
+    """Raise UnsupportedLayer naming every layer (and its class) TFMOT cannot wrap."""
+    import tf_keras
+
+    bad = [f"{path!r} ({type(layer).__name__})" for path, layer in leaf_layers(model)
+           if not isinstance(layer, tf_keras.layers.InputLayer) and not supported(layer)]
+    if bad:
+        raise UnsupportedLayer(f"{technique}: TFMOT cannot wrap layer{'s' if len(bad) > 1 else ''} "
+                               f"{', '.join(bad)} of model {model.name!r}; {hint}")
+
+
+# -- fine-tuning ---------------------------------------------------------------------------------
+@dataclass
+class Prepared:
+    """Fine-tuning inputs: samples shaped for the model, targets, the loss and the step count."""
+
+    x: np.ndarray
+    y: np.ndarray
+    loss: Any
+    steps: int
+    target: str
+
+
+def prepare(float_model: Any, finetune: FineTuning) -> Prepared:
+    """Samples and targets for fine-tuning, computed once from the float model."""
+    import tf_keras
+
+    from harness.devices.litert import fit_samples
+
+    spec, data = finetune.spec, finetune.data.head(finetune.spec.limit)
+    x = fit_samples(data.x, tuple(float_model.input_shape[1:]), float_model.name).astype(np.float32)
+    target = spec.target
+    if target == "auto":
+        target = "labels" if data.y is not None else "float_argmax"
+    # the float model's outputs: all of them as targets, else a few to tell probabilities from logits
+    probe = x if target != "labels" else x[:256]
+    outputs = np.asarray(float_model.predict(probe, batch_size=max(spec.batch_size, 64), verbose=0))
+    if spec.target == "auto" and target == "float_argmax" and outputs.ndim != 2:
+        target = "float_outputs"
+    steps = spec.epochs * math.ceil(len(x) / spec.batch_size)
+    if target == "float_outputs":
+        return Prepared(x, outputs.astype(np.float32), tf_keras.losses.MeanSquaredError(), steps, target)
+    if outputs.ndim != 2:
+        raise HarnessError(f"fine-tuning target {target!r} needs a (batch, classes) output; the model gives "
+                           f"{outputs.shape[1:]}: use `finetune: {{target: float_outputs}}`")
+    if target == "labels":
+        if data.y is None:
+            raise HarnessError(f"fine-tuning dataset {data.name!r} has no labels: "
+                               "use `finetune: {target: float_argmax}`")
+        y = np.asarray(data.y).astype(np.int64)
+        if y.max(initial=0) >= outputs.shape[1]:
+            raise HarnessError(f"dataset {data.name!r} has label {int(y.max())}; "
+                               f"the model has {outputs.shape[1]} classes")
+    else:
+        y = np.argmax(outputs, axis=1).astype(np.int64)
+    probabilities = bool(np.all(outputs >= 0) and np.allclose(outputs.sum(axis=1), 1.0, atol=1e-3))
+    loss = tf_keras.losses.SparseCategoricalCrossentropy(from_logits=not probabilities)
+    return Prepared(x, y, loss, steps, target)
+
+
+def fit(model: Any, prepared: Prepared, finetune: FineTuning, default_lr: float,
+        callbacks: Sequence[Any] = ()) -> dict[str, Any]:
+    """Compile and fit `model` on the prepared data with the suite's budget; return a summary."""
+    import tf_keras
+
+    spec = finetune.spec
+    tf_keras.utils.set_random_seed(spec.seed)
+    learning_rate = spec.learning_rate or default_lr
+    rate: Any = learning_rate
+    if spec.schedule == "cosine":  # ends at a settled point, not wherever a constant rate left it
+        rate = tf_keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, prepared.steps))
+    optimizer = {"adam": tf_keras.optimizers.Adam, "sgd": tf_keras.optimizers.SGD,
+                 "rmsprop": tf_keras.optimizers.RMSprop}[spec.optimizer](learning_rate=rate)
+    model.compile(optimizer=optimizer, loss=prepared.loss)
+    history = model.fit(prepared.x, prepared.y, epochs=spec.epochs, batch_size=spec.batch_size, shuffle=True,
+                        verbose=0, callbacks=list(callbacks))
+    return {"samples": len(prepared.x), "epochs": spec.epochs, "steps": prepared.steps, "target": prepared.target,
+            "optimizer": spec.optimizer, "learning_rate": learning_rate, "schedule": spec.schedule,
+            "final_loss": float(history.history["loss"][-1])}
+
+
+# -- techniques, chains and their cache ----------------------------------------------------------
+def subset(options_class: type[SchemeOptions], options: SchemeOptions) -> SchemeOptions:
+    """The fields of `options_class` taken from a combined scheme's options (those given in the suite)."""
+    given = options.model_fields_set
+    return options_class(**{k: getattr(options, k) for k in options_class.model_fields if k in given})
+
+
+class Technique:
+    """One training-time step: wrap a tf_keras model, fine-tune it, strip the wrappers.
+
+    `options` picks this technique's fields from the scheme's options; `wrap` gets (a clone
+    of) the model of the previous step — the float model first —, the names of the
+    techniques already applied (`prune` before `qat` means pruning-preserving QAT) and the
+    number of fine-tuning steps (for schedules); it raises UnsupportedLayer for layers TFMOT
+    cannot wrap."""
+
+    name: ClassVar[str]
+    Options: ClassVar[type[SchemeOptions]]
+    default_learning_rate: ClassVar[float] = 1e-4
+
+    def options(self, options: SchemeOptions) -> SchemeOptions:
+        """This technique's part of a (combined) scheme's options."""
+        return subset(self.Options, options)
+
+    def wrap(self, model: Any, options: Any, before: tuple[str, ...], steps: int, info: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def callbacks(self) -> list[Any]:
+        return []
+
+    def strip(self, wrapped: Any) -> Any:
+        return wrapped
+
+    def apply(self, model: Any, options: Any, before: tuple[str, ...], prepared: Prepared,
+              finetune: FineTuning, info: dict[str, Any]) -> Any:
+        wrapped = self.wrap(model, options, before, prepared.steps, info)
+        info["fit"] = fit(wrapped, prepared, finetune, self.default_learning_rate, self.callbacks())
+        return self.strip(wrapped)
+
+
+def run_chain(source_path: Path, chain: Sequence[Technique], options: SchemeOptions, finetune: FineTuning,
+              cache: ArtifactCache) -> Path:
+    """The SavedModel (written by tf_keras) after every technique of `chain`, cached per prefix."""
+    digest = file_digest(source_path)
+    keys = []
+    for position, technique in enumerate(chain):
+        keys.append(content_key(
+            kind="finetuned", source=digest, finetune=finetune.key, versions=tool_versions(),
+            chain=[(t.name, t.options(options).model_dump(mode="json")) for t in chain[:position + 1]]))
+    # the longest prefix already cached, then build the rest from it
+    start = len(chain)
+    while start > 0 and not cache.path("finetuned", keys[start - 1]).exists():
+        start -= 1
+    state: dict[str, Any] = {}
+
+    def float_model() -> Any:
+        if "float" not in state:
+            state["float"] = load_tf_keras(source_path)
+        return state["float"]
+
+    def prepared() -> Prepared:
+        if "prepared" not in state:
+            state["prepared"] = prepare(float_model(), finetune)
+        return state["prepared"]
+
+    model = None
+    for position in range(start, len(chain)):
+        technique = chain[position]
+        if model is None:
+            model = float_model() if position == 0 else _load_saved(cache.path("finetuned", keys[position - 1]))
+        info: dict[str, Any] = {"technique": technique.name, "after": [t.name for t in chain[:position]]}
+        result = technique.apply(clone(model), technique.options(options), tuple(t.name for t in chain[:position]),
+                                 prepared(), finetune, info)
+
+        def save(target: Path, result: Any = result) -> None:
+            result.save(str(target), save_format="tf", include_optimizer=False)
+
+        cache.get_or_create("finetuned", keys[position], "", save)
+        cache.write_json("finetuned", keys[position], info)
+        model = result
+    return cache.path("finetuned", keys[-1])
+
+
+def _load_saved(path: Path) -> Any:
+    import tf_keras
+
+    return tf_keras.models.load_model(path, compile=False)
+
+
+class TrainingScheme:
+    """A registered training-time scheme: a chain of techniques, then a post-training conversion.
+
+    `post` names the registered post-training scheme whose `from_saved_model` converts the
+    fine-tuned model (`float32` for plain pruning/clustering, `int8` for `prune+int8`, ...);
+    QAT schemes override `convert`."""
+
+    needs_training: ClassVar[bool] = True
+    needs_calibration: ClassVar[bool] = False
+    Options: ClassVar[type[SchemeOptions]]
+    chain: ClassVar[tuple[Technique, ...]] = ()
+    post: ClassVar[str] = "float32"
+
+    def convert(self, saved_model: Path, options: Any, calibration: np.ndarray | None) -> bytes:
+        from harness.schemes import SCHEMES
+
+        post = SCHEMES.get(self.post)
+        return post.from_saved_model(saved_model, subset(post.Options, options), calibration)
+
+    def from_keras(self, source_path: Path, options: Any, finetune: FineTuning, calibration: np.ndarray | None,
+                   cache: ArtifactCache) -> bytes:
+        """Apply the chain to the Keras model at `source_path` (fine-tuned on `finetune`), convert it."""
+        saved_model = run_chain(Path(source_path), self.chain, options, finetune, cache)
+        return self.convert(saved_model, options, calibration)
+
+    def from_saved_model(self, saved_model: Path, options: Any, calibration: np.ndarray | None) -> bytes:
+        raise NotApplicable("training-time techniques need the Keras model and fine-tuning data (`from_keras`)")
+
+    def from_tflite(self, model: bytes, options: Any, calibration: np.ndarray | None) -> bytes:
+        raise NotApplicable("training-time techniques need a Keras model, not a .tflite file")
+
+
+def training_scheme(name: str, chain: Sequence[Technique], post: str = "float32",
+                    post_options: type[SchemeOptions] = SchemeOptions, needs_calibration: bool = False,
+                    base: type[TrainingScheme] = TrainingScheme) -> type[TrainingScheme]:
+    """A TrainingScheme class whose options are the union of the techniques' and the post scheme's."""
+    bases: list[type[SchemeOptions]] = []
+    for options in [*(t.Options for t in chain), post_options]:
+        if options not in bases and options is not SchemeOptions:
+            bases.append(options)
+    fields = [f for b in bases for f in b.model_fields]
+    clash = sorted({f for f in fields if fields.count(f) > 1})
+    if clash:
+        raise ValueError(f"scheme {name!r}: options {clash} are defined twice")
+    title = "".join(part.capitalize() for part in name.replace("+", "_").split("_"))
+    combined = type(f"{title}Options", tuple(bases) or (SchemeOptions,), {"__module__": __name__})
+    return type(title, (base,), {"Options": combined, "chain": tuple(chain), "post": post,
+                                 "needs_calibration": needs_calibration, "__module__": base.__module__})

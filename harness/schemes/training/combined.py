@@ -1,0 +1,52 @@
+"""Pruning or clustering followed by any post-training scheme: `prune+int8`, `cluster+float16`, ...
+
+One registered name per pair, for every registered post-training scheme (a scheme module
+added later gets its pairs too). The options are the union of both: `{scheme: prune+int8,
+sparsity: 0.8}`, `{scheme: cluster+int8_only, clusters: 16, io: uint8}`. The fine-tuned
+model is shared with `prune` / `cluster` (same options and budget → same cached model);
+the post-training scheme then converts it as it converts any float model.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from typing import Any
+
+import harness.schemes as schemes_package
+from harness.schemes._base import BASELINE, SCHEMES
+from harness.schemes.training._tfmot import Technique, training_scheme
+from harness.schemes.training.cluster import CLUSTER
+from harness.schemes.training.prune import PRUNE
+
+
+def _registered() -> dict[str, Any]:
+    """The schemes registered so far. This runs while the registry imports its modules, so it
+    must not call `SCHEMES.names()`/`get()` (they would wait for that import to finish)."""
+    return SCHEMES._items  # noqa: SLF001
+
+
+def post_training_schemes() -> list[str]:
+    """Registered schemes that convert a float SavedModel (every one but the training-time ones)."""
+    for info in pkgutil.iter_modules(schemes_package.__path__):
+        if not info.name.startswith("_") and info.name != "training":
+            importlib.import_module(f"{schemes_package.__name__}.{info.name}")
+    return sorted(name for name, scheme in _registered().items()
+                  if name != BASELINE and not getattr(scheme, "needs_training", False))
+
+
+def _register(chain: list[Technique], post: str) -> None:
+    name = f"{'+'.join(t.name for t in chain)}+{post}"
+    if name in _registered():
+        return
+    scheme = _registered()[post]
+    SCHEMES.register(name, f"{' + '.join(t.name for t in chain)} (fine-tuned), then {post}")(
+        training_scheme(name, chain, post=post, post_options=scheme.Options,
+                        needs_calibration=scheme.needs_calibration))
+
+
+SCHEMES.register("prune+cluster", "pruning, then sparsity-preserving clustering; float model")(
+    training_scheme("prune+cluster", [PRUNE, CLUSTER]))
+for _post in post_training_schemes():
+    _register([PRUNE], _post)
+    _register([CLUSTER], _post)

@@ -1,0 +1,87 @@
+"""Quantization-aware training, exported as an integer (int8) model.
+
+`qat` fine-tunes the float model with fake-quantization (TFMOT's default 8-bit scheme);
+`prune+qat` and `cluster+qat` are TFMOT's collaborative optimizations: the pruned
+(clustered) model is fine-tuned with `Default8BitPrunePreserveQuantizeScheme`
+(`Default8BitClusterPreserveQuantizeScheme`), which keeps its zeros (its clusters) through
+quantization; `prune+cluster+qat` keeps both. The converter (DEFAULT optimizations)
+turns the fake-quantized model into int8 weights and activations; `io: int8|uint8` also
+makes the inputs and outputs integer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from harness.models.keras2 import UnsupportedLayer
+from harness.schemes._base import SCHEMES, SchemeOptions
+from harness.schemes._converter import convert
+from harness.schemes.training._tfmot import Technique, TrainingScheme, ensure_wrappable, tfmot, training_scheme
+from harness.schemes.training.cluster import CLUSTER
+from harness.schemes.training.prune import PRUNE
+
+
+class QatOptions(SchemeOptions):
+    io: Literal["float32", "int8", "uint8"] = "float32"
+
+
+class Qat(Technique):
+    name = "qat"
+    Options = SchemeOptions  # nothing to choose for the training itself; `io` is for conversion
+    default_learning_rate = 1e-4
+
+    def wrap(self, model: Any, options: Any, before: tuple[str, ...], steps: int, info: dict[str, Any]) -> Any:
+        module = tfmot()
+        quantization = module.quantization.keras
+        if "cluster" in before:
+            scheme = module.experimental.combine.Default8BitClusterPreserveQuantizeScheme(
+                preserve_sparsity="prune" in before)
+        elif "prune" in before:
+            scheme = module.experimental.combine.Default8BitPrunePreserveQuantizeScheme()
+        else:
+            scheme = quantization.default_8bit.Default8BitQuantizeScheme()
+        info["quantize_scheme"] = type(scheme).__name__
+        import tf_keras
+
+        # TFMOT skips Lambda layers when annotating and then fails to clone them, and its error
+        # for a custom layer class names no layer: name them here. Built-in layers its registry
+        # does not support are named by TFMOT's own error.
+        ensure_wrappable(model, "quantization-aware training",
+                         lambda layer: type(layer).__module__.startswith("tf_keras.")
+                         and not isinstance(layer, tf_keras.layers.Lambda),
+                         "replace it with a built-in layer, or annotate it with a tfmot QuantizeConfig")
+        try:
+            return quantization.quantize_apply(quantization.quantize_annotate_model(model), scheme)
+        except (ValueError, RuntimeError, KeyError, TypeError) as exc:
+            raise UnsupportedLayer(f"quantization-aware training of model {model.name!r}: {exc}") from exc
+
+
+QAT = Qat()
+
+
+class _QatScheme(TrainingScheme):
+    """Converts the fake-quantized model: no calibration needed, the ranges were learnt."""
+
+    def convert(self, saved_model: Path, options: Any, calibration: np.ndarray | None) -> bytes:
+        def configure(converter: Any, tf: Any) -> None:
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            if options.io != "float32":
+                io_type = tf.uint8 if options.io == "uint8" else tf.int8
+                converter.inference_input_type = io_type
+                converter.inference_output_type = io_type
+
+        return convert(saved_model, configure)
+
+
+def _register(name: str, chain: list[Technique], summary: str) -> None:
+    SCHEMES.register(name, summary)(training_scheme(name, chain, post_options=QatOptions, base=_QatScheme))
+
+
+_register("qat", [QAT], "quantization-aware training, int8 model (`io: int8|uint8` for integer I/O)")
+_register("prune+qat", [PRUNE, QAT], "pruning, then pruning-preserving QAT: sparse int8 model")
+_register("cluster+qat", [CLUSTER, QAT], "clustering, then cluster-preserving QAT: clustered int8 model")
+_register("prune+cluster+qat", [PRUNE, CLUSTER, QAT],
+          "pruning, sparsity-preserving clustering, then QAT preserving both: sparse clustered int8 model")

@@ -1,0 +1,375 @@
+"""Training-time schemes change what they promise, measured from the produced .tflite.
+
+A tiny tutorial CNN (Keras 3, 8x8 digits) is the source; every scheme fine-tunes it for one
+epoch on 320 samples. Sparsity and distinct weight values are read back from the file with
+`harness.tflite_stats.weight_stats`.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.cache import ArtifactCache
+from harness.datasets import DATASETS, Dataset
+from harness.devices.litert import load_interpreter
+from harness.errors import ConfigError, NotApplicable
+from harness.models import BUILDERS
+from harness.models.keras2 import UnsupportedLayer, load_tf_keras
+from harness.schemes import SCHEMES
+from harness.schemes.training import FineTuning
+from harness.suite import load_suite
+from harness.suite.schema import FinetuneSpec
+from harness.tflite_stats import weight_stats
+
+FILTERS = 16  # conv kernel 3x3x1x16 = 144 weights; dense kernel 144x10 = 1,440
+
+
+@pytest.fixture(scope="module")
+def digits() -> Dataset:
+    loader = DATASETS.get("digits")
+    return loader.load("train", loader.Options(split="train"), Path("."))
+
+
+@pytest.fixture(scope="module")
+def source(digits: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A trained Keras 3 model saved as .keras, as the harness caches builder sources."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    builder = BUILDERS.get("tutorial_cnn")
+    model = builder.build(keras, builder.Options(input_shape=(8, 8, 1), filters=FILTERS))
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(digits.x, digits.y, epochs=3, batch_size=32, verbose=0)
+    path = tmp_path_factory.mktemp("source") / "digits_cnn.keras"
+    model.save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> ArtifactCache:
+    return ArtifactCache(tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(scope="module")
+def finetune(digits: Dataset) -> FineTuning:
+    return FineTuning(FinetuneSpec(dataset="train", limit=320, epochs=1, batch_size=32), digits)
+
+
+@pytest.fixture(scope="module")
+def produce(source: Path, cache: ArtifactCache, finetune: FineTuning, digits: Dataset, tmp_path_factory):
+    """produce(scheme, **options) -> path of the .tflite the scheme makes from the source."""
+    folder = tmp_path_factory.mktemp("tflite")
+
+    def run(name: str, **options) -> Path:
+        scheme = SCHEMES.get(name)
+        calibration = digits.x[:32] if scheme.needs_calibration else None
+        data = scheme.from_keras(source, scheme.Options(**options), finetune, calibration, cache)
+        path = folder / f"{name}-{'-'.join(f'{k}{v}' for k, v in sorted(options.items()))}.tflite"
+        path.write_bytes(data)
+        return path
+
+    return run
+
+
+def kernels(stats: dict) -> dict[str, dict]:
+    return {row["op"]: row for row in stats["layers"]}
+
+
+# -- pruning -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("sparsity", [0.5, 0.8])
+def test_prune_reaches_target_sparsity(produce, sparsity: float) -> None:
+    stats = weight_stats(produce("prune", sparsity=sparsity))
+    assert set(kernels(stats)) == {"CONV_2D", "FULLY_CONNECTED"}
+    for row in stats["layers"]:
+        assert row["dtype"] == "float32"
+        assert row["sparsity"] >= sparsity - 0.02, row
+    assert stats["sparsity"] >= sparsity - 0.02
+
+
+def test_prune_constant_schedule(produce) -> None:
+    assert weight_stats(produce("prune", sparsity=0.6, schedule="constant"))["sparsity"] >= 0.58
+
+
+def test_prune_two_of_four(produce) -> None:
+    """2:4 structured sparsity on the kernels whose input channels are a multiple of 4 (the dense
+    layer's 144); the first conv has one input channel and keeps its weights."""
+    path = produce("prune", sparsity_m_by_n=(2, 4))
+    rows = kernels(weight_stats(path))
+    assert rows["FULLY_CONNECTED"]["sparsity"] >= 0.5
+    assert rows["CONV_2D"]["sparsity"] < 0.1
+    interpreter = load_interpreter(path)
+    dense = next(t for t in interpreter.get_tensor_details() if tuple(t["shape"]) == (10, 144))
+    groups = interpreter.get_tensor(dense["index"]).reshape(10, 36, 4)
+    assert np.all((groups == 0).sum(axis=2) >= 2)
+
+
+def test_prune_then_int8_keeps_sparsity_in_int8_kernels(produce, cache: ArtifactCache) -> None:
+    produce("prune", sparsity=0.8)
+    finetuned = len(list((cache.root / "finetuned").rglob("*.json")))
+    stats = weight_stats(produce("prune+int8", sparsity=0.8))
+    assert len(list((cache.root / "finetuned").rglob("*.json"))) == finetuned, "prune+int8 fine-tuned again"
+    assert {row["dtype"] for row in stats["layers"]} == {"int8"}
+    assert stats["sparsity"] >= 0.78
+
+
+# -- clustering ----------------------------------------------------------------------------------
+def test_cluster_limits_distinct_values(produce) -> None:
+    stats = weight_stats(produce("cluster", clusters=8, init="linear"))
+    assert len(stats["layers"]) == 2
+    for row in stats["layers"]:
+        assert row["unique"] <= 8, row
+        assert row["dtype"] == "float32"
+
+
+# -- quantization-aware training -----------------------------------------------------------------
+def test_qat_gives_an_integer_model(produce) -> None:
+    path = produce("qat")
+    stats = weight_stats(path)
+    assert {row["dtype"] for row in stats["layers"]} == {"int8"}
+    interpreter = load_interpreter(path)
+    activations = [t for t in interpreter.get_tensor_details() if np.dtype(t["dtype"]) == np.int8
+                   and t["quantization"][0] > 0 and len(t["shape"]) == 4]
+    assert activations, "no int8 activations"
+    assert np.dtype(interpreter.get_input_details()[0]["dtype"]) == np.float32
+
+
+def test_qat_integer_io(produce) -> None:
+    interpreter = load_interpreter(produce("qat", io="int8"))
+    assert np.dtype(interpreter.get_input_details()[0]["dtype"]) == np.int8
+    assert np.dtype(interpreter.get_output_details()[0]["dtype"]) == np.int8
+
+
+def test_prune_qat_preserves_sparsity(produce) -> None:
+    stats = weight_stats(produce("prune+qat", sparsity=0.8))
+    for row in stats["layers"]:
+        assert row["dtype"] == "int8"
+        assert row["sparsity"] >= 0.78, row
+
+
+def test_cluster_qat_preserves_clusters(produce) -> None:
+    """int8 kernels have per-channel (conv) or per-tensor (dense) scales: at most 8 values each."""
+    stats = weight_stats(produce("cluster+qat", clusters=8, init="linear"))
+    for row in stats["layers"]:
+        assert row["dtype"] == "int8"
+        assert row["unique_per_channel_max"] <= 8, row
+    assert kernels(stats)["FULLY_CONNECTED"]["unique"] <= 8
+
+
+# -- sources and errors --------------------------------------------------------------------------
+def test_tflite_source_is_not_applicable() -> None:
+    for name in ("prune", "cluster+int8", "qat"):
+        with pytest.raises(NotApplicable, match="need a Keras model"):
+            SCHEMES.get(name).from_tflite(b"", SCHEMES.get(name).Options(), None)
+
+
+def test_keras3_export_has_no_layers_to_wrap(tmp_path: Path) -> None:
+    import keras
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    model.export(str(tmp_path / "exported"), format="tf_saved_model", verbose=False)
+    with pytest.raises(NotApplicable, match="no Keras layers"):
+        load_tf_keras(tmp_path / "exported")
+
+
+def _tf_keras_model_with(layer_factory):
+    import tf_keras
+
+    inputs = tf_keras.Input((8, 8, 1))
+    x = tf_keras.layers.Conv2D(4, 3)(inputs)
+    x = layer_factory(tf_keras)(x)
+    outputs = tf_keras.layers.Dense(3)(tf_keras.layers.Flatten()(x))
+    return tf_keras.Model(inputs, outputs, name="custom_model")
+
+
+def _scale(tf_keras):
+    class Scale(tf_keras.layers.Layer):
+        def build(self, shape):
+            self.factor = self.add_weight(name="factor", shape=(), initializer="ones")
+
+        def call(self, x):
+            return x * self.factor
+
+    return Scale(name="my_scale")
+
+
+@pytest.mark.parametrize(("technique", "options", "message"), [
+    ("prune", {}, r"prune: TFMOT cannot wrap layer 'my_scale' \(Scale\) of model 'custom_model'"),
+    ("cluster", {}, r"cluster: TFMOT cannot wrap layer 'my_scale' \(Scale\)"),
+    ("qat", None, r"quantization-aware training: TFMOT cannot wrap layer 'my_scale' \(Scale\)"),
+])
+def test_a_layer_tfmot_cannot_wrap_is_named(technique: str, options, message: str) -> None:
+    from harness.schemes.training.cluster import CLUSTER
+    from harness.schemes.training.prune import PRUNE
+    from harness.schemes.training.qat import QAT
+
+    implementation = {"prune": PRUNE, "cluster": CLUSTER, "qat": QAT}[technique]
+    options = implementation.Options() if options is not None else None
+    with pytest.raises(UnsupportedLayer, match=message):
+        implementation.wrap(_tf_keras_model_with(_scale), options, (), steps=10, info={})
+
+
+def test_qat_names_a_lambda_layer() -> None:
+    from harness.schemes.training.qat import QAT
+
+    model = _tf_keras_model_with(lambda tf_keras: tf_keras.layers.Lambda(lambda x: x * 2, name="double"))
+    message = r"quantization-aware training: TFMOT cannot wrap layer 'double' \(Lambda\)"
+    with pytest.raises(UnsupportedLayer, match=message):
+        QAT.wrap(model, None, (), steps=10, info={})
+
+
+def test_keras3_custom_layer_is_named(tmp_path: Path) -> None:
+    import keras
+
+    @keras.saving.register_keras_serializable(package="tests")
+    class Twice(keras.layers.Layer):
+        def call(self, x):
+            return x * 2
+
+    model = keras.Sequential([keras.Input((4,)), Twice(name="twice"), keras.layers.Dense(2)])
+    path = tmp_path / "custom.keras"
+    model.save(path)
+    with pytest.raises(UnsupportedLayer, match=r"layer 'twice' \(Twice"):
+        load_tf_keras(path)
+
+
+# -- Keras 3 sources reach tf_keras with identical outputs ----------------------------------------
+def _randomised(model):
+    """Non-trivial weights everywhere (batch-norm statistics included), seeded."""
+    rng = np.random.default_rng(1)
+    for layer in model.layers:
+        weights = [w + rng.normal(0, 0.1, w.shape).astype(w.dtype) for w in layer.get_weights()]
+        if type(layer).__name__ == "BatchNormalization":
+            weights[3] = np.abs(weights[3]) + 0.5
+        layer.set_weights(weights)
+    return model
+
+
+@pytest.mark.parametrize(("builder", "options", "suffix"), [
+    ("tutorial_cnn", {"input_shape": (8, 8, 1), "filters": FILTERS}, ".keras"),
+    ("mobile_cnn", {"input_shape": (16, 16, 1), "width": 8}, ".keras"),
+    ("mobile_cnn", {"input_shape": (16, 16, 1), "width": 8}, ".h5"),
+])
+def test_keras3_file_reaches_tf_keras_identically(tmp_path: Path, builder: str, options: dict, suffix: str) -> None:
+    import keras
+
+    spec = BUILDERS.get(builder)
+    model = _randomised(spec.build(keras, spec.Options(**options)))
+    path = tmp_path / f"model{suffix}"
+    model.save(path)
+    rebuilt = load_tf_keras(path)
+    assert type(rebuilt).__module__.startswith("tf_keras")
+    x = np.random.default_rng(2).uniform(0, 1, (16, *options["input_shape"])).astype(np.float32)
+    np.testing.assert_allclose(rebuilt(x, training=False).numpy(), np.asarray(model(x, training=False)),
+                               atol=1e-6, rtol=1e-5)
+
+
+def test_keras3_functional_mobilenet_reaches_tf_keras_identically(tmp_path: Path) -> None:
+    import keras
+
+    spec = BUILDERS.get("mobilenet_v2")
+    model = _randomised(spec.build(keras, spec.Options(input_size=32, num_classes=10)))
+    model.save(tmp_path / "mnv2.keras")
+    rebuilt = load_tf_keras(tmp_path / "mnv2.keras")
+    x = np.random.default_rng(2).uniform(-1, 1, (4, 32, 32, 3)).astype(np.float32)
+    np.testing.assert_allclose(rebuilt(x, training=False).numpy(), np.asarray(model(x, training=False)),
+                               atol=1e-6, rtol=1e-5)
+
+
+def test_tf_keras_files_load_directly(tmp_path: Path) -> None:
+    import tf_keras
+
+    from harness.models.keras2 import saved_by_keras_version
+
+    model = tf_keras.Sequential([tf_keras.Input((4,)), tf_keras.layers.Dense(2, name="d")])
+    model.save(tmp_path / "k2.keras")
+    assert saved_by_keras_version(tmp_path / "k2.keras").startswith("2.")
+    loaded = load_tf_keras(tmp_path / "k2.keras")
+    np.testing.assert_array_equal(loaded.get_layer("d").get_weights()[0], model.get_layer("d").get_weights()[0])
+
+
+def test_builders_build_in_tf_keras() -> None:
+    import tf_keras
+
+    spec = BUILDERS.get("mobile_cnn")
+    assert isinstance(spec.build(tf_keras, spec.Options()), tf_keras.Model)
+
+
+# -- fine-tuning data ----------------------------------------------------------------------------
+def test_unlabelled_data_fit_the_float_models_top1(source: Path, digits: Dataset) -> None:
+    from harness.schemes.training._tfmot import prepare
+
+    float_model = load_tf_keras(source)
+    unlabelled = Dataset("noise", digits.x[:64], None, None, "test")
+    prepared = prepare(float_model, FineTuning(FinetuneSpec(batch_size=16), unlabelled))
+    assert prepared.target == "float_argmax" and prepared.steps == 4
+    np.testing.assert_array_equal(prepared.y, np.argmax(float_model.predict(digits.x[:64], verbose=0), axis=1))
+
+
+def test_schedule_reaches_the_target_within_the_steps() -> None:
+    from harness.schemes.training.prune import PruneOptions, schedule_steps
+
+    for steps in (1, 2, 7, 10, 313, 5000):
+        frequency, end = schedule_steps(PruneOptions(), steps)
+        assert 1 <= frequency <= steps and end <= steps and end % frequency == 0
+
+
+def test_options_are_the_union_of_technique_and_post_scheme() -> None:
+    options = SCHEMES.get("prune+int8_only").Options(sparsity=0.8, io="uint8")
+    assert (options.sparsity, options.io) == (0.8, "uint8")
+    assert SCHEMES.get("prune+int8").needs_calibration and not SCHEMES.get("prune").needs_calibration
+    with pytest.raises(ValueError, match="either `sparsity` or `sparsity_m_by_n`"):
+        SCHEMES.get("prune").Options(sparsity=0.5, sparsity_m_by_n=(2, 4))
+
+
+# -- suite files -----------------------------------------------------------------------------------
+SUITE = """\
+datasets:
+  train: {kind: digits, split: train}
+  test: {kind: digits, split: test}
+models:
+  - builder: tutorial_cnn
+    input_shape: [8, 8, 1]
+    train: {dataset: train, epochs: 1}
+    finetune: {epochs: 2}
+task: {kind: classification, dataset: test}
+calibration: {dataset: train, samples: 8}
+finetune: {limit: 100, learning_rate: 0.001}
+schemes:
+  - float32
+  - {scheme: prune+int8, sparsity: 0.8, finetune: {batch_size: 16}}
+  - {scheme: cluster, clusters: 16}
+"""
+
+
+def _load(tmp_path: Path, text: str):
+    path = tmp_path / "suite.yaml"
+    path.write_text(textwrap.dedent(text))
+    return load_suite(path)
+
+
+def test_suite_finetune_blocks_merge(tmp_path: Path) -> None:
+    loaded = _load(tmp_path, SUITE)
+    model, schemes = loaded.suite.models[0], loaded.suite.schemes
+    assert loaded.scheme_options["prune+int8"].sparsity == 0.8
+    budget = loaded.finetune_for(model, schemes[1])
+    assert (budget.dataset, budget.epochs, budget.limit, budget.learning_rate, budget.batch_size) == \
+        ("train", 2, 100, 0.001, 16)
+    assert loaded.finetune_for(model, schemes[2]).batch_size == 32
+
+
+@pytest.mark.parametrize(("old", "new", "line", "field", "message"), [
+    ("finetune: {limit: 100,", "finetune: {limt: 100,", 11, "finetune.limt", "unknown key"),
+    ("    finetune: {epochs: 2}", "    finetune: {dataset: tarin}", 8, "models[0].finetune.dataset", "unknown dataset"),
+    ("  - float32", "  - {scheme: int8, finetune: {epochs: 2}}", 13, "schemes[0].finetune", "post-training"),
+    ("    train: {dataset: train, epochs: 1}\n", "", 13, "schemes[1]", "no fine-tuning data"),
+])
+def test_suite_finetune_mistakes(tmp_path: Path, old: str, new: str, line: int, field: str, message: str) -> None:
+    assert old in SUITE
+    with pytest.raises(ConfigError) as caught:
+        _load(tmp_path, SUITE.replace(old, new))
+    error = caught.value
+    assert (error.line, error.field) == (line, field) and message in error.message, str(error)
