@@ -42,7 +42,7 @@ from harness.schemes import BASELINE, SCHEMES
 from harness.schemes.training import FineTuning
 from harness.stats import summarize
 from harness.suite.loader import LoadedSuite
-from harness.suite.schema import ModelSpec, SchemeSpec
+from harness.suite.schema import CalibrationSpec, ModelSpec, SchemeSpec
 from harness.tasks import TASKS
 from harness.verdicts import bounds_for, check
 from harness.versions import tool_versions
@@ -116,12 +116,11 @@ def _selected(cell: Cell, patterns: list[str]) -> bool:
 
 @dataclass
 class _ModelState:
-    """What the cells of one model share: its source, evaluation data and calibration samples."""
+    """What the cells of one model share: its source, evaluation data and float outputs."""
 
     source: SourceModel | None = None
     error: str | None = None
     eval_data: Dataset | None = None
-    calibration: np.ndarray | None = None
     baseline_outputs: list[np.ndarray] | None = None
 
 
@@ -131,6 +130,7 @@ class SuiteRunner:
         self.loaded, self.run_dir, self.cache = loaded, run_dir, cache
         self.progress = progress or (lambda cell, stage, record: None)
         self._datasets: dict[str, Dataset] = {}
+        self._calibration: dict[CalibrationSpec, np.ndarray] = {}
         self._devices: dict[str, Device] = {}
         self._host_lock = threading.Lock()  # host work, and a local device's measurement
         self._lock = threading.Lock()  # records, the results file, progress callbacks
@@ -144,6 +144,12 @@ class SuiteRunner:
             loader = DATASETS.get(spec.kind)
             self._datasets[name] = loader.load(name, self.loaded.dataset_options[name], self.loaded.base_dir)
         return self._datasets[name]
+
+    def calibration(self, spec: CalibrationSpec) -> np.ndarray:
+        """The calibration samples a spec draws (the same array for every cell that shares it)."""
+        if spec not in self._calibration:
+            self._calibration[spec] = self.dataset(spec.dataset).sample(spec.samples, spec.seed)
+        return self._calibration[spec]
 
     def device(self, name: str) -> Device:
         if name not in self._devices:
@@ -159,9 +165,6 @@ class SuiteRunner:
             task = spec.task or self.loaded.suite.task
             assert task is not None  # the loader checked this
             state.eval_data = self.dataset(task.dataset).head(task.limit)
-            calibration = spec.calibration or self.loaded.suite.calibration
-            if calibration is not None:
-                state.calibration = self.dataset(calibration.dataset).sample(calibration.samples, calibration.seed)
         except Exception as exc:  # noqa: BLE001 - recorded on every cell of the model
             state.error = _describe(exc)
         return state
@@ -324,9 +327,12 @@ class SuiteRunner:
         assert source is not None
         scheme = SCHEMES.get(cell.scheme.scheme)
         options = self.loaded.scheme_options.get(cell.scheme.label) or scheme.Options()
-        calibration = state.calibration if scheme.needs_calibration else None
+        calibration_spec = self.loaded.calibration_for(cell.model, cell.scheme) if scheme.needs_calibration else None
+        calibration = self.calibration(calibration_spec) if calibration_spec is not None else None
         if scheme.needs_calibration and calibration is None:
             raise NotApplicable("no calibration dataset configured")
+        if calibration_spec is not None:
+            record["calibration"] = {**calibration_spec.model_dump(), "drawn": len(calibration)}
         finetune = None
         if getattr(scheme, "needs_training", False) and source.format != "tflite":
             budget = self.loaded.finetune_for(cell.model, cell.scheme)  # the loader checked there is one
@@ -378,6 +384,7 @@ class SuiteRunner:
         task_spec = cell.model.task or self.loaded.suite.task
         assert task_spec is not None and state.eval_data is not None
         task = TASKS.get(task_spec.kind)
+        task_options = self.loaded.task_options[cell.model.label]
         started = time.perf_counter()
         outputs, cached = self._outputs(Path(record["artifact"]["path"]), record["artifact"]["sha256"],
                                         state.eval_data, task_spec.batch_size)
@@ -385,7 +392,7 @@ class SuiteRunner:
         record["evaluation"] = {"dataset": state.eval_data.name, "samples": len(state.eval_data),
                                 "source": state.eval_data.source, "cached": cached}
         try:
-            record["metrics"].update(task.score(outputs, state.eval_data))
+            record["metrics"].update(task.score(outputs, state.eval_data, task_options))
         except NotApplicable as exc:
             record["metrics_na"] = f"task metrics n/a: {exc}"
         if cell.scheme.label == BASELINE:
@@ -396,7 +403,7 @@ class SuiteRunner:
                 reference, _ = self._outputs(Path(baseline["artifact"]["path"]), baseline["artifact"]["sha256"],
                                              state.eval_data, task_spec.batch_size)
                 state.baseline_outputs = reference
-            record["metrics"].update(task.fidelity(outputs, reference))
+            record["metrics"].update(task.fidelity(outputs, reference, task_options))
 
     def _measure(self, cell: Cell, record: dict[str, Any]) -> None:
         self._report(cell.id, "timing", None)

@@ -68,11 +68,13 @@ def resolve_source(
         import keras
 
         keras.utils.set_random_seed(spec.train.seed if spec.train else 0)
-        model = BUILDERS.get(spec.builder).build(keras, builder_options)
+        builder = BUILDERS.get(spec.builder)
+        model = builder.build(keras, builder_options)
         if spec.train is not None and train_data is not None:
             from harness.models.training import train
 
-            info["training"] = train(model, keras, train_data, spec.train)
+            fit = getattr(builder, "fit", train)
+            info["training"] = fit(model, keras, train_data, spec.train)
         model.save(target)
         cache.write_json("models", key, info)
 

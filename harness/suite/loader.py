@@ -18,7 +18,7 @@ from harness.errors import ConfigError
 from harness.models import BUILDERS
 from harness.registry import Registry, UnknownName
 from harness.schemes import SCHEMES
-from harness.suite.schema import FinetuneSpec, ModelSpec, SchemeSpec, Suite, merge_finetune
+from harness.suite.schema import CalibrationSpec, FinetuneSpec, ModelSpec, SchemeSpec, Suite, merge_finetune
 from harness.suite.yaml_lines import Path_, load_yaml_with_lines, locate
 from harness.tasks import TASKS, threshold_metrics
 
@@ -33,6 +33,7 @@ class LoadedSuite:
     dataset_options: dict[str, BaseModel] = field(default_factory=dict)
     builder_options: dict[str, BaseModel] = field(default_factory=dict)
     scheme_options: dict[str, BaseModel] = field(default_factory=dict)
+    task_options: dict[str, BaseModel] = field(default_factory=dict)  # by model label
 
     @property
     def name(self) -> str:
@@ -42,6 +43,10 @@ class LoadedSuite:
     def base_dir(self) -> Path:
         """Relative paths in the suite are relative to the suite file's folder."""
         return self.path.parent
+
+    def calibration_for(self, model: ModelSpec, scheme: SchemeSpec) -> CalibrationSpec | None:
+        """The calibration data of a cell: the scheme entry's own, else the model's, else the suite's."""
+        return scheme.calibration or model.calibration or self.suite.calibration
 
     def finetune_for(self, model: ModelSpec, scheme: SchemeSpec) -> FinetuneSpec | None:
         """The fine-tuning budget of a training-time cell: suite, model and scheme `finetune:`
@@ -106,8 +111,8 @@ def load_suite(path: str | Path) -> LoadedSuite:
         raise check.from_validation(exc) from None
     loaded = LoadedSuite(path=path, suite=suite, sha256=hashlib.sha256(raw).hexdigest())
     _check_datasets(suite, check, loaded)
-    _check_models(suite, check, loaded)
     _check_schemes(suite, check, loaded)
+    _check_models(suite, check, loaded)
     _check_finetune(suite, check, loaded)
     _check_thresholds(suite, check)
     return loaded
@@ -126,7 +131,6 @@ def _dataset_ref(suite: Suite, check: _Checker, name: str, loc: Path_) -> None:
 
 def _check_models(suite: Suite, check: _Checker, loaded: LoadedSuite) -> None:
     labels: dict[str, int] = {}
-    needs_calibration = any(SCHEMES.get(s.scheme).needs_calibration for s in suite.schemes if s.scheme in SCHEMES)
     for index, model in enumerate(suite.models):
         loc: Path_ = ("models", index)
         if model.label in labels:
@@ -141,19 +145,26 @@ def _check_models(suite: Suite, check: _Checker, loaded: LoadedSuite) -> None:
         for position, pattern in enumerate(model.schemes or []):
             if not any(fnmatch.fnmatchcase(s.label, pattern) for s in suite.schemes):
                 raise check.fail((*loc, "schemes", position), f"{pattern!r} matches none of the suite's schemes")
-        _check_task_and_calibration(suite, model, check, loc, needs_calibration)
+        _check_task(suite, model, check, loc, loaded)
+        _check_calibration(suite, model, check, loc)
 
 
-def _check_task_and_calibration(suite: Suite, model: ModelSpec, check: _Checker, loc: Path_, needs_calibration: bool) -> None:
+def _check_task(suite: Suite, model: ModelSpec, check: _Checker, loc: Path_, loaded: LoadedSuite) -> None:
     task = model.task or suite.task
     if task is None:
         raise check.fail((*loc, "task"), "no task: give the model a `task:` or the suite a top-level `task:`")
     task_loc = (*loc, "task") if model.task else ("task",)
-    check.known(TASKS, task.kind, (*task_loc, "kind"))
+    loaded.task_options[model.label] = check.options(TASKS, task.kind, task.options, task_loc, "kind")
     _dataset_ref(suite, check, task.dataset, (*task_loc, "dataset"))
+
+
+def _check_calibration(suite: Suite, model: ModelSpec, check: _Checker, loc: Path_) -> None:
     calibration = model.calibration or suite.calibration
-    if calibration is None and needs_calibration:
-        raise check.fail((*loc, "calibration"), "a listed scheme needs calibration data: add `calibration: {dataset: ...}`")
+    for spec in suite.schemes:
+        applies = model.schemes is None or any(fnmatch.fnmatchcase(spec.label, p) for p in model.schemes)
+        if applies and spec.calibration is None and calibration is None and SCHEMES.get(spec.scheme).needs_calibration:
+            raise check.fail((*loc, "calibration"), f"scheme {spec.label!r} needs calibration data: "
+                             "add `calibration: {dataset: ...}` (suite, model or scheme entry)")
     if calibration is not None:
         calibration_loc = (*loc, "calibration") if model.calibration else ("calibration",)
         _dataset_ref(suite, check, calibration.dataset, (*calibration_loc, "dataset"))
@@ -167,6 +178,11 @@ def _check_schemes(suite: Suite, check: _Checker, loaded: LoadedSuite) -> None:
         if spec.label in seen:
             raise check.fail(loc, f"scheme id {spec.label!r} appears twice; give one an `id:`")
         seen.add(spec.label)
+        if spec.calibration is not None:
+            if not SCHEMES.get(spec.scheme).needs_calibration:
+                raise check.fail((*loc, "calibration"), f"scheme {spec.scheme!r} does not calibrate: "
+                                 "`calibration` applies to full-integer schemes only")
+            _dataset_ref(suite, check, spec.calibration.dataset, (*loc, "calibration", "dataset"))
 
 
 def _check_finetune(suite: Suite, check: _Checker, loaded: LoadedSuite) -> None:

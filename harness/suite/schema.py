@@ -70,7 +70,9 @@ def merge_finetune(*blocks: FinetuneSpec | None) -> FinetuneSpec:
     return FinetuneSpec(**values)
 
 
-class TaskSpec(Strict):
+class TaskSpec(WithOptions):
+    """The task and its evaluation data; other keys are the task's own options (e.g. a decoder)."""
+
     kind: str = "classification"
     dataset: str
     limit: int | None = Field(None, ge=1, description="evaluate the first N samples (default: all)")
@@ -118,6 +120,8 @@ class SchemeSpec(WithOptions):
     scheme: str
     id: str | None = None
     finetune: FinetuneSpec | None = None  # training-time schemes only
+    calibration: CalibrationSpec | None = Field(
+        None, description="calibration data for this entry only (e.g. to compare noise with real samples)")
 
     @property
     def label(self) -> str:

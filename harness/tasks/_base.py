@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 
 from harness.datasets import Dataset
 from harness.registry import Registry
@@ -25,16 +26,23 @@ CELL_METRICS = (
 )
 
 
+class TaskOptions(BaseModel):
+    """A task's own keys in a suite's `task:` block (none by default)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
 class Task(Protocol):
+    Options: ClassVar[type[TaskOptions]]
     metrics: ClassVar[tuple[Metric, ...]]
 
-    def score(self, outputs: list[np.ndarray], dataset: Dataset) -> dict[str, float]:
+    def score(self, outputs: list[np.ndarray], dataset: Dataset, options: Any) -> dict[str, float]:
         """Task metrics of the model's outputs (all of them, in order) on a labelled dataset.
 
         Raises NotApplicable when the dataset has no labels."""
         ...
 
-    def fidelity(self, outputs: list[np.ndarray], reference: list[np.ndarray]) -> dict[str, float]:
+    def fidelity(self, outputs: list[np.ndarray], reference: list[np.ndarray], options: Any) -> dict[str, float]:
         """Agreement of an optimized model's outputs with the float model's on the same inputs."""
         ...
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from harness.datasets import Dataset
 from harness.errors import NotApplicable
-from harness.tasks._base import TASKS, Metric
+from harness.tasks._base import TASKS, Metric, TaskOptions
 
 
 def top_k_accuracy(scores: np.ndarray, labels: np.ndarray, k: int) -> float:
@@ -19,6 +19,7 @@ def top_k_accuracy(scores: np.ndarray, labels: np.ndarray, k: int) -> float:
 
 @TASKS.register("classification", "top-1 (and top-5 with >= 5 classes); agreement and output error vs float")
 class Classification:
+    Options = TaskOptions
     metrics = (
         Metric("top1", True, "top-1 accuracy"),
         Metric("top5", True, "top-5 accuracy (5 or more classes)"),
@@ -26,7 +27,7 @@ class Classification:
         Metric("output_mae", False, "mean absolute difference of outputs vs the float model"),
     )
 
-    def score(self, outputs: list[np.ndarray], dataset: Dataset) -> dict[str, float]:
+    def score(self, outputs: list[np.ndarray], dataset: Dataset, options: TaskOptions) -> dict[str, float]:
         if dataset.y is None:
             raise NotApplicable(f"dataset {dataset.name!r} has no labels")
         scores = outputs[0].reshape(len(outputs[0]), -1)
@@ -35,7 +36,8 @@ class Classification:
             result["top5"] = top_k_accuracy(scores, dataset.y, 5)
         return result
 
-    def fidelity(self, outputs: list[np.ndarray], reference: list[np.ndarray]) -> dict[str, float]:
+    def fidelity(self, outputs: list[np.ndarray], reference: list[np.ndarray],
+                 options: TaskOptions) -> dict[str, float]:
         a, b = (out[0].reshape(len(out[0]), -1) for out in (outputs, reference))
         return {
             "top1_agreement": float(np.mean(np.argmax(a, axis=1) == np.argmax(b, axis=1))),

@@ -75,6 +75,11 @@ def test_shipped_suites_are_valid() -> None:
         ("    top1: {max_abs_drop: 0.01}", "    top2: {max_abs_drop: 0.01}", 14, "thresholds.defaults.top2", "unknown metric"),
         ("      top1: {max_abs_drop: 0.05}", "      top1: {max_abs_dorp: 0.05}", 17, "thresholds.overrides[0].top1.max_abs_dorp", "unknown key"),
         ("name: t", "name: t\ncolour: red", 2, "colour", "unknown key"),
+        ("dataset: test}", "dataset: test, decoder: ssd}", 9, "task.decoder", "unknown key"),
+        ("{scheme: int8_only, id: u8, io: uint8}", "{scheme: float16, calibration: {dataset: train}}", 11,
+         "schemes[2].calibration", "full-integer schemes only"),
+        ("{scheme: int8_only, id: u8, io: uint8}", "{scheme: int8_only, id: u8, calibration: {dataset: noise}}", 11,
+         "schemes[2].calibration.dataset", "unknown dataset 'noise'"),
     ],
 )
 def test_mistakes_name_line_and_field(tmp_path: Path, old: str, new: str, line: int, field: str, message: str) -> None:
@@ -116,6 +121,16 @@ def test_missing_model_file(tmp_path: Path) -> None:
 def test_calibration_required_by_int8(tmp_path: Path) -> None:
     error = error_for(tmp_path, VALID.replace("calibration: {dataset: train, samples: 8}\n", ""))
     assert "needs calibration" in error.message
+
+
+def test_scheme_entry_brings_its_own_calibration(tmp_path: Path) -> None:
+    text = VALID.replace("calibration: {dataset: train, samples: 8}\n", "").replace(
+        "schemes: [float32, int8, {scheme: int8_only, id: u8, io: uint8}]",
+        "schemes: [float32, {scheme: int8, id: int8_test, calibration: {dataset: test, samples: 4}}]")
+    loaded = load_suite(write(tmp_path, text))
+    model, scheme = loaded.suite.models[0], loaded.suite.schemes[1]
+    assert loaded.calibration_for(model, scheme).dataset == "test"
+    assert loaded.calibration_for(model, loaded.suite.schemes[0]) is None
 
 
 def test_not_a_mapping(tmp_path: Path) -> None:
