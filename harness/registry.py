@@ -69,6 +69,11 @@ class Registry(Generic[T]):
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         return f"unknown {self.kind} {name!r}{hint} (known: {', '.join(self.names())})"
 
+    def registered(self) -> dict[str, T]:
+        """The implementations registered so far, without importing the package's modules: for a
+        module that derives entries from others while the registry is still loading it."""
+        return dict(self._items)
+
     def names(self) -> list[str]:
         self._load()
         return sorted(self._items)

@@ -44,6 +44,7 @@ from harness.stats import summarize
 from harness.suite.loader import LoadedSuite
 from harness.suite.schema import CalibrationSpec, ModelSpec, SchemeSpec
 from harness.tasks import TASKS
+from harness.tflite_stats import weight_stats
 from harness.verdicts import bounds_for, check
 from harness.versions import tool_versions
 
@@ -270,7 +271,7 @@ class SuiteRunner:
         return {
             "model": cell.model.label, "scheme": cell.scheme.label, "scheme_kind": cell.scheme.scheme,
             "scheme_options": cell.scheme.options, "device": cell.device, "status": "ok", "error": None,
-            "size_bytes": None, "gzip_bytes": None, "metrics": {}, "metrics_na": None,
+            "size_bytes": None, "gzip_bytes": None, "weights": None, "metrics": {}, "metrics_na": None,
             "latency_ms": None, "latency_samples_ms": None, "memory": None, "verdicts": [],
             "artifact": None, "timings_s": {},
         }
@@ -364,6 +365,7 @@ class SuiteRunner:
         record["size_bytes"] = len(data)
         record["gzip_bytes"] = len(gzip.compress(data, compresslevel=9, mtime=0))
         record["io_types"] = tensor_types(path)
+        record["weights"] = weight_stats(path)
 
     def _outputs(self, model: Path, sha256: str, data: Dataset, batch_size: int) -> tuple[list[np.ndarray], bool]:
         """Every model output on the dataset, cached by (artifact, data, runtime version)."""

@@ -36,11 +36,18 @@ def latency_ratio(latency: dict[str, Any] | None, baseline: dict[str, Any] | Non
 
 
 def cell_values(record: dict[str, Any], baseline: dict[str, Any] | None) -> dict[str, float]:
-    """Task metrics plus size and latency ratios vs the baseline."""
+    """Task metrics, the weight statistics read back from the model, and size and latency
+    ratios vs the baseline."""
     values = dict(record.get("metrics") or {})
+    weights = record.get("weights") or {}
+    if weights.get("sparsity") is not None:
+        values["weight_sparsity"] = weights["sparsity"]
+    if weights.get("max_unique_per_channel") is not None:
+        values["unique_weights"] = weights["max_unique_per_channel"]
     if baseline and baseline is not record and baseline.get("status") == "ok":
-        if record.get("size_bytes") and baseline.get("size_bytes"):
-            values["size_ratio"] = record["size_bytes"] / baseline["size_bytes"]
+        for name, key in (("size_ratio", "size_bytes"), ("gzip_ratio", "gzip_bytes")):
+            if record.get(key) and baseline.get(key):
+                values[name] = record[key] / baseline[key]
         ratio = latency_ratio(record.get("latency_ms"), baseline.get("latency_ms"))
         if ratio is not None:
             values["latency_ratio"] = ratio

@@ -51,6 +51,10 @@ def test_tiny_suite_records_every_cell(tiny_run) -> None:
     assert by_scheme["int8"]["metrics"]["top1_agreement"] > 0.9
     assert by_scheme["int8_only"]["io_types"] == {"inputs": ["int8"], "outputs": ["int8"]}
     assert any(v["check"] == "top1.max_abs_drop" for v in by_scheme["int8"]["verdicts"])
+    float_weights, int8_weights = by_scheme["float32"]["weights"], by_scheme["int8"]["weights"]
+    assert [layer["op"] for layer in float_weights["layers"]] == ["CONV_2D", "FULLY_CONNECTED"]
+    assert {layer["dtype"] for layer in int8_weights["layers"]} == {"int8"}
+    assert int8_weights["max_unique_per_channel"] <= 255
 
 
 def test_run_info_and_summary(tiny_run) -> None:

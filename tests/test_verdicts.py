@@ -68,3 +68,14 @@ def test_overrides_apply_in_order_per_metric() -> None:
     assert bounds_for(thresholds, "tiny", "float16")["top1"].max_abs_drop == 0.01
     assert bounds_for(thresholds, "mobile_cnn", "int8")["top1"].max_abs_drop == 0.03
     assert bounds_for(thresholds, "tutorial_cnn", "int8")["top1"].max_abs_drop == 0.01
+
+
+def test_compressed_size_and_weight_statistics_are_checkable() -> None:
+    base = {**BASE, "gzip_bytes": 900, "weights": {"sparsity": 0.0, "max_unique_per_channel": 250}}
+    pruned = {**record("prune50", 0.9, 1000, 2.0), "gzip_bytes": 450,
+              "weights": {"sparsity": 0.4, "max_unique_per_channel": 16}}
+    bounds = {"gzip_ratio": Bound(max=0.6), "weight_sparsity": Bound(min=0.5), "unique_weights": Bound(max=16)}
+    verdicts = by_name(check(pruned, base, bounds))
+    assert verdicts["gzip_ratio.max"]["pass"] is True and verdicts["gzip_ratio.max"]["value"] == 0.5
+    assert verdicts["weight_sparsity.min"]["pass"] is False  # 40 % zeros: pruning fell short
+    assert verdicts["unique_weights.max"]["pass"] is True

@@ -66,6 +66,7 @@ def render_html(records: list[dict[str, Any]], run_info: dict[str, Any], compari
     return _environment().get_template("report.html.j2").render(
         suite=str(run_info.get("suite", "?")), run_info=run_info, banner=banner(rows, comparison),
         table=[(row, record.get("verdicts") or []) for row, record in zip(rows, records, strict=True)],
+        table_records=list(zip(rows, records, strict=True)),
         problems=[(row, record) for row, record in zip(rows, records, strict=True)
                   if row.status != "ok" or row.checks_failed],
         comparison=comparison, charts=charts, chart_specs=[f for section in charts.values() for f in section],

@@ -11,6 +11,8 @@ from harness.verdicts import latency_ratio, typical_latency
 
 # Preferred metric to show first, in order; the first one a record has is its headline.
 HEADLINE_METRICS = ("top1", "wer", "cer", "map", "top1_agreement", "output_mae")
+# How often the optimized model says what the float model says, per task.
+AGREEMENT_METRICS = ("top1_agreement", "transcript_agreement", "box_agreement")
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,9 @@ class Row:
     size_mb: float | None
     size_ratio: float | None
     gzip_mb: float | None
+    gzip_ratio: float | None
+    sparsity: float | None
+    unique_weights: int | None
     latency_ms: float | None
     latency_p90_ms: float | None
     latency_ratio: float | None
@@ -58,14 +63,17 @@ def build_rows(records: list[dict[str, Any]]) -> list[Row]:
         latency = record.get("latency_ms") or {}
         base_latency = (base or {}).get("latency_ms") or {}
         verdicts = record.get("verdicts") or []
+        weights = record.get("weights") or {}
         rows.append(Row(
             model=record["model"], scheme=record["scheme"], device=record["device"], status=record["status"],
             headline=headline, value=value,
             delta=value - base_value if value is not None and base_value is not None else None,
-            agreement=metrics.get("top1_agreement"),
+            agreement=next((metrics[m] for m in AGREEMENT_METRICS if m in metrics), None),
             size_mb=record["size_bytes"] / 1e6 if record.get("size_bytes") else None,
             size_ratio=_ratio(record.get("size_bytes"), (base or {}).get("size_bytes")),
             gzip_mb=record["gzip_bytes"] / 1e6 if record.get("gzip_bytes") else None,
+            gzip_ratio=_ratio(record.get("gzip_bytes"), (base or {}).get("gzip_bytes")),
+            sparsity=weights.get("sparsity"), unique_weights=weights.get("max_unique_per_channel"),
             latency_ms=typical_latency(latency), latency_p90_ms=latency.get("p90"),
             latency_ratio=latency_ratio(latency, base_latency) if base else None,
             checks_failed=[v["check"] for v in verdicts if not v["pass"]], checks_total=len(verdicts),

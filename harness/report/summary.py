@@ -40,15 +40,18 @@ def render_summary(records: list[dict[str, Any]], run_info: dict[str, Any]) -> s
         f"Run started {run_info.get('started_at', '?')}; suite sha256 `{str(run_info.get('suite_sha256', ''))[:12]}`; "
         f"devices: {_devices(run_info)}.",
         "",
-        "| model | scheme | device | metric | Δ vs float | agreement | size MB | × float | gzip MB | latency ms | × float | verdict |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| model | scheme | device | metric | Δ vs float | agreement | size MB | × float | gzip MB | × float "
+        "| sparsity | unique/ch | latency ms | × float | verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         metric = f"{row.headline} {fmt(row.value, '.4f')}" if row.headline else "n/a"
         lines.append(
             f"| {escape_markdown(row.model)} | {escape_markdown(row.scheme)} | {escape_markdown(row.device)} | {metric} | "
             f"{fmt(row.delta, '+.4f')} | {fmt(row.agreement, '.4f')} | {fmt(row.size_mb, '.3f')} | "
-            f"{fmt(row.size_ratio, '.2f')} | {fmt(row.gzip_mb, '.3f')} | {fmt(row.latency_ms, '.4g')} | "
+            f"{fmt(row.size_ratio, '.2f')} | {fmt(row.gzip_mb, '.3f')} | {fmt(row.gzip_ratio, '.2f')} | "
+            f"{fmt(row.sparsity, '.3f')} | {row.unique_weights if row.unique_weights is not None else '–'} | "
+            f"{fmt(row.latency_ms, '.4g')} | "
             f"{fmt(row.latency_ratio, '.2f')} | {row.verdict} |"
         )
     problems = [r for r in rows if r.checks_failed or r.status != "ok"]

@@ -22,6 +22,9 @@ class Metric:
 # Metrics every cell gets, whatever the task: compared with the float baseline of the model.
 CELL_METRICS = (
     Metric("size_ratio", False, "model file size / float32 model file size"),
+    Metric("gzip_ratio", False, "gzip -9 compressed size / the float32 model's compressed size"),
+    Metric("weight_sparsity", True, "share of kernel weights that are zero, read back from the .tflite"),
+    Metric("unique_weights", False, "most distinct values in one output channel of any kernel, read back"),
     Metric("latency_ratio", False, "median latency / float32 median latency, same device"),
 )
 

@@ -123,3 +123,20 @@ def test_without_a_suite_file_metric_changes_are_not_judged(tmp_path: Path) -> N
 def test_an_empty_run_directory_is_a_user_error(tmp_path: Path) -> None:
     with pytest.raises(HarnessError, match="no records in results.jsonl"):
         publish_run(tmp_path, None)
+
+
+def test_weight_statistics_are_shown_per_cell_and_per_kernel(tmp_path: Path) -> None:
+    records = mixed_cells()
+    layer = {"layer": XSS, "op": "CONV_2D", "dtype": "float32", "shape": [8, 3, 3, 1], "weights": 72, "zeros": 36,
+             "sparsity": 0.5, "unique": 37, "unique_per_channel_max": 5, "sparse_encoded": False}
+    records[1]["weights"] = {"layers": [layer], "weights": 72, "zeros": 36, "sparsity": 0.5, "max_unique": 37,
+                             "max_unique_per_channel": 5}
+    run_dir = write_run(tmp_path, records)
+    publish_run(run_dir, None, thresholds=THRESHOLDS)
+    page = (run_dir / "report.html").read_text()
+    weights = page[page.index('<div id="weights">'):page.index("Accuracy vs size and latency")]
+    assert weights.count("<details>") == 1 and "sparsity 0.500, at most 5 distinct values per channel" in weights
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;</td><td>CONV_2D</td>" in weights and XSS not in weights
+    row = next(line for line in (run_dir / "summary.md").read_text().splitlines()
+               if f"| {records[1]['scheme']} |" in line and line.startswith(f"| {records[1]['model']} "))
+    assert "| 0.500 | 5 |" in row

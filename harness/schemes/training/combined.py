@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from typing import Any
 
 import harness.schemes as schemes_package
 from harness.schemes._base import BASELINE, SCHEMES
@@ -20,26 +19,23 @@ from harness.schemes.training.cluster import CLUSTER
 from harness.schemes.training.prune import PRUNE
 
 
-def _registered() -> dict[str, Any]:
-    """The schemes registered so far. This runs while the registry imports its modules, so it
-    must not call `SCHEMES.names()`/`get()` (they would wait for that import to finish)."""
-    return SCHEMES._items  # noqa: SLF001
-
-
 def post_training_schemes() -> list[str]:
-    """Registered schemes that convert a float SavedModel (every one but the training-time ones)."""
+    """Registered schemes that convert a float SavedModel (every one but the training-time ones).
+
+    This runs while the registry imports its modules, so it reads `SCHEMES.registered()`:
+    `names()`/`get()` would wait for that very import to finish."""
     for info in pkgutil.iter_modules(schemes_package.__path__):
         if not info.name.startswith("_") and info.name != "training":
             importlib.import_module(f"{schemes_package.__name__}.{info.name}")
-    return sorted(name for name, scheme in _registered().items()
+    return sorted(name for name, scheme in SCHEMES.registered().items()
                   if name != BASELINE and not getattr(scheme, "needs_training", False))
 
 
 def _register(chain: list[Technique], post: str) -> None:
     name = f"{'+'.join(t.name for t in chain)}+{post}"
-    if name in _registered():
+    if name in SCHEMES.registered():
         return
-    scheme = _registered()[post]
+    scheme = SCHEMES.registered()[post]
     SCHEMES.register(name, f"{' + '.join(t.name for t in chain)} (fine-tuned), then {post}")(
         training_scheme(name, chain, post=post, post_options=scheme.Options,
                         needs_calibration=scheme.needs_calibration))
