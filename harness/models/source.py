@@ -12,6 +12,8 @@ from harness.cache import ArtifactCache, content_key, file_digest
 from harness.datasets import Dataset
 from harness.errors import HarnessError
 from harness.models._base import BUILDERS
+from harness.models.paths import resolve_model_path
+from harness.models.tflite_normalize import normalized_tflite
 from harness.suite.schema import ModelSpec
 from harness.versions import tool_versions
 
@@ -52,8 +54,12 @@ def resolve_source(
 ) -> SourceModel:
     """The float source of a model entry (built and trained on the first use, then cached)."""
     if spec.path is not None:
-        path = (base_dir / spec.path).resolve()
-        return SourceModel(spec.label, detect_format(path), path, file_digest(path))
+        path = resolve_model_path(spec.path, base_dir)
+        model_format = detect_format(path)
+        info: dict[str, Any] = {}
+        if model_format == "tflite":  # old-style files are rewritten so the quantizer can work on them
+            path, info = normalized_tflite(path, cache)
+        return SourceModel(spec.label, model_format, path, file_digest(path), info)
     assert spec.builder is not None and builder_options is not None
     versions = tool_versions()
     key = content_key(
@@ -62,7 +68,7 @@ def resolve_source(
         train_data=train_data.fingerprint if train_data else None,
         tensorflow=versions["tensorflow"], keras=versions["keras"],
     )
-    info: dict[str, Any] = {}
+    info = {}
 
     def build(target: Path) -> None:
         import keras

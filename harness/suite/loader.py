@@ -14,8 +14,9 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from harness.datasets import DATASETS
-from harness.errors import ConfigError
+from harness.errors import ConfigError, HarnessError
 from harness.models import BUILDERS
+from harness.models.paths import resolve_model_path
 from harness.registry import Registry, UnknownName
 from harness.schemes import SCHEMES
 from harness.suite.schema import CalibrationSpec, FinetuneSpec, ModelSpec, SchemeSpec, Suite, merge_finetune
@@ -138,8 +139,8 @@ def _check_models(suite: Suite, check: _Checker, loaded: LoadedSuite) -> None:
         labels[model.label] = index
         if model.builder is not None:
             loaded.builder_options[model.label] = check.options(BUILDERS, model.builder, model.options, loc, "builder")
-        elif not (loaded.base_dir / model.path).exists():  # type: ignore[operator]
-            raise check.fail((*loc, "path"), f"model file {loaded.base_dir / model.path} does not exist")
+        else:
+            _check_model_path(model.path, loaded.base_dir, check, (*loc, "path"))  # type: ignore[arg-type]
         if model.train is not None:
             _dataset_ref(suite, check, model.train.dataset, (*loc, "train", "dataset"))
         for position, pattern in enumerate(model.schemes or []):
@@ -147,6 +148,15 @@ def _check_models(suite: Suite, check: _Checker, loaded: LoadedSuite) -> None:
                 raise check.fail((*loc, "schemes", position), f"{pattern!r} matches none of the suite's schemes")
         _check_task(suite, model, check, loc, loaded)
         _check_calibration(suite, model, check, loc)
+
+
+def _check_model_path(path: str, base_dir: Path, check: _Checker, loc: Path_) -> None:
+    try:
+        file = resolve_model_path(path, base_dir)
+    except HarnessError as exc:
+        raise check.fail(loc, str(exc)) from None
+    if not file.exists():
+        raise check.fail(loc, f"model file {file} does not exist")
 
 
 def _check_task(suite: Suite, model: ModelSpec, check: _Checker, loc: Path_, loaded: LoadedSuite) -> None:
