@@ -142,11 +142,12 @@ def test_tflite_sources_and_a_broken_model(tmp_path: Path, session_cache: Path) 
     assert len(records) == 12
     assert records[("broken", "float32")]["status"] == "failed" and records[("broken", "float32")]["error"]
     good = {scheme: r for (name, scheme), r in records.items() if name == "good"}
-    assert good["int8_only"]["status"] == "n/a" and "integer-only I/O" in good["int8_only"]["error"]
-    for scheme in ("float32", "float16", "dynamic_range", "int8", "int16x8"):
+    for scheme in ("float32", "float16", "dynamic_range", "int8", "int8_only", "int16x8"):
         assert good[scheme]["status"] == "ok", good[scheme]["error"]
         assert good[scheme]["evaluation"]["samples"] == 100
     assert good["int8"]["size_bytes"] < good["float32"]["size_bytes"]
+    assert good["int8"]["io_types"] == {"inputs": ["float32"], "outputs": ["float32"]}
+    assert good["int8_only"]["io_types"] == {"inputs": ["int8"], "outputs": ["int8"]}
     assert good["int8"]["metrics"]["top1_agreement"] > 0.8
 
 

@@ -1,16 +1,51 @@
-"""litert-quantizer plumbing: recipes for float .tflite sources, calibrated with global min/max.
+"""litert-quantizer plumbing: recipes for float .tflite sources and their calibration.
 
-The quantizer's default calibration keeps a moving average of per-sample ranges, which
-clips activations seen in only a few samples; a global min/max over all samples does not.
+Activation ranges are gathered over the calibration samples as the global min/max by default
+(what TFLiteConverter does): the quantizer's own default, a moving average of per-sample
+ranges, clips activations seen in only a few samples. Where rare extremes are outliers that
+would waste the int8 range (e.g. the background logits of a detector), `ranges:
+moving_average` chooses the quantizer's default instead.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field
 
 from harness.errors import NotApplicable
+from harness.schemes._base import SchemeOptions
+
+Ranges = Literal["min_max", "moving_average"]
+
+
+class CalibratedOptions(SchemeOptions):
+    """Options of the schemes that calibrate activation ranges."""
+
+    ranges: Ranges = Field("min_max", description=(
+        "how a .tflite source's activation ranges are gathered over the samples: global min/max, or "
+        "litert-quantizer's moving average of per-sample ranges (TFLiteConverter sources: min/max only)"))
+
+
+def converter_ranges(options: CalibratedOptions) -> None:
+    """TFLiteConverter gathers global min/max ranges itself: another choice does not apply to it."""
+    if options.ranges != "min_max":
+        raise NotApplicable(f"`ranges: {options.ranges}` applies to .tflite sources (litert-quantizer); "
+                            "TFLiteConverter calibrates with global min/max")
+
+
+def static_recipe(activations: Literal["int8", "int16"], float_io: bool) -> Any:
+    """int8 weights with int8 or int16 activations; with `float_io`, the model's inputs and outputs
+    stay float (QUANTIZE/DEQUANTIZE at the edges) instead of taking the activation type."""
+    from litert_quantizer import recipe, recipe_manager
+
+    manager = recipe_manager.RecipeManager()
+    manager.load_quantization_recipe(recipe.static_wi8_ai8() if activations == "int8" else recipe.static_wi8_ai16())
+    if float_io:
+        for edge in ("INPUT", "OUTPUT"):
+            manager.add_quantization_config(regex=".*", operation_name=edge, algorithm_key="no_quantize")
+    return manager.get_quantization_recipe()
 
 
 def _signature_input(model: bytes) -> tuple[str, str]:
@@ -27,8 +62,8 @@ def _signature_input(model: bytes) -> tuple[str, str]:
     return key, inputs[0]
 
 
-def quantize(model: bytes, recipe: Any, calibration: np.ndarray | None = None) -> bytes:
-    """Apply a quantization `recipe`; calibrate with global min/max when the recipe needs it."""
+def quantize(model: bytes, recipe: Any, calibration: np.ndarray | None = None, ranges: Ranges = "min_max") -> bytes:
+    """Apply a quantization `recipe`; calibrate when the recipe needs it, gathering `ranges`."""
     from litert_quantizer import calibrator, quantizer, recipe_manager
     from litert_quantizer.utils import qsv_utils
 
@@ -40,7 +75,8 @@ def quantize(model: bytes, recipe: Any, calibration: np.ndarray | None = None) -
         signature, input_name = _signature_input(model)
         manager = recipe_manager.RecipeManager()
         manager.load_quantization_recipe(recipe)
-        calib = calibrator.Calibrator(bytes(model), num_threads=1, qsv_update_func=qsv_utils.min_max_update)
+        update = qsv_utils.min_max_update if ranges == "min_max" else qsv_utils.moving_average_update
+        calib = calibrator.Calibrator(bytes(model), num_threads=1, qsv_update_func=update)
         samples = [{input_name: sample[np.newaxis].astype(np.float32)} for sample in calibration]
         calib.calibrate({signature: samples}, manager)
         qsvs = calib.get_model_qsvs()

@@ -7,11 +7,12 @@ from pathlib import Path
 import numpy as np
 
 from harness.schemes import _quantizer
-from harness.schemes._base import SCHEMES, SchemeOptions
+from harness.schemes._base import SCHEMES
 from harness.schemes._converter import convert, quantized_with_calibration
+from harness.schemes._quantizer import CalibratedOptions
 
 
-class Int16x8Options(SchemeOptions):
+class Int16x8Options(CalibratedOptions):
     fallback: bool = False
 
 
@@ -21,6 +22,8 @@ class Int16x8:
     needs_calibration = True
 
     def from_saved_model(self, saved_model: Path, options: Int16x8Options, calibration: np.ndarray | None) -> bytes:
+        _quantizer.converter_ranges(options)
+
         def sixteen_by_eight(converter, tf) -> None:
             ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
             if options.fallback:
@@ -30,6 +33,4 @@ class Int16x8:
         return convert(saved_model, quantized_with_calibration(calibration, sixteen_by_eight))
 
     def from_tflite(self, model: bytes, options: Int16x8Options, calibration: np.ndarray | None) -> bytes:
-        from litert_quantizer import recipe
-
-        return _quantizer.quantize(model, recipe.static_wi8_ai16(), calibration)
+        return _quantizer.quantize(model, _quantizer.static_recipe("int16", float_io=True), calibration, options.ranges)

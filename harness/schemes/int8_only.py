@@ -8,11 +8,13 @@ from typing import Literal
 import numpy as np
 
 from harness.errors import NotApplicable
-from harness.schemes._base import SCHEMES, SchemeOptions
+from harness.schemes import _quantizer
+from harness.schemes._base import SCHEMES
 from harness.schemes._converter import convert, quantized_with_calibration
+from harness.schemes._quantizer import CalibratedOptions
 
 
-class Int8OnlyOptions(SchemeOptions):
+class Int8OnlyOptions(CalibratedOptions):
     io: Literal["int8", "uint8"] = "int8"
 
 
@@ -22,6 +24,8 @@ class Int8Only:
     needs_calibration = True
 
     def from_saved_model(self, saved_model: Path, options: Int8OnlyOptions, calibration: np.ndarray | None) -> bytes:
+        _quantizer.converter_ranges(options)
+
         def integer_only(converter, tf) -> None:
             io_type = tf.uint8 if options.io == "uint8" else tf.int8
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -31,6 +35,6 @@ class Int8Only:
         return convert(saved_model, quantized_with_calibration(calibration, integer_only))
 
     def from_tflite(self, model: bytes, options: Int8OnlyOptions, calibration: np.ndarray | None) -> bytes:
-        raise NotApplicable(
-            "litert-quantizer keeps float inputs/outputs; integer-only I/O needs a Keras or SavedModel source"
-        )
+        if options.io == "uint8":
+            raise NotApplicable("litert-quantizer gives int8 inputs/outputs; uint8 I/O needs a Keras or SavedModel source")
+        return _quantizer.quantize(model, _quantizer.static_recipe("int8", float_io=False), calibration, options.ranges)

@@ -100,10 +100,30 @@ def test_tflite_source_uses_litert_quantizer(float_tflite: bytes, name: str, exp
     assert expected in dtypes(load_interpreter(data))
 
 
-def test_tflite_source_int8_only_is_not_applicable(float_tflite: bytes) -> None:
+def io_dtypes(interpreter) -> tuple[list[str], list[str]]:
+    return ([np.dtype(d["dtype"]).name for d in interpreter.get_input_details()],
+            [np.dtype(d["dtype"]).name for d in interpreter.get_output_details()])
+
+
+@pytest.mark.parametrize(("name", "options", "io"), [
+    ("int8", {}, "float32"), ("int16x8", {}, "float32"), ("int8_only", {}, "int8")])
+def test_tflite_source_io_types_follow_the_scheme(float_tflite: bytes, name: str, options: dict, io: str) -> None:
+    """int8 and 16x8 keep float I/O (quantize/dequantize at the edges); int8_only takes int8 I/O."""
+    scheme = SCHEMES.get(name)
+    interpreter = load_interpreter(scheme.from_tflite(float_tflite, scheme.Options(**options), CALIBRATION))
+    assert io_dtypes(interpreter) == ([io], [io])
+
+
+def test_tflite_source_uint8_io_is_not_applicable(float_tflite: bytes) -> None:
     scheme = SCHEMES.get("int8_only")
-    with pytest.raises(NotApplicable, match="integer-only I/O"):
-        scheme.from_tflite(float_tflite, scheme.Options(), CALIBRATION)
+    with pytest.raises(NotApplicable, match="uint8 I/O needs a Keras or SavedModel source"):
+        scheme.from_tflite(float_tflite, scheme.Options(io="uint8"), CALIBRATION)
+
+
+def test_moving_average_ranges_apply_to_tflite_sources_only(saved_model: Path) -> None:
+    scheme = SCHEMES.get("int8")
+    with pytest.raises(NotApplicable, match="applies to .tflite sources"):
+        scheme.from_saved_model(saved_model, scheme.Options(ranges="moving_average"), CALIBRATION)
 
 
 def test_quantizer_calibration_uses_global_min_max(float_tflite: bytes) -> None:
@@ -117,3 +137,8 @@ def test_quantizer_calibration_uses_global_min_max(float_tflite: bytes) -> None:
     assert quantized_inputs, "no int8 copy of the input"
     scale, zero_point = quantized_inputs[0]["quantization"]
     assert scale * (127 - zero_point) >= 4.0 * 0.99
+    averaged = load_interpreter(scheme.from_tflite(float_tflite, scheme.Options(ranges="moving_average"), calibration))
+    averaged_input = next(t for t in averaged.get_tensor_details()
+                          if np.dtype(t["dtype"]).name == "int8" and tuple(t["shape"]) == (1, 8, 8, 1))
+    scale_averaged, zero_averaged = averaged_input["quantization"]
+    assert scale_averaged * (127 - zero_averaged) < 4.0 * 0.9  # the rare outlier is averaged away
