@@ -143,7 +143,8 @@ class SuiteRunner:
         if name not in self._datasets:
             spec = self.loaded.suite.datasets[name]
             loader = DATASETS.get(spec.kind)
-            self._datasets[name] = loader.load(name, self.loaded.dataset_options[name], self.loaded.base_dir)
+            self._datasets[name] = loader.load(name, self.loaded.dataset_options[name], self.loaded.base_dir,
+                                               self.cache)
         return self._datasets[name]
 
     def calibration(self, spec: CalibrationSpec) -> np.ndarray:

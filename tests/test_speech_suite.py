@@ -35,9 +35,7 @@ thresholds:
 """
 
 
-def test_tiny_speech_suite_records_wer_cer_and_agreement(tmp_path: Path, session_cache: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("QUANTBENCH_CACHE", str(session_cache))  # the synthesized audio goes there too
+def test_tiny_speech_suite_records_wer_cer_and_agreement(tmp_path: Path, session_cache: Path) -> None:
     suite = tmp_path / "tiny_speech.yaml"
     suite.write_text(SUITE)
     done = run_bench("run", str(suite), "--reports", str(tmp_path / "r"), "--cache", str(session_cache),
@@ -58,4 +56,4 @@ def test_tiny_speech_suite_records_wer_cer_and_agreement(tmp_path: Path, session
     assert any(v["check"] == "wer.max_abs_drop" for v in records["int8"]["verdicts"])
     training = records["float32"]["artifact"]["source_info"]["training"]
     assert training["samples"] == 24 and training["loss"] == "ctc + blank on padding"
-    assert list((session_cache / "speech").glob("*/*/manifest.jsonl"))  # audio in the given cache
+    assert list((session_cache / "speech").glob("*/*/manifest.jsonl"))  # audio in the run's --cache

@@ -11,6 +11,7 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from harness.cache import ArtifactCache
 from harness.registry import Registry
 
 
@@ -71,9 +72,13 @@ def fingerprint_arrays(*arrays: np.ndarray | None) -> str:
 
 
 class DatasetLoader(Protocol):
+    """Loads a dataset. Relative paths in its options are relative to `base_dir` (the suite's
+    folder); a loader that generates its data (synthesized speech, composed scenes) keeps it in
+    `cache` (None: the default cache, `$QUANTBENCH_CACHE`)."""
+
     Options: ClassVar[type[LoaderOptions]]
 
-    def load(self, name: str, options: Any, base_dir: Path) -> Dataset: ...
+    def load(self, name: str, options: Any, base_dir: Path, cache: ArtifactCache | None = None) -> Dataset: ...
 
 
 DATASETS: Registry[DatasetLoader] = Registry("dataset kind", "harness.datasets")

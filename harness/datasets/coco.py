@@ -15,6 +15,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
+from harness.cache import ArtifactCache
 from harness.datasets._base import DATASETS, Dataset, LoaderOptions
 from harness.errors import HarnessError
 
@@ -86,7 +87,7 @@ def _fit(image: Any, size: tuple[int, int], resize: str) -> tuple[Any, dict[str,
 class Coco:
     Options = CocoOptions
 
-    def load(self, name: str, options: CocoOptions, base_dir: Path) -> Dataset:
+    def load(self, name: str, options: CocoOptions, base_dir: Path, cache: ArtifactCache | None = None) -> Dataset:
         from PIL import Image, UnidentifiedImageError
 
         path = base_dir / options.annotations

@@ -8,6 +8,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
+from harness.cache import ArtifactCache
 from harness.datasets._base import DATASETS, Dataset, LoaderOptions
 
 
@@ -21,7 +22,7 @@ class _DigitsOptions(LoaderOptions):
 class Digits:
     Options = _DigitsOptions
 
-    def load(self, name: str, options: _DigitsOptions, base_dir: Path) -> Dataset:
+    def load(self, name: str, options: _DigitsOptions, base_dir: Path, cache: ArtifactCache | None = None) -> Dataset:
         from sklearn.datasets import load_digits
         from sklearn.model_selection import train_test_split
 

@@ -140,14 +140,15 @@ def build_scenes(options: FaceScenesOptions, target: Path) -> dict[str, Any]:
 class FaceScenes:
     Options = FaceScenesOptions
 
-    def load(self, name: str, options: FaceScenesOptions, base_dir: Path) -> Dataset:
+    def load(self, name: str, options: FaceScenesOptions, base_dir: Path,
+             cache: ArtifactCache | None = None) -> Dataset:
         import skimage
 
         generation = options.model_dump(mode="json", exclude={"directory", "image_size", "range", "resize"})
         key = content_key(kind="face-scenes", options=generation, version=GENERATOR_VERSION,
                           skimage=skimage.__version__)
-        root = base_dir / options.directory if options.directory else DEFAULT_ROOT
-        folder, _ = ArtifactCache(root).get_or_create("datasets", key, "", lambda t: build_scenes(options, t))
+        store = ArtifactCache(base_dir / options.directory) if options.directory else cache or ArtifactCache(DEFAULT_ROOT)
+        folder, _ = store.get_or_create("datasets", key, "", lambda t: build_scenes(options, t))
         coco = CocoOptions(annotations=str(folder / "annotations.json"), image_size=options.image_size,
                            range=options.range, resize=options.resize)
         return Coco().load(name, coco, base_dir)

@@ -1,7 +1,7 @@
 """Spoken digit strings synthesized with the Debian `flite` binary: voices × speaking rates × pitch.
 
-The WAVs and their `manifest.jsonl` go to a content-addressed folder in the quantbench cache
-(`$QUANTBENCH_CACHE/speech/...`), then load like any `speech_manifest` dataset. Voices that
+The WAVs and their `manifest.jsonl` go to a content-addressed folder in the run's artifact
+cache (`<cache>/speech/...`), then load like any `speech_manifest` dataset. Voices that
 synthesize at 8 kHz (flite's `kal`) are resampled to 16 kHz (polyphase, scipy).
 """
 
@@ -118,7 +118,7 @@ def _plan(options: _FliteOptions) -> list[dict]:
     return plan
 
 
-def synthesize_manifest(options: _FliteOptions, root: Path = DEFAULT_ROOT) -> Path:
+def synthesize_manifest(options: _FliteOptions, cache: ArtifactCache | None = None) -> Path:
     """The manifest of the synthesized utterances (synthesized on the first use, then cached)."""
     available = flite_voices()
     unknown = [v for v in options.voices if v not in available]
@@ -139,7 +139,7 @@ def synthesize_manifest(options: _FliteOptions, root: Path = DEFAULT_ROOT) -> Pa
             entries = list(pool.map(speak, plan))
         (folder / "manifest.jsonl").write_text("".join(json.dumps(e) + "\n" for e in entries))
 
-    folder, _ = ArtifactCache(root).get_or_create("speech", key, "", produce)
+    folder, _ = (cache or ArtifactCache(DEFAULT_ROOT)).get_or_create("speech", key, "", produce)
     return folder / "manifest.jsonl"
 
 
@@ -148,8 +148,8 @@ def synthesize_manifest(options: _FliteOptions, root: Path = DEFAULT_ROOT) -> Pa
 class FliteDigits:
     Options = _FliteOptions
 
-    def load(self, name: str, options: _FliteOptions, base_dir: Path) -> Dataset:
-        manifest = synthesize_manifest(options)
+    def load(self, name: str, options: _FliteOptions, base_dir: Path, cache: ArtifactCache | None = None) -> Dataset:
+        manifest = synthesize_manifest(options, cache)
         pitch = f"; f0 {options.f0_means} Hz" if options.f0_means else ""
         speed = f"; speeds {options.speeds}" if options.speeds != [1.0] else ""
         source = f"flite digits ({', '.join(options.voices)}; rates {options.rates}{pitch}{speed}; {manifest.parent})"

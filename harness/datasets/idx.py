@@ -8,6 +8,7 @@ from typing import Literal
 
 import numpy as np
 
+from harness.cache import ArtifactCache
 from harness.datasets._base import DATASETS, Dataset, LoaderOptions
 from harness.errors import HarnessError
 
@@ -49,7 +50,7 @@ class _IdxLoader:
     default_dir: Path
     how_to_get: str
 
-    def load(self, name: str, options: _IdxOptions, base_dir: Path) -> Dataset:
+    def load(self, name: str, options: _IdxOptions, base_dir: Path, cache: ArtifactCache | None = None) -> Dataset:
         directory = base_dir / options.dir if options.dir else self.default_dir
         image_stem, label_stem = _FILES[options.split]
         images, labels = _find(directory, image_stem), _find(directory, label_stem)

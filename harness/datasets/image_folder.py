@@ -8,6 +8,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
+from harness.cache import ArtifactCache
 from harness.datasets._base import DATASETS, Dataset, LoaderOptions
 from harness.errors import HarnessError
 
@@ -25,7 +26,7 @@ class _FolderOptions(LoaderOptions):
 class ImageFolder:
     Options = _FolderOptions
 
-    def load(self, name: str, options: _FolderOptions, base_dir: Path) -> Dataset:
+    def load(self, name: str, options: _FolderOptions, base_dir: Path, cache: ArtifactCache | None = None) -> Dataset:
         from PIL import Image
 
         root = base_dir / options.path

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.cache import ArtifactCache
 from harness.datasets._base import DATASETS, Dataset, LoaderOptions
 from harness.errors import HarnessError
 
@@ -22,7 +23,7 @@ class _NpzOptions(LoaderOptions):
 class Npz:
     Options = _NpzOptions
 
-    def load(self, name: str, options: _NpzOptions, base_dir: Path) -> Dataset:
+    def load(self, name: str, options: _NpzOptions, base_dir: Path, cache: ArtifactCache | None = None) -> Dataset:
         path = base_dir / options.path
         if not path.exists():
             raise HarnessError(f"dataset {name!r}: {path} not found")

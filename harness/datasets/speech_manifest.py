@@ -13,6 +13,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
+from harness.cache import ArtifactCache
 from harness.datasets._base import DATASETS, Dataset, LoaderOptions
 from harness.datasets.audio_features import SAMPLE_RATE, FeatureOptions, log_mel, read_wav
 from harness.errors import HarnessError
@@ -80,5 +81,5 @@ class _ManifestOptions(LoaderOptions):
 class SpeechManifest:
     Options = _ManifestOptions
 
-    def load(self, name: str, options: _ManifestOptions, base_dir: Path) -> Dataset:
+    def load(self, name: str, options: _ManifestOptions, base_dir: Path, cache: ArtifactCache | None = None) -> Dataset:
         return load_manifest(name, base_dir / options.manifest, options.features, options.on_long, options.limit)

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import Field
 
+from harness.cache import ArtifactCache
 from harness.datasets._base import DATASETS, Dataset, LoaderOptions
 
 
@@ -22,7 +23,7 @@ class _SyntheticOptions(LoaderOptions):
 class Synthetic:
     Options = _SyntheticOptions
 
-    def load(self, name: str, options: _SyntheticOptions, base_dir: Path) -> Dataset:
+    def load(self, name: str, options: _SyntheticOptions, base_dir: Path, cache: ArtifactCache | None = None) -> Dataset:
         rng = np.random.default_rng(options.seed)
         x = rng.uniform(options.low, options.high, size=(options.count, *options.shape)).astype(np.float32)
         return Dataset(name, x, None, None, f"synthetic {options.shape} x{options.count}")

@@ -20,7 +20,7 @@ class BuilderOptions(BaseModel):
 
 class ModelBuilder(Protocol):
     """Builds a fresh model. A builder whose model needs its own training (a CTC loss, say)
-    also defines `fit(model, keras, dataset, spec) -> summary dict`; the others are trained
+    also defines `fit(model, keras, dataset, spec, options) -> summary dict`; the others are trained
     by `harness.models.training.train` (Adam, sparse cross-entropy)."""
 
     Options: ClassVar[type[BuilderOptions]]

@@ -79,8 +79,9 @@ def resolve_source(
         if spec.train is not None and train_data is not None:
             from harness.models.training import train
 
-            fit = getattr(builder, "fit", train)
-            info["training"] = fit(model, keras, train_data, spec.train)
+            fit = getattr(builder, "fit", None)
+            info["training"] = (fit(model, keras, train_data, spec.train, builder_options) if fit is not None
+                                else train(model, keras, train_data, spec.train))
         model.save(target)
         cache.write_json("models", key, info)
 

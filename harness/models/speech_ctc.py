@@ -62,17 +62,13 @@ class SpeechCtc:
             y = layers.ReLU()(layers.BatchNormalization()(y))
             x = layers.Add()([x, y])
         logits = layers.Conv1D(len(options.alphabet) + 1, 1, name="logits")(x)
-        model = keras.Model(inputs, layers.Softmax(name="probs")(logits), name="speech_ctc")
-        model.speech_options = options  # read back by fit (alphabet, augmentation)
-        return model
+        return keras.Model(inputs, layers.Softmax(name="probs")(logits), name="speech_ctc")
 
-    def fit(self, model: Any, keras: ModuleType, dataset: Dataset, spec: TrainSpec) -> dict[str, Any]:
+    def fit(self, model: Any, keras: ModuleType, dataset: Dataset, spec: TrainSpec,
+            options: _SpeechOptions) -> dict[str, Any]:
         """Train with CTC loss over each utterance's own frames, plus blank on the padding frames
         (without the latter, CTC is free to emit the last word deep in the padding, where no
         convolution sees the audio); Adam. Returns the training summary."""
-        options: _SpeechOptions | None = getattr(model, "speech_options", None)
-        if options is None:
-            raise HarnessError("speech_ctc.fit trains models built by speech_ctc.build only")
         data = dataset.head(spec.limit)
         if data.y is None:
             raise HarnessError(f"cannot train on dataset {dataset.name!r}: it has no transcripts")

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from scipy.io import wavfile
 
+from harness.cache import ArtifactCache
 from harness.datasets import DATASETS
 from harness.datasets.audio_features import FeatureOptions
 from harness.datasets.flite_digits import WORDS, _FliteOptions, synthesize_manifest
@@ -101,7 +102,7 @@ def test_long_utterances_stop_or_are_skipped_and_counted(tmp_path: Path) -> None
 @needs_flite
 def test_flite_synthesizes_digit_strings(tmp_path: Path) -> None:
     options = _FliteOptions(voices=["slt", "kal"], rates=[0.9, 1.2], f0_means=[120], count=2, digits=(2, 3), seed=3)
-    path = synthesize_manifest(options, root=tmp_path)
+    path = synthesize_manifest(options, ArtifactCache(tmp_path))
     entries = [json.loads(line) for line in path.read_text().splitlines()]
     assert [e["voice"] for e in entries] == ["slt", "kal"]
     for entry in entries:
@@ -111,7 +112,7 @@ def test_flite_synthesizes_digit_strings(tmp_path: Path) -> None:
         assert rate == 16_000 and samples.dtype == np.int16  # kal speaks at 8 kHz: resampled
         assert entry["duration"] == pytest.approx(len(samples) / rate, abs=1e-3) and entry["duration"] > 0.5
         assert np.abs(samples).max() > 1000  # not silence
-    assert synthesize_manifest(options, root=tmp_path) == path  # cached: same folder, not redone
+    assert synthesize_manifest(options, ArtifactCache(tmp_path)) == path  # cached: same folder, not redone
     data = load_manifest("digits", path, FeatureOptions(max_seconds=4.0))
     assert data.x.shape == (2, 400, 40) and data.y.tolist() == [e["text"] for e in entries]
 
@@ -119,10 +120,10 @@ def test_flite_synthesizes_digit_strings(tmp_path: Path) -> None:
 @needs_flite
 def test_flite_unknown_voice(tmp_path: Path) -> None:
     with pytest.raises(HarnessError, match=r"flite has no voice nobody \(available: .*slt"):
-        synthesize_manifest(_FliteOptions(voices=["nobody"], count=1), root=tmp_path)
+        synthesize_manifest(_FliteOptions(voices=["nobody"], count=1), ArtifactCache(tmp_path))
 
 
 def test_flite_missing_says_which_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(HarnessError, match="install the Debian package flite"):
-        synthesize_manifest(_FliteOptions(voices=["slt"], count=1), root=tmp_path)
+        synthesize_manifest(_FliteOptions(voices=["slt"], count=1), ArtifactCache(tmp_path))
