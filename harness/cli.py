@@ -104,7 +104,7 @@ def run(
 
     console.print(results_table(outcome.records, f"{loaded.name} — {run_dir}"))
     regressed = cli_reports.publish_after_run(
-        run_dir, None if no_history else history or reports / "history.sqlite", loaded.suite.thresholds)
+        run_dir, None if no_history else history or reports / "history.sqlite", loaded.suite)
     if outcome.skipped:
         console.print(f"resumed: {outcome.skipped} cell(s) were already done")
     console.print(f"results: {run_dir / 'results.jsonl'}   report: {run_dir / 'report.html'}")

@@ -18,7 +18,7 @@ from harness.results import RESULTS, read_results, read_run_info
 
 if TYPE_CHECKING:  # the report modules load plotly/jinja2 lazily, keeping `bench --help` fast
     from harness.report.publish import PublishResult
-    from harness.suite.schema import Thresholds
+    from harness.suite.schema import Suite
 
 console = Console(width=None if sys.stdout.isatty() else 160)
 
@@ -42,11 +42,13 @@ def print_published(result: PublishResult) -> int:
     return 1 if result.regressions else 0
 
 
-def publish_after_run(run_dir: Path, history: Path | None, thresholds: Thresholds) -> int:
+def publish_after_run(run_dir: Path, history: Path | None, suite: Suite) -> int:
     """For `bench run`: publish the finished run and print the outcome; 1 on a regression vs the earlier run."""
+    from harness.compare import Policy
     from harness.report.publish import publish_run
 
-    return print_published(publish_run(run_dir, history, thresholds=thresholds))
+    return print_published(publish_run(run_dir, history, thresholds=suite.thresholds,
+                                       policy=Policy(**suite.regression.model_dump())))
 
 
 def report(

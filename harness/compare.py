@@ -27,7 +27,7 @@ _DROP_CHECKS = (".max_abs_drop", ".max_rel_drop")
 
 @dataclass(frozen=True)
 class Policy:
-    """How large a change must be to count as a regression."""
+    """How large a change must be to count as a regression (a suite's `regression:` block)."""
 
     alpha: float = 0.05  # significance level of the latency test
     min_latency_ratio: float = 1.05  # and the current median must be at least this much slower

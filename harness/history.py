@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -106,18 +107,31 @@ class History:
             raise
 
     def _prepare(self, timeout_s: float) -> None:
+        """Set up the connection and the schema. While another process turns a new file into WAL
+        mode, SQLite can answer "database is locked" at once, without waiting: retry until timeout."""
+        deadline = time.monotonic() + timeout_s
         with self._guard():
-            self._db.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
-            self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.execute("PRAGMA foreign_keys = ON")
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise HistoryError(f"history store {self.path} was written by a newer quantbench (schema {version})")
-            if version < SCHEMA_VERSION:
-                with self._transaction():  # executescript would commit early, so one statement at a time
-                    for statement in filter(str.strip, _SCHEMA.split(";")):
-                        self._db.execute(statement)
-                    self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            while True:
+                try:
+                    self._set_up(timeout_s)
+                    return
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+
+    def _set_up(self, timeout_s: float) -> None:
+        self._db.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute("PRAGMA foreign_keys = ON")
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise HistoryError(f"history store {self.path} was written by a newer quantbench (schema {version})")
+        if version < SCHEMA_VERSION:
+            with self._transaction():  # executescript would commit early, so one statement at a time
+                for statement in filter(str.strip, _SCHEMA.split(";")):
+                    self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def __enter__(self) -> "History":
         return self

@@ -14,7 +14,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from harness.compare import DEFAULT_POLICY, BoundsFn, Change, Comparison, Policy, compare_runs
+from harness.compare import DEFAULT_POLICY, Change, Comparison, Policy, compare_runs
 from harness.errors import HarnessError
 from harness.history import History, HistoryError
 from harness.report.charts import TrendRun
@@ -23,7 +23,7 @@ from harness.report.junit import render_junit
 from harness.report.summary import escape_markdown as md
 from harness.report.summary import render_summary
 from harness.results import RESULTS, RUN_INFO, read_results, read_run_info
-from harness.suite.schema import Thresholds
+from harness.suite.schema import Suite, Thresholds
 from harness.verdicts import bounds_for
 
 TREND_RUNS = 30  # earlier runs drawn in the trend charts
@@ -46,11 +46,11 @@ class PublishResult:
 
 
 def publish_run(run_dir: Path, history_path: Path | None, *, thresholds: Thresholds | None = None,
-                policy: Policy = DEFAULT_POLICY) -> PublishResult:
+                policy: Policy | None = None) -> PublishResult:
     """Write the run's reports, compare it with the earlier run and record it in history (unless None).
 
-    `thresholds` judge metric changes vs the earlier run; by default they come from the suite file
-    named in run.json, when it can still be read.
+    `thresholds` judge metric changes vs the earlier run and `policy` latency and size changes;
+    without `thresholds`, both come from the suite file named in run.json, when it can still be read.
     """
     records = read_results(run_dir)
     if not records:
@@ -62,7 +62,13 @@ def publish_run(run_dir: Path, history_path: Path | None, *, thresholds: Thresho
         previous, trend = _earlier_runs(store, run_dir, run_info, warnings)
         comparison = None
         if previous is not None:
-            bounds = partial(bounds_for, thresholds) if thresholds is not None else _suite_bounds(run_info, warnings)
+            if thresholds is None:
+                suite = _suite(run_info, warnings)
+                thresholds = suite.thresholds if suite is not None else None
+                if policy is None and suite is not None:
+                    policy = Policy(**suite.regression.model_dump())
+            policy = policy or DEFAULT_POLICY
+            bounds = partial(bounds_for, thresholds) if thresholds is not None else None
             comparison = compare_runs(records, previous[1], bounds, policy, previous[0])
         trend.append((run_info["started_at"], records))
         files = _write_reports(run_dir, records, run_info, comparison, trend, warnings)
@@ -132,14 +138,15 @@ def _previous_run_dir(run_dir: Path, run_info: dict[str, Any]) -> EarlierRun | N
     return None
 
 
-def _suite_bounds(run_info: dict[str, Any], warnings: list[str]) -> BoundsFn | None:
+def _suite(run_info: dict[str, Any], warnings: list[str]) -> Suite | None:
+    """The run's suite file, for its thresholds and regression policy (None, with a warning, if unreadable)."""
     from harness.suite import load_suite
 
     try:
-        return partial(bounds_for, load_suite(run_info.get("suite_path") or "").suite.thresholds)
+        return load_suite(run_info.get("suite_path") or "").suite
     except HarnessError as exc:
-        warnings.append(f"metric changes vs the earlier run are listed but not judged: the suite's thresholds "
-                        f"are unavailable ({exc})")
+        warnings.append(f"metric changes vs the earlier run are listed but not judged, and latency uses the default "
+                        f"policy: the suite file is unavailable ({exc})")
         return None
 
 

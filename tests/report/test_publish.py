@@ -12,6 +12,7 @@ import xmlschema
 from harness.errors import HarnessError
 from harness.report.publish import publish_run
 from tests.report.runs import THRESHOLDS, XSS, cell, standard_cells, with_verdicts, write_run
+from tests.suite.test_loader import VALID as VALID_SUITE
 
 XSD = Path(__file__).with_name("junit.xsd")
 
@@ -118,6 +119,18 @@ def test_without_a_suite_file_metric_changes_are_not_judged(tmp_path: Path) -> N
     result = publish_run(run_dir, None)
     assert result.regressions == []
     assert any("listed but not judged" in w and "gone.yaml" in w for w in result.warnings)
+
+
+@pytest.mark.parametrize(("regression", "flagged"), [("", ["latency_ms"]), ("regression: {min_latency_ratio: 1.2}\n", [])])
+def test_the_suite_file_sets_how_slow_is_a_regression(tmp_path: Path, regression: str, flagged: list[str]) -> None:
+    """A 10 % slowdown is a regression by default (ratio >= 1.05); a suite on noisy hosts may ask for 20 %."""
+    suite = tmp_path / "nightly.yaml"
+    suite.write_text(f"{VALID_SUITE}{regression}")
+    write_run(tmp_path, mixed_cells(0), info={"suite_path": str(suite)})
+    run_dir = write_run(tmp_path, mixed_cells(50, slowdown=1.10), index=1, info={"suite_path": str(suite)})
+    result = publish_run(run_dir, None)
+    assert [c.quantity for c in result.regressions] == flagged and result.warnings == []
+    assert f"ratio ≥ {1.2 if regression else 1.05:g}" in (run_dir / "summary.md").read_text()
 
 
 def test_an_empty_run_directory_is_a_user_error(tmp_path: Path) -> None:
