@@ -253,7 +253,7 @@ class SuiteRunner:
         earlier = read_run_info(self.run_dir)
         return {
             "suite": self.loaded.name,
-            "suite_path": str(self.loaded.path),
+            "suite_path": str(self.loaded.path.resolve()),  # `bench report` may run elsewhere
             "suite_sha256": self.loaded.sha256,
             "started_at": earlier.get("started_at", utc_now()),
             "resumed_at": utc_now() if earlier else None,

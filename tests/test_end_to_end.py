@@ -61,6 +61,7 @@ def test_run_info_and_summary(tiny_run) -> None:
     _, run_dir = tiny_run
     info = json.loads((run_dir / "run.json").read_text())
     assert info["status"] == "finished" and len(info["suite_sha256"]) == 64
+    assert Path(info["suite_path"]).is_absolute()  # `bench report` finds the suite from any directory
     assert info["tool_versions"]["tensorflow"].startswith("2.")
     assert isinstance(info["devices"]["local"]["core"], int) and info["devices"]["local"]["core_reason"]
     summary = (run_dir / "summary.md").read_text()
