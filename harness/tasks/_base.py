@@ -29,6 +29,15 @@ CELL_METRICS = (
 )
 
 
+OUTPUT_MAE = Metric("output_mae", False, "mean absolute difference of every output vs the float model's")
+
+
+def output_mae(outputs: list[np.ndarray], reference: list[np.ndarray]) -> float:
+    """Mean absolute difference over every element of every output (float64 accumulation)."""
+    difference = sum(float(np.abs(a.astype(np.float64) - b).sum()) for a, b in zip(outputs, reference, strict=True))
+    return difference / sum(a.size for a in outputs)
+
+
 class TaskOptions(BaseModel):
     """A task's own keys in a suite's `task:` block (none by default)."""
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from harness.datasets import Dataset
 from harness.errors import NotApplicable
-from harness.tasks._base import TASKS, Metric, TaskOptions
+from harness.tasks._base import OUTPUT_MAE, TASKS, Metric, TaskOptions, output_mae
 
 
 def top_k_accuracy(scores: np.ndarray, labels: np.ndarray, k: int) -> float:
@@ -24,7 +24,7 @@ class Classification:
         Metric("top1", True, "top-1 accuracy"),
         Metric("top5", True, "top-5 accuracy (5 or more classes)"),
         Metric("top1_agreement", True, "share of inputs where the top-1 class equals the float model's"),
-        Metric("output_mae", False, "mean absolute difference of outputs vs the float model"),
+        OUTPUT_MAE,
     )
 
     def score(self, outputs: list[np.ndarray], dataset: Dataset, options: TaskOptions) -> dict[str, float]:
@@ -41,5 +41,5 @@ class Classification:
         a, b = (out[0].reshape(len(out[0]), -1) for out in (outputs, reference))
         return {
             "top1_agreement": float(np.mean(np.argmax(a, axis=1) == np.argmax(b, axis=1))),
-            "output_mae": float(np.mean(np.abs(a.astype(np.float64) - b))),
+            "output_mae": output_mae(outputs, reference),
         }

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from harness.datasets import Dataset
 from harness.errors import HarnessError, NotApplicable
-from harness.tasks._base import TASKS, Metric, TaskOptions
+from harness.tasks._base import OUTPUT_MAE, TASKS, Metric, TaskOptions, output_mae
 from harness.tasks.boxes import NmsKind, greedy_matches, nms
 from harness.tasks.coco_eval import coco_box_metrics
 from harness.tasks.ssd import AnchorOptions, BoxCoding, decode_boxes, decode_scores, ssd_anchors
@@ -182,7 +182,7 @@ class Detection:
         Metric("ap50", True, "COCO AP at IoU 0.5"),
         Metric("box_agreement", True, "F1 of detections (score >= agreement_score) matched to the float "
                "model's (same class, IoU >= agreement_iou)"),
-        Metric("output_mae", False, "mean absolute difference of outputs vs the float model"),
+        OUTPUT_MAE,
     )
 
     def score(self, outputs: list[np.ndarray], dataset: Dataset, options: DetectionOptions) -> dict[str, float]:
@@ -196,6 +196,5 @@ class Detection:
                  options: DetectionOptions) -> dict[str, float]:
         ours = [d.above(options.agreement_score) for d in decode(outputs, options)]
         theirs = [d.above(options.agreement_score) for d in decode(reference, options)]
-        difference = sum(float(np.abs(a.astype(np.float64) - b).sum()) for a, b in zip(outputs, reference, strict=True))
         return {"box_agreement": box_agreement(ours, theirs, options.agreement_iou),
-                "output_mae": difference / sum(a.size for a in outputs)}
+                "output_mae": output_mae(outputs, reference)}
