@@ -1,8 +1,10 @@
 """A small convolutional CTC speech recognizer over log-mel frames, with its own CTC training loop.
 
 Class 0 is the CTC blank and class i >= 1 is `alphabet[i - 1]` (the `speech` task's default
-layout). Convolutions only (a strided stem, residual dilated depthwise-separable blocks, a 1x1
-classifier), so every post-training scheme can quantize the whole graph.
+layout). By default convolutions only (a strided stem, residual dilated depthwise-separable
+blocks, a 1x1 classifier), so every post-training scheme can quantize the whole graph.
+`recurrent: lstm | gru` inserts recurrent layers before the classifier (the DeepSpeech shape:
+convolutional front, LSTM over time).
 """
 
 from __future__ import annotations
@@ -10,10 +12,10 @@ from __future__ import annotations
 import math
 import time
 from types import ModuleType
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 from harness.datasets import Dataset
 from harness.errors import HarnessError
@@ -21,6 +23,7 @@ from harness.models._base import BUILDERS, BuilderOptions
 from harness.suite.schema import TrainSpec
 
 DEFAULT_ALPHABET = " abcdefghijklmnopqrstuvwxyz'"
+_RECURRENT_FIELDS = ("recurrent", "recurrent_units", "recurrent_layers", "bidirectional")
 
 
 class AugmentOptions(BaseModel):
@@ -44,10 +47,25 @@ class _SpeechOptions(BuilderOptions):
     dilations: tuple[int, ...] = Field((1, 2, 4, 1, 2, 4), min_length=1, description="one residual block each")
     stride: int = Field(2, ge=1, le=4, description="time downsampling of the stem")
     augment: AugmentOptions = AugmentOptions()
+    recurrent: Literal["none", "lstm", "gru"] = Field(
+        "none", description="recurrent layers between the convolutional blocks and the classifier")
+    recurrent_units: int = Field(128, ge=1, description="units per recurrent layer (and direction)")
+    recurrent_layers: int = Field(1, ge=1)
+    bidirectional: bool = Field(False, description="a forward and a backward layer, outputs concatenated")
+
+    @model_serializer(mode="wrap")
+    def _without_unused_recurrent(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """The options without the recurrent fields when there are no recurrent layers: the dump
+        is the model's cache key, which then stays what it was before these fields existed."""
+        data = handler(self)
+        if self.recurrent == "none":
+            for name in _RECURRENT_FIELDS:
+                data.pop(name, None)
+        return data
 
 
 @BUILDERS.register("speech_ctc", "conv CTC recognizer: strided Conv1D stem, residual dilated separable Conv1D "
-                   "blocks, per-frame softmax over blank + alphabet")
+                   "blocks, optional LSTM/GRU layers, per-frame softmax over blank + alphabet")
 class SpeechCtc:
     Options = _SpeechOptions
 
@@ -61,6 +79,8 @@ class SpeechCtc:
                                        use_bias=False)(x)
             y = layers.ReLU()(layers.BatchNormalization()(y))
             x = layers.Add()([x, y])
+        for _ in range(options.recurrent_layers if options.recurrent != "none" else 0):
+            x = _recurrent_layer(layers, options)(x)
         logits = layers.Conv1D(len(options.alphabet) + 1, 1, name="logits")(x)
         return keras.Model(inputs, layers.Softmax(name="probs")(logits), name="speech_ctc")
 
@@ -101,6 +121,17 @@ class SpeechCtc:
             "epoch_losses": [round(v, 4) for v in losses], "final_loss": losses[-1],
             "seconds": round(time.perf_counter() - started, 1),
         }
+
+
+def _recurrent_layer(layers: ModuleType, options: _SpeechOptions) -> Any:
+    """One LSTM or GRU layer returning every step, unrolled over the (static) time axis.
+
+    Unrolled because Keras 3 gives the converter a while loop over a tensor list whose element
+    shape holds the dynamic batch, which TFLite cannot lower; unrolled, each step becomes
+    FULLY_CONNECTED and element-wise ops that every scheme quantizes like any other op."""
+    kind = layers.LSTM if options.recurrent == "lstm" else layers.GRU
+    layer = kind(options.recurrent_units, return_sequences=True, unroll=True)
+    return layers.Bidirectional(layer) if options.bidirectional else layer
 
 
 def _train_step(logit_model: Any, optimizer: Any) -> Any:
