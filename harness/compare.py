@@ -33,6 +33,9 @@ class Policy:
     min_latency_ratio: float = 1.05  # and the current median must be at least this much slower
     max_size_growth: float = 0.01  # relative size growth allowed when the suite sets no size_ratio.max_rel_drop
     min_samples: int = 5  # fewer latency samples than this in either run: no latency test
+    # The same model file timed by the same runtime on the same core in both runs: a slowdown is
+    # the machine's (load, thermal, another tenant), shown but not a regression unless this is set.
+    flag_unchanged: bool = False
 
 
 DEFAULT_POLICY = Policy()
@@ -156,11 +159,24 @@ def _latency_changes(cell: str, before: dict[str, Any], record: dict[str, Any], 
     if test is None:
         return []
     significant = test.p < policy.alpha
+    slower = significant and test.ratio >= policy.min_latency_ratio
+    unchanged = _same_model_and_runtime(before, record)
+    detail = f"×{test.ratio:.3f}, U={test.u:g}, p={test.p:.2g}"
+    if slower and unchanged and not policy.flag_unchanged:
+        detail += "; same model file, runtime and core as before: the machine changed, not the model"
     return [Change(cell, "latency_ms", test.previous_median, test.current_median,
                    rule=f"p < {policy.alpha:g} and ×≥{policy.min_latency_ratio:g}",
-                   detail=f"×{test.ratio:.3f}, U={test.u:g}, p={test.p:.2g}",
-                   regressed=significant and test.ratio >= policy.min_latency_ratio,
+                   detail=detail, regressed=slower and (policy.flag_unchanged or not unchanged),
                    improved=significant and test.ratio <= 1 / policy.min_latency_ratio, latency=test)]
+
+
+def _same_model_and_runtime(before: dict[str, Any], record: dict[str, Any]) -> bool:
+    """Both runs timed the same .tflite bytes with the same runtime on the same core."""
+    artifacts = [(r.get("artifact") or {}).get("sha256") for r in (before, record)]
+    setups = [r.get("latency_setup") or {} for r in (before, record)]
+    runtimes = [s.get("runtime") for s in setups]
+    return (artifacts[0] is not None and artifacts[0] == artifacts[1] and runtimes[0] is not None
+            and runtimes[0] == runtimes[1] and setups[0].get("core") == setups[1].get("core"))
 
 
 def latency_test(previous: list[float], current: list[float],

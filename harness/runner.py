@@ -133,6 +133,7 @@ class SuiteRunner:
         self._datasets: dict[str, Dataset] = {}
         self._calibration: dict[CalibrationSpec, np.ndarray] = {}
         self._devices: dict[str, Device] = {}
+        self._device_info: dict[str, dict[str, Any]] = {}  # describe() of each device, read once per run
         self._host_lock = threading.Lock()  # host work, and a local device's measurement
         self._lock = threading.Lock()  # records, the results file, progress callbacks
         self._records: dict[str, dict[str, Any]] = {}
@@ -264,9 +265,14 @@ class SuiteRunner:
             "tool_versions": tool_versions(),
             "host": {"hostname": socket.gethostname(), "platform": platform.platform(),
                      "cpu_model": cpu_model(), "cpus": os.cpu_count()},
-            "devices": {name: self.device(name).describe() for name in devices},
+            "devices": {name: self._described(name) for name in devices},
             "cache_dir": str(self.cache.root),
         }
+
+    def _described(self, name: str) -> dict[str, Any]:
+        if name not in self._device_info:
+            self._device_info[name] = self.device(name).describe()
+        return self._device_info[name]
 
     def _new_record(self, cell: Cell) -> dict[str, Any]:
         return {
@@ -419,6 +425,7 @@ class SuiteRunner:
         record["memory"].update(raw.get("memory") or {})
         record["latency_setup"] = {k: raw[k] for k in ("core", "threads", "mask", "command", "attempts",
                                                        "model_pushed", "remote_calls") if k in raw}
+        record["latency_setup"]["runtime"] = self._described(cell.device).get("runtime")
         for key in ("delegates", "op_profile"):
             if raw.get(key) is not None:
                 record[key] = raw[key]

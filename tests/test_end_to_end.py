@@ -46,6 +46,7 @@ def test_tiny_suite_records_every_cell(tiny_run) -> None:
         assert set(record["latency_ms"]) >= {"median", "mean", "p90", "std", "min", "count", "init", "first"}
         assert record["latency_ms"]["count"] == len(record["latency_samples_ms"]) >= 10
         assert record["memory"]["peak_rss_mb"] > 0
+        assert record["latency_setup"]["runtime"].startswith("ai-edge-litert ")  # what timed it, for run-vs-run
     by_scheme = {r["scheme"]: r for r in records}
     assert "top1_agreement" not in by_scheme["float32"]["metrics"]
     assert by_scheme["int8"]["metrics"]["top1_agreement"] > 0.9

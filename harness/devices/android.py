@@ -187,9 +187,13 @@ class AndroidDevice:
             "usb": port is None, "threads": self.options.threads, "work_dir": self.options.work_dir,
             "benchmark_binary": str(self.binary), "extra_flags": list(self.options.extra_flags),
         }
+        if self.binary.is_file():
+            info["runtime"] = f"benchmark_model sha256:{_sha256(self.binary)[:16]}"
         try:
             info.update(self.facts().to_dict())
             info["reachable"] = True
+            if "runtime" in info:  # the same binary on another Android build is another runtime
+                info["runtime"] += f" on {info.get('model')} Android {info.get('android')} (sdk {info.get('sdk')})"
         except (HarnessError, OSError) as exc:
             info.update(reachable=False, error=str(exc), core=None, core_reason=None)
         return info

@@ -14,6 +14,7 @@ from harness.devices._base import DEVICE_KINDS, DeviceOptions
 from harness.devices.cpus import CoreChoice, cpu_model, pick_local_core
 from harness.errors import HarnessError
 from harness.suite.schema import LatencySpec
+from harness.versions import tool_versions
 
 
 class LocalOptions(DeviceOptions):
@@ -35,6 +36,7 @@ class LocalDevice:
         return {
             "kind": "local", "cpu_model": cpu_model(), "core": self.core.core,
             "core_reason": self.core.reason, "threads": self.options.threads,
+            "runtime": f"ai-edge-litert {tool_versions()['ai-edge-litert']}",
         }
 
     def measure_latency(self, model: Path, settings: LatencySpec) -> dict[str, Any]:

@@ -170,6 +170,8 @@ class RegressionSpec(Strict):
     alpha: float = Field(0.05, gt=0, lt=1, description="significance level of the latency test (Mann-Whitney U)")
     min_latency_ratio: float = Field(1.05, ge=1, description="and the median must be at least this much slower")
     max_size_growth: float = Field(0.01, ge=0, description="relative size growth allowed (without a size_ratio drop bound)")
+    flag_unchanged: bool = Field(False, description=(
+        "also flag a slowdown of a cell whose model file, runtime and core did not change (the machine's)"))
 
 
 class Suite(Strict):

@@ -72,3 +72,30 @@ def test_without_bounds_metric_changes_are_listed_but_not_judged() -> None:
     comparison = compare_runs(standard_cells(top1_drop=0.3), standard_cells(), None)
     (top1,) = [c for c in comparison.changes if c.quantity == "top1" and c.shown]
     assert not top1.judged and not top1.regressed
+
+
+def timed(record: dict, artifact: str, runtime: str = "ai-edge-litert 2.3.0", core: int = 1) -> dict:
+    """A cell as the runner records it: which model file was timed, by which runtime, on which core."""
+    return {**record, "artifact": {"sha256": artifact}, "latency_setup": {"runtime": runtime, "core": core}}
+
+
+@pytest.mark.parametrize(("current", "regression"), [
+    ({"artifact": "a1"}, False),                                  # same file, runtime, core: the machine's
+    ({"artifact": "b2"}, True),                                   # a new model file
+    ({"artifact": "a1", "runtime": "ai-edge-litert 2.4.0"}, True),  # a runtime upgrade
+    ({"artifact": "a1", "core": 0}, True),                        # another core
+])
+def test_a_slowdown_is_attributed_to_what_changed(current: dict, regression: bool) -> None:
+    before = [timed(cell("m", "int8", seed=1), "a1")]
+    after = [timed(cell("m", "int8", latency_ms=11.0, seed=2), **current)]
+    (change,) = compare_runs(after, before, BOUNDS).latency_tests
+    assert change.latency.p < 0.05 and change.latency.ratio >= 1.05
+    assert change.regressed is regression
+    assert ("the machine changed, not the model" in change.detail) is (not regression)
+
+
+def test_a_suite_can_ask_to_flag_slowdowns_of_unchanged_models() -> None:
+    before = [timed(cell("m", "int8", seed=1), "a1")]
+    after = [timed(cell("m", "int8", latency_ms=11.0, seed=2), "a1")]
+    (change,) = compare_runs(after, before, BOUNDS, Policy(flag_unchanged=True)).latency_tests
+    assert change.regressed and "machine" not in change.detail

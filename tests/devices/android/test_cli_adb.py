@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -64,6 +65,8 @@ def test_bench_run_on_two_simulated_phones(start_sim: StartSim, binary: Path, tm
         assert record["latency_samples_ms"] is None and record["memory"].keys() >= {"init_mb", "overall_mb"}
         assert record["latency_setup"]["mask"] == {"phone_a": "0x80", "phone_b": "0x2"}[record["device"]]
         assert "--min_secs=0 " in record["latency_setup"]["command"]
+        assert re.fullmatch(r"benchmark_model sha256:[0-9a-f]{16} on .+ Android .+ \(sdk \d+\)",
+                            record["latency_setup"]["runtime"]), record["latency_setup"]["runtime"]
         calls = record["latency_setup"]["remote_calls"]  # what the harness sent for this cell
         assert calls[-1] == f"adb shell {record['latency_setup']['command']}" and any("sha256sum" in c for c in calls)
         log = run_dir / record["latency_log"]
