@@ -46,3 +46,48 @@ def test_directory_digest_covers_names_and_bytes(tmp_path: Path) -> None:
     before = file_digest(tmp_path / "d")
     (tmp_path / "d" / "a").rename(tmp_path / "d" / "b")
     assert file_digest(tmp_path / "d") != before
+
+
+def _model(cache: ArtifactCache, key: str, calls: list[Path], payload: bytes = b"0123456789" * 10) -> Path:
+    def produce(target: Path) -> None:
+        calls.append(target)
+        target.write_bytes(payload)
+
+    return cache.get_or_create("tflite", key, ".tflite", produce)[0]
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "append", "seal"])
+def test_a_damaged_entry_is_rebuilt_and_reported_once(tmp_path: Path, damage: str) -> None:
+    cache, calls = ArtifactCache(tmp_path), []
+    path = _model(cache, "ef" * 32, calls)
+    data = bytearray(path.read_bytes())
+    if damage == "flip":
+        data[40:56] = bytes(b ^ 0xFF for b in data[40:56])  # same size, other bytes
+        path.write_bytes(bytes(data))
+    elif damage == "truncate":
+        path.write_bytes(bytes(data[:37]))
+    elif damage == "append":
+        path.write_bytes(bytes(data) + b"x")
+    else:
+        path.with_name(path.name + ".sha256").unlink()  # a crash between seal and entry, or an older cache
+    again, cached = cache.get_or_create("tflite", "ef" * 32, ".tflite", lambda t: t.write_bytes(b"0123456789" * 10))
+    assert (again, cached) == (path, False)
+    assert again.read_bytes() == b"0123456789" * 10
+    assert len(cache.events) == 1 and cache.problems_for(path)
+    assert "discarded and rebuilt" in str(cache.events[0])
+    assert cache.get_or_create("tflite", "ef" * 32, ".tflite", lambda t: None) == (path, True)
+    assert len(cache.events) == 1
+    assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]  # nothing left aside
+
+
+def test_a_damaged_directory_entry_is_rebuilt(tmp_path: Path) -> None:
+    cache = ArtifactCache(tmp_path)
+
+    def export(target: Path) -> None:
+        target.mkdir()
+        (target / "saved_model.pb").write_bytes(b"graph" * 20)
+
+    path, _ = cache.get_or_create("saved_models", "aa" * 32, "", export)
+    (path / "saved_model.pb").write_bytes(b"graph" * 19 + b"GRAPH")
+    again, cached = cache.get_or_create("saved_models", "aa" * 32, "", export)
+    assert not cached and (again / "saved_model.pb").read_bytes() == b"graph" * 20
