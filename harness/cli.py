@@ -6,15 +6,16 @@ import os
 import sys
 import traceback
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
-from typing import Annotated, Iterator, Optional
+from typing import Annotated, Any, Iterator, Optional
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import typer  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: E402
+from rich.text import Text  # noqa: E402
 
 from harness import cli_reports  # noqa: E402
 from harness.cli_devices import devices_app  # noqa: E402
@@ -45,7 +46,7 @@ def native_stderr_to(path: Path) -> Iterator[None]:
 
 
 def _fail(message: str, code: int = EXIT_CONFIG) -> typer.Exit:
-    errors.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    errors.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -63,56 +64,112 @@ def run(
 ) -> None:
     """Optimize, run and score every model × scheme × device cell of a suite."""
     from harness.cache import DEFAULT_ROOT, ArtifactCache
+    from harness.plan import plan_cells
     from harness.report.terminal import results_table
-    from harness.results import latest_run_dir
-    from harness.runner import SuiteRunner, plan_cells
+    from harness.results import locked
     from harness.suite import load_suite
+    from harness.suite.schema import check_name
 
     loaded = load_suite(suite)
-    device_names = [d.strip() for d in devices.split(",") if d.strip()] if devices else None
-    run_dir = out
-    if resume and run_dir is None:
-        run_dir = latest_run_dir(reports / loaded.name)
-        if run_dir is None:
-            raise HarnessError(f"--resume: no earlier run of {loaded.name!r} under {reports / loaded.name}")
-    if run_dir is None:
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        run_dir = reports / loaded.name / stamp
-    run_dir.mkdir(parents=True, exist_ok=True)
+    device_names = [check_name(d.strip(), "--devices") for d in devices.split(",") if d.strip()] if devices else None
     cells = plan_cells(loaded, only, device_names)
     if not cells:
         raise HarnessError(f"--only {only} matches no cell of {suite}")
-    console.print(f"[bold]{loaded.name}[/]: {len(cells)} cells → {run_dir}")
+    run_dir = _run_dir(out, resume, reports, loaded.name)
+    with locked(run_dir):
+        if not resume and _holds_a_run(run_dir):
+            raise HarnessError(f"--out {run_dir} already holds a run: give --resume to continue it, "
+                               "or another (empty) --out")
+        artifacts = ArtifactCache(cache or DEFAULT_ROOT)
+        outcome = _run_cells(loaded, cells, run_dir, artifacts)
+        for note in outcome.notes:
+            _say(Text.assemble(("resume: ", "yellow"), note))
+        for event in artifacts.events:
+            _say(Text.assemble(("warning: ", "yellow"), str(event)))
+        console.print(results_table(outcome.records, f"{loaded.name} — {run_dir}"))
+        regressed = cli_reports.publish_after_run(
+            run_dir, None if no_history else history or reports / "history.sqlite", loaded.suite)
+    _verdict(outcome, regressed)
 
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+
+def _say(text: Text) -> None:
+    console.print(text, highlight=False, soft_wrap=True)
+
+
+def _run_dir(out: Path | None, resume: bool, reports: Path, suite_name: str) -> Path:
+    """--out, the latest run (with --resume), or a new uniquely named run directory."""
+    from harness.results import create_run_dir, latest_run_dir
+
+    if resume:
+        run_dir = out or latest_run_dir(reports / suite_name)
+        if run_dir is None or not (run_dir / "run.json").exists():
+            raise HarnessError(f"--resume: no earlier run of {suite_name!r} in {run_dir or reports / suite_name}")
+        return run_dir
+    return out if out is not None else create_run_dir(reports / suite_name)
+
+
+def _holds_a_run(run_dir: Path) -> bool:
+    from harness.results import LOCK
+
+    return any(p.name != LOCK for p in run_dir.iterdir())
+
+
+def _run_cells(loaded: Any, cells: list[Any], run_dir: Path, artifacts: Any) -> Any:
+    """Run with a progress bar; Ctrl-C or SIGTERM stops it, keeping (and reporting) what finished."""
+    from harness import _interrupt
+    from harness.runner import SuiteRunner
+
+    _say(Text.assemble((loaded.name, "bold"), f": {len(cells)} cells → {run_dir}"))
+    columns = [TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn()]
     with Progress(*columns, console=console, transient=True) as progress:
         bar = progress.add_task("starting", total=len(cells))
+        runner = SuiteRunner(loaded, run_dir, artifacts, progress=partial(_on_progress, progress, bar))
+        try:
+            with _interrupt.stop_on_signals(), native_stderr_to(run_dir / "runtime.log"):
+                return runner.run(cells, sys.argv)
+        except KeyboardInterrupt as exc:
+            progress.stop()
+            raise _interrupted(run_dir, exc) from None
 
-        def on_progress(cell: str, stage: str, record: dict | None) -> None:
-            if stage != "done":
-                progress.update(bar, description=f"{cell}: {stage}")
-                return
-            progress.advance(bar)
-            assert record is not None
-            style = {"ok": "green", "n/a": "yellow"}.get(record["status"], "red")
-            note = f" {record['error'][:120]}" if record.get("error") else ""
-            progress.console.print(f"  [{style}]{record['status']:>6}[/] {cell}{note}", highlight=False)
 
-        runner = SuiteRunner(loaded, run_dir, ArtifactCache(cache or DEFAULT_ROOT), progress=on_progress)
-        with native_stderr_to(run_dir / "runtime.log"):
-            outcome = runner.run(cells, sys.argv)
+def _on_progress(progress: Progress, bar: Any, cell: str, stage: str, record: dict | None) -> None:
+    if stage != "done":
+        progress.update(bar, description=f"{cell}: {stage}")
+        return
+    progress.advance(bar)
+    assert record is not None
+    style = {"ok": "green", "n/a": "yellow"}.get(record["status"], "red")
+    note = f" {record['error'][:120]}" if record.get("error") else ""
+    progress.console.print(Text.assemble("  ", (f"{record['status']:>6}", style), f" {cell}{note}"),
+                           highlight=False)
 
-    console.print(results_table(outcome.records, f"{loaded.name} — {run_dir}"))
-    regressed = cli_reports.publish_after_run(
-        run_dir, None if no_history else history or reports / "history.sqlite", loaded.suite)
+
+def _interrupted(run_dir: Path, exc: KeyboardInterrupt) -> typer.Exit:
+    """After an interrupt: reports of the finished cells, marked incomplete; not recorded in history."""
+    from harness.report.publish import publish_run
+
+    code = getattr(exc, "exit_code", 130)
+    try:
+        publish_run(run_dir, None)
+        written = f"reports of the finished cells (marked incomplete) are in {run_dir}; "
+    except HarnessError:
+        written = ""
+    errors.print(Text(f"interrupted: finished cells are saved; {written}continue with "
+                      f"bench run --resume --out {run_dir}"), highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def _verdict(outcome: Any, regressed: int) -> None:
     if outcome.skipped:
-        console.print(f"resumed: {outcome.skipped} cell(s) were already done")
-    console.print(f"results: {run_dir / 'results.jsonl'}   report: {run_dir / 'report.html'}")
+        _say(Text(f"resumed: {outcome.skipped} cell(s) were already done"))
+    _say(Text(f"results: {outcome.run_dir / 'results.jsonl'}   report: {outcome.run_dir / 'report.html'}"))
     if outcome.exit_code or regressed:
-        console.print(f"[bold red]FAIL[/]: {outcome.failed_checks} failed check(s), {outcome.failed_cells} failed cell(s)"
-                      + (", regression(s) vs the earlier run" if regressed else ""))
+        _say(Text.assemble(("FAIL", "bold red"), f": {outcome.failed_checks} failed check(s), "
+                           f"{outcome.failed_cells} failed cell(s)"
+                           + (", regression(s) vs the earlier run" if regressed else "")))
     else:
-        console.print("[bold green]PASS[/]: every check passed, no regression vs the earlier run")
+        _say(Text.assemble(("PASS", "bold green"), ": every check passed, no regression vs the earlier run"))
     raise typer.Exit(max(outcome.exit_code, regressed))
 
 
@@ -224,9 +281,9 @@ def main() -> None:
         app()
     except HarnessError as exc:
         raise SystemExit(_fail(str(exc)).exit_code) from None
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         errors.print("interrupted: finished cells are saved; continue with --resume")
-        raise SystemExit(130) from None
+        raise SystemExit(getattr(exc, "exit_code", 130)) from None
     except Exception:  # noqa: BLE001 - a harness bug: say so, keep the traceback
         errors.print("[bold red]internal error[/] (please report):")
         traceback.print_exc()

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from harness.errors import HarnessError
 
@@ -132,10 +133,10 @@ def _table(rows: list[dict[str, Any]]) -> Table:
         if android and row.get("sdk"):
             android = f"{android} (SDK {row['sdk']})"
         note = row.get("error") if not row.get("reachable") else row.get("core_reason")
-        table.add_row(row["name"], row.get("source", ""), str(row.get("connection") or row.get("kind", "")),
-                      str(row.get("model") or "–"), str(row.get("abi") or "–"), str(android or "–"),
-                      str(row.get("clusters") or "–"), str(row.get("core") if row.get("core") is not None else "–"),
-                      str(row.get("mask") or "–"), str(note or ""))
+        cells = [row["name"], row.get("source", ""), row.get("connection") or row.get("kind", ""),
+                 row.get("model") or "–", row.get("abi") or "–", android or "–", row.get("clusters") or "–",
+                 row.get("core") if row.get("core") is not None else "–", row.get("mask") or "–", note or ""]
+        table.add_row(*(Text(str(c)) for c in cells))  # device strings are never markup
     return table
 
 
@@ -206,7 +207,7 @@ def main() -> None:
     try:
         devices_app()
     except HarnessError as exc:
-        errors.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        errors.print(Text.assemble(("error:", "bold red"), " ", str(exc)), highlight=False, soft_wrap=True)
         raise SystemExit(2) from None
 
 

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.markdown import Markdown
 from rich.table import Table
+from rich.text import Text
 
 from harness.errors import HarnessError
 from harness.history import DEFAULT_PATH, History
@@ -23,23 +24,29 @@ if TYPE_CHECKING:  # the report modules load plotly/jinja2 lazily, keeping `benc
 console = Console(width=None if sys.stdout.isatty() else 160)
 
 
+def say(*parts: str | tuple[str, str], target: Console | None = None) -> None:
+    """Print plain strings and (text, style) pairs; no string is ever read as markup."""
+    (target or console).print(Text.assemble(*parts), highlight=False, soft_wrap=True)
+
+
 def print_published(result: PublishResult) -> int:
     """Print where the reports went, any warnings and regressions; 1 if the run regressed, else 0."""
     for message in result.warnings:
-        console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+        say(("warning:", "yellow"), " ", message)
     names = "  ".join(str(p) for p in result.files)
-    console.print(f"reports: {names}" + (f"   history: run #{result.history_id}" if result.history_id else ""),
-                  highlight=False, soft_wrap=True)
+    say(f"reports: {names}" + (f"   history: run #{result.history_id}" if result.history_id else ""))
     if result.comparison is None:
-        console.print("no earlier run to compare with")
+        say("no earlier run to compare with")
     elif result.regressions:
-        console.print(f"[bold red]REGRESSED[/] vs {result.comparison.previous_label}:", highlight=False)
+        say(("REGRESSED", "bold red"), f" vs {result.comparison.previous_label}:")
         for change in result.regressions:
-            console.print(f"  {change.cell} {change.quantity}: {change.previous} → {change.current} "
-                          f"({change.detail}; rule {change.rule})", highlight=False, markup=False, soft_wrap=True)
+            say(f"  {change.cell} {change.quantity}: {change.previous} → {change.current} "
+                f"({change.detail}; rule {change.rule})")
     else:
-        console.print(f"no regression vs {result.comparison.previous_label}", highlight=False)
-    return 1 if result.regressions else 0
+        say(f"no regression vs {result.comparison.previous_label}")
+    if result.incomplete:
+        say(("INCOMPLETE", "bold red"), f": {result.incomplete}; the reports say so")
+    return 1 if result.regressions or result.incomplete else 0
 
 
 def publish_after_run(run_dir: Path, history: Path | None, suite: Suite) -> int:
@@ -66,7 +73,7 @@ def report(
 
 def history(
     suite: Annotated[str, typer.Argument(help="suite name, e.g. cnn")],
-    db: Annotated[Path, typer.Option(help="history store")] = DEFAULT_PATH,
+    db: Annotated[Path, typer.Option("--history", "--db", help="history store")] = DEFAULT_PATH,
     limit: Annotated[int, typer.Option(help="show the latest N runs")] = 20,
     pin: Annotated[Optional[int], typer.Option(help="compare later runs with run ID, not the previous run")] = None,
     unpin: Annotated[bool, typer.Option(help="compare with the previous run again")] = False,
@@ -80,14 +87,15 @@ def history(
         runs = store.runs(suite, limit=limit)
     if not runs:
         raise HarnessError(f"{db} has no runs of {suite!r}")
-    table = Table(title=f"{suite}: {len(runs)} latest run(s) in {db}", header_style="bold")
+    table = Table(title=Text(f"{suite}: {len(runs)} latest run(s) in {db}"), header_style="bold")
     for column in ("id", "started", "git", "suite sha", "cells", "failed checks", "failed cells", "n/a",
                    "regressions", "run dir"):
         table.add_column(column)
     for run in runs:
-        table.add_row(f"{run.id}{' (pinned)' if run.pinned else ''}", run.started_at, (run.git_commit or "–")[:10],
-                      (run.suite_sha256 or "–")[:10], str(run.cells), str(run.failed_checks), str(run.failed_cells),
-                      str(run.na_cells), str(run.regressions), run.run_dir or "–")
+        cells = [f"{run.id}{' (pinned)' if run.pinned else ''}", run.started_at, (run.git_commit or "–")[:10],
+                 (run.suite_sha256 or "–")[:10], run.cells, run.failed_checks, run.failed_cells, run.na_cells,
+                 run.regressions, run.run_dir or "–"]
+        table.add_row(*(Text(str(c)) for c in cells))
     console.print(table)
 
 
@@ -108,7 +116,7 @@ def _load_run(reference: str, db: Path) -> tuple[str, list[dict[str, Any]], dict
 def compare(
     run_a: Annotated[str, typer.Argument(help="earlier run: run directory or history id")],
     run_b: Annotated[str, typer.Argument(help="later run: run directory or history id")],
-    db: Annotated[Path, typer.Option(help="history store for ids")] = DEFAULT_PATH,
+    db: Annotated[Path, typer.Option("--history", "--db", help="history store for ids")] = DEFAULT_PATH,
     suite_file: Annotated[Optional[Path], typer.Option(help="suite whose thresholds judge metric changes "
                                                        "(default: the later run's suite file)")] = None,
 ) -> None:

@@ -1,8 +1,10 @@
 """The run history: an embedded SQLite store of every published run and its cells.
 
 WAL mode, a busy timeout and short `BEGIN IMMEDIATE` transactions let several processes write
-at once; a cell keeps its record fields (metrics, latency stats and samples, verdicts) as JSON, so
-`records()` gives back records shaped like results.jsonl lines.
+at once. Schema 2 keeps every cell's whole record (one JSON column, the same format as a
+results.jsonl line, `harness.record`) beside the columns queries need, and names each run by its
+unique run id; a schema-1 store is migrated in place when it is opened (its cells keep the
+fields schema 1 stored).
 """
 
 from __future__ import annotations
@@ -17,15 +19,17 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
+from harness.record import FORMAT_VERSION, encode_nonfinite, restore_nonfinite
 from harness.results import utc_now
 
 DEFAULT_PATH = Path("reports/history.sqlite")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
+_RUNS = """
+CREATE TABLE runs (
     id INTEGER PRIMARY KEY,
     suite TEXT NOT NULL,
+    run_key TEXT NOT NULL UNIQUE,
     started_at TEXT NOT NULL,
     finished_at TEXT,
     git_commit TEXT,
@@ -38,9 +42,10 @@ CREATE TABLE IF NOT EXISTS runs (
     regressions INTEGER NOT NULL,
     pinned INTEGER NOT NULL DEFAULT 0,
     recorded_at TEXT NOT NULL,
-    UNIQUE (suite, started_at)
-);
-CREATE TABLE IF NOT EXISTS cells (
+    info TEXT
+)"""
+_CELLS = """
+CREATE TABLE cells (
     run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
     model TEXT NOT NULL,
     scheme TEXT NOT NULL,
@@ -53,10 +58,22 @@ CREATE TABLE IF NOT EXISTS cells (
     latency_ms TEXT,
     latency_samples_ms TEXT,
     verdicts TEXT NOT NULL,
+    record TEXT,
     PRIMARY KEY (run_id, model, scheme, device)
-);
-CREATE INDEX IF NOT EXISTS runs_by_suite ON runs (suite, started_at);
-"""
+)"""
+_INDEX = "CREATE INDEX IF NOT EXISTS runs_by_suite ON runs (suite, started_at)"
+# Schema 1 → 2: runs were unique by (suite, started_at), to the second; cells had no whole record.
+_MIGRATE_1 = [
+    _RUNS.replace("CREATE TABLE runs", "CREATE TABLE runs_v2"),
+    "INSERT INTO runs_v2 (id, suite, run_key, started_at, finished_at, git_commit, suite_sha256, run_dir, cells,"
+    " failed_checks, failed_cells, na_cells, regressions, pinned, recorded_at) SELECT id, suite,"
+    " suite || '@' || started_at, started_at, finished_at, git_commit, suite_sha256, run_dir, cells, failed_checks,"
+    " failed_cells, na_cells, regressions, pinned, recorded_at FROM runs",
+    "DROP TABLE runs",
+    "ALTER TABLE runs_v2 RENAME TO runs",
+    "ALTER TABLE cells ADD COLUMN record TEXT",
+    _INDEX,
+]
 
 _JSON_FIELDS = ("metrics", "latency_ms", "latency_samples_ms", "verdicts")
 _RUN_COLUMNS = ("id", "suite", "started_at", "finished_at", "git_commit", "suite_sha256", "run_dir", "cells",
@@ -123,15 +140,28 @@ class History:
     def _set_up(self, timeout_s: float) -> None:
         self._db.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
         self._db.execute("PRAGMA journal_mode = WAL")
-        self._db.execute("PRAGMA foreign_keys = ON")
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise HistoryError(f"history store {self.path} was written by a newer quantbench (schema {version})")
         if version < SCHEMA_VERSION:
-            with self._transaction():  # executescript would commit early, so one statement at a time
-                for statement in filter(str.strip, _SCHEMA.split(";")):
-                    self._db.execute(statement)
-                self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            self._upgrade()
+        self._db.execute("PRAGMA foreign_keys = ON")
+
+    def _upgrade(self) -> None:
+        """Create the schema, or migrate a schema-1 store, in one transaction (foreign keys off, so
+        rebuilding `runs` does not cascade into `cells`)."""
+        self._db.execute("PRAGMA foreign_keys = OFF")
+        with self._transaction():  # executescript would commit early, so one statement at a time
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]  # another process may have done it
+            if version == 0:
+                statements = [_RUNS, _CELLS, _INDEX]
+            elif version == 1:
+                statements = _MIGRATE_1
+            else:
+                return
+            for statement in statements:
+                self._db.execute(statement)
+            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def __enter__(self) -> "History":
         return self
@@ -167,27 +197,29 @@ class History:
 
     def record(self, records: list[dict[str, Any]], run_info: dict[str, Any], run_dir: Path | None,
                regressions: int) -> int:
-        """Store (or replace) a run identified by its suite and start time; returns its id."""
+        """Store (or replace) a run identified by its run id (older run.json: suite and start time)."""
         counts = (len(records), sum(1 for r in records for v in r.get("verdicts") or [] if not v["pass"]),
                   sum(1 for r in records if r["status"] == "failed"), sum(1 for r in records if r["status"] == "n/a"))
-        run = (run_info["suite"], run_info["started_at"], run_info.get("finished_at"), run_info.get("git_commit"),
-               run_info.get("suite_sha256"), str(run_dir) if run_dir else None, *counts, regressions, utc_now())
+        key = run_info.get("run_id") or f"{run_info['suite']}@{run_info['started_at']}"
+        run = (run_info["suite"], key, run_info["started_at"], run_info.get("finished_at"), run_info.get("git_commit"),
+               run_info.get("suite_sha256"), str(run_dir) if run_dir else None, *counts, regressions, utc_now(),
+               _json(run_info))
         with self._guard(), self._transaction():
             run_id = self._db.execute(
-                "INSERT INTO runs (suite, started_at, finished_at, git_commit, suite_sha256, run_dir, cells,"
-                " failed_checks, failed_cells, na_cells, regressions, recorded_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (suite, started_at) DO UPDATE SET finished_at = excluded.finished_at,"
+                "INSERT INTO runs (suite, run_key, started_at, finished_at, git_commit, suite_sha256, run_dir, cells,"
+                " failed_checks, failed_cells, na_cells, regressions, recorded_at, info)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (run_key) DO UPDATE SET finished_at = excluded.finished_at,"
                 " git_commit = excluded.git_commit, suite_sha256 = excluded.suite_sha256, run_dir = excluded.run_dir,"
                 " cells = excluded.cells, failed_checks = excluded.failed_checks, failed_cells = excluded.failed_cells,"
-                " na_cells = excluded.na_cells, regressions = excluded.regressions, recorded_at = excluded.recorded_at"
-                " RETURNING id", run).fetchone()[0]
+                " na_cells = excluded.na_cells, regressions = excluded.regressions, recorded_at = excluded.recorded_at,"
+                " info = excluded.info RETURNING id", run).fetchone()[0]
             self._db.execute("DELETE FROM cells WHERE run_id = ?", (run_id,))
             self._db.executemany(
-                "INSERT INTO cells VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO cells VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(run_id, r["model"], r["scheme"], r["device"], r["status"], r.get("error"), r.get("size_bytes"),
-                  r.get("gzip_bytes"), json.dumps(r.get("metrics") or {}), json.dumps(r.get("latency_ms")),
-                  json.dumps(r.get("latency_samples_ms")), json.dumps(r.get("verdicts") or []))
+                  r.get("gzip_bytes"), _json(r.get("metrics") or {}), _json(r.get("latency_ms")), None,
+                  _json(r.get("verdicts") or []), _json({**r, "format_version": FORMAT_VERSION}))
                  for r in records])
         return int(run_id)
 
@@ -214,18 +246,15 @@ class History:
         return _entry(row)
 
     def records(self, run_id: int) -> list[dict[str, Any]]:
-        """The cells of a run as result records (the fields the store keeps)."""
+        """The cells of a run as result records: whole records (schema 2), or the fields a
+        migrated schema-1 run kept."""
         with self._guard():
             cursor = self._db.execute(
                 "SELECT model, scheme, device, status, error, size_bytes, gzip_bytes, metrics, latency_ms,"
-                " latency_samples_ms, verdicts FROM cells WHERE run_id = ? ORDER BY rowid", (run_id,))
+                " latency_samples_ms, verdicts, record FROM cells WHERE run_id = ? ORDER BY rowid", (run_id,))
             rows = cursor.fetchall()
             names = [d[0] for d in cursor.description]
-        records = [dict(zip(names, row, strict=True)) for row in rows]
-        for record in records:
-            for key in _JSON_FIELDS:
-                record[key] = json.loads(record[key])
-        return records
+        return [_record(dict(zip(names, row, strict=True))) for row in rows]
 
     def baseline(self, suite: str, started_at: str) -> RunEntry | None:
         """The run to compare a run with: the suite's pinned run if it is earlier, else the latest earlier one."""
@@ -238,6 +267,19 @@ class History:
             raise HistoryError(f"run #{run_id} is not a run of {suite!r}")
         with self._guard(), self._transaction():
             self._db.execute("UPDATE runs SET pinned = (id IS ?) WHERE suite = ?", (run_id, suite))
+
+
+def _json(value: Any) -> str:
+    return json.dumps(encode_nonfinite(value), allow_nan=False, default=str)
+
+
+def _record(row: dict[str, Any]) -> dict[str, Any]:
+    whole = row.pop("record")
+    if whole is not None:
+        return restore_nonfinite(json.loads(whole))
+    for key in _JSON_FIELDS:  # a schema-1 cell
+        row[key] = restore_nonfinite(json.loads(row[key]))
+    return row
 
 
 def _entry(row: tuple[Any, ...]) -> RunEntry:

@@ -1,19 +1,33 @@
-"""Run directories: results.jsonl (one record per cell, appended as produced) and run.json."""
+"""Run directories: results.jsonl (one record per cell, appended as produced) and run.json.
+
+A run directory is created atomically under a unique run id and locked while a run writes it,
+so two runs never share one; every line read back is checked against the record format.
+"""
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from harness.errors import HarnessError
+from harness.record import FORMAT_VERSION, CellRecord, RecordError, RunInfo, encode_nonfinite, validate_record
+
 RESULTS = "results.jsonl"
 RUN_INFO = "run.json"
+LOCK = ".lock"
 
 
-def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+def utc_now(precise: bool = False) -> str:
+    """The UTC time in ISO 8601, to the second (to the millisecond when `precise`: run start times)."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds" if precise else "seconds")
 
 
 def cell_id(model: str, scheme: str, device: str) -> str:
@@ -21,34 +35,105 @@ def cell_id(model: str, scheme: str, device: str) -> str:
     return f"{model}/{scheme}@{device}"
 
 
-def record_id(record: dict[str, Any]) -> str:
+def record_id(record: CellRecord | dict[str, Any]) -> str:
     return cell_id(record["model"], record["scheme"], record["device"])
 
 
-def read_results(run_dir: Path) -> list[dict[str, Any]]:
-    """All complete records; a line cut short by a crash is ignored (that cell re-runs on resume)."""
-    path = run_dir / RESULTS
-    if not path.exists():
-        return []
-    records = []
-    for line in path.read_text().splitlines():
+def new_run_id() -> str:
+    """A UTC timestamp (so run ids sort by time) and a random suffix (so runs of one second differ)."""
+    return f"{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
+
+
+def create_run_dir(suite_reports: Path) -> Path:
+    """A new, empty run directory `suite_reports/<run id>`, created atomically (never shared)."""
+    while True:
+        path = suite_reports / new_run_id()
         try:
-            record = json.loads(line)
-        except ValueError:
+            with _os_errors(path):
+                suite_reports.mkdir(parents=True, exist_ok=True)
+                path.mkdir()
+            return path
+        except FileExistsError:
             continue
-        if isinstance(record, dict) and {"model", "scheme", "device", "status"} <= record.keys():
-            records.append(record)
-    latest = {record_id(r): r for r in records}  # a re-run cell supersedes its earlier record
+
+
+def holds_a_run(run_dir: Path) -> bool:
+    """True when the directory exists and has anything in it."""
+    return run_dir.is_dir() and any(run_dir.iterdir())
+
+
+@contextmanager
+def locked(run_dir: Path) -> Iterator[None]:
+    """Hold the run directory's lock for the block; HarnessError when another run holds it."""
+    with _os_errors(run_dir):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(run_dir / LOCK, "a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "?"
+            raise HarnessError(f"{run_dir} is being written by another bench run (pid {owner}); "
+                               "wait for it, or give another --out") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+    finally:
+        handle.close()
+
+
+class ResultsFileError(HarnessError):
+    """A line of results.jsonl does not match the record format."""
+
+
+def read_results(run_dir: Path) -> list[CellRecord]:
+    """All complete records, each checked against the record format (ResultsFileError naming file,
+    line and field otherwise). A line cut short by a crash is ignored (that cell re-runs on resume);
+    a cell recorded twice keeps its last record."""
+    path = run_dir / RESULTS
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise HarnessError(f"cannot read {path}: {exc.strerror}") from None
+    latest: dict[str, CellRecord] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        record = _parse_line(path, number, line)
+        if record is not None:
+            latest[record_id(record)] = record
     return list(latest.values())
+
+
+def _parse_line(path: Path, number: int, line: str) -> CellRecord | None:
+    if not line.strip():
+        return None
+    try:
+        data = json.loads(line)
+    except ValueError:
+        return None  # cut short by a crash
+    try:
+        return validate_record(data)
+    except RecordError as exc:
+        raise ResultsFileError(f"{path}:{number}: {exc}") from None
+
+
+def _dumps(value: Any, **options: Any) -> str:
+    return json.dumps(encode_nonfinite(value), default=_jsonable, allow_nan=False, **options)
 
 
 class ResultsWriter:
     """Appends records durably: each one is flushed and fsynced before the next cell starts."""
 
-    def __init__(self, run_dir: Path) -> None:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        self.path = run_dir / RESULTS
-        self._repair_tail()
+    def __init__(self, run_dir: Path, name: str = RESULTS) -> None:
+        with _os_errors(run_dir):
+            run_dir.mkdir(parents=True, exist_ok=True)
+        self.path = run_dir / name
+        with _os_errors(self.path):
+            self._repair_tail()
 
     def _repair_tail(self) -> None:
         """Terminate a last line left unterminated by a crash, so appends start on a fresh line."""
@@ -58,39 +143,92 @@ class ResultsWriter:
                 if handle.read(1) != b"\n":
                     handle.write(b"\n")
 
-    def append(self, record: dict[str, Any]) -> None:
-        line = json.dumps(record, default=_jsonable, allow_nan=False) + "\n"
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(line)
+    def append(self, record: CellRecord | dict[str, Any]) -> None:
+        self.extend([record])
+
+    def extend(self, records: list[CellRecord] | list[dict[str, Any]]) -> None:
+        text = "".join(_dumps({**r, "format_version": FORMAT_VERSION}) + "\n" for r in records)
+        with _os_errors(self.path), open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
 
 
+def rewrite_results(run_dir: Path, records: list[CellRecord]) -> None:
+    """Replace results.jsonl with exactly these records (atomically)."""
+    write_atomic(run_dir / RESULTS, "".join(_dumps({**r, "format_version": FORMAT_VERSION}) + "\n"
+                                            for r in records))
+
+
 def _jsonable(value: Any) -> Any:
     if hasattr(value, "item"):  # numpy scalars
-        return value.item()
+        return encode_nonfinite(value.item())
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
-def write_run_info(run_dir: Path, info: dict[str, Any]) -> None:
+def write_atomic(path: Path, text: str) -> None:
+    """Write a file through a temporary one beside it; on any failure nothing is left behind and
+    a full disk or a read-only folder becomes a HarnessError naming the file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with _os_errors(path):
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_run_info(run_dir: Path, info: RunInfo | dict[str, Any]) -> None:
     """Write run.json atomically."""
-    tmp = run_dir / f".{RUN_INFO}.tmp"
-    tmp.write_text(json.dumps(info, indent=2, default=_jsonable))
-    os.replace(tmp, run_dir / RUN_INFO)
+    write_atomic(run_dir / RUN_INFO, _dumps({**info, "format_version": FORMAT_VERSION}, indent=2))
 
 
 def read_run_info(run_dir: Path) -> dict[str, Any]:
     try:
-        return json.loads((run_dir / RUN_INFO).read_text())
+        data = json.loads((run_dir / RUN_INFO).read_text())
     except (OSError, ValueError):
         return {}
+    return data if isinstance(data, dict) else {}
+
+
+def incompleteness(records: list[CellRecord] | list[dict[str, Any]], run_info: dict[str, Any]) -> str | None:
+    """Why a run's records are not the whole run (None when they are): it did not finish, or cells
+    it planned have no record. A report of such a run must say so and must not pass."""
+    done = {record_id(r) for r in records}
+    missing = [c for c in run_info.get("plan") or [] if c not in done]
+    status = run_info.get("status")
+    if status in (None, "finished") and not missing:
+        return None
+    why = {"running": "the run is still running, or died", "interrupted": "the run was interrupted",
+           "failed": "the run stopped on an error"}.get(str(status), "")
+    parts = [why] if why else []
+    if missing:
+        parts.append(f"{len(missing)} of {len(run_info['plan'])} planned cell(s) have no result")
+    return "; ".join(parts) or None
 
 
 def latest_run_dir(suite_reports: Path) -> Path | None:
-    """The most recent run directory of a suite (names are UTC timestamps, so they sort)."""
+    """The most recent run directory of a suite (names start with a UTC timestamp, so they sort)."""
     if not suite_reports.is_dir():
         return None
-    runs = sorted(p for p in suite_reports.iterdir() if p.is_dir() and (p / RUN_INFO).exists())
-    return runs[-1] if runs else None
+    runs = [p for p in suite_reports.iterdir() if p.is_dir() and (p / RUN_INFO).exists()]
+    return max(runs, key=lambda p: (str(read_run_info(p).get("started_at", "")), p.name), default=None)
+
+
+_DISK_ERRORS = {errno.ENOSPC: "the disk is full", errno.EROFS: "the file system is read-only",
+                errno.EDQUOT: "the disk quota is exceeded", errno.EACCES: "permission denied",
+                errno.EPERM: "permission denied"}
+
+
+@contextmanager
+def _os_errors(path: Path) -> Iterator[None]:
+    """OSErrors of writing a run's files as one clear HarnessError (FileExistsError passes)."""
+    try:
+        yield
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        reason = _DISK_ERRORS.get(exc.errno or 0, exc.strerror or str(exc))
+        raise HarnessError(f"cannot write {path}: {reason}") from None

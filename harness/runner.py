@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 import gzip
 import hashlib
 import os
@@ -16,12 +15,13 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from harness import _interrupt
 from harness.cache import ArtifactCache, content_key
 from harness.datasets import DATASETS, Dataset
 from harness.devices import Device, load_device
@@ -29,12 +29,16 @@ from harness.devices.cpus import cpu_model
 from harness.devices.litert import predict, tensor_types
 from harness.errors import HarnessError, NotApplicable
 from harness.models.source import SourceModel, resolve_source, saved_model_dir
+from harness.plan import Cell, cell_key, plan_cells
+from harness.record import FORMAT_VERSION, CellRecord
 from harness.results import (
     ResultsWriter,
     cell_id,
+    new_run_id,
     read_results,
     read_run_info,
     record_id,
+    rewrite_results,
     utc_now,
     write_run_info,
 )
@@ -51,16 +55,7 @@ from harness.versions import tool_versions
 # Progress callback: (cell id, stage) — stage is a short word, or "done" with the record.
 Progress = Callable[[str, str, dict[str, Any] | None], None]
 
-
-@dataclass(frozen=True)
-class Cell:
-    model: ModelSpec
-    scheme: SchemeSpec
-    device: str
-
-    @property
-    def id(self) -> str:
-        return cell_id(self.model.label, self.scheme.label, self.device)
+__all__ = ["Cell", "RunOutcome", "SuiteRunner", "latency_stats", "plan_cells"]
 
 
 @dataclass
@@ -68,6 +63,7 @@ class RunOutcome:
     run_dir: Path
     records: list[dict[str, Any]]
     skipped: int = 0
+    notes: list[str] = field(default_factory=list)  # what a resume kept, dropped or re-ran
 
     @property
     def failed_checks(self) -> int:
@@ -81,38 +77,6 @@ class RunOutcome:
     def exit_code(self) -> int:
         """0 when every check passed and no cell failed, else 1."""
         return 1 if self.failed_checks or self.failed_cells else 0
-
-
-def plan_cells(loaded: LoadedSuite, only: list[str] | None = None, devices: list[str] | None = None) -> list[Cell]:
-    """All cells in run order: per model and device, the float baseline first.
-
-    `only` globs match `model/scheme` or `model/scheme@device`; a selected model's baseline
-    always runs too, since every other cell is compared with it. `devices` replaces the
-    suite's device list.
-    """
-    suite = loaded.suite
-    schemes = list(suite.schemes)
-    if not any(s.label == BASELINE for s in schemes):
-        schemes.insert(0, SchemeSpec(scheme=BASELINE))
-    schemes.sort(key=lambda s: s.label != BASELINE)
-    cells = []
-    for model in suite.models:
-        for device in devices or suite.devices:
-            group = [Cell(model, scheme, device) for scheme in schemes
-                     if scheme.label == BASELINE or model.schemes is None
-                     or any(fnmatch.fnmatchcase(scheme.label, p) for p in model.schemes)]
-            if only:
-                chosen = [c for c in group if _selected(c, only)]
-                if not chosen:
-                    continue
-                group = [c for c in group if c.scheme.label == BASELINE or c in chosen]
-            cells.extend(group)
-    return cells
-
-
-def _selected(cell: Cell, patterns: list[str]) -> bool:
-    names = (f"{cell.model.label}/{cell.scheme.label}", cell.id)
-    return any(fnmatch.fnmatchcase(n, p) for p in patterns for n in names)
 
 
 @dataclass
@@ -191,52 +155,97 @@ class SuiteRunner:
             self._close_devices(names)
 
     def _run(self, cells: list[Cell], argv: list[str], names: list[str]) -> RunOutcome:
-        done = {record_id(r): r for r in read_results(self.run_dir)}
-        info = self._run_info(argv, names)
+        done, notes = self._resumable(cells)
+        info = self._run_info(argv, names, cells, notes)
         write_run_info(self.run_dir, info)
         self._writer = ResultsWriter(self.run_dir)
         self._records = dict(done)
-        host_done: dict[str, dict[str, Any]] = {}  # cell id -> status/artifact after host work
-        states: dict[str, _ModelState] = {}
         workers: dict[str, _DeviceWorker] = {}
-        skipped = 0
         try:
-            for cell in cells:
-                if cell.id in done:
-                    skipped += 1
-                    self._report(cell.id, "done", done[cell.id])
-                    continue
-                base_id = cell_id(cell.model.label, BASELINE, cell.device)
-                with self._host_lock:
-                    if cell.model.label not in states:
-                        self._report(cell.id, "preparing model", None)
-                        states[cell.model.label] = self._prepare_model(cell.model)
-                    record = self._host_work(cell, states[cell.model.label],
-                                             host_done.get(base_id) or self._records.get(base_id))
-                host_done[cell.id] = {"status": record["status"], "artifact": record["artifact"]}
-                if cell.device not in workers:
-                    workers[cell.device] = _DeviceWorker(self, cell.device)
-                finished = workers[cell.device].submit(cell, record)
-                if not getattr(self.device(cell.device), "remote", False):
-                    finished.wait()
-            for worker in workers.values():
-                worker.finish()
-            for worker in workers.values():
-                worker.join()
-        except BaseException:
+            skipped = self._run_cells(cells, done, workers)
+        except BaseException as exc:
             for worker in workers.values():
                 worker.cancel()
+            self._stopped(info, exc)
             raise
         failures = [w.error for w in workers.values() if w.error is not None]
         if failures:
+            self._stopped(info, failures[0])
             raise failures[0]
-        info["finished_at"] = utc_now()
-        info["status"] = "finished"
+        info.update(finished_at=utc_now(), status="finished", cache_repairs=[str(e) for e in self.cache.events])
         write_run_info(self.run_dir, info)
         ordered = [self._records[c.id] for c in cells if c.id in self._records]
-        return RunOutcome(self.run_dir, ordered, skipped)
+        return RunOutcome(self.run_dir, ordered, skipped, notes)
+
+    def _run_cells(self, cells: list[Cell], done: dict[str, CellRecord], workers: dict[str, "_DeviceWorker"]) -> int:
+        """Host work of every cell not already done, in order; measurement on each device's worker."""
+        host_done: dict[str, dict[str, Any]] = {}  # cell id -> status/artifact after host work
+        states: dict[str, _ModelState] = {}
+        skipped = 0
+        for cell in cells:
+            _interrupt.check()
+            if cell.id in done:
+                skipped += 1
+                self._report(cell.id, "done", done[cell.id])
+                continue
+            base_id = cell_id(cell.model.label, BASELINE, cell.device)
+            with self._host_lock:
+                if cell.model.label not in states:
+                    self._report(cell.id, "preparing model", None)
+                    states[cell.model.label] = self._prepare_model(cell.model)
+                record = self._host_work(cell, states[cell.model.label],
+                                         host_done.get(base_id) or self._records.get(base_id))
+            host_done[cell.id] = {"status": record["status"], "artifact": record["artifact"]}
+            if cell.device not in workers:
+                workers[cell.device] = _DeviceWorker(self, cell.device)
+            finished = workers[cell.device].submit(cell, record)
+            if not getattr(self.device(cell.device), "remote", False):
+                finished.wait()
+        for worker in workers.values():
+            worker.finish()
+        for worker in workers.values():
+            worker.join()
+        _interrupt.check()
+        return skipped
+
+    def _stopped(self, info: dict[str, Any], exc: BaseException) -> None:
+        """run.json says the run did not finish, and why (best effort: the cause is re-raised)."""
+        interrupted = isinstance(exc, KeyboardInterrupt)
+        info.update(finished_at=utc_now(), status="interrupted" if interrupted else "failed",
+                    stop_reason=str(exc) or type(exc).__name__, cache_repairs=[str(e) for e in self.cache.events])
+        with contextlib.suppress(Exception):
+            write_run_info(self.run_dir, info)
+
+    # -- resuming -----------------------------------------------------------------------
+    def _resumable(self, cells: list[Cell]) -> tuple[dict[str, CellRecord], list[str]]:
+        """The recorded cells a resumed run can keep: those whose inputs (cell key) are unchanged
+        and whose float baseline is kept too, with their checks re-applied under today's thresholds.
+        The others are moved to superseded.jsonl (and re-run if planned); the notes say which."""
+        recorded = read_results(self.run_dir)
+        if not recorded:
+            return {}, []
+        devices = sorted({c.device for c in cells} | set(self.loaded.suite.devices))
+        planned = {c.id: c for c in plan_cells(self.loaded, None, devices)}
+        keep, dropped = _still_valid(recorded, {i: cell_key(self.loaded, c) for i, c in planned.items()})
+        notes = _resume_notes(read_run_info(self.run_dir), self.loaded.sha256, dropped)
+        changed = False
+        for record in keep:
+            before = record.get("verdicts")
+            self._recheck(planned[record_id(record)], record, keep)
+            changed = changed or record.get("verdicts") != before
+        if dropped or changed:
+            _supersede(self.run_dir, [r for r, _ in dropped])
+            rewrite_results(self.run_dir, keep)
+        return {record_id(r): r for r in keep}, notes
+
+    def _recheck(self, cell: Cell, record: CellRecord, kept: list[CellRecord]) -> None:
+        baseline = next((r for r in kept if record_id(r) == cell_id(cell.model.label, BASELINE, cell.device)), None)
+        if record["status"] == "ok":
+            record["verdicts"] = self._verdicts(cell, record, baseline)  # type: ignore[typeddict-item]
 
     def _report(self, cell: str, stage: str, record: dict[str, Any] | None) -> None:
+        if stage != "done":
+            _interrupt.check()  # a stage boundary: where a swallowed Ctrl-C still stops the run
         with self._lock:
             self.progress(cell, stage, record)
 
@@ -250,13 +259,15 @@ class SuiteRunner:
                 except Exception:  # noqa: BLE001 - cleanup must not lose the finished run
                     pass
 
-    def _run_info(self, argv: list[str], devices: list[str]) -> dict[str, Any]:
+    def _run_info(self, argv: list[str], devices: list[str], cells: list[Cell], notes: list[str]) -> dict[str, Any]:
         earlier = read_run_info(self.run_dir)
         return {
+            "format_version": FORMAT_VERSION,
+            "run_id": earlier.get("run_id") or self.run_dir.name or new_run_id(),
             "suite": self.loaded.name,
             "suite_path": str(self.loaded.path.resolve()),  # `bench report` may run elsewhere
             "suite_sha256": self.loaded.sha256,
-            "started_at": earlier.get("started_at", utc_now()),
+            "started_at": earlier.get("started_at", utc_now(precise=True)),
             "resumed_at": utc_now() if earlier else None,
             "finished_at": None,
             "status": "running",
@@ -267,6 +278,8 @@ class SuiteRunner:
                      "cpu_model": cpu_model(), "cpus": os.cpu_count()},
             "devices": {name: self._described(name) for name in devices},
             "cache_dir": str(self.cache.root),
+            "plan": list(dict.fromkeys([*(earlier.get("plan") or []), *(c.id for c in cells)])),
+            "notes": notes,
         }
 
     def _described(self, name: str) -> dict[str, Any]:
@@ -280,7 +293,7 @@ class SuiteRunner:
             "scheme_options": cell.scheme.options, "device": cell.device, "status": "ok", "error": None,
             "size_bytes": None, "gzip_bytes": None, "weights": None, "metrics": {}, "metrics_na": None,
             "latency_ms": None, "latency_samples_ms": None, "memory": None, "verdicts": [],
-            "artifact": None, "timings_s": {},
+            "artifact": None, "timings_s": {}, "cell_key": cell_key(self.loaded, cell),
         }
 
     def _host_work(self, cell: Cell, state: _ModelState, baseline: dict[str, Any] | None) -> dict[str, Any]:
@@ -321,13 +334,14 @@ class SuiteRunner:
     def _finish(self, cell: Cell, record: dict[str, Any], baseline: dict[str, Any] | None) -> None:
         """Threshold checks against the (finished) float baseline record, and the finish time."""
         if record["status"] == "ok":
-            is_baseline = cell.scheme.label == BASELINE
-            reference = record if is_baseline else baseline
-            record["verdicts"] = check(record, reference, bounds_for(self.loaded.suite.thresholds,
-                                                                     cell.model.label, cell.scheme.label))
-            if not is_baseline and (baseline is None or baseline["status"] != "ok"):
+            record["verdicts"] = self._verdicts(cell, record, baseline)
+            if cell.scheme.label != BASELINE and (baseline is None or baseline["status"] != "ok"):
                 record["metrics_na"] = (record["metrics_na"] or "") + " no float baseline to compare with"
         record["finished_at"] = utc_now()
+
+    def _verdicts(self, cell: Cell, record: Any, baseline: Any) -> list[dict[str, Any]]:
+        reference = record if cell.scheme.label == BASELINE else baseline
+        return check(record, reference, bounds_for(self.loaded.suite.thresholds, cell.model.label, cell.scheme.label))
 
     def _produce(self, cell: Cell, state: _ModelState, record: dict[str, Any]) -> None:
         self._report(cell.id, "converting", None)
@@ -369,6 +383,8 @@ class SuiteRunner:
         data = path.read_bytes()
         record["artifact"] = {"path": str(path), "sha256": hashlib.sha256(data).hexdigest(), "cached": cached,
                               "source": str(source.path), "source_info": source.info}
+        if self.cache.problems_for(path):
+            record["artifact"]["rebuilt"] = self.cache.problems_for(path)
         record["size_bytes"] = len(data)
         record["gzip_bytes"] = len(gzip.compress(data, compresslevel=9, mtime=0))
         record["io_types"] = tensor_types(path)
@@ -497,6 +513,44 @@ class _DeviceWorker:
 
 
 _SAFE = re.compile(r"[^\w.+-]+")
+
+
+Dropped = list[tuple[CellRecord, str]]  # (record, why it cannot be kept)
+
+
+def _still_valid(recorded: list[CellRecord], keys: dict[str, str]) -> tuple[list[CellRecord], Dropped]:
+    """Split recorded cells into those a resume keeps and those it drops (with the reason). A cell
+    whose float baseline is dropped is dropped too: its fidelity was measured against that baseline."""
+    keep, dropped = [], []
+    for record in recorded:
+        cell = record_id(record)
+        if cell not in keys:
+            dropped.append((record, "no longer in the suite"))
+        elif record.get("cell_key") != keys[cell]:
+            reason = "its inputs changed" if record.get("cell_key") else "recorded by an older quantbench"
+            dropped.append((record, reason))
+        else:
+            keep.append(record)
+    gone = {cell_id(r["model"], BASELINE, r["device"]) for r, _ in dropped if r["scheme"] == BASELINE}
+    orphans = [r for r in keep if r["scheme"] != BASELINE and cell_id(r["model"], BASELINE, r["device"]) in gone]
+    dropped += [(r, "its float baseline is re-run") for r in orphans]
+    return [r for r in keep if r not in orphans], dropped
+
+
+def _resume_notes(info: dict[str, Any], sha256: str, dropped: Dropped) -> list[str]:
+    notes = []
+    if info.get("suite_sha256") and info["suite_sha256"] != sha256:
+        notes.append(f"the suite file changed since this run started (sha256 {info['suite_sha256'][:12]} → "
+                     f"{sha256[:12]}): cells whose inputs are unchanged are kept, their checks re-applied")
+    for record, reason in dropped:
+        notes.append(f"{record_id(record)}: not kept ({reason}); moved to superseded.jsonl")
+    return notes
+
+
+def _supersede(run_dir: Path, records: list[CellRecord]) -> None:
+    """Keep dropped records beside the run (superseded.jsonl) rather than losing them."""
+    if records:
+        ResultsWriter(run_dir, name="superseded.jsonl").extend(records)
 
 
 class _SourceFailed(Exception):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import math
 from typing import Any
 
 from harness.suite.schema import Bound, Thresholds
@@ -89,5 +90,8 @@ def check(record: dict[str, Any], baseline: dict[str, Any] | None, bounds: dict[
 
 def _verdict(name: str, metric: str, threshold: float, value: float, observed: float, base: float | None,
              ok: bool) -> dict[str, Any]:
-    return {"check": name, "metric": metric, "threshold": threshold, "value": value,
-            "observed": observed, "baseline": base, "pass": bool(ok)}
+    verdict = {"check": name, "metric": metric, "threshold": threshold, "value": value,
+               "observed": observed, "baseline": base, "pass": bool(ok)}
+    if math.isnan(value):
+        verdict.update({"pass": False, "note": f"{metric} is NaN (non-finite outputs or inputs): the check fails"})
+    return verdict

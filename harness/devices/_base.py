@@ -9,8 +9,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from harness.errors import ConfigError
 from harness.registry import Registry, UnknownName
-from harness.suite.schema import LatencySpec
-from harness.suite.yaml_lines import load_yaml_with_lines, locate
+from harness.suite.schema import LatencySpec, check_name
+from harness.suite.yaml_lines import decode_text, load_yaml_with_lines, locate
 
 
 class DeviceOptions(BaseModel):
@@ -50,6 +50,7 @@ def profile_dirs(suite_dir: Path) -> list[Path]:
 
 
 def find_profile(name: str, suite_dir: Path) -> Path | None:
+    check_name(name, "device")  # a device name is a file name, never a path
     for directory in profile_dirs(suite_dir):
         candidate = directory / f"{name}.yaml"
         if candidate.exists():
@@ -66,7 +67,7 @@ def load_device(name: str, suite_dir: Path) -> Device:
             raise ConfigError(f"{name}.yaml", None, None, f"no device profile {name!r} (looked in {looked})")
         data, lines, where = BUILTIN_PROFILES[name], {}, f"<built-in {name}>"
     else:
-        data, lines = load_yaml_with_lines(path.read_text(), str(path))
+        data, lines = load_yaml_with_lines(decode_text(path.read_bytes(), str(path)), str(path))
         where = str(path)
     if not isinstance(data, dict) or "kind" not in data:
         raise ConfigError(where, 1, "kind", "a device profile is a mapping with `kind:` (e.g. local)")

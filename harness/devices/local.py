@@ -27,6 +27,7 @@ class LocalDevice:
     def __init__(self, name: str, options: LocalOptions) -> None:
         self.name = name
         self.options = options
+        self._process: subprocess.Popen[str] | None = None
         try:
             self.core: CoreChoice = pick_local_core(options.core)
         except ValueError as exc:
@@ -47,14 +48,25 @@ class LocalDevice:
             "--min-secs", str(settings.min_secs), "--max-secs", str(settings.max_secs),
         ]
         timeout = settings.max_secs * 2 + 120
-        try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
-        except subprocess.TimeoutExpired:
-            raise HarnessError(f"latency measurement did not finish within {timeout:.0f} s") from None
-        if done.returncode != 0:
-            tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-            raise HarnessError(f"latency measurement failed (exit {done.returncode}): {tail}")
-        return json.loads(done.stdout)
+        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+            self._process = process
+            try:
+                stdout, stderr = process.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                raise HarnessError(f"latency measurement did not finish within {timeout:.0f} s") from None
+            finally:
+                self._process = None
+        if process.returncode != 0:
+            tail = (stderr.strip().splitlines() or ["no output"])[-1]
+            raise HarnessError(f"latency measurement failed (exit {process.returncode}): {tail}")
+        return json.loads(stdout)
+
+    def close(self) -> None:
+        """Stop a measurement still running (the run was interrupted): it must not outlive the run."""
+        process = self._process
+        if process is not None and process.poll() is None:
+            process.kill()
 
 
 @DEVICE_KINDS.register("local", "this machine: LiteRT, one thread, pinned to the fastest core")

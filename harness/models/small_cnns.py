@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from pydantic import Field
+from pydantic import Field, PositiveInt
 
 from harness.models._base import BUILDERS, BuilderOptions
 
 
 class _SmallOptions(BuilderOptions):
-    input_shape: tuple[int, int, int] = (28, 28, 1)
+    input_shape: tuple[PositiveInt, PositiveInt, PositiveInt] = (28, 28, 1)
     num_classes: int = Field(10, ge=2)
 
 

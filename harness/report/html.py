@@ -14,6 +14,7 @@ from markupsafe import Markup
 from harness.compare import Comparison
 from harness.report.charts import TrendRun, build_charts
 from harness.report.rows import Row, build_rows, fmt
+from harness.results import incompleteness
 
 _TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -26,11 +27,12 @@ class Banner:
     text: str
 
 
-def banner(rows: list[Row], comparison: Comparison | None) -> Banner:
-    """Threshold violations, regressions vs the earlier run and failed cells, in one line."""
+def banner(rows: list[Row], comparison: Comparison | None, incomplete: str | None = None) -> Banner:
+    """Threshold violations, regressions vs the earlier run, failed cells and an incomplete run, in one line."""
     violating = sum(1 for r in rows if r.checks_failed)
     failed = sum(1 for r in rows if r.status == "failed")
-    parts = [f"{violating} cell(s) violate thresholds"] if violating else []
+    parts = [f"INCOMPLETE ({incomplete})"] if incomplete else []
+    parts += [f"{violating} cell(s) violate thresholds"] if violating else []
     if comparison and comparison.regressions:
         parts.append(f"{len(comparison.regressions)} regression(s) vs {comparison.previous_label}")
     if failed:
@@ -64,7 +66,7 @@ def render_html(records: list[dict[str, Any]], run_info: dict[str, Any], compari
     rows = build_rows(records)
     charts = build_charts(rows, records, trend_runs)
     return _environment().get_template("report.html.j2").render(
-        suite=str(run_info.get("suite", "?")), run_info=run_info, banner=banner(rows, comparison),
+        suite=str(run_info.get("suite", "?")), run_info=run_info, banner=banner(rows, comparison, incompleteness(records, run_info)),
         table=[(row, record.get("verdicts") or []) for row, record in zip(rows, records, strict=True)],
         table_records=list(zip(rows, records, strict=True)),
         problems=[(row, record) for row, record in zip(rows, records, strict=True)

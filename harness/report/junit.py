@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from harness.compare import Change, Comparison
-from harness.results import cell_id
+from harness.results import cell_id, incompleteness
 
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
@@ -78,6 +78,11 @@ def render_junit(records: list[dict[str, Any]], run_info: dict[str, Any], compar
         cases += _cell_cases(suite, record)
         cid = cell_id(record["model"], record["scheme"], record["device"])
         cases += [_change_case(suite, record, change) for change in judged.get(cid, [])]
+    incomplete = incompleteness(records, run_info)
+    if incomplete:
+        case = ET.Element("testcase", classname=_clean(suite), name="run is complete", time="0")
+        ET.SubElement(case, "error", type="IncompleteRun", message=_clean(incomplete))
+        cases.append(case)
     counts = {kind: sum(1 for c in cases if c.find(kind) is not None) for kind in ("failure", "error", "skipped")}
     seconds = f"{sum(float(c.get('time', 0)) for c in cases):.3f}"
     root = ET.Element("testsuites", name="quantbench", tests=str(len(cases)), failures=str(counts["failure"]),

@@ -7,7 +7,6 @@ The run's own files are always written; a history store that cannot be used only
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import partial
@@ -22,7 +21,7 @@ from harness.report.html import render_html
 from harness.report.junit import render_junit
 from harness.report.summary import escape_markdown as md
 from harness.report.summary import render_summary
-from harness.results import RESULTS, RUN_INFO, read_results, read_run_info
+from harness.results import RESULTS, RUN_INFO, incompleteness, read_results, read_run_info, write_atomic
 from harness.suite.schema import Suite, Thresholds
 from harness.verdicts import bounds_for
 
@@ -39,6 +38,7 @@ class PublishResult:
     comparison: Comparison | None
     history_id: int | None
     warnings: list[str] = field(default_factory=list)
+    incomplete: str | None = None  # why the records are not the whole run
 
     @property
     def regressions(self) -> list[Change]:
@@ -73,7 +73,10 @@ def publish_run(run_dir: Path, history_path: Path | None, *, thresholds: Thresho
         trend.append((run_info["started_at"], records))
         files = _write_reports(run_dir, records, run_info, comparison, trend, warnings)
         history_id = None
-        if store is not None:
+        incomplete = incompleteness(records, run_info)
+        if incomplete and store is not None:
+            warnings.append(f"not recorded in history: {incomplete} (a partial run is never a baseline)")
+        elif store is not None:
             try:
                 history_id = store.record(records, run_info, run_dir.resolve(),
                                           len(comparison.regressions) if comparison else 0)
@@ -82,7 +85,7 @@ def publish_run(run_dir: Path, history_path: Path | None, *, thresholds: Thresho
     finally:
         if store is not None:
             store.close()
-    return PublishResult(run_dir, files, comparison, history_id, warnings)
+    return PublishResult(run_dir, files, comparison, history_id, warnings, incomplete)
 
 
 def _run_info(run_dir: Path) -> dict[str, Any]:
@@ -159,11 +162,8 @@ def _write_reports(run_dir: Path, records: list[dict[str, Any]], run_info: dict[
     }
     files = []
     for name, text in outputs.items():
-        path = run_dir / name
-        tmp = run_dir / f".{name}.tmp"
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-        files.append(path)
+        write_atomic(run_dir / name, text)
+        files.append(run_dir / name)
     return files
 
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from harness.report.rows import Row, build_rows, fmt
+from harness.results import incompleteness
 
 
-def verdict_line(rows: list[Row]) -> str:
+def verdict_line(rows: list[Row], incomplete: str | None = None) -> str:
     failed_checks = sum(1 for r in rows if r.checks_failed)
     failed_cells = sum(1 for r in rows if r.status == "failed")
-    if not failed_checks and not failed_cells:
+    if not failed_checks and not failed_cells and not incomplete:
         return f"**PASS**: {len(rows)} cells, every check passed"
-    parts = []
+    parts = [f"**INCOMPLETE** ({escape_markdown(incomplete)})"] if incomplete else []
     if failed_checks:
         parts.append(f"{failed_checks} cell(s) violate thresholds")
     if failed_cells:
@@ -27,7 +28,10 @@ def escape_markdown(text: str) -> str:
 
 def _devices(run_info: dict[str, Any]) -> str:
     devices = run_info.get("devices") or {}
-    return ", ".join(f"{name} (core {facts.get('core')})" for name, facts in devices.items()) or "none"
+    if not isinstance(devices, dict):
+        return escape_markdown(str(devices))
+    return ", ".join(escape_markdown(f"{name} (core {facts.get('core') if isinstance(facts, dict) else '?'})")
+                     for name, facts in devices.items()) or "none"
 
 
 def render_summary(records: list[dict[str, Any]], run_info: dict[str, Any]) -> str:
@@ -35,9 +39,10 @@ def render_summary(records: list[dict[str, Any]], run_info: dict[str, Any]) -> s
     lines = [
         f"# quantbench: {escape_markdown(str(run_info.get('suite', '?')))}",
         "",
-        verdict_line(rows),
+        verdict_line(rows, incompleteness(records, run_info)),
         "",
-        f"Run started {run_info.get('started_at', '?')}; suite sha256 `{str(run_info.get('suite_sha256', ''))[:12]}`; "
+        f"Run started {escape_markdown(str(run_info.get('started_at', '?')))}; suite sha256 "
+        f"`{escape_markdown(str(run_info.get('suite_sha256', ''))[:12])}`; "
         f"devices: {_devices(run_info)}.",
         "",
         "| model | scheme | device | metric | Δ vs float | agreement | size MB | × float | gzip MB | × float "

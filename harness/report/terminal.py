@@ -13,7 +13,7 @@ _STYLE = {"pass": "green", "FAIL": "bold red", "failed": "red", "n/a": "yellow"}
 
 
 def results_table(records: list[dict[str, Any]], title: str) -> Table:
-    table = Table(title=title, header_style="bold")
+    table = Table(title=Text(title), header_style="bold")  # Text: user strings are never markup
     for column, justify in [("model", "left"), ("scheme", "left"), ("device", "left"), ("metric", "right"),
                             ("Δ float", "right"), ("agree", "right"), ("size MB", "right"), ("×", "right"),
                             ("latency ms", "right"), ("×", "right"), ("verdict", "left")]:
@@ -25,7 +25,8 @@ def results_table(records: list[dict[str, Any]], title: str) -> Table:
             verdict.append(" " + ", ".join(row.checks_failed), style="red")
         elif row.status != "ok" and row.error:
             verdict.append(" " + row.error[:80], style="dim")
-        table.add_row(row.model, row.scheme, row.device, metric, fmt(row.delta, "+.4f"),
-                      fmt(row.agreement, ".4f"), fmt(row.size_mb, ".3f"), fmt(row.size_ratio, ".2f"),
-                      fmt(row.latency_ms, ".4g"), fmt(row.latency_ratio, ".2f"), verdict)
+        cells = [row.model, row.scheme, row.device, metric, fmt(row.delta, "+.4f"), fmt(row.agreement, ".4f"),
+                 fmt(row.size_mb, ".3f"), fmt(row.size_ratio, ".2f"), fmt(row.latency_ms, ".4g"),
+                 fmt(row.latency_ratio, ".2f")]
+        table.add_row(*(Text(str(c)) for c in cells), verdict)
     return table

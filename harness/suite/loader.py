@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from harness.models.paths import resolve_model_path
 from harness.registry import Registry, UnknownName
 from harness.schemes import SCHEMES
 from harness.suite.schema import CalibrationSpec, FinetuneSpec, ModelSpec, SchemeSpec, Suite, merge_finetune
-from harness.suite.yaml_lines import Path_, load_yaml_with_lines, locate
+from harness.suite.yaml_lines import Path_, decode_text, load_yaml_with_lines, locate
 from harness.tasks import TASKS, threshold_metrics
 
 
@@ -38,7 +39,8 @@ class LoadedSuite:
 
     @property
     def name(self) -> str:
-        return self.suite.name or self.path.stem
+        """The suite's name (its run folder's name): `name:`, else the file name made path-safe."""
+        return self.suite.name or re.sub(r"[^A-Za-z0-9_.+-]", "_", self.path.stem).lstrip(".") or "suite"
 
     @property
     def base_dir(self) -> Path:
@@ -102,7 +104,7 @@ def load_suite(path: str | Path) -> LoadedSuite:
         raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(str(path), None, None, f"cannot read suite: {exc.strerror}") from None
-    data, lines = load_yaml_with_lines(raw.decode("utf-8", errors="replace"), str(path))
+    data, lines = load_yaml_with_lines(decode_text(raw, str(path)), str(path))
     check = _Checker(path, lines)
     if not isinstance(data, dict):
         raise check.fail((), "a suite must be a mapping with `models`, `schemes`, ...")
@@ -116,12 +118,32 @@ def load_suite(path: str | Path) -> LoadedSuite:
     _check_models(suite, check, loaded)
     _check_finetune(suite, check, loaded)
     _check_thresholds(suite, check)
+    _check_devices(suite, check, loaded.base_dir)
     return loaded
+
+
+def _check_devices(suite: Suite, check: _Checker, base_dir: Path) -> None:
+    """Every device has a profile (devices/<name>.yaml) or is built in (`local`)."""
+    from harness.devices._base import BUILTIN_PROFILES, find_profile, profile_dirs
+
+    for index, name in enumerate(suite.devices):
+        if name not in BUILTIN_PROFILES and find_profile(name, base_dir) is None:
+            looked = ", ".join(str(d) for d in profile_dirs(base_dir))
+            raise check.fail(("devices", index), f"no device profile {name!r} (looked for {name}.yaml in {looked})")
 
 
 def _check_datasets(suite: Suite, check: _Checker, loaded: LoadedSuite) -> None:
     for name, spec in suite.datasets.items():
         loaded.dataset_options[name] = check.options(DATASETS, spec.kind, spec.options, ("datasets", name), "kind")
+        _check_dataset_files(loaded.dataset_options[name], loaded.base_dir, check, ("datasets", name))
+
+
+def _check_dataset_files(options: BaseModel, base_dir: Path, check: _Checker, loc: Path_) -> None:
+    """A dataset's file and folder options (`path`, `dir`, `manifest`, ...) name something that exists."""
+    for key in ("path", "dir", "manifest", "annotations", "images"):
+        value = getattr(options, key, None)
+        if isinstance(value, str) and not (base_dir / value).exists():
+            raise check.fail((*loc, key), f"{base_dir / value} does not exist")
 
 
 def _dataset_ref(suite: Suite, check: _Checker, name: str, loc: Path_) -> None:

@@ -7,13 +7,36 @@ options model in `harness.suite.loader`.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from harness.errors import HarnessError
+
+
+# A name that becomes a path component (a suite's run folder, a device profile file): one
+# component, no separators, not "." or "..".
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}")
+
+
+def check_name(value: str, what: str) -> str:
+    """`value` if it is a safe name, else HarnessError naming `what`."""
+    if not _NAME.fullmatch(value) or set(value) == {"."}:
+        raise HarnessError(f"{what}: {value!r} is not a valid name (letters, digits, '_', '.', '+', '-'; "
+                           "one path component)")
+    return value
+
+
+def _name(value: str) -> str:
+    try:
+        return check_name(value, "name")
+    except HarnessError as exc:
+        raise ValueError(str(exc).removeprefix("name: ")) from None
+
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class WithOptions(BaseModel):
@@ -134,12 +157,18 @@ class LatencySpec(Strict):
     min_secs: float = Field(1.0, ge=0)
     max_secs: float = Field(60.0, gt=0)
 
+    @model_validator(mode="after")
+    def _ordered(self) -> "LatencySpec":
+        if self.min_secs > self.max_secs:
+            raise ValueError(f"min_secs ({self.min_secs:g}) is above max_secs ({self.max_secs:g})")
+        return self
+
 
 class Bound(Strict):
     """Limits for one metric: drops are measured against the float baseline of the model."""
 
-    max_abs_drop: float | None = None
-    max_rel_drop: float | None = None
+    max_abs_drop: float | None = Field(None, ge=0, description="largest drop allowed (a drop is ≥ 0)")
+    max_rel_drop: float | None = Field(None, ge=0)
     min: float | None = None
     max: float | None = None
 
@@ -147,13 +176,15 @@ class Bound(Strict):
     def _not_empty(self) -> "Bound":
         if all(v is None for v in (self.max_abs_drop, self.max_rel_drop, self.min, self.max)):
             raise ValueError("give at least one of max_abs_drop, max_rel_drop, min, max")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min:g}) is above max ({self.max:g}): no value can pass")
         return self
 
 
 class ThresholdOverride(BaseModel):
     """Bounds that replace the defaults for matching models and schemes (glob patterns)."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False)
     __pydantic_extra__: dict[str, Bound]
     models: list[str] = ["*"]
     schemes: list[str] = ["*"]
@@ -189,6 +220,16 @@ class Suite(Strict):
     latency: LatencySpec = LatencySpec()
     thresholds: Thresholds = Thresholds()
     regression: RegressionSpec = RegressionSpec()
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str | None) -> str | None:
+        return _name(value) if value is not None else None
+
+    @field_validator("devices")
+    @classmethod
+    def _safe_devices(cls, value: list[str]) -> list[str]:
+        return [_name(v) for v in value]
 
     @field_validator("schemes", mode="before")
     @classmethod

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from harness.datasets import Dataset
-from harness.errors import NotApplicable
+from harness.errors import HarnessError, NotApplicable
 from harness.tasks._base import OUTPUT_MAE, TASKS, Metric, TaskOptions, output_mae
 
 
@@ -15,6 +15,15 @@ def top_k_accuracy(scores: np.ndarray, labels: np.ndarray, k: int) -> float:
         return float(np.mean(np.argmax(scores, axis=1) == labels))
     top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
     return float(np.mean(np.any(top == labels[:, None], axis=1)))
+
+
+def _check_labels(dataset: Dataset, classes: int) -> None:
+    """Labels must be class indices the model can output (else every accuracy is silently wrong)."""
+    assert dataset.y is not None
+    low, high = int(np.min(dataset.y)), int(np.max(dataset.y))
+    if low < 0 or high >= classes:
+        raise HarnessError(f"dataset {dataset.name!r} has labels {low}..{high}, the model outputs {classes} "
+                           f"classes (0..{classes - 1})")
 
 
 @TASKS.register("classification", "top-1 (and top-5 with >= 5 classes); agreement and output error vs float")
@@ -31,6 +40,7 @@ class Classification:
         if dataset.y is None:
             raise NotApplicable(f"dataset {dataset.name!r} has no labels")
         scores = outputs[0].reshape(len(outputs[0]), -1)
+        _check_labels(dataset, scores.shape[1])
         result = {"top1": top_k_accuracy(scores, dataset.y, 1)}
         if scores.shape[1] >= 5:
             result["top5"] = top_k_accuracy(scores, dataset.y, 5)

@@ -14,6 +14,7 @@ from harness.devices.adb.simulator import DeviceSpec, Faults
 from harness.devices.android import AndroidDevice
 from harness.devices.local import LocalDevice
 from harness.results import read_results
+from harness.errors import HarnessError
 from harness.runner import RunOutcome, SuiteRunner, plan_cells
 from harness.suite import load_suite
 from tests.devices.android.conftest import SPEC_A, SPEC_B, TRANSPORTS, StartSim, write_profile, write_suite
@@ -132,7 +133,7 @@ def test_devices_are_closed_when_the_run_stops_early(start_sim: StartSim, binary
     write_profile(tmp_path, "phone", sim, binary)
     loaded = load_suite(write_suite(tmp_path, ["phone"]))
     runner = SuiteRunner(loaded, tmp_path / "no" / "such" / "dir", ArtifactCache(session_cache))
-    with pytest.raises(OSError):  # run.json cannot be written: the run stops after connecting
+    with pytest.raises(HarnessError):  # run.json cannot be written: the run stops after connecting
         runner.run(plan_cells(loaded), ["pytest"])
     device = runner.device("phone")
     assert isinstance(device, AndroidDevice) and device._transport is None  # disconnected all the same

@@ -1,0 +1,60 @@
+"""SIGINT and SIGTERM during a run: stop promptly, keep what finished, never swallow the request.
+
+The handler raises `RunInterrupted` where the main thread is, and also sets a flag. An exception
+raised inside a destructor (TensorFlow's `__del__`, say) is swallowed by Python, so the runner also
+calls `check()` between cells and stages: a swallowed interrupt still stops the run at the next one.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+_requested = threading.Event()
+_signal: list[int] = []
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """The run was asked to stop (Ctrl-C or SIGTERM); `exit_code` is 128 + the signal number."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+def _handle(signum: int, frame: FrameType | None) -> None:
+    _requested.set()
+    _signal[:] = [signum]
+    raise RunInterrupted(signum)
+
+
+def check() -> None:
+    """Raise RunInterrupted if a stop was requested (also after an interrupt that was swallowed)."""
+    if _requested.is_set():
+        raise RunInterrupted(_signal[0] if _signal else signal.SIGINT)
+
+
+def requested() -> bool:
+    return _requested.is_set()
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Within the block, SIGINT and SIGTERM raise RunInterrupted (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, _handle) for s in (signal.SIGINT, signal.SIGTERM)}
+    _requested.clear()
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

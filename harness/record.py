@@ -1,0 +1,187 @@
+"""The cell record and the run info, typed once: what results.jsonl, run.json and the history hold.
+
+A record is a plain dict (it is read and written as JSON by other tools too), described here by
+TypedDicts that the type checker follows through the runner, the stores, compare and the reports.
+`validate_record` checks a record read back from disk against the same description (strictly:
+no type coercion), so a hand-edited or damaged results file stops with the file, line and field
+instead of a traceback deep in a report.
+
+JSON has no NaN or infinity; a metric can be both (NaN inputs, identical outputs' SNR). They are
+written as the strings "NaN", "Infinity" and "-Infinity" and read back as floats.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from pydantic import ConfigDict, TypeAdapter, ValidationError
+from typing_extensions import NotRequired, Required, TypedDict
+
+FORMAT_VERSION = 2  # 1: records before the format was versioned (no `format_version` key)
+
+Status = Literal["ok", "failed", "n/a"]
+_CONFIG = ConfigDict(extra="allow", strict=True)
+
+
+# `pass` is a Python keyword, hence the functional form.
+Verdict = TypedDict("Verdict", {
+    "check": str, "metric": str, "threshold": float, "value": float, "observed": float,
+    "baseline": float | None, "pass": bool,
+})
+Verdict.__pydantic_config__ = _CONFIG  # type: ignore[attr-defined]
+
+
+class LatencyStats(TypedDict, total=False):
+    __pydantic_config__ = _CONFIG  # type: ignore[misc]
+    median: float | None
+    mean: float | None
+    p90: float | None
+    std: float | None
+    min: float | None
+    max: float | None
+    count: int | None
+    init: float | None
+    first: float | None
+    warmup_mean: float | None
+
+
+class Artifact(TypedDict, total=False):
+    __pydantic_config__ = _CONFIG  # type: ignore[misc]
+    path: Required[str]
+    sha256: Required[str]
+    cached: bool
+    source: str
+    source_info: dict[str, Any]
+    rebuilt: list[str]  # what was wrong with a cache entry this run discarded and rebuilt
+
+
+class CellRecord(TypedDict, total=False):
+    """One model × scheme × device cell (a line of results.jsonl)."""
+
+    __pydantic_config__ = _CONFIG  # type: ignore[misc]
+    format_version: int
+    model: Required[str]
+    scheme: Required[str]
+    device: Required[str]
+    status: Required[Status]
+    scheme_kind: str
+    scheme_options: dict[str, Any]
+    cell_key: str | None  # hash of everything in the suite that decides this cell's result
+    error: str | None
+    size_bytes: int | None
+    gzip_bytes: int | None
+    weights: dict[str, Any] | None
+    metrics: dict[str, float | int | None]
+    metrics_na: str | None
+    latency_ms: LatencyStats | None
+    latency_samples_ms: list[float] | None
+    memory: dict[str, Any] | None
+    verdicts: list[Verdict]
+    artifact: Artifact | None
+    timings_s: dict[str, float]
+    io_types: dict[str, list[str]]
+    calibration: dict[str, Any]
+    evaluation: dict[str, Any]
+    latency_setup: dict[str, Any]
+    latency_log: str
+    delegates: Any
+    op_profile: Any
+    finished_at: str
+    notes: NotRequired[list[str]]
+
+
+class RunInfo(TypedDict, total=False):
+    """run.json."""
+
+    format_version: int
+    run_id: str
+    suite: Required[str]
+    suite_path: str | None
+    suite_sha256: str | None
+    started_at: Required[str]
+    resumed_at: str | None
+    finished_at: str | None
+    status: str  # running | finished | interrupted | failed
+    argv: list[str]
+    git_commit: str | None
+    tool_versions: dict[str, str]
+    host: dict[str, Any]
+    devices: dict[str, Any]
+    cache_dir: str
+    plan: list[str]  # the cell ids this run set out to produce
+    notes: list[str]
+
+
+_RECORD = TypeAdapter(CellRecord)
+
+
+class RecordError(ValueError):
+    """A stored record does not match the record format; `field` names where."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}" if field else message)
+
+
+def validate_record(data: Any) -> CellRecord:
+    """The record `data` (non-finite strings turned back into floats), or RecordError."""
+    if not isinstance(data, dict):
+        raise RecordError("", f"a record is a JSON object, not {type(data).__name__}")
+    restored = restore_nonfinite(data)
+    try:
+        _RECORD.validate_python(restored)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = _field(restored, error["loc"])
+        raise RecordError(field, f"{error['msg']} (got {error.get('input')!r:.60})") from None
+    return restored  # type: ignore[return-value]
+
+
+def _field(data: Any, loc: tuple[Any, ...]) -> str:
+    """The dotted path of an error location, without pydantic's union-member tags."""
+    parts = []
+    for part in loc:
+        inside = isinstance(data, dict) and part in data or isinstance(data, list) and isinstance(part, int)
+        if not inside:
+            if isinstance(data, dict) and isinstance(part, str) and not parts[-1:] == [part]:
+                parts.append(part)  # a missing required key: name it
+            break
+        parts.append(str(part))
+        data = data[part]
+    return ".".join(parts)
+
+
+_NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+_IDENTITY = {"model", "scheme", "device", "status", "error", "scheme_kind", "metrics_na", "check", "metric", "name"}
+
+
+def jsonable_float(value: float) -> float | str:
+    """A float as JSON can hold it: non-finite values as "NaN", "Infinity" or "-Infinity"."""
+    if math.isfinite(value):
+        return value
+    return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+
+
+def encode_nonfinite(value: Any) -> Any:
+    """A copy of `value` with every non-finite float replaced by its string (for json.dumps)."""
+    if isinstance(value, float):
+        return jsonable_float(value)
+    if isinstance(value, dict):
+        return {key: encode_nonfinite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [encode_nonfinite(item) for item in value]
+    if hasattr(value, "item") and hasattr(value, "dtype") and getattr(value, "ndim", 1) == 0:
+        return encode_nonfinite(value.item())  # numpy scalars
+    return value
+
+
+def restore_nonfinite(value: Any, key: str | None = None) -> Any:
+    """The inverse of `encode_nonfinite` (identity fields such as a model name are left alone)."""
+    if isinstance(value, str):
+        return _NONFINITE.get(value, value) if key not in _IDENTITY else value
+    if isinstance(value, dict):
+        return {k: restore_nonfinite(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [restore_nonfinite(item, key) for item in value]
+    return value

@@ -1,0 +1,69 @@
+"""A schema-1 history store is migrated in place to schema 2 (whole records, unique run ids)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from harness.history import SCHEMA_VERSION, History
+from tests.report.runs import standard_cells
+
+V1 = [
+    """CREATE TABLE runs (id INTEGER PRIMARY KEY, suite TEXT NOT NULL, started_at TEXT NOT NULL, finished_at TEXT,
+    git_commit TEXT, suite_sha256 TEXT, run_dir TEXT, cells INTEGER NOT NULL, failed_checks INTEGER NOT NULL,
+    failed_cells INTEGER NOT NULL, na_cells INTEGER NOT NULL, regressions INTEGER NOT NULL,
+    pinned INTEGER NOT NULL DEFAULT 0, recorded_at TEXT NOT NULL, UNIQUE (suite, started_at))""",
+    """CREATE TABLE cells (run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE, model TEXT NOT NULL,
+    scheme TEXT NOT NULL, device TEXT NOT NULL, status TEXT NOT NULL, error TEXT, size_bytes INTEGER,
+    gzip_bytes INTEGER, metrics TEXT NOT NULL, latency_ms TEXT, latency_samples_ms TEXT, verdicts TEXT NOT NULL,
+    PRIMARY KEY (run_id, model, scheme, device))""",
+    "CREATE INDEX runs_by_suite ON runs (suite, started_at)",
+]
+
+
+def _v1_store(path: Path) -> list[dict]:
+    records = standard_cells()
+    with sqlite3.connect(path) as db:
+        for statement in V1:
+            db.execute(statement)
+        db.execute("INSERT INTO runs VALUES (7, 'nightly', '2026-01-01T00:00:00+00:00', NULL, 'c0ffee', 'ab', NULL,"
+                   " 3, 0, 0, 0, 0, 1, '2026-01-01T00:10:00+00:00')")
+        for r in records:
+            db.execute("INSERT INTO cells VALUES (7, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (r["model"], r["scheme"], r["device"], r["status"], r["error"], r["size_bytes"],
+                        r["gzip_bytes"], json.dumps(r["metrics"]), json.dumps(r["latency_ms"]),
+                        json.dumps(r["latency_samples_ms"]), json.dumps(r["verdicts"])))
+        db.execute("PRAGMA user_version = 1")
+    return records
+
+
+def test_a_v1_store_is_migrated_in_place_keeping_runs_cells_and_pins(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite"
+    records = _v1_store(path)
+    with History(path) as store:
+        (entry,) = store.runs("nightly")
+        assert (entry.id, entry.pinned, entry.git_commit) == (7, True, "c0ffee")
+        back = store.records(7)
+        assert [r["metrics"] for r in back] == [r["metrics"] for r in records]
+        assert [r["latency_samples_ms"] for r in back] == [r["latency_samples_ms"] for r in records]
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert db.execute("PRAGMA foreign_key_check").fetchall() == []
+
+
+def test_runs_of_the_same_second_are_two_runs_and_keep_whole_records(tmp_path: Path) -> None:
+    records = standard_cells()
+    records[0]["artifact"] = {"path": "/cache/a.tflite", "sha256": "12" * 32}
+    records[0]["latency_setup"] = {"core": 1, "runtime": "ai-edge-litert 2.3.0"}
+    records[0]["metrics"]["snr_db"] = float("inf")
+    with History(tmp_path / "h.sqlite") as store:
+        same = {"suite": "nightly", "started_at": "2026-01-01T00:00:00+00:00"}
+        first = store.record(records, {**same, "run_id": "20260101T000000Z-aaaaaa"}, None, 0)
+        second = store.record(records, {**same, "run_id": "20260101T000000Z-bbbbbb"}, None, 0)
+        assert first != second and len(store.runs("nightly")) == 2
+        back = store.records(second)
+    assert back[0]["artifact"] == records[0]["artifact"] and back[0]["latency_setup"] == records[0]["latency_setup"]
+    assert back[0]["metrics"]["snr_db"] == float("inf")
+    assert set(back[0]) >= set(records[0])
