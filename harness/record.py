@@ -46,6 +46,32 @@ class LatencyStats(TypedDict, total=False):
     warmup_mean: float | None
 
 
+class KernelStats(TypedDict, total=False):
+    __pydantic_config__ = _CONFIG  # type: ignore[misc]
+    layer: str
+    op: str
+    dtype: str
+    shape: list[int]
+    weights: int
+    zeros: int
+    sparsity: float | None
+    unique: int
+    unique_per_channel_max: int
+    sparse_encoded: bool
+
+
+class WeightStats(TypedDict, total=False):
+    """Weight statistics read back from the produced .tflite (`harness.tflite_stats`)."""
+
+    __pydantic_config__ = _CONFIG  # type: ignore[misc]
+    layers: list[KernelStats]
+    weights: int
+    zeros: int
+    sparsity: float | None
+    max_unique: int | None
+    max_unique_per_channel: int | None
+
+
 class Artifact(TypedDict, total=False):
     __pydantic_config__ = _CONFIG  # type: ignore[misc]
     path: Required[str]
@@ -71,12 +97,12 @@ class CellRecord(TypedDict, total=False):
     error: str | None
     size_bytes: int | None
     gzip_bytes: int | None
-    weights: dict[str, Any] | None
+    weights: WeightStats | None
     metrics: dict[str, float | int | None]
     metrics_na: str | None
     latency_ms: LatencyStats | None
     latency_samples_ms: list[float] | None
-    memory: dict[str, Any] | None
+    memory: dict[str, float | int | str | None] | None
     verdicts: list[Verdict]
     artifact: Artifact | None
     timings_s: dict[str, float]

@@ -47,7 +47,11 @@ def load_yaml_with_lines(text: str, path: str) -> tuple[Any, dict[Path_, int]]:
 
     Aliases are counted as they expand: a document larger than MAX_NODES nodes (an alias bomb)
     or deeper than MAX_DEPTH levels is refused before anything is built from it."""
-    loader = _UniqueKeyLoader(text)
+    try:
+        loader = _UniqueKeyLoader(text)  # the reader already refuses control characters
+    except yaml.reader.ReaderError as exc:
+        raise ConfigError(path, text[: exc.position].count("\n") + 1, None,
+                          f"malformed YAML: character #x{exc.character:04x} is not allowed") from None
     loader.name = path
     try:
         node = loader.get_single_node()
@@ -60,9 +64,11 @@ def load_yaml_with_lines(text: str, path: str) -> tuple[Any, dict[Path_, int]]:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
         raise ConfigError(path, line, None, f"malformed YAML: {exc.problem or exc.context}") from None
-    except yaml.YAMLError as exc:  # e.g. a control character the reader refuses
-        raise ConfigError(path, getattr(getattr(exc, "position", None), "line", None), None,
-                          f"malformed YAML: {exc}") from None
+    except yaml.reader.ReaderError as exc:  # a control character further on in the stream
+        raise ConfigError(path, text[: exc.position].count("\n") + 1, None,
+                          f"malformed YAML: character #x{exc.character:04x} is not allowed") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(path, None, None, f"malformed YAML: {exc}") from None
     except RecursionError:
         raise ConfigError(path, None, None, f"nested more than {MAX_DEPTH} levels deep") from None
     finally:
