@@ -65,6 +65,7 @@ def run(
     """Optimize, run and score every model × scheme × device cell of a suite."""
     from harness.cache import DEFAULT_ROOT, ArtifactCache
     from harness.plan import plan_cells
+    from harness.report.publish import earlier_run
     from harness.report.terminal import results_table
     from harness.results import locked
     from harness.suite import load_suite
@@ -81,14 +82,14 @@ def run(
             raise HarnessError(f"--out {run_dir} already holds a run: give --resume to continue it, "
                                "or another (empty) --out")
         artifacts = ArtifactCache(cache or DEFAULT_ROOT)
-        outcome = _run_cells(loaded, cells, run_dir, artifacts)
+        store = None if no_history else history or reports / "history.sqlite"
+        outcome = _run_cells(loaded, cells, run_dir, artifacts, earlier_run(store, run_dir, loaded.name))
         for note in outcome.notes:
             _say(Text.assemble(("resume: ", "yellow"), note))
         for event in artifacts.events:
             _say(Text.assemble(("warning: ", "yellow"), str(event)))
         console.print(results_table(outcome.records, f"{loaded.name} — {run_dir}"))
-        regressed = cli_reports.publish_after_run(
-            run_dir, None if no_history else history or reports / "history.sqlite", loaded.suite)
+        regressed = cli_reports.publish_after_run(run_dir, store, loaded.suite)
     _verdict(outcome, regressed)
 
 
@@ -114,7 +115,7 @@ def _holds_a_run(run_dir: Path) -> bool:
     return any(p.name != LOCK for p in run_dir.iterdir())
 
 
-def _run_cells(loaded: Any, cells: list[Any], run_dir: Path, artifacts: Any) -> Any:
+def _run_cells(loaded: Any, cells: list[Any], run_dir: Path, artifacts: Any, earlier: Any) -> Any:
     """Run with a progress bar; Ctrl-C or SIGTERM stops it, keeping (and reporting) what finished."""
     from harness import _interrupt
     from harness.runner import SuiteRunner
@@ -124,7 +125,7 @@ def _run_cells(loaded: Any, cells: list[Any], run_dir: Path, artifacts: Any) -> 
                TimeElapsedColumn()]
     with Progress(*columns, console=console, transient=True) as progress:
         bar = progress.add_task("starting", total=len(cells))
-        runner = SuiteRunner(loaded, run_dir, artifacts, progress=partial(_on_progress, progress, bar))
+        runner = SuiteRunner(loaded, run_dir, artifacts, progress=partial(_on_progress, progress, bar), earlier=earlier)
         try:
             with _interrupt.stop_on_signals(), native_stderr_to(run_dir / "runtime.log"):
                 return runner.run(cells, sys.argv)
@@ -212,7 +213,7 @@ def measure(
 ) -> None:
     """Measure one model's latency several times and report how stable the median is."""
     from harness.devices import load_device
-    from harness.runner import latency_stats
+    from harness._latency import latency_stats
     from harness.stats import coefficient_of_variation
     from harness.suite.schema import LatencySpec
 

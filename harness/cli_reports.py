@@ -121,7 +121,7 @@ def compare(
                                                        "(default: the later run's suite file)")] = None,
 ) -> None:
     """Per-cell changes from RUN_A to RUN_B; exit code 1 when RUN_B regressed."""
-    from harness.compare import compare_runs
+    from harness.compare import DEFAULT_POLICY, Policy, compare_runs
     from harness.report.publish import comparison_markdown
     from harness.suite import load_suite
     from harness.verdicts import bounds_for
@@ -129,8 +129,11 @@ def compare(
     label_a, records_a, _ = _load_run(run_a, db)
     _, records_b, info_b = _load_run(run_b, db)
     source = suite_file or (Path(info_b["suite_path"]) if info_b.get("suite_path") else None)
-    bounds = partial(bounds_for, load_suite(source).suite.thresholds) if source and source.is_file() else None
-    comparison = compare_runs(records_b, records_a, bounds, previous_label=label_a)
-    warnings = [] if bounds else ["no suite file: metric changes are listed but not judged (give --suite-file)"]
+    suite = load_suite(source).suite if source and source.is_file() else None
+    bounds = partial(bounds_for, suite.thresholds) if suite is not None else None
+    policy = Policy(**suite.regression.model_dump()) if suite is not None else DEFAULT_POLICY  # the suite's, as bench run
+    comparison = compare_runs(records_b, records_a, bounds, policy, previous_label=label_a)
+    warnings = [] if suite else ["no suite file: metric changes are listed but not judged, and latency uses the "
+                                 "default regression policy (give --suite-file)"]
     console.print(Markdown(comparison_markdown(comparison, warnings)))
     raise typer.Exit(1 if comparison.regressions else 0)

@@ -2,9 +2,19 @@
 
 Metrics use the suite's drop bounds (`max_abs_drop`, `max_rel_drop`, applied to the drop vs the
 earlier run's same cell, through `harness.verdicts.check`); size uses the `size_ratio` bound's
-`max_rel_drop` as the allowed relative growth (else `Policy.max_size_growth`); latency uses a
-Mann–Whitney U test on the per-iteration samples of both runs together with a minimum ratio of
-medians, so that noise alone (significant but tiny) does not count as a regression.
+`max_rel_drop` as the allowed relative growth (else `Policy.max_size_growth`). Latency, best
+evidence first:
+
+1. paired A/B: the earlier run's model was timed again in this run, side by side with the new one
+   (`latency_ab`); a regression needs the paired ratio's confidence interval to lie above
+   `min_paired_ratio`. Drift between nights cancels out.
+2. repeat medians: both runs measured `repeats` ≥ `min_repeats` independent times (phones too);
+   a one-sided Mann–Whitney U test on the repeat medians and a ratio ≥ `min_latency_ratio`.
+3. per-iteration samples (one repeat each, the weakest: iterations of one process are not
+   independent): the same test on the bounded per-iteration samples.
+
+2 and 3 compare across runs, so they also measure the machine: when the same model file was
+timed by the same runtime on the same core, a slowdown is shown but not flagged (`flag_unchanged`).
 """
 
 from __future__ import annotations
@@ -16,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from harness.results import record_id
+from harness.stats import LatencyTest, rank_test
 from harness.suite.schema import Bound
 from harness.verdicts import check
 
@@ -29,9 +40,11 @@ _DROP_CHECKS = (".max_abs_drop", ".max_rel_drop")
 class Policy:
     """How large a change must be to count as a regression (a suite's `regression:` block)."""
 
-    alpha: float = 0.05  # significance level of the latency test
+    alpha: float = 0.05  # significance level of the cross-run latency tests
     min_latency_ratio: float = 1.05  # and the current median must be at least this much slower
     max_size_growth: float = 0.01  # relative size growth allowed when the suite sets no size_ratio.max_rel_drop
+    min_paired_ratio: float = 1.05  # a paired A/B interval must lie above this
+    min_repeats: int = 3  # repeat medians in both runs for the repeat-median test
     min_samples: int = 5  # fewer latency samples than this in either run: no latency test
     # The same model file timed by the same runtime on the same core in both runs: a slowdown is
     # the machine's (load, thermal, another tenant), shown but not a regression unless this is set.
@@ -39,19 +52,6 @@ class Policy:
 
 
 DEFAULT_POLICY = Policy()
-
-
-@dataclass(frozen=True)
-class LatencyTest:
-    """Mann–Whitney U test of current vs previous per-iteration latency samples (two-sided)."""
-
-    u: float
-    p: float
-    ratio: float  # median(current) / median(previous)
-    previous_median: float
-    current_median: float
-    n_previous: int
-    n_current: int
 
 
 @dataclass(frozen=True)
@@ -155,19 +155,52 @@ def _size_changes(cell: str, before: dict[str, Any], record: dict[str, Any], cel
 
 
 def _latency_changes(cell: str, before: dict[str, Any], record: dict[str, Any], policy: Policy) -> list[Change]:
-    test = latency_test(before.get("latency_samples_ms") or [], record.get("latency_samples_ms") or [], policy)
+    paired = _paired_change(cell, before, record, policy)
+    if paired is not None:
+        return [paired]
+    test = cross_run_test(before, record, policy)
     if test is None:
         return []
-    significant = test.p < policy.alpha
-    slower = significant and test.ratio >= policy.min_latency_ratio
+    slower = test.p is not None and test.p < policy.alpha and test.ratio >= policy.min_latency_ratio
     unchanged = _same_model_and_runtime(before, record)
-    detail = f"×{test.ratio:.3f}, U={test.u:g}, p={test.p:.2g}"
+    detail = f"cross-run, {test.method}: ×{test.ratio:.3f}, U={test.u:g}, p={test.p:.2g}"
+    gone = (record.get("latency_ab") or {}).get("unavailable")
+    if gone:
+        detail += f"; {gone}"
     if slower and unchanged and not policy.flag_unchanged:
         detail += "; same model file, runtime and core as before: the machine changed, not the model"
+    faster = test.p is not None and test.ratio <= 1 / policy.min_latency_ratio
     return [Change(cell, "latency_ms", test.previous_median, test.current_median,
                    rule=f"p < {policy.alpha:g} and ×≥{policy.min_latency_ratio:g}",
                    detail=detail, regressed=slower and (policy.flag_unchanged or not unchanged),
-                   improved=significant and test.ratio <= 1 / policy.min_latency_ratio, latency=test)]
+                   improved=faster, latency=test)]
+
+
+def _paired_change(cell: str, before: dict[str, Any], record: dict[str, Any], policy: Policy) -> Change | None:
+    """The verdict from a paired A/B re-timing of the earlier run's model in this run, if there is one."""
+    ab = record.get("latency_ab") or {}
+    if ab.get("ci") is None or ab.get("baseline_sha256") != (before.get("artifact") or {}).get("sha256"):
+        return None
+    low, high = ab["ci"]
+    pairs = ab["pairs"]
+    old, new = (float(np.median([p[i] for p in pairs])) for i in (0, 1))
+    test = LatencyTest(method="paired A/B", p=None, ratio=ab["ratio"], previous_median=old, current_median=new,
+                       n_previous=len(pairs), n_current=len(pairs), ci=(low, high))
+    detail = (f"paired A/B in this run: ×{ab['ratio']:.3f} [{low:.3f}, {high:.3f}] "
+              f"({ab.get('confidence', 0.95):.0%} interval, {len(pairs)} pairs)")
+    return Change(cell, "latency_ms", old, new, rule=f"interval above ×{policy.min_paired_ratio:g}", detail=detail,
+                  regressed=low > policy.min_paired_ratio, improved=high < 1 / policy.min_paired_ratio, latency=test)
+
+
+def cross_run_test(before: dict[str, Any], record: dict[str, Any], policy: Policy = DEFAULT_POLICY) -> LatencyTest | None:
+    """The run-to-run test of two records: on repeat medians when both have enough, else on the
+    per-iteration samples (one-sided: is the current run slower?)."""
+    medians = [(r.get("latency_ms") or {}).get("repeat_medians") or [] for r in (before, record)]
+    test = rank_test(medians[0], medians[1], "repeat medians", policy.min_repeats)
+    if test is not None:
+        return test
+    samples = [r.get("latency_samples_ms") or [] for r in (before, record)]
+    return rank_test(samples[0], samples[1], "per-iteration samples", policy.min_samples)
 
 
 def _same_model_and_runtime(before: dict[str, Any], record: dict[str, Any]) -> bool:
@@ -181,12 +214,5 @@ def _same_model_and_runtime(before: dict[str, Any], record: dict[str, Any]) -> b
 
 def latency_test(previous: list[float], current: list[float],
                  policy: Policy = DEFAULT_POLICY) -> LatencyTest | None:
-    """Two-sided Mann–Whitney U test of two sample sets; None when either has too few samples."""
-    if min(len(previous), len(current)) < policy.min_samples:
-        return None
-    from scipy.stats import mannwhitneyu  # imported here: scipy.stats alone would double `bench` start-up time
-
-    result = mannwhitneyu(current, previous, alternative="two-sided")
-    old, new = float(np.median(previous)), float(np.median(current))
-    return LatencyTest(u=float(result.statistic), p=float(result.pvalue), ratio=new / old if old else float("inf"),
-                       previous_median=old, current_median=new, n_previous=len(previous), n_current=len(current))
+    """The per-iteration test of two sample sets (one-sided); None when either has too few samples."""
+    return rank_test(previous, current, "per-iteration samples", policy.min_samples)

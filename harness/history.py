@@ -10,11 +10,13 @@ fields schema 1 stored).
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +80,42 @@ _MIGRATE_1 = [
 _JSON_FIELDS = ("metrics", "latency_ms", "latency_samples_ms", "verdicts")
 _RUN_COLUMNS = ("id", "suite", "started_at", "finished_at", "git_commit", "suite_sha256", "run_dir", "cells",
                 "failed_checks", "failed_cells", "na_cells", "regressions", "pinned")
+
+
+ARTIFACTS = "artifacts"  # beside the store: every timed model, by content (<sha256>.tflite)
+
+
+@dataclass
+class EarlierRun:
+    """The records of the run a new run is compared with, and where its models were kept."""
+
+    label: str = ""
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    artifacts: Path | None = None  # the history's artifact store
+
+    def kept(self, record: dict[str, Any]) -> Path | None:
+        sha = (record.get("artifact") or {}).get("sha256")
+        return self.artifacts / f"{sha}.tflite" if self.artifacts is not None and sha else None
+
+
+def keep_artifacts(store_path: Path, records: list[dict[str, Any]]) -> list[str]:
+    """Copy each timed model into the artifact store beside the history (once per content), so a
+    later run can time it again beside its own; returns what could not be kept."""
+    folder, problems = store_path.parent / ARTIFACTS, []
+    for record in records:
+        artifact = record.get("artifact") or {}
+        source, sha = artifact.get("path"), artifact.get("sha256")
+        target = folder / f"{sha}.tflite"
+        if record.get("status") != "ok" or not source or not sha or target.exists():
+            continue
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            staged = folder / f".{sha}.{os.getpid()}"
+            shutil.copyfile(source, staged)
+            os.replace(staged, target)
+        except OSError as exc:
+            problems.append(f"{source}: {exc.strerror or exc}")
+    return problems
 
 
 class HistoryError(HarnessError):

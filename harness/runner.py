@@ -22,12 +22,14 @@ from typing import Any
 import numpy as np
 
 from harness import _interrupt
+from harness._latency import earlier_model, latency_stats, measure_repeats, time_ab
 from harness.cache import ArtifactCache, content_key
 from harness.datasets import DATASETS, Dataset
 from harness.devices import Device, load_device
 from harness.devices.cpus import cpu_model
 from harness.devices.litert import predict, tensor_types
 from harness.errors import HarnessError, NotApplicable
+from harness.history import EarlierRun
 from harness.models.source import SourceModel, resolve_source, saved_model_dir
 from harness.plan import Cell, cell_key, plan_cells
 from harness.record import FORMAT_VERSION, CellRecord
@@ -44,7 +46,6 @@ from harness.results import (
 )
 from harness.schemes import BASELINE, SCHEMES
 from harness.schemes.training import FineTuning
-from harness.stats import summarize
 from harness.suite.loader import LoadedSuite
 from harness.suite.schema import CalibrationSpec, ModelSpec, SchemeSpec
 from harness.tasks import TASKS
@@ -55,7 +56,7 @@ from harness.versions import tool_versions
 # Progress callback: (cell id, stage) — stage is a short word, or "done" with the record.
 Progress = Callable[[str, str, dict[str, Any] | None], None]
 
-__all__ = ["Cell", "RunOutcome", "SuiteRunner", "latency_stats", "plan_cells"]
+__all__ = ["Cell", "EarlierRun", "RunOutcome", "SuiteRunner", "latency_stats", "plan_cells"]
 
 
 @dataclass
@@ -91,8 +92,9 @@ class _ModelState:
 
 class SuiteRunner:
     def __init__(self, loaded: LoadedSuite, run_dir: Path, cache: ArtifactCache,
-                 progress: Progress | None = None) -> None:
+                 progress: Progress | None = None, earlier: EarlierRun | None = None) -> None:
         self.loaded, self.run_dir, self.cache = loaded, run_dir, cache
+        self.earlier = earlier or EarlierRun()  # the run this one is compared with: its models are re-timed
         self.progress = progress or (lambda cell, stage, record: None)
         self._datasets: dict[str, Dataset] = {}
         self._calibration: dict[CalibrationSpec, np.ndarray] = {}
@@ -433,10 +435,11 @@ class SuiteRunner:
     def _measure(self, cell: Cell, record: dict[str, Any]) -> None:
         self._report(cell.id, "timing", None)
         started = time.perf_counter()
-        raw = self.device(cell.device).measure_latency(Path(record["artifact"]["path"]), self.loaded.suite.latency)
-        record["timings_s"]["latency"] = round(time.perf_counter() - started, 3)
-        record["latency_ms"] = latency_stats(raw)
-        record["latency_samples_ms"] = raw.get("samples")
+        device, model = self.device(cell.device), Path(record["artifact"]["path"])
+        raws, sample = measure_repeats(device, model, self.loaded.suite.latency)
+        raw = raws[-1]  # memory, setup, log and delegates of the last repeat
+        record["latency_ms"] = latency_stats(raws)
+        record["latency_samples_ms"] = sample or None
         record["memory"] = {k: raw[k] for k in ("peak_rss_mb", "rss_before_model_mb") if k in raw}
         record["memory"].update(raw.get("memory") or {})
         record["latency_setup"] = {k: raw[k] for k in ("core", "threads", "mask", "command", "attempts",
@@ -446,6 +449,23 @@ class SuiteRunner:
             if raw.get(key) is not None:
                 record[key] = raw[key]
         self._keep_log(cell, record, raw.get("log"))
+        self._retime_earlier(cell, record, device, model)
+        record["timings_s"]["latency"] = round(time.perf_counter() - started, 3)
+
+    def _retime_earlier(self, cell: Cell, record: dict[str, Any], device: Device, model: Path) -> None:
+        """When this cell's model differs from the one the earlier run timed, time both side by side."""
+        before = self.earlier.records.get(cell.id)
+        if before is None or before.get("status") != "ok" or self.loaded.suite.latency.ab_pairs == 0:
+            return
+        sha, path, note = earlier_model(before, self.earlier.kept(before))
+        if sha is None or sha == record["artifact"]["sha256"]:
+            return
+        self._report(cell.id, "re-timing the earlier model (A/B)", None)
+        record["latency_ab"] = {"baseline_sha256": sha, "baseline_run": self.earlier.label}
+        if path is None:
+            record["latency_ab"]["unavailable"] = note
+            return
+        record["latency_ab"].update(baseline_path=str(path), **time_ab(device, path, model, self.loaded.suite.latency))
 
     def _keep_log(self, cell: Cell, record: dict[str, Any], text: str | None) -> None:
         """The device's raw log beside the results: logs/<model>__<scheme>__<device>.log."""
@@ -456,19 +476,6 @@ class SuiteRunner:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
         record["latency_log"] = str(path.relative_to(self.run_dir))
-
-
-def latency_stats(raw: dict[str, Any]) -> dict[str, Any]:
-    """Latency statistics (ms) from a device result: per-run `samples` (local) or ready `stats`
-    (benchmark_model logs: mean, and median/std/min/max/count as the log has them)."""
-    if raw.get("samples"):
-        stats: dict[str, Any] = summarize(raw["samples"])
-    elif raw.get("stats"):
-        stats = dict(raw["stats"])
-    else:
-        raise HarnessError("the device returned neither latency samples nor statistics")
-    stats.update(init=raw.get("init"), first=raw.get("first"), warmup_mean=raw.get("warmup_mean"))
-    return stats
 
 
 class _DeviceWorker:

@@ -15,18 +15,27 @@ from typing import Any
 
 from harness.compare import DEFAULT_POLICY, Change, Comparison, Policy, compare_runs
 from harness.errors import HarnessError
-from harness.history import History, HistoryError
+from harness.history import ARTIFACTS, EarlierRun, History, HistoryError, keep_artifacts
 from harness.report.charts import TrendRun
 from harness.report.html import render_html
 from harness.report.junit import render_junit
 from harness.report.summary import escape_markdown as md
 from harness.report.summary import render_summary
-from harness.results import RESULTS, RUN_INFO, incompleteness, read_results, read_run_info, write_atomic
+from harness.results import (
+    RESULTS,
+    RUN_INFO,
+    incompleteness,
+    read_results,
+    read_run_info,
+    record_id,
+    utc_now,
+    write_atomic,
+)
 from harness.suite.schema import Suite, Thresholds
 from harness.verdicts import bounds_for
 
 TREND_RUNS = 30  # earlier runs drawn in the trend charts
-EarlierRun = tuple[str, list[dict[str, Any]]]  # (label, records)
+LabelledRun = tuple[str, list[dict[str, Any]]]  # (label, records)
 
 
 @dataclass
@@ -80,12 +89,29 @@ def publish_run(run_dir: Path, history_path: Path | None, *, thresholds: Thresho
             try:
                 history_id = store.record(records, run_info, run_dir.resolve(),
                                           len(comparison.regressions) if comparison else 0)
+                warnings += [f"model not kept for later A/B re-timing: {p}" for p in keep_artifacts(store.path, records)]
             except HistoryError as exc:
                 warnings.append(f"{exc}: this run was not recorded")
     finally:
         if store is not None:
             store.close()
     return PublishResult(run_dir, files, comparison, history_id, warnings, incomplete)
+
+
+def earlier_run(history_path: Path | None, run_dir: Path, suite: str) -> EarlierRun:
+    """The run a run starting now will be compared with (as `publish_run` will choose it), for the
+    runner to re-time its models; empty when there is none."""
+    warnings: list[str] = []
+    store = _open_history(history_path, warnings)
+    try:
+        previous, _ = _earlier_runs(store, run_dir, {"suite": suite, "started_at": utc_now(precise=True)}, warnings)
+    finally:
+        if store is not None:
+            store.close()
+    if previous is None:
+        return EarlierRun()
+    artifacts = history_path.resolve().parent / ARTIFACTS if history_path is not None else None
+    return EarlierRun(previous[0], {record_id(r): r for r in previous[1]}, artifacts)
 
 
 def _run_info(run_dir: Path) -> dict[str, Any]:
@@ -109,7 +135,7 @@ def _open_history(path: Path | None, warnings: list[str]) -> History | None:
 
 
 def _earlier_runs(store: History | None, run_dir: Path, run_info: dict[str, Any],
-                  warnings: list[str]) -> tuple[EarlierRun | None, list[TrendRun]]:
+                  warnings: list[str]) -> tuple[LabelledRun | None, list[TrendRun]]:
     """The run to compare with (history's baseline, else the previous run directory) and the trend runs."""
     suite, started = run_info["suite"], run_info["started_at"]
     if store is not None:
@@ -125,7 +151,7 @@ def _earlier_runs(store: History | None, run_dir: Path, run_info: dict[str, Any]
     return _previous_run_dir(run_dir, run_info), []
 
 
-def _previous_run_dir(run_dir: Path, run_info: dict[str, Any]) -> EarlierRun | None:
+def _previous_run_dir(run_dir: Path, run_info: dict[str, Any]) -> LabelledRun | None:
     """The latest sibling run directory of the same suite that started before this run."""
     candidates = []
     for sibling in run_dir.parent.iterdir() if run_dir.parent.is_dir() else []:
@@ -180,8 +206,10 @@ def comparison_markdown(comparison: Comparison | None, warnings: list[str]) -> s
         count = len(comparison.regressions)
         verdict = f"**{count} regression(s)**" if count else "no regression"
         lines += [f"## Compared with {md(comparison.previous_label)}: {verdict}", "",
-                  f"Latency: two-sided Mann–Whitney U on per-iteration samples; a regression needs "
-                  f"p < {comparison.policy.alpha:g} and a median ratio ≥ {comparison.policy.min_latency_ratio:g}.", ""]
+                  f"Latency: a changed model is re-timed beside the earlier one (paired A/B; a regression needs the "
+                  f"interval above ×{comparison.policy.min_paired_ratio:g}); across runs, a one-sided Mann–Whitney U "
+                  f"on repeat medians (or per-iteration samples) needs p < {comparison.policy.alpha:g} and a ratio "
+                  f"≥ {comparison.policy.min_latency_ratio:g}.", ""]
         ordered = sorted((c for c in comparison.changes if c.shown), key=lambda c: (not c.regressed, c.cell))
         if ordered:
             lines += ["| cell | quantity | previous | current | change | rule | verdict |",

@@ -156,6 +156,12 @@ class LatencySpec(Strict):
     num_runs: int = Field(50, ge=1)
     min_secs: float = Field(1.0, ge=0)
     max_secs: float = Field(60.0, gt=0)
+    repeats: int = Field(1, ge=1, le=100, description=(
+        "independent measurements per cell (fresh processes; separate benchmark_model runs on a phone); "
+        "their medians are the unit of the run-to-run test"))
+    ab_pairs: int = Field(5, ge=0, le=100, description=(
+        "when a cell's model differs from the earlier run's, time both side by side in this many pairs "
+        "(0: never; compare across runs only)"))
 
     @model_validator(mode="after")
     def _ordered(self) -> "LatencySpec":
@@ -201,6 +207,9 @@ class RegressionSpec(Strict):
     alpha: float = Field(0.05, gt=0, lt=1, description="significance level of the latency test (Mann-Whitney U)")
     min_latency_ratio: float = Field(1.05, ge=1, description="and the median must be at least this much slower")
     max_size_growth: float = Field(0.01, ge=0, description="relative size growth allowed (without a size_ratio drop bound)")
+    min_paired_ratio: float = Field(1.05, ge=1, description=(
+        "a slowdown timed side by side in one run (A/B) counts when its confidence interval lies above this"))
+    min_repeats: int = Field(3, ge=2, description="repeat medians each run needs for the repeat-median test")
     flag_unchanged: bool = Field(False, description=(
         "also flag a slowdown of a cell whose model file, runtime and core did not change (the machine's)"))
 

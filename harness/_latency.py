@@ -1,0 +1,69 @@
+"""Timing a cell on its device: `repeats` independent measurements, and paired A/B re-timing of the
+earlier run's model beside this run's (same device, same process pattern, alternating order)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from harness import _interrupt
+from harness.cache import file_digest
+from harness.devices import Device
+from harness.errors import HarnessError
+from harness.stats import bounded_sample, combine_repeats, paired_ratio, summarize, typical
+from harness.suite.schema import LatencySpec
+
+
+def repeat_of(raw: dict[str, Any]) -> dict[str, Any]:
+    """One measurement's statistics: from its per-run `samples` (local) or ready `stats` (benchmark_model)."""
+    if raw.get("samples"):
+        return {"stats": summarize(raw["samples"]), "samples": raw["samples"]}
+    if raw.get("stats"):
+        return {"stats": dict(raw["stats"]), "samples": None}
+    raise HarnessError("the device returned neither latency samples nor statistics")
+
+
+def latency_stats(raws: dict[str, Any] | list[dict[str, Any]]) -> dict[str, Any]:
+    """Latency statistics (ms) of one measurement or of a cell's repeats, with the first repeat's
+    init, first-run and warm-up figures."""
+    raws = [raws] if isinstance(raws, dict) else raws
+    stats = combine_repeats([repeat_of(raw) for raw in raws])
+    first = raws[0]
+    stats.update(init=first.get("init"), first=first.get("first"), warmup_mean=first.get("warmup_mean"))
+    return stats
+
+
+def measure_repeats(device: Device, model: Path, settings: LatencySpec) -> tuple[list[dict[str, Any]], list[float]]:
+    """`settings.repeats` independent measurements (raw device results) and a bounded sample of
+    their pooled per-run samples (empty when the device reports statistics only)."""
+    raws = []
+    for _ in range(settings.repeats):
+        _interrupt.check()
+        raws.append(device.measure_latency(model, settings))
+    pooled = [s for raw in raws for s in raw.get("samples") or []]
+    return raws, bounded_sample(pooled)
+
+
+def earlier_model(before: dict[str, Any] | None, kept: Path | None) -> tuple[str | None, Path | None, str]:
+    """(sha256, path, note) of the model the earlier run timed for this cell: the artifact store's
+    copy (`kept`), else the path it was timed at, when its bytes still match."""
+    artifact = (before or {}).get("artifact") or {}
+    sha = artifact.get("sha256")
+    for path in (kept, Path(artifact["path"]) if artifact.get("path") else None):
+        if path is not None and path.is_file() and file_digest(path) == sha:
+            return sha, path, ""
+    return sha, None, "the earlier run's model file is gone or changed: compared across runs only"
+
+
+def time_ab(device: Device, earlier: Path, current: Path, settings: LatencySpec) -> dict[str, Any]:
+    """`settings.ab_pairs` pairs (A = earlier model, B = this run's), each pair timed back to back
+    with one measurement each, the order alternating (A B, B A, ...) so a drift within the run
+    favours neither; the paired ratio B/A with its confidence interval."""
+    one = settings.model_copy(update={"repeats": 1})
+    pairs = []
+    for index in range(settings.ab_pairs):
+        _interrupt.check()
+        order = (earlier, current) if index % 2 == 0 else (current, earlier)
+        timed = {path: typical(repeat_of(device.measure_latency(path, one))["stats"]) for path in order}
+        pairs.append((float(timed[earlier]), float(timed[current])))
+    return {"pairs": [list(p) for p in pairs], **paired_ratio(pairs)}
