@@ -59,23 +59,43 @@ def _split_inputs(reader: FlatModel, g: int, op: Any) -> tuple[list[TensorRef], 
 
 
 def _reason(name: str, constants: list[TensorRef], activations: list[TensorRef], outputs: list[TensorRef],
-            graph_ends: tuple[set[int], set[int]]) -> str | None:
+            graph: _GraphFacts) -> str | None:
     """Why an op is float, where the file itself shows it (the converter records no reason)."""
-    if name == "QUANTIZE" and any(r.index in graph_ends[0] for r in activations):
+    if name == "QUANTIZE" and any(r.index in graph.inputs for r in activations):
         return "quantizes the float model input"
     if name == "DEQUANTIZE" and not activations and constants:
         return f"dequantizes {constants[0].type_name.lower()} constant weights"
-    if name == "DEQUANTIZE" and any(r.index in graph_ends[1] for r in outputs):
+    if name == "DEQUANTIZE" and any(r.index in graph.outputs for r in outputs):
         return "dequantizes to the float model output"
+    if name == "DEQUANTIZE":
+        consumers = sorted({op for r in outputs for op in graph.consumers.get(r.index, [])})
+        return f"dequantizes for {', '.join(consumers)}" if consumers else None
     quantized = [r.type_name.lower() for r in constants if r.type_name in _QUANTIZED_CONSTANTS]
     return f"hybrid: float activations, {quantized[0]} weights (dynamic range)" if quantized else None
+
+
+@dataclass(frozen=True)
+class _GraphFacts:
+    inputs: set[int]
+    outputs: set[int]
+    consumers: dict[int, list[str]]  # tensor → names of the ops that read it
+
+
+def _facts(reader: FlatModel, graph: Any) -> _GraphFacts:
+    inputs, outputs = graph_io(graph)
+    consumers: dict[int, list[str]] = {}
+    for o in range(graph.OperatorsLength()):
+        op = graph.Operators(o)
+        for index in op_inputs(op):
+            consumers.setdefault(index, []).append(reader.op_name(op))
+    return _GraphFacts(set(inputs), set(outputs), consumers)
 
 
 def classify_ops(reader: FlatModel) -> list[OpInfo]:
     """Every op of every subgraph, in order, with the precision it runs in."""
     infos = []
     for g, graph in reader.subgraphs():
-        inputs, outputs = graph_io(graph)
+        facts = _facts(reader, graph)
         for o in range(graph.OperatorsLength()):
             op = graph.Operators(o)
             name = reader.op_name(op)
@@ -83,8 +103,7 @@ def classify_ops(reader: FlatModel) -> list[OpInfo]:
             results = [reader.ref(g, i) for i in op_outputs(op) if i >= 0]
             kind = op_kind({r.type_name for r in activations + results})
             hybrid = kind == "float" and any(r.type_name in _QUANTIZED_CONSTANTS for r in constants)
-            reason = _reason(name, constants, activations, results, (set(inputs), set(outputs))) \
-                if kind == "float" else None
+            reason = _reason(name, constants, activations, results, facts) if kind == "float" else None
             infos.append(OpInfo(name, kind, hybrid, results[0].name if results else "", reason))
     return infos
 

@@ -51,8 +51,10 @@ def _read(data: bytes) -> Any:
 def _stale_opcodes(model: Any) -> list[Any]:
     """Operator codes whose `builtin_code` disagrees with the `deprecated_builtin_code` it replaced."""
     placeholder = _schema().BuiltinOperator.PLACEHOLDER_FOR_GREATER_OP_CODES
+    # the runtime reads max(builtin_code, deprecated_builtin_code): writers that leave the deprecated
+    # field 0 (litert-quantizer) are current, not stale
     return [code for code in model.operatorCodes or []
-            if code.deprecatedBuiltinCode != placeholder and code.builtinCode != code.deprecatedBuiltinCode]
+            if code.deprecatedBuiltinCode != placeholder and code.builtinCode < code.deprecatedBuiltinCode]
 
 
 def _builtin(code: Any) -> int:
