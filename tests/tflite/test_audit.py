@@ -129,3 +129,31 @@ def test_weight_only_int8_constants_are_folded_back_to_float(cnn: Path) -> None:
     folded, changes = normalize(weight_only)  # the probe check inside compares outputs
     assert changes["int_constants_behind_dequantize"] == found["dequantized_constants"]
     assert not_float(folded) == {}
+
+
+def test_suite_with_an_int8_source_refuses_it_or_takes_it_as_is(cnn: Path, tmp_path: Path) -> None:
+    """Through the runner: the refused model's cells fail with the reason; `as_is` runs it, audited."""
+    from harness.runner import SuiteRunner, plan_cells
+    from harness.suite.loader import load_suite
+
+    (tmp_path / "q.tflite").write_bytes(produce(cnn, "int8_only"))
+    suite = tmp_path / "int8_source.yaml"
+    suite.write_text(
+        "name: int8_source\n"
+        "datasets:\n  test: {kind: digits, split: test}\n"
+        "models:\n  - {name: refused, path: q.tflite}\n  - {name: accepted, path: q.tflite, baseline: as_is}\n"
+        "task: {kind: classification, dataset: test, limit: 20}\n"
+        "schemes: [float32]\n"
+        "latency: {warmup_runs: 1, num_runs: 3, min_secs: 0}\n"
+        "thresholds:\n  defaults:\n    integer_only: {min: 1}\n    float_ops: {max: 0}\n")
+    loaded = load_suite(suite)
+    (tmp_path / "run").mkdir()
+    outcome = SuiteRunner(loaded, tmp_path / "run", ArtifactCache(tmp_path / "cache")).run(plan_cells(loaded), [])
+    records = {r["model"]: r for r in outcome.records}
+    assert records["refused"]["status"] == "failed"
+    assert "q.tflite is not a float model (quantized upstream)" in records["refused"]["error"]
+    accepted = records["accepted"]
+    assert accepted["status"] == "ok", accepted["error"]
+    assert accepted["artifact"]["source_info"]["baseline"]["float"] is False
+    assert accepted["audit"]["integer_only"] is True
+    assert {v["check"]: v["pass"] for v in accepted["verdicts"]} == {"integer_only.min": True, "float_ops.max": True}
