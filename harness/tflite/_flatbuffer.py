@@ -53,11 +53,15 @@ def _has_offset(offset: int) -> bool:
     return offset > 1  # TFLite's rule (0: inline, 1: the converter's placeholder for an empty buffer)
 
 
+def _check_bounds(data: bytes, offset: int, size: int) -> None:
+    if offset + size > len(data):
+        raise HarnessError(f"a buffer at offset {offset} (+{size} bytes) lies beyond the file ({len(data)} bytes)")
+
+
 def resolve(data: bytes, offset: int, size: int, inline: bytes | None) -> bytes | None:
     """A buffer's bytes from either layout (None when it holds none)."""
     if _has_offset(offset):
-        if offset + size > len(data):
-            raise HarnessError(f"a buffer at offset {offset} (+{size} bytes) lies beyond the file ({len(data)} bytes)")
+        _check_bounds(data, offset, size)
         return bytes(data[offset:offset + size])
     return inline if inline else None
 
@@ -85,8 +89,11 @@ def read_object(data: bytes) -> Any:
         if raw is not None:
             buffer.data = np.frombuffer(raw, dtype=np.uint8)
         buffer.offset = buffer.size = 0
-    if any(op.largeCustomOptionsOffset for g in model.subgraphs or [] for op in g.operators or []):
-        raise HarnessError("custom options stored after the flatbuffer are not supported")
+    for op in (op for g in model.subgraphs or [] for op in g.operators or []):
+        if op.largeCustomOptionsOffset:  # custom options after the flatbuffer (as LiteRT's own reader does)
+            options = resolve(data, op.largeCustomOptionsOffset, op.largeCustomOptionsSize, None) or b""
+            op.customOptions = list(options)
+            op.largeCustomOptionsOffset = op.largeCustomOptionsSize = 0
     return _mutable_lists(model)
 
 
@@ -156,14 +163,15 @@ class FlatModel:
         self.schema = schema()
         self.model = self.schema.Model.GetRootAs(data, 0)
         self.types = enum_names(self.schema.TensorType)
-        self.opcodes = [self._opcode_name(i) for i in range(self.model.OperatorCodesLength())]
+        operators = enum_names(self.schema.BuiltinOperator)
+        self.opcodes = [self._opcode_name(i, operators) for i in range(self.model.OperatorCodesLength())]
 
-    def _opcode_name(self, index: int) -> str:
+    def _opcode_name(self, index: int, operators: dict[int, str]) -> str:
         code = self.model.OperatorCodes(index)
         # old files keep the code in `deprecated_builtin_code` (an int8); the larger of the two is right
         number = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
         custom = code.CustomCode()
-        return custom.decode() if custom else enum_names(self.schema.BuiltinOperator).get(number, str(number))
+        return custom.decode() if custom else operators.get(number, str(number))
 
     def buffer_bytes(self, index: int) -> bytes | None:
         """The bytes of buffer `index`, inline or after the flatbuffer (None when empty)."""
@@ -172,6 +180,16 @@ class FlatModel:
         buffer = self.model.Buffers(index)
         inline = buffer.DataAsNumpy().tobytes() if buffer.DataLength() else None
         return resolve(self.data, buffer.Offset(), buffer.Size(), inline)
+
+    def buffer_size(self, index: int) -> int:
+        """How many bytes buffer `index` holds, in either layout, without copying them."""
+        if index <= 0 or index >= self.model.BuffersLength():
+            return 0
+        buffer = self.model.Buffers(index)
+        if not _has_offset(buffer.Offset()):
+            return buffer.DataLength()
+        _check_bounds(self.data, buffer.Offset(), buffer.Size())
+        return buffer.Size()
 
     def subgraphs(self) -> Iterator[tuple[int, Any]]:
         for g in range(self.model.SubgraphsLength()):
@@ -185,7 +203,7 @@ class FlatModel:
         return self.opcodes[op.OpcodeIndex()]
 
     def is_constant(self, ref: TensorRef) -> bool:
-        return self.buffer_bytes(ref.tensor.Buffer()) is not None
+        return self.buffer_size(ref.tensor.Buffer()) > 0
 
     def constant(self, ref: TensorRef) -> np.ndarray | None:
         """A constant tensor's values, flat (None when it has no data in the file or an unknown type)."""

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.tflite._flatbuffer import FlatModel, TensorRef, graph_io, is_float_type, layout, op_inputs, op_outputs
-from harness.tflite.weights import kernel_inputs, stored_kernel
+from harness.tflite.weights import kernel_inputs, stored_kernel, tensor_producers
 
 KINDS = ("float", "int8", "int16", "other")
 _EIGHT_BIT = {"INT8", "UINT8", "INT4"}
@@ -148,8 +148,7 @@ def _buffer_roles(reader: FlatModel) -> dict[int, str]:
     for g, graph in reader.subgraphs():
         for t in range(graph.TensorsLength()):
             roles.setdefault(graph.Tensors(t).Buffer(), "constants")
-        producers = {out: graph.Operators(o) for o in range(graph.OperatorsLength())
-                     for out in op_outputs(graph.Operators(o))}
+        producers = tensor_producers(graph)
         for o in range(graph.OperatorsLength()):
             op = graph.Operators(o)
             inputs = op_inputs(op)
@@ -177,7 +176,7 @@ def byte_counts(reader: FlatModel) -> tuple[dict[str, int], dict[str, int]]:
     by_dtype: Counter[str] = Counter()
     by_role: Counter[str] = Counter(dict.fromkeys(("weights", "biases", "constants", "metadata"), 0))
     for index in range(1, reader.model.BuffersLength()):
-        size = len(reader.buffer_bytes(index) or b"")
+        size = reader.buffer_size(index)
         if size and index in roles:
             by_role[roles[index]] += size
             if roles[index] != "metadata":

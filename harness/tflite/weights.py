@@ -36,7 +36,7 @@ WEIGHT_OPS: dict[str, tuple[int, int]] = {
 _FOLLOW = {"DEQUANTIZE", "DENSIFY"}
 
 
-def _producers(graph: Any) -> dict[int, Any]:
+def tensor_producers(graph: Any) -> dict[int, Any]:
     """Tensor index → the op that writes it."""
     producers = {}
     for o in range(graph.OperatorsLength()):
@@ -61,7 +61,7 @@ def kernel_inputs(reader: FlatModel) -> Iterator[tuple[str, TensorRef, int]]:
     """(op name, stored kernel, output-channel axis) of every weight op, each kernel once."""
     seen: set[tuple[int, int]] = set()
     for g, graph in reader.subgraphs():
-        producers = _producers(graph)
+        producers = tensor_producers(graph)
         for o in range(graph.OperatorsLength()):
             op = graph.Operators(o)
             name = reader.op_name(op)
