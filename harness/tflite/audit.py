@@ -9,7 +9,8 @@ the model is an integer tensor — what an Edge TPU, a Hexagon DSP or a microcon
 
 Bytes are counted once per buffer: by the dtype of the constant tensor that uses it, and by
 role — `weights` (the kernel of a conv/dense op, also behind DEQUANTIZE/DENSIFY), `biases`,
-`constants` (every other constant tensor), `metadata` (the model's metadata buffers) and
+`constants` (every other constant tensor), `metadata` (the model's metadata buffers),
+`associated_files` (a zip appended by the TFLite Metadata writer: label maps, vocabularies) and
 `structure` (the rest of the file: op lists, tensor names, shapes, quantization parameters).
 """
 
@@ -181,8 +182,22 @@ def byte_counts(reader: FlatModel) -> tuple[dict[str, int], dict[str, int]]:
             by_role[roles[index]] += size
             if roles[index] != "metadata":
                 by_dtype[dtypes.get(index, "?")] += size
+    by_role["associated_files"] = appended_zip_bytes(reader.data)
     by_role["structure"] = len(reader.data) - sum(by_role.values())
     return dict(by_dtype.most_common()), dict(by_role)
+
+
+def appended_zip_bytes(data: bytes) -> int:
+    """Bytes of a zip appended to the file (TFLite Metadata's associated files: label maps, vocabularies)."""
+    import io
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            offsets = [info.header_offset for info in archive.infolist()]
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return 0
+    return len(data) - min(offsets) if offsets and min(offsets) > 0 else 0
 
 
 def audit_bytes(data: bytes) -> dict[str, Any]:

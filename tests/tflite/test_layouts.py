@@ -157,3 +157,19 @@ def test_a_buffer_beyond_the_file_is_a_clear_error(converted: dict[str, bytes]) 
     truncated = converted["rewritten_offset"][:-64]
     with pytest.raises(HarnessError, match="beyond the file"):
         audit_bytes(truncated)
+
+
+def test_associated_files_appended_as_a_zip_are_their_own_role(converted: dict[str, bytes]) -> None:
+    """What the TFLite Metadata writer does: a zip of label maps after the model; LiteRT still loads it."""
+    import io
+    import zipfile
+
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as handle:
+        handle.writestr("labels.txt", "\n".join(f"class {i}" for i in range(10)))
+    bundled = converted["rewritten_offset"] + archive.getvalue()
+    assert [a.shape for a in outputs(bundled)] == [a.shape for a in outputs(converted["inline"])]
+    plain, with_zip = audit_bytes(converted["rewritten_offset"]), audit_bytes(bundled)
+    assert with_zip["bytes_by_role"]["associated_files"] == len(archive.getvalue())
+    assert with_zip["bytes_by_role"]["structure"] == plain["bytes_by_role"]["structure"]
+    assert plain["bytes_by_role"]["associated_files"] == 0 and same_model(plain, with_zip)
