@@ -13,7 +13,7 @@ from markupsafe import Markup
 
 from harness.compare import Comparison
 from harness.report.charts import TrendRun, build_charts
-from harness.report.rows import Row, build_rows, fmt
+from harness.report.rows import Row, build_rows, fmt, op_times
 
 _TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -67,6 +67,7 @@ def render_html(records: list[dict[str, Any]], run_info: dict[str, Any], compari
         suite=str(run_info.get("suite", "?")), run_info=run_info, banner=banner(rows, comparison),
         table=[(row, record.get("verdicts") or []) for row, record in zip(rows, records, strict=True)],
         table_records=list(zip(rows, records, strict=True)),
+        audit_cells=list(zip(rows, records, op_times(records), strict=True)),
         problems=[(row, record) for row, record in zip(rows, records, strict=True)
                   if row.status != "ok" or row.checks_failed],
         comparison=comparison, charts=charts, chart_specs=[f for section in charts.values() for f in section],

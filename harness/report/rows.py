@@ -89,3 +89,20 @@ def build_rows(records: list[dict[str, Any]]) -> list[Row]:
 def fmt(value: float | None, spec: str, suffix: str = "") -> str:
     """Format a number, or an en dash when absent."""
     return "–" if value is None else f"{value:{spec}}{suffix}"
+
+
+def op_times(records: list[dict[str, Any]], top: int = 5) -> list[list[tuple[str, float, float | None]]]:
+    """Per record (same order): its device's slowest op types from benchmark_model's op profile,
+    as (op type, avg ms, the float cell's avg ms for that op type or None); [] without a profile."""
+    def by_type(record: dict[str, Any] | None) -> dict[str, float]:
+        rows = ((record or {}).get("op_profile") or {}).get("summary_by_node_type") or []
+        return {str(r.get("node_type")): float(r.get("avg_ms") or 0.0) for r in rows}
+
+    by_id = {cell_id(r["model"], r["scheme"], r["device"]): r for r in records}
+    result = []
+    for record in records:
+        mine = by_type(record)
+        base = by_type(by_id.get(cell_id(record["model"], BASELINE, record["device"])))
+        slowest = sorted(mine.items(), key=lambda item: -item[1])[:top]
+        result.append([(op, ms, base.get(op)) for op, ms in slowest])
+    return result

@@ -167,12 +167,17 @@ def test_audit_is_shown_per_cell(tmp_path: Path) -> None:
         "file_bytes": 2424, "buffer_layout": "offset"}
     records[1]["delegates"] = {"delegation": {"delegate": "TfLiteGpuDelegateV2", "nodes": 9, "total": 11,
                                               "partitions": 2, "ratio": 9 / 11, "fully_delegated": False}}
+    profile = [{"node_type": "CONV_2D", "avg_ms": 2.5}, {"node_type": "DEQUANTIZE", "avg_ms": 0.75}]
+    records[1]["op_profile"] = {"summary_by_node_type": profile}
+    base = next(r for r in records if r["model"] == records[1]["model"] and r["scheme"] == "float32")
+    base["op_profile"] = {"summary_by_node_type": [{"node_type": "CONV_2D", "avg_ms": 1.25}]}
     run_dir = write_run(tmp_path, records)
     publish_run(run_dir, None, thresholds=THRESHOLDS)
     page = (run_dir / "report.html").read_text()
     audit = " ".join(page[page.index('<div id="audit">'):page.index("Accuracy vs size and latency")].split())
     assert audit.count("<details>") == 1 and "3 ops (1 float, 2 int8, 0 int16), integer only: no" in audit
     assert "TfLiteGpuDelegateV2 took 9 of 11 nodes in 2 partition(s)" in audit
+    assert "parentheses): CONV_2D 2.5 (1.25), DEQUANTIZE 0.75</p>" in audit
     assert "int8 396 B, int32 28 B" in audit and "(offset buffers)" in audit and XSS not in audit
     results = page[page.index('<table id="results">'):page.index("</table>")]
     assert "<td class=\"num\">1</td>\n      <td>no</td>" in results
