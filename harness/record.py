@@ -113,6 +113,8 @@ class CellRecord(TypedDict, total=False):
     latency_log: str
     delegates: Any
     op_profile: Any
+    audit: dict[str, Any] | None  # what the produced model holds (harness.tflite.audit)
+    latency_ab: dict[str, Any]  # the earlier run's model re-timed beside this one (harness._latency)
     finished_at: str
     notes: NotRequired[list[str]]
 

@@ -49,7 +49,8 @@ from harness.schemes.training import FineTuning
 from harness.suite.loader import LoadedSuite
 from harness.suite.schema import CalibrationSpec, ModelSpec, SchemeSpec
 from harness.tasks import TASKS
-from harness.tflite_stats import weight_stats
+from harness.tflite.audit import audit
+from harness.tflite.weights import weight_stats
 from harness.verdicts import bounds_for, check
 from harness.versions import tool_versions
 
@@ -391,6 +392,7 @@ class SuiteRunner:
         record["gzip_bytes"] = len(gzip.compress(data, compresslevel=9, mtime=0))
         record["io_types"] = tensor_types(path)
         record["weights"] = weight_stats(path)
+        record["audit"] = audit(path)
 
     def _outputs(self, model: Path, sha256: str, data: Dataset, batch_size: int) -> tuple[list[np.ndarray], bool]:
         """Every model output on the dataset, cached by (artifact, data, runtime version)."""

@@ -36,15 +36,32 @@ def latency_ratio(latency: dict[str, Any] | None, baseline: dict[str, Any] | Non
     return mine / theirs if mine and theirs else None
 
 
+def audit_values(audit: dict[str, Any] | None) -> dict[str, float]:
+    """`float_ops`, `integer_only` (1/0) and `bytes_float32` from a cell's audit (none without one)."""
+    if not audit:
+        return {}
+    return {"float_ops": audit["ops_by_kind"]["float"], "integer_only": float(audit["integer_only"]),
+            "bytes_float32": audit["bytes_by_dtype"].get("float32", 0)}
+
+
+def delegation_values(delegation: dict[str, Any] | None) -> dict[str, float]:
+    """`fully_delegated` (1/0) and `delegated_nodes_ratio` from a device log's delegation summary."""
+    if not delegation or delegation.get("ratio") is None:
+        return {}
+    return {"fully_delegated": float(bool(delegation["fully_delegated"])), "delegated_nodes_ratio": delegation["ratio"]}
+
+
 def cell_values(record: dict[str, Any], baseline: dict[str, Any] | None) -> dict[str, float]:
-    """Task metrics, the weight statistics read back from the model, and size and latency
-    ratios vs the baseline."""
+    """Task metrics, the weight statistics and audit read back from the model, and size and
+    latency ratios vs the baseline."""
     values = dict(record.get("metrics") or {})
     weights = record.get("weights") or {}
     if weights.get("sparsity") is not None:
         values["weight_sparsity"] = weights["sparsity"]
     if weights.get("max_unique_per_channel") is not None:
         values["unique_weights"] = weights["max_unique_per_channel"]
+    values.update(audit_values(record.get("audit")))
+    values.update(delegation_values((record.get("delegates") or {}).get("delegation")))
     if baseline and baseline is not record and baseline.get("status") == "ok":
         for name, key in (("size_ratio", "size_bytes"), ("gzip_ratio", "gzip_bytes")):
             if record.get(key) and baseline.get(key):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from harness.schemes import SCHEMES
-from harness.tflite_stats import weight_stats
+from harness.tflite.weights import weight_stats
 
 VALUES = np.array([-0.5, -0.25, 0.25, 0.5], np.float32)
 

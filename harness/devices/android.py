@@ -16,17 +16,18 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import threading
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from harness.devices._base import DEVICE_KINDS, DeviceOptions
 from harness.devices.adb.transport import DeviceLost, DeviceTimeout, quote_args
 from harness.devices.android_probe import DeviceFacts, probe
 from harness.devices.android_transport import TracedTransport, default_rsa_key, open_transport, split_connection
-from harness.devices.benchmark_log import BenchmarkLog, BenchmarkLogError, parse_benchmark_log
+from harness.devices.benchmark_log import BenchmarkLog, BenchmarkLogError, Delegates, parse_benchmark_log
 from harness.errors import HarnessError
 from harness.suite.schema import LatencySpec
 
@@ -35,6 +36,11 @@ log = logging.getLogger("harness.devices.android")
 REMOTE_BINARY = "benchmark_model"
 # Flags the harness sets from the suite's `latency:` and the profile; extra_flags may not repeat them.
 MANAGED_FLAGS = ("graph", "num_threads", "warmup_runs", "warmup_min_secs", "num_runs", "min_secs", "max_secs")
+# `delegate:` of a profile → benchmark_model's flags (none: plain CPU kernels, XNNPACK off)
+DELEGATE_FLAGS = {"gpu": ["--use_gpu=true"], "nnapi": ["--use_nnapi=true"], "xnnpack": ["--use_xnnpack=true"],
+                  "none": ["--use_xnnpack=false"]}
+_DELEGATE_FLAG_NAMES = ("use_gpu", "use_nnapi", "use_xnnpack")
+_DELEGATE_FAILED = re.compile(r"failed to apply .*delegate", re.IGNORECASE)
 
 
 class AdbTimeouts(BaseModel):
@@ -54,6 +60,9 @@ class AdbOptions(DeviceOptions):
     core: Literal["auto"] | int | list[int] = "auto"
     threads: int = Field(1, ge=1)
     extra_flags: list[str] = Field(default_factory=list)
+    delegate: Literal["gpu", "nnapi", "xnnpack", "none"] | None = Field(None, description=(
+        "run through this delegate (benchmark_model's --use_gpu/--use_nnapi/--use_xnnpack); a delegate "
+        "that fails to apply or takes no node fails the cell. Default: the tool's own default"))
     timeouts: AdbTimeouts = AdbTimeouts()
     keep_files: bool = False
     adb: str = Field("adb", description="the adb client (transport: adb)")
@@ -77,6 +86,13 @@ class AdbOptions(DeviceOptions):
             if name in MANAGED_FLAGS:
                 raise ValueError(f"--{name} is set by the harness (from threads: and the suite's latency:)")
         return value
+
+    @model_validator(mode="after")
+    def _one_delegate_setting(self) -> "AdbOptions":
+        names = {flag[2:].partition("=")[0] for flag in self.extra_flags}
+        if self.delegate is not None and names & set(_DELEGATE_FLAG_NAMES):
+            raise ValueError("give the delegate either as `delegate:` or in extra_flags, not both")
+        return self
 
     @field_validator("core")
     @classmethod
@@ -106,6 +122,29 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _failure_line(text: str) -> str:
+    """The line that says why the tool failed: a delegate's failure first, else the last error line."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    delegate = [line for line in lines if _DELEGATE_FAILED.search(line)]
+    if delegate:
+        return delegate[0]
+    errors = [line for line in lines if "error" in line.lower()] or lines
+    return errors[-1] if errors else "no output"
+
+
+def check_delegation(requested: str | None, delegates: Delegates, log_text: str) -> None:
+    """A delegate the profile asked for must have taken nodes: else the cell fails (no silent CPU run)."""
+    if requested in (None, "none"):
+        return
+    name = {"gpu": "GPU", "nnapi": "NNAPI", "xnnpack": "XNNPACK"}[requested]
+    if delegates.failures:
+        raise MeasurementFailed(f"Failed to apply {name} delegate: {delegates.failures[0]}", log_text)
+    taken = {d: n for d, n in delegates.nodes_by_delegate.items() if requested in d.lower() and n > 0}
+    if not taken:
+        raise MeasurementFailed(f"Failed to apply {name} delegate: it took no node of the model "
+                                f"(the graph would run on the CPU)", log_text)
 
 
 def raw_from_log(parsed: BenchmarkLog) -> dict[str, Any]:
@@ -248,7 +287,8 @@ class AndroidDevice:
             "taskset", facts.selection.mask, self.remote_binary, f"--graph={remote_model}",
             f"--num_threads={self.options.threads}", f"--warmup_runs={settings.warmup_runs}",
             "--warmup_min_secs=0", f"--num_runs={settings.num_runs}", f"--min_secs={settings.min_secs:g}",
-            f"--max_secs={settings.max_secs:g}", *self.options.extra_flags,
+            f"--max_secs={settings.max_secs:g}", *DELEGATE_FLAGS.get(self.options.delegate or "", []),
+            *self.options.extra_flags,
         ]
 
     def _run_timeout(self, settings: LatencySpec) -> float:
@@ -269,13 +309,13 @@ class AndroidDevice:
             raise MeasurementFailed(f"benchmark_model did not finish within {timeout:g} s (timeouts.run)") from None
         text = result.stdout + result.stderr
         if result.exit_code != 0:
-            errors = [line for line in text.splitlines() if "error" in line.lower()] or text.splitlines()
-            raise MeasurementFailed(f"benchmark_model failed (exit {result.exit_code}): "
-                                    f"{errors[-1].strip() if errors else 'no output'}", text)
+            raise MeasurementFailed(f"benchmark_model failed (exit {result.exit_code}): {_failure_line(text)}", text)
         try:
-            raw = raw_from_log(parse_benchmark_log(text))
+            parsed = parse_benchmark_log(text)
+            raw = raw_from_log(parsed)
         except BenchmarkLogError as exc:
             raise MeasurementFailed(f"benchmark_model log: {exc}", text) from None
+        check_delegation(self.options.delegate, parsed.delegates, text)
         facts = self.facts()
         raw.update(log=text, core=list(facts.selection.cpus), mask=f"0x{facts.selection.mask}",
                    threads=self.options.threads, command=command, model_pushed=pushed)

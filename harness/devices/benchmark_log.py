@@ -195,8 +195,26 @@ class Delegates:
             totals[part.delegate] = totals.get(part.delegate, 0) + part.nodes_replaced
         return totals
 
+    @property
+    def delegation(self) -> dict[str, Any] | None:
+        """The delegate that took the most nodes: `delegate`, `nodes`, `total`, `partitions`, `ratio`
+        (nodes / total) and `fully_delegated`; None when no partition line was printed."""
+        by_delegate = self.nodes_by_delegate
+        if not by_delegate:
+            return None
+        name = max(by_delegate, key=by_delegate.__getitem__)
+        parts = [p for p in self.partitions if p.delegate == name]
+        totals = [p.nodes_total for p in parts]
+        total = sum(t for t in totals if t is not None) if None not in totals else None
+        nodes = by_delegate[name]
+        return {"delegate": name, "nodes": nodes, "total": total,
+                "partitions": sum(p.partitions or 0 for p in parts) or None,
+                "ratio": nodes / total if total else None,
+                "fully_delegated": (nodes == total) if total else None}
+
     def to_dict(self) -> dict[str, Any]:
-        return _jsonable({**asdict(self), "nodes_by_delegate": self.nodes_by_delegate})
+        return _jsonable({**asdict(self), "nodes_by_delegate": self.nodes_by_delegate,
+                          "delegation": self.delegation})
 
 
 _KNOWN_TABLES = ("run_order", "top_by_computation_time", "top_by_memory_use", "summary_by_node_type")

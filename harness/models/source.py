@@ -13,8 +13,8 @@ from harness.datasets import Dataset
 from harness.errors import HarnessError
 from harness.models._base import BUILDERS
 from harness.models.paths import resolve_model_path
-from harness.models.tflite_normalize import normalized_tflite
 from harness.suite.schema import ModelSpec
+from harness.tflite.normalize import normalized_tflite
 from harness.versions import tool_versions
 
 SourceFormat = Literal["keras", "saved_model", "tflite"]
@@ -58,7 +58,7 @@ def resolve_source(
         model_format = detect_format(path)
         info: dict[str, Any] = {}
         if model_format == "tflite":  # old-style files are rewritten so the quantizer can work on them
-            path, info = normalized_tflite(path, cache)
+            path, info = normalized_tflite(path, cache, spec.baseline)
         return SourceModel(spec.label, model_format, path, file_digest(path), info)
     assert spec.builder is not None and builder_options is not None
     versions = tool_versions()

@@ -13,7 +13,7 @@ from markupsafe import Markup
 
 from harness.compare import Comparison
 from harness.report.charts import TrendRun, build_charts
-from harness.report.rows import Row, build_rows, fmt
+from harness.report.rows import Row, build_rows, fmt, op_times
 from harness.results import incompleteness
 
 _TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -66,9 +66,11 @@ def render_html(records: list[dict[str, Any]], run_info: dict[str, Any], compari
     rows = build_rows(records)
     charts = build_charts(rows, records, trend_runs)
     return _environment().get_template("report.html.j2").render(
-        suite=str(run_info.get("suite", "?")), run_info=run_info, banner=banner(rows, comparison, incompleteness(records, run_info)),
+        suite=str(run_info.get("suite", "?")), run_info=run_info,
+        banner=banner(rows, comparison, incompleteness(records, run_info)),
         table=[(row, record.get("verdicts") or []) for row, record in zip(rows, records, strict=True)],
         table_records=list(zip(rows, records, strict=True)),
+        audit_cells=list(zip(rows, records, op_times(records), strict=True)),
         problems=[(row, record) for row, record in zip(rows, records, strict=True)
                   if row.status != "ok" or row.checks_failed],
         comparison=comparison, charts=charts, chart_specs=[f for section in charts.values() for f in section],

@@ -31,6 +31,8 @@ class Row:
     gzip_ratio: float | None
     sparsity: float | None
     unique_weights: int | None
+    float_ops: int | None
+    integer_only: bool | None
     latency_ms: float | None
     latency_p90_ms: float | None
     latency_ratio: float | None
@@ -64,6 +66,7 @@ def build_rows(records: list[dict[str, Any]]) -> list[Row]:
         base_latency = (base or {}).get("latency_ms") or {}
         verdicts = record.get("verdicts") or []
         weights = record.get("weights") or {}
+        audit = record.get("audit") or {}
         rows.append(Row(
             model=record["model"], scheme=record["scheme"], device=record["device"], status=record["status"],
             headline=headline, value=value,
@@ -74,6 +77,7 @@ def build_rows(records: list[dict[str, Any]]) -> list[Row]:
             gzip_mb=record["gzip_bytes"] / 1e6 if record.get("gzip_bytes") else None,
             gzip_ratio=_ratio(record.get("gzip_bytes"), (base or {}).get("gzip_bytes")),
             sparsity=weights.get("sparsity"), unique_weights=weights.get("max_unique_per_channel"),
+            float_ops=(audit.get("ops_by_kind") or {}).get("float"), integer_only=audit.get("integer_only"),
             latency_ms=typical_latency(latency), latency_p90_ms=latency.get("p90"),
             latency_ratio=latency_ratio(latency, base_latency) if base else None,
             checks_failed=[v["check"] for v in verdicts if not v["pass"]], checks_total=len(verdicts),
@@ -85,3 +89,20 @@ def build_rows(records: list[dict[str, Any]]) -> list[Row]:
 def fmt(value: float | None, spec: str, suffix: str = "") -> str:
     """Format a number, or an en dash when absent."""
     return "–" if value is None else f"{value:{spec}}{suffix}"
+
+
+def op_times(records: list[dict[str, Any]], top: int = 5) -> list[list[tuple[str, float, float | None]]]:
+    """Per record (same order): its device's slowest op types from benchmark_model's op profile,
+    as (op type, avg ms, the float cell's avg ms for that op type or None); [] without a profile."""
+    def by_type(record: dict[str, Any] | None) -> dict[str, float]:
+        rows = ((record or {}).get("op_profile") or {}).get("summary_by_node_type") or []
+        return {str(r.get("node_type")): float(r.get("avg_ms") or 0.0) for r in rows}
+
+    by_id = {cell_id(r["model"], r["scheme"], r["device"]): r for r in records}
+    result = []
+    for record in records:
+        mine = by_type(record)
+        base = by_type(by_id.get(cell_id(record["model"], BASELINE, record["device"])))
+        slowest = sorted(mine.items(), key=lambda item: -item[1])[:top]
+        result.append([(op, ms, base.get(op)) for op, ms in slowest])
+    return result

@@ -119,6 +119,9 @@ class ModelSpec(WithOptions):
     calibration: CalibrationSpec | None = None
     finetune: FinetuneSpec | None = None
     schemes: list[str] | None = Field(None, description="run only these scheme ids (globs) for this model")
+    baseline: Literal["float", "as_is"] = Field("float", description=(
+        "float: a .tflite source must be (or normalize to) a float model, else it is refused as the "
+        "float32 baseline; as_is: a model quantized upstream is the baseline as it is"))
 
     @model_validator(mode="after")
     def _one_source(self) -> "ModelSpec":
@@ -128,6 +131,8 @@ class ModelSpec(WithOptions):
             raise ValueError("`train` applies to built-in builders only, not to model files")
         if self.path is not None and self.options:
             raise ValueError(f"unknown keys for a model file: {', '.join(sorted(self.options))}")
+        if self.builder is not None and self.baseline != "float":
+            raise ValueError("`baseline: as_is` applies to .tflite model files, not to builders")
         return self
 
     @property

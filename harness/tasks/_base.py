@@ -26,6 +26,11 @@ CELL_METRICS = (
     Metric("weight_sparsity", True, "share of kernel weights that are zero, read back from the .tflite"),
     Metric("unique_weights", False, "most distinct values in one output channel of any kernel, read back"),
     Metric("latency_ratio", False, "median latency / float32 median latency, same device"),
+    Metric("float_ops", False, "ops that run in float (float activations), read back from the .tflite"),
+    Metric("integer_only", True, "1 when every op runs in integers and the model's I/O is integer, else 0"),
+    Metric("bytes_float32", False, "bytes of float32 constants in the .tflite"),
+    Metric("fully_delegated", True, "1 when the delegate took every node (benchmark_model log), else 0"),
+    Metric("delegated_nodes_ratio", True, "nodes the delegate took / all nodes (benchmark_model log)"),
 )
 
 

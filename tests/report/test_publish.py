@@ -153,3 +153,31 @@ def test_weight_statistics_are_shown_per_cell_and_per_kernel(tmp_path: Path) -> 
     row = next(line for line in (run_dir / "summary.md").read_text().splitlines()
                if f"| {records[1]['scheme']} |" in line and line.startswith(f"| {records[1]['model']} "))
     assert "| 0.500 | 5 |" in row
+
+
+def test_audit_is_shown_per_cell(tmp_path: Path) -> None:
+    records = mixed_cells()
+    records[1]["audit"] = {
+        "op_count": 3, "ops_by_kind": {"float": 1, "int8": 2, "int16": 0, "other": 0}, "hybrid_ops": 0,
+        "ops": {"CONV_2D": {"count": 2, "float": 0, "int8": 2, "int16": 0, "other": 0, "hybrid": 0},
+                XSS: {"count": 1, "float": 1, "int8": 0, "int16": 0, "other": 0, "hybrid": 0}},
+        "stayed_float": [{"op": XSS, "count": 1, "reason": None, "outputs": ["x"]}], "integer_only": False,
+        "integer_only_breakers": [f"{XSS} ×1 runs in float"], "bytes_by_dtype": {"int8": 396, "int32": 28},
+        "bytes_by_role": {"weights": 396, "biases": 28, "constants": 0, "metadata": 0, "structure": 2000},
+        "file_bytes": 2424, "buffer_layout": "offset"}
+    records[1]["delegates"] = {"delegation": {"delegate": "TfLiteGpuDelegateV2", "nodes": 9, "total": 11,
+                                              "partitions": 2, "ratio": 9 / 11, "fully_delegated": False}}
+    profile = [{"node_type": "CONV_2D", "avg_ms": 2.5}, {"node_type": "DEQUANTIZE", "avg_ms": 0.75}]
+    records[1]["op_profile"] = {"summary_by_node_type": profile}
+    base = next(r for r in records if r["model"] == records[1]["model"] and r["scheme"] == "float32")
+    base["op_profile"] = {"summary_by_node_type": [{"node_type": "CONV_2D", "avg_ms": 1.25}]}
+    run_dir = write_run(tmp_path, records)
+    publish_run(run_dir, None, thresholds=THRESHOLDS)
+    page = (run_dir / "report.html").read_text()
+    audit = " ".join(page[page.index('<div id="audit">'):page.index("Accuracy vs size and latency")].split())
+    assert audit.count("<details>") == 1 and "3 ops (1 float, 2 int8, 0 int16), integer only: no" in audit
+    assert "TfLiteGpuDelegateV2 took 9 of 11 nodes in 2 partition(s)" in audit
+    assert "parentheses): CONV_2D 2.5 (1.25), DEQUANTIZE 0.75</p>" in audit
+    assert "int8 396 B, int32 28 B" in audit and "(offset buffers)" in audit and XSS not in audit
+    results = page[page.index('<table id="results">'):page.index("</table>")]
+    assert "<td class=\"num\">1</td>\n      <td>no</td>" in results

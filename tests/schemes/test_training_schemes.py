@@ -2,7 +2,7 @@
 
 A tiny tutorial CNN (Keras 3, 8x8 digits) is the source; every scheme fine-tunes it for one
 epoch on 320 samples. Sparsity and distinct weight values are read back from the file with
-`harness.tflite_stats.weight_stats`.
+`harness.tflite.weights.weight_stats`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from harness.schemes import SCHEMES
 from harness.schemes.training import FineTuning
 from harness.suite import load_suite
 from harness.suite.schema import FinetuneSpec
-from harness.tflite_stats import weight_stats
+from harness.tflite.weights import weight_stats
 
 FILTERS = 16  # conv kernel 3x3x1x16 = 144 weights; dense kernel 144x10 = 1,440
 

@@ -1,6 +1,7 @@
 """The ADB simulator's `benchmark_model`: benchmarks a pushed .tflite for real with LiteRT on
 the host and prints the tool's current log format (parameters, init, warm-up and timed runs,
-the inference-timings summary and memory lines)."""
+the inference-timings summary and memory lines). `--use_gpu`, `--use_nnapi` and an explicit
+`--use_xnnpack=true` print the delegate lines of `_sim_delegates`."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ import math
 import resource
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
+from harness.devices.adb._sim_delegates import delegate_lines
 from harness.devices.adb.sim_shell import Killed, ShellIO, text_bytes
 
 if TYPE_CHECKING:
@@ -33,6 +36,8 @@ _BENCH_PARAMS: dict[str, tuple[type, object, str]] = {
     "verbose": (bool, False, "Log parameter values verbosely"),
     "graph": (str, "", "Graph"),
     "use_xnnpack": (bool, True, "Use xnnpack"),
+    "use_gpu": (bool, False, "Use gpu"),
+    "use_nnapi": (bool, False, "Use nnapi"),
 }
 
 
@@ -121,7 +126,18 @@ class BenchmarkModel:
         graph = str(params["graph"])
         if not graph:
             return self.fail("Please specify the name of your TF Lite input file with --graph")
-        return self._benchmark(graph, params)
+        return self._benchmark(graph, params, given)
+
+    def _apply_delegate(self, model: Path, params: dict[str, object], given: set[str]) -> int:
+        """Print what an explicitly asked delegate does (see _sim_delegates); the exit status if it fails."""
+        asked = [name for name in ("gpu", "nnapi", "xnnpack")
+                 if params[f"use_{name}"] and (name != "xnnpack" or "use_xnnpack" in given)]
+        if not asked:
+            return 0
+        lines, fails = delegate_lines(model, asked[0])
+        for line in lines[:-1] if fails else lines:
+            self.io.out(text_bytes(f"{line}\n"))
+        return self.fail(lines[-1].removeprefix("ERROR: ")) if fails else 0
 
     def _log_params(self, params: dict[str, object], given: set[str]) -> None:
         verbose = bool(params["verbose"])
@@ -135,7 +151,7 @@ class BenchmarkModel:
                 if verbose or "num_threads" in given:
                     self.info(f"#threads used for CPU inference: [{params['num_threads']}]")
 
-    def _benchmark(self, graph: str, params: dict[str, object]) -> int:
+    def _benchmark(self, graph: str, params: dict[str, object], given: set[str]) -> int:
         try:
             model = self.shell.fs.host_path(graph, self.shell.cwd)
             size_mb = model.stat().st_size / 1e6
@@ -150,6 +166,9 @@ class BenchmarkModel:
         except (ValueError, RuntimeError):
             return self.fail(f"Failed to mmap model {graph}")
         self.info(f"Loaded model {graph}")
+        failed = self._apply_delegate(model, params, given)
+        if failed:
+            return failed
         try:
             interpreter.allocate_tensors()
         except RuntimeError:
