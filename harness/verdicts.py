@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 from typing import Any
 
+from harness.numerics.fidelity import json_number
 from harness.suite.schema import Bound, Thresholds
 from harness.tasks import all_metrics
 
@@ -35,10 +36,20 @@ def latency_ratio(latency: dict[str, Any] | None, baseline: dict[str, Any] | Non
     return mine / theirs if mine and theirs else None
 
 
+def metric_number(value: Any) -> float:
+    """A metric read from a record as a float: records write NaN and ±inf as "nan", "inf", "-inf"
+    (strict JSON), which compare as floats here: +inf passes any `min`, NaN fails every check."""
+    return float(value)
+
+
+def record_metrics(record: dict[str, Any]) -> dict[str, float]:
+    return {name: metric_number(value) for name, value in (record.get("metrics") or {}).items()}
+
+
 def cell_values(record: dict[str, Any], baseline: dict[str, Any] | None) -> dict[str, float]:
     """Task metrics, the weight statistics read back from the model, and size and latency
     ratios vs the baseline."""
-    values = dict(record.get("metrics") or {})
+    values = record_metrics(record)
     weights = record.get("weights") or {}
     if weights.get("sparsity") is not None:
         values["weight_sparsity"] = weights["sparsity"]
@@ -62,7 +73,7 @@ def check(record: dict[str, Any], baseline: dict[str, Any] | None, bounds: dict[
     """
     metrics = all_metrics()
     values = cell_values(record, baseline)
-    base_values = dict(baseline.get("metrics") or {}) if baseline and baseline is not record else {}
+    base_values = record_metrics(baseline) if baseline and baseline is not record else {}
     results = []
     for metric, bound in bounds.items():
         if metric not in values:
@@ -89,5 +100,6 @@ def check(record: dict[str, Any], baseline: dict[str, Any] | None, bounds: dict[
 
 def _verdict(name: str, metric: str, threshold: float, value: float, observed: float, base: float | None,
              ok: bool) -> dict[str, Any]:
-    return {"check": name, "metric": metric, "threshold": threshold, "value": value,
-            "observed": observed, "baseline": base, "pass": bool(ok)}
+    return {"check": name, "metric": metric, "threshold": threshold, "value": json_number(value),
+            "observed": json_number(observed), "baseline": None if base is None else json_number(base),
+            "pass": bool(ok)}

@@ -12,7 +12,38 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from harness.cache import ArtifactCache
+from harness.errors import HarnessError
 from harness.registry import Registry
+
+
+# A dataset's samples: one array (N, ...) for a single-input model, or one per model input, keyed by
+# the input's name (signature key, else tensor name), every array with the same N.
+Samples = np.ndarray | dict[str, np.ndarray]
+
+
+def sample_count(x: Samples) -> int:
+    """N: the samples in an array or in every array of a dict."""
+    if isinstance(x, dict):
+        counts = {len(a) for a in x.values()}
+        if len(counts) != 1:
+            raise HarnessError(f"the inputs have different sample counts: {({k: len(a) for k, a in x.items()})}")
+        return counts.pop()
+    return len(x)
+
+
+def take(x: Samples, index: slice | np.ndarray) -> Samples:
+    """The same samples of every input."""
+    return {k: a[index] for k, a in x.items()} if isinstance(x, dict) else x[index]
+
+
+def samples_digest(x: Samples) -> str:
+    """sha256 of the samples' bytes (of every input's, in key order, with its name, for a dict)."""
+    if not isinstance(x, dict):
+        return hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest()
+    digest = hashlib.sha256()
+    for key in sorted(x):
+        digest.update(key.encode() + b"\0" + np.ascontiguousarray(x[key]).tobytes())
+    return digest.hexdigest()
 
 
 class LoaderOptions(BaseModel):
@@ -21,13 +52,14 @@ class LoaderOptions(BaseModel):
 
 @dataclass(frozen=True)
 class Dataset:
-    """Samples as float32 `x` (N, ...) and labels `y` (None when unlabelled).
+    """Samples as float32 `x` (N, ...), or a dict of such arrays for multi-input models (keyed by the
+    model's input names), and labels `y` (None when unlabelled).
 
     `y` holds class indices for classification, or an object array of per-sample targets
     (transcripts, box annotations) for other tasks."""
 
     name: str
-    x: np.ndarray
+    x: Samples
     y: np.ndarray | None
     num_classes: int | None
     source: str
@@ -35,24 +67,26 @@ class Dataset:
 
     def __post_init__(self) -> None:
         if not self.fingerprint:
-            object.__setattr__(self, "fingerprint", fingerprint_arrays(self.x, self.y))
+            arrays = ([item for key in sorted(self.x) for item in (np.asarray(key), self.x[key])]
+                      if isinstance(self.x, dict) else [self.x])
+            object.__setattr__(self, "fingerprint", fingerprint_arrays(*arrays, self.y))
 
     def __len__(self) -> int:
-        return len(self.x)
+        return sample_count(self.x)
 
     def head(self, limit: int | None) -> "Dataset":
         """The first `limit` samples (all when None)."""
         if limit is None or limit >= len(self):
             return self
         y = None if self.y is None else self.y[:limit]
-        return Dataset(self.name, self.x[:limit], y, self.num_classes, f"{self.source} (first {limit})")
+        return Dataset(self.name, take(self.x, slice(0, limit)), y, self.num_classes, f"{self.source} (first {limit})")
 
-    def sample(self, count: int, seed: int) -> np.ndarray:
+    def sample(self, count: int, seed: int) -> Samples:
         """`count` samples drawn without replacement with a fixed seed (all if fewer)."""
         if count >= len(self):
             return self.x
         index = np.sort(np.random.default_rng(seed).choice(len(self), size=count, replace=False))
-        return self.x[index]
+        return take(self.x, index)
 
 
 def fingerprint_arrays(*arrays: np.ndarray | None) -> str:

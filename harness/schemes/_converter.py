@@ -8,15 +8,21 @@ from typing import Any
 
 import numpy as np
 
+from harness.datasets._base import Samples, sample_count
 
-def representative_dataset(samples: np.ndarray) -> Callable[[], Iterator[list[np.ndarray]]]:
-    """Calibration samples, one at a time, as the converter expects."""
 
-    def generate() -> Iterator[list[np.ndarray]]:
-        for sample in samples:
-            yield [sample[np.newaxis].astype(np.float32)]
+def calibration_batches(samples: Samples) -> Iterator[dict[str, np.ndarray] | list[np.ndarray]]:
+    """One-sample float32 batches: a list of one array, or a dict keyed by input name for several inputs."""
+    for i in range(sample_count(samples)):
+        if isinstance(samples, dict):
+            yield {name: array[i : i + 1].astype(np.float32) for name, array in samples.items()}
+        else:
+            yield [samples[i : i + 1].astype(np.float32)]
 
-    return generate
+
+def representative_dataset(samples: Samples) -> Callable[[], Iterator[dict[str, np.ndarray] | list[np.ndarray]]]:
+    """Calibration samples, one at a time, as the converter expects (a dict: keyed by signature input name)."""
+    return lambda: calibration_batches(samples)
 
 
 def convert(saved_model: Path, configure: Callable[[Any, Any], None]) -> bytes:
@@ -29,7 +35,7 @@ def convert(saved_model: Path, configure: Callable[[Any, Any], None]) -> bytes:
 
 
 def quantized_with_calibration(
-    calibration: np.ndarray | None, extra: Callable[[Any, Any], None] | None = None
+    calibration: Samples | None, extra: Callable[[Any, Any], None] | None = None
 ) -> Callable[[Any, Any], None]:
     """A `configure` for full-integer schemes: DEFAULT optimizations + representative data."""
     if calibration is None:
