@@ -5,25 +5,48 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from harness.cache import ArtifactCache
 from harness.datasets._base import DATASETS, Dataset, LoaderOptions
 
 
-class _SyntheticOptions(LoaderOptions):
+class InputSpec(BaseModel):
+    """One model input's per-sample shape and the range its values are drawn from."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
     shape: list[int] = Field(min_length=1)
+    low: float = 0.0
+    high: float = 1.0
+
+
+class _SyntheticOptions(LoaderOptions):
+    shape: list[int] | None = Field(None, min_length=1, description="per-sample shape of a single-input model")
+    inputs: dict[str, InputSpec] | None = Field(None, description="per model input name: shape, low, high")
     count: int = Field(32, ge=1)
     low: float = 0.0
     high: float = 1.0
     seed: int = 0
 
+    @model_validator(mode="after")
+    def _one_form(self) -> "_SyntheticOptions":
+        if (self.shape is None) == (self.inputs is None):
+            raise ValueError("give either `shape` (one input) or `inputs` (one entry per model input)")
+        return self
 
-@DATASETS.register("synthetic", "seeded uniform random inputs, no labels (latency/calibration only)")
+
+@DATASETS.register("synthetic", "seeded uniform random inputs, no labels (latency, calibration, fidelity); "
+                   "`inputs:` for multi-input models")
 class Synthetic:
     Options = _SyntheticOptions
 
     def load(self, name: str, options: _SyntheticOptions, base_dir: Path, cache: ArtifactCache | None = None) -> Dataset:
         rng = np.random.default_rng(options.seed)
-        x = rng.uniform(options.low, options.high, size=(options.count, *options.shape)).astype(np.float32)
-        return Dataset(name, x, None, None, f"synthetic {options.shape} x{options.count}")
+        if options.shape is not None:
+            x = rng.uniform(options.low, options.high, size=(options.count, *options.shape)).astype(np.float32)
+            return Dataset(name, x, None, None, f"synthetic {options.shape} x{options.count}")
+        assert options.inputs is not None
+        arrays = {key: rng.uniform(spec.low, spec.high, size=(options.count, *spec.shape)).astype(np.float32)
+                  for key, spec in options.inputs.items()}
+        shapes = ", ".join(f"{key} {spec.shape}" for key, spec in options.inputs.items())
+        return Dataset(name, arrays, None, None, f"synthetic {shapes} x{options.count}")

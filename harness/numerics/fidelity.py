@@ -78,7 +78,7 @@ def cosine(output: np.ndarray, reference: np.ndarray) -> float:
         return math.nan
     if norms == 0:
         return 1.0 if not a.any() and not b.any() else 0.0
-    return dot / norms
+    return min(1.0, max(-1.0, dot / norms))  # rounding can step just outside [-1, 1]
 
 
 def nrmse(output: np.ndarray, reference: np.ndarray) -> float:

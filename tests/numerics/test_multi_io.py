@@ -1,0 +1,100 @@
+"""Multi-input, multi-output models through every post-training scheme, both conversion routes
+(TFLiteConverter from Keras, litert-quantizer from a float .tflite), scored by the fidelity task."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.devices.litert import predict
+from harness.errors import HarnessError
+from harness.results import read_results
+from tests.conftest import run_bench
+
+pytestmark = pytest.mark.slow  # converts real models and runs the CLI in a subprocess (about 20 s)
+
+SUITE = """
+name: two_io
+datasets:
+  calib: {kind: npz, path: calib.npz, inputs: [image, extra]}
+  noise: {kind: synthetic, count: 16, inputs: {image: {shape: [6]}, extra: {shape: [3], low: -1, high: 1}}}
+models:
+  - {name: keras_two_io, path: two_io.keras}
+  - {name: tflite_two_io, path: two_io.tflite}
+task: {kind: fidelity, dataset: noise}
+calibration: {dataset: calib, samples: 16}
+schemes: [float32, float16, dynamic_range, int8, int8_only, int16x8]
+devices: [local]
+latency: {warmup_runs: 1, num_runs: 3, min_secs: 0}
+thresholds:
+  defaults:
+    snr_db: {min: 15}
+    cosine: {min: 0.95}
+"""
+SCHEMES = ["float16", "dynamic_range", "int8", "int8_only", "int16x8"]
+
+
+def two_io_model(folder: Path) -> None:
+    """Two inputs (image (6,), extra (3,)) and two outputs (4 logits, 2 box values), as .keras and float .tflite."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(0)
+    image, extra = keras.Input((6,), name="image"), keras.Input((3,), name="extra")
+    hidden = keras.layers.Dense(16, activation="relu")(keras.layers.Concatenate()([image, extra]))
+    model = keras.Model([image, extra], [keras.layers.Dense(4)(hidden), keras.layers.Dense(2)(hidden)])
+    model.save(folder / "two_io.keras")
+    model.export(str(folder / "saved"), verbose=False)
+    (folder / "two_io.tflite").write_bytes(tf.lite.TFLiteConverter.from_saved_model(str(folder / "saved")).convert())
+    rng = np.random.default_rng(0)
+    np.savez(folder / "calib.npz", image=rng.uniform(0, 1, (16, 6)), extra=rng.uniform(-1, 1, (16, 3)))
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory, session_cache: Path) -> tuple[Path, list[dict]]:
+    folder = tmp_path_factory.mktemp("two_io")
+    two_io_model(folder)
+    (folder / "s.yaml").write_text(SUITE)
+    done = run_bench("run", str(folder / "s.yaml"), "--reports", str(folder / "r"), "--cache", str(session_cache),
+                     "--no-history")
+    assert done.returncode == 0, done.stdout + done.stderr
+    [run_dir] = (folder / "r" / "two_io").iterdir()
+    return folder, read_results(run_dir)
+
+
+def test_every_scheme_of_both_routes_reports_every_output(run) -> None:
+    _, records = run
+    assert [(r["model"], r["scheme"]) for r in records] == [
+        (m, s) for m in ("keras_two_io", "tflite_two_io") for s in ["float32", *SCHEMES]]
+    for record in records:
+        assert record["status"] == "ok", record["error"]
+        assert sorted(o["name"] for o in record["outputs"]) == ["output_0", "output_1"]
+        assert sorted(o["shape"] for o in record["outputs"]) == [[16, 2], [16, 4]]
+        if record["scheme"] == "float32":
+            assert record["metrics"] == {} and "snr_db" not in record["outputs"][0]
+            continue
+        worst = min(float(o["snr_db"]) for o in record["outputs"])
+        assert float(record["metrics"]["snr_db"]) == worst > 15, record["scheme"]
+        assert record["metrics"]["nrmse"] == max(o["nrmse"] for o in record["outputs"])
+        assert {v["check"] for v in record["verdicts"]} == {"snr_db.min", "cosine.min"}
+        assert all(v["pass"] for v in record["verdicts"])
+    by_cell = {(r["model"], r["scheme"]): r for r in records}
+    assert [o["dtype"] for o in by_cell["keras_two_io", "int8_only"]["outputs"]] == ["int8", "int8"]
+    assert by_cell["keras_two_io", "int8"]["calibration"]["drawn"] == 16
+    assert float(by_cell["keras_two_io", "float16"]["metrics"]["snr_db"]) > 50  # fp16 weights: tiny error
+
+
+def test_predict_binds_inputs_by_name_and_says_what_is_missing(run) -> None:
+    folder, _ = run
+    model = folder / "two_io.tflite"
+    x = {"image": np.ones((3, 6), np.float32), "extra": np.zeros((3, 3), np.float32)}
+    outputs = predict(model, x, batch_size=2)
+    assert sorted(o.shape for o in outputs) == [(3, 2), (3, 4)]
+    swapped = predict(model, {"extra": x["extra"], "image": x["image"]}, batch_size=3)
+    assert all(np.array_equal(a, b) for a, b in zip(outputs, swapped))
+    with pytest.raises(HarnessError, match="no samples for input 'extra'"):
+        predict(model, {"image": x["image"]})
+    with pytest.raises(HarnessError, match="2 inputs"):
+        predict(model, x["image"])
