@@ -3,6 +3,7 @@
 from harness.datasets._base import (
     DATASETS,
     Dataset,
+    FromSignature,
     LoaderOptions,
     Samples,
     fingerprint_arrays,
@@ -11,5 +12,5 @@ from harness.datasets._base import (
     take,
 )
 
-__all__ = ["DATASETS", "Dataset", "LoaderOptions", "Samples", "fingerprint_arrays", "sample_count", "samples_digest",
+__all__ = ["DATASETS", "Dataset", "FromSignature", "LoaderOptions", "Samples", "fingerprint_arrays", "sample_count", "samples_digest",
            "take"]

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.datasets._base import Samples, sample_count
+from harness.datasets._base import FromSignature, Samples, sample_count
 from harness.errors import HarnessError
 
 
@@ -77,10 +77,22 @@ def output_info(model: Path) -> list[tuple[str, str]]:
     return list(zip(tensor_names(interpreter, "outputs"), dtypes))
 
 
+def sample_shape(detail: dict, model_name: str, name: str) -> tuple[int, ...]:
+    """An input's per-sample shape from its signature; a dynamic dimension past the batch cannot be generated."""
+    shape = tuple(int(d) for d in detail["shape_signature"][1:])
+    if any(d < 0 for d in shape):
+        raise HarnessError(f"{model_name}: input {name!r} has shape {[-1, *shape]}: declare its `shape` "
+                           "in the synthetic dataset's `inputs`")
+    return shape
+
+
 def bind_inputs(x: Samples, interpreter: Any, model_name: str) -> list[np.ndarray]:
     """The dataset's samples for each model input, in the interpreter's input order: an array for a
     single-input model, or a dict keyed by input names (signature keys or tensor names)."""
     details = interpreter.get_input_details()
+    if isinstance(x, FromSignature):
+        names = tensor_names(interpreter, "inputs")
+        x = x.generate([(name, sample_shape(detail, model_name, name)) for name, detail in zip(names, details)])
     if not isinstance(x, dict):
         if len(details) != 1:
             names = ", ".join(tensor_names(interpreter, "inputs"))

@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.datasets._base import Samples, sample_count
+from harness.datasets._base import FromSignature, Samples, sample_count
+from harness.errors import HarnessError
 
 
 def calibration_batches(samples: Samples) -> Iterator[dict[str, np.ndarray] | list[np.ndarray]]:
@@ -23,6 +24,18 @@ def calibration_batches(samples: Samples) -> Iterator[dict[str, np.ndarray] | li
 def representative_dataset(samples: Samples) -> Callable[[], Iterator[dict[str, np.ndarray] | list[np.ndarray]]]:
     """Calibration samples, one at a time, as the converter expects (a dict: keyed by signature input name)."""
     return lambda: calibration_batches(samples)
+
+
+def saved_model_inputs(saved_model: str, tf: Any) -> list[tuple[str, tuple[int, ...]]]:
+    """(name, per-sample shape) of each input of the SavedModel's serving signature."""
+    signature = tf.saved_model.load(str(saved_model)).signatures["serving_default"]
+    specs = signature.structured_input_signature[1]
+    inputs = [(name, tuple(spec.shape[1:])) for name, spec in sorted(specs.items())]
+    dynamic = [name for name, shape in inputs if any(d is None for d in shape)]
+    if dynamic:
+        raise HarnessError(f"inputs {dynamic} have dynamic dimensions: declare their `shape` in the synthetic "
+                           "dataset's `inputs`")
+    return [(name, tuple(int(d) for d in shape)) for name, shape in inputs]
 
 
 def convert(saved_model: Path, configure: Callable[[Any, Any], None]) -> bytes:
@@ -43,7 +56,10 @@ def quantized_with_calibration(
 
     def configure(converter: Any, tf: Any) -> None:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = representative_dataset(calibration)
+        samples = calibration
+        if isinstance(samples, FromSignature):
+            samples = samples.generate(saved_model_inputs(converter.saved_model_dir, tf))
+        converter.representative_dataset = representative_dataset(samples)
         if extra is not None:
             extra(converter, tf)
 

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from harness.datasets._base import Samples, sample_count
+from harness.datasets._base import FromSignature, Samples, sample_count
 from harness.errors import HarnessError, NotApplicable
 from harness.schemes._base import SchemeOptions
 
@@ -49,8 +49,8 @@ def static_recipe(activations: Literal["int8", "int16"], float_io: bool) -> Any:
     return manager.get_quantization_recipe()
 
 
-def _signature_inputs(model: bytes) -> tuple[str, list[str]]:
-    """The first SignatureDef's key and its input names."""
+def _signature_inputs(model: bytes) -> tuple[str, dict[str, dict]]:
+    """The first SignatureDef's key and its inputs' details by name."""
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_content=model)
@@ -58,20 +58,26 @@ def _signature_inputs(model: bytes) -> tuple[str, list[str]]:
     if not signatures:
         raise NotApplicable("the .tflite model has no SignatureDef; litert-quantizer needs one")
     key = next(iter(signatures))
-    return key, list(signatures[key]["inputs"])
+    details = interpreter.get_signature_runner(key).get_input_details()
+    return key, dict(details)
 
 
-def calibration_feeds(calibration: Samples, inputs: list[str]) -> list[dict[str, np.ndarray]]:
+def calibration_feeds(calibration: Samples, inputs: dict[str, dict]) -> list[dict[str, np.ndarray]]:
     """One {input name: (1, ...) float32} feed per sample; a single-input model takes a plain array."""
+    from harness.devices.litert import sample_shape
+
+    names = list(inputs)
+    if isinstance(calibration, FromSignature):
+        calibration = calibration.generate([(n, sample_shape(d, "the model", n)) for n, d in inputs.items()])
     if not isinstance(calibration, dict):
-        if len(inputs) != 1:
-            raise HarnessError(f"the model has {len(inputs)} inputs ({', '.join(inputs)}); the calibration "
+        if len(names) != 1:
+            raise HarnessError(f"the model has {len(names)} inputs ({', '.join(names)}); the calibration "
                                "dataset gives one array: give one per input name")
-        calibration = {inputs[0]: calibration}
-    missing = sorted(set(inputs) - set(calibration))
+        calibration = {names[0]: calibration}
+    missing = sorted(set(names) - set(calibration))
     if missing:
         raise HarnessError(f"calibration samples have no input {missing} (they have {sorted(calibration)})")
-    return [{name: calibration[name][i : i + 1].astype(np.float32) for name in inputs}
+    return [{name: calibration[name][i : i + 1].astype(np.float32) for name in names}
             for i in range(sample_count(calibration))]
 
 

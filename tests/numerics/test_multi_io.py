@@ -53,15 +53,24 @@ def two_io_model(folder: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory, session_cache: Path) -> tuple[Path, list[dict]]:
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("two_io")
     two_io_model(folder)
-    (folder / "s.yaml").write_text(SUITE)
-    done = run_bench("run", str(folder / "s.yaml"), "--reports", str(folder / "r"), "--cache", str(session_cache),
+    return folder
+
+
+def run_suite(folder: Path, cache: Path, text: str, name: str) -> list[dict]:
+    (folder / f"{name}.yaml").write_text(text.replace("name: two_io", f"name: {name}"))
+    done = run_bench("run", str(folder / f"{name}.yaml"), "--reports", str(folder / "r"), "--cache", str(cache),
                      "--no-history")
     assert done.returncode == 0, done.stdout + done.stderr
-    [run_dir] = (folder / "r" / "two_io").iterdir()
-    return folder, read_results(run_dir)
+    [run_dir] = (folder / "r" / name).iterdir()
+    return read_results(run_dir)
+
+
+@pytest.fixture(scope="module")
+def run(folder: Path, session_cache: Path) -> tuple[Path, list[dict]]:
+    return folder, run_suite(folder, session_cache, SUITE, "two_io")
 
 
 def test_every_scheme_of_both_routes_reports_every_output(run) -> None:
@@ -98,3 +107,17 @@ def test_predict_binds_inputs_by_name_and_says_what_is_missing(run) -> None:
         predict(model, {"image": x["image"]})
     with pytest.raises(HarnessError, match="2 inputs"):
         predict(model, x["image"])
+
+
+def test_synthetic_inputs_from_each_models_signature(folder: Path, session_cache: Path) -> None:
+    """No shapes declared: evaluation and calibration data come from the model's inputs (Keras: the
+    SavedModel signature; .tflite: the interpreter's), one declared range; both routes see the same inputs."""
+    text = (SUITE.replace("{kind: npz, path: calib.npz, inputs: [image, extra]}",
+                          "{kind: synthetic, count: 16, seed: 1, inputs: {extra: {low: -1, high: 1}}}")
+                 .replace("{image: {shape: [6]}, extra: {shape: [3], low: -1, high: 1}}", "{extra: {low: -1, high: 1}}")
+                 .replace("[float32, float16, dynamic_range, int8, int8_only, int16x8]", "[float32, int8]"))
+    records = run_suite(folder, session_cache, text, "two_io_signature")
+    assert [r["status"] for r in records] == ["ok"] * 4, [r["error"] for r in records]
+    keras_int8, tflite_int8 = (r for r in records if r["scheme"] == "int8")
+    assert records[0]["evaluation"]["source"] == "synthetic from the model's inputs x16"
+    assert float(keras_int8["metrics"]["snr_db"]) > 15 and float(tflite_int8["metrics"]["snr_db"]) > 15
