@@ -16,7 +16,7 @@ import typer  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: E402
 
-from harness import cli_reports  # noqa: E402
+from harness import cli_numerics, cli_reports  # noqa: E402
 from harness.cli_devices import devices_app  # noqa: E402
 from harness.errors import HarnessError  # noqa: E402
 
@@ -216,6 +216,7 @@ app.add_typer(devices_app, name="devices")
 app.command("report")(cli_reports.report)
 app.command("history")(cli_reports.history)
 app.command("compare")(cli_reports.compare)
+app.command("diagnose")(cli_numerics.diagnose)
 
 
 def main() -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -121,3 +122,23 @@ def test_synthetic_inputs_from_each_models_signature(folder: Path, session_cache
     keras_int8, tflite_int8 = (r for r in records if r["scheme"] == "int8")
     assert records[0]["evaluation"]["source"] == "synthetic from the model's inputs x16"
     assert float(keras_int8["metrics"]["snr_db"]) > 15 and float(tflite_int8["metrics"]["snr_db"]) > 15
+
+
+def test_diagnose_per_tensor_with_the_debugger_cross_checked(run) -> None:
+    folder, _ = run
+    [run_dir] = (folder / "r" / "two_io").iterdir()
+    done = run_bench("diagnose", str(run_dir), "keras_two_io/int8", "--samples", "4")
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads((run_dir / "diagnose" / "keras_two_io__int8__local.json").read_text())
+    assert result["samples"] == 4 and result["compared"] >= 4
+    assert [r["position"] for r in result["layers"]] == sorted(r["position"] for r in result["layers"])
+    assert {"FULLY_CONNECTED", "CONCATENATION"} <= {r["op"] for r in result["layers"]}
+    check = result["cross_check"]
+    assert check["found_in_cell_model"] == check["debugger_tensors"] > 0 and check["first_layer_agrees"]
+    assert any("debugger_rmse_per_scale" in r for r in result["layers"])
+    tflite = run_bench("diagnose", str(run_dir), "tflite_two_io/int16x8", "--samples", "2")
+    assert tflite.returncode == 0, tflite.stdout + tflite.stderr
+    result = json.loads((run_dir / "diagnose" / "tflite_two_io__int16x8__local.json").read_text())
+    assert "cross_check" not in result and all(float(r["snr_db"]) > 15 for r in result["layers"])
+    missing = run_bench("diagnose", str(run_dir), "nothing/int8")
+    assert missing.returncode == 2 and "no cells match 'nothing/int8'" in missing.stdout + missing.stderr
