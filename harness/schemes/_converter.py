@@ -64,3 +64,16 @@ def quantized_with_calibration(
             extra(converter, tf)
 
     return configure
+
+
+def selectively_quantized(saved_model: Path, calibration: Samples, float_layers: list[str]) -> bytes:
+    """int8 with float fallback, keeping the ops that produce `float_layers` (tensor names, as `bench
+    diagnose` lists them) in float: TF's QuantizationDebugger with `denylisted_nodes`."""
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
+    quantized_with_calibration(calibration)(converter, tf)
+    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=list(float_layers))
+    debugger = tf.lite.experimental.QuantizationDebugger(
+        converter=converter, debug_dataset=converter.representative_dataset, debug_options=options)
+    return bytes(debugger.get_nondebug_quantized_model())

@@ -9,6 +9,8 @@ moving_average` chooses the quantizer's default instead.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -36,7 +38,7 @@ def converter_ranges(options: CalibratedOptions) -> None:
                             "TFLiteConverter calibrates with global min/max")
 
 
-def static_recipe(activations: Literal["int8", "int16"], float_io: bool) -> Any:
+def static_recipe(activations: Literal["int8", "int16"], float_io: bool, float_layers: Sequence[str] = ()) -> Any:
     """int8 weights with int8 or int16 activations; with `float_io`, the model's inputs and outputs
     stay float (QUANTIZE/DEQUANTIZE at the edges) instead of taking the activation type."""
     from litert_quantizer import recipe, recipe_manager
@@ -46,6 +48,8 @@ def static_recipe(activations: Literal["int8", "int16"], float_io: bool) -> Any:
     if float_io:
         for edge in ("INPUT", "OUTPUT"):
             manager.add_quantization_config(regex=".*", operation_name=edge, algorithm_key="no_quantize")
+    for name in float_layers:  # an op scope is its output names, each followed by ";"
+        manager.add_quantization_config(regex=f"(^|;){re.escape(name)};", operation_name="*", algorithm_key="no_quantize")
     return manager.get_quantization_recipe()
 
 

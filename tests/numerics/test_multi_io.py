@@ -142,3 +142,34 @@ def test_diagnose_per_tensor_with_the_debugger_cross_checked(run) -> None:
     assert "cross_check" not in result and all(float(r["snr_db"]) > 15 for r in result["layers"])
     missing = run_bench("diagnose", str(run_dir), "nothing/int8")
     assert missing.returncode == 2 and "no cells match 'nothing/int8'" in missing.stdout + missing.stderr
+
+
+def _op_dtypes(model: bytes) -> dict[str, str]:
+    """Output tensor name → dtype of every op (what `bench diagnose` lists)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=model)
+    details = {d["index"]: d for d in interpreter.get_tensor_details()}
+    return {details[t]["name"]: np.dtype(details[t]["dtype"]).name
+            for op in interpreter._get_ops_details() if op["op_name"] == "FULLY_CONNECTED" for t in op["outputs"]}
+
+
+@pytest.mark.parametrize("route", ["tflite", "saved_model"])
+def test_int8_float_layers_keep_those_ops_float(folder: Path, route: str) -> None:
+    from harness.schemes import SCHEMES
+
+    scheme = SCHEMES.get("int8")
+    calibration = {"image": np.random.default_rng(0).uniform(0, 1, (8, 6)).astype(np.float32),
+                   "extra": np.random.default_rng(1).uniform(-1, 1, (8, 3)).astype(np.float32)}
+
+    def convert(**options) -> bytes:
+        if route == "tflite":
+            return scheme.from_tflite((folder / "two_io.tflite").read_bytes(), scheme.Options(**options), calibration)
+        return scheme.from_saved_model(folder / "saved", scheme.Options(**options), calibration)
+
+    full = _op_dtypes(convert())
+    assert set(full.values()) == {"int8"}
+    kept = next(name for name in sorted(full) if "dense" in name)  # a hidden layer, named alike in both models
+    selective = _op_dtypes(convert(float_layers=[kept]))
+    assert selective[kept] == "float32"
+    assert sorted(name for name, dtype in selective.items() if dtype == "int8") == [n for n in sorted(full) if n != kept]
