@@ -47,7 +47,7 @@ def test_constant_and_zero_float_outputs() -> None:
     assert off["nrmse"] == math.inf and off["snr_db"] == -math.inf and off["cosine"] == 0.0
 
 
-def test_nan_outputs_give_nan_numbers_and_fail_checks() -> None:
+def test_nan_outputs_give_nan_numbers_and_fail_checks(tmp_path: Path) -> None:
     broken = OUT.copy()
     broken[0, 0] = np.nan
     numbers = compare_outputs(broken, REF)
@@ -56,6 +56,13 @@ def test_nan_outputs_give_nan_numbers_and_fail_checks() -> None:
     assert metrics["snr_db"] == "nan" and entries[0]["snr_db"] == "nan" and entries[1]["snr_db"] != "nan"
     verdicts = check({"metrics": metrics}, None, {"snr_db": Bound(min=30), "nrmse": Bound(max=0.1)})
     assert [v["pass"] for v in verdicts] == [False, False]
+    record = {"model": "m", "scheme": "int8", "device": "local", "status": "ok", "metrics": metrics,
+              "outputs": entries, "verdicts": verdicts}
+    ResultsWriter(tmp_path).append(record)  # a NaN finding is written, not a crash
+    assert read_results(tmp_path)[0]["verdicts"][0]["value"] == "nan"
+    from harness.report.junit import render_junit  # noqa: PLC0415
+
+    assert "snr_db: nan breaks snr_db.min 30" in render_junit([record], {"suite": "s"}, None)
 
 
 def test_worst_output_per_metric() -> None:
