@@ -68,7 +68,7 @@ def error_rates(references: list[str], hypotheses: list[str]) -> dict[str, float
 
 
 @TASKS.register("speech", "speech recognition: WER/CER (jiwer) of greedy CTC transcripts; transcript agreement "
-                "and output error vs float")
+                "and per-output numerics vs float")
 class Speech:
     Options = SpeechOptions
     metrics = (
