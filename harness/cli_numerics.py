@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -112,7 +113,8 @@ def diagnose(
         rows = join(rows, statistics)
         result["cross_check"] = cross_check(rows, statistics)
     result["layers"] = rows
-    result["worst"] = sorted((r for r in rows if r["snr_db"] != "inf"), key=lambda r: float(r["snr_db"]))[:5]
+    finite = [r for r in rows if math.isfinite(float(r["snr_db"]))]
+    result["worst"] = sorted(finite, key=lambda r: float(r["snr_db"]))[:5]
     out = run_dir / "diagnose" / f"{record_id(record).replace('/', '__').replace('@', '__')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1, allow_nan=False))

@@ -37,7 +37,7 @@ def latency_ratio(latency: dict[str, Any] | None, baseline: dict[str, Any] | Non
 
 
 def metric_number(value: Any) -> float:
-    """A metric read from a record as a float: records write NaN and ±inf as "nan", "inf", "-inf"
+    """A metric read from a record as a float: records write NaN and ±inf as "NaN", "Infinity", "-Infinity"
     (strict JSON), which compare as floats here: +inf passes any `min`, NaN fails every check."""
     return float(value)
 

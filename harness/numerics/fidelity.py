@@ -8,7 +8,8 @@ Five numbers per output tensor, each over every element of every sample (float64
 - `max_abs_error`, `mean_abs_error`.
 
 A record cannot hold NaN or ±inf (results are strict JSON): `json_number` writes them as the strings
-"nan", "inf", "-inf", which `float()` reads back (thresholds do: +inf passes any `min`, NaN fails every check).
+"NaN", "Infinity", "-Infinity" (the spelling `harness.record` uses on main), which `float()` reads back
+(thresholds do: +inf passes any `min`, NaN fails every check).
 """
 
 from __future__ import annotations
@@ -44,11 +45,11 @@ class OutputInfo:
 
 
 def json_number(value: float) -> JsonNumber:
-    """A float as JSON allows it: finite values as they are, NaN and ±inf as "nan", "inf", "-inf"."""
+    """A float as JSON allows it: finite values as they are, NaN and ±inf as "NaN", "Infinity", "-Infinity"."""
     value = float(value)
     if math.isfinite(value):
         return value
-    return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
 
 
 def _ratio(numerator: float, denominator: float) -> float:

@@ -53,13 +53,13 @@ def test_nan_outputs_give_nan_numbers_and_fail_checks(tmp_path: Path) -> None:
     numbers = compare_outputs(broken, REF)
     assert all(math.isnan(numbers[n]) for n in NAMES)
     metrics, entries = output_fidelity([broken, OUT], [REF, REF], [OutputInfo("a", "float32"), OutputInfo("b", "int8")])
-    assert metrics["snr_db"] == "nan" and entries[0]["snr_db"] == "nan" and entries[1]["snr_db"] != "nan"
+    assert metrics["snr_db"] == "NaN" and entries[0]["snr_db"] == "NaN" and entries[1]["snr_db"] != "NaN"
     verdicts = check({"metrics": metrics}, None, {"snr_db": Bound(min=30), "nrmse": Bound(max=0.1)})
     assert [v["pass"] for v in verdicts] == [False, False]
     record = {"model": "m", "scheme": "int8", "device": "local", "status": "ok", "metrics": metrics,
               "outputs": entries, "verdicts": verdicts}
     ResultsWriter(tmp_path).append(record)  # a NaN finding is written, not a crash
-    assert read_results(tmp_path)[0]["verdicts"][0]["value"] == "nan"
+    assert read_results(tmp_path)[0]["verdicts"][0]["value"] == "NaN"
     from harness.report.junit import render_junit  # noqa: PLC0415
 
     assert "snr_db: nan breaks snr_db.min 30" in render_junit([record], {"suite": "s"}, None)
@@ -73,17 +73,17 @@ def test_worst_output_per_metric() -> None:
 
 
 def test_json_safe_numbers_pass_thresholds_and_serialise(tmp_path: Path) -> None:
-    assert [json_number(v) for v in (1.5, math.inf, -math.inf, math.nan)] == [1.5, "inf", "-inf", "nan"]
+    assert [json_number(v) for v in (1.5, math.inf, -math.inf, math.nan)] == [1.5, "Infinity", "-Infinity", "NaN"]
     metrics, entries = output_fidelity([REF.copy()], [REF], [OutputInfo("logits", "float32")])
-    assert metrics["snr_db"] == "inf"
-    assert entries == [{"name": "logits", "shape": [2, 2], "dtype": "float32", "snr_db": "inf", "cosine": 1.0,
+    assert metrics["snr_db"] == "Infinity"
+    assert entries == [{"name": "logits", "shape": [2, 2], "dtype": "float32", "snr_db": "Infinity", "cosine": 1.0,
                         "nrmse": 0.0, "max_abs_error": 0.0, "mean_abs_error": 0.0}]
     record = {"model": "m", "scheme": "int8", "device": "local", "status": "ok", "metrics": metrics,
               "outputs": entries}
     record["verdicts"] = check(record, None, {"snr_db": Bound(min=30)})
-    assert record["verdicts"][0]["pass"] is True and record["verdicts"][0]["value"] == "inf"
+    assert record["verdicts"][0]["pass"] is True and record["verdicts"][0]["value"] == "Infinity"
     ResultsWriter(tmp_path).append(record)  # strict JSON (allow_nan=False)
-    assert read_results(tmp_path)[0]["outputs"][0]["snr_db"] == "inf"
+    assert read_results(tmp_path)[0]["outputs"][0]["snr_db"] == "Infinity"
     json.loads((tmp_path / "results.jsonl").read_text())
 
 
