@@ -17,7 +17,7 @@ from rich.console import Console  # noqa: E402
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: E402
 from rich.text import Text  # noqa: E402
 
-from harness import cli_reports  # noqa: E402
+from harness import cli_numerics, cli_reports  # noqa: E402
 from harness.cli_devices import devices_app  # noqa: E402
 from harness.errors import HarnessError  # noqa: E402
 
@@ -274,6 +274,7 @@ app.add_typer(devices_app, name="devices")
 app.command("report")(cli_reports.report)
 app.command("history")(cli_reports.history)
 app.command("compare")(cli_reports.compare)
+app.command("diagnose")(cli_numerics.diagnose)
 
 
 def main() -> None:

@@ -28,7 +28,7 @@ import numpy as np
 from harness.results import record_id
 from harness.stats import LatencyTest, rank_test
 from harness.suite.schema import Bound
-from harness.verdicts import check
+from harness.verdicts import check, metric_number, record_metrics
 
 BoundsFn = Callable[[str, str], dict[str, Bound]]
 """(model, scheme) → the suite's bounds for that cell, e.g. `functools.partial(bounds_for, thresholds)`."""
@@ -131,10 +131,11 @@ def _metric_changes(cell: str, before: dict[str, Any], record: dict[str, Any],
     """Drop checks vs the earlier cell (same semantics as the checks vs float), plus unjudged changes."""
     drops = [v for v in check(record, before, cell_bounds) if v["check"].endswith(_DROP_CHECKS)]
     changes = [Change(cell, v["metric"], v["baseline"], v["observed"], rule=f"{v['check']} ≤ {v['threshold']:g}",
-                      detail=f"drop {v['value']:+.4g}", regressed=not v["pass"], improved=v["value"] < 0)
+                      detail=f"drop {metric_number(v['value']):+.4g}", regressed=not v["pass"],
+                      improved=metric_number(v["value"]) < 0)
                for v in drops]
     judged = {v["metric"] for v in drops}
-    now, then = record.get("metrics") or {}, before.get("metrics") or {}
+    now, then = record_metrics(record), record_metrics(before)
     for metric in sorted(now.keys() & then.keys() - judged):
         if now[metric] != then[metric]:
             changes.append(Change(cell, metric, then[metric], now[metric], rule="",

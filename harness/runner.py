@@ -24,13 +24,14 @@ import numpy as np
 from harness import _interrupt
 from harness._latency import earlier_model, latency_stats, measure_repeats, time_ab
 from harness.cache import ArtifactCache, content_key
-from harness.datasets import DATASETS, Dataset
+from harness.datasets import DATASETS, Dataset, Samples, sample_count, samples_digest
 from harness.devices import Device, load_device
 from harness.devices.cpus import cpu_model
 from harness.devices.litert import predict, tensor_types
 from harness.errors import HarnessError, NotApplicable
 from harness.history import EarlierRun
 from harness.models.source import SourceModel, resolve_source, saved_model_dir
+from harness.numerics.fidelity import aligned, describe_outputs, json_number, model_outputs, output_fidelity
 from harness.plan import Cell, cell_key, plan_cells
 from harness.record import FORMAT_VERSION, CellRecord
 from harness.results import (
@@ -98,7 +99,7 @@ class SuiteRunner:
         self.earlier = earlier or EarlierRun()  # the run this one is compared with: its models are re-timed
         self.progress = progress or (lambda cell, stage, record: None)
         self._datasets: dict[str, Dataset] = {}
-        self._calibration: dict[CalibrationSpec, np.ndarray] = {}
+        self._calibration: dict[CalibrationSpec, Samples] = {}
         self._devices: dict[str, Device] = {}
         self._device_info: dict[str, dict[str, Any]] = {}  # describe() of each device, read once per run
         self._host_lock = threading.Lock()  # host work, and a local device's measurement
@@ -115,7 +116,7 @@ class SuiteRunner:
                                                self.cache)
         return self._datasets[name]
 
-    def calibration(self, spec: CalibrationSpec) -> np.ndarray:
+    def calibration(self, spec: CalibrationSpec) -> Samples:
         """The calibration samples a spec draws (the same array for every cell that shares it)."""
         if spec not in self._calibration:
             self._calibration[spec] = self.dataset(spec.dataset).sample(spec.samples, spec.seed)
@@ -357,7 +358,7 @@ class SuiteRunner:
         if scheme.needs_calibration and calibration is None:
             raise NotApplicable("no calibration dataset configured")
         if calibration_spec is not None:
-            record["calibration"] = {**calibration_spec.model_dump(), "drawn": len(calibration)}
+            record["calibration"] = {**calibration_spec.model_dump(), "drawn": sample_count(calibration)}
         finetune = None
         if getattr(scheme, "needs_training", False) and source.format != "tflite":
             budget = self.loaded.finetune_for(cell.model, cell.scheme)  # the loader checked there is one
@@ -366,7 +367,7 @@ class SuiteRunner:
         key = content_key(
             kind="tflite", source=source.digest, scheme=cell.scheme.scheme,
             options=options.model_dump(mode="json"),
-            calibration=hashlib.sha256(calibration.tobytes()).hexdigest() if calibration is not None else None,
+            calibration=samples_digest(calibration) if calibration is not None else None,
             versions=tool_versions(),
             **({"finetune": finetune.key} if finetune is not None else {}),
         )
@@ -424,6 +425,8 @@ class SuiteRunner:
             record["metrics"].update(task.score(outputs, state.eval_data, task_options))
         except NotApplicable as exc:
             record["metrics_na"] = f"task metrics n/a: {exc}"
+        infos = model_outputs(Path(record["artifact"]["path"]))
+        record["outputs"] = describe_outputs(infos, outputs)
         if cell.scheme.label == BASELINE:
             state.baseline_outputs = outputs
         elif baseline is not None and baseline["status"] == "ok":
@@ -432,7 +435,12 @@ class SuiteRunner:
                 reference, _ = self._outputs(Path(baseline["artifact"]["path"]), baseline["artifact"]["sha256"],
                                              state.eval_data, task_spec.batch_size)
                 state.baseline_outputs = reference
+            reference = aligned(reference, [i.name for i in model_outputs(Path(baseline["artifact"]["path"]))],
+                                [i.name for i in infos])
             record["metrics"].update(task.fidelity(outputs, reference, task_options))
+            worst, record["outputs"] = output_fidelity(outputs, reference, infos)
+            record["metrics"].update(worst)
+        record["metrics"] = {name: json_number(value) for name, value in record["metrics"].items()}
 
     def _measure(self, cell: Cell, record: dict[str, Any]) -> None:
         self._report(cell.id, "timing", None)

@@ -36,6 +36,16 @@ def latency_ratio(latency: dict[str, Any] | None, baseline: dict[str, Any] | Non
     return mine / theirs if mine and theirs else None
 
 
+def metric_number(value: Any) -> float:
+    """A metric read from a record as a float: records write NaN and ±inf as "NaN", "Infinity", "-Infinity"
+    (strict JSON), which compare as floats here: +inf passes any `min`, NaN fails every check."""
+    return float(value)
+
+
+def record_metrics(record: dict[str, Any]) -> dict[str, float]:
+    return {name: metric_number(value) for name, value in (record.get("metrics") or {}).items()}
+
+
 def audit_values(audit: dict[str, Any] | None) -> dict[str, float]:
     """`float_ops`, `integer_only` (1/0) and `bytes_float32` from a cell's audit (none without one)."""
     if not audit:
@@ -54,7 +64,7 @@ def delegation_values(delegation: dict[str, Any] | None) -> dict[str, float]:
 def cell_values(record: dict[str, Any], baseline: dict[str, Any] | None) -> dict[str, float]:
     """Task metrics, the weight statistics and audit read back from the model, and size and
     latency ratios vs the baseline."""
-    values = dict(record.get("metrics") or {})
+    values = record_metrics(record)
     weights = record.get("weights") or {}
     if weights.get("sparsity") is not None:
         values["weight_sparsity"] = weights["sparsity"]
@@ -80,7 +90,7 @@ def check(record: dict[str, Any], baseline: dict[str, Any] | None, bounds: dict[
     """
     metrics = all_metrics()
     values = cell_values(record, baseline)
-    base_values = dict(baseline.get("metrics") or {}) if baseline and baseline is not record else {}
+    base_values = record_metrics(baseline) if baseline and baseline is not record else {}
     results = []
     for metric, bound in bounds.items():
         if metric not in values:

@@ -45,6 +45,9 @@ def test_detection_suite_records_map_and_box_agreement(tmp_path: Path, session_c
     normalized = records["float32"]["artifact"]["source_info"]["normalized"]
     assert normalized["fp16_constants_behind_dequantize"] == 74 and normalized["signature_added"] == 1
     int8 = records["int8"]
-    assert 0.5 < int8["metrics"]["box_agreement"] <= 1 and int8["metrics"]["output_mae"] > 0
+    assert 0.5 < int8["metrics"]["box_agreement"] <= 1 and int8["metrics"]["mean_abs_error"] > 0
+    assert [o["name"] for o in int8["outputs"]] == [o["name"] for o in records["float32"]["outputs"]]
+    assert len(int8["outputs"]) == 2 and all(0 < o["cosine"] <= 1 for o in int8["outputs"])
+    assert int8["metrics"]["snr_db"] == min(o["snr_db"] for o in int8["outputs"])
     assert int8["size_bytes"] < records["float32"]["size_bytes"] / 2
     assert {v["check"] for v in int8["verdicts"]} >= {"map.max_abs_drop", "ap50.max_abs_drop", "box_agreement.min"}

@@ -140,14 +140,14 @@ def test_nan_inputs_are_a_finding_not_a_crash(tmp_path: Path, session_cache: Pat
     suite = write_suite(tmp_path).read_text().replace("test: {kind: digits, split: test}",
                                                       "test: {kind: npz, path: nan.npz}")
     (tmp_path / "suite.yaml").write_text(suite.replace("top1: {max_abs_drop: 0.5}",
-                                                       "top1: {max_abs_drop: 0.5}\n    output_mae: {max: 1.0}"))
+                                                       "top1: {max_abs_drop: 0.5}\n    mean_abs_error: {max: 1.0}"))
     done = bench(tmp_path, session_cache, "run", "suite.yaml")
     run_dir = only_run(tmp_path)
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     assert read_run_info(run_dir)["status"] == "finished" and (run_dir / "report.html").exists()
     (cell,) = [r for r in read_results(run_dir) if r["scheme"] == "dynamic_range"]
-    (verdict,) = [v for v in cell["verdicts"] if v["check"] == "output_mae.max"]
-    assert np.isnan(cell["metrics"]["output_mae"]) and not verdict["pass"] and "NaN" in verdict["note"]
+    (verdict,) = [v for v in cell["verdicts"] if v["check"] == "mean_abs_error.max"]
+    assert np.isnan(cell["metrics"]["mean_abs_error"]) and not verdict["pass"] and "NaN" in verdict["note"]
     assert '"NaN"' in (run_dir / "results.jsonl").read_text()  # plain JSON: no bare NaN token
     json.loads((run_dir / "results.jsonl").read_text().splitlines()[0])
 

@@ -7,7 +7,7 @@ from harness.verdicts import bounds_for, check
 
 
 def record(scheme: str, top1: float, size: int, median: float, mae: float | None = None) -> dict:
-    metrics = {"top1": top1} if mae is None else {"top1": top1, "output_mae": mae}
+    metrics = {"top1": top1} if mae is None else {"top1": top1, "mean_abs_error": mae}
     return {"model": "m", "scheme": scheme, "device": "local", "status": "ok", "size_bytes": size,
             "metrics": metrics, "latency_ms": {"median": median}}
 
@@ -36,8 +36,8 @@ def test_drop_exactly_at_threshold_passes() -> None:
 def test_lower_is_better_metric_drop_means_increase() -> None:
     base = record("float32", 0.9, 1000, 2.0, mae=0.0)
     cell = record("int8", 0.9, 250, 1.0, mae=0.05)
-    verdicts = by_name(check(cell, base, {"output_mae": Bound(max=0.01)}))
-    assert verdicts["output_mae.max"]["pass"] is False
+    verdicts = by_name(check(cell, base, {"mean_abs_error": Bound(max=0.01)}))
+    assert verdicts["mean_abs_error.max"]["pass"] is False
 
 
 def test_ratios_against_baseline() -> None:

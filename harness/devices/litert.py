@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.datasets._base import FromSignature, Samples, sample_count
 from harness.errors import HarnessError
 
 
@@ -51,30 +52,97 @@ def fit_samples(x: np.ndarray, input_shape: tuple[int, ...], model_name: str) ->
     raise HarnessError(f"{model_name}: dataset samples have shape {x.shape[1:]}, the model takes {target}")
 
 
-def predict(model: Path, x: np.ndarray, batch_size: int = 256, num_threads: int = 1) -> list[np.ndarray]:
-    """Run the model on every sample of `x` in batches; return every output, dequantized, in order."""
+def _signature_keys(interpreter: Any, kind: str) -> dict[int, str]:
+    """Tensor index → signature key (`inputs` or `outputs`) of the model's first SignatureDef, if any."""
+    signatures = interpreter.get_signature_list()
+    if not signatures:
+        return {}
+    runner = interpreter.get_signature_runner(next(iter(signatures)))
+    details = runner.get_input_details() if kind == "inputs" else runner.get_output_details()
+    return {int(detail["index"]): key for key, detail in details.items()}
+
+
+def tensor_names(interpreter: Any, kind: str) -> list[str]:
+    """Each input's or output's name, in the interpreter's order: its signature key (what Keras and the
+    SavedModel call it) when the model has a SignatureDef, else the tensor's name."""
+    keys = _signature_keys(interpreter, kind)
+    details = interpreter.get_input_details() if kind == "inputs" else interpreter.get_output_details()
+    return [keys.get(int(d["index"]), d["name"]) for d in details]
+
+
+def output_info(model: Path) -> list[tuple[str, str]]:
+    """(name, dtype) of every output, in the order `predict` returns them."""
+    interpreter = load_interpreter(model)
+    dtypes = [np.dtype(d["dtype"]).name for d in interpreter.get_output_details()]
+    return list(zip(tensor_names(interpreter, "outputs"), dtypes))
+
+
+def sample_shape(detail: dict, model_name: str, name: str) -> tuple[int, ...]:
+    """An input's per-sample shape from its signature; a dynamic dimension past the batch cannot be generated."""
+    shape = tuple(int(d) for d in detail["shape_signature"][1:])
+    if any(d < 0 for d in shape):
+        raise HarnessError(f"{model_name}: input {name!r} has shape {[-1, *shape]}: declare its `shape` "
+                           "in the synthetic dataset's `inputs`")
+    return shape
+
+
+def bind_inputs(x: Samples, interpreter: Any, model_name: str) -> list[np.ndarray]:
+    """The dataset's samples for each model input, in the interpreter's input order: an array for a
+    single-input model, or a dict keyed by input names (signature keys or tensor names)."""
+    details = interpreter.get_input_details()
+    if isinstance(x, FromSignature):
+        names = tensor_names(interpreter, "inputs")
+        x = x.generate([(name, sample_shape(detail, model_name, name)) for name, detail in zip(names, details)])
+    if not isinstance(x, dict):
+        if len(details) != 1:
+            names = ", ".join(tensor_names(interpreter, "inputs"))
+            raise HarnessError(f"{model_name}: {len(details)} inputs ({names}); the dataset gives one array: give "
+                               "one array per input name (npz keys or `inputs:`)")
+        return [x]
+    if len(details) == 1 and len(x) == 1:
+        return list(x.values())
+    bound = []
+    for name, detail in zip(tensor_names(interpreter, "inputs"), details):
+        key = name if name in x else detail["name"]
+        if key not in x:
+            raise HarnessError(f"{model_name}: no samples for input {name!r}: the dataset has "
+                               f"{sorted(x)}, the model takes {tensor_names(interpreter, 'inputs')}")
+        bound.append(x[key])
+    return bound
+
+
+def predict(model: Path, x: Samples, batch_size: int = 256, num_threads: int = 1) -> list[np.ndarray]:
+    """Run the model on every sample of `x` (an array, or a dict of arrays keyed by input name) in
+    batches; return every output, dequantized, in the interpreter's order."""
     interpreter = load_interpreter(model, num_threads)
-    inputs = interpreter.get_input_details()
-    if len(inputs) != 1:
-        raise HarnessError(f"{model.name}: {len(inputs)} inputs; batched evaluation supports one")
-    signature = inputs[0]["shape_signature"]
-    x = fit_samples(x, tuple(abs(int(d)) for d in signature[1:]), model.name)
-    batch = min(batch_size, len(x))
-    interpreter.resize_tensor_input(inputs[0]["index"], [batch, *x.shape[1:]], strict=False)
+    arrays = bind_inputs(x, interpreter, model.name)
+    details = interpreter.get_input_details()
+    arrays = [fit_samples(a, tuple(abs(int(d)) for d in detail["shape_signature"][1:]), model.name)
+              for a, detail in zip(arrays, details)]
+    count = sample_count(dict(enumerate(arrays)))
+    batch = min(batch_size, count)
+    for array, detail in zip(arrays, details):
+        interpreter.resize_tensor_input(detail["index"], [batch, *array.shape[1:]], strict=False)
     interpreter.allocate_tensors()
-    input_detail = interpreter.get_input_details()[0]
+    details = interpreter.get_input_details()
     output_details = interpreter.get_output_details()
     chunks: list[list[np.ndarray]] = [[] for _ in output_details]
-    for start in range(0, len(x), batch):
-        chunk = x[start : start + batch]
-        real = len(chunk)
-        if real < batch:  # pad the last batch instead of re-allocating
-            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch - real, axis=0)])
-        interpreter.set_tensor(input_detail["index"], quantize_input(chunk, input_detail))
+    for start in range(0, count, batch):
+        real = min(batch, count - start)
+        for array, detail in zip(arrays, details):
+            interpreter.set_tensor(detail["index"], quantize_input(_padded(array[start : start + batch], batch),
+                                                                   detail))
         interpreter.invoke()
         for collected, detail in zip(chunks, output_details):
             collected.append(dequantize_output(interpreter.get_tensor(detail["index"])[:real], detail))
     return [np.concatenate(collected) for collected in chunks]
+
+
+def _padded(chunk: np.ndarray, batch: int) -> np.ndarray:
+    """The last batch padded with copies of its last sample (instead of re-allocating)."""
+    if len(chunk) == batch:
+        return chunk
+    return np.concatenate([chunk, np.repeat(chunk[-1:], batch - len(chunk), axis=0)])
 
 
 def tensor_types(model: Path) -> dict[str, list[str]]:

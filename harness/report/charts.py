@@ -7,12 +7,14 @@ figure is HTML-escaped: plotly then shows it literally (a model named `<b>x</b>`
 from __future__ import annotations
 
 import html
+import math
 from collections import defaultdict
 from typing import Any, cast
 
 from harness.report.rows import Row
 from harness.results import record_id
 from harness.tasks import all_metrics
+from harness.verdicts import record_metrics
 
 Figure = dict[str, Any]
 TrendRun = tuple[str, list[dict[str, Any]]]  # (the run's ISO start time, its records)
@@ -43,7 +45,8 @@ def pareto_front(points: list[tuple[float, float]], higher_is_better: bool) -> l
 
 def _tradeoff(figure_id: str, model: str, rows: list[Row], axis: str, label: str) -> Figure | None:
     """Headline metric vs size or latency of one model's cells, with the Pareto front marked."""
-    usable = [r for r in rows if r.status == "ok" and r.value is not None and getattr(r, axis) is not None]
+    usable = [r for r in rows if r.status == "ok" and r.value is not None and math.isfinite(r.value)
+              and getattr(r, axis) is not None]
     if not usable:
         return None
     metric = usable[0].headline or ""
@@ -76,7 +79,7 @@ def _latency_distribution(figure_id: str, model: str, records: list[dict[str, An
 
 
 def _trend_values(record: dict[str, Any]) -> dict[str, float]:
-    values = dict(record.get("metrics") or {})
+    values = {k: v for k, v in record_metrics(record).items() if math.isfinite(v)}  # +inf SNR: no point to draw
     if record.get("size_bytes"):
         values["size MB"] = record["size_bytes"] / 1e6
     if (record.get("latency_ms") or {}).get("median") is not None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from harness.compare import Change, Comparison
 from harness.results import cell_id, incompleteness
+from harness.verdicts import metric_number
 
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
@@ -50,10 +51,12 @@ def _cell_cases(suite: str, record: dict[str, Any]) -> list[ET.Element]:
     for verdict in record.get("verdicts") or []:
         case = _case(suite, record, verdict["check"])
         if not verdict["pass"]:
-            against = f", float baseline {verdict['baseline']:.6g}" if verdict["baseline"] is not None else ""
+            value, observed = (metric_number(verdict[k]) for k in ("value", "observed"))
+            against = (f", float baseline {metric_number(verdict['baseline']):.6g}"
+                       if verdict["baseline"] is not None else "")
             ET.SubElement(case, "failure", type="ThresholdViolated", message=(
-                f"{verdict['metric']}: {verdict['value']:.6g} breaks {verdict['check']} {verdict['threshold']:g} "
-                f"(observed {verdict['observed']:.6g}{against})"))
+                f"{verdict['metric']}: {value:.6g} breaks {verdict['check']} {verdict['threshold']:g} "
+                f"(observed {observed:.6g}{against})"))
         cases.append(case)
     return cases
 

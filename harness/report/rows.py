@@ -7,10 +7,10 @@ from typing import Any
 
 from harness.results import cell_id
 from harness.schemes import BASELINE
-from harness.verdicts import latency_ratio, typical_latency
+from harness.verdicts import latency_ratio, metric_number, record_metrics, typical_latency
 
 # Preferred metric to show first, in order; the first one a record has is its headline.
-HEADLINE_METRICS = ("top1", "wer", "cer", "map", "top1_agreement", "output_mae")
+HEADLINE_METRICS = ("top1", "wer", "cer", "map", "top1_agreement", "snr_db")
 # How often the optimized model says what the float model says, per task.
 AGREEMENT_METRICS = ("top1_agreement", "transcript_agreement", "box_agreement")
 
@@ -58,10 +58,10 @@ def build_rows(records: list[dict[str, Any]]) -> list[Row]:
     for record in records:
         base = by_id.get(cell_id(record["model"], BASELINE, record["device"]))
         base = base if base and base["status"] == "ok" and base is not record else None
-        metrics = record.get("metrics") or {}
+        metrics = record_metrics(record)
         headline = next((m for m in HEADLINE_METRICS if m in metrics), None)
         value = metrics.get(headline) if headline else None
-        base_value = (base.get("metrics") or {}).get(headline) if base and headline else None
+        base_value = record_metrics(base).get(headline) if base and headline else None
         latency = record.get("latency_ms") or {}
         base_latency = (base or {}).get("latency_ms") or {}
         verdicts = record.get("verdicts") or []
@@ -88,7 +88,7 @@ def build_rows(records: list[dict[str, Any]]) -> list[Row]:
 
 def fmt(value: float | None, spec: str, suffix: str = "") -> str:
     """Format a number, or an en dash when absent."""
-    return "–" if value is None else f"{value:{spec}}{suffix}"
+    return "–" if value is None else f"{metric_number(value):{spec}}{suffix}"
 
 
 def op_times(records: list[dict[str, Any]], top: int = 5) -> list[list[tuple[str, float, float | None]]]:

@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from harness.datasets._base import Samples
 from harness.registry import Registry
 
 
@@ -24,11 +24,11 @@ class Scheme(Protocol):
     Options: ClassVar[type[SchemeOptions]]
     needs_calibration: ClassVar[bool]
 
-    def from_saved_model(self, saved_model: Path, options: Any, calibration: np.ndarray | None) -> bytes:
+    def from_saved_model(self, saved_model: Path, options: Any, calibration: Samples | None) -> bytes:
         """Convert a float SavedModel with TFLiteConverter."""
         ...
 
-    def from_tflite(self, model: bytes, options: Any, calibration: np.ndarray | None) -> bytes:
+    def from_tflite(self, model: bytes, options: Any, calibration: Samples | None) -> bytes:
         """Quantize a float .tflite with litert-quantizer."""
         ...
 

@@ -9,12 +9,15 @@ moving_average` chooses the quantizer's default instead.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field
 
-from harness.errors import NotApplicable
+from harness.datasets._base import FromSignature, Samples, sample_count
+from harness.errors import HarnessError, NotApplicable
 from harness.schemes._base import SchemeOptions
 
 Ranges = Literal["min_max", "moving_average"]
@@ -35,7 +38,7 @@ def converter_ranges(options: CalibratedOptions) -> None:
                             "TFLiteConverter calibrates with global min/max")
 
 
-def static_recipe(activations: Literal["int8", "int16"], float_io: bool) -> Any:
+def static_recipe(activations: Literal["int8", "int16"], float_io: bool, float_layers: Sequence[str] = ()) -> Any:
     """int8 weights with int8 or int16 activations; with `float_io`, the model's inputs and outputs
     stay float (QUANTIZE/DEQUANTIZE at the edges) instead of taking the activation type."""
     from litert_quantizer import recipe, recipe_manager
@@ -45,10 +48,13 @@ def static_recipe(activations: Literal["int8", "int16"], float_io: bool) -> Any:
     if float_io:
         for edge in ("INPUT", "OUTPUT"):
             manager.add_quantization_config(regex=".*", operation_name=edge, algorithm_key="no_quantize")
+    for name in float_layers:  # an op scope is its output names, each followed by ";"
+        manager.add_quantization_config(regex=f"(^|;){re.escape(name)};", operation_name="*", algorithm_key="no_quantize")
     return manager.get_quantization_recipe()
 
 
-def _signature_input(model: bytes) -> tuple[str, str]:
+def _signature_inputs(model: bytes) -> tuple[str, dict[str, dict]]:
+    """The first SignatureDef's key and its inputs' details by name."""
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_content=model)
@@ -56,13 +62,30 @@ def _signature_input(model: bytes) -> tuple[str, str]:
     if not signatures:
         raise NotApplicable("the .tflite model has no SignatureDef; litert-quantizer needs one")
     key = next(iter(signatures))
-    inputs = signatures[key]["inputs"]
-    if len(inputs) != 1:
-        raise NotApplicable(f"signature {key!r} has {len(inputs)} inputs; only single-input models are calibrated")
-    return key, inputs[0]
+    details = interpreter.get_signature_runner(key).get_input_details()
+    return key, dict(details)
 
 
-def quantize(model: bytes, recipe: Any, calibration: np.ndarray | None = None, ranges: Ranges = "min_max") -> bytes:
+def calibration_feeds(calibration: Samples, inputs: dict[str, dict]) -> list[dict[str, np.ndarray]]:
+    """One {input name: (1, ...) float32} feed per sample; a single-input model takes a plain array."""
+    from harness.devices.litert import sample_shape
+
+    names = list(inputs)
+    if isinstance(calibration, FromSignature):
+        calibration = calibration.generate([(n, sample_shape(d, "the model", n)) for n, d in inputs.items()])
+    if not isinstance(calibration, dict):
+        if len(names) != 1:
+            raise HarnessError(f"the model has {len(names)} inputs ({', '.join(names)}); the calibration "
+                               "dataset gives one array: give one per input name")
+        calibration = {names[0]: calibration}
+    missing = sorted(set(names) - set(calibration))
+    if missing:
+        raise HarnessError(f"calibration samples have no input {missing} (they have {sorted(calibration)})")
+    return [{name: calibration[name][i : i + 1].astype(np.float32) for name in names}
+            for i in range(sample_count(calibration))]
+
+
+def quantize(model: bytes, recipe: Any, calibration: Samples | None = None, ranges: Ranges = "min_max") -> bytes:
     """Apply a quantization `recipe`; calibrate when the recipe needs it, gathering `ranges`."""
     from litert_quantizer import calibrator, quantizer, recipe_manager
     from litert_quantizer.utils import qsv_utils
@@ -72,13 +95,12 @@ def quantize(model: bytes, recipe: Any, calibration: np.ndarray | None = None, r
     if engine.need_calibration:
         if calibration is None:
             raise ValueError("this recipe needs calibration samples")
-        signature, input_name = _signature_input(model)
+        signature, inputs = _signature_inputs(model)
         manager = recipe_manager.RecipeManager()
         manager.load_quantization_recipe(recipe)
         update = qsv_utils.min_max_update if ranges == "min_max" else qsv_utils.moving_average_update
         calib = calibrator.Calibrator(bytes(model), num_threads=1, qsv_update_func=update)
-        samples = [{input_name: sample[np.newaxis].astype(np.float32)} for sample in calibration]
-        calib.calibrate({signature: samples}, manager)
+        calib.calibrate({signature: calibration_feeds(calibration, inputs)}, manager)
         qsvs = calib.get_model_qsvs()
     result = engine.quantize(qsvs, enable_progress_report=False)
     return bytes(result.quantized_model)

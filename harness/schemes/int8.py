@@ -5,21 +5,33 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from pydantic import Field
 
 from harness.schemes import _quantizer
 from harness.schemes._base import SCHEMES
-from harness.schemes._converter import convert, quantized_with_calibration
+from harness.schemes._converter import convert, quantized_with_calibration, selectively_quantized
 from harness.schemes._quantizer import CalibratedOptions
+
+
+class Int8Options(CalibratedOptions):
+    float_layers: list[str] = Field(default_factory=list, description=(
+        "output tensor names of the ops that stay float (selective quantization), as the float model names them: "
+        "`bench diagnose` lists the names both models share"))
 
 
 @SCHEMES.register("int8", "full-integer int8 weights and activations, float fallback and float I/O")
 class Int8:
-    Options = CalibratedOptions
+    Options = Int8Options
     needs_calibration = True
 
-    def from_saved_model(self, saved_model: Path, options: CalibratedOptions, calibration: np.ndarray | None) -> bytes:
+    def from_saved_model(self, saved_model: Path, options: Int8Options, calibration: np.ndarray | None) -> bytes:
         _quantizer.converter_ranges(options)
+        if options.float_layers:
+            if calibration is None:
+                raise ValueError("this scheme needs calibration samples")
+            return selectively_quantized(saved_model, calibration, options.float_layers)
         return convert(saved_model, quantized_with_calibration(calibration))
 
-    def from_tflite(self, model: bytes, options: CalibratedOptions, calibration: np.ndarray | None) -> bytes:
-        return _quantizer.quantize(model, _quantizer.static_recipe("int8", float_io=True), calibration, options.ranges)
+    def from_tflite(self, model: bytes, options: Int8Options, calibration: np.ndarray | None) -> bytes:
+        recipe = _quantizer.static_recipe("int8", float_io=True, float_layers=options.float_layers)
+        return _quantizer.quantize(model, recipe, calibration, options.ranges)

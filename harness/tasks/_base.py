@@ -9,6 +9,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from harness.datasets import Dataset
+from harness.numerics.fidelity import FIDELITY_METRICS
 from harness.registry import Registry
 
 
@@ -34,13 +35,9 @@ CELL_METRICS = (
 )
 
 
-OUTPUT_MAE = Metric("output_mae", False, "mean absolute difference of every output vs the float model's")
-
-
-def output_mae(outputs: list[np.ndarray], reference: list[np.ndarray]) -> float:
-    """Mean absolute difference over every element of every output (float64 accumulation)."""
-    difference = sum(float(np.abs(a.astype(np.float64) - b).sum()) for a, b in zip(outputs, reference, strict=True))
-    return difference / sum(a.size for a in outputs)
+# Per-output numerics vs the float model, every task's: the worst output's value under each name
+# (the runner adds them, with every output's numbers under the record's `outputs`).
+OUTPUT_FIDELITY = tuple(Metric(name, higher, description) for name, (higher, description) in FIDELITY_METRICS.items())
 
 
 class TaskOptions(BaseModel):
@@ -60,7 +57,8 @@ class Task(Protocol):
         ...
 
     def fidelity(self, outputs: list[np.ndarray], reference: list[np.ndarray], options: Any) -> dict[str, float]:
-        """Agreement of an optimized model's outputs with the float model's on the same inputs."""
+        """Task-level agreement of an optimized model's outputs with the float model's on the same inputs
+        (the per-output numbers, OUTPUT_FIDELITY, are added by the runner for every task)."""
         ...
 
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from harness.datasets import Dataset
 from harness.errors import HarnessError, NotApplicable
-from harness.tasks._base import OUTPUT_MAE, TASKS, Metric, TaskOptions, output_mae
+from harness.tasks._base import OUTPUT_FIDELITY, TASKS, Metric, TaskOptions
 
 
 def top_k_accuracy(scores: np.ndarray, labels: np.ndarray, k: int) -> float:
@@ -26,14 +26,14 @@ def _check_labels(dataset: Dataset, classes: int) -> None:
                            f"classes (0..{classes - 1})")
 
 
-@TASKS.register("classification", "top-1 (and top-5 with >= 5 classes); agreement and output error vs float")
+@TASKS.register("classification", "top-1 (and top-5 with >= 5 classes); agreement and per-output numerics vs float")
 class Classification:
     Options = TaskOptions
     metrics = (
         Metric("top1", True, "top-1 accuracy"),
         Metric("top5", True, "top-5 accuracy (5 or more classes)"),
         Metric("top1_agreement", True, "share of inputs where the top-1 class equals the float model's"),
-        OUTPUT_MAE,
+        *OUTPUT_FIDELITY,
     )
 
     def score(self, outputs: list[np.ndarray], dataset: Dataset, options: TaskOptions) -> dict[str, float]:
@@ -50,6 +50,5 @@ class Classification:
                  options: TaskOptions) -> dict[str, float]:
         a, b = (out[0].reshape(len(out[0]), -1) for out in (outputs, reference))
         return {
-            "top1_agreement": float(np.mean(np.argmax(a, axis=1) == np.argmax(b, axis=1))),
-            "output_mae": output_mae(outputs, reference),
+            "top1_agreement": float(np.mean(np.argmax(a, axis=1) == np.argmax(b, axis=1)))
         }

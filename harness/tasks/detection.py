@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from harness.datasets import Dataset
 from harness.errors import HarnessError, NotApplicable
-from harness.tasks._base import OUTPUT_MAE, TASKS, Metric, TaskOptions, output_mae
+from harness.tasks._base import OUTPUT_FIDELITY, TASKS, Metric, TaskOptions
 from harness.tasks.boxes import NmsKind, greedy_matches, nms
 from harness.tasks.coco_eval import coco_box_metrics
 from harness.tasks.ssd import AnchorOptions, BoxCoding, decode_boxes, decode_scores, ssd_anchors
@@ -174,7 +174,7 @@ def box_agreement(candidate: list[Detections], reference: list[Detections], iou:
     return 1.0 if total == 0 else 2 * matched / total
 
 
-@TASKS.register("detection", "COCO mAP@[.5:.95] and AP50 (pycocotools); box agreement and output error vs float")
+@TASKS.register("detection", "COCO mAP@[.5:.95] and AP50 (pycocotools); box agreement and per-output numerics vs float")
 class Detection:
     Options = DetectionOptions
     metrics = (
@@ -182,7 +182,7 @@ class Detection:
         Metric("ap50", True, "COCO AP at IoU 0.5"),
         Metric("box_agreement", True, "F1 of detections (score >= agreement_score) matched to the float "
                "model's (same class, IoU >= agreement_iou)"),
-        OUTPUT_MAE,
+        *OUTPUT_FIDELITY,
     )
 
     def score(self, outputs: list[np.ndarray], dataset: Dataset, options: DetectionOptions) -> dict[str, float]:
@@ -196,5 +196,4 @@ class Detection:
                  options: DetectionOptions) -> dict[str, float]:
         ours = [d.above(options.agreement_score) for d in decode(outputs, options)]
         theirs = [d.above(options.agreement_score) for d in decode(reference, options)]
-        return {"box_agreement": box_agreement(ours, theirs, options.agreement_iou),
-                "output_mae": output_mae(outputs, reference)}
+        return {"box_agreement": box_agreement(ours, theirs, options.agreement_iou)}

@@ -14,7 +14,7 @@ from pydantic import Field, model_validator
 
 from harness.datasets import Dataset
 from harness.errors import HarnessError, NotApplicable
-from harness.tasks._base import OUTPUT_MAE, TASKS, Metric, TaskOptions, output_mae
+from harness.tasks._base import OUTPUT_FIDELITY, TASKS, Metric, TaskOptions
 
 
 class SpeechOptions(TaskOptions):
@@ -68,7 +68,7 @@ def error_rates(references: list[str], hypotheses: list[str]) -> dict[str, float
 
 
 @TASKS.register("speech", "speech recognition: WER/CER (jiwer) of greedy CTC transcripts; transcript agreement "
-                "and output error vs float")
+                "and per-output numerics vs float")
 class Speech:
     Options = SpeechOptions
     metrics = (
@@ -79,7 +79,7 @@ class Speech:
         Metric("wer_insertions", False, "inserted words / reference words"),
         Metric("transcript_agreement", True, "share of utterances transcribed exactly as the float model does"),
         Metric("frame_agreement", True, "share of output frames whose best class is the float model's"),
-        OUTPUT_MAE,
+        *OUTPUT_FIDELITY,
     )
 
     def score(self, outputs: list[np.ndarray], dataset: Dataset, options: SpeechOptions) -> dict[str, float]:
@@ -95,6 +95,5 @@ class Speech:
                                        greedy_ctc(theirs, options.alphabet, options.blank))]
         return {
             "transcript_agreement": float(np.mean(same)),
-            "frame_agreement": float(np.mean(np.argmax(ours, axis=2) == np.argmax(theirs, axis=2))),
-            "output_mae": output_mae(outputs, reference),
+            "frame_agreement": float(np.mean(np.argmax(ours, axis=2) == np.argmax(theirs, axis=2)))
         }

@@ -107,3 +107,41 @@ def test_fingerprint_of_object_targets() -> None:
     a = np.array(["one two", "three"], dtype=object)
     assert fingerprint_arrays(a) == fingerprint_arrays(a.copy())
     assert fingerprint_arrays(a) != fingerprint_arrays(np.array(["one two", "four"], dtype=object))
+
+
+def test_npz_with_one_array_per_input(tmp_path: Path) -> None:
+    np.savez(tmp_path / "m.npz", image=np.ones((3, 4)), extra_values=np.zeros((3, 2)), y=np.array([0, 1, 0]))
+    data = load("npz", tmp_path, path="m.npz", inputs={"image": "image", "extra": "extra_values"})
+    assert sorted(data.x) == ["extra", "image"] and data.x["extra"].shape == (3, 2) and len(data) == 3
+    same = load("npz", tmp_path, path="m.npz", inputs=["image", "extra_values"])
+    assert sorted(same.x) == ["extra_values", "image"] and data.fingerprint != same.fingerprint
+    assert len(data.head(2)) == 2 and data.sample(2, seed=0)["image"].shape == (2, 4)
+    with pytest.raises(HarnessError, match="no array 'missing'"):
+        load("npz", tmp_path, path="m.npz", inputs={"image": "missing"})
+
+
+def test_synthetic_inputs_per_name(tmp_path: Path) -> None:
+    data = load("synthetic", tmp_path, count=4, inputs={"image": {"shape": [2, 2], "low": -1, "high": 1},
+                                                        "extra": {"shape": [3], "low": 5, "high": 6}})
+    assert data.x["image"].shape == (4, 2, 2) and data.x["extra"].shape == (4, 3) and data.y is None
+    assert 5 <= data.x["extra"].min() and data.x["extra"].max() <= 6 and -1 <= data.x["image"].min()
+    with pytest.raises(ValueError, match="either"):
+        load("synthetic", tmp_path, count=4, shape=[2], inputs={"a": {"shape": [2]}})
+
+
+def test_synthetic_from_the_model_signature(tmp_path: Path) -> None:
+    from harness.datasets import FromSignature
+
+    data = load("synthetic", tmp_path, count=6, low=-1, high=1, inputs={"extra": {"low": 5, "high": 6}})
+    assert isinstance(data.x, FromSignature) and len(data) == 6 and data.y is None
+    arrays = data.x.generate([("image", (2, 2)), ("extra", (3,))])
+    assert arrays["image"].shape == (6, 2, 2) and -1 <= arrays["image"].min() and arrays["image"].max() <= 1
+    assert 5 <= arrays["extra"].min() and arrays["extra"].max() <= 6
+    head = data.head(4).x.generate([("extra", (3,)), ("image", (2, 2))])  # order does not matter
+    assert np.array_equal(head["image"], arrays["image"][:4]) and data.head(4).fingerprint != data.fingerprint
+    picked = data.x.select(np.array([1, 3])).generate([("image", (2, 2)), ("extra", (3,))])
+    assert np.array_equal(picked["extra"], arrays["extra"][[1, 3]])
+    with pytest.raises(HarnessError, match=r"\['extra'\] are not inputs"):
+        data.x.generate([("image", (2, 2))])
+    with pytest.raises(ValueError, match="every input's `shape`, or none"):
+        load("synthetic", tmp_path, inputs={"a": {"shape": [2]}, "b": {}})

@@ -1,0 +1,124 @@
+"""`bench diagnose RUN_DIR CELL`: per intermediate tensor, where a cell's error comes from (registered in harness.cli)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from harness.errors import HarnessError
+from harness.results import read_results, read_run_info, record_id
+
+console = Console(width=None if sys.stdout.isatty() else 160)
+DEBUGGED_SCHEMES = ("int8", "int8_only")
+
+
+def find_cell(run_dir: Path, cell: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The cell's record (`model/scheme` or `model/scheme@device`) and its float32 baseline's."""
+    records = {record_id(r): r for r in read_results(run_dir)}
+    matches = [r for key, r in records.items() if key == cell or key.split("@")[0] == cell]
+    if len(matches) != 1:
+        raise HarnessError(f"{run_dir}: {'no' if not matches else 'several'} cells match {cell!r} "
+                           f"(cells: {', '.join(sorted(records))})")
+    record = matches[0]
+    baseline = records.get(f"{record['model']}/float32@{record['device']}")
+    for which, candidate in (("cell", record), ("float baseline", baseline)):
+        if candidate is None or candidate["status"] != "ok" or not Path(candidate["artifact"]["path"]).exists():
+            raise HarnessError(f"{cell}: the {which} has no model file to run (status "
+                               f"{(candidate or {}).get('status')})")
+    assert baseline is not None
+    return record, baseline
+
+
+def _inputs(run_dir: Path, record: dict[str, Any], samples: int) -> tuple[Any, Any, Any]:
+    """The loaded suite, the first `samples` evaluation samples, and the cell's calibration samples (or None)."""
+    from harness.cache import ArtifactCache
+    from harness.datasets import DATASETS, take
+    from harness.suite import load_suite
+
+    info = read_run_info(run_dir)
+    if not info.get("suite_path"):
+        raise HarnessError(f"{run_dir}: no run.json naming the suite")
+    loaded = load_suite(info["suite_path"])
+    cache = ArtifactCache(Path(info["cache_dir"])) if info.get("cache_dir") else None
+    load = lambda name: DATASETS.get(loaded.suite.datasets[name].kind).load(  # noqa: E731
+        name, loaded.dataset_options[name], loaded.base_dir, cache)
+    model = next(m for m in loaded.suite.models if m.label == record["model"])
+    scheme = next(s for s in loaded.suite.schemes if s.label == record["scheme"])
+    task = model.task or loaded.suite.task
+    data = load(task.dataset).head(samples)
+    spec = loaded.calibration_for(model, scheme)
+    calibration = load(spec.dataset).sample(spec.samples, spec.seed) if spec is not None else None
+    return cache, data.x, calibration
+
+
+def _as_lists(x: Any, model: Path) -> Any:
+    """Samples as the debugger takes them: per sample, a list of (1, ...) arrays in the model's input order."""
+    from harness.devices.litert import bind_inputs, load_interpreter
+
+    arrays = bind_inputs(x, load_interpreter(model), model.name)
+    return lambda: ([a[i : i + 1].astype("float32") for a in arrays] for i in range(len(arrays[0])))
+
+
+def _debugger(record: dict[str, Any], baseline: dict[str, Any], cache: Any, x: Any,
+              calibration: Any) -> dict[str, dict[str, float]]:
+    from harness.models.source import SourceModel, detect_format, saved_model_dir
+    from harness.numerics.diagnose import debugger_statistics
+
+    path = Path(record["artifact"]["source"])
+    digest = hashlib.sha256(path.read_bytes() if path.is_file() else str(path).encode()).hexdigest()
+    saved = saved_model_dir(SourceModel(record["model"], detect_format(path), path, digest), cache)
+    float_model = Path(baseline["artifact"]["path"])
+    return debugger_statistics(saved, _as_lists(calibration, float_model), _as_lists(x, float_model))
+
+
+def _table(rows: list[dict[str, Any]], title: str) -> Table:
+    table = Table(title=title)
+    for column in ("#", "op", "tensor", "dtype", "snr_db", "nrmse", "rmse/scale", "debugger rmse/scale"):
+        table.add_column(column, overflow="fold")
+    show = lambda v: "–" if v is None else (v if isinstance(v, str) else f"{v:.4g}")  # noqa: E731
+    for row in rows:
+        table.add_row(str(row["position"]), row["op"], row["tensor"][:60], row["dtype"], show(row["snr_db"]),
+                      show(row["nrmse"]), show(row["rmse_per_scale"]), show(row.get("debugger_rmse_per_scale")))
+    return table
+
+
+def diagnose(
+    run_dir: Annotated[Path, typer.Argument(help="a run directory (reports/<suite>/<time>)")],
+    cell: Annotated[str, typer.Argument(help="model/scheme or model/scheme@device")],
+    samples: Annotated[int, typer.Option(help="evaluation samples to run (first N)")] = 8,
+    debugger: Annotated[bool, typer.Option(help="TF QuantizationDebugger too (converter sources, int8 schemes)")] = True,
+) -> None:
+    """Per intermediate tensor of the cell's model vs the float model: SNR, NRMSE, RMSE / scale, in graph
+    order; written to RUN_DIR/diagnose/<model>__<scheme>__<device>.json."""
+    from harness.numerics.diagnose import check_names, compare_tensors, cross_check, join, run_all_tensors
+
+    record, baseline = find_cell(run_dir, cell)
+    cache, x, calibration = _inputs(run_dir, record, samples)
+    optimized = run_all_tensors(Path(record["artifact"]["path"]), x)
+    rows = compare_tensors(optimized, run_all_tensors(Path(baseline["artifact"]["path"]), x))
+    check_names(rows, optimized)
+    result: dict[str, Any] = {"cell": record_id(record), "samples": len(rows and optimized[rows[0]["tensor"]]["values"]),
+                              "tensors": len(optimized), "compared": len(rows)}
+    source_is_tflite = record["artifact"]["source"].endswith(".tflite")
+    if debugger and record["scheme_kind"] in DEBUGGED_SCHEMES and not source_is_tflite and calibration is not None:
+        statistics = _debugger(record, baseline, cache, x, calibration)
+        rows = join(rows, statistics)
+        result["cross_check"] = cross_check(rows, statistics)
+    result["layers"] = rows
+    finite = [r for r in rows if math.isfinite(float(r["snr_db"]))]
+    result["worst"] = sorted(finite, key=lambda r: float(r["snr_db"]))[:5]
+    out = run_dir / "diagnose" / f"{record_id(record).replace('/', '__').replace('@', '__')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1, allow_nan=False))
+    console.print(_table(rows, f"{result['cell']}: {len(rows)} of {len(optimized)} tensors vs float"))
+    if "cross_check" in result:
+        console.print(f"QuantizationDebugger cross-check: {result['cross_check']}", highlight=False, soft_wrap=True)
+    console.print(f"written: {out}", highlight=False, soft_wrap=True)
