@@ -3,6 +3,7 @@ earlier run's model beside this run's (same device, same process pattern, altern
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,26 @@ def measure_repeats(device: Device, model: Path, settings: LatencySpec) -> tuple
         raws.append(device.measure_latency(model, settings))
     pooled = [s for raw in raws for s in raw.get("samples") or []]
     return raws, bounded_sample(pooled)
+
+
+def device_state(device: Device, settings: LatencySpec) -> dict[str, Any] | None:
+    """The device's thermal state before a cell, after the suite's cool-down (None: the device
+    kind cannot tell). A cell still above `max_temp_c` when the wait runs out is marked hot."""
+    read = getattr(device, "device_state", None)
+    if read is None:
+        return None
+    state, waited, spec = read(), 0.0, settings.cooldown
+    while spec is not None and _hot(state, spec.max_temp_c) and waited < spec.wait_s:
+        _interrupt.check()
+        time.sleep(min(spec.poll_s, spec.wait_s - waited))
+        waited += min(spec.poll_s, spec.wait_s - waited)
+        state = read()
+    return {"before": state, "cooldown_s": round(waited, 3),
+            "hot": spec is not None and _hot(state, spec.max_temp_c)}
+
+
+def _hot(state: dict[str, Any], limit: float) -> bool:
+    return state.get("max_temp_c") is not None and state["max_temp_c"] > limit
 
 
 def earlier_model(before: dict[str, Any] | None, kept: Path | None) -> tuple[str | None, Path | None, str]:

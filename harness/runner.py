@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from harness import _interrupt
-from harness._latency import earlier_model, latency_stats, measure_repeats, time_ab
+from harness._latency import device_state, earlier_model, latency_stats, measure_repeats, time_ab
 from harness.cache import ArtifactCache, content_key
 from harness.datasets import DATASETS, Dataset, Samples, sample_count, samples_digest
 from harness.devices import Device, load_device
@@ -446,7 +446,10 @@ class SuiteRunner:
         self._report(cell.id, "timing", None)
         started = time.perf_counter()
         device, model = self.device(cell.device), Path(record["artifact"]["path"])
+        state = device_state(device, self.loaded.suite.latency)
         raws, sample = measure_repeats(device, model, self.loaded.suite.latency)
+        if state is not None:
+            record["device_state"] = {**state, "after": getattr(device, "device_state")()}
         raw = raws[-1]  # memory, setup, log and delegates of the last repeat
         record["latency_ms"] = latency_stats(raws)
         record["latency_samples_ms"] = sample or None

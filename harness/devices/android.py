@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from harness.devices._base import DEVICE_KINDS, DeviceOptions
 from harness.devices.adb.transport import DeviceLost, DeviceTimeout, quote_args
 from harness.devices.android_probe import DeviceFacts, probe
+from harness.devices.android_state import read_state
 from harness.devices.android_transport import TracedTransport, default_rsa_key, open_transport, split_connection
 from harness.devices.benchmark_log import BenchmarkLog, BenchmarkLogError, Delegates, parse_benchmark_log
 from harness.errors import HarnessError
@@ -356,6 +357,12 @@ class AndroidDevice:
             finally:
                 self.last_calls = self._calls[first_call:]
         raise AssertionError("unreachable")
+
+    def device_state(self) -> dict[str, Any]:
+        """Temperatures and core frequencies now (see harness.devices.android_state)."""
+        cpus = self.facts().cpus
+        with self._lock:
+            return read_state(self._connect(), cpus, self.options.timeouts.command)
 
     def _reconnect(self, cause: Exception) -> None:
         try:

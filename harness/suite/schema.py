@@ -156,6 +156,14 @@ class SchemeSpec(WithOptions):
         return self.id or self.scheme
 
 
+class CooldownSpec(Strict):
+    """Before timing a cell on a phone, wait until its hottest thermal zone is at most `max_temp_c`."""
+
+    max_temp_c: float = Field(gt=0, lt=150)
+    wait_s: float = Field(300, ge=0, description="give up waiting after this long: the cell is marked hot")
+    poll_s: float = Field(5, gt=0)
+
+
 class LatencySpec(Strict):
     warmup_runs: int = Field(10, ge=0)
     num_runs: int = Field(50, ge=1)
@@ -167,6 +175,7 @@ class LatencySpec(Strict):
     ab_pairs: int = Field(5, ge=0, le=100, description=(
         "when a cell's model differs from the earlier run's, time both side by side in this many pairs "
         "(0: never; compare across runs only)"))
+    cooldown: CooldownSpec | None = Field(None, description="phones: wait for the device to cool before each cell")
 
     @model_validator(mode="after")
     def _ordered(self) -> "LatencySpec":

@@ -14,6 +14,7 @@ import posixpath
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 DEFAULT_DIRS = ("/data/local/tmp", "/sdcard", "/system/bin", "/vendor/bin")
 CPU_SYSFS = "/sys/devices/system/cpu"
@@ -91,3 +92,22 @@ def write_cpu_sysfs(fs: Sandbox, freqs_khz: list[int], with_cpufreq: bool) -> No
         else:  # a reused sandbox must not keep files from an earlier run
             fs.host_path(f"{CPU_SYSFS}/cpu{cpu}").mkdir(parents=True, exist_ok=True)
             shutil.rmtree(fs.host_path(cpufreq), ignore_errors=True)
+
+
+def write_thermal_sysfs(fs: Sandbox, device: Any, freqs_khz: list[int], with_cpufreq: bool) -> None:
+    """Thermal zones (millidegrees), the battery temperature (tenths of a degree) and each core's
+    current frequency and governor, as a phone's sysfs has them."""
+    for index, (kind, celsius) in enumerate(device.thermal_c.items()):
+        fs.write_text(f"/sys/class/thermal/thermal_zone{index}/type", f"{kind}\n")
+        set_temperature(fs, index, celsius)
+    if device.battery_temp_c is not None:
+        fs.write_text("/sys/class/power_supply/battery/temp", f"{round(device.battery_temp_c * 10)}\n")
+    if with_cpufreq:
+        for cpu, khz in enumerate(freqs_khz):
+            fs.write_text(f"{CPU_SYSFS}/cpu{cpu}/cpufreq/scaling_cur_freq", f"{khz}\n")
+            fs.write_text(f"{CPU_SYSFS}/cpu{cpu}/cpufreq/scaling_governor", f"{device.governor}\n")
+
+
+def set_temperature(fs: Sandbox, zone: int, celsius: float) -> None:
+    """Change a simulated thermal zone's temperature (°C)."""
+    fs.write_text(f"/sys/class/thermal/thermal_zone{zone}/temp", f"{round(celsius * 1000)}\n")

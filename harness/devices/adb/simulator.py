@@ -29,7 +29,7 @@ from typing import BinaryIO
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from harness.devices.adb import wire
-from harness.devices.adb.sim_fs import Sandbox, parse_cpu_spec, write_cpu_sysfs
+from harness.devices.adb.sim_fs import Sandbox, parse_cpu_spec, write_cpu_sysfs, write_thermal_sysfs
 from harness.devices.adb.sim_shell import (
     DeviceState,
     Session,
@@ -61,6 +61,11 @@ class DeviceSpec:
     abi: str = "arm64-v8a"
     cpus: str = "4x1.9GHz+4x2.45GHz"
     extra_props: Mapping[str, str] = field(default_factory=dict)
+    # /sys/class/thermal zones (type → °C), the battery's temperature and the cores' governor;
+    # a test changes them while it runs with `set_temperature`.
+    thermal_c: Mapping[str, float] = field(default_factory=lambda: {"cpu-0-0": 36.5, "skin": 31.0})
+    battery_temp_c: float | None = 29.5
+    governor: str = "schedutil"
 
     def props(self) -> dict[str, str]:
         """The getprop table."""
@@ -112,6 +117,7 @@ class AdbSimulator:
         freqs = parse_cpu_spec(device.cpus)
         self.fs.make_dirs()
         write_cpu_sysfs(self.fs, freqs, with_cpufreq=not faults.omit_cpufreq)
+        write_thermal_sysfs(self.fs, device, freqs, with_cpufreq=not faults.omit_cpufreq)
         self.state = DeviceState(self.fs, device.props(), _MACHINES.get(device.abi, "aarch64"), len(freqs),
                                  hang_benchmark=faults.hang_benchmark,
                                  drop_during_benchmark=faults.drop_during_benchmark)

@@ -1,0 +1,78 @@
+"""Phones get a run-to-run verdict too: a changed model is re-timed beside the earlier one on the
+phone (paired A/B); an unchanged one is compared across runs on repeat medians and not blamed.
+Before each cell the phone's temperatures and core frequencies are recorded, after a cool-down."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from harness.cache import ArtifactCache
+from harness.compare import compare_runs
+from harness.devices.adb.sim_fs import set_temperature
+from harness.devices.adb.simulator import DeviceSpec
+from harness.history import EarlierRun
+from harness.results import record_id
+from harness.runner import SuiteRunner, plan_cells
+from harness.suite import load_suite
+from tests.devices.android.conftest import SPEC_A, StartSim, write_profile, write_suite
+
+LATENCY = "{warmup_runs: 2, num_runs: 20, min_secs: 0.1, repeats: 3, ab_pairs: 6}"
+
+
+def run(suite: Path, cache: Path, run_dir: Path, earlier: EarlierRun | None = None) -> list[dict]:
+    loaded = load_suite(suite)
+    run_dir.mkdir(parents=True)
+    runner = SuiteRunner(loaded, run_dir, ArtifactCache(cache), earlier=earlier)
+    return runner.run(plan_cells(loaded), ["pytest"]).records
+
+
+def earlier(records: list[dict], label: str) -> EarlierRun:
+    return EarlierRun(label, {record_id(r): r for r in records})
+
+
+def widen(suite: Path, filters: int) -> None:
+    suite.write_text(suite.read_text().replace("filters: 8", f"filters: {filters}"))
+
+
+def test_a_slower_model_on_a_phone_is_flagged_and_an_unchanged_one_is_not(
+        start_sim: StartSim, binary: Path, tmp_path: Path, session_cache: Path) -> None:
+    sim = start_sim("phone", SPEC_A)
+    write_profile(tmp_path, "phone", sim, binary)
+    suite = write_suite(tmp_path, ["phone"], latency=LATENCY)
+    night1 = run(suite, session_cache, tmp_path / "night1")
+    widen(suite, 96)  # a far wider model: genuinely slower on the same phone
+    night2 = run(suite, session_cache, tmp_path / "night2", earlier(night1, "night1"))
+    assert all(r["status"] == "ok" and len(r["latency_ms"]["repeat_medians"]) == 3 for r in night2)
+    assert all(len(r["latency_ab"]["pairs"]) == 6 and r["latency_ab"]["ci"] for r in night2)
+    slower = compare_runs(night2, night1, None)
+    flagged = {c.cell for c in slower.regressions if c.quantity == "latency_ms"}
+    assert "digits_cnn/float32@phone" in flagged, [c.detail for c in slower.latency_tests]
+    assert all(c.latency.method == "paired A/B" for c in slower.latency_tests)
+    night3 = run(suite, session_cache, tmp_path / "night3", earlier(night2, "night2"))  # nothing changed
+    assert all("latency_ab" not in r for r in night3)
+    same = compare_runs(night3, night2, None)
+    assert not [c for c in same.regressions if c.quantity == "latency_ms"]
+    assert {c.latency.method for c in same.latency_tests} == {"repeat medians"}
+    state = night3[0]["device_state"]
+    assert state["before"]["thermal_c"] == {"cpu-0-0": 36.5, "skin": 31.0} and state["hot"] is False
+    assert state["before"]["battery_temp_c"] == 29.5
+    assert {c["governor"] for c in state["after"]["cores"]} == {"schedutil"}
+
+
+def test_cooldown_waits_for_a_hot_phone_and_marks_a_cell_measured_hot(
+        start_sim: StartSim, binary: Path, tmp_path: Path, session_cache: Path) -> None:
+    hot = start_sim("hot", DeviceSpec(serial="hot", thermal_c={"cpu-big": 55.0}))
+    cooling = start_sim("cooling", DeviceSpec(serial="cooling", thermal_c={"cpu-big": 55.0}))
+    for name, sim in (("hot", hot), ("cooling", cooling)):
+        write_profile(tmp_path, name, sim, binary)
+    latency = "{warmup_runs: 1, num_runs: 5, min_secs: 0, cooldown: {max_temp_c: 40, wait_s: 1.5, poll_s: 0.1}}"
+    suite = write_suite(tmp_path, ["hot", "cooling"], latency=latency)
+    timer = threading.Timer(0.3, set_temperature, (cooling.fs, 0, 35.0))
+    timer.start()
+    records = {(r["device"], r["scheme"]): r for r in run(suite, session_cache, tmp_path / "run")}
+    timer.cancel()
+    assert records["hot", "float32"]["device_state"]["hot"] is True
+    assert records["hot", "float32"]["device_state"]["cooldown_s"] == 1.5
+    assert records["cooling", "float32"]["device_state"]["hot"] is False
+    assert records["cooling", "int8"]["device_state"]["before"]["max_temp_c"] == 35.0
