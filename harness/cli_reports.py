@@ -44,6 +44,9 @@ def print_published(result: PublishResult) -> int:
                 f"({change.detail}; rule {change.rule})")
     else:
         say(f"no regression vs {result.comparison.previous_label}")
+    for step in result.steps:
+        say(("latency step", "yellow"), f": {step.cell} ×{step.ratio:.2f} since {step.run} "
+            f"(git {(step.git_commit or '?')[:12]}), and still there")
     if result.incomplete:
         say(("INCOMPLETE", "bold red"), f": {result.incomplete}; the reports say so")
     return 1 if result.regressions or result.incomplete else 0

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from harness.results import record_id
-from harness.stats import LatencyTest, rank_test
+from harness.stats import LatencyTest, find_step, rank_test, typical
 from harness.suite.schema import Bound
 from harness.verdicts import check, metric_number, record_metrics
 
@@ -217,3 +217,45 @@ def latency_test(previous: list[float], current: list[float],
                  policy: Policy = DEFAULT_POLICY) -> LatencyTest | None:
     """The per-iteration test of two sample sets (one-sided); None when either has too few samples."""
     return rank_test(previous, current, "per-iteration samples", policy.min_samples)
+
+
+@dataclass(frozen=True)
+class TrendPoint:
+    """One run of a suite's recent history, oldest first."""
+
+    run: str  # label
+    git_commit: str | None
+    records: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Step:
+    """A lasting slowdown of one cell: where it started, and its size."""
+
+    cell: str
+    run: str
+    git_commit: str | None
+    before: float  # median of the typical latencies before the step (ms)
+    after: float  # the first run's at the step
+    ratio: float
+
+
+def latency_steps(points: list[TrendPoint], policy: Policy = DEFAULT_POLICY) -> list[Step]:
+    """For every cell, the run where its latency stepped up by `min_latency_ratio` and stayed
+    there for two runs in a row (`harness.stats.find_step`), named with its git commit."""
+    cells = dict.fromkeys(record_id(r) for p in points for r in p.records)
+    steps = []
+    for cell in cells:
+        series = [_typical(p, cell) for p in points]
+        start = find_step(series, policy.min_latency_ratio)
+        if start is not None:
+            before = float(np.median([v for v in series[max(0, start - 5):start] if v is not None]))
+            after = series[start]
+            assert after is not None
+            steps.append(Step(cell, points[start].run, points[start].git_commit, before, after, after / before))
+    return steps
+
+
+def _typical(point: TrendPoint, cell: str) -> float | None:
+    record = next((r for r in point.records if record_id(r) == cell and r.get("status") == "ok"), None)
+    return typical((record or {}).get("latency_ms") or {}) if record else None

@@ -13,7 +13,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from harness.compare import DEFAULT_POLICY, Change, Comparison, Policy, compare_runs
+from harness.compare import DEFAULT_POLICY, Change, Comparison, Policy, Step, TrendPoint, compare_runs, latency_steps
 from harness.errors import HarnessError
 from harness.history import ARTIFACTS, EarlierRun, History, HistoryError, keep_artifacts
 from harness.report.charts import TrendRun
@@ -48,6 +48,7 @@ class PublishResult:
     history_id: int | None
     warnings: list[str] = field(default_factory=list)
     incomplete: str | None = None  # why the records are not the whole run
+    steps: list[Step] = field(default_factory=list)  # lasting latency steps across the history window
 
     @property
     def regressions(self) -> list[Change]:
@@ -68,19 +69,20 @@ def publish_run(run_dir: Path, history_path: Path | None, *, thresholds: Thresho
     warnings: list[str] = []
     store = _open_history(history_path, warnings)
     try:
-        previous, trend = _earlier_runs(store, run_dir, run_info, warnings)
+        previous, trend, points = _earlier_runs(store, run_dir, run_info, warnings)
         comparison = None
+        if thresholds is None and (previous is not None or points):
+            suite = _suite(run_info, warnings)
+            thresholds = suite.thresholds if suite is not None else None
+            if policy is None and suite is not None:
+                policy = Policy(**suite.regression.model_dump())
+        policy = policy or DEFAULT_POLICY
         if previous is not None:
-            if thresholds is None:
-                suite = _suite(run_info, warnings)
-                thresholds = suite.thresholds if suite is not None else None
-                if policy is None and suite is not None:
-                    policy = Policy(**suite.regression.model_dump())
-            policy = policy or DEFAULT_POLICY
             bounds = partial(bounds_for, thresholds) if thresholds is not None else None
             comparison = compare_runs(records, previous[1], bounds, policy, previous[0])
         trend.append((run_info["started_at"], records))
-        files = _write_reports(run_dir, records, run_info, comparison, trend, warnings)
+        steps = latency_steps([*points, TrendPoint("this run", run_info.get("git_commit"), records)], policy)
+        files = _write_reports(run_dir, records, run_info, comparison, trend, warnings, steps)
         history_id = None
         incomplete = incompleteness(records, run_info)
         if incomplete and store is not None:
@@ -95,7 +97,7 @@ def publish_run(run_dir: Path, history_path: Path | None, *, thresholds: Thresho
     finally:
         if store is not None:
             store.close()
-    return PublishResult(run_dir, files, comparison, history_id, warnings, incomplete)
+    return PublishResult(run_dir, files, comparison, history_id, warnings, incomplete, steps)
 
 
 def earlier_run(history_path: Path | None, run_dir: Path, suite: str) -> EarlierRun:
@@ -104,7 +106,7 @@ def earlier_run(history_path: Path | None, run_dir: Path, suite: str) -> Earlier
     warnings: list[str] = []
     store = _open_history(history_path, warnings)
     try:
-        previous, _ = _earlier_runs(store, run_dir, {"suite": suite, "started_at": utc_now(precise=True)}, warnings)
+        previous, _, _ = _earlier_runs(store, run_dir, {"suite": suite, "started_at": utc_now(precise=True)}, warnings)
     finally:
         if store is not None:
             store.close()
@@ -134,21 +136,23 @@ def _open_history(path: Path | None, warnings: list[str]) -> History | None:
         return None
 
 
-def _earlier_runs(store: History | None, run_dir: Path, run_info: dict[str, Any],
-                  warnings: list[str]) -> tuple[LabelledRun | None, list[TrendRun]]:
-    """The run to compare with (history's baseline, else the previous run directory) and the trend runs."""
+def _earlier_runs(store: History | None, run_dir: Path, run_info: dict[str, Any], warnings: list[str]
+                  ) -> tuple[LabelledRun | None, list[TrendRun], list[TrendPoint]]:
+    """The run to compare with (history's baseline, else the previous run directory), and the
+    trend runs (oldest first) for the charts and for step detection."""
     suite, started = run_info["suite"], run_info["started_at"]
     if store is not None:
         try:
             entry = store.baseline(suite, started)
-            trend = [(e.started_at, store.records(e.id))
-                     for e in reversed(store.runs(suite, limit=TREND_RUNS, before=started))]
+            entries = list(reversed(store.runs(suite, limit=TREND_RUNS, before=started)))
+            points = [TrendPoint(f"run {e.label}", e.git_commit, store.records(e.id)) for e in entries]
+            trend = [(e.started_at, p.records) for e, p in zip(entries, points, strict=True)]
             if entry is not None:
-                return (f"run {entry.label}", store.records(entry.id)), trend
-            return _previous_run_dir(run_dir, run_info), trend
+                return (f"run {entry.label}", store.records(entry.id)), trend, points
+            return _previous_run_dir(run_dir, run_info), trend, points
         except HistoryError as exc:
             warnings.append(f"{exc}. Compared with the previous run directory instead.")
-    return _previous_run_dir(run_dir, run_info), []
+    return _previous_run_dir(run_dir, run_info), [], []
 
 
 def _previous_run_dir(run_dir: Path, run_info: dict[str, Any]) -> LabelledRun | None:
@@ -180,9 +184,11 @@ def _suite(run_info: dict[str, Any], warnings: list[str]) -> Suite | None:
 
 
 def _write_reports(run_dir: Path, records: list[dict[str, Any]], run_info: dict[str, Any],
-                   comparison: Comparison | None, trend: list[TrendRun], warnings: list[str]) -> list[Path]:
+                   comparison: Comparison | None, trend: list[TrendRun], warnings: list[str],
+                   steps: list[Step]) -> list[Path]:
     outputs = {
-        "summary.md": render_summary(records, run_info) + comparison_markdown(comparison, warnings),
+        "summary.md": render_summary(records, run_info) + comparison_markdown(comparison, warnings)
+        + steps_markdown(steps),
         "report.html": render_html(records, run_info, comparison, trend, warnings),
         "junit.xml": render_junit(records, run_info, comparison),
     }
@@ -195,6 +201,17 @@ def _write_reports(run_dir: Path, records: list[dict[str, Any]], run_info: dict[
 
 def _number(value: float | str | None) -> str:
     return f"{value:.4g}" if isinstance(value, float) else md(str(value))
+
+
+def steps_markdown(steps: list[Step]) -> str:
+    """The summary.md section on lasting latency steps across the history window ("" without any)."""
+    if not steps:
+        return ""
+    lines = ["", "## Latency steps across the recent runs", "",
+             "| cell | started at | git commit | before ms | after ms | × |", "|---|---|---|---|---|---|"]
+    lines += [f"| {md(s.cell)} | {md(s.run)} | {md((s.git_commit or '–')[:12])} | {s.before:.4g} | {s.after:.4g} | "
+              f"{s.ratio:.2f} |" for s in steps]
+    return "\n".join(lines) + "\n"
 
 
 def comparison_markdown(comparison: Comparison | None, warnings: list[str]) -> str:

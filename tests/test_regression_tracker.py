@@ -1,0 +1,57 @@
+"""The nightly verdict end to end: a planted slowdown (a genuinely wider model) is caught by the
+paired A/B re-timing in the next run; the unchanged model the night after is not blamed; stored
+samples stay bounded."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.conftest import run_bench
+
+SUITE = """\
+name: nightly_mlp
+datasets:
+  noise: {kind: synthetic, count: 16, low: -1, high: 1}
+models:
+  - {name: mlp, path: model.tflite}
+task: {kind: fidelity, dataset: noise}
+schemes: [float32]
+latency: {warmup_runs: 5, num_runs: 400, min_secs: 0, repeats: 3, ab_pairs: 6}
+"""
+
+
+def write_mlp(path: Path, width: int) -> None:
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(0)
+    model = tf.keras.Sequential([tf.keras.Input((256,)), tf.keras.layers.Dense(width, activation="relu"),
+                                 tf.keras.layers.Dense(10)])
+    function = tf.function(lambda x: model(x), input_signature=[tf.TensorSpec([1, 256], tf.float32)])
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([function.get_concrete_function()], model)
+    path.write_bytes(converter.convert())
+
+
+def night(folder: Path, cache: Path) -> tuple[int, str, list[dict]]:
+    done = run_bench("run", "suite.yaml", "--cache", str(cache), cwd=folder)
+    assert "Traceback" not in done.stderr, done.stderr
+    latest = max((folder / "reports" / "nightly_mlp").iterdir())
+    records = [json.loads(line) for line in (latest / "results.jsonl").read_text().splitlines()]
+    return done.returncode, (latest / "summary.md").read_text(), records
+
+
+def test_a_planted_slowdown_is_flagged_by_paired_ab_and_the_next_night_is_not(tmp_path: Path,
+                                                                              session_cache: Path) -> None:
+    (tmp_path / "suite.yaml").write_text(SUITE)
+    write_mlp(tmp_path / "model.tflite", 256)
+    code, _, records = night(tmp_path, session_cache)
+    assert code == 0 and records[0]["latency_ms"]["count"] >= 1200
+    assert len(records[0]["latency_samples_ms"]) == 1000  # bounded, whatever the number of timed runs
+    write_mlp(tmp_path / "model.tflite", 1024)  # 4× the multiply-adds of the first layer
+    code, summary, records = night(tmp_path, session_cache)
+    ab = records[0]["latency_ab"]
+    assert len(ab["pairs"]) == 6 and ab["ci"][0] > 1.05, ab
+    assert code == 1 and "paired A/B in this run" in summary and "**REGRESSED**" in summary
+    code, summary, records = night(tmp_path, session_cache)  # nothing changed since
+    assert code == 0 and "latency_ab" not in records[0], summary
+    assert (tmp_path / "reports" / "history.sqlite").stat().st_size < 2_000_000
