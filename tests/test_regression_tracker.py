@@ -21,13 +21,14 @@ latency: {warmup_runs: 5, num_runs: 400, min_secs: 0, repeats: 3, ab_pairs: 6}
 """
 
 
-def write_mlp(path: Path, width: int) -> None:
+def write_mlp(path: Path, width: int, inputs: int = 256) -> None:
+    """A float .tflite MLP: inputs → width (ReLU) → 10; its cost grows with width."""
     import tensorflow as tf
 
     tf.keras.utils.set_random_seed(0)
-    model = tf.keras.Sequential([tf.keras.Input((256,)), tf.keras.layers.Dense(width, activation="relu"),
+    model = tf.keras.Sequential([tf.keras.Input((inputs,)), tf.keras.layers.Dense(width, activation="relu"),
                                  tf.keras.layers.Dense(10)])
-    function = tf.function(lambda x: model(x), input_signature=[tf.TensorSpec([1, 256], tf.float32)])
+    function = tf.function(lambda x: model(x), input_signature=[tf.TensorSpec([1, inputs], tf.float32)])
     converter = tf.lite.TFLiteConverter.from_concrete_functions([function.get_concrete_function()], model)
     path.write_bytes(converter.convert())
 
