@@ -123,6 +123,7 @@ class CellRecord(TypedDict, total=False):
 class RunInfo(TypedDict, total=False):
     """run.json."""
 
+    __pydantic_config__ = _CONFIG  # type: ignore[misc]
     format_version: int
     run_id: str
     suite: Required[str]
@@ -143,6 +144,7 @@ class RunInfo(TypedDict, total=False):
 
 
 _RECORD = TypeAdapter(CellRecord)
+_RUN_INFO = TypeAdapter(RunInfo)
 
 
 class RecordError(ValueError):
@@ -165,6 +167,18 @@ def validate_record(data: Any) -> CellRecord:
         field = _field(restored, error["loc"])
         raise RecordError(field, f"{error['msg']} (got {error.get('input')!r:.60})") from None
     return restored  # type: ignore[return-value]
+
+
+def validate_run_info(data: Any) -> RunInfo:
+    """run.json as read back (RecordError naming the field when it does not match)."""
+    if not isinstance(data, dict):
+        raise RecordError("", f"run.json is a JSON object, not {type(data).__name__}")
+    try:
+        _RUN_INFO.validate_python(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        raise RecordError(_field(data, error["loc"]), f"{error['msg']} (got {error.get('input')!r:.60})") from None
+    return data  # type: ignore[return-value]
 
 
 def _field(data: Any, loc: tuple[Any, ...]) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 from harness.compare import DEFAULT_POLICY, Change, Comparison, Policy, Step, TrendPoint, compare_runs, latency_steps
 from harness.errors import HarnessError
 from harness.history import ARTIFACTS, EarlierRun, History, HistoryError, keep_artifacts
+from harness.record import RecordError, validate_run_info
 from harness.report.charts import TrendRun
 from harness.report.html import render_html
 from harness.report.junit import render_junit
@@ -117,13 +118,17 @@ def earlier_run(history_path: Path | None, run_dir: Path, suite: str) -> Earlier
 
 
 def _run_info(run_dir: Path) -> dict[str, Any]:
-    """run.json, with the suite name and start time filled in when run.json is missing."""
+    """run.json (checked: a mistyped field is a one-line error), with the suite name and start
+    time filled in when run.json is missing."""
     info = read_run_info(run_dir)
     info.setdefault("suite", run_dir.parent.name)
     if not info.get("started_at"):
         mtime = (run_dir / RESULTS).stat().st_mtime
         info["started_at"] = datetime.fromtimestamp(mtime, timezone.utc).isoformat(timespec="seconds")
-    return info
+    try:
+        return dict(validate_run_info(info))
+    except RecordError as exc:
+        raise HarnessError(f"{run_dir / RUN_INFO}: {exc}") from None
 
 
 def _open_history(path: Path | None, warnings: list[str]) -> History | None:

@@ -58,6 +58,13 @@ def test_bench_report_and_compare_refuse_a_mistyped_record_in_one_line(tmp_path:
     assert len(done.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("key, value", [("started_at", 5), ("plan", "abc"), ("devices", ["x"]), ("suite", None)])
+def test_bench_report_refuses_a_mistyped_run_json_in_one_line(tmp_path: Path, key: str, value: Any) -> None:
+    run_dir = write_run(tmp_path, standard_cells(), info={key: value})
+    done = run_bench("report", str(run_dir), cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr and f"run.json: {key}" in done.stderr
+
+
 def test_summary_escapes_the_devices_line_and_start_time(tmp_path: Path) -> None:
     info = {"suite": "s", "started_at": f"2026|{XSS}", "devices": {f"ph|{XSS}": {"core": f"<b>{XSS}"}}}
     text = render_summary(standard_cells(), info)
