@@ -23,14 +23,17 @@ latency: {warmup_runs: 5, num_runs: 400, min_secs: 0, repeats: 3, ab_pairs: 6}
 
 def write_mlp(path: Path, width: int, inputs: int = 256) -> None:
     """A float .tflite MLP: inputs → width (ReLU) → 10; its cost grows with width."""
+    import tempfile
+
+    import keras
     import tensorflow as tf
 
-    tf.keras.utils.set_random_seed(0)
-    model = tf.keras.Sequential([tf.keras.Input((inputs,)), tf.keras.layers.Dense(width, activation="relu"),
-                                 tf.keras.layers.Dense(10)])
-    function = tf.function(lambda x: model(x), input_signature=[tf.TensorSpec([1, inputs], tf.float32)])
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([function.get_concrete_function()], model)
-    path.write_bytes(converter.convert())
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((inputs,), batch_size=1), keras.layers.Dense(width, activation="relu"),
+                              keras.layers.Dense(10)])
+    with tempfile.TemporaryDirectory() as folder:
+        model.export(folder, format="tf_saved_model", verbose=False)
+        path.write_bytes(tf.lite.TFLiteConverter.from_saved_model(folder).convert())
 
 
 def night(folder: Path, cache: Path) -> tuple[int, str, list[dict]]:
