@@ -246,7 +246,7 @@ def parse_log(
     """Parse a benchmark_model log (any version's format) into timings, memory, delegates, op profile."""
     import json
 
-    from harness.devices.benchmark_log import parse_benchmark_log
+    from harness.devices.android.benchmark_log import parse_benchmark_log
 
     try:
         text = file.read_text(errors="replace")

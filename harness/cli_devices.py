@@ -56,7 +56,7 @@ def _local_row(name: str, facts: dict[str, Any]) -> dict[str, Any]:
     import os
     import platform
 
-    from harness.devices.android_probe import clusters
+    from harness.devices.android.probe import clusters
     from harness.devices.cpus import read_max_freqs
 
     cpus = sorted(os.sched_getaffinity(0))
@@ -97,9 +97,9 @@ def profile_rows() -> list[dict[str, Any]]:
 
 def server_rows(known: set[str], adb: str, timeout: float) -> list[dict[str, Any]]:
     """Devices of the user's adb server (`adb devices -l`) that no profile names."""
-    from harness.devices.adb.transport import DeviceLost, DeviceTimeout
-    from harness.devices.android_probe import probe
-    from harness.devices.android_transport import ServerCliTransport, list_server_devices
+    from harness.devices.android.transport import DeviceLost, DeviceTimeout
+    from harness.devices.android.probe import probe
+    from harness.devices.android.connection import ServerCliTransport, list_server_devices
 
     rows = []
     for listed in list_server_devices(adb, timeout=timeout):
@@ -171,8 +171,8 @@ def simulate(
     sandbox: Annotated[Optional[Path], typer.Option(help="folder for the device files (default: temporary)")] = None,
 ) -> None:
     """Run one ADB device simulator in the foreground (Ctrl-C stops it) to try the adb flow without a phone."""
-    from harness.devices.adb.sim_fs import parse_cpu_spec
-    from harness.devices.adb.simulator import AdbSimulator, DeviceSpec
+    from harness.devices.android.sim.fs import parse_cpu_spec
+    from harness.devices.android.sim.simulator import AdbSimulator, DeviceSpec
 
     try:
         parse_cpu_spec(cpus)

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from harness._latency import latency_stats, measure_repeats, time_ab
-from harness.devices.local import LocalDevice, LocalOptions
+from harness.devices.local.device import LocalDevice, LocalOptions
 from harness.suite.schema import LatencySpec
 from tests.test_regression_tracker import write_mlp
 

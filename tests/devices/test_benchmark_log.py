@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.devices.benchmark_log import BenchmarkLogError, parse_benchmark_log, parse_benchmark_logs
+from harness.devices.android.benchmark_log import BenchmarkLogError, parse_benchmark_log, parse_benchmark_logs
 from harness.errors import HarnessError
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "benchmark_model_logs"

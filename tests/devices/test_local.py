@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.devices import load_device
-from harness.devices.local_latency import measure
+from harness.devices.local.latency_process import measure
 from harness.errors import ConfigError, HarnessError
 from harness.suite.schema import LatencySpec
 

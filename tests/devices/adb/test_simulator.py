@@ -17,23 +17,23 @@ from adb_shell.adb_device import AdbDeviceTcp
 from adb_shell.auth.keygen import keygen
 from adb_shell.auth.sign_cryptography import CryptographySigner
 
-from harness.devices.adb import wire
-from harness.devices.adb.sim_fs import Sandbox
-from harness.devices.adb.sim_shell import DeviceState, Session, Shell, ShellIO
-from harness.devices.adb.simulator import (
+from harness.devices.android import wire
+from harness.devices.android.sim.fs import Sandbox
+from harness.devices.android.sim.shell import DeviceState, Session, Shell, ShellIO
+from harness.devices.android.sim.simulator import (
     FEATURES,
     AdbSimulator,
     AuthConfig,
     DeviceSpec,
     Faults,
 )
-from harness.devices.adb.transport import (
+from harness.devices.android.transport import (
     AdbShellTransport,
     DeviceAuthError,
     Transport,
     quote_args,
 )
-from harness.devices.benchmark_log import parse_benchmark_log
+from harness.devices.android.benchmark_log import parse_benchmark_log
 from harness.errors import HarnessError
 
 TMP = "/data/local/tmp"

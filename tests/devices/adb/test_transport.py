@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from adb_shell.auth.keygen import keygen
 
-from harness.devices.adb.simulator import AdbSimulator, AuthConfig, Faults
-from harness.devices.adb.transport import (
+from harness.devices.android.sim.simulator import AdbSimulator, AuthConfig, Faults
+from harness.devices.android.transport import (
     AdbCliTransport,
     AdbShellTransport,
     DeviceLost,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.devices.adb.simulator import AdbSimulator, DeviceSpec, Faults
+from harness.devices.android.sim.simulator import AdbSimulator, DeviceSpec, Faults
 from tests.conftest import DATA
 
 # Big cluster last on A (CPU 7 → mask 0x80), first on B (CPU 1 → mask 0x2).

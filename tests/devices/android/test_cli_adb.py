@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.devices.adb.transport import AdbShellTransport
-from harness.devices.android_probe import probe
-from harness.devices.benchmark_log import parse_benchmark_log
+from harness.devices.android.transport import AdbShellTransport
+from harness.devices.android.probe import probe
+from harness.devices.android.benchmark_log import parse_benchmark_log
 from harness.report.rows import build_rows
 from harness.results import read_results, read_run_info
 from tests.conftest import ROOT

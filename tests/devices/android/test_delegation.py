@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.devices.android import AdbOptions, MeasurementFailed, check_delegation, raw_from_log
-from harness.devices.benchmark_log import parse_benchmark_log, parse_benchmark_logs
+from harness.devices.android.device import AdbOptions, MeasurementFailed, check_delegation, raw_from_log
+from harness.devices.android.benchmark_log import parse_benchmark_log, parse_benchmark_logs
 from harness.schemes import SCHEMES
 from harness.suite.schema import LatencySpec
 from harness.verdicts import cell_values
@@ -32,7 +32,7 @@ def test_delegation_summary_from_real_logs() -> None:
 
 
 def test_a_failed_nnapi_run_of_a_real_log_names_the_delegate() -> None:
-    from harness.devices.android import _failure_line
+    from harness.devices.android.device import _failure_line
 
     text = fixture("01")
     failed_run = text[text.index("# Failure case"):]  # the tool exits 1: this line becomes the cell's error
@@ -70,7 +70,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def open_phone(start_sim: StartSim, binary: Path, delegate: str):
-    from harness.devices.android import AndroidDevice
+    from harness.devices.android.device import AndroidDevice
 
     sim = start_sim("a", SPEC_A)
     return AndroidDevice("phone", AdbOptions(connection=sim.serial, benchmark_binary=binary, delegate=delegate))

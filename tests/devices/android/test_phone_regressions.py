@@ -9,8 +9,8 @@ from pathlib import Path
 
 from harness.cache import ArtifactCache
 from harness.compare import compare_runs
-from harness.devices.adb.sim_fs import set_temperature
-from harness.devices.adb.simulator import DeviceSpec
+from harness.devices.android.sim.fs import set_temperature
+from harness.devices.android.sim.simulator import DeviceSpec
 from harness.history import EarlierRun
 from harness.results import record_id
 from harness.runner import SuiteRunner, plan_cells

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from harness.cache import ArtifactCache
-from harness.devices.adb.simulator import DeviceSpec, Faults
-from harness.devices.android import AndroidDevice
-from harness.devices.local import LocalDevice
+from harness.devices.android.sim.simulator import DeviceSpec, Faults
+from harness.devices.android.device import AndroidDevice
+from harness.devices.local.device import LocalDevice
 from harness.results import read_results
 from harness.errors import HarnessError
 from harness.runner import RunOutcome, SuiteRunner, plan_cells

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.devices.adb.sim_fs import Sandbox, SandboxEscape
+from harness.devices.android.sim.fs import Sandbox, SandboxEscape
 
 KILLED_EXIT = 137  # what sh reports for a SIGKILLed child
 
@@ -405,7 +405,7 @@ class Shell:
             io.err(text_bytes(f"sh: {path}: Permission denied\n"))
             return 126
         if host.name.startswith("benchmark_model"):
-            from harness.devices.adb.sim_benchmark import BenchmarkModel  # it imports this module
+            from harness.devices.android.sim.benchmark import BenchmarkModel  # it imports this module
 
             return BenchmarkModel(self, io).run(args)
         io.err(text_bytes(f"sh: {path}: cannot execute: the ADB simulator only runs benchmark_model\n"))

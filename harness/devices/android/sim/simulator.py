@@ -28,9 +28,9 @@ from typing import BinaryIO
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from harness.devices.adb import wire
-from harness.devices.adb.sim_fs import Sandbox, parse_cpu_spec, write_cpu_sysfs, write_thermal_sysfs
-from harness.devices.adb.sim_shell import (
+from harness.devices.android import wire
+from harness.devices.android.sim.fs import Sandbox, parse_cpu_spec, write_cpu_sysfs, write_thermal_sysfs
+from harness.devices.android.sim.shell import (
     DeviceState,
     Session,
     Shell,
@@ -38,7 +38,7 @@ from harness.devices.adb.sim_shell import (
     StreamClosed,
     TasksetCall,
 )
-from harness.devices.adb.wire import Message
+from harness.devices.android.wire import Message
 
 LOOPBACK = "127.0.0.1"
 DEFAULT_MAX_PAYLOAD = 1024 * 1024  # what current adbd advertises

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.devices.adb.transport import Transport, quote_args
+from harness.devices.android.transport import Transport, quote_args
 from harness.devices.cpus import CoreChoice, choose_fastest
 from harness.errors import HarnessError
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any, Protocol
 
-from harness.devices.android_transport import quote_args
+from harness.devices.android.connection import quote_args
 
 THERMAL = "/sys/class/thermal"
 BATTERY_TEMP = "/sys/class/power_supply/battery/temp"

@@ -42,7 +42,7 @@ class LocalDevice:
 
     def measure_latency(self, model: Path, settings: LatencySpec) -> dict[str, Any]:
         command = [
-            sys.executable, "-m", "harness.devices.local_latency", str(model),
+            sys.executable, "-m", "harness.devices.local.latency_process", str(model),
             "--core", str(self.core.core), "--threads", str(self.options.threads),
             "--warmup-runs", str(settings.warmup_runs), "--num-runs", str(settings.num_runs),
             "--min-secs", str(settings.min_secs), "--max-secs", str(settings.max_secs),

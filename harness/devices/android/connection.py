@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.devices.adb.transport import (
+from harness.devices.android.transport import (
     AdbCliTransport,
     AdbShellTransport,
     DeviceLost,

@@ -24,11 +24,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from harness.devices._base import DEVICE_KINDS, DeviceOptions
-from harness.devices.adb.transport import DeviceLost, DeviceTimeout, quote_args
-from harness.devices.android_probe import DeviceFacts, probe
-from harness.devices.android_state import read_state
-from harness.devices.android_transport import TracedTransport, default_rsa_key, open_transport, split_connection
-from harness.devices.benchmark_log import BenchmarkLog, BenchmarkLogError, Delegates, parse_benchmark_log
+from harness.devices.android.transport import DeviceLost, DeviceTimeout, quote_args
+from harness.devices.android.probe import DeviceFacts, probe
+from harness.devices.android.state import read_state
+from harness.devices.android.connection import TracedTransport, default_rsa_key, open_transport, split_connection
+from harness.devices.android.benchmark_log import BenchmarkLog, BenchmarkLogError, Delegates, parse_benchmark_log
 from harness.errors import HarnessError
 from harness.suite.schema import LatencySpec
 
@@ -359,7 +359,7 @@ class AndroidDevice:
         raise AssertionError("unreachable")
 
     def device_state(self) -> dict[str, Any]:
-        """Temperatures and core frequencies now (see harness.devices.android_state)."""
+        """Temperatures and core frequencies now (see harness.devices.android.state)."""
         cpus = self.facts().cpus
         with self._lock:
             return read_state(self._connect(), cpus, self.options.timeouts.command)

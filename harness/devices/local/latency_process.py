@@ -1,4 +1,4 @@
-"""Latency measurement in a process of its own, pinned to one core (`python -m harness.devices.local_latency`).
+"""Latency measurement in a process of its own, pinned to one core (`python -m harness.devices.local.latency_process`).
 
 Mirrors benchmark_model: init (load + allocate), first inference, warm-up runs, then timed
 runs until both `num_runs` and `min_secs` are reached (or `max_secs` passes). Prints JSON.

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-from harness.devices.adb._sim_delegates import delegate_lines
-from harness.devices.adb.sim_shell import Killed, ShellIO, text_bytes
+from harness.devices.android.sim._delegates import delegate_lines
+from harness.devices.android.sim.shell import Killed, ShellIO, text_bytes
 
 if TYPE_CHECKING:
-    from harness.devices.adb.sim_shell import Shell
+    from harness.devices.android.sim.shell import Shell
 
 
 # name -> (type, default, label in the parameter echo); order is the tool's echo order.

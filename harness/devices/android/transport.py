@@ -28,7 +28,7 @@ from adb_shell.adb_device import AdbDevice
 from adb_shell.auth.sign_cryptography import CryptographySigner
 from adb_shell.transport.base_transport import BaseTransport
 
-from harness.devices.adb import wire
+from harness.devices.android import wire
 from harness.errors import HarnessError
 
 
