@@ -92,7 +92,8 @@ def _tradeoff(figure_id: str, model: str, rows: list[Row], families: list[str], 
                    xaxis={"title": {"text": label}, "type": "log"}, yaxis={"title": {"text": _text(metric)}})
 
 
-def _quartiles(record: dict[str, Any]) -> tuple[float, float] | None:
+def quartiles(record: dict[str, Any]) -> tuple[float, float] | None:
+    """The first and third quartiles of a cell's (bounded) latency sample, None with fewer than two values."""
     samples = [v for v in record.get("latency_samples_ms") or [] if isinstance(v, (int, float)) and math.isfinite(v)]
     if len(samples) < 2:
         return None
@@ -113,13 +114,13 @@ def _latency_distribution(figure_id: str, model: str, records: list[dict[str, An
         if not mine:
             continue
         medians = [float(cast(float, typical_latency(r.get("latency_ms")))) for r in mine]
-        quartiles = [_quartiles(r) or (m, m) for r, m in zip(mine, medians, strict=True)]
+        iqr = [quartiles(r) or (m, m) for r, m in zip(mine, medians, strict=True)]
         names = [_text(f"{r['scheme']}@{r['device']}") for r in mine]
         data.append({"type": "scatter", "mode": "markers", "name": family, "x": names, "y": medians,
                      "marker": {"color": colour, "size": 9},
                      "error_y": {"type": "data", "symmetric": False, "color": colour,
-                                 "array": [q[1] - m for q, m in zip(quartiles, medians, strict=True)],
-                                 "arrayminus": [m - q[0] for q, m in zip(quartiles, medians, strict=True)]},
+                                 "array": [q[1] - m for q, m in zip(iqr, medians, strict=True)],
+                                 "arrayminus": [m - q[0] for q, m in zip(iqr, medians, strict=True)]},
                      "hovertemplate": "%{x}: median %{y:.4g} ms<extra>IQR bar</extra>"})
         repeats = [(n, float(v)) for r, n in zip(mine, names, strict=True)
                    for v in (r.get("latency_ms") or {}).get("repeat_medians") or [] if v]

@@ -80,7 +80,7 @@ def test_a_hostile_model_name_is_escaped_everywhere(tmp_path: Path) -> None:
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page  # shown as text in tables
     charts = re.search(r'<script type="application/json" id="quantbench-charts">(.*?)</script>', page, re.S).group(1)
     assert "\\u003c" in charts and "<" not in charts  # inside the embedded JSON too
-    assert page.count("<script") == 3  # chart data, plotly, the renderer: nothing injected
+    assert page.count("<script") == 4  # first-screen timing, chart data, plotly, the renderer: nothing injected
     summary = (run_dir / "summary.md").read_text()
     assert XSS not in summary and "&lt;script&gt;alert(1)&lt;/script&gt;" in summary
     junit = (run_dir / "junit.xml").read_text()
@@ -147,8 +147,10 @@ def test_weight_statistics_are_shown_per_cell_and_per_kernel(tmp_path: Path) -> 
     run_dir = write_run(tmp_path, records)
     publish_run(run_dir, None, thresholds=THRESHOLDS)
     page = (run_dir / "report.html").read_text()
-    weights = page[page.index('<div id="weights">'):page.index("Accuracy vs size and latency")]
-    assert weights.count("<details>") == 1 and "sparsity 0.500, at most 5 distinct values per channel" in weights
+    details = page[page.index('<div id="cells">'):page.index("<h2>Run vs earlier run")]
+    weights = details[details.index('<details class="cell" id="cell-1">'):details.index('id="cell-2"')]
+    assert details.count('<details class="weights">') == 1 and '<details class="weights">' in weights
+    assert "sparsity 0.500, at most 5 distinct values per channel" in weights
     assert "&lt;script&gt;alert(1)&lt;/script&gt;</td><td>CONV_2D</td>" in weights and XSS not in weights
     row = next(line for line in (run_dir / "summary.md").read_text().splitlines()
                if f"| {records[1]['scheme']} |" in line and line.startswith(f"| {records[1]['model']} "))
@@ -174,10 +176,10 @@ def test_audit_is_shown_per_cell(tmp_path: Path) -> None:
     run_dir = write_run(tmp_path, records)
     publish_run(run_dir, None, thresholds=THRESHOLDS)
     page = (run_dir / "report.html").read_text()
-    audit = " ".join(page[page.index('<div id="audit">'):page.index("Accuracy vs size and latency")].split())
-    assert audit.count("<details>") == 1 and "3 ops (1 float, 2 int8, 0 int16), integer only: no" in audit
+    cells = page[page.index('<div id="cells">'):page.index("<h2>Run vs earlier run")]
+    audit = " ".join(cells[cells.index('id="cell-1"'):cells.index('id="cell-2"')].split())
+    assert cells.count('<details class="audit">') == 1 and "3 ops (1 float, 2 int8, 0 int16), integer only: no" in audit
     assert "TfLiteGpuDelegateV2 took 9 of 11 nodes in 2 partition(s)" in audit
     assert "parentheses): CONV_2D 2.5 (1.25), DEQUANTIZE 0.75</p>" in audit
     assert "int8 396 B, int32 28 B" in audit and "(offset buffers)" in audit and XSS not in audit
-    results = page[page.index('<table id="results">'):page.index("</table>")]
-    assert "<td class=\"num\">1</td>\n      <td>no</td>" in results
+    assert "float ops 1; integer only no." in audit
