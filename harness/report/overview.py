@@ -136,7 +136,10 @@ def pareto_cost(cells: list[Cell]) -> list[Cell]:
     def cost(c: Cell) -> tuple[float, float]:
         return (c.row.size_mb or float("inf"), c.row.latency_ms or float("inf"))
 
-    return sorted((c for c in cells if not any(cost(o) <= cost(c) and cost(o) != cost(c) for o in cells)), key=cost)
+    def beats(a: tuple[float, float], b: tuple[float, float]) -> bool:
+        return a[0] <= b[0] and a[1] <= b[1] and a != b
+
+    return sorted((c for c in cells if not any(beats(cost(o), cost(c)) for o in cells)), key=cost)
 
 
 def branch(cell: Cell, integer_only: bool | None) -> str:
