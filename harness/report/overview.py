@@ -25,7 +25,7 @@ DECISION_TREE = (
     ("no-data", "no representative data", "dynamic range or float16 (no calibration needed)"),
     ("data", "representative data available", "full integer (int8, or int16x8 when int8 loses too much)"),
     ("accelerator", "an accelerator (Edge TPU, DSP, NPU, microcontroller)", "integer-only: int8 ops and integer I/O"),
-    ("training", "post-training loses too much accuracy", "training-time: QAT, pruning or clustering, then convert"),
+    ("training", "training data and time to fine-tune", "training-time: QAT, pruning or clustering (then convert)"),
 )
 
 
