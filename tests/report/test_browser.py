@@ -77,6 +77,10 @@ def test_report_renders_offline_without_errors(report_page: Path, tmp_path: Path
     assert re.search(r'<details class="checks failing" open="">', dom)  # failing checks expanded, the rest not
     assert re.search(r'<details class="checks">', dom)
 
+    linked = chromium_real_time(Path(f"{report_page}#cell-1"), tmp_path / "profile-link")
+    assert re.search(r'<details class="cell" id="cell-1" open="">', linked), "a link to a cell opens its details"
+    assert not re.search(r'<details class="cell" id="cell-2" open="">', linked)
+
     screenshot = tmp_path / "report.png"
     chromium(report_page, tmp_path / "profile-shot", "--window-size=1400,2400", "--hide-scrollbars",
              f"--screenshot={screenshot}")
@@ -112,9 +116,12 @@ def test_a_1000_cell_report_is_bounded_and_opens_fast(tmp_path: Path) -> None:
 
 
 def chromium_real_time(page: Path, profile: Path) -> str:
-    """The DOM at the load event, on the real clock (the flags without the virtual time budget)."""
+    """The DOM at the load event, on the real clock (the flags without the virtual time budget);
+    `page` may end in a #fragment."""
     flags = [f for f in FLAGS if not f.startswith("--virtual-time-budget")]
-    return subprocess.run([CHROMIUM, *flags, f"--user-data-dir={profile}", "--dump-dom", page.as_uri()],
+    path, _, fragment = str(page).partition("#")
+    url = Path(path).as_uri() + (f"#{fragment}" if fragment else "")
+    return subprocess.run([CHROMIUM, *flags, f"--user-data-dir={profile}", "--dump-dom", url],
                           capture_output=True, text=True, timeout=180, check=True).stdout
 
 

@@ -11,6 +11,7 @@ import xmlschema
 
 from harness.errors import HarnessError
 from harness.report.publish import publish_run
+from tests.report.big import big_suite
 from tests.report.runs import THRESHOLDS, XSS, cell, standard_cells, with_verdicts, write_run
 from tests.suite.test_loader import VALID as VALID_SUITE
 
@@ -183,3 +184,16 @@ def test_audit_is_shown_per_cell(tmp_path: Path) -> None:
     assert "parentheses): CONV_2D 2.5 (1.25), DEQUANTIZE 0.75</p>" in audit
     assert "int8 396 B, int32 28 B" in audit and "(offset buffers)" in audit and XSS not in audit
     assert "float ops 1; integer only no." in audit
+
+
+def test_a_30_cell_report_embeds_summaries_not_samples(tmp_path: Path) -> None:
+    """3 models × 10 schemes with 1,000 samples each: the page was 31 MB for 30 cells when it embedded them."""
+    records = big_suite(3, 10)
+    run_dir = write_run(tmp_path, records)
+    publish_run(run_dir, None, thresholds=THRESHOLDS)
+    page = (run_dir / "report.html").read_text()
+    size = len(page.encode())
+    print(f"\n30-cell report.html: {size / 1e6:.2f} MB")
+    assert size < 5_500_000  # plotly's bundle is about 4.6 MB of it
+    assert page.count(f"{records[1]['latency_samples_ms'][500]:.6g}") <= 1
+    assert "1000 samples kept in results.jsonl (not embedded)" in page
