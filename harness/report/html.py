@@ -96,6 +96,16 @@ def latency_summary(record: dict[str, Any]) -> dict[str, Any] | None:
             "samples": len(record.get("latency_samples_ms") or [])}
 
 
+def output_numbers(record: dict[str, Any]) -> list[tuple[str, str, str, list[tuple[str, Any]]]]:
+    """Per model output: name, dtype, shape and its numbers vs the float model (snr_db, ...); [] without them."""
+    outputs = record.get("outputs")
+    if not isinstance(outputs, list):
+        return []
+    return [(str(o.get("name", "?")), str(o.get("dtype", "?")), "×".join(str(d) for d in o.get("shape") or []),
+             [(str(k), v) for k, v in o.items() if k not in ("name", "dtype", "shape")])
+            for o in outputs if isinstance(o, dict)]
+
+
 def render_html(records: list[dict[str, Any]], run_info: dict[str, Any], comparison: Comparison | None,
                 trend_runs: list[TrendRun], warnings: list[str], settings: SuiteSettings | None = None) -> str:
     """The whole page; every string from records, run info or history is escaped by the template."""
@@ -106,7 +116,7 @@ def render_html(records: list[dict[str, Any]], run_info: dict[str, Any], compari
     return _environment().get_template("report.html.j2").render(
         suite=str(run_info.get("suite", "?")), run_info=run_info,
         banner=banner(rows, comparison, incompleteness(records, run_info)),
-        cells=[(cell, record, times, latency_summary(record))
+        cells=[(cell, record, times, latency_summary(record), output_numbers(record))
                for cell, record, times in zip(cells, records, op_times(records), strict=True)],
         attention=attention(cells), matrices=matrices(cells), families=FAMILY_COLOURS,
         recommendations=recommend(cells, settings.recommend), rule=settings.recommend, tree=DECISION_TREE,

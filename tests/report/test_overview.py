@@ -113,3 +113,13 @@ def test_text_colours_meet_wcag_aa() -> None:
     assert len(on_white) >= 6
     for background, text in pairs + [("#ffffff", c) for c in on_white] + [("#f2f2f2", "#1a1a1a")]:
         assert contrast(background, text) >= 4.5, (background, text, contrast(background, text))
+
+
+def test_cell_details_show_per_output_numbers_escaped() -> None:
+    records = suite()
+    records[1]["outputs"] = [{"name": XSS, "dtype": "float32", "shape": [1, 10], "snr_db": 31.25, "max_abs": 0.5},
+                             "not an output"]
+    page = render_html(records, {"suite": "s", "started_at": "2026"}, None, [], [], SuiteSettings())
+    details = page[page.index('id="cell-1"'):page.index('id="cell-2"')]
+    assert "<td>&lt;script&gt;alert(1)&lt;/script&gt;</td><td>float32</td><td>1×10</td>" in details
+    assert "snr_db 31.25, max_abs 0.5" in details and XSS not in page
