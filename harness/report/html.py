@@ -93,7 +93,21 @@ def latency_summary(record: dict[str, Any]) -> dict[str, Any] | None:
         return None
     return {"median": median, "iqr": quartiles(record), "p90": latency.get("p90"),
             "repeats": latency.get("repeats"), "repeat_medians": latency.get("repeat_medians") or [],
-            "samples": len(record.get("latency_samples_ms") or [])}
+            "samples": len(record.get("latency_samples_ms") or []), "ab": paired_ab(record)}
+
+
+def paired_ab(record: dict[str, Any]) -> str | None:
+    """The paired A/B re-timing vs the earlier run's model, in words (None without one)."""
+    ab = record.get("latency_ab")
+    if not isinstance(ab, dict):
+        return None
+    if ab.get("unavailable"):
+        return f"paired A/B vs {ab.get('baseline_run', 'the earlier run')} unavailable: {ab['unavailable']}"
+    ci, ratio, pairs = ab.get("ci"), ab.get("ratio"), ab.get("pairs")
+    if not (isinstance(ci, list) and len(ci) == 2 and isinstance(ratio, (int, float)) and isinstance(pairs, list)):
+        return None
+    return (f"paired A/B vs {ab.get('baseline_run', 'the earlier run')}: ×{fmt(ratio, '.3f')} "
+            f"[{fmt(ci[0], '.3f')}, {fmt(ci[1], '.3f')}] over {len(pairs)} pairs")
 
 
 def output_numbers(record: dict[str, Any]) -> list[tuple[str, str, str, list[tuple[str, Any]]]]:

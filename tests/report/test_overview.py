@@ -123,3 +123,13 @@ def test_cell_details_show_per_output_numbers_escaped() -> None:
     details = page[page.index('id="cell-1"'):page.index('id="cell-2"')]
     assert "<td>&lt;script&gt;alert(1)&lt;/script&gt;</td><td>float32</td><td>1×10</td>" in details
     assert "snr_db 31.25, max_abs 0.5" in details and XSS not in page
+
+
+def test_cell_details_show_the_paired_ab_retiming() -> None:
+    records = suite()
+    records[1]["latency_ab"] = {"baseline_run": f"#3 {XSS}", "ratio": 1.081, "ci": [1.02, 1.14],
+                                "pairs": [[1.0, 1.1]] * 8, "confidence": 0.95}
+    records[2]["latency_ab"] = {"baseline_run": "#3", "unavailable": "model not kept"}
+    page = render_html(records, {"suite": "s", "started_at": "2026"}, None, [], [], SuiteSettings())
+    assert "paired A/B vs #3 &lt;script&gt;alert(1)&lt;/script&gt;: ×1.081 [1.020, 1.140] over 8 pairs." in page
+    assert "paired A/B vs #3 unavailable: model not kept." in page
