@@ -134,6 +134,7 @@ def _latency_distribution(figure_id: str, model: str, records: list[dict[str, An
 
 
 LATENCY_TREND = "latency ms (typical)"
+MAX_TREND_LINES = 24  # per trend chart; a bigger suite draws the cells that changed most and family medians
 
 
 def _trend_values(record: dict[str, Any]) -> dict[str, float]:
@@ -159,10 +160,14 @@ def _series(runs: list[TrendRun]) -> tuple[dict[str, dict[str, list[tuple[str, f
     return series, families
 
 
-def _steps(cells: dict[str, list[tuple[str, float]]], ratio: float) -> list[dict[str, Any]]:
-    """A marker where `find_step` sees a lasting latency step in a cell's trend, named in the hover."""
-    found = [(cell, points[i]) for cell, points in cells.items()
-             if (i := find_step([p[1] for p in points], ratio)) is not None]
+def _step_points(cells: dict[str, list[tuple[str, float]]], ratio: float) -> list[tuple[str, tuple[str, float]]]:
+    """(cell, its first slower point) for every cell whose trend `find_step` sees a lasting step in."""
+    return [(cell, points[i]) for cell, points in cells.items()
+            if (i := find_step([p[1] for p in points], ratio)) is not None]
+
+
+def _steps(found: list[tuple[str, tuple[str, float]]], ratio: float) -> list[dict[str, Any]]:
+    """A marker at each detected latency step, the cell named in the hover."""
     if not found:
         return []
     return [{"type": "scatter", "mode": "markers", "name": f"step ≥ ×{ratio:g}", "x": [p[0] for _, p in found],
@@ -171,20 +176,55 @@ def _steps(cells: dict[str, list[tuple[str, float]]], ratio: float) -> list[dict
              "marker": {"symbol": "x", "size": 14, "color": "#c00000", "line": {"width": 1}}}]
 
 
+def _change(points: list[tuple[str, float]]) -> float:
+    first, last = points[0][1], points[-1][1]
+    return abs(last / first - 1) if first else abs(last - first)
+
+
+def _drawn(cells: dict[str, list[tuple[str, float]]], stepped: set[str]) -> list[str]:
+    """The cells a trend draws a line for: all of them up to MAX_TREND_LINES, else the stepped ones
+    and then the largest changes from first to last run."""
+    if len(cells) <= MAX_TREND_LINES:
+        return list(cells)
+    ranked = sorted(cells, key=lambda c: (c not in stepped, -_change(cells[c])))
+    return ranked[:MAX_TREND_LINES]
+
+
+def _family_medians(cells: dict[str, list[tuple[str, float]]], families: dict[str, str]) -> list[dict[str, Any]]:
+    """Per scheme family, the median over its cells at each run (dashed), standing for the lines not drawn."""
+    by_family: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for cell, points in cells.items():
+        for label, value in points:
+            by_family[families[cell]][label].append(value)
+    return [{"type": "scatter", "mode": "lines", "name": f"{family}: median of {sum(1 for c in cells if families[c] == family)}",
+             "x": list(runs), "y": [_round(float(np.median(v))) for v in runs.values()],
+             "line": {"color": FAMILY_COLOURS[family], "width": 3, "dash": "dash"}}
+            for family, runs in by_family.items()]
+
+
+def _round(value: float) -> float:
+    return float(f"{value:.5g}")
+
+
 def _trends(runs: list[TrendRun], step_ratio: float) -> list[Figure]:
     """One chart per quantity: a line per cell across runs (oldest first), coloured by scheme family;
-    on the latency chart the steps `harness.stats.find_step` detects are marked."""
+    on the latency chart the steps `harness.stats.find_step` detects are marked. A big suite draws
+    the MAX_TREND_LINES cells that changed most (stepped first) and each family's median."""
     series, families = _series(runs)
     figures = []
     for index, (name, cells) in enumerate(series.items()):
-        data = [{"type": "scatter", "mode": "lines+markers", "name": _text(cell), "x": [p[0] for p in points],
-                 "y": [p[1] for p in points], "line": {"color": FAMILY_COLOURS[families[cell]], "width": 1},
-                 "marker": {"size": 4}, "opacity": 0.8} for cell, points in cells.items()]
-        if name == LATENCY_TREND:
-            data += _steps(cells, step_ratio)
-        log = name == LATENCY_TREND or name == "size MB"
-        figures.append(_figure(f"trend-{index}", f"trend: {name}", data, xaxis={"type": "category"},
-                               showlegend=len(cells) <= 12,
+        found = _step_points(cells, step_ratio) if name == LATENCY_TREND else []
+        steps = _steps(found, step_ratio)
+        drawn = _drawn(cells, {cell for cell, _ in found})
+        data = [{"type": "scatter", "mode": "lines+markers", "name": _text(cell), "x": [p[0] for p in cells[cell]],
+                 "y": [_round(p[1]) for p in cells[cell]], "line": {"color": FAMILY_COLOURS[families[cell]], "width": 1},
+                 "marker": {"size": 4}, "opacity": 0.8} for cell in drawn]
+        if len(drawn) < len(cells):
+            data += _family_medians(cells, families)
+        title = f"trend: {name}" + (f" ({len(drawn)} of {len(cells)} cells: largest changes)" if len(drawn) < len(cells) else "")
+        log = name in (LATENCY_TREND, "size MB")
+        figures.append(_figure(f"trend-{index}", title, data + steps, xaxis={"type": "category"},
+                               showlegend=len(data) <= 16,
                                yaxis={"title": {"text": _text(name)}, **({"type": "log"} if log else {})}))
     return figures
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import pytest
 
-from harness.report.charts import LATENCY_TREND, build_charts, pareto_front
+from harness.report.charts import LATENCY_TREND, MAX_TREND_LINES, build_charts, pareto_front
 from harness.report.overview import FAMILY_COLOURS
 from harness.report.rows import build_rows
+from tests.report.big import big_suite
 from tests.report.runs import XSS, cell, standard_cells, with_verdicts
 
 
@@ -65,3 +66,23 @@ def test_the_latency_trend_marks_the_step_find_step_detects() -> None:
     steps = [t for t in latency["data"] if t["name"].startswith("step")]
     assert len(steps) == 1 and steps[0]["text"] == ["digits_cnn/int8@local"] and steps[0]["x"] == ["2026-01-04 00:00:00"]
     assert latency["layout"]["yaxis"]["type"] == "log"
+
+
+def test_a_big_suite_trend_draws_the_stepped_and_most_changed_cells_and_family_medians() -> None:
+    def night(i: int) -> list[dict]:
+        records = big_suite(4, 10, samples=20)
+        for r in records:
+            if r["model"] == "model_02" and r["scheme"] == "int8" and i >= 3:
+                r["latency_ms"]["median"] *= 1.5
+        return records
+
+    runs = [(f"2026-01-0{i + 1}T00:00:00+00:00", night(i)) for i in range(6)]
+    records = runs[-1][1]
+    trends = build_charts(build_rows(records), records, runs, step_ratio=1.05)["trends"]
+    latency = next(f for f in trends if f["title"].startswith(f"trend: {LATENCY_TREND}"))
+    assert latency["title"].endswith(f"({MAX_TREND_LINES} of 40 cells: largest changes)")
+    lines = [t for t in latency["data"] if t["mode"] == "lines+markers"]
+    assert len(lines) == MAX_TREND_LINES and lines[0]["name"] == "model_02/int8@local"  # the stepped cell first
+    assert {t["name"].split(":")[0] for t in latency["data"] if t["mode"] == "lines"} == {
+        "baseline", "post-training", "training-time"}
+    assert [t["text"] for t in latency["data"] if t["name"].startswith("step")] == [["model_02/int8@local"]]
