@@ -78,9 +78,10 @@ def test_the_page_shows_overview_recommendation_and_escapes(tmp_path: Path) -> N
     overview = page[page.index('<section id="overview"'):page.index('<section id="recommendation"')]
     assert overview.count("<table class=\"matrix\">") == 1 and overview.count('<a href="#cell-') == len(records)
     assert "✗ -0.060" in overview and "0.25× · 0.70×" in overview  # dynamic_range's drop; int8's size × and latency ×
-    recommendation = page[page.index('<section id="recommendation"'):page.index("<h2>Cells</h2>")]
+    recommendation = page[page.index('<section id="recommendation"'):page.index("<h2 id=\"cells-title\">")]
     assert "<code>recommend: fastest</code>" in recommendation and '<a href="#cell-2"><b>float16</b></a>' in recommendation
-    assert "no representative data → dynamic range or float16" in recommendation
+    assert "no representative data → dynamic range or float16" in recommendation  # the tree
+    assert "<td>1. no representative data</td>" in recommendation  # float16's branch of it
     assert XSS not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in recommendation
 
 

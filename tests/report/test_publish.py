@@ -148,7 +148,7 @@ def test_weight_statistics_are_shown_per_cell_and_per_kernel(tmp_path: Path) -> 
     run_dir = write_run(tmp_path, records)
     publish_run(run_dir, None, thresholds=THRESHOLDS)
     page = (run_dir / "report.html").read_text()
-    details = page[page.index('<div id="cells">'):page.index("<h2>Run vs earlier run")]
+    details = page[page.index('<div id="cells">'):page.index("<h2 id=\"comparison\">")]
     weights = details[details.index('<details class="cell" id="cell-1">'):details.index('id="cell-2"')]
     assert details.count('<details class="weights">') == 1 and '<details class="weights">' in weights
     assert "sparsity 0.500, at most 5 distinct values per channel" in weights
@@ -177,7 +177,7 @@ def test_audit_is_shown_per_cell(tmp_path: Path) -> None:
     run_dir = write_run(tmp_path, records)
     publish_run(run_dir, None, thresholds=THRESHOLDS)
     page = (run_dir / "report.html").read_text()
-    cells = page[page.index('<div id="cells">'):page.index("<h2>Run vs earlier run")]
+    cells = page[page.index('<div id="cells">'):page.index("<h2 id=\"comparison\">")]
     audit = " ".join(cells[cells.index('id="cell-1"'):cells.index('id="cell-2"')].split())
     assert cells.count('<details class="audit">') == 1 and "3 ops (1 float, 2 int8, 0 int16), integer only: no" in audit
     assert "TfLiteGpuDelegateV2 took 9 of 11 nodes in 2 partition(s)" in audit
