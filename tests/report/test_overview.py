@@ -77,7 +77,7 @@ def test_the_page_shows_overview_recommendation_and_escapes(tmp_path: Path) -> N
     page = render_html(records, {"suite": "s", "started_at": "2026"}, None, [], [], SuiteSettings("fastest"))
     overview = page[page.index('<section id="overview"'):page.index('<section id="recommendation"')]
     assert overview.count("<table class=\"matrix\">") == 1 and overview.count('<a href="#cell-') == len(records)
-    assert "✗ -0.060" in overview and "0.25× · 0.70×" in overview  # dynamic_range's drop; int8's size × and latency ×
+    assert "✗ -0.060" in overview and "0.25×·0.70×" in overview  # dynamic_range's drop; int8's size × and latency ×
     recommendation = page[page.index('<section id="recommendation"'):page.index("<h2 id=\"cells-title\">")]
     assert "<code>recommend: fastest</code>" in recommendation and '<a href="#cell-2"><b>float16</b></a>' in recommendation
     assert "no representative data → dynamic range or float16" in recommendation  # the tree
