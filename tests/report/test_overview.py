@@ -134,3 +134,15 @@ def test_cell_details_show_the_paired_ab_retiming() -> None:
     page = render_html(records, {"suite": "s", "started_at": "2026"}, None, [], [], SuiteSettings())
     assert "paired A/B vs #3 &lt;script&gt;alert(1)&lt;/script&gt;: ×1.081 [1.020, 1.140] over 8 pairs." in page
     assert "paired A/B vs #3 unavailable: model not kept." in page
+
+
+def test_many_problems_show_the_worst_ten_and_fold_the_rest() -> None:
+    records = with_verdicts([cell("m", "float32")] + [
+        cell("m", f"int8_{i}", top1=0.5, size_bytes=1_000_000) for i in range(11)] + [
+        cell("m", "broken", status="failed", error="Traceback ...\nValueError: bad")])
+    page = render_html(records, {"suite": "s", "started_at": "2026"}, None, [], [], SuiteSettings())
+    problems = page[page.index('<div id="problems">'):page.index('<section id="overview"')]
+    shown, folded = problems.split('<details class="more">')
+    assert shown.count("<li>") == 10 and "! failed" in shown.split("<li>")[1]  # failed first
+    assert "2 more (worst first" in folded and folded.count("<li>") == 2
+    assert "broken@local</b></a>: ValueError: bad" in shown
