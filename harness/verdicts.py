@@ -43,7 +43,8 @@ def metric_number(value: Any) -> float:
 
 
 def record_metrics(record: dict[str, Any]) -> dict[str, float]:
-    return {name: metric_number(value) for name, value in (record.get("metrics") or {}).items()}
+    """The record's metrics as floats; a metric recorded as null (the schema allows it) is absent."""
+    return {name: metric_number(value) for name, value in (record.get("metrics") or {}).items() if value is not None}
 
 
 def audit_values(audit: dict[str, Any] | None) -> dict[str, float]:

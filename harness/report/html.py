@@ -12,9 +12,13 @@ import jinja2
 from markupsafe import Markup
 
 from harness.compare import Comparison
-from harness.report.charts import TrendRun, build_charts
+from harness.errors import HarnessError
+from harness.report.charts import TrendRun, build_charts, quartiles
+from harness.report.overview import DECISION_TREE, FAMILY_COLOURS, Rule, attention, classify, matrices, recommend
 from harness.report.rows import Row, build_rows, fmt, op_times
 from harness.results import incompleteness
+from harness.suite.schema import RegressionSpec
+from harness.verdicts import typical_latency
 
 _TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -60,18 +64,75 @@ def _environment() -> jinja2.Environment:
     return env
 
 
+@dataclass(frozen=True)
+class SuiteSettings:
+    """What the page reads from the suite file: the recommendation rule and the latency step ratio."""
+
+    recommend: Rule = "smallest"
+    step_ratio: float = RegressionSpec().min_latency_ratio
+
+
+def suite_settings(run_info: dict[str, Any]) -> SuiteSettings:
+    """From the suite file named in run.json when it can still be read, else the defaults."""
+    from harness.suite import load_suite
+
+    if not run_info.get("suite_path"):
+        return SuiteSettings()
+    try:
+        suite = load_suite(str(run_info["suite_path"])).suite
+    except HarnessError:
+        return SuiteSettings()
+    return SuiteSettings(suite.recommend, suite.regression.min_latency_ratio)
+
+
+def latency_summary(record: dict[str, Any]) -> dict[str, Any] | None:
+    """A cell's latency as its details show it: median, interquartile range, p90, repeats and their medians."""
+    latency = record.get("latency_ms") or {}
+    median = typical_latency(latency)
+    if median is None:
+        return None
+    return {"median": median, "iqr": quartiles(record), "p90": latency.get("p90"),
+            "repeats": latency.get("repeats"), "repeat_medians": latency.get("repeat_medians") or [],
+            "samples": len(record.get("latency_samples_ms") or []), "ab": paired_ab(record)}
+
+
+def paired_ab(record: dict[str, Any]) -> str | None:
+    """The paired A/B re-timing vs the earlier run's model, in words (None without one)."""
+    ab = record.get("latency_ab")
+    if not isinstance(ab, dict):
+        return None
+    if ab.get("unavailable"):
+        return f"paired A/B vs {ab.get('baseline_run', 'the earlier run')} unavailable: {ab['unavailable']}"
+    ci, ratio, pairs = ab.get("ci"), ab.get("ratio"), ab.get("pairs")
+    if not (isinstance(ci, list) and len(ci) == 2 and isinstance(ratio, (int, float)) and isinstance(pairs, list)):
+        return None
+    return (f"paired A/B vs {ab.get('baseline_run', 'the earlier run')}: ×{fmt(ratio, '.3f')} "
+            f"[{fmt(ci[0], '.3f')}, {fmt(ci[1], '.3f')}] over {len(pairs)} pairs")
+
+
+def output_numbers(record: dict[str, Any]) -> list[tuple[str, str, str, list[tuple[str, Any]]]]:
+    """Per model output: name, dtype, shape and its numbers vs the float model (snr_db, ...); [] without them."""
+    outputs = record.get("outputs")
+    if not isinstance(outputs, list):
+        return []
+    return [(str(o.get("name", "?")), str(o.get("dtype", "?")), "×".join(str(d) for d in o.get("shape") or []),
+             [(str(k), v) for k, v in o.items() if k not in ("name", "dtype", "shape")])
+            for o in outputs if isinstance(o, dict)]
+
+
 def render_html(records: list[dict[str, Any]], run_info: dict[str, Any], comparison: Comparison | None,
-                trend_runs: list[TrendRun], warnings: list[str]) -> str:
+                trend_runs: list[TrendRun], warnings: list[str], settings: SuiteSettings | None = None) -> str:
     """The whole page; every string from records, run info or history is escaped by the template."""
+    settings = settings or suite_settings(run_info)
     rows = build_rows(records)
-    charts = build_charts(rows, records, trend_runs)
+    cells = classify(rows, records, comparison)
+    charts = build_charts(rows, records, trend_runs, settings.step_ratio)
     return _environment().get_template("report.html.j2").render(
         suite=str(run_info.get("suite", "?")), run_info=run_info,
         banner=banner(rows, comparison, incompleteness(records, run_info)),
-        table=[(row, record.get("verdicts") or []) for row, record in zip(rows, records, strict=True)],
-        table_records=list(zip(rows, records, strict=True)),
-        audit_cells=list(zip(rows, records, op_times(records), strict=True)),
-        problems=[(row, record) for row, record in zip(rows, records, strict=True)
-                  if row.status != "ok" or row.checks_failed],
+        cells=[(cell, record, times, latency_summary(record), output_numbers(record))
+               for cell, record, times in zip(cells, records, op_times(records), strict=True)],
+        attention=attention(cells), matrices=matrices(cells), families=FAMILY_COLOURS,
+        recommendations=recommend(cells, settings.recommend), rule=settings.recommend, tree=DECISION_TREE,
         comparison=comparison, charts=charts, chart_specs=[f for section in charts.values() for f in section],
         trend_runs=len(trend_runs), warnings=warnings, plotly_js=Markup(plotly_js()))

@@ -243,6 +243,8 @@ class Suite(Strict):
     latency: LatencySpec = LatencySpec()
     thresholds: Thresholds = Thresholds()
     regression: RegressionSpec = RegressionSpec()
+    recommend: Literal["smallest", "fastest"] = Field("smallest", description=(
+        "which passing cell on the size/latency Pareto front the report recommends per model and device"))
 
     @field_validator("name")
     @classmethod

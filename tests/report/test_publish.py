@@ -11,6 +11,7 @@ import xmlschema
 
 from harness.errors import HarnessError
 from harness.report.publish import publish_run
+from tests.report.big import big_suite
 from tests.report.runs import THRESHOLDS, XSS, cell, standard_cells, with_verdicts, write_run
 from tests.suite.test_loader import VALID as VALID_SUITE
 
@@ -80,7 +81,7 @@ def test_a_hostile_model_name_is_escaped_everywhere(tmp_path: Path) -> None:
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page  # shown as text in tables
     charts = re.search(r'<script type="application/json" id="quantbench-charts">(.*?)</script>', page, re.S).group(1)
     assert "\\u003c" in charts and "<" not in charts  # inside the embedded JSON too
-    assert page.count("<script") == 3  # chart data, plotly, the renderer: nothing injected
+    assert page.count("<script") == 4  # first-screen timing, chart data, plotly, the renderer: nothing injected
     summary = (run_dir / "summary.md").read_text()
     assert XSS not in summary and "&lt;script&gt;alert(1)&lt;/script&gt;" in summary
     junit = (run_dir / "junit.xml").read_text()
@@ -147,8 +148,10 @@ def test_weight_statistics_are_shown_per_cell_and_per_kernel(tmp_path: Path) -> 
     run_dir = write_run(tmp_path, records)
     publish_run(run_dir, None, thresholds=THRESHOLDS)
     page = (run_dir / "report.html").read_text()
-    weights = page[page.index('<div id="weights">'):page.index("Accuracy vs size and latency")]
-    assert weights.count("<details>") == 1 and "sparsity 0.500, at most 5 distinct values per channel" in weights
+    details = page[page.index('<div id="cells">'):page.index("<h2 id=\"comparison\">")]
+    weights = details[details.index('<details class="cell" id="cell-1">'):details.index('id="cell-2"')]
+    assert details.count('<details class="weights">') == 1 and '<details class="weights">' in weights
+    assert "sparsity 0.500, at most 5 distinct values per channel" in weights
     assert "&lt;script&gt;alert(1)&lt;/script&gt;</td><td>CONV_2D</td>" in weights and XSS not in weights
     row = next(line for line in (run_dir / "summary.md").read_text().splitlines()
                if f"| {records[1]['scheme']} |" in line and line.startswith(f"| {records[1]['model']} "))
@@ -174,10 +177,23 @@ def test_audit_is_shown_per_cell(tmp_path: Path) -> None:
     run_dir = write_run(tmp_path, records)
     publish_run(run_dir, None, thresholds=THRESHOLDS)
     page = (run_dir / "report.html").read_text()
-    audit = " ".join(page[page.index('<div id="audit">'):page.index("Accuracy vs size and latency")].split())
-    assert audit.count("<details>") == 1 and "3 ops (1 float, 2 int8, 0 int16), integer only: no" in audit
+    cells = page[page.index('<div id="cells">'):page.index("<h2 id=\"comparison\">")]
+    audit = " ".join(cells[cells.index('id="cell-1"'):cells.index('id="cell-2"')].split())
+    assert cells.count('<details class="audit">') == 1 and "3 ops (1 float, 2 int8, 0 int16), integer only: no" in audit
     assert "TfLiteGpuDelegateV2 took 9 of 11 nodes in 2 partition(s)" in audit
     assert "parentheses): CONV_2D 2.5 (1.25), DEQUANTIZE 0.75</p>" in audit
     assert "int8 396 B, int32 28 B" in audit and "(offset buffers)" in audit and XSS not in audit
-    results = page[page.index('<table id="results">'):page.index("</table>")]
-    assert "<td class=\"num\">1</td>\n      <td>no</td>" in results
+    assert "float ops 1; integer only no." in audit
+
+
+def test_a_30_cell_report_embeds_summaries_not_samples(tmp_path: Path) -> None:
+    """3 models × 10 schemes with 1,000 samples each: the page was 31 MB for 30 cells when it embedded them."""
+    records = big_suite(3, 10)
+    run_dir = write_run(tmp_path, records)
+    publish_run(run_dir, None, thresholds=THRESHOLDS)
+    page = (run_dir / "report.html").read_text()
+    size = len(page.encode())
+    print(f"\n30-cell report.html: {size / 1e6:.2f} MB")
+    assert size < 5_500_000  # plotly's bundle is about 4.6 MB of it
+    assert page.count(f"{records[1]['latency_samples_ms'][500]:.6g}") <= 1
+    assert "1000 samples kept in results.jsonl (not embedded)" in page

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from harness.compare import compare_runs
 from harness.record import RecordError, validate_record
+from harness.report.html import SuiteSettings, render_html
 from harness.report.junit import render_junit
 from harness.report.summary import render_summary
 from tests.conftest import run_bench
@@ -91,3 +92,4 @@ def test_fuzz_a_record_either_is_refused_or_renders(changes: dict[str, Any]) -> 
     render_summary(records, info)
     comparison = compare_runs(records, standard_cells(seed=3), None)
     render_junit(records, info, comparison)
+    render_html(records, info, comparison, [], [], SuiteSettings())
