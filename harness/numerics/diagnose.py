@@ -35,6 +35,11 @@ def _op_outputs(interpreter: Any) -> list[tuple[int, str, int]]:
             for t in op["outputs"] if t >= 0]
 
 
+def _per_sample(values: list[np.ndarray]) -> np.ndarray:
+    """One tensor's values over the samples, samples first (a scalar tensor, e.g. a reduction's, is stacked)."""
+    return np.stack(values) if values and values[0].ndim == 0 else np.concatenate(values)
+
+
 def run_all_tensors(model: Path, x: Samples) -> dict[str, dict[str, Any]]:
     """Every op output of `model` on every sample (batch 1), dequantized, by tensor name, with op
     position and type, dtype and scale."""
@@ -58,7 +63,7 @@ def run_all_tensors(model: Path, x: Samples) -> dict[str, dict[str, Any]]:
         for t in collected:
             collected[t].append(dequantize_output(interpreter.get_tensor(t), details[t]))
     return {details[t]["name"]: {"position": position, "op": op, "dtype": np.dtype(details[t]["dtype"]).name,
-                                 "scale": _tensor_scale(details[t]), "values": np.concatenate(collected[t])}
+                                 "scale": _tensor_scale(details[t]), "values": _per_sample(collected[t])}
             for position, op, t in produced}
 
 
