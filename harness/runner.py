@@ -423,7 +423,7 @@ class SuiteRunner:
         path, _ = self.cache.get_or_create("recovery", content_key(kind="recovery", artifact=key, reference=reference,
                                            data=state.eval_data.fingerprint), ".json", run)
         record["recovery"] = json.loads(path.read_text())
-        return options.model_copy(update={"float_layers": record["recovery"]["float_layers"], "recover": None})
+        return options.model_copy(update={"float_layers": record["recovery"]["float_tensors"], "recover": None})
 
     def _outputs(self, model: Path, sha256: str, data: Dataset, batch_size: int) -> tuple[list[np.ndarray], bool]:
         """Every model output on the dataset, cached by (artifact, data, runtime version)."""

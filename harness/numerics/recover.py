@@ -37,6 +37,10 @@ class RecoverSpec(Bound):
     metric: str = Field(description="the task metric the bound applies to (any metric a threshold may name)")
     max_float_layers: int = Field(10, ge=1, description="budget: at most this many layers kept in float")
     steps: Literal["doubling", "one_by_one"] = Field("doubling", description="1, 2, 4, ... or 1, 2, 3, ... layers")
+    rank_by: Literal["rmse_per_scale", "local_snr_db"] = Field("rmse_per_scale", description=(
+        "the debugger's local error: RMSE in quantization steps, or SNR vs the float op's output power"))
+    unit: Literal["layer", "op"] = Field("layer", description="what is ranked and kept float: a Keras layer's ops "
+                                         "together, or each quantized op alone")
     latency_runs: int = Field(30, ge=0, description="host invokes timed per step (1 thread, batch 1); 0: no latency")
 
     @field_validator("metric")
@@ -82,14 +86,40 @@ def bound_holds(spec: RecoverSpec, value: float, reference: float | None) -> boo
     return ok
 
 
-def rank_layers(layer_statistics: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
-    """The debugger's quantized tensors, worst local error first (NaN last), as {tensor, rmse_per_scale}."""
-    def badness(item: tuple[str, dict[str, float]]) -> float:
-        value = item[1].get("rmse_per_scale", math.nan)
-        return -value if not math.isnan(value) else math.inf
+def layer_of(tensor: str) -> str:
+    """The Keras layer a converter tensor belongs to: `model/layer` of its first fused name
+    (`tiny_vit_1/layer_normalization_1/moments/variance` → `tiny_vit_1/layer_normalization_1`); a name
+    without a layer scope is its own layer."""
+    parts = tensor.split(";")[0].split("/")
+    return "/".join(parts[:2]) if len(parts) > 2 else tensor
 
-    return [{"tensor": name, "rmse_per_scale": stats.get("rmse_per_scale", math.nan)}
-            for name, stats in sorted(layer_statistics.items(), key=badness)]
+
+def _badness(stats: dict[str, float], rank_by: str) -> float:
+    """Larger is worse: rmse_per_scale as is, local SNR negated; NaN when the debugger has no number."""
+    value = stats.get(rank_by, math.nan)
+    return -value if rank_by == "local_snr_db" else value
+
+
+def rank_layers(layer_statistics: dict[str, dict[str, float]], unit: str = "layer",
+                rank_by: str = "rmse_per_scale") -> list[dict[str, Any]]:
+    """Worst local error first (NaN last), as {layer, <rank_by> (the worst of its ops), tensors}.
+    `unit: op` ranks each quantized op alone; `layer` groups a Keras layer's ops, which stay float together:
+    an op kept float alone hands its output to the next int8 op, which quantizes it again (a layer norm's
+    variance feeding RSQRT loses the same small values either way)."""
+    groups: dict[str, dict[str, Any]] = {}
+    for name, stats in layer_statistics.items():
+        group = groups.setdefault(layer_of(name) if unit == "layer" else name, {"badness": math.nan, "tensors": []})
+        group["tensors"].append(name)
+        value = _badness(stats, rank_by)
+        if not math.isnan(value) and not value <= group["badness"]:
+            group["badness"] = value
+
+    def order(item: tuple[str, dict[str, Any]]) -> float:
+        return -item[1]["badness"] if not math.isnan(item[1]["badness"]) else math.inf
+
+    sign = -1.0 if rank_by == "local_snr_db" else 1.0
+    return [{"layer": name, rank_by: sign * group["badness"], "tensors": group["tensors"]}
+            for name, group in sorted(groups.items(), key=order)]
 
 
 def host_latency_ms(model: Path, x: Samples, runs: int) -> float | None:
@@ -120,12 +150,15 @@ def metric_value(metrics: dict[str, Any], metric: str) -> float:
     return float(metrics[metric])
 
 
-def _step(spec: RecoverSpec, layers: list[str], data: bytes, evaluate: Evaluate, x: Samples,
+def _step(spec: RecoverSpec, tensors: list[str], layers: int, build: Build, evaluate: Evaluate, x: Samples,
           scratch: Path) -> dict[str, Any]:
-    path = scratch / f"float_{len(layers)}.tflite"
+    """Build with `tensors` float, evaluate, weigh and time: one row of `steps`."""
+    data = build(tensors)
+    path = scratch / f"float_{layers}.tflite"
     path.write_bytes(data)
     value = metric_value(evaluate(path), spec.metric)
-    step: dict[str, Any] = {"float_layers": len(layers), "metric": json_number(value), "size_bytes": len(data)}
+    step: dict[str, Any] = {"float_layers": layers, "float_ops": len(tensors), "metric": json_number(value),
+                            "size_bytes": len(data)}
     latency = host_latency_ms(path, x, spec.latency_runs)
     if latency is not None:
         step["latency_ms"] = latency
@@ -137,29 +170,34 @@ def recover(spec: RecoverSpec, ranked: list[dict[str, Any]], build: Build, evalu
     """Run the loop: step 0 is the full-integer model, then the k worst-ranked layers in float for each k of
     `step_sizes`, stopping at the first step whose metric meets the bound. Returns the `recovery` record:
     {metric, reference, float_layers (of the last step), steps, met, ranking (the worst 2×budget layers)}."""
-    names = [row["tensor"] for row in ranked]
-    steps, chosen = [], []
+    steps: list[dict[str, Any]] = []
+    k = 0
     with tempfile.TemporaryDirectory(prefix="recover-") as scratch:
-        for k in [0, *step_sizes(spec.max_float_layers, len(names), spec.steps)]:
-            chosen = names[:k]
-            steps.append(_step(spec, chosen, build(chosen), evaluate, x, Path(scratch)))
+        for k in [0, *step_sizes(spec.max_float_layers, len(ranked), spec.steps)]:
+            steps.append(_step(spec, tensors_of(ranked[:k]), k, build, evaluate, x, Path(scratch)))
             if bound_holds(spec, float(steps[-1]["metric"]), reference):
                 break
-    ranking = [{**row, "rmse_per_scale": json_number(row["rmse_per_scale"])} for row in ranked[: 2 * spec.max_float_layers]]
+    ranking = [{**row, spec.rank_by: json_number(row[spec.rank_by])} for row in ranked[: 2 * spec.max_float_layers]]
     return {"metric": spec.metric, "reference": json_number(reference) if reference is not None else None,
-            "float_layers": chosen, "steps": steps, "met": bound_holds(spec, float(steps[-1]["metric"]), reference),
-            "ranked_by": "QuantizationDebugger local rmse_per_scale on the calibration samples", "ranking": ranking,
-            "latency": "host, 1 thread, batch 1, median" if spec.latency_runs else None}
+            "float_layers": [row["layer"] for row in ranked[:k]], "float_tensors": tensors_of(ranked[:k]),
+            "steps": steps, "met": bound_holds(spec, float(steps[-1]["metric"]), reference),
+            "ranked_by": f"QuantizationDebugger local {spec.rank_by} on the calibration samples, per {spec.unit}",
+            "ranking": ranking, "latency": "host, 1 thread, batch 1, median" if spec.latency_runs else None}
 
 
-def debugger_ranking(saved_model: Path, calibration: Samples, float_model: Path) -> list[dict[str, Any]]:
+def tensors_of(rows: list[dict[str, Any]]) -> list[str]:
+    return [name for row in rows for name in row["tensors"]]
+
+
+def debugger_ranking(saved_model: Path, calibration: Samples, float_model: Path, unit: str,
+                     rank_by: str) -> list[dict[str, Any]]:
     """Rank the int8 model's layers by the debugger's local error on the calibration samples."""
     from harness.devices.litert import bind_inputs, load_interpreter
     from harness.numerics.diagnose import debugger_statistics
 
     arrays = bind_inputs(calibration, load_interpreter(float_model), float_model.name)
     batches = lambda: ([a[i : i + 1].astype(np.float32) for a in arrays] for i in range(len(arrays[0])))  # noqa: E731
-    return rank_layers(debugger_statistics(saved_model, batches, batches))
+    return rank_layers(debugger_statistics(saved_model, batches, batches), unit, rank_by)
 
 
 def baseline_metric(spec: RecoverSpec, baseline: dict[str, Any] | None) -> float | None:
@@ -180,7 +218,7 @@ def run(scheme: Any, options: Any, source: Any, saved_model: Path, calibration: 
     if calibration is None:
         raise NotApplicable("recover: no calibration samples")
     spec, plain = options.recover, options.model_copy(update={"recover": None})
-    ranked = debugger_ranking(saved_model, calibration, float_model)
+    ranked = debugger_ranking(saved_model, calibration, float_model, spec.unit, spec.rank_by)
     if not ranked:
         raise HarnessError("recover: the debugger found no quantized layer to keep in float")
 
