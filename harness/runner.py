@@ -416,9 +416,9 @@ class SuiteRunner:
             self._report(cell.id, "recovering", None)
             scheme, source = SCHEMES.get(cell.scheme.scheme), state.source
             assert source is not None and state.eval_data is not None and baseline is not None
-            target.write_text(json.dumps(recover.run(scheme, options, source, saved_model_dir(source, self.cache),
-                                                     calibration, Path(baseline["artifact"]["path"]), evaluate,
-                                                     reference, state.eval_data.x), allow_nan=False))
+            result = recover.run(scheme, options, source, lambda: saved_model_dir(source, self.cache), calibration,
+                                 Path(baseline["artifact"]["path"]), evaluate, reference, state.eval_data.x)
+            target.write_text(json.dumps(result, allow_nan=False))
 
         path, _ = self.cache.get_or_create("recovery", content_key(kind="recovery", artifact=key, reference=reference,
                                            data=state.eval_data.fingerprint), ".json", run)

@@ -1,9 +1,9 @@
 """Automatic selective quantization: keep the worst layers of a full-integer model in float until a task
 metric's bound holds.
 
-Layers are ranked once, by TF QuantizationDebugger's local error (`rmse_per_scale`: each quantized op vs
-the float op on the same, already-quantized inputs, in units of its output's quantization step), on the
-calibration samples. Accumulated error (what `bench diagnose` shows per tensor) ranks the layers *after* a
+Layers are ranked once, by TF QuantizationDebugger's local error (each quantized op vs the float op on
+the same, already-quantized inputs: `local_snr_db` against the float output's power, or `rmse_per_scale`
+in units of its output's quantization step), on the calibration samples. Accumulated error (what `bench diagnose` shows per tensor) ranks the layers *after* a
 bad one as badly as the bad one itself; the local error points at the op that makes the error. Then the
 k worst-ranked layers stay float (the `float_layers` machinery), the model is re-evaluated on the task,
 and k grows (1, 2, 4, ... or one at a time) until the bound holds or `max_float_layers` is spent.
@@ -37,11 +37,12 @@ class RecoverSpec(Bound):
     metric: str = Field(description="the task metric the bound applies to (any metric a threshold may name)")
     max_float_layers: int = Field(10, ge=1, description="budget: at most this many layers kept in float")
     steps: Literal["doubling", "one_by_one"] = Field("doubling", description="1, 2, 4, ... or 1, 2, 3, ... layers")
-    rank_by: Literal["rmse_per_scale", "local_snr_db"] = Field("rmse_per_scale", description=(
-        "the debugger's local error: RMSE in quantization steps, or SNR vs the float op's output power"))
+    rank_by: Literal["local_snr_db", "rmse_per_scale"] = Field("local_snr_db", description=(
+        "the debugger's local error: SNR vs the float op's output power (lowest first), or RMSE in quantization "
+        "steps (highest first)"))
     unit: Literal["layer", "op"] = Field("layer", description="what is ranked and kept float: a Keras layer's ops "
                                          "together, or each quantized op alone")
-    latency_runs: int = Field(30, ge=0, description="host invokes timed per step (1 thread, batch 1); 0: no latency")
+    latency_runs: int = Field(100, ge=0, description="host invokes timed per step (1 thread, batch 1); 0: no latency")
 
     @field_validator("metric")
     @classmethod
@@ -101,7 +102,7 @@ def _badness(stats: dict[str, float], rank_by: str) -> float:
 
 
 def rank_layers(layer_statistics: dict[str, dict[str, float]], unit: str = "layer",
-                rank_by: str = "rmse_per_scale") -> list[dict[str, Any]]:
+                rank_by: str = "local_snr_db") -> list[dict[str, Any]]:
     """Worst local error first (NaN last), as {layer, <rank_by> (the worst of its ops), tensors}.
     `unit: op` ranks each quantized op alone; `layer` groups a Keras layer's ops, which stay float together:
     an op kept float alone hands its output to the next int8 op, which quantizes it again (a layer norm's
@@ -209,15 +210,16 @@ def baseline_metric(spec: RecoverSpec, baseline: dict[str, Any] | None) -> float
     return float(value) if value is not None else None
 
 
-def run(scheme: Any, options: Any, source: Any, saved_model: Path, calibration: Samples | None, float_model: Path,
-        evaluate: Evaluate, reference: float | None, x: Samples) -> dict[str, Any]:
-    """Rank with the debugger, then `recover` with `scheme` built with each step's `float_layers`."""
+def run(scheme: Any, options: Any, source: Any, saved_model_of: Callable[[], Path], calibration: Samples | None,
+        float_model: Path, evaluate: Evaluate, reference: float | None, x: Samples) -> dict[str, Any]:
+    """Rank with the debugger, then `recover` with `scheme` built with each step's `float_layers`
+    (`saved_model_of()`: the source's SavedModel, asked for once the source is known to have one)."""
     if source.format == "tflite":
         raise NotApplicable("recover: ranks layers with TF's QuantizationDebugger, which needs a TFLiteConverter "
                             "source; for a .tflite source give `float_layers` from `bench diagnose`")
     if calibration is None:
         raise NotApplicable("recover: no calibration samples")
-    spec, plain = options.recover, options.model_copy(update={"recover": None})
+    spec, plain, saved_model = options.recover, options.model_copy(update={"recover": None}), saved_model_of()
     ranked = debugger_ranking(saved_model, calibration, float_model, spec.unit, spec.rank_by)
     if not ranked:
         raise HarnessError("recover: the debugger found no quantized layer to keep in float")

@@ -33,7 +33,8 @@ schemes:
   - float32
   - int8
   - {scheme: int8, id: met_at_once, recover: {metric: top1, max_abs_drop: 0.2, max_float_layers: 4}}
-  - {scheme: int8, id: never_met, recover: {metric: snr_db, min: 1000, max_float_layers: 3, steps: one_by_one, unit: op}}
+  - {scheme: int8, id: never_met, recover: {metric: snr_db, min: 1000, max_float_layers: 3, steps: one_by_one, unit: op,
+                                         rank_by: rmse_per_scale}}
 devices: [local]
 latency: {warmup_runs: 1, num_runs: 3, min_secs: 0}
 """
@@ -75,10 +76,10 @@ def test_bad_options_are_refused_clearly() -> None:
 def test_ranking_is_worst_local_error_first_with_nan_last() -> None:
     statistics = {"m/a/x": {"rmse_per_scale": 0.3}, "m/b/y": {"rmse_per_scale": math.nan},
                   "m/c/z": {"rmse_per_scale": 2.5}, "m/d/w": {}, "m/a/v;m/a/u": {"rmse_per_scale": 4.0}}
-    ops = rank_layers(statistics, "op")
+    ops = rank_layers(statistics, "op", "rmse_per_scale")
     assert [r["layer"] for r in ops][:3] == ["m/a/v;m/a/u", "m/c/z", "m/a/x"]
     assert {r["layer"] for r in ops[3:]} == {"m/b/y", "m/d/w"}
-    layers = rank_layers(statistics, "layer")  # a Keras layer's ops go together, ranked by the worst
+    layers = rank_layers(statistics, "layer", "rmse_per_scale")  # a Keras layer's ops go together, ranked by the worst
     assert [(r["layer"], r["rmse_per_scale"]) for r in layers][:2] == [("m/a", 4.0), ("m/c", 2.5)]
     assert sorted(layers[0]["tensors"]) == ["m/a/v;m/a/u", "m/a/x"]
     assert layer_of("model/conv/Relu;model/conv/BiasAdd") == "model/conv" and layer_of("Identity:0") == "Identity:0"
@@ -91,7 +92,7 @@ def test_ranking_is_worst_local_error_first_with_nan_last() -> None:
 def test_tflite_sources_are_not_applicable() -> None:
     options = Int8Options(recover={"metric": "top1", "min": 0.5})
     with pytest.raises(NotApplicable, match="give `float_layers` from `bench diagnose`"):
-        run(None, options, SimpleNamespace(format="tflite"), Path("x"), None, Path("x"), lambda p: {}, None, None)
+        run(None, options, SimpleNamespace(format="tflite"), lambda: Path("x"), None, Path("x"), lambda p: {}, None, None)
 
 
 @pytest.fixture(scope="module")
