@@ -1,12 +1,15 @@
 """Automatic selective quantization: keep the worst layers of a full-integer model in float until a task
 metric's bound holds.
 
-Layers are ranked once, by TF QuantizationDebugger's local error (each quantized op vs the float op on
-the same, already-quantized inputs: `local_snr_db` against the float output's power, or `rmse_per_scale`
-in units of its output's quantization step), on the calibration samples. Accumulated error (what `bench diagnose` shows per tensor) ranks the layers *after* a
-bad one as badly as the bad one itself; the local error points at the op that makes the error. Then the
-k worst-ranked layers stay float (the `float_layers` machinery), the model is re-evaluated on the task,
-and k grows (1, 2, 4, ... or one at a time) until the bound holds or `max_float_layers` is spent.
+Layers are ranked once, by default by how far the accumulated SNR vs the float model falls across each
+layer (`snr_drop_db`: the tensors `bench diagnose` compares, on 16 calibration samples of the full-integer
+model), or by TF QuantizationDebugger's local error (each quantized op vs the float op on the same,
+already-quantized inputs: `local_snr_db` against the float output's power, or `rmse_per_scale` in units
+of its output's quantization step). The accumulated SNR itself would blame every layer after a bad one;
+its drop across a layer, like the local error, points at the layer that makes the error, and unlike the
+local error it weighs it in the model's own context. Then the k worst-ranked layers stay float (the
+`float_layers` machinery), the model is re-evaluated on the task, and k grows (1, 2, 4, ... or one at a
+time) until the bound holds or `max_float_layers` is spent.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from harness.datasets import Samples
+from harness.datasets._base import FromSignature
 from harness.errors import HarnessError, NotApplicable
 from harness.numerics.fidelity import json_number
 from harness.suite.schema import Bound
@@ -37,9 +41,9 @@ class RecoverSpec(Bound):
     metric: str = Field(description="the task metric the bound applies to (any metric a threshold may name)")
     max_float_layers: int = Field(10, ge=1, description="budget: at most this many layers kept in float")
     steps: Literal["doubling", "one_by_one"] = Field("doubling", description="1, 2, 4, ... or 1, 2, 3, ... layers")
-    rank_by: Literal["local_snr_db", "rmse_per_scale"] = Field("local_snr_db", description=(
-        "the debugger's local error: SNR vs the float op's output power (lowest first), or RMSE in quantization "
-        "steps (highest first)"))
+    rank_by: Literal["snr_drop_db", "local_snr_db", "rmse_per_scale"] = Field("snr_drop_db", description=(
+        "how far the accumulated SNR falls across the layer (largest first); or the debugger's local error: SNR "
+        "vs the float op's output power (lowest first), or RMSE in quantization steps (highest first)"))
     unit: Literal["layer", "op"] = Field("layer", description="what is ranked and kept float: a Keras layer's ops "
                                          "together, or each quantized op alone")
     latency_runs: int = Field(100, ge=0, description="host invokes timed per step (1 thread, batch 1); 0: no latency")
@@ -182,7 +186,7 @@ def recover(spec: RecoverSpec, ranked: list[dict[str, Any]], build: Build, evalu
     return {"metric": spec.metric, "reference": json_number(reference) if reference is not None else None,
             "float_layers": [row["layer"] for row in ranked[:k]], "float_tensors": tensors_of(ranked[:k]),
             "steps": steps, "met": bound_holds(spec, float(steps[-1]["metric"]), reference),
-            "ranked_by": f"QuantizationDebugger local {spec.rank_by} on the calibration samples, per {spec.unit}",
+            "ranked_by": f"{spec.rank_by} per {spec.unit}" + ("" if spec.rank_by == "snr_drop_db" else " (QuantizationDebugger)"),
             "ranking": ranking, "latency": "host, 1 thread, batch 1, median" if spec.latency_runs else None}
 
 
@@ -199,6 +203,59 @@ def debugger_ranking(saved_model: Path, calibration: Samples, float_model: Path,
     arrays = bind_inputs(calibration, load_interpreter(float_model), float_model.name)
     batches = lambda: ([a[i : i + 1].astype(np.float32) for a in arrays] for i in range(len(arrays[0])))  # noqa: E731
     return rank_layers(debugger_statistics(saved_model, batches, batches), unit, rank_by)
+
+
+def _first(samples: Samples, n: int) -> Samples:
+    if isinstance(samples, FromSignature):
+        return samples.select(slice(0, n))
+    if isinstance(samples, dict):
+        return {name: array[:n] for name, array in samples.items()}
+    return samples[:n]
+
+
+def _graph(model: Path) -> list[tuple[list[str], list[str]]]:
+    """(input tensor names, output tensor names) of every op, in execution order."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(model))
+    interpreter.allocate_tensors()
+    names = {d["index"]: d["name"] for d in interpreter.get_tensor_details()}
+    return [([names[t] for t in op["inputs"] if t >= 0], [names[t] for t in op["outputs"] if t >= 0])
+            for op in interpreter._get_ops_details()]  # noqa: SLF001
+
+
+def snr_drops(graph: list[tuple[list[str], list[str]]], snr: dict[str, float], unit: str) -> list[dict[str, Any]]:
+    """Per layer (or op), worst first: the lowest accumulated SNR among the tensors entering it from outside
+    minus the lowest among its own outputs. A tensor the float model has no counterpart for takes the lowest
+    SNR of its op's inputs; with no known input (the model input), the best SNR in the model stands in."""
+    groups: dict[str, dict[str, list[str]]] = {}
+    known = dict(snr)
+    for inputs, outputs in graph:
+        estimate = min((known[i] for i in inputs if i in known), default=None)
+        for name in outputs:
+            if name not in known and estimate is not None:
+                known[name] = estimate
+        for name in (o for o in outputs if o in snr):
+            group = groups.setdefault(layer_of(name) if unit == "layer" else name, {"tensors": [], "inputs": []})
+            group["tensors"] += [name] if name not in group["tensors"] else []
+            group["inputs"].extend(inputs)
+    best = max((v for v in snr.values() if math.isfinite(v)), default=math.inf)
+    rows = []
+    for layer, group in groups.items():
+        entering = [known[t] for t in group["inputs"] if t in known and t not in group["tensors"]]
+        drop = min(entering, default=best) - min(snr[t] for t in group["tensors"])
+        rows.append({"layer": layer, "snr_drop_db": drop, "tensors": group["tensors"]})
+    return sorted(rows, key=lambda r: -r["snr_drop_db"] if not math.isnan(r["snr_drop_db"]) else math.inf)
+
+
+def accumulated_ranking(quantized: Path, float_model: Path, x: Samples, unit: str) -> list[dict[str, Any]]:
+    """Rank by `snr_drops` of the accumulated error (`bench diagnose`'s tensors) on the first 16 samples."""
+    from harness.numerics.diagnose import compare_tensors, run_all_tensors
+
+    few = _first(x, 16)
+    rows = compare_tensors(run_all_tensors(quantized, few), run_all_tensors(float_model, few))
+    snr = {r["tensor"]: float(r["snr_db"]) for r in rows if r["dtype"] not in ("int32", "int64", "bool")}
+    return snr_drops(_graph(quantized), snr, unit)
 
 
 def baseline_metric(spec: RecoverSpec, baseline: dict[str, Any] | None) -> float | None:
@@ -220,11 +277,25 @@ def run(scheme: Any, options: Any, source: Any, saved_model_of: Callable[[], Pat
     if calibration is None:
         raise NotApplicable("recover: no calibration samples")
     spec, plain, saved_model = options.recover, options.model_copy(update={"recover": None}), saved_model_of()
-    ranked = debugger_ranking(saved_model, calibration, float_model, spec.unit, spec.rank_by)
-    if not ranked:
-        raise HarnessError("recover: the debugger found no quantized layer to keep in float")
+    built: dict[tuple[str, ...], bytes] = {}
 
     def build(layers: list[str]) -> bytes:
-        return scheme.from_saved_model(saved_model, plain.model_copy(update={"float_layers": layers}), calibration)
+        if tuple(layers) not in built:
+            options = plain.model_copy(update={"float_layers": layers})
+            built[tuple(layers)] = scheme.from_saved_model(saved_model, options, calibration)
+        return built[tuple(layers)]
 
+    ranked = _ranking(spec, build, saved_model, calibration, float_model)
+    if not ranked:
+        raise HarnessError("recover: found no quantized layer to keep in float")
     return recover(spec, ranked, build, evaluate, reference, x)
+
+
+def _ranking(spec: RecoverSpec, build: Build, saved_model: Path, calibration: Samples,
+             float_model: Path) -> list[dict[str, Any]]:
+    if spec.rank_by != "snr_drop_db":
+        return debugger_ranking(saved_model, calibration, float_model, spec.unit, spec.rank_by)
+    with tempfile.TemporaryDirectory(prefix="recover-rank-") as scratch:
+        quantized = Path(scratch) / "int8.tflite"
+        quantized.write_bytes(build([]))
+        return accumulated_ranking(quantized, float_model, calibration, spec.unit)

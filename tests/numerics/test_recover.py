@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from harness.errors import NotApplicable
-from harness.numerics.recover import RecoverSpec, bound_holds, layer_of, rank_layers, run, step_sizes
+from harness.numerics.recover import RecoverSpec, bound_holds, layer_of, rank_layers, run, snr_drops, step_sizes
 from harness.results import read_results
 from harness.schemes.int8 import Int8Options
 from tests.conftest import run_bench
@@ -35,6 +35,7 @@ schemes:
   - {scheme: int8, id: met_at_once, recover: {metric: top1, max_abs_drop: 0.2, max_float_layers: 4}}
   - {scheme: int8, id: never_met, recover: {metric: snr_db, min: 1000, max_float_layers: 3, steps: one_by_one, unit: op,
                                          rank_by: rmse_per_scale}}
+  - {scheme: int8, id: by_drop, recover: {metric: snr_db, min: 1000, max_float_layers: 1, rank_by: snr_drop_db}}
 devices: [local]
 latency: {warmup_runs: 1, num_runs: 3, min_secs: 0}
 """
@@ -89,6 +90,19 @@ def test_ranking_is_worst_local_error_first_with_nan_last() -> None:
     assert snr[2]["layer"] == "m/c" and math.isnan(snr[2]["local_snr_db"])
 
 
+def test_snr_drops_blame_the_layer_where_the_accumulated_snr_falls() -> None:
+    graph = [(["input"], ["q"]),                      # QUANTIZE: no float counterpart
+             (["q", "w0"], ["m/conv/out"]),           # 35 dB
+             (["m/conv/out"], ["m/norm/var"]),         # the layer norm takes it to 8 dB ...
+             (["m/norm/var"], ["m/norm/out"]),         # ... and back to 12
+             (["m/norm/out", "w1"], ["m/dense/out"])]  # 11 dB: loses 1 more
+    snr = {"m/conv/out": 35.0, "m/norm/var": 8.0, "m/norm/out": 12.0, "m/dense/out": 11.0}
+    rows = snr_drops(graph, snr, "layer")
+    assert [(r["layer"], r["snr_drop_db"]) for r in rows] == [("m/norm", 27.0), ("m/dense", 1.0), ("m/conv", 0.0)]
+    assert rows[0]["tensors"] == ["m/norm/var", "m/norm/out"]
+    assert [r["layer"] for r in snr_drops(graph, snr, "op")][0] == "m/norm/var"
+
+
 def test_tflite_sources_are_not_applicable() -> None:
     options = Int8Options(recover={"metric": "top1", "min": 0.5})
     with pytest.raises(NotApplicable, match="give `float_layers` from `bench diagnose`"):
@@ -105,7 +119,7 @@ def records(tmp_path_factory: pytest.TempPathFactory, session_cache: Path) -> di
     return {r["scheme"]: r for r in read_results(folder / "run")}
 
 
-@pytest.mark.slow  # trains the digits CNN (cached per session) and converts 6 int8 models: about 30 s
+@pytest.mark.slow  # trains the digits CNN (cached per session) and converts 9 int8 models: about 30 s
 def test_recover_loop_end_to_end(records: dict[str, dict]) -> None:
     assert all(r["status"] == "ok" for r in records.values()), {s: r["error"] for s, r in records.items()}
     base, int8 = records["float32"], records["int8"]
@@ -127,3 +141,8 @@ def test_recover_loop_end_to_end(records: dict[str, dict]) -> None:
     assert never["audit"]["ops_by_kind"]["float"] > int8["audit"]["ops_by_kind"]["float"]
     ranks = [r["rmse_per_scale"] for r in recovery["ranking"]]
     assert ranks == sorted(ranks, reverse=True)
+
+    by_drop = records["by_drop"]["recovery"]  # ranked on the accumulated error of the step-0 model
+    assert [s["float_layers"] for s in by_drop["steps"]] == [0, 1] and not by_drop["met"]
+    drops = [r["snr_drop_db"] for r in by_drop["ranking"]]
+    assert drops == sorted(drops, reverse=True) and by_drop["float_layers"] == [by_drop["ranking"][0]["layer"]]
