@@ -109,13 +109,13 @@ class CellRecord(TypedDict, total=False):
     io_types: dict[str, list[str]]
     calibration: dict[str, Any]
     evaluation: dict[str, Any]
+    recovery: dict[str, Any]  # `recover:` — the float layers chosen and every step (harness.numerics.recover)
     latency_setup: dict[str, Any]
     latency_log: str
     delegates: Any
     op_profile: Any
     audit: dict[str, Any] | None  # what the produced model holds (harness.tflite.audit)
     latency_ab: dict[str, Any]  # the earlier run's model re-timed beside this one (harness._latency)
-    recovery: dict[str, Any]  # `recover:` — the float layers chosen and every step (harness.numerics.recover)
     finished_at: str
     notes: NotRequired[list[str]]
 
