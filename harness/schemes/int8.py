@@ -19,8 +19,8 @@ class Int8Options(CalibratedOptions):
         "output tensor names of the ops that stay float (selective quantization), as the float model names them: "
         "`bench diagnose` lists the names both models share"))
     recover: RecoverSpec | None = Field(None, description=(
-        "choose float_layers automatically: the worst layers by the debugger's local error stay float until "
-        "the bound on `metric` holds or `max_float_layers` is spent (TFLiteConverter sources)"))
+        "choose float_layers automatically: the worst layers (harness.numerics.recover) stay float until the "
+        "bound on `metric` holds or `max_float_layers` is spent (TFLiteConverter sources)"))
 
     @model_validator(mode="after")
     def _one_choice(self) -> "Int8Options":
