@@ -74,6 +74,14 @@ def test_bad_options_are_refused_clearly() -> None:
         Int8Options(recover={"metric": "top1", "min": 0.5, "max_float_layers": 0})
 
 
+def test_a_bad_recover_option_in_a_suite_points_at_its_line(tmp_path: Path) -> None:
+    from harness.suite import load_suite
+
+    (tmp_path / "bad.yaml").write_text(SUITE.replace("{metric: top1, max_abs_drop: 0.2,", "{metric: topx, max_abs_drop: 0.2,"))
+    with pytest.raises(Exception, match=r"bad.yaml:17: schemes\[2\]\.recover\.metric: unknown metric 'topx'"):
+        load_suite(tmp_path / "bad.yaml")
+
+
 def test_ranking_is_worst_local_error_first_with_nan_last() -> None:
     statistics = {"m/a/x": {"rmse_per_scale": 0.3}, "m/b/y": {"rmse_per_scale": math.nan},
                   "m/c/z": {"rmse_per_scale": 2.5}, "m/d/w": {}, "m/a/v;m/a/u": {"rmse_per_scale": 4.0}}
