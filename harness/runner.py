@@ -420,8 +420,10 @@ class SuiteRunner:
                                  Path(baseline["artifact"]["path"]), evaluate, reference, state.eval_data.x)
             target.write_text(json.dumps(result, allow_nan=False))
 
+        started = time.perf_counter()
         path, _ = self.cache.get_or_create("recovery", content_key(kind="recovery", artifact=key, reference=reference,
                                            data=state.eval_data.fingerprint), ".json", run)
+        record["timings_s"]["recover"] = round(time.perf_counter() - started, 3)
         record["recovery"] = json.loads(path.read_text())
         return options.model_copy(update={"float_layers": record["recovery"]["float_tensors"], "recover": None})
 
