@@ -109,6 +109,7 @@ class CellRecord(TypedDict, total=False):
     io_types: dict[str, list[str]]
     calibration: dict[str, Any]
     evaluation: dict[str, Any]
+    recovery: dict[str, Any]  # `recover:` — the float layers chosen and every step (harness.numerics.recover)
     latency_setup: dict[str, Any]
     latency_log: str
     delegates: Any

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
+import json
 import os
 import platform
 import queue
@@ -183,7 +184,7 @@ class SuiteRunner:
 
     def _run_cells(self, cells: list[Cell], done: dict[str, CellRecord], workers: dict[str, "_DeviceWorker"]) -> int:
         """Host work of every cell not already done, in order; measurement on each device's worker."""
-        host_done: dict[str, dict[str, Any]] = {}  # cell id -> status/artifact after host work
+        host_done: dict[str, dict[str, Any]] = {}  # cell id -> status/artifact/metrics after host work
         states: dict[str, _ModelState] = {}
         skipped = 0
         for cell in cells:
@@ -199,7 +200,7 @@ class SuiteRunner:
                     states[cell.model.label] = self._prepare_model(cell.model)
                 record = self._host_work(cell, states[cell.model.label],
                                          host_done.get(base_id) or self._records.get(base_id))
-            host_done[cell.id] = {"status": record["status"], "artifact": record["artifact"]}
+            host_done[cell.id] = {"status": record["status"], "artifact": record["artifact"], "metrics": record["metrics"]}
             if cell.device not in workers:
                 workers[cell.device] = _DeviceWorker(self, cell.device)
             finished = workers[cell.device].submit(cell, record)
@@ -306,7 +307,7 @@ class SuiteRunner:
         try:
             if state.error:
                 raise _SourceFailed(state.error)
-            self._produce(cell, state, record)
+            self._produce(cell, state, record, baseline)
             self._evaluate(cell, state, record, baseline)
         except NotApplicable as exc:
             record.update(status="n/a", error=str(exc))
@@ -347,7 +348,7 @@ class SuiteRunner:
         reference = record if cell.scheme.label == BASELINE else baseline
         return check(record, reference, bounds_for(self.loaded.suite.thresholds, cell.model.label, cell.scheme.label))
 
-    def _produce(self, cell: Cell, state: _ModelState, record: dict[str, Any]) -> None:
+    def _produce(self, cell: Cell, state: _ModelState, record: dict[str, Any], baseline: dict | None = None) -> None:
         self._report(cell.id, "converting", None)
         source = state.source
         assert source is not None
@@ -371,6 +372,8 @@ class SuiteRunner:
             versions=tool_versions(),
             **({"finetune": finetune.key} if finetune is not None else {}),
         )
+        if getattr(options, "recover", None) is not None:  # the loop chooses float_layers: harness/numerics/recover.py
+            options = self._recovered(cell, state, options, calibration, key, record, baseline)
 
         def produce(target: Path) -> None:
             if source.format == "tflite":
@@ -394,6 +397,35 @@ class SuiteRunner:
         record["io_types"] = tensor_types(path)
         record["weights"] = weight_stats(path)
         record["audit"] = audit(path)
+
+    def _recovered(self, cell: Cell, state: _ModelState, options: Any, calibration: Samples | None, key: str,
+                   record: dict[str, Any], baseline: dict | None) -> Any:
+        """`recover:` — the float layers chosen by re-evaluating this cell's task (cached under `key`, the eval
+        data and the baseline's metric); the cell's artifact is the scheme with those `float_layers`."""
+        from harness.numerics import recover
+
+        reference = recover.baseline_metric(options.recover, baseline)
+
+        def evaluate(path: Path) -> dict[str, Any]:
+            scratch = {"artifact": {"path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()},
+                       "timings_s": {}, "metrics": {}, "metrics_na": None}
+            self._evaluate(cell, state, scratch, baseline)
+            return scratch["metrics"]
+
+        def run(target: Path) -> None:
+            self._report(cell.id, "recovering", None)
+            scheme, source = SCHEMES.get(cell.scheme.scheme), state.source
+            assert source is not None and state.eval_data is not None and baseline is not None
+            result = recover.run(scheme, options, source, lambda: saved_model_dir(source, self.cache), calibration,
+                                 Path(baseline["artifact"]["path"]), evaluate, reference, state.eval_data.x)
+            target.write_text(json.dumps(result, allow_nan=False))
+
+        started = time.perf_counter()
+        path, _ = self.cache.get_or_create("recovery", content_key(kind="recovery", artifact=key, reference=reference,
+                                           data=state.eval_data.fingerprint), ".json", run)
+        record["timings_s"]["recover"] = round(time.perf_counter() - started, 3)
+        record["recovery"] = json.loads(path.read_text())
+        return options.model_copy(update={"float_layers": record["recovery"]["float_tensors"], "recover": None})
 
     def _outputs(self, model: Path, sha256: str, data: Dataset, batch_size: int) -> tuple[list[np.ndarray], bool]:
         """Every model output on the dataset, cached by (artifact, data, runtime version)."""

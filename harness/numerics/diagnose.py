@@ -35,6 +35,11 @@ def _op_outputs(interpreter: Any) -> list[tuple[int, str, int]]:
             for t in op["outputs"] if t >= 0]
 
 
+def _per_sample(values: list[np.ndarray]) -> np.ndarray:
+    """One tensor's values over the samples, samples first (a scalar tensor, e.g. a reduction's, is stacked)."""
+    return np.stack(values) if values and values[0].ndim == 0 else np.concatenate(values)
+
+
 def run_all_tensors(model: Path, x: Samples) -> dict[str, dict[str, Any]]:
     """Every op output of `model` on every sample (batch 1), dequantized, by tensor name, with op
     position and type, dtype and scale."""
@@ -58,7 +63,7 @@ def run_all_tensors(model: Path, x: Samples) -> dict[str, dict[str, Any]]:
         for t in collected:
             collected[t].append(dequantize_output(interpreter.get_tensor(t), details[t]))
     return {details[t]["name"]: {"position": position, "op": op, "dtype": np.dtype(details[t]["dtype"]).name,
-                                 "scale": _tensor_scale(details[t]), "values": np.concatenate(collected[t])}
+                                 "scale": _tensor_scale(details[t]), "values": _per_sample(collected[t])}
             for position, op, t in produced}
 
 
@@ -80,16 +85,25 @@ def compare_tensors(optimized: dict[str, dict[str, Any]], reference: dict[str, d
     return rows
 
 
+def _float_mean_square(float_values: np.ndarray, quantized: np.ndarray, scale: float, zero_point: int) -> float:
+    """The float op's output power (a QuantizationDebugger direct-compare metric): local SNR's signal."""
+    return float(np.mean(np.square(float_values.astype(np.float64))))
+
+
 def debugger_statistics(saved_model: Path, calibration: Callable[[], Iterator[Any]],
                         data: Callable[[], Iterator[Any]]) -> dict[str, dict[str, float]]:
     """TF QuantizationDebugger's layer statistics of the converter's int8 model, by quantized tensor name,
-    with `rmse_per_scale` = √MSE / scale (local error of each quantized op)."""
+    with `rmse_per_scale` = √MSE / scale and `local_snr_db` = 10·log10(float output power / MSE): the local
+    error of each quantized op (vs the float op on the same dequantized inputs)."""
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = calibration
-    debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=data)
+    options = tf.lite.experimental.QuantizationDebugOptions(
+        layer_direct_compare_metrics={"float_mean_square": _float_mean_square})
+    debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=data,
+                                                         debug_options=options)
     debugger.run()
     statistics = {}
     for verify_name, metrics in debugger.layer_statistics.items():
@@ -99,8 +113,17 @@ def debugger_statistics(saved_model: Path, calibration: Callable[[], Iterator[An
         values = {k: float(v) for k, v in metrics.items()}
         values["scale"] = scale
         values["rmse_per_scale"] = math.sqrt(values["mean_squared_error"]) / scale if scale else math.nan
+        values["local_snr_db"] = local_snr_db(values.get("float_mean_square", math.nan), values["mean_squared_error"])
         statistics[tensor] = values
     return statistics
+
+
+def local_snr_db(signal: float, mse: float) -> float:
+    """10·log10(signal / mse): +inf with no error, NaN when either is not a number."""
+    with np.errstate(all="ignore"):
+        if math.isnan(signal) or math.isnan(mse):
+            return math.nan
+        return math.inf if mse == 0 else 10 * math.log10(signal / mse) if signal > 0 else -math.inf
 
 
 def cross_check(rows: list[dict], statistics: dict[str, dict[str, float]], tolerance: float = 0.25) -> dict:

@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from harness.schemes import _quantizer
 from harness.schemes._base import SCHEMES
 from harness.schemes._converter import convert, quantized_with_calibration, selectively_quantized
+from harness.numerics.recover import RecoverSpec
 from harness.schemes._quantizer import CalibratedOptions
 
 
@@ -17,6 +18,15 @@ class Int8Options(CalibratedOptions):
     float_layers: list[str] = Field(default_factory=list, description=(
         "output tensor names of the ops that stay float (selective quantization), as the float model names them: "
         "`bench diagnose` lists the names both models share"))
+    recover: RecoverSpec | None = Field(None, description=(
+        "choose float_layers automatically: the worst layers (harness.numerics.recover) stay float until the "
+        "bound on `metric` holds or `max_float_layers` is spent (TFLiteConverter sources)"))
+
+    @model_validator(mode="after")
+    def _one_choice(self) -> "Int8Options":
+        if self.recover is not None and self.float_layers:
+            raise ValueError("give float_layers or recover, not both: recover chooses the float layers")
+        return self
 
 
 @SCHEMES.register("int8", "full-integer int8 weights and activations, float fallback and float I/O")
