@@ -373,6 +373,8 @@ class SuiteRunner:
         record["gzip_bytes"] = len(gzip.compress(data, compresslevel=9, mtime=0))
         record["io_types"] = tensor_types(path)
         record["weights"] = weight_stats(path)
+        if finetune is not None:  # layers the training-time techniques wrapped, and those left untouched (why)
+            record["technique"] = scheme.technique(source.path, options, finetune, self.cache)
 
     def _outputs(self, model: Path, sha256: str, data: Dataset, batch_size: int) -> tuple[list[np.ndarray], bool]:
         """Every model output on the dataset, cached by (artifact, data, runtime version)."""

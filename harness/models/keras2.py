@@ -31,8 +31,8 @@ import numpy as np
 from harness.errors import HarnessError, NotApplicable
 
 
-class UnsupportedLayer(HarnessError):
-    """A layer cannot be rebuilt in tf_keras or wrapped by TFMOT; the message names it."""
+class UnsupportedLayer(HarnessError, NotApplicable):
+    """A layer cannot be rebuilt in tf_keras or wrapped by TFMOT; the message names it (the cell is n/a)."""
 
 
 # Keyword arguments every tf_keras layer accepts besides its own (`Layer.__init__`).

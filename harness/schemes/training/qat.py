@@ -19,7 +19,8 @@ import numpy as np
 from harness.models.keras2 import UnsupportedLayer
 from harness.schemes._base import SCHEMES, SchemeOptions
 from harness.schemes._converter import convert
-from harness.schemes.training._tfmot import Technique, TrainingScheme, ensure_wrappable, tfmot, training_scheme
+from harness.schemes.training._layers import TechniqueOptions, Verdict, clone_wrapped, plan
+from harness.schemes.training._tfmot import Technique, TrainingScheme, tfmot, training_scheme
 from harness.schemes.training.cluster import CLUSTER
 from harness.schemes.training.prune import PRUNE
 
@@ -30,7 +31,7 @@ class QatOptions(SchemeOptions):
 
 class Qat(Technique):
     name = "qat"
-    Options = SchemeOptions  # nothing to choose for the training itself; `io` is for conversion
+    Options = TechniqueOptions  # `layers:` only; `io` is for conversion
     default_learning_rate = 1e-4
 
     def wrap(self, model: Any, options: Any, before: tuple[str, ...], steps: int, info: dict[str, Any]) -> Any:
@@ -44,19 +45,33 @@ class Qat(Technique):
         else:
             scheme = quantization.default_8bit.Default8BitQuantizeScheme()
         info["quantize_scheme"] = type(scheme).__name__
+        chosen = plan(model, "qat", _quantizable(scheme), options.layers)
+        info.update(chosen.record())
+        annotated = clone_wrapped(model, chosen, quantization.quantize_annotate_layer)
+        try:
+            return quantization.quantize_apply(annotated, scheme)
+        except (ValueError, RuntimeError, KeyError, TypeError, AttributeError) as exc:
+            custom = [f"{row['layer']!r} ({row['class']})" for row in chosen.untouched
+                      if "without a QuantizeConfig" in row["reason"]]
+            hint = (f" (quantize_apply rebuilds the model from its config, untouched layers included: "
+                    f"{', '.join(custom)} must be built-in or registered with tf_keras)") if custom else ""
+            raise UnsupportedLayer(f"quantization-aware training of model {model.name!r}: {exc}{hint}") from exc
+
+
+def _quantizable(scheme: Any) -> Any:
+    """QAT annotates every layer the scheme's registry has a QuantizeConfig for (weights or not)."""
+    registry = scheme.get_quantize_registry()
+
+    def verdict(layer: Any) -> Verdict:
         import tf_keras
 
-        # TFMOT skips Lambda layers when annotating and then fails to clone them, and its error
-        # for a custom layer class names no layer: name them here. Built-in layers its registry
-        # does not support are named by TFMOT's own error.
-        ensure_wrappable(model, "quantization-aware training",
-                         lambda layer: type(layer).__module__.startswith("tf_keras.")
-                         and not isinstance(layer, tf_keras.layers.Lambda),
-                         "replace it with a built-in layer, or annotate it with a tfmot QuantizeConfig")
-        try:
-            return quantization.quantize_apply(quantization.quantize_annotate_model(model), scheme)
-        except (ValueError, RuntimeError, KeyError, TypeError) as exc:
-            raise UnsupportedLayer(f"quantization-aware training of model {model.name!r}: {exc}") from exc
+        if isinstance(layer, tf_keras.layers.Lambda) or not type(layer).__module__.startswith("tf_keras."):
+            return f"TFMOT cannot quantize {type(layer).__name__} layers without a QuantizeConfig"
+        if not registry.supports(layer):
+            return f"TFMOT's {type(scheme).__name__} has no QuantizeConfig for {type(layer).__name__}"
+        return True
+
+    return verdict
 
 
 QAT = Qat()
