@@ -6,17 +6,30 @@ from pathlib import Path
 
 import numpy as np
 
+from pydantic import Field
+
 from harness.cache import ArtifactCache
-from harness.datasets._base import DATASETS, Dataset, LoaderOptions
+from harness.datasets._base import DATASETS, Dataset
+from harness.datasets._images import ImageOptions, preprocess
 from harness.errors import HarnessError
 
 
-class _NpzOptions(LoaderOptions):
+class _NpzOptions(ImageOptions):
     path: str
     x_key: str = "x"
     y_key: str | None = "y"
     num_classes: int | None = None
-    scale: float = 1.0
+    pixel_max: float = Field(255.0, gt=0, description="the raw value `range` maps to its high end")
+
+
+def _images(x: np.ndarray, options: _NpzOptions, name: str) -> np.ndarray:
+    """Arrays as stored (`scale: 1`) unless image options ask otherwise; non-image arrays pass through."""
+    image_keys = {"image_size", "channels", "range", "scale", "mean", "std", "layout"}
+    if not image_keys & options.model_fields_set:
+        return x
+    if x.ndim == 3 and options.channels is not None:
+        x = x[..., np.newaxis]
+    return preprocess(x, options, options.pixel_max, name, default_range=None)
 
 
 @DATASETS.register("npz", "arrays from an .npz file (x_key, optional y_key)")
@@ -30,7 +43,7 @@ class Npz:
         with np.load(path) as archive:
             if options.x_key not in archive:
                 raise HarnessError(f"dataset {name!r}: {path} has no array {options.x_key!r} (has {list(archive)})")
-            x = archive[options.x_key].astype(np.float32) * options.scale
+            x = _images(archive[options.x_key].astype(np.float32), options, name)
             y = None
             if options.y_key and options.y_key in archive:
                 y = archive[options.y_key].astype(np.int64).reshape(-1)
