@@ -67,11 +67,24 @@ def _quantizable(scheme: Any) -> Any:
 
         if isinstance(layer, tf_keras.layers.Lambda) or not type(layer).__module__.startswith("tf_keras."):
             return f"TFMOT cannot quantize {type(layer).__name__} layers without a QuantizeConfig"
+        if isinstance(layer, tf_keras.layers.BatchNormalization):
+            return _batch_norm_verdict(layer)
         if not registry.supports(layer):
             return f"TFMOT's {type(scheme).__name__} has no QuantizeConfig for {type(layer).__name__}"
         return True
 
     return verdict
+
+
+def _batch_norm_verdict(layer: Any) -> Verdict:
+    """TFMOT quantizes batch norm by folding it into the Conv2D / DepthwiseConv2D / Dense before it."""
+    import tf_keras
+
+    inbound = layer._inbound_nodes[0].inbound_layers if layer._inbound_nodes else None
+    kinds = (tf_keras.layers.Conv2D, tf_keras.layers.DepthwiseConv2D, tf_keras.layers.Dense)
+    if isinstance(inbound, kinds):
+        return True
+    return "TFMOT quantizes BatchNormalization only after Conv2D, DepthwiseConv2D or Dense (folded into it)"
 
 
 QAT = Qat()
