@@ -51,11 +51,22 @@ class Qat(Technique):
         try:
             return quantization.quantize_apply(annotated, scheme)
         except (ValueError, RuntimeError, KeyError, TypeError, AttributeError) as exc:
-            custom = [f"{row['layer']!r} ({row['class']})" for row in chosen.untouched
-                      if "without a QuantizeConfig" in row["reason"]]
-            hint = (f" (quantize_apply rebuilds the model from its config, untouched layers included: "
-                    f"{', '.join(custom)} must be built-in or registered with tf_keras)") if custom else ""
-            raise UnsupportedLayer(f"quantization-aware training of model {model.name!r}: {exc}{hint}") from exc
+            raise UnsupportedLayer(f"quantization-aware training of model {model.name!r}: {exc}"
+                                   f"{_apply_hint(chosen.untouched, scheme)}") from exc
+
+
+def _apply_hint(untouched: list[dict[str, str]], scheme: Any) -> str:
+    """Which untouched layers `quantize_apply` (which rebuilds the whole model) could not carry."""
+    custom = [f"{row['layer']!r} ({row['class']})" for row in untouched if "without a QuantizeConfig" in row["reason"]]
+    if custom:
+        return (f" (quantize_apply rebuilds the model from its config, untouched layers included: "
+                f"{', '.join(custom)} must be built-in or registered with tf_keras)")
+    operations = [repr(row["layer"]) for row in untouched if row["class"] == "TFOpLambda"]
+    if operations and type(scheme).__name__ != "Default8BitQuantizeScheme":
+        shown = ", ".join(operations[:3]) + (", ..." if len(operations) > 3 else "")
+        return (f" (TFMOT's {type(scheme).__name__} cannot rebuild the model's TFOpLambda layers — Keras "
+                f"operations such as `x + 3.0`, e.g. {shown} — although plain `qat` can)")
+    return ""
 
 
 def _quantizable(scheme: Any) -> Any:
@@ -69,6 +80,8 @@ def _quantizable(scheme: Any) -> Any:
             return f"TFMOT cannot quantize {type(layer).__name__} layers without a QuantizeConfig"
         if isinstance(layer, tf_keras.layers.BatchNormalization):
             return _batch_norm_verdict(layer)
+        if type(layer).__name__ == "TFOpLambda":  # the collaborative schemes' registries claim to support it
+            return "TFMOT has no QuantizeConfig for TFOpLambda (a Keras operation such as `x + 3.0`)"
         if not registry.supports(layer):
             return f"TFMOT's {type(scheme).__name__} has no QuantizeConfig for {type(layer).__name__}"
         return True
