@@ -390,3 +390,52 @@ def test_suite_finetune_mistakes(tmp_path: Path, old: str, new: str, line: int, 
         _load(tmp_path, SUITE.replace(old, new))
     error = caught.value
     assert (error.line, error.field) == (line, field) and message in error.message, str(error)
+
+
+# -- layers: restricts the techniques ------------------------------------------------------------
+def _five_convs():
+    import tf_keras
+
+    inputs = tf_keras.Input((8, 8, 1))
+    x = tf_keras.layers.Rescaling(1 / 255, name="rescale")(inputs)
+    for index in range(5):
+        x = tf_keras.layers.Conv2D(4, 3, padding="same", name=f"conv{index}")(x)
+    x = tf_keras.layers.DepthwiseConv2D(3, padding="same", name="dw")(x)
+    outputs = tf_keras.layers.Dense(3, name="head")(tf_keras.layers.Flatten(name="flat")(x))
+    return tf_keras.Model(inputs, outputs, name="five")
+
+
+@pytest.mark.parametrize(("layers", "wrapped"), [
+    ({"types": ["Conv2D"], "last": 3}, ["conv2", "conv3", "conv4"]),
+    (["Conv2D"], ["conv0", "conv1", "conv2", "conv3", "conv4"]),
+    ("conv[01]|head", ["conv0", "conv1", "head"]),
+    ({"names": "conv", "types": ["Conv2D", "Dense"], "first": 2}, ["conv0", "conv1"]),
+])
+def test_layers_option_selects(layers, wrapped: list[str]) -> None:
+    from harness.schemes.training.cluster import CLUSTER
+
+    info: dict = {}
+    options = SCHEMES.get("cluster").Options.model_validate({"clusters": 4, "layers": layers})
+    CLUSTER.wrap(_five_convs(), CLUSTER.options(options), (), steps=4, info=info)
+    assert info["wrapped"] == wrapped
+    skipped = {row["layer"] for row in info["untouched"] if row["reason"].startswith("not selected by `layers:")}
+    assert skipped == {"conv0", "conv1", "conv2", "conv3", "conv4", "head"} - set(wrapped)
+
+
+def test_layers_option_is_checked_and_kept_out_of_default_keys() -> None:
+    options = SCHEMES.get("prune+qat").Options
+    assert options(sparsity=0.8).model_dump() == {"sparsity": 0.8, "schedule": "polynomial", "initial_sparsity": 0.0,
+                                                   "frequency": None, "sparsity_m_by_n": None, "io": "float32"}
+    assert options.model_validate({"layers": "conv"}).layers.names == "conv"
+    for bad, message in (({"first": 1, "last": 2}, "`first` or `last`"), ("conv(", "not a regular expression"),
+                         ({"type": ["Conv2D"]}, "Extra inputs")):
+        with pytest.raises(ValueError, match=message):
+            options.model_validate({"layers": bad})
+
+
+def test_a_selection_that_wraps_nothing_is_not_applicable() -> None:
+    from harness.schemes.training.prune import PRUNE
+
+    options = PRUNE.options(SCHEMES.get("prune").Options.model_validate({"layers": ["LSTM"]}))
+    with pytest.raises(NotApplicable, match=r"with `layers: \{types: \['LSTM'\]\}`"):
+        PRUNE.wrap(_five_convs(), options, (), steps=4, info={})

@@ -74,7 +74,8 @@ class LayerSelection(BaseModel):
                 and (self.types is None or type(layer).__name__ in self.types))
 
     def describe(self) -> str:
-        return ", ".join(f"{k}: {v}" for k, v in self.model_dump(exclude_none=True).items())
+        return ", ".join(f"{k}: {list(v) if isinstance(v, tuple) else v}"
+                         for k, v in self.model_dump(exclude_none=True).items())
 
 
 class TechniqueOptions(SchemeOptions):
