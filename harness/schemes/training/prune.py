@@ -99,7 +99,8 @@ def _m_by_n_verdict(m_by_n: tuple[int, int]) -> Any:
         if type(layer) not in (tf_keras.layers.Conv2D, tf_keras.layers.Dense):
             return None
         if layer.kernel.shape[-2] % m_by_n[1]:
-            return f"sparsity_m_by_n {list(m_by_n)}: {layer.kernel.shape[-2]} input channels, not a multiple of {m_by_n[1]}"
+            channels = layer.kernel.shape[-2]
+            return f"sparsity_m_by_n {list(m_by_n)}: {channels} input channels, not a multiple of {m_by_n[1]}"
         return True
 
     return verdict

@@ -45,6 +45,8 @@ class Qat(Technique):
         else:
             scheme = quantization.default_8bit.Default8BitQuantizeScheme()
         info["quantize_scheme"] = type(scheme).__name__
+        if before:
+            scheme = _strict_registry(scheme, quantization.default_8bit.Default8BitQuantizeScheme())
         chosen = plan(model, "qat", _quantizable(scheme), options.layers)
         info.update(chosen.record())
         annotated = clone_wrapped(model, chosen, quantization.quantize_annotate_layer)
@@ -53,6 +55,19 @@ class Qat(Technique):
         except (ValueError, RuntimeError, KeyError, TypeError, AttributeError) as exc:
             raise UnsupportedLayer(f"quantization-aware training of model {model.name!r}: {exc}"
                                    f"{_apply_hint(chosen.untouched, scheme)}") from exc
+
+
+def _strict_registry(scheme: Any, default: Any) -> Any:
+    """The collaborative schemes with a registry that claims no weightless layer the default one lacks.
+
+    TFMOT's prune- and cluster-preserving registries call every layer without trainable weights
+    supported (Rescaling, TFOpLambda) and then have no QuantizeConfig for it, so quantize_apply
+    fails on a model with one left untouched; the default 8-bit registry's answer for those holds."""
+    registry, fallback = scheme.get_quantize_registry(), default.get_quantize_registry()
+    claims = registry.supports
+    registry.supports = lambda layer: claims(layer) and (bool(layer.trainable_weights) or fallback.supports(layer))
+    scheme.get_quantize_registry = lambda: registry
+    return scheme
 
 
 def _apply_hint(untouched: list[dict[str, str]], scheme: Any) -> str:
