@@ -116,6 +116,7 @@ class CellRecord(TypedDict, total=False):
     op_profile: Any
     audit: dict[str, Any] | None  # what the produced model holds (harness.tflite.audit)
     latency_ab: dict[str, Any]  # the earlier run's model re-timed beside this one (harness._latency)
+    technique: dict[str, Any]  # training-time schemes: layers wrapped, and those left untouched (why)
     device_state: dict[str, Any]  # a phone's temperatures and core frequencies before/after, `hot`
     finished_at: str
     notes: NotRequired[list[str]]

@@ -397,6 +397,8 @@ class SuiteRunner:
         record["io_types"] = tensor_types(path)
         record["weights"] = weight_stats(path)
         record["audit"] = audit(path)
+        if finetune is not None:  # layers the training-time techniques wrapped, and those left untouched (why)
+            record["technique"] = scheme.technique(source.path, options, finetune, self.cache)
 
     def _recovered(self, cell: Cell, state: _ModelState, options: Any, calibration: Samples | None, key: str,
                    record: dict[str, Any], baseline: dict | None) -> Any:

@@ -9,10 +9,11 @@ import numpy as np
 from pydantic import Field
 
 from harness.cache import ArtifactCache
-from harness.datasets._base import DATASETS, Dataset, LoaderOptions
+from harness.datasets._base import DATASETS, Dataset
+from harness.datasets._images import ImageOptions, preprocess
 
 
-class _DigitsOptions(LoaderOptions):
+class _DigitsOptions(ImageOptions):
     split: Literal["train", "test"] = "test"
     test_fraction: float = Field(0.25, gt=0, lt=1)
     seed: int = 0
@@ -27,7 +28,7 @@ class Digits:
         from sklearn.model_selection import train_test_split
 
         bunch = load_digits()
-        x = (bunch.images.astype(np.float32) / 16.0)[..., np.newaxis]
+        x = preprocess(bunch.images[..., np.newaxis], options, 16.0, name)  # 17 gray levels, 0..16
         x_train, x_test, y_train, y_test = train_test_split(
             x, bunch.target.astype(np.int64), test_size=options.test_fraction,
             random_state=options.seed, stratify=bunch.target,

@@ -1,4 +1,8 @@
-"""Fashion-MNIST and MNIST in IDX format (the files the Debian package and the original sites ship)."""
+"""Fashion-MNIST and MNIST in IDX format (the files the Debian package and the original sites ship).
+
+Pixels 0–1 by default; the image options of `harness.datasets._images` (`range`, `scale`,
+`mean`/`std`, `channels`, `image_size`, `layout`) give what a model expects.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,8 @@ from typing import Literal
 import numpy as np
 
 from harness.cache import ArtifactCache
-from harness.datasets._base import DATASETS, Dataset, LoaderOptions
+from harness.datasets._base import DATASETS, Dataset
+from harness.datasets._images import ImageOptions, preprocess
 from harness.errors import HarnessError
 
 _FILES = {
@@ -40,7 +45,7 @@ def _find(directory: Path, stem: str) -> Path | None:
     return None
 
 
-class _IdxOptions(LoaderOptions):
+class _IdxOptions(ImageOptions):
     split: Literal["train", "test"] = "test"
     dir: str | None = None
 
@@ -59,7 +64,7 @@ class _IdxLoader:
                 f"dataset {name!r}: {image_stem}[.gz] / {label_stem}[.gz] not found in {directory}; "
                 f"{self.how_to_get}"
             )
-        x = (read_idx(images).astype(np.float32) / 255.0)[..., np.newaxis]
+        x = preprocess(read_idx(images)[..., np.newaxis], options, 255.0, name)
         y = read_idx(labels).astype(np.int64)
         return Dataset(name, x, y, 10, f"{directory} ({options.split})")
 

@@ -9,17 +9,17 @@ import numpy as np
 from pydantic import Field
 
 from harness.cache import ArtifactCache
-from harness.datasets._base import DATASETS, Dataset, LoaderOptions
+from harness.datasets._base import DATASETS, Dataset
+from harness.datasets._images import ImageOptions, preprocess
 from harness.errors import HarnessError
 
 _SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 
 
-class _FolderOptions(LoaderOptions):
+class _FolderOptions(ImageOptions):
     path: str
-    image_size: tuple[int, int] = (224, 224)
+    image_size: tuple[int, int] = Field((224, 224), description="every image is resized to [height, width]")
     color: Literal["rgb", "grayscale"] = "rgb"
-    range: tuple[float, float] = Field((0.0, 1.0), description="pixel values are mapped to this range")
 
 
 @DATASETS.register("image_folder", "images in <path>/<class>/*.png|jpg, resized, scaled to `range`")
@@ -33,7 +33,6 @@ class ImageFolder:
         classes = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
         if not classes:
             raise HarnessError(f"dataset {name!r}: no class sub-folders in {root}")
-        low, high = options.range
         mode = "RGB" if options.color == "rgb" else "L"
         images, labels = [], []
         for label, cls in enumerate(classes):
@@ -42,10 +41,10 @@ class ImageFolder:
                     continue
                 with Image.open(file) as image:
                     resized = image.convert(mode).resize(options.image_size[::-1], Image.BILINEAR)
-                pixels = np.asarray(resized, dtype=np.float32) / 255.0
+                pixels = np.asarray(resized, dtype=np.float32)
                 images.append(pixels if pixels.ndim == 3 else pixels[..., np.newaxis])
                 labels.append(label)
         if not images:
             raise HarnessError(f"dataset {name!r}: no images ({', '.join(sorted(_SUFFIXES))}) under {root}")
-        x = np.stack(images) * (high - low) + low
-        return Dataset(name, x.astype(np.float32), np.asarray(labels, np.int64), len(classes), str(root))
+        x = preprocess(np.stack(images), options, 255.0, name)
+        return Dataset(name, x, np.asarray(labels, np.int64), len(classes), str(root))

@@ -8,18 +8,29 @@ import numpy as np
 from pydantic import Field
 
 from harness.cache import ArtifactCache
-from harness.datasets._base import DATASETS, Dataset, LoaderOptions, Samples
+from harness.datasets._base import DATASETS, Dataset, Samples
+from harness.datasets._images import ImageOptions, preprocess
 from harness.errors import HarnessError
 
 
-class _NpzOptions(LoaderOptions):
+class _NpzOptions(ImageOptions):
     path: str
     x_key: str = "x"
     y_key: str | None = "y"
     inputs: dict[str, str] | list[str] | None = Field(None, description=(
         "multi-input models: model input name → array key, or a list of keys that are the input names"))
     num_classes: int | None = None
-    scale: float = 1.0
+    pixel_max: float = Field(255.0, gt=0, description="the raw value `range` maps to its high end")
+
+
+def _images(x: np.ndarray, options: _NpzOptions, name: str) -> np.ndarray:
+    """Arrays as stored (`scale: 1`) unless image options ask otherwise; non-image arrays pass through."""
+    image_keys = {"image_size", "channels", "range", "scale", "mean", "std", "layout"}
+    if not image_keys & options.model_fields_set:
+        return x
+    if x.ndim == 3 and options.channels is not None:
+        x = x[..., np.newaxis]
+    return preprocess(x, options, options.pixel_max, name, default_range=None)
 
 
 def _array(archive: np.lib.npyio.NpzFile, key: str, name: str, path: Path) -> np.ndarray:
@@ -31,9 +42,9 @@ def _array(archive: np.lib.npyio.NpzFile, key: str, name: str, path: Path) -> np
 def _samples(archive: np.lib.npyio.NpzFile, options: _NpzOptions, name: str, path: Path) -> Samples:
     """x_key's array, or {input name: array} from `inputs:`."""
     if options.inputs is None:
-        return _array(archive, options.x_key, name, path).astype(np.float32) * options.scale
+        return _images(_array(archive, options.x_key, name, path).astype(np.float32), options, name)
     keys = options.inputs if isinstance(options.inputs, dict) else {key: key for key in options.inputs}
-    return {input_name: _array(archive, key, name, path).astype(np.float32) * options.scale
+    return {input_name: _images(_array(archive, key, name, path).astype(np.float32), options, name)
             for input_name, key in keys.items()}
 
 

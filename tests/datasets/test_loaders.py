@@ -145,3 +145,62 @@ def test_synthetic_from_the_model_signature(tmp_path: Path) -> None:
         data.x.generate([("image", (2, 2))])
     with pytest.raises(ValueError, match="every input's `shape`, or none"):
         load("synthetic", tmp_path, inputs={"a": {"shape": [2]}, "b": {}})
+
+
+# -- the image options every image dataset shares ------------------------------------------------
+def _idx_folder(tmp_path: Path) -> Path:
+    images = np.arange(2 * 28 * 28).reshape(2, 28, 28) % 256
+    write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", images)
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.array([1, 2]))
+    return tmp_path
+
+
+def test_idx_default_is_unchanged_bytes(tmp_path: Path) -> None:
+    """0–1 as before, to the byte (cached models keyed by the data fingerprint stay valid)."""
+    raw = (np.arange(2 * 28 * 28).reshape(2, 28, 28) % 256).astype(np.float32)
+    data = load("mnist", _idx_folder(tmp_path), dir=".")
+    np.testing.assert_array_equal(data.x, (raw / 255.0)[..., np.newaxis])
+
+
+@pytest.mark.parametrize(("options", "shape", "low", "high"), [
+    ({"range": [0, 255]}, (2, 28, 28, 1), 0.0, 255.0),            # a model with its own Rescaling(1/255)
+    ({"scale": 1.0}, (2, 28, 28, 1), 0.0, 255.0),
+    ({"range": [-1, 1], "channels": 3, "image_size": [32, 32]}, (2, 32, 32, 3), -1.0, 1.0),
+    ({"mean": [0.5], "std": [0.25]}, (2, 28, 28, 1), -2.0, 2.0),
+    ({"channels": 3, "layout": "nchw"}, (2, 3, 28, 28), 0.0, 1.0),
+])
+def test_idx_image_options(tmp_path: Path, options: dict, shape: tuple, low: float, high: float) -> None:
+    data = load("fashion_mnist", _idx_folder(tmp_path), dir=".", **options)
+    assert data.x.shape == shape and data.x.dtype == np.float32
+    assert float(data.x.min()) == pytest.approx(low, abs=1e-3) and float(data.x.max()) == pytest.approx(high, abs=1e-2)
+
+
+def test_digits_and_npz_take_the_same_options(tmp_path: Path) -> None:
+    digits = load("digits", tmp_path, split="test", range=[0, 255], channels=3)
+    assert digits.x.shape[1:] == (8, 8, 3) and float(digits.x.max()) == 255.0
+    np.savez(tmp_path / "a.npz", x=np.full((2, 4, 4, 1), 255.0), y=np.array([0, 1]))
+    arrays = load("npz", tmp_path, path="a.npz", range=[-1, 1], mean=[0.5], std=[0.5])
+    assert float(arrays.x.max()) == pytest.approx(1.0)
+    assert load("npz", tmp_path, path="a.npz").x.max() == 255.0  # as stored unless asked
+
+
+def test_image_folder_mean_std_per_channel(tmp_path: Path) -> None:
+    (tmp_path / "imgs" / "a").mkdir(parents=True)
+    Image.new("RGB", (4, 4), (255, 0, 255)).save(tmp_path / "imgs" / "a" / "x.png")
+    data = load("image_folder", tmp_path, path="imgs", image_size=[4, 4], mean=[0.5, 0.5, 0.0], std=[0.5, 1, 2])
+    np.testing.assert_allclose(data.x[0, 0, 0], [1.0, -0.5, 0.5])
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"range": [0, 1], "scale": 2.0}, "give `range` or `scale`, not both"),
+    ({"std": [0.0]}, "std must not be 0"),
+    ({"channels": 2}, "channels"),
+])
+def test_bad_image_options_are_clear(tmp_path: Path, options: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        DATASETS.get("mnist").Options.model_validate(options)
+
+
+def test_mean_with_the_wrong_channel_count_names_it(tmp_path: Path) -> None:
+    with pytest.raises(HarnessError, match=r"`mean` has 3 values; the images have 1 channels"):
+        load("mnist", _idx_folder(tmp_path), dir=".", mean=[0.1, 0.2, 0.3])

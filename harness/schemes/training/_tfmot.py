@@ -24,8 +24,9 @@ import numpy as np
 from harness.cache import ArtifactCache, content_key, file_digest
 from harness.datasets import Dataset
 from harness.errors import HarnessError, NotApplicable
-from harness.models.keras2 import UnsupportedLayer, leaf_layers, load_tf_keras, reserve_layer_names
+from harness.models.keras2 import load_tf_keras, reserve_layer_names
 from harness.schemes._base import SchemeOptions
+from harness.schemes.training._layers import TechniqueOptions
 from harness.suite.schema import FinetuneSpec
 from harness.versions import tool_versions
 
@@ -67,18 +68,6 @@ def clone(model: Any) -> Any:
     copy = tf_keras.models.clone_model(model)
     copy.set_weights(model.get_weights())
     return copy
-
-
-# -- which layers a technique can wrap ---------------------------------------------------------
-def ensure_wrappable(model: Any, technique: str, supported: Callable[[Any], bool], hint: str) -> None:
-    """Raise UnsupportedLayer naming every layer (and its class) TFMOT cannot wrap."""
-    import tf_keras
-
-    bad = [f"{path!r} ({type(layer).__name__})" for path, layer in leaf_layers(model)
-           if not isinstance(layer, tf_keras.layers.InputLayer) and not supported(layer)]
-    if bad:
-        raise UnsupportedLayer(f"{technique}: TFMOT cannot wrap layer{'s' if len(bad) > 1 else ''} "
-                               f"{', '.join(bad)} of model {model.name!r}; {hint}")
 
 
 # -- fine-tuning ---------------------------------------------------------------------------------
@@ -164,8 +153,9 @@ class Technique:
     `options` picks this technique's fields from the scheme's options; `wrap` gets (a clone
     of) the model of the previous step — the float model first —, the names of the
     techniques already applied (`prune` before `qat` means pruning-preserving QAT) and the
-    number of fine-tuning steps (for schedules); it raises UnsupportedLayer for layers TFMOT
-    cannot wrap."""
+    number of fine-tuning steps (for schedules); it wraps the layers TFMOT supports (see
+    `_layers.plan`), records them and the untouched ones in `info`, and raises NotApplicable
+    when nothing can be wrapped."""
 
     name: ClassVar[str]
     Options: ClassVar[type[SchemeOptions]]
@@ -194,12 +184,7 @@ class Technique:
 def run_chain(source_path: Path, chain: Sequence[Technique], options: SchemeOptions, finetune: FineTuning,
               cache: ArtifactCache) -> Path:
     """The SavedModel (written by tf_keras) after every technique of `chain`, cached per prefix."""
-    digest = file_digest(source_path)
-    keys = []
-    for position, technique in enumerate(chain):
-        keys.append(content_key(
-            kind="finetuned", source=digest, finetune=finetune.key, versions=tool_versions(),
-            chain=[(t.name, t.options(options).model_dump(mode="json")) for t in chain[:position + 1]]))
+    keys = chain_keys(source_path, chain, options, finetune)
     # the longest prefix already cached, then build the rest from it
     start = len(chain)
     while start > 0 and not cache.path("finetuned", keys[start - 1]).exists():
@@ -234,6 +219,28 @@ def run_chain(source_path: Path, chain: Sequence[Technique], options: SchemeOpti
     return cache.path("finetuned", keys[-1])
 
 
+def chain_keys(source_path: Path, chain: Sequence[Technique], options: SchemeOptions,
+               finetune: FineTuning) -> list[str]:
+    """The cache key of the model after each prefix of `chain`."""
+    digest = file_digest(source_path)
+    return [content_key(kind="finetuned", source=digest, finetune=finetune.key, versions=tool_versions(),
+                        chain=[(t.name, t.options(options).model_dump(mode="json")) for t in chain[:end]])
+            for end in range(1, len(chain) + 1)]
+
+
+def technique_record(infos: Sequence[dict[str, Any] | None]) -> dict[str, Any]:
+    """The record's `technique`: layers any step wrapped, and those a step left untouched (reason
+    prefixed with the technique), from the steps' cached sidecars."""
+    wrapped: list[str] = []
+    untouched: list[dict[str, str]] = []
+    for info in infos:
+        if not info:
+            continue
+        wrapped += [name for name in info.get("wrapped", []) if name not in wrapped]
+        untouched += [{**row, "reason": f"{info['technique']}: {row['reason']}"} for row in info.get("untouched", [])]
+    return {"chain": [info["technique"] for info in infos if info], "wrapped": wrapped, "untouched": untouched}
+
+
 def _load_saved(path: Path) -> Any:
     import tf_keras
 
@@ -265,6 +272,11 @@ class TrainingScheme:
         saved_model = run_chain(Path(source_path), self.chain, options, finetune, cache)
         return self.convert(saved_model, options, calibration)
 
+    def technique(self, source_path: Path, options: Any, finetune: FineTuning, cache: ArtifactCache) -> dict:
+        """What the chain wrapped and left untouched (read back from the fine-tuned models' sidecars)."""
+        keys = chain_keys(Path(source_path), self.chain, options, finetune)
+        return technique_record([cache.read_json("finetuned", key) for key in keys])
+
     def from_saved_model(self, saved_model: Path, options: Any, calibration: np.ndarray | None) -> bytes:
         raise NotApplicable("training-time techniques need the Keras model and fine-tuning data (`from_keras`)")
 
@@ -278,9 +290,9 @@ def training_scheme(name: str, chain: Sequence[Technique], post: str = "float32"
     """A TrainingScheme class whose options are the union of the techniques' and the post scheme's."""
     bases: list[type[SchemeOptions]] = []
     for options in [*(t.Options for t in chain), post_options]:
-        if options not in bases and options is not SchemeOptions:
+        if options not in bases and options is not SchemeOptions and not any(issubclass(b, options) for b in bases):
             bases.append(options)
-    fields = [f for b in bases for f in b.model_fields]
+    fields = [f for b in bases for f in b.model_fields if f not in TechniqueOptions.model_fields]
     clash = sorted({f for f in fields if fields.count(f) > 1})
     if clash:
         raise ValueError(f"scheme {name!r}: options {clash} are defined twice")

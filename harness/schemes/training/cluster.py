@@ -13,13 +13,14 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from harness.schemes._base import SCHEMES, SchemeOptions
-from harness.schemes.training._tfmot import Technique, ensure_wrappable, tfmot, training_scheme
+from harness.schemes._base import SCHEMES
+from harness.schemes.training._layers import TechniqueOptions, Verdict, clone_wrapped, plan
+from harness.schemes.training._tfmot import Technique, tfmot, training_scheme
 
 _INIT = {"linear": "LINEAR", "kmeans++": "KMEANS_PLUS_PLUS", "density": "DENSITY_BASED", "random": "RANDOM"}
 
 
-class ClusterOptions(SchemeOptions):
+class ClusterOptions(TechniqueOptions):
     clusters: int = Field(16, ge=2, description="distinct values per kernel (number_of_clusters)")
     init: Literal["linear", "kmeans++", "density", "random"] = Field("kmeans++", description="centroid initialisation")
     per_channel: bool = Field(False, description="cluster each Conv2D output channel separately")
@@ -33,20 +34,32 @@ class Cluster(Technique):
     def wrap(self, model: Any, options: ClusterOptions, before: tuple[str, ...], steps: int,
              info: dict[str, Any]) -> Any:
         clustering = tfmot().clustering.keras
-        from tensorflow_model_optimization.python.core.clustering.keras import clustering_registry
-
-        ensure_wrappable(model, "cluster", lambda layer: isinstance(layer, clustering.ClusterableLayer)
-                         or clustering_registry.ClusteringRegistry.supports(layer),
-                         "make it a tfmot.clustering.keras.ClusterableLayer or leave it out of the model")
+        chosen = plan(model, "cluster", _clusterable, options.layers)
+        info.update(chosen.record())
         preserve_sparsity = "prune" in before  # after pruning, keep the zeros (sparsity-preserving clustering)
         info["preserve_sparsity"] = preserve_sparsity
-        return clustering.cluster_weights(
-            model, number_of_clusters=options.clusters,
-            cluster_centroids_init=getattr(clustering.CentroidInitialization, _INIT[options.init]),
-            preserve_sparsity=preserve_sparsity, cluster_per_channel=options.per_channel)
+        init = getattr(clustering.CentroidInitialization, _INIT[options.init])
+        return clone_wrapped(model, chosen, lambda layer: clustering.cluster_weights(
+            layer, number_of_clusters=options.clusters, cluster_centroids_init=init,
+            preserve_sparsity=preserve_sparsity, cluster_per_channel=options.per_channel))
 
     def strip(self, wrapped: Any) -> Any:
         return tfmot().clustering.keras.strip_clustering(wrapped)
+
+
+def _clusterable(layer: Any) -> Verdict:
+    """Wrap layers with clusterable weights; TFMOT's registry (or ClusterableLayer) says which."""
+    clustering = tfmot().clustering.keras
+    from tensorflow_model_optimization.python.core.clustering.keras import clustering_registry
+
+    registry = clustering_registry.ClusteringRegistry
+    if isinstance(layer, clustering.ClusterableLayer):
+        return True if layer.get_clusterable_weights() else None
+    if not registry.supports(layer):
+        return f"TFMOT has no clustering config for {type(layer).__name__}"
+    if layer.__class__ not in registry._LAYERS_WEIGHTS_MAP:
+        return True if layer.trainable_weights else None  # RNN and attention layers
+    return True if registry._weight_names(layer) else None
 
 
 CLUSTER = Cluster()

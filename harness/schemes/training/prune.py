@@ -14,12 +14,12 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from harness.errors import HarnessError
-from harness.schemes._base import SCHEMES, SchemeOptions
-from harness.schemes.training._tfmot import Technique, ensure_wrappable, tfmot, training_scheme
+from harness.schemes._base import SCHEMES
+from harness.schemes.training._layers import TechniqueOptions, Verdict, clone_wrapped, plan
+from harness.schemes.training._tfmot import Technique, tfmot, training_scheme
 
 
-class PruneOptions(SchemeOptions):
+class PruneOptions(TechniqueOptions):
     sparsity: float = Field(0.5, gt=0, lt=1, description="share of zero weights reached at the end of the schedule")
     schedule: Literal["polynomial", "constant"] = "polynomial"
     initial_sparsity: float = Field(0.0, ge=0, lt=1, description="polynomial schedule: sparsity at the first step")
@@ -55,8 +55,6 @@ class Prune(Technique):
     def wrap(self, model: Any, options: PruneOptions, before: tuple[str, ...], steps: int,
              info: dict[str, Any]) -> Any:
         sparsity = tfmot().sparsity.keras
-        from tensorflow_model_optimization.python.core.sparsity.keras import prune_registry
-
         frequency, end = schedule_steps(options, steps)
         if options.schedule == "constant":
             schedule = sparsity.ConstantSparsity(options.sparsity, begin_step=0, frequency=frequency)
@@ -64,13 +62,12 @@ class Prune(Technique):
             schedule = sparsity.PolynomialDecay(options.initial_sparsity, options.sparsity, begin_step=0,
                                                 end_step=end, frequency=frequency)
         info["schedule"] = {"kind": options.schedule, "frequency": frequency, "end_step": end, "steps": steps}
-        if options.sparsity_m_by_n is not None:
-            return self._m_by_n(model, options.sparsity_m_by_n, schedule, info)
-        ensure_wrappable(model, "prune", lambda layer: isinstance(layer, sparsity.PrunableLayer)
-                         or hasattr(layer, "get_prunable_weights") or prune_registry.PruneRegistry.supports(layer),
-                         "prune the supported layers only (harness builder or `schemes:` per model), "
-                         "or make the layer a tfmot.sparsity.keras.PrunableLayer")
-        return sparsity.prune_low_magnitude(model, pruning_schedule=schedule)
+        m_by_n = options.sparsity_m_by_n
+        chosen = plan(model, "prune", _prunable if m_by_n is None else _m_by_n_verdict(m_by_n), options.layers)
+        info.update(chosen.record())
+        extra = {} if m_by_n is None else {"sparsity_m_by_n": m_by_n}
+        return clone_wrapped(model, chosen, lambda layer: sparsity.prune_low_magnitude(
+            layer, pruning_schedule=schedule, **extra))
 
     def callbacks(self) -> list[Any]:
         return [tfmot().sparsity.keras.UpdatePruningStep()]
@@ -78,32 +75,35 @@ class Prune(Technique):
     def strip(self, wrapped: Any) -> Any:
         return tfmot().sparsity.keras.strip_pruning(wrapped)
 
-    @staticmethod
-    def _m_by_n(model: Any, m_by_n: tuple[int, int], schedule: Any, info: dict[str, Any]) -> Any:
+
+def _prunable(layer: Any) -> Verdict:
+    """Wrap layers with prunable weights; TFMOT's registry (or PrunableLayer) says which."""
+    sparsity = tfmot().sparsity.keras
+    from tensorflow_model_optimization.python.core.sparsity.keras import prune_registry
+
+    registry = prune_registry.PruneRegistry
+    if isinstance(layer, sparsity.PrunableLayer):
+        return True if layer.get_prunable_weights() else None
+    if not registry.supports(layer):
+        return f"TFMOT has no pruning config for {type(layer).__name__}"
+    if registry._is_rnn_layer(layer) or registry._is_mha_layer(layer):
+        return True
+    return True if registry._weight_names(layer) else None
+
+
+def _m_by_n_verdict(m_by_n: tuple[int, int]) -> Any:
+    """2:4-style sparsity: Conv2D and Dense kernels whose input channels are a multiple of n."""
+    def verdict(layer: Any) -> Verdict:
         import tf_keras
 
-        sparsity = tfmot().sparsity.keras
-        wrapped: list[str] = []
+        if type(layer) not in (tf_keras.layers.Conv2D, tf_keras.layers.Dense):
+            return None
+        if layer.kernel.shape[-2] % m_by_n[1]:
+            channels = layer.kernel.shape[-2]
+            return f"sparsity_m_by_n {list(m_by_n)}: {channels} input channels, not a multiple of {m_by_n[1]}"
+        return True
 
-        def wrap(layer: Any) -> Any:
-            copy = layer.__class__.from_config(layer.get_config())
-            kernel = getattr(layer, "kernel", None)
-            if (type(layer) in (tf_keras.layers.Conv2D, tf_keras.layers.Dense) and kernel is not None
-                    and kernel.shape[-2] % m_by_n[1] == 0):
-                wrapped.append(layer.name)
-                return sparsity.prune_low_magnitude(copy, pruning_schedule=schedule, sparsity_m_by_n=m_by_n)
-            return copy
-
-        pruned = tf_keras.models.clone_model(model, clone_function=wrap)
-        for original, layer in zip(model.layers, pruned.layers, strict=True):
-            target = getattr(layer, "layer", layer)
-            if original.get_weights():
-                target.set_weights(original.get_weights())
-        if not wrapped:
-            raise HarnessError(f"sparsity_m_by_n {list(m_by_n)}: no Conv2D/Dense kernel of model {model.name!r} "
-                               f"has a multiple of {m_by_n[1]} input channels")
-        info["m_by_n_layers"] = wrapped
-        return pruned
+    return verdict
 
 
 PRUNE = Prune()

@@ -19,7 +19,8 @@ import numpy as np
 from harness.models.keras2 import UnsupportedLayer
 from harness.schemes._base import SCHEMES, SchemeOptions
 from harness.schemes._converter import convert
-from harness.schemes.training._tfmot import Technique, TrainingScheme, ensure_wrappable, tfmot, training_scheme
+from harness.schemes.training._layers import TechniqueOptions, Verdict, clone_wrapped, plan
+from harness.schemes.training._tfmot import Technique, TrainingScheme, tfmot, training_scheme
 from harness.schemes.training.cluster import CLUSTER
 from harness.schemes.training.prune import PRUNE
 
@@ -30,7 +31,7 @@ class QatOptions(SchemeOptions):
 
 class Qat(Technique):
     name = "qat"
-    Options = SchemeOptions  # nothing to choose for the training itself; `io` is for conversion
+    Options = TechniqueOptions  # `layers:` only; `io` is for conversion
     default_learning_rate = 1e-4
 
     def wrap(self, model: Any, options: Any, before: tuple[str, ...], steps: int, info: dict[str, Any]) -> Any:
@@ -44,19 +45,74 @@ class Qat(Technique):
         else:
             scheme = quantization.default_8bit.Default8BitQuantizeScheme()
         info["quantize_scheme"] = type(scheme).__name__
+        if before:
+            scheme = _strict_registry(scheme, quantization.default_8bit.Default8BitQuantizeScheme())
+        chosen = plan(model, "qat", _quantizable(scheme), options.layers)
+        info.update(chosen.record())
+        annotated = clone_wrapped(model, chosen, quantization.quantize_annotate_layer)
+        try:
+            return quantization.quantize_apply(annotated, scheme)
+        except (ValueError, RuntimeError, KeyError, TypeError, AttributeError) as exc:
+            raise UnsupportedLayer(f"quantization-aware training of model {model.name!r}: {exc}"
+                                   f"{_apply_hint(chosen.untouched, scheme)}") from exc
+
+
+def _strict_registry(scheme: Any, default: Any) -> Any:
+    """The collaborative schemes with a registry that claims no weightless layer the default one lacks.
+
+    TFMOT's prune- and cluster-preserving registries call every layer without trainable weights
+    supported (Rescaling, TFOpLambda) and then have no QuantizeConfig for it, so quantize_apply
+    fails on a model with one left untouched; the default 8-bit registry's answer for those holds."""
+    registry, fallback = scheme.get_quantize_registry(), default.get_quantize_registry()
+    claims = registry.supports
+    registry.supports = lambda layer: claims(layer) and (bool(layer.trainable_weights) or fallback.supports(layer))
+    scheme.get_quantize_registry = lambda: registry
+    return scheme
+
+
+def _apply_hint(untouched: list[dict[str, str]], scheme: Any) -> str:
+    """Which untouched layers `quantize_apply` (which rebuilds the whole model) could not carry."""
+    custom = [f"{row['layer']!r} ({row['class']})" for row in untouched if "without a QuantizeConfig" in row["reason"]]
+    if custom:
+        return (f" (quantize_apply rebuilds the model from its config, untouched layers included: "
+                f"{', '.join(custom)} must be built-in or registered with tf_keras)")
+    operations = [repr(row["layer"]) for row in untouched if row["class"] == "TFOpLambda"]
+    if operations and type(scheme).__name__ != "Default8BitQuantizeScheme":
+        shown = ", ".join(operations[:3]) + (", ..." if len(operations) > 3 else "")
+        return (f" (TFMOT's {type(scheme).__name__} cannot rebuild the model's TFOpLambda layers — Keras "
+                f"operations such as `x + 3.0`, e.g. {shown} — although plain `qat` can)")
+    return ""
+
+
+def _quantizable(scheme: Any) -> Any:
+    """QAT annotates every layer the scheme's registry has a QuantizeConfig for (weights or not)."""
+    registry = scheme.get_quantize_registry()
+
+    def verdict(layer: Any) -> Verdict:
         import tf_keras
 
-        # TFMOT skips Lambda layers when annotating and then fails to clone them, and its error
-        # for a custom layer class names no layer: name them here. Built-in layers its registry
-        # does not support are named by TFMOT's own error.
-        ensure_wrappable(model, "quantization-aware training",
-                         lambda layer: type(layer).__module__.startswith("tf_keras.")
-                         and not isinstance(layer, tf_keras.layers.Lambda),
-                         "replace it with a built-in layer, or annotate it with a tfmot QuantizeConfig")
-        try:
-            return quantization.quantize_apply(quantization.quantize_annotate_model(model), scheme)
-        except (ValueError, RuntimeError, KeyError, TypeError) as exc:
-            raise UnsupportedLayer(f"quantization-aware training of model {model.name!r}: {exc}") from exc
+        if isinstance(layer, tf_keras.layers.Lambda) or not type(layer).__module__.startswith("tf_keras."):
+            return f"TFMOT cannot quantize {type(layer).__name__} layers without a QuantizeConfig"
+        if isinstance(layer, tf_keras.layers.BatchNormalization):
+            return _batch_norm_verdict(layer)
+        if type(layer).__name__ == "TFOpLambda":  # the collaborative schemes' registries claim to support it
+            return "TFMOT has no QuantizeConfig for TFOpLambda (a Keras operation such as `x + 3.0`)"
+        if not registry.supports(layer):
+            return f"TFMOT's {type(scheme).__name__} has no QuantizeConfig for {type(layer).__name__}"
+        return True
+
+    return verdict
+
+
+def _batch_norm_verdict(layer: Any) -> Verdict:
+    """TFMOT quantizes batch norm by folding it into the Conv2D / DepthwiseConv2D / Dense before it."""
+    import tf_keras
+
+    inbound = layer._inbound_nodes[0].inbound_layers if layer._inbound_nodes else None
+    kinds = (tf_keras.layers.Conv2D, tf_keras.layers.DepthwiseConv2D, tf_keras.layers.Dense)
+    if isinstance(inbound, kinds):
+        return True
+    return "TFMOT quantizes BatchNormalization only after Conv2D, DepthwiseConv2D or Dense (folded into it)"
 
 
 QAT = Qat()
