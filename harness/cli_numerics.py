@@ -40,7 +40,7 @@ def find_cell(run_dir: Path, cell: str) -> tuple[dict[str, Any], dict[str, Any]]
 def _inputs(run_dir: Path, record: dict[str, Any], samples: int) -> tuple[Any, Any, Any]:
     """The loaded suite, the first `samples` evaluation samples, and the cell's calibration samples (or None)."""
     from harness.cache import ArtifactCache
-    from harness.datasets import DATASETS, take
+    from harness.datasets import DATASETS
     from harness.suite import load_suite
 
     info = read_run_info(run_dir)

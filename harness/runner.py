@@ -29,7 +29,7 @@ from harness.datasets import DATASETS, Dataset, Samples, sample_count, samples_d
 from harness.devices import Device, load_device
 from harness.devices.cpus import cpu_model
 from harness.devices.litert import predict, tensor_types
-from harness.errors import HarnessError, NotApplicable
+from harness.errors import NotApplicable
 from harness.history import EarlierRun
 from harness.models.source import SourceModel, resolve_source, saved_model_dir
 from harness.numerics.fidelity import aligned, describe_outputs, json_number, model_outputs, output_fidelity
@@ -49,7 +49,7 @@ from harness.results import (
 from harness.schemes import BASELINE, SCHEMES
 from harness.schemes.training import FineTuning
 from harness.suite.loader import LoadedSuite
-from harness.suite.schema import CalibrationSpec, ModelSpec, SchemeSpec
+from harness.suite.schema import CalibrationSpec, ModelSpec
 from harness.tasks import TASKS
 from harness.tflite.audit import audit
 from harness.tflite.weights import weight_stats

@@ -8,8 +8,6 @@ combinations. Every cell is ok; the records name the Rescaling layer left untouc
 
 from __future__ import annotations
 
-import textwrap
-from pathlib import Path
 
 import pytest
 

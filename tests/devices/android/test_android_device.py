@@ -19,7 +19,7 @@ from harness.runner import latency_stats
 from harness.suite.schema import LatencySpec
 from harness.verdicts import latency_ratio, typical_latency
 from tests.devices.adb.test_simulator import tiny_tflite
-from tests.devices.android.conftest import FAST, SPEC_A, SPEC_B, TRANSPORTS, StartSim, kill_adb_server
+from tests.devices.android.conftest import FAST, SPEC_A, SPEC_B, TRANSPORTS, StartSim
 from tests.devices.test_benchmark_log import CURRENT_LOG
 
 SETTINGS = LatencySpec(**FAST)
