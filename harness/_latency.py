@@ -76,15 +76,33 @@ def earlier_model(before: dict[str, Any] | None, kept: Path | None) -> tuple[str
     return sha, None, "the earlier run's model file is gone or changed: compared across runs only"
 
 
-def time_ab(device: Device, earlier: Path, current: Path, settings: LatencySpec) -> dict[str, Any]:
+def time_ab(device: Device, earlier: Path, current: Path, settings: LatencySpec,
+            bound: float | None = None) -> dict[str, Any]:
     """`settings.ab_pairs` pairs (A = earlier model, B = this run's), each pair timed back to back
     with one measurement each, the order alternating (A B, B A, ...) so a drift within the run
-    favours neither; the paired ratio B/A with its confidence interval."""
+    favours neither; the paired ratio B/A with its confidence interval. While that interval still
+    straddles `bound` (the regression bound), two more pairs at a time (one of each order), up to
+    `most_ab_pairs`."""
+    pairs: list[tuple[float, float]] = []
+    wanted = settings.ab_pairs
+    while len(pairs) < wanted:
+        pairs.append(_one_pair(device, earlier, current, settings, len(pairs)))
+        if len(pairs) == wanted and _undecided(pairs, bound) and wanted + 2 <= settings.most_ab_pairs:
+            wanted += 2
+    return {"pairs": [list(p) for p in pairs], **paired_ratio(pairs), "bound": bound,
+            "extended": len(pairs) - settings.ab_pairs}
+
+
+def _one_pair(device: Device, earlier: Path, current: Path, settings: LatencySpec, index: int) -> tuple[float, float]:
+    """(A, B) typical latencies of one measurement each, A first on even indices."""
+    _interrupt.check()
     one = settings.model_copy(update={"repeats": 1})
-    pairs = []
-    for index in range(settings.ab_pairs):
-        _interrupt.check()
-        order = (earlier, current) if index % 2 == 0 else (current, earlier)
-        timed = {path: typical(repeat_of(device.measure_latency(path, one))["stats"]) for path in order}
-        pairs.append((float(timed[earlier]), float(timed[current])))
-    return {"pairs": [list(p) for p in pairs], **paired_ratio(pairs)}
+    order = (earlier, current) if index % 2 == 0 else (current, earlier)
+    timed = {path: typical(repeat_of(device.measure_latency(path, one))["stats"]) for path in order}
+    return float(timed[earlier]), float(timed[current])
+
+
+def _undecided(pairs: list[tuple[float, float]], bound: float | None) -> bool:
+    """The paired interval has `bound` inside it: the pairs so far cannot tell."""
+    interval = paired_ratio(pairs)["ci"] if bound is not None else None
+    return interval is not None and interval[0] <= bound < interval[1]

@@ -188,7 +188,8 @@ def _paired_change(cell: str, before: dict[str, Any], record: dict[str, Any], po
     test = LatencyTest(method="paired A/B", p=None, ratio=ab["ratio"], previous_median=old, current_median=new,
                        n_previous=len(pairs), n_current=len(pairs), ci=(low, high))
     detail = (f"paired A/B in this run: ×{ab['ratio']:.3f} [{low:.3f}, {high:.3f}] "
-              f"({ab.get('confidence', 0.95):.0%} interval, {len(pairs)} pairs)")
+              f"({ab.get('confidence', 0.95):.0%} interval, {len(pairs)} pairs"
+              + (f", {ab['extended']} added while it straddled ×{ab['bound']:g}" if ab.get("extended") else "") + ")")
     return Change(cell, "latency_ms", old, new, rule=f"interval above ×{policy.min_paired_ratio:g}", detail=detail,
                   regressed=low > policy.min_paired_ratio, improved=high < 1 / policy.min_paired_ratio, latency=test)
 

@@ -512,7 +512,9 @@ class SuiteRunner:
         if path is None:
             record["latency_ab"]["unavailable"] = note
             return
-        record["latency_ab"].update(baseline_path=str(path), **time_ab(device, path, model, self.loaded.suite.latency))
+        suite = self.loaded.suite
+        record["latency_ab"].update(baseline_path=str(path), **time_ab(
+            device, path, model, suite.latency, bound=suite.regression.min_paired_ratio))
 
     def _keep_log(self, cell: Cell, record: dict[str, Any], text: str | None) -> None:
         """The device's raw log beside the results: logs/<model>__<scheme>__<device>.log."""

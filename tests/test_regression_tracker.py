@@ -54,7 +54,7 @@ def test_a_planted_slowdown_is_flagged_by_paired_ab_and_the_next_night_is_not(tm
     write_mlp(tmp_path / "model.tflite", 1024)  # 4× the multiply-adds of the first layer
     code, summary, records = night(tmp_path, session_cache)
     ab = records[0]["latency_ab"]
-    assert len(ab["pairs"]) == 6 and ab["ci"][0] > 1.05, ab
+    assert len(ab["pairs"]) == 6 + ab["extended"] and ab["ci"][0] > 1.05, ab
     assert code == 1 and "paired A/B in this run" in summary and "**REGRESSED**" in summary
     code, summary, records = night(tmp_path, session_cache)  # nothing changed since
     assert code == 0 and "latency_ab" not in records[0], summary

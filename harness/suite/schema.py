@@ -175,13 +175,23 @@ class LatencySpec(Strict):
     ab_pairs: int = Field(5, ge=0, le=100, description=(
         "when a cell's model differs from the earlier run's, time both side by side in this many pairs "
         "(0: never; compare across runs only)"))
+    ab_max_pairs: int | None = Field(None, ge=2, le=400, description=(
+        "while the paired interval still straddles the regression bound, add pairs two at a time up to "
+        "this many (default 4 x ab_pairs; equal to ab_pairs: never add)"))
     cooldown: CooldownSpec | None = Field(None, description="phones: wait for the device to cool before each cell")
 
     @model_validator(mode="after")
     def _ordered(self) -> "LatencySpec":
         if self.min_secs > self.max_secs:
             raise ValueError(f"min_secs ({self.min_secs:g}) is above max_secs ({self.max_secs:g})")
+        if self.ab_max_pairs is not None and self.ab_max_pairs < self.ab_pairs:
+            raise ValueError(f"ab_max_pairs ({self.ab_max_pairs}) is below ab_pairs ({self.ab_pairs})")
         return self
+
+    @property
+    def most_ab_pairs(self) -> int:
+        """The pair budget of one A/B re-timing: ab_max_pairs, else 4 x ab_pairs."""
+        return self.ab_max_pairs if self.ab_max_pairs is not None else 4 * self.ab_pairs
 
 
 class Bound(Strict):

@@ -44,7 +44,7 @@ def test_a_slower_model_on_a_phone_is_flagged_and_an_unchanged_one_is_not(
     widen(suite, 512)  # a far wider model: genuinely slower on the same phone
     night2 = run(suite, session_cache, tmp_path / "night2", earlier(night1, "night1"))
     assert all(r["status"] == "ok" and len(r["latency_ms"]["repeat_medians"]) == 3 for r in night2)
-    assert all(len(r["latency_ab"]["pairs"]) == 6 and r["latency_ab"]["ci"] for r in night2)
+    assert all(len(r["latency_ab"]["pairs"]) == 6 + r["latency_ab"]["extended"] and r["latency_ab"]["ci"] for r in night2)
     slower = compare_runs(night2, night1, None)
     flagged = {c.cell for c in slower.regressions if c.quantity == "latency_ms"}
     assert flagged == {"digits_cnn/float32@phone", "digits_cnn/int8@phone"}, [c.detail for c in slower.latency_tests]
