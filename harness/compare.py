@@ -9,9 +9,10 @@ evidence first:
    (`latency_ab`); a regression needs the paired ratio's confidence interval to lie above
    `min_paired_ratio`. Drift between nights cancels out.
 2. repeat medians: both runs measured `repeats` ≥ `min_repeats` independent times (phones too);
-   a one-sided Mann–Whitney U test on the repeat medians and a ratio ≥ `min_latency_ratio`.
+   a one-sided Welch t-test on the log repeat medians and a ratio ≥ `min_latency_ratio` (a rank
+   test cannot reach p < 0.05 with 3 repeats a side).
 3. per-iteration samples (one repeat each, the weakest: iterations of one process are not
-   independent): the same test on the bounded per-iteration samples.
+   independent): a one-sided Mann–Whitney U test on the bounded per-iteration samples.
 
 2 and 3 compare across runs, so they also measure the machine: when the same model file was
 timed by the same runtime on the same core, a slowdown is shown but not flagged (`flag_unchanged`).
@@ -26,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from harness.results import record_id
-from harness.stats import LatencyTest, find_step, rank_test, typical
+from harness.stats import LatencyTest, find_step, log_t_test, rank_test, typical
 from harness.suite.schema import Bound
 from harness.verdicts import check, metric_number, record_metrics
 
@@ -164,7 +165,8 @@ def _latency_changes(cell: str, before: dict[str, Any], record: dict[str, Any], 
         return []
     slower = test.p is not None and test.p < policy.alpha and test.ratio >= policy.min_latency_ratio
     unchanged = _same_model_and_runtime(before, record)
-    detail = f"cross-run, {test.method}: ×{test.ratio:.3f}, U={test.u:g}, p={test.p:.2g}"
+    statistic = f"U={test.u:g}" if test.u is not None else f"Welch t={test.t:.2f}"
+    detail = f"cross-run, {test.method}: ×{test.ratio:.3f}, {statistic}, p={test.p:.2g}"
     gone = (record.get("latency_ab") or {}).get("unavailable")
     if gone:
         detail += f"; {gone}"
@@ -198,7 +200,7 @@ def cross_run_test(before: dict[str, Any], record: dict[str, Any], policy: Polic
     """The run-to-run test of two records: on repeat medians when both have enough, else on the
     per-iteration samples (one-sided: is the current run slower?)."""
     medians = [(r.get("latency_ms") or {}).get("repeat_medians") or [] for r in (before, record)]
-    test = rank_test(medians[0], medians[1], "repeat medians", policy.min_repeats)
+    test = log_t_test(medians[0], medians[1], "repeat medians", policy.min_repeats)
     if test is not None:
         return test
     samples = [r.get("latency_samples_ms") or [] for r in (before, record)]

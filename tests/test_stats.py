@@ -48,3 +48,38 @@ def test_latency_steps_name_the_run_and_commit_where_a_slowdown_started() -> Non
     (step,) = latency_steps(points, Policy(min_latency_ratio=1.2))
     assert (step.cell, step.run, step.git_commit[-1]) == ("m/int8@local", "run #4", "4")
     assert step.ratio == pytest.approx(1.24, abs=0.02)
+
+
+def test_three_repeat_medians_a_side_can_show_a_slowdown_where_a_rank_test_cannot() -> None:
+    from harness.stats import log_t_test, rank_test
+
+    before, after = [1.00, 1.01, 0.99], [1.10, 1.12, 1.09]
+    assert rank_test(before, after, "repeat medians", 3).p == pytest.approx(0.05)  # its floor: never < 0.05
+    test = log_t_test(before, after, "repeat medians", 3)
+    assert test.p < 0.01 and test.t > 5 and test.ratio == pytest.approx(1.10) and test.u is None
+    assert log_t_test(after, before, "repeat medians", 3).p > 0.99  # faster is not slower
+    assert log_t_test(before, before[:2], "repeat medians", 3) is None
+
+
+def test_repeat_medians_without_spread_differ_or_not() -> None:
+    from harness.stats import log_t_test
+
+    assert log_t_test([1.0] * 3, [7.0] * 3, "repeat medians", 3).p == 0.0
+    assert log_t_test([2.0] * 3, [2.0] * 3, "repeat medians", 3).p == 1.0
+    assert log_t_test([2.0] * 3, [1.0] * 3, "repeat medians", 3).p == 1.0
+
+
+def test_a_changed_model_slower_across_runs_on_repeat_medians_is_flagged() -> None:
+    from harness.compare import compare_runs
+
+    def night(medians: list[float], sha: str) -> dict:
+        record = cell("m", "int8", latency_ms=float(np.median(medians)))
+        record["latency_ms"]["repeat_medians"] = medians
+        record["artifact"] = {"sha256": sha, "path": "/gone.tflite"}
+        return record
+
+    policy = Policy(min_latency_ratio=1.05)
+    slower = compare_runs([night([1.10, 1.12, 1.09], "b")], [night([1.00, 1.01, 0.99], "a")], None, policy=policy)
+    assert [c.detail for c in slower.regressions][0].startswith("cross-run, repeat medians: ×1.100, Welch t=")
+    same = compare_runs([night([1.01, 1.00, 1.02], "b")], [night([1.00, 1.01, 0.99], "a")], None, policy=policy)
+    assert not same.regressions

@@ -229,8 +229,9 @@ def comparison_markdown(comparison: Comparison | None, warnings: list[str]) -> s
         verdict = f"**{count} regression(s)**" if count else "no regression"
         lines += [f"## Compared with {md(comparison.previous_label)}: {verdict}", "",
                   f"Latency: a changed model is re-timed beside the earlier one (paired A/B; a regression needs the "
-                  f"interval above ×{comparison.policy.min_paired_ratio:g}); across runs, a one-sided Mann–Whitney U "
-                  f"on repeat medians (or per-iteration samples) needs p < {comparison.policy.alpha:g} and a ratio "
+                  f"interval above ×{comparison.policy.min_paired_ratio:g}); across runs, a one-sided Welch t-test on "
+                  f"log repeat medians (with one repeat, Mann–Whitney U on per-iteration samples) needs "
+                  f"p < {comparison.policy.alpha:g} and a ratio "
                   f"≥ {comparison.policy.min_latency_ratio:g}.", ""]
         ordered = sorted((c for c in comparison.changes if c.shown), key=lambda c: (not c.regressed, c.cell))
         if ordered:
