@@ -4,6 +4,7 @@ earlier run's model beside this run's (same device, same process pattern, altern
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -69,37 +70,65 @@ def earlier_model(before: dict[str, Any] | None, kept: Path | None) -> tuple[str
     """(sha256, path, note) of the model the earlier run timed for this cell: the artifact store's
     copy (`kept`), else the path it was timed at, when its bytes still match."""
     artifact = (before or {}).get("artifact") or {}
-    sha = artifact.get("sha256")
-    for path in (kept, Path(artifact["path"]) if artifact.get("path") else None):
-        if path is not None and path.is_file() and file_digest(path) == sha:
-            return sha, path, ""
-    return sha, None, "the earlier run's model file is gone or changed: compared across runs only"
+    return _kept_file(artifact.get("sha256"), artifact.get("path"), kept,
+                      "the earlier run's model file is gone or changed: compared across runs only")
+
+
+def earlier_binary(before: dict[str, Any] | None, kept: Path | None) -> tuple[str | None, Path | None, str]:
+    """(sha256, path, note) of the benchmark_model binary the earlier run timed this cell with
+    (phones): the artifact store's copy, else the profile's path when its bytes still match."""
+    binary = ((before or {}).get("latency_setup") or {}).get("benchmark_binary") or {}
+    return _kept_file(binary.get("sha256"), binary.get("path"), kept,
+                      "the earlier run's benchmark_model binary is gone or changed: compared across runs only")
+
+
+def _kept_file(sha: str | None, path: str | None, kept: Path | None, note: str) -> tuple[str | None, Path | None, str]:
+    for candidate in (kept, Path(path) if path else None):
+        if sha and candidate is not None and candidate.is_file() and file_digest(candidate) == sha:
+            return sha, candidate, ""
+    return sha, None, note
 
 
 def time_ab(device: Device, earlier: Path, current: Path, settings: LatencySpec,
-            bound: float | None = None) -> dict[str, Any]:
+            bound: float | None = None, earlier_binary: Path | None = None) -> dict[str, Any]:
     """`settings.ab_pairs` pairs (A = earlier model, B = this run's), each pair timed back to back
     with one measurement each, the order alternating (A B, B A, ...) so a drift within the run
     favours neither; the paired ratio B/A with its confidence interval. While that interval still
     straddles `bound` (the regression bound), two more pairs at a time (one of each order), up to
-    `most_ab_pairs`."""
+    `most_ab_pairs`. With `earlier_binary` (a phone's earlier benchmark_model), A runs on it."""
     pairs: list[tuple[float, float]] = []
     wanted = settings.ab_pairs
+    a_side = _Side(earlier, earlier_binary)
     while len(pairs) < wanted:
-        pairs.append(_one_pair(device, earlier, current, settings, len(pairs)))
+        pairs.append(_one_pair(device, a_side, _Side(current, None), settings, len(pairs)))
         if len(pairs) == wanted and _undecided(pairs, bound) and wanted + 2 <= settings.most_ab_pairs:
             wanted += 2
     return {"pairs": [list(p) for p in pairs], **paired_ratio(pairs), "bound": bound,
             "extended": len(pairs) - settings.ab_pairs}
 
 
-def _one_pair(device: Device, earlier: Path, current: Path, settings: LatencySpec, index: int) -> tuple[float, float]:
+@dataclass(frozen=True)
+class _Side:
+    """One side of an A/B pair: a model, and the benchmark binary to time it with (None: the device's)."""
+
+    model: Path
+    binary: Path | None
+
+    def time(self, device: Device, settings: LatencySpec) -> float:
+        extra = {"binary": self.binary} if self.binary is not None else {}
+        raw = device.measure_latency(self.model, settings, **extra)  # type: ignore[call-arg]
+        return float(typical(repeat_of(raw)["stats"]))
+
+
+def _one_pair(device: Device, a: _Side, b: _Side, settings: LatencySpec, index: int) -> tuple[float, float]:
     """(A, B) typical latencies of one measurement each, A first on even indices."""
     _interrupt.check()
     one = settings.model_copy(update={"repeats": 1})
-    order = (earlier, current) if index % 2 == 0 else (current, earlier)
-    timed = {path: typical(repeat_of(device.measure_latency(path, one))["stats"]) for path in order}
-    return float(timed[earlier]), float(timed[current])
+    if index % 2 == 0:
+        first = a.time(device, one)
+        return first, b.time(device, one)
+    second = b.time(device, one)
+    return a.time(device, one), second
 
 
 def _undecided(pairs: list[tuple[float, float]], bound: float | None) -> bool:

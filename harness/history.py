@@ -83,6 +83,7 @@ _RUN_COLUMNS = ("id", "suite", "started_at", "finished_at", "git_commit", "suite
 
 
 ARTIFACTS = "artifacts"  # beside the store: every timed model, by content (<sha256>.tflite)
+BINARY_SUFFIX = ".benchmark_model"  # and every phone's benchmark binary (<sha256>.benchmark_model)
 
 
 @dataclass
@@ -97,25 +98,46 @@ class EarlierRun:
         sha = (record.get("artifact") or {}).get("sha256")
         return self.artifacts / f"{sha}.tflite" if self.artifacts is not None and sha else None
 
+    def kept_binary(self, record: dict[str, Any]) -> Path | None:
+        """The artifact store's copy of the benchmark_model binary a phone cell was timed with."""
+        sha = _binary(record).get("sha256")
+        return self.artifacts / f"{sha}{BINARY_SUFFIX}" if self.artifacts is not None and sha else None
+
+
+def _binary(record: dict[str, Any]) -> dict[str, Any]:
+    return (record.get("latency_setup") or {}).get("benchmark_binary") or {}
+
 
 def keep_artifacts(store_path: Path, records: list[dict[str, Any]]) -> list[str]:
-    """Copy each timed model into the artifact store beside the history (once per content), so a
-    later run can time it again beside its own; returns what could not be kept."""
+    """Copy each timed model (and each phone's benchmark binary) into the artifact store beside
+    the history, once per content, so a later run can time it again beside its own; returns what
+    could not be kept."""
     folder, problems = store_path.parent / ARTIFACTS, []
     for record in records:
-        artifact = record.get("artifact") or {}
-        source, sha = artifact.get("path"), artifact.get("sha256")
-        target = folder / f"{sha}.tflite"
-        if record.get("status") != "ok" or not source or not sha or target.exists():
+        if record.get("status") != "ok":
             continue
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            staged = folder / f".{sha}.{os.getpid()}"
-            shutil.copyfile(source, staged)
-            os.replace(staged, target)
-        except OSError as exc:
-            problems.append(f"{source}: {exc.strerror or exc}")
+        artifact, binary = record.get("artifact") or {}, _binary(record)
+        for source, sha, suffix in ((artifact.get("path"), artifact.get("sha256"), ".tflite"),
+                                    (binary.get("path"), binary.get("sha256"), BINARY_SUFFIX)):
+            problem = _keep(folder, source, sha, suffix)
+            if problem:
+                problems.append(problem)
     return problems
+
+
+def _keep(folder: Path, source: str | None, sha: str | None, suffix: str) -> str | None:
+    """Copy `source` to folder/<sha><suffix> unless it is there; the problem, if any."""
+    target = folder / f"{sha}{suffix}"
+    if not source or not sha or target.exists():
+        return None
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        staged = folder / f".{sha}.{os.getpid()}"
+        shutil.copyfile(source, staged)
+        os.replace(staged, target)
+    except OSError as exc:
+        return f"{source}: {exc.strerror or exc}"
+    return None
 
 
 class HistoryError(HarnessError):

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from harness import _interrupt
-from harness._latency import device_state, earlier_model, latency_stats, measure_repeats, time_ab
+from harness._latency import device_state, earlier_binary, earlier_model, latency_stats, measure_repeats, time_ab
 from harness.cache import ArtifactCache, content_key
 from harness.datasets import DATASETS, Dataset, Samples, sample_count, samples_digest
 from harness.devices import Device, load_device
@@ -491,7 +491,11 @@ class SuiteRunner:
         record["memory"].update(raw.get("memory") or {})
         record["latency_setup"] = {k: raw[k] for k in ("core", "threads", "mask", "command", "attempts",
                                                        "model_pushed", "remote_calls") if k in raw}
-        record["latency_setup"]["runtime"] = self._described(cell.device).get("runtime")
+        described = self._described(cell.device)
+        record["latency_setup"]["runtime"] = described.get("runtime")
+        if described.get("benchmark_sha256"):
+            record["latency_setup"]["benchmark_binary"] = {"path": described.get("benchmark_binary"),
+                                                           "sha256": described["benchmark_sha256"]}
         for key in ("delegates", "op_profile"):
             if raw.get(key) is not None:
                 record[key] = raw[key]
@@ -500,21 +504,28 @@ class SuiteRunner:
         record["timings_s"]["latency"] = round(time.perf_counter() - started, 3)
 
     def _retime_earlier(self, cell: Cell, record: dict[str, Any], device: Device, model: Path) -> None:
-        """When this cell's model differs from the one the earlier run timed, time both side by side."""
+        """When this cell's model (or a phone's benchmark_model binary) differs from the one the
+        earlier run timed, time both side by side: A = the earlier model on the earlier binary."""
         before = self.earlier.records.get(cell.id)
         if before is None or before.get("status") != "ok" or self.loaded.suite.latency.ab_pairs == 0:
             return
         sha, path, note = earlier_model(before, self.earlier.kept(before))
-        if sha is None or sha == record["artifact"]["sha256"]:
+        binary_sha, binary, binary_note = earlier_binary(before, self.earlier.kept_binary(before))
+        now_binary = (record["latency_setup"].get("benchmark_binary") or {}).get("sha256")
+        binary_changed = binary_sha is not None and now_binary is not None and binary_sha != now_binary
+        if sha is None or (sha == record["artifact"]["sha256"] and not binary_changed):
             return
         self._report(cell.id, "re-timing the earlier model (A/B)", None)
         record["latency_ab"] = {"baseline_sha256": sha, "baseline_run": self.earlier.label}
-        if path is None:
-            record["latency_ab"]["unavailable"] = note
+        if binary_changed:
+            record["latency_ab"]["baseline_binary_sha256"] = binary_sha
+        if path is None or (binary_changed and binary is None):
+            record["latency_ab"]["unavailable"] = note or binary_note
             return
         suite = self.loaded.suite
         record["latency_ab"].update(baseline_path=str(path), **time_ab(
-            device, path, model, suite.latency, bound=suite.regression.min_paired_ratio))
+            device, path, model, suite.latency, bound=suite.regression.min_paired_ratio,
+            earlier_binary=binary if binary_changed else None))
 
     def _keep_log(self, cell: Cell, record: dict[str, Any], text: str | None) -> None:
         """The device's raw log beside the results: logs/<model>__<scheme>__<device>.log."""

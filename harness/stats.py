@@ -136,15 +136,23 @@ def log_t_test(previous: Sequence[float], current: Sequence[float], method: str,
         return None
     old, new = float(np.median(previous)), float(np.median(current))
     logs = [np.log(np.asarray(v, dtype=float)) for v in (previous, current)]
-    if max(float(np.ptp(v)) for v in logs) == 0:
+    t, p = _welch(logs[0], logs[1]) if max(float(np.ptp(v)) for v in logs) > 1e-9 else (math.nan, math.nan)
+    if not math.isfinite(p):  # no spread on either side: the medians alone decide
         t, p = (math.inf if new > old else -math.inf if new < old else 0.0), (0.0 if new > old else 1.0)
-    else:
-        from scipy.stats import ttest_ind
-
-        result = ttest_ind(logs[1], logs[0], equal_var=False, alternative="greater")
-        t, p = float(result.statistic), float(result.pvalue)
     return LatencyTest(method=method, p=p, ratio=new / old, previous_median=old, current_median=new,
                        n_previous=len(previous), n_current=len(current), t=t)
+
+
+def _welch(previous: np.ndarray, current: np.ndarray) -> tuple[float, float]:
+    """Welch's t and one-sided p (current greater); NaN where the spread is too small to compute."""
+    import warnings
+
+    from scipy.stats import ttest_ind
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # near-identical values: p comes out NaN, handled
+        result = ttest_ind(current, previous, equal_var=False, alternative="greater")
+    return float(result.statistic), float(result.pvalue)
 
 
 def paired_ratio(pairs: Sequence[tuple[float, float]], confidence: float = 0.95) -> dict[str, Any]:

@@ -228,7 +228,8 @@ class AndroidDevice:
             "benchmark_binary": str(self.binary), "extra_flags": list(self.options.extra_flags),
         }
         if self.binary.is_file():
-            info["runtime"] = f"benchmark_model sha256:{_sha256(self.binary)[:16]}"
+            info["benchmark_sha256"] = _sha256(self.binary)
+            info["runtime"] = f"benchmark_model sha256:{info['benchmark_sha256'][:16]}"
         try:
             info.update(self.facts().to_dict())
             info["reachable"] = True
@@ -281,11 +282,22 @@ class AndroidDevice:
 
     # -- measuring ----------------------------------------------------------------------------
 
-    def command(self, remote_model: str, settings: LatencySpec) -> list[str]:
+    def _binary_on_device(self, binary: Path | None) -> str:
+        """Where the device runs `binary` (None: the profile's): another binary, such as the one
+        an earlier run timed with, goes beside it as benchmark_model-<sha256 prefix>."""
+        self._prepare()
+        if binary is None or Path(binary) == self.binary:
+            return self.remote_binary
+        remote = f"{self.options.work_dir}/{REMOTE_BINARY}-{_sha256(Path(binary))[:16]}"
+        self._push_if_changed(Path(binary), remote)
+        self._shell(["chmod", "755", remote], f"chmod {remote}")
+        return remote
+
+    def command(self, remote_model: str, settings: LatencySpec, remote_binary: str | None = None) -> list[str]:
         """The benchmark_model command line (argv) for one cell."""
         facts = self.facts()
         return [
-            "taskset", facts.selection.mask, self.remote_binary, f"--graph={remote_model}",
+            "taskset", facts.selection.mask, remote_binary or self.remote_binary, f"--graph={remote_model}",
             f"--num_threads={self.options.threads}", f"--warmup_runs={settings.warmup_runs}",
             "--warmup_min_secs=0", f"--num_runs={settings.num_runs}", f"--min_secs={settings.min_secs:g}",
             f"--max_secs={settings.max_secs:g}", *DELEGATE_FLAGS.get(self.options.delegate or "", []),
@@ -296,17 +308,17 @@ class AndroidDevice:
         run = self.options.timeouts.run
         return settings.max_secs * 2 + 120 if run == "auto" else float(run)
 
-    def _measure_once(self, model: Path, settings: LatencySpec) -> dict[str, Any]:
-        self._prepare()
+    def _measure_once(self, model: Path, settings: LatencySpec, binary: Path | None = None) -> dict[str, Any]:
+        remote_binary = self._binary_on_device(binary)
         remote_model = f"{self.options.work_dir}/{model.name}"
         pushed = self._push_if_changed(model, remote_model)
-        argv = self.command(remote_model, settings)
+        argv = self.command(remote_model, settings, remote_binary)
         command = quote_args(argv) + " 2>&1"  # one stream, in the order the tool printed it
         timeout = self._run_timeout(settings)
         try:
             result = self._connect().shell(command, timeout)
         except DeviceTimeout:
-            self._stop_benchmark()
+            self._stop_benchmark(remote_binary)
             raise MeasurementFailed(f"benchmark_model did not finish within {timeout:g} s (timeouts.run)") from None
         text = result.stdout + result.stderr
         if result.exit_code != 0:
@@ -322,10 +334,10 @@ class AndroidDevice:
                    threads=self.options.threads, command=command, model_pushed=pushed)
         return raw
 
-    def _stop_benchmark(self) -> None:
+    def _stop_benchmark(self, remote_binary: str) -> None:
         """After a timeout: kill our binary (matched by its full path) so it frees the core."""
         try:
-            self._connect().shell(quote_args(["pkill", "-f", self.remote_binary]), self.options.timeouts.command)
+            self._connect().shell(quote_args(["pkill", "-f", remote_binary]), self.options.timeouts.command)
         except HarnessError as exc:
             log.debug("%s: could not stop benchmark_model: %s", self.name, exc)
 
@@ -336,8 +348,9 @@ class AndroidDevice:
             self._transport.close()
         self._transport = None
 
-    def measure_latency(self, model: Path, settings: LatencySpec) -> dict[str, Any]:
-        """Statistics from benchmark_model's log (`stats`, no `samples`), the log, and the commands issued."""
+    def measure_latency(self, model: Path, settings: LatencySpec, binary: Path | None = None) -> dict[str, Any]:
+        """Statistics from benchmark_model's log (`stats`, no `samples`), the log, and the commands
+        issued; `binary` times with another benchmark_model than the profile's (paired A/B)."""
         with self._lock:
             if self._gone:
                 raise DeviceLostError(f"device lost: {self._gone}")
@@ -345,7 +358,7 @@ class AndroidDevice:
             try:
                 for attempt in (1, 2):
                     try:
-                        raw = self._measure_once(model, settings)
+                        raw = self._measure_once(model, settings, binary)
                         raw.update(attempts=attempt, remote_calls=self._calls[first_call:])
                         return raw
                     except DeviceLost as exc:

@@ -76,3 +76,31 @@ def test_cooldown_waits_for_a_hot_phone_and_marks_a_cell_measured_hot(
     assert records["hot", "float32"]["device_state"]["cooldown_s"] == 1.5
     assert records["cooling", "float32"]["device_state"]["hot"] is False
     assert records["cooling", "int8"]["device_state"]["before"]["max_temp_c"] == 35.0
+
+
+def test_a_slower_benchmark_binary_is_timed_beside_the_earlier_one_on_the_phone(
+        start_sim: StartSim, binary: Path, tmp_path: Path, session_cache: Path) -> None:
+    from harness.history import keep_artifacts
+
+    sim = start_sim("phone", SPEC_A)
+    write_profile(tmp_path, "phone", sim, binary)
+    suite = write_suite(tmp_path, ["phone"], latency="{warmup_runs: 2, num_runs: 20, min_secs: 0.05, repeats: 2, ab_pairs: 4}")
+    widen(suite, 256)  # tens of microseconds an inference: well above the tool's 1 µs resolution
+    night1 = run(suite, session_cache, tmp_path / "night1")
+    store = tmp_path / "reports" / "history.sqlite"
+    assert keep_artifacts(store, night1) == []
+    old_sha = night1[0]["latency_setup"]["benchmark_binary"]["sha256"]
+    assert (store.parent / "artifacts" / f"{old_sha}.benchmark_model").read_bytes() == binary.read_bytes()
+    binary.write_bytes(b"stand-in for a new benchmark_model build\nquantbench-sim-slowdown=3\n")  # same path
+    kept = EarlierRun("night1", {record_id(r): r for r in night1}, store.parent / "artifacts")
+    night2 = run(suite, session_cache, tmp_path / "night2", kept)
+    for record in night2:
+        ab = record["latency_ab"]
+        assert ab["baseline_binary_sha256"] == old_sha and ab["baseline_sha256"] == record["artifact"]["sha256"]
+        assert ab["ratio"] > 2, ab
+    slower = compare_runs(night2, night1, None)
+    assert {c.cell for c in slower.regressions if c.quantity == "latency_ms"} == {
+        "digits_cnn/float32@phone", "digits_cnn/int8@phone"}
+    gone = run(suite, session_cache, tmp_path / "night2b", earlier(night1, "night1"))  # no artifact store
+    assert all("benchmark_model binary is gone" in r["latency_ab"]["unavailable"] for r in gone)
+    assert all(c.latency.method == "repeat medians" for c in compare_runs(gone, night1, None).latency_tests)

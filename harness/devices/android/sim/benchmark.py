@@ -6,6 +6,7 @@ the inference-timings summary and memory lines). `--use_gpu`, `--use_nnapi` and 
 from __future__ import annotations
 
 import math
+import re
 import resource
 import time
 from collections.abc import Callable
@@ -92,12 +93,35 @@ def _now_us() -> int:
     return time.perf_counter_ns() // 1000
 
 
+SLOWDOWN = re.compile(rb"quantbench-sim-slowdown=([0-9]+(?:\.[0-9]+)?)")
+
+
+def slowdown_of(binary: Path | None) -> float:
+    """How much slower this "binary" runs every inference: a file holding the bytes
+    `quantbench-sim-slowdown=1.3` imitates a build with slower kernels (default 1)."""
+    try:
+        found = SLOWDOWN.search(binary.read_bytes()[:65536]) if binary is not None else None
+    except OSError:
+        return 1.0
+    return max(1.0, float(found.group(1))) if found else 1.0
+
+
+def _stretch(start_us: int, factor: float) -> None:
+    """Busy-wait so the inference begun at `start_us` takes `factor` times as long (as slower
+    kernels would: the core stays busy)."""
+    if factor > 1.0:
+        deadline = start_us + (_now_us() - start_us) * factor
+        while _now_us() < deadline:
+            pass
+
+
 class BenchmarkModel:
     """TFLite's benchmark_model, run on the host with LiteRT, logging in the tool's format."""
 
-    def __init__(self, shell: Shell, io: ShellIO) -> None:
+    def __init__(self, shell: Shell, io: ShellIO, binary: Path | None = None) -> None:
         self.shell, self.io = shell, io
         self.device, self.session = shell.device, shell.session
+        self.slowdown = slowdown_of(binary)
 
     def info(self, text: str) -> None:
         """An INFO line on stdout, as TFLITE_LOG(INFO) prints it."""
@@ -217,6 +241,7 @@ class BenchmarkModel:
                 raise Killed
             start = _now_us()
             invoke()
+            _stretch(start, self.slowdown)
             timings.append(_now_us() - start)
             if delay > 0 and self.session.cancelled.wait(delay):
                 raise Killed

@@ -407,7 +407,7 @@ class Shell:
         if host.name.startswith("benchmark_model"):
             from harness.devices.android.sim.benchmark import BenchmarkModel  # it imports this module
 
-            return BenchmarkModel(self, io).run(args)
+            return BenchmarkModel(self, io, host).run(args)
         io.err(text_bytes(f"sh: {path}: cannot execute: the ADB simulator only runs benchmark_model\n"))
         return 126
 
