@@ -228,7 +228,8 @@ class Thresholds(Strict):
 class RegressionSpec(Strict):
     """When a change vs the earlier run of the suite is a regression (metrics use the thresholds' drop bounds)."""
 
-    alpha: float = Field(0.05, gt=0, lt=1, description="significance level of the latency test (Mann-Whitney U)")
+    alpha: float = Field(0.05, gt=0, lt=1, description=(
+        "significance level of the cross-run latency test (Welch t on repeat medians, else Mann-Whitney U)"))
     min_latency_ratio: float = Field(1.05, ge=1, description="and the median must be at least this much slower")
     max_size_growth: float = Field(0.01, ge=0, description="relative size growth allowed (without a size_ratio drop bound)")
     min_paired_ratio: float = Field(1.05, ge=1, description=(
