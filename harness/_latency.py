@@ -13,7 +13,7 @@ from harness.cache import file_digest
 from harness.devices import Device
 from harness.errors import HarnessError
 from harness.stats import bounded_sample, combine_repeats, paired_ratio, summarize, typical
-from harness.suite.schema import LatencySpec
+from harness.suite.schema import CooldownSpec, LatencySpec
 
 
 def repeat_of(raw: dict[str, Any]) -> dict[str, Any]:
@@ -48,22 +48,34 @@ def measure_repeats(device: Device, model: Path, settings: LatencySpec) -> tuple
 
 def device_state(device: Device, settings: LatencySpec) -> dict[str, Any] | None:
     """The device's thermal state before a cell, after the suite's cool-down (None: the device
-    kind cannot tell). A cell still above `max_temp_c` when the wait runs out is marked hot."""
+    kind cannot tell). A cell still above `max_temp_c` (or the platform's thermal status still
+    above `max_thermal_status`) when the wait runs out is marked hot."""
     read = getattr(device, "device_state", None)
     if read is None:
         return None
     state, waited, spec = read(), 0.0, settings.cooldown
-    while spec is not None and _hot(state, spec.max_temp_c) and waited < spec.wait_s:
+    while spec is not None and _hot(state, spec) and waited < spec.wait_s:
         _interrupt.check()
         time.sleep(min(spec.poll_s, spec.wait_s - waited))
         waited += min(spec.poll_s, spec.wait_s - waited)
         state = read()
-    return {"before": state, "cooldown_s": round(waited, 3),
-            "hot": spec is not None and _hot(state, spec.max_temp_c)}
+    return {"before": state, "cooldown_s": round(waited, 3), "hot": spec is not None and _hot(state, spec)}
 
 
-def _hot(state: dict[str, Any], limit: float) -> bool:
-    return state.get("max_temp_c") is not None and state["max_temp_c"] > limit
+def with_after(state: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """The cell's device state with the reading after it, and `throttled`: the platform reported
+    moderate throttling or worse (thermal status >= 2) before or after the cell."""
+    statuses = [s.get("thermal_status") for s in (state["before"], after)]
+    return {**state, "after": after, "throttled": any(s is not None and s >= THROTTLED_STATUS for s in statuses)}
+
+
+THROTTLED_STATUS = 2  # PowerManager.THERMAL_STATUS_MODERATE
+
+
+def _hot(state: dict[str, Any], spec: CooldownSpec) -> bool:
+    status = state.get("thermal_status")
+    return ((state.get("max_temp_c") is not None and state["max_temp_c"] > spec.max_temp_c)
+            or (status is not None and status > spec.max_thermal_status))
 
 
 def earlier_model(before: dict[str, Any] | None, kept: Path | None) -> tuple[str | None, Path | None, str]:

@@ -117,7 +117,7 @@ class CellRecord(TypedDict, total=False):
     audit: dict[str, Any] | None  # what the produced model holds (harness.tflite.audit)
     latency_ab: dict[str, Any]  # the earlier run's model re-timed beside this one (harness._latency)
     technique: dict[str, Any]  # training-time schemes: layers wrapped, and those left untouched (why)
-    device_state: dict[str, Any]  # a phone's temperatures and core frequencies before/after, `hot`
+    device_state: dict[str, Any]  # a phone's temperatures, thermal status and core frequencies before/after; `hot`, `throttled`
     finished_at: str
     notes: NotRequired[list[str]]
 

@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 
 from harness import _interrupt
-from harness._latency import device_state, earlier_binary, earlier_model, latency_stats, measure_repeats, time_ab
+from harness._latency import (device_state, earlier_binary, earlier_model, latency_stats, measure_repeats, time_ab,
+                              with_after)
 from harness.cache import ArtifactCache, content_key
 from harness.datasets import DATASETS, Dataset, Samples, sample_count, samples_digest
 from harness.devices import Device, load_device
@@ -483,7 +484,7 @@ class SuiteRunner:
         state = device_state(device, self.loaded.suite.latency)
         raws, sample = measure_repeats(device, model, self.loaded.suite.latency)
         if state is not None:
-            record["device_state"] = {**state, "after": getattr(device, "device_state")()}
+            record["device_state"] = with_after(state, getattr(device, "device_state")())
         raw = raws[-1]  # memory, setup, log and delegates of the last repeat
         record["latency_ms"] = latency_stats(raws)
         record["latency_samples_ms"] = sample or None

@@ -93,7 +93,30 @@ def latency_summary(record: dict[str, Any]) -> dict[str, Any] | None:
         return None
     return {"median": median, "iqr": quartiles(record), "p90": latency.get("p90"),
             "repeats": latency.get("repeats"), "repeat_medians": latency.get("repeat_medians") or [],
-            "samples": len(record.get("latency_samples_ms") or []), "ab": paired_ab(record)}
+            "samples": len(record.get("latency_samples_ms") or []), "ab": paired_ab(record),
+            "thermal": thermal_note(record)}
+
+
+def thermal_note(record: dict[str, Any]) -> str | None:
+    """A phone cell's thermal state in words: hottest temperature and thermal status before and
+    after, the cool-down's wait, and whether it was measured hot or throttled (None off a phone)."""
+    state = record.get("device_state")
+    if not isinstance(state, dict) or not isinstance(state.get("before"), dict):
+        return None
+    parts = [f"{when} {_reading(state[when])}" for when in ("before", "after") if isinstance(state.get(when), dict)]
+    if state.get("cooldown_s"):
+        parts.append(f"cool-down waited {fmt(state['cooldown_s'], '.3g')} s")
+    marks = [name for name in ("hot", "throttled") if state.get(name) is True]
+    head = f"measured {' and '.join(marks).upper()}" if marks else "device state"
+    return f"{head}: {'; '.join(parts)}"
+
+
+def _reading(reading: dict[str, Any]) -> str:
+    temp = reading.get("max_temp_c")
+    text = f"{fmt(temp, '.1f')} °C" if isinstance(temp, (int, float)) else "temperature unread"
+    if reading.get("thermal_status_name"):
+        text += f", thermal status {reading['thermal_status_name']}"
+    return text
 
 
 def paired_ab(record: dict[str, Any]) -> str | None:

@@ -36,6 +36,7 @@ class Row:
     latency_ms: float | None
     latency_p90_ms: float | None
     latency_ratio: float | None
+    thermal: str | None  # "hot" / "throttled" / "hot, throttled": a phone cell measured so
     checks_failed: list[str]
     checks_total: int
     error: str | None
@@ -49,6 +50,14 @@ class Row:
 
 def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a and b else None
+
+
+def thermal_marks(record: dict[str, Any]) -> str | None:
+    """How a phone cell's latency was measured, when not cool: hot (above the cool-down's limit when
+    its wait ran out) and/or throttled (the platform's thermal status moderate or worse)."""
+    state = record.get("device_state") or {}
+    marks = [name for name in ("hot", "throttled") if state.get(name) is True]
+    return ", ".join(marks) or None
 
 
 def build_rows(records: list[dict[str, Any]]) -> list[Row]:
@@ -79,7 +88,7 @@ def build_rows(records: list[dict[str, Any]]) -> list[Row]:
             sparsity=weights.get("sparsity"), unique_weights=weights.get("max_unique_per_channel"),
             float_ops=(audit.get("ops_by_kind") or {}).get("float"), integer_only=audit.get("integer_only"),
             latency_ms=typical_latency(latency), latency_p90_ms=latency.get("p90"),
-            latency_ratio=latency_ratio(latency, base_latency) if base else None,
+            latency_ratio=latency_ratio(latency, base_latency) if base else None, thermal=thermal_marks(record),
             checks_failed=[v["check"] for v in verdicts if not v["pass"]], checks_total=len(verdicts),
             error=record.get("error"),
         ))

@@ -56,7 +56,7 @@ def render_summary(records: list[dict[str, Any]], run_info: dict[str, Any]) -> s
             f"{fmt(row.delta, '+.4f')} | {fmt(row.agreement, '.4f')} | {fmt(row.size_mb, '.3f')} | "
             f"{fmt(row.size_ratio, '.2f')} | {fmt(row.gzip_mb, '.3f')} | {fmt(row.gzip_ratio, '.2f')} | "
             f"{fmt(row.sparsity, '.3f')} | {row.unique_weights if row.unique_weights is not None else '–'} | "
-            f"{fmt(row.latency_ms, '.4g')} | "
+            f"{fmt(row.latency_ms, '.4g')}{f' ({row.thermal})' if row.thermal else ''} | "
             f"{fmt(row.latency_ratio, '.2f')} | {row.verdict} |"
         )
     problems = [r for r in rows if r.checks_failed or r.status != "ok"]

@@ -26,7 +26,8 @@ def results_table(records: list[dict[str, Any]], title: str) -> Table:
         elif row.status != "ok" and row.error:
             verdict.append(" " + row.error[:80], style="dim")
         cells = [row.model, row.scheme, row.device, metric, fmt(row.delta, "+.4f"), fmt(row.agreement, ".4f"),
-                 fmt(row.size_mb, ".3f"), fmt(row.size_ratio, ".2f"), fmt(row.latency_ms, ".4g"),
+                 fmt(row.size_mb, ".3f"), fmt(row.size_ratio, ".2f"),
+                 fmt(row.latency_ms, ".4g") + (f" ({row.thermal})" if row.thermal else ""),
                  fmt(row.latency_ratio, ".2f")]
         table.add_row(*(Text(str(c)) for c in cells), verdict)
     return table

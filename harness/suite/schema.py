@@ -157,9 +157,12 @@ class SchemeSpec(WithOptions):
 
 
 class CooldownSpec(Strict):
-    """Before timing a cell on a phone, wait until its hottest thermal zone is at most `max_temp_c`."""
+    """Before timing a cell on a phone, wait until its hottest thermal zone is at most `max_temp_c`
+    and the platform's thermal status (`dumpsys thermalservice`) at most `max_thermal_status`."""
 
     max_temp_c: float = Field(gt=0, lt=150)
+    max_thermal_status: int = Field(1, ge=0, le=6, description=(
+        "0 none, 1 light (the default: light throttling is tolerated), 2 moderate ... 6 shutdown"))
     wait_s: float = Field(300, ge=0, description="give up waiting after this long: the cell is marked hot")
     poll_s: float = Field(5, gt=0)
 

@@ -12,6 +12,8 @@ from harness.compare import compare_runs
 from harness.devices.android.sim.fs import set_temperature
 from harness.devices.android.sim.simulator import DeviceSpec
 from harness.history import EarlierRun
+from harness.report.html import thermal_note
+from harness.report.summary import render_summary
 from harness.results import record_id
 from harness.runner import SuiteRunner, plan_cells
 from harness.suite import load_suite
@@ -104,3 +106,34 @@ def test_a_slower_benchmark_binary_is_timed_beside_the_earlier_one_on_the_phone(
     gone = run(suite, session_cache, tmp_path / "night2b", earlier(night1, "night1"))  # no artifact store
     assert all("benchmark_model binary is gone" in r["latency_ab"]["unavailable"] for r in gone)
     assert all(c.latency.method == "repeat medians" for c in compare_runs(gone, night1, None).latency_tests)
+
+
+def test_a_throttling_phone_is_waited_for_and_marked_throttled(
+        start_sim: StartSim, binary: Path, tmp_path: Path, session_cache: Path) -> None:
+    """`dumpsys thermalservice`'s thermal status: a phone cool by its zones but throttling
+    (status 3, severe) is waited for; one whose status drops in time is measured and recorded
+    unthrottled; one without the service (before Android 10) records no status."""
+    severe = start_sim("severe", DeviceSpec(serial="severe", thermal_status=3))
+    easing = start_sim("easing", DeviceSpec(serial="easing", thermal_status=2))
+    old = start_sim("old", DeviceSpec(serial="old", thermal_status=None))
+    for name, sim in (("severe", severe), ("easing", easing), ("old", old)):
+        write_profile(tmp_path, name, sim, binary)
+    latency = "{warmup_runs: 1, num_runs: 5, min_secs: 0, cooldown: {max_temp_c: 45, wait_s: 1.0, poll_s: 0.1}}"
+    suite = write_suite(tmp_path, ["severe", "easing", "old"], latency=latency)
+    timer = threading.Timer(0.3, easing.set_thermal_status, (0,))
+    timer.start()
+    records = {(r["device"], r["scheme"]): r for r in run(suite, session_cache, tmp_path / "run")}
+    timer.cancel()
+    hot = records["severe", "float32"]["device_state"]
+    assert hot["hot"] is True and hot["throttled"] is True and hot["cooldown_s"] == 1.0
+    assert hot["before"]["thermal_status"] == 3 and hot["before"]["thermal_status_name"] == "severe"
+    assert hot["before"]["hal_temps_c"] == {"cpu-0-0": 36.5, "skin": 31.0}
+    cooled = records["easing", "int8"]["device_state"]
+    assert cooled["hot"] is False and cooled["throttled"] is False and cooled["before"]["thermal_status"] == 0
+    plain = records["old", "float32"]["device_state"]
+    assert "thermal_status" not in plain["before"] and plain["hot"] is False and plain["throttled"] is False
+    assert plain["before"]["max_temp_c"] == 36.5
+    summary = render_summary(list(records.values()), {"suite": "phones"})
+    assert summary.count("(hot, throttled) |") == 2 and "(hot" not in summary.split("easing")[1].split("\n")[0]
+    assert thermal_note(records["severe", "float32"]).startswith("measured HOT AND THROTTLED: before 36.5 °C, "
+                                                               "thermal status severe; after 36.5 °C")

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.devices.android.sim._thermal import thermalservice_dump
 from harness.devices.android.sim.fs import Sandbox, SandboxEscape
 
 KILLED_EXIT = 137  # what sh reports for a SIGKILLed child
@@ -67,6 +68,7 @@ class DeviceState:
     cpu_count: int
     hang_benchmark: bool = False
     drop_during_benchmark: bool = False
+    thermal_status: int | None = 0  # `dumpsys thermalservice`'s Thermal Status (None: no such service)
     taskset_log: list[TasksetCall] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -303,7 +305,7 @@ class Shell:
             "stat": self._stat, "uname": self._uname, "nproc": self._nproc,
             "true": lambda args, io: 0, "false": lambda args, io: 1, "taskset": self._taskset,
             "cd": self._cd, "pwd": self._pwd, "sleep": self._sleep, "exit": self._exit,
-            "sh": self._sh,
+            "sh": self._sh, "dumpsys": self._dumpsys,
         }
 
     def run(self, line: str, io: ShellIO) -> int:
@@ -562,6 +564,13 @@ class Shell:
             io.out(text_bytes("".join(f"[{k}]: [{v}]\n" for k, v in sorted(props.items()))))
         else:
             io.out(text_bytes(props.get(args[0], args[1] if len(args) > 1 else "") + "\n"))
+        return 0
+
+    def _dumpsys(self, args: list[str], io: ShellIO) -> int:
+        if args[:1] == ["thermalservice"] and self.device.thermal_status is not None:
+            io.out(text_bytes(thermalservice_dump(self.fs, self.device.thermal_status)))
+            return 0
+        io.err(text_bytes(f"Can't find service: {args[0] if args else ''}\n"))  # as dumpsys does; exit 0
         return 0
 
     def _digest(self, tool: str, algorithm: str, args: list[str], io: ShellIO) -> int:

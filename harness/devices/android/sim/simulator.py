@@ -65,6 +65,9 @@ class DeviceSpec:
     # a test changes them while it runs with `set_temperature`.
     thermal_c: Mapping[str, float] = field(default_factory=lambda: {"cpu-0-0": 36.5, "skin": 31.0})
     battery_temp_c: float | None = 29.5
+    # `dumpsys thermalservice`'s platform thermal status (0 none, 1 light … 6 shutdown; None: a
+    # phone older than Android 10 without the service); a test changes it with `set_thermal_status`.
+    thermal_status: int | None = 0
     governor: str = "schedutil"
 
     def props(self) -> dict[str, str]:
@@ -120,7 +123,8 @@ class AdbSimulator:
         write_thermal_sysfs(self.fs, device, freqs, with_cpufreq=not faults.omit_cpufreq)
         self.state = DeviceState(self.fs, device.props(), _MACHINES.get(device.abi, "aarch64"), len(freqs),
                                  hang_benchmark=faults.hang_benchmark,
-                                 drop_during_benchmark=faults.drop_during_benchmark)
+                                 drop_during_benchmark=faults.drop_during_benchmark,
+                                 thermal_status=device.thermal_status)
         self._requested_port, self._port = port, 0
         self._lock = threading.Lock()
         self._running: set[threading.Event] = set()  # cancel flags of commands in flight
@@ -146,6 +150,11 @@ class AdbSimulator:
         """Every `taskset MASK CMD...` run so far, oldest first."""
         with self.state.lock:
             return list(self.state.taskset_log)
+
+    def set_thermal_status(self, status: int) -> None:
+        """Change the platform thermal status `dumpsys thermalservice` reports."""
+        with self.state.lock:
+            self.state.thermal_status = status
 
     def start(self) -> AdbSimulator:
         """Start serving in a background thread; returns self once the port is bound."""
