@@ -61,8 +61,12 @@ def run(
     cache: Annotated[Optional[Path], typer.Option(help="artifact cache (default $QUANTBENCH_CACHE or ~/.cache/quantbench)")] = None,
     history: Annotated[Optional[Path], typer.Option(help="run history store (default <reports>/history.sqlite)")] = None,
     no_history: Annotated[bool, typer.Option(help="do not record the run in (or compare it through) the history store")] = False,
+    executor: Annotated[str, typer.Option(help="who runs the cells: inprocess (this process) or ray (a Ray cluster)")] = "inprocess",
+    ray_address: Annotated[Optional[str], typer.Option(help="with --executor ray: the cluster's HOST:PORT (default $RAY_ADDRESS, else auto)")] = None,
 ) -> None:
     """Optimize, run and score every model × scheme × device cell of a suite."""
+    from harness.executors import make_executor
+
     from harness.cache import DEFAULT_ROOT, ArtifactCache
     from harness.plan import plan_cells
     from harness.report.publish import earlier_run
@@ -73,6 +77,7 @@ def run(
 
     loaded = load_suite(suite)
     device_names = [check_name(d.strip(), "--devices") for d in devices.split(",") if d.strip()] if devices else None
+    runs_on = make_executor(executor, ray_address)
     cells = plan_cells(loaded, only, device_names)
     if not cells:
         raise HarnessError(f"--only {only} matches no cell of {suite}")
@@ -83,7 +88,7 @@ def run(
                                "or another (empty) --out")
         artifacts = ArtifactCache(cache or DEFAULT_ROOT)
         store = None if no_history else history or reports / "history.sqlite"
-        outcome = _run_cells(loaded, cells, run_dir, artifacts, earlier_run(store, run_dir, loaded.name))
+        outcome = _run_cells(loaded, cells, run_dir, artifacts, earlier_run(store, run_dir, loaded.name), runs_on)
         for note in outcome.notes:
             _say(Text.assemble(("resume: ", "yellow"), note))
         for event in artifacts.events:
@@ -115,7 +120,7 @@ def _holds_a_run(run_dir: Path) -> bool:
     return any(p.name != LOCK for p in run_dir.iterdir())
 
 
-def _run_cells(loaded: Any, cells: list[Any], run_dir: Path, artifacts: Any, earlier: Any) -> Any:
+def _run_cells(loaded: Any, cells: list[Any], run_dir: Path, artifacts: Any, earlier: Any, runs_on: Any = None) -> Any:
     """Run with a progress bar; Ctrl-C or SIGTERM stops it, keeping (and reporting) what finished."""
     from harness import _interrupt
     from harness.runner import SuiteRunner
@@ -125,7 +130,8 @@ def _run_cells(loaded: Any, cells: list[Any], run_dir: Path, artifacts: Any, ear
                TimeElapsedColumn()]
     with Progress(*columns, console=console, transient=True) as progress:
         bar = progress.add_task("starting", total=len(cells))
-        runner = SuiteRunner(loaded, run_dir, artifacts, progress=partial(_on_progress, progress, bar), earlier=earlier)
+        runner = SuiteRunner(loaded, run_dir, artifacts, progress=partial(_on_progress, progress, bar), earlier=earlier,
+                             executor=runs_on)
         try:
             with _interrupt.stop_on_signals(), native_stderr_to(run_dir / "runtime.log"):
                 return runner.run(cells, sys.argv)

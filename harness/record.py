@@ -82,6 +82,18 @@ class Artifact(TypedDict, total=False):
     rebuilt: list[str]  # what was wrong with a cache entry this run discarded and rebuilt
 
 
+class ExecutedOn(TypedDict, total=False):
+    """Where a cell ran: the Ray node (`local` for the in-process executor) and its host name.
+    With `--executor ray`, this is the node that measured the cell (or did its host work, when it
+    was not measured); `host_work` names the node of the host work when that was another one."""
+
+    __pydantic_config__ = _CONFIG  # type: ignore[misc]
+    node_id: Required[str]
+    hostname: Required[str]
+    host_work: dict[str, str]
+    retried: list[str]  # why an earlier attempt of this cell was lost (a dead node), when it was retried
+
+
 class CellRecord(TypedDict, total=False):
     """One model × scheme × device cell (a line of results.jsonl)."""
 
@@ -118,6 +130,7 @@ class CellRecord(TypedDict, total=False):
     latency_ab: dict[str, Any]  # the earlier run's model re-timed beside this one (harness._latency)
     technique: dict[str, Any]  # training-time schemes: layers wrapped, and those left untouched (why)
     device_state: dict[str, Any]  # a phone's temperatures, thermal status and core frequencies before/after; `hot`, `throttled`
+    executed_on: ExecutedOn  # where the cell ran (harness/executors)
     finished_at: str
     notes: NotRequired[list[str]]
 

@@ -31,6 +31,7 @@ from harness.devices import Device, load_device
 from harness.devices.cpus import cpu_model
 from harness.devices.litert import predict, tensor_types
 from harness.errors import NotApplicable
+from harness.executors import Executor, local_node, make_executor
 from harness.history import EarlierRun
 from harness.models.source import SourceModel, resolve_source, saved_model_dir
 from harness.numerics.fidelity import aligned, describe_outputs, json_number, model_outputs, output_fidelity
@@ -96,8 +97,10 @@ class _ModelState:
 
 class SuiteRunner:
     def __init__(self, loaded: LoadedSuite, run_dir: Path, cache: ArtifactCache,
-                 progress: Progress | None = None, earlier: EarlierRun | None = None) -> None:
+                 progress: Progress | None = None, earlier: EarlierRun | None = None,
+                 executor: Executor | None = None) -> None:
         self.loaded, self.run_dir, self.cache = loaded, run_dir, cache
+        self.executor = executor or make_executor("inprocess")  # who runs the cells (harness/executors)
         self.earlier = earlier or EarlierRun()  # the run this one is compared with: its models are re-timed
         self.progress = progress or (lambda cell, stage, record: None)
         self._datasets: dict[str, Dataset] = {}
@@ -151,10 +154,7 @@ class SuiteRunner:
         names = sorted({c.device for c in cells})
         for name in names:
             self.device(name)  # a bad profile stops the run before any work (exit 2)
-        for name in names:
-            check = getattr(self.device(name), "check", None)
-            if check is not None:
-                check()
+        self.executor.check_devices(self, names)
         try:
             return self._run(cells, argv, names)
         finally:
@@ -168,7 +168,7 @@ class SuiteRunner:
         self._records = dict(done)
         workers: dict[str, _DeviceWorker] = {}
         try:
-            skipped = self._run_cells(cells, done, workers)
+            skipped = self.executor.run_cells(self, cells, done, workers)
         except BaseException as exc:
             for worker in workers.values():
                 worker.cancel()
@@ -299,7 +299,7 @@ class SuiteRunner:
             "scheme_options": cell.scheme.options, "device": cell.device, "status": "ok", "error": None,
             "size_bytes": None, "gzip_bytes": None, "weights": None, "metrics": {}, "metrics_na": None,
             "latency_ms": None, "latency_samples_ms": None, "memory": None, "verdicts": [],
-            "artifact": None, "timings_s": {}, "cell_key": cell_key(self.loaded, cell),
+            "artifact": None, "timings_s": {}, "cell_key": cell_key(self.loaded, cell), "executed_on": local_node(),
         }
 
     def _host_work(self, cell: Cell, state: _ModelState, baseline: dict[str, Any] | None) -> dict[str, Any]:
@@ -318,6 +318,11 @@ class SuiteRunner:
 
     def _device_work(self, cell: Cell, record: dict[str, Any]) -> None:
         """On the device's worker: measure (if host work succeeded), check, append the record."""
+        self._measured(cell, record)
+        self._append(cell, record)
+
+    def _measured(self, cell: Cell, record: dict[str, Any]) -> None:
+        """Measure a cell whose host work succeeded; a failure is recorded on the cell."""
         if record["status"] == "ok":
             device = self.device(cell.device)
             try:
@@ -328,6 +333,9 @@ class SuiteRunner:
             except Exception as exc:  # noqa: BLE001 - one failing cell must not stop the suite
                 record.update(status="failed", error=_describe(exc))
                 self._keep_log(cell, record, getattr(exc, "log", None))
+
+    def _append(self, cell: Cell, record: dict[str, Any]) -> None:
+        """Check a measured record against its (finished) baseline and append it (the only writer)."""
         with self._lock:
             baseline = self._records.get(cell_id(cell.model.label, BASELINE, cell.device))
         self._finish(cell, record, baseline)
