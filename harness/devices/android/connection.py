@@ -3,6 +3,8 @@
 * `host:port` with `transport: adb-shell` — the adb-shell library over TCP (no adb server);
 * `host:port` with `transport: adb` — Debian's adb client with a private adb server
   (`AdbCliTransport`: `adb connect`, killed at the end);
+* `stf://HOST/SERIAL` or `stf://HOST?model=NAME` — a phone leased from DeviceFarmer STF
+  (harness.devices.android.stf), then reached at the address STF's remoteConnect gives;
 * a USB serial with `transport: adb` — the user's adb server (the one `adb devices` talks
   to: $ANDROID_ADB_SERVER_PORT or 5037), `adb -s SERIAL`, never killed.
 """
@@ -88,7 +90,18 @@ class ServerCliTransport(AdbCliTransport):
 
 def open_transport(connection: str, kind: str, *, adb: str = "adb", rsa_key: Path | None = None,
                    connect_timeout: float = 20.0) -> Transport:
-    """Connect as a profile says; raises DeviceLost/DeviceTimeout/HarnessError."""
+    """Connect as a profile says; raises DeviceLost/DeviceTimeout/HarnessError. An stf:// connection
+    leases the phone first; closing the transport releases it (also when connecting fails)."""
+    from harness.devices.android import stf
+
+    if stf.is_stf(connection):
+        lease = stf.StfLease.acquire(connection)
+        try:
+            inner = open_transport(lease.address, kind, adb=adb, rsa_key=rsa_key, connect_timeout=connect_timeout)
+        except BaseException:
+            lease.release()
+            raise
+        return stf.LeasedTransport(inner, lease)  # type: ignore[return-value]
     host, port = split_connection(connection)
     if kind == "adb-shell":
         if port is None:

@@ -54,7 +54,7 @@ class AdbTimeouts(BaseModel):
 
 class AdbOptions(DeviceOptions):
     kind: Literal["adb"] = "adb"
-    connection: str = Field(min_length=1, description="host:port (TCP) or a USB serial")
+    connection: str = Field(min_length=1, description="host:port (TCP), a USB serial, or stf://HOST/SERIAL | stf://HOST?model=NAME (an STF lease)")
     transport: Literal["adb-shell", "adb"] = "adb-shell"
     benchmark_binary: Path = Field(description="benchmark_model for the device's ABI, on this host")
     work_dir: str = "/data/local/tmp/quantbench"
