@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.devices.android.conftest import binary, home, start_sim  # noqa: F401 - the phone fixtures, shared
+
 RAY = Path(sys.executable).parent / "ray"
 pytest.importorskip("ray")
 

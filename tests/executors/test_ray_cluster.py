@@ -15,8 +15,7 @@ from harness.results import read_results
 from harness.runner import SuiteRunner
 from harness.suite import load_suite
 from tests.conftest import run_bench
-from tests.devices.android.conftest import (SPEC_A, SPEC_B, StartSim, binary, home, start_sim,  # noqa: F401 - fixtures
-                                            write_profile, write_suite)
+from tests.devices.android.conftest import SPEC_A, SPEC_B, StartSim, write_profile, write_suite
 from tests.executors.conftest import LocalCluster
 
 
