@@ -20,7 +20,6 @@ import pytest
 from tests.devices.android.conftest import binary, home, start_sim  # noqa: F401 - the phone fixtures, shared
 
 RAY = Path(sys.executable).parent / "ray"
-pytest.importorskip("ray")
 
 
 def free_port() -> int:

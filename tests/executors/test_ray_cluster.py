@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
+pytest.importorskip("ray")
+
 from harness.cache import ArtifactCache
+from harness.errors import HarnessError
 from harness.executors import make_executor
 from harness.plan import plan_cells
 from harness.results import read_results
@@ -55,6 +58,9 @@ def test_cells_land_on_both_worker_nodes(cluster: LocalCluster, start_sim: Start
     assert [a["cached"] for a in by_scheme["int8"]].count(False) <= 1
     assert len(read_results(run_dir)) == 4
     assert json.loads((run_dir / "run.json").read_text())["status"] == "finished"
+    loaded = load_suite(suite)  # --resume through the cluster: every cell is kept, nothing re-runs
+    again = SuiteRunner(loaded, run_dir, ArtifactCache(session_cache), executor=make_executor("ray", cluster.address))
+    assert again.run(plan_cells(loaded), ["pytest", "--resume"]).skipped == 4 and len(read_results(run_dir)) == 4
 
 
 @pytest.mark.slow
@@ -88,3 +94,11 @@ def test_bad_ray_address_is_a_clear_error(tmp_path: Path) -> None:
                          "--out", str(tmp_path / "run"), "--no-history", timeout=120)
         assert done.returncode == 2, done.stdout + done.stderr
         assert says in done.stderr + done.stdout and "Traceback" not in done.stderr, done.stderr
+
+
+def test_executor_names_and_options_are_checked() -> None:
+    with pytest.raises(HarnessError, match="expected one of inprocess, ray"):
+        make_executor("dask")
+    with pytest.raises(HarnessError, match="only for --executor ray"):
+        make_executor("inprocess", "127.0.0.1:6379")
+    assert make_executor("inprocess").name == "inprocess"
