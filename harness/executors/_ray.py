@@ -123,6 +123,7 @@ class RayExecutor:
         self.address = address or os.environ.get("RAY_ADDRESS") or "auto"
         self._ray: Any = None
         self._shared: Any = None
+        self._owns = False
 
     def _connect(self) -> Any:
         ray = _import_ray()
@@ -176,6 +177,10 @@ class RayExecutor:
         except BaseException:
             drive.cancel()
             raise
+        finally:
+            self._shared = None
+            if self._owns:
+                self._ray.shutdown()
         return drive.skipped
 
 

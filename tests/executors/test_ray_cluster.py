@@ -96,6 +96,22 @@ def test_bad_ray_address_is_a_clear_error(tmp_path: Path) -> None:
         assert says in done.stderr + done.stdout and "Traceback" not in done.stderr, done.stderr
 
 
+@pytest.mark.slow
+def test_ctrl_c_stops_a_ray_run_keeping_finished_cells(cluster: LocalCluster, start_sim: StartSim, binary: Path,
+                                                       home: Path, tmp_path: Path, session_cache: Path) -> None:
+    cluster.head({"device:pa": 1, "device:pb": 1}, cpus=2)  # one node may declare several phones
+
+    def progress(cell: str, stage: str, record: dict | None) -> None:
+        if stage == "done":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _run(_phones(start_sim, binary, tmp_path), session_cache, cluster.address, progress)
+    run_dir = tmp_path / "run"
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
+    assert [r["status"] for r in read_results(run_dir)] == ["ok"]  # appended before the interrupt, nothing after
+
+
 def test_executor_names_and_options_are_checked() -> None:
     with pytest.raises(HarnessError, match="expected one of inprocess, ray"):
         make_executor("dask")
