@@ -149,6 +149,11 @@ _RECORD = TypeAdapter(CellRecord)
 _RUN_INFO = TypeAdapter(RunInfo)
 
 
+def benchmark_binary(record: dict[str, Any] | None) -> dict[str, Any]:
+    """`latency_setup.benchmark_binary` ({path, sha256}) of a phone cell; {} otherwise."""
+    return ((record or {}).get("latency_setup") or {}).get("benchmark_binary") or {}
+
+
 class RecordError(ValueError):
     """A stored record does not match the record format; `field` names where."""
 
