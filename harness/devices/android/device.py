@@ -7,11 +7,13 @@ device), chmod it. Per cell: push the model unless its hash is already there, ru
     taskset MASK WORK_DIR/benchmark_model --graph=MODEL --num_threads=1 --warmup_runs=W
         --warmup_min_secs=0 --num_runs=N --min_secs=S --max_secs=M [extra flags] 2>&1
 
-and parse the log. With the suite's `latency: {device_check: N}`, check_numerics() then runs N
-evaluation samples through the same command with their inputs as files and compares the pulled
-outputs with the host's (harness.devices.android._numerics). Every argument is quoted for the device's shell. A lost connection
+and parse the log. Every argument is quoted for the device's shell. A lost connection
 retries the cell once after reconnecting; a timeout fails the cell. Pushed files are
 removed by close() unless the profile keeps them.
+
+With the suite's `latency: {device_check: N}`, check_numerics() then runs N evaluation samples
+through the same command (delegate and flags included) with their inputs as files, and compares
+the pulled outputs with the host's (harness.devices.android._numerics).
 """
 
 from __future__ import annotations

@@ -43,6 +43,13 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for name, model in (("one_io", one), ("two_io", two)):
         paths[name] = folder / f"{name}.tflite"
         paths[name].write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    converter = tf.lite.TFLiteConverter.from_keras_model(one)  # int8 kernels and int8 input/output tensors
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([row[None]] for row in digits(32))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = converter.inference_output_type = tf.int8
+    paths["int8_io"] = folder / "int8_io.tflite"
+    paths["int8_io"].write_bytes(converter.convert())
     return paths
 
 
@@ -77,6 +84,7 @@ def test_honest_phone_computes_what_the_host_does(start_sim: StartSim, binary: P
     assert numerics["status"] == "ok" and numerics["samples"] == 6 and numerics["invocations"] == 6
     [output] = numerics["outputs"]
     assert output["shape"] == [1, 5] and output["snr_db"] == "Infinity" and output["max_abs_error"] == 0.0
+    assert numerics["worst"]["snr_db"] == "Infinity" and numerics["worst"]["cosine"] == 1.0
     print("honest phone: snr_db", output["snr_db"])
 
 
@@ -100,6 +108,15 @@ def test_multi_input_multi_output_model(start_sim: StartSim, binary: Path, model
     assert all(20 < o["snr_db"] < 40 for o in numerics["outputs"])
     command = next(c for c in device.last_calls or device._calls if "--input_layer=" in c)
     assert "--input_layer_value_files=" in command and "--output_filepath=" in command
+
+
+def test_integer_inputs_and_outputs(start_sim: StartSim, binary: Path, models) -> None:
+    """int8 tensors: the samples are quantized for the files, the outputs dequantized before comparing."""
+    honest = check(phone(start_sim, HONEST, binary), models["int8_io"], digits())
+    noisy = check(phone(start_sim, NOISY, binary), models["int8_io"], digits())
+    assert honest["outputs"][0]["dtype"] == "int8" and honest["worst"]["snr_db"] == "Infinity"
+    print(f"int8 I/O: honest snr_db {honest['worst']['snr_db']}, noise:0.03 snr_db {noisy['worst']['snr_db']:.1f}")
+    assert 20 < noisy["worst"]["snr_db"] < 40
 
 
 def test_old_binary_is_skipped_with_the_reason(start_sim: StartSim, binary: Path, models) -> None:
@@ -147,3 +164,11 @@ def test_suite_threshold_catches_the_perturbed_phone(start_sim: StartSim, binary
     assert "device numerics skipped" in records["old"]["metrics_na"]
     for line in (run_dir / "results.jsonl").read_text().splitlines():
         validate_record(json.loads(line))
+
+
+def test_simulate_rejects_an_unknown_perturbation() -> None:
+    from harness.cli_devices import simulate
+    from harness.errors import HarnessError
+
+    with pytest.raises(HarnessError, match="--perturb-outputs: perturb_outputs 'int4': use fp16 or noise:R"):
+        simulate(perturb_outputs="int4")
