@@ -160,8 +160,9 @@ def test_suite_threshold_catches_the_perturbed_phone(start_sim: StartSim, binary
     assert records["honest"]["metrics"]["device_snr_db"] == "Infinity"
     assert verdicts["noisy"]["device_snr_db.min"] is False and outcome.failed_checks >= 1
     print("suite: noisy phone device_snr_db", records["noisy"]["metrics"]["device_snr_db"])
-    assert "device_snr_db.min" not in verdicts["old"] and records["old"]["device_numerics"]["status"] == "skipped"
-    assert "device numerics skipped" in records["old"]["metrics_na"]
+    old = {v["check"]: v for v in records["old"]["verdicts"]}["device_snr_db.min"]
+    assert records["old"]["device_numerics"]["status"] == "skipped" and "device numerics skipped" in records["old"]["metrics_na"]
+    assert old["pass"] is False and "skipped" in old["note"] and "--output_filepath" in old["note"]
     for line in (run_dir / "results.jsonl").read_text().splitlines():
         validate_record(json.loads(line))
 
