@@ -507,8 +507,10 @@ class SuiteRunner:
 
             task = cell.model.task or self.loaded.suite.task
             assert task is not None
+            checking = time.perf_counter()
             numerics = check_numerics(model, self.dataset(task.dataset).head(task.limit).x, checks,
                                       self.loaded.suite.latency)
+            record["timings_s"]["device_check"] = round(time.perf_counter() - checking, 3)
             record["device_numerics"] = numerics
             record["metrics"].update(device_metrics(numerics))
             if numerics["status"] != "ok":

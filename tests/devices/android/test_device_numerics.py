@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 
 from harness.cache import ArtifactCache
-from harness.devices.android._numerics import io_flags
+from harness.devices.android._numerics import io_flags, split_output_file
 from harness.devices.android.device import AdbOptions, AndroidDevice
 from harness.devices.android.sim._numerics import check_perturbation, split_value_file
 from harness.devices.android.sim.simulator import DeviceSpec
+from harness.errors import HarnessError
 from harness.record import validate_record
 from harness.runner import SuiteRunner, plan_cells
 from harness.suite import load_suite
@@ -76,6 +77,11 @@ def test_flags_follow_the_tools_syntax() -> None:
     assert split_value_file("a::0:/d/a.raw") == ("a:0", "/d/a.raw")
     with pytest.raises(ValueError, match="noise:R"):
         check_perturbation("noise")
+    like = [np.zeros((1, 2), np.float32), np.zeros((1, 3), np.int8)]
+    parts = split_output_file(np.arange(2, dtype="<f4").tobytes() + bytes([1, 2, 255]), like)
+    assert parts[0].tolist() == [[0.0, 1.0]] and parts[1].tolist() == [[1, 2, -1]]
+    with pytest.raises(HarnessError, match="has 10 bytes; the model's outputs take 11"):
+        split_output_file(bytes(10), like)
 
 
 def test_honest_phone_computes_what_the_host_does(start_sim: StartSim, binary: Path, models) -> None:
@@ -160,6 +166,7 @@ def test_suite_threshold_catches_the_perturbed_phone(start_sim: StartSim, binary
     assert records["honest"]["metrics"]["device_snr_db"] == "Infinity"
     assert verdicts["noisy"]["device_snr_db.min"] is False and outcome.failed_checks >= 1
     print("suite: noisy phone device_snr_db", records["noisy"]["metrics"]["device_snr_db"])
+    assert records["noisy"]["timings_s"]["device_check"] > 0
     old = {v["check"]: v for v in records["old"]["verdicts"]}["device_snr_db.min"]
     assert records["old"]["device_numerics"]["status"] == "skipped" and "device numerics skipped" in records["old"]["metrics_na"]
     assert old["pass"] is False and "skipped" in old["note"] and "--output_filepath" in old["note"]
@@ -169,7 +176,6 @@ def test_suite_threshold_catches_the_perturbed_phone(start_sim: StartSim, binary
 
 def test_simulate_rejects_an_unknown_perturbation() -> None:
     from harness.cli_devices import simulate
-    from harness.errors import HarnessError
 
     with pytest.raises(HarnessError, match="--perturb-outputs: perturb_outputs 'int4': use fp16 or noise:R"):
         simulate(perturb_outputs="int4")
