@@ -182,6 +182,10 @@ class LatencySpec(Strict):
         "while the paired interval still straddles the regression bound, add pairs two at a time up to "
         "this many (default 4 x ab_pairs; equal to ab_pairs: never add)"))
     cooldown: CooldownSpec | None = Field(None, description="phones: wait for the device to cool before each cell")
+    device_check: int = Field(0, ge=0, le=1000, description=(
+        "phones: after timing, run this many evaluation samples on the device (benchmark_model "
+        "--input_layer_value_files/--output_filepath) and compare its outputs with the host's outputs of the "
+        "same .tflite (record: device_numerics; metrics device_snr_db, ...). 0: off; local devices ignore it"))
 
     @model_validator(mode="after")
     def _ordered(self) -> "LatencySpec":
