@@ -1,0 +1,90 @@
+"""litert-quantizer's validate() route of `bench diagnose`: both `error_metrics` forms, joined with the
+independent computation and cross-checked (a small float .tflite and its litert-quantizer int8 model)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.numerics import _validate
+from harness.numerics.diagnose import compare_tensors, run_all_tensors
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, np.ndarray]:
+    import tensorflow as tf
+
+    from harness.schemes import _quantizer
+
+    folder = tmp_path_factory.mktemp("validate")
+    tf.keras.utils.set_random_seed(0)
+    inputs = tf.keras.Input((8, 8, 3), name="image")
+    hidden = tf.keras.layers.Conv2D(4, 3, activation="relu", name="conv")(inputs)
+    outputs = tf.keras.layers.Dense(2, name="head")(tf.keras.layers.Flatten()(hidden))
+    model = tf.keras.Model(inputs, outputs)
+    model.export(str(folder / "saved"), verbose=False)
+    float_bytes = tf.lite.TFLiteConverter.from_saved_model(str(folder / "saved")).convert()
+    x = np.random.default_rng(0).uniform(-1, 1, (6, 8, 8, 3)).astype(np.float32)
+    int8 = _quantizer.quantize(float_bytes, _quantizer.static_recipe("int8", float_io=True), x)
+    (folder / "float.tflite").write_bytes(float_bytes)
+    (folder / "int8.tflite").write_bytes(int8)
+    return folder / "float.tflite", folder / "int8.tflite", x
+
+
+def _engine(models: tuple[Path, Path, np.ndarray]):
+    from litert_quantizer import Quantizer
+
+    float_model, int8_model, _ = models
+    return Quantizer(bytearray(float_model.read_bytes()),
+                     previous_quantized_model=bytearray(int8_model.read_bytes()))
+
+
+class _OldResult:
+    """A pre-2026 comparison result: one float per tensor, for the one metric asked."""
+
+    def __init__(self, new: object, metric: str) -> None:
+        self.new, self.metric = new, metric
+
+    def get_signature_comparison_result(self, key: str) -> object:
+        from types import SimpleNamespace
+
+        result = self.new.get_signature_comparison_result(key)
+        flat = lambda group: {n: v[self.metric] for n, v in group.items()}  # noqa: E731
+        return SimpleNamespace(input_tensors=flat(result.input_tensors),
+                               intermediate_tensors=flat(result.intermediate_tensors),
+                               output_tensors=flat(result.output_tensors))
+
+
+def test_both_error_metrics_forms_give_the_same_numbers(models) -> None:
+    from litert_quantizer.utils.validation_utils import ValidationErrorMetric
+
+    engine = _engine(models)
+
+    def old_validate(test_data=None, error_metrics: str = "mse", use_xnnpack: bool = True, num_threads: int = 16):
+        return _OldResult(engine.validate(test_data, [ValidationErrorMetric(error_metrics)], use_xnnpack,
+                                          num_threads), error_metrics)
+
+    assert _validate.takes_one_metric(old_validate) and not _validate.takes_one_metric(engine.validate)
+    data = _validate.validation_feeds(models[0].read_bytes(), models[2])
+    new, old = _validate.call_validate(engine.validate, data), _validate.call_validate(old_validate, data)
+    assert new.keys() == old.keys() and len(new) >= 3
+    for name in new:
+        assert set(new[name]) == {"mse", "snr"}
+        assert new[name]["mse"] == pytest.approx(old[name]["mse"]) and new[name]["snr"] == pytest.approx(old[name]["snr"])
+
+
+def test_validate_joined_and_cross_checked_with_the_independent_computation(models) -> None:
+    float_model, int8_model, x = models
+    statistics = _validate.validate_statistics(float_model, int8_model, x)
+    optimized, reference = run_all_tensors(int8_model, x), run_all_tensors(float_model, x)
+    rows = _validate.join_validate(compare_tensors(optimized, reference), statistics)
+    joined = [row for row in rows if "validate_mse" in row]
+    assert joined and all(math.isfinite(float(row["validate_snr_db"])) for row in joined)  # its SNR adds 1e-9
+    check = _validate.cross_check_validate(rows, optimized, reference, statistics)
+    assert check["agrees"] and check["compared"] == len(joined) and check["mse_agree"] == len(joined)
+    assert float(check["max_mse_rel_difference"]) < 1e-3
+    wrong = {name: {**values, "mse": values["mse"] * 2 + 1} for name, values in statistics.items()}
+    assert not _validate.cross_check_validate(rows, optimized, reference, wrong)["agrees"]
