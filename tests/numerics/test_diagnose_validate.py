@@ -88,3 +88,25 @@ def test_validate_joined_and_cross_checked_with_the_independent_computation(mode
     assert float(check["max_mse_rel_difference"]) < 1e-3
     wrong = {name: {**values, "mse": values["mse"] * 2 + 1} for name, values in statistics.items()}
     assert not _validate.cross_check_validate(rows, optimized, reference, wrong)["agrees"]
+
+
+def test_the_cell_diagnosis_record_is_bounded_ranked_and_cross_checked(models) -> None:
+    from harness.numerics import _cell_diagnosis
+    from harness.record import Diagnosis
+    from harness.schemes import SCHEMES
+
+    float_model, int8_model, x = models
+    baseline = {"status": "ok", "artifact": {"path": str(float_model)}}
+    result = _cell_diagnosis.cell_diagnosis(int8_model, baseline, x, "tflite", "int8", lambda: Path("unused"))
+    assert set(result) <= set(Diagnosis.__annotations__) and result["route"] == "litert_quantizer.validate"
+    assert result["cross_check"]["agrees"] and len(result["snr_curve"]) == result["compared"]
+    snrs = [float(row["snr_db"]) for row in result["ranked"]]
+    assert snrs == sorted(snrs) and float(result["min_snr_db"]) == snrs[0]
+    assert _cell_diagnosis.cell_diagnosis(int8_model, None, x, "tflite", "int8", Path)["na"]
+    assert "error" in _cell_diagnosis.cell_diagnosis(int8_model, {**baseline, "artifact": {"path": "/nonexistent"}},
+                                                     x, "tflite", "int8", Path)
+    rows = [{"position": i, "snr_db": 40.0 - (i == 777) * 30} for i in range(1000)]
+    points = _cell_diagnosis.curve(rows)
+    assert len(points) == _cell_diagnosis.CURVE_POINTS and [777, 10.0] in points
+    for kind in ("int8", "int8_only", "int16x8"):
+        assert SCHEMES.get(kind).Options(diagnose=True).diagnose
