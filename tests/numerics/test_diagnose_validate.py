@@ -110,3 +110,37 @@ def test_the_cell_diagnosis_record_is_bounded_ranked_and_cross_checked(models) -
     assert len(points) == _cell_diagnosis.CURVE_POINTS and [777, 10.0] in points
     for kind in ("int8", "int8_only", "int16x8"):
         assert SCHEMES.get(kind).Options(diagnose=True).diagnose
+
+
+def test_recover_on_int16x8_from_a_tflite_source_keeps_layers_float(models) -> None:
+    from types import SimpleNamespace
+
+    from harness.devices.litert import load_interpreter
+    from harness.numerics.fidelity import snr_db
+    from harness.numerics.recover import run
+    from harness.schemes import SCHEMES
+
+    float_model, _, x = models
+
+    def outputs(path: Path) -> np.ndarray:
+        interpreter = load_interpreter(path)
+        interpreter.allocate_tensors()
+        (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
+        values = []
+        for sample in x:
+            interpreter.set_tensor(inp["index"], sample[None])
+            interpreter.invoke()
+            values.append(interpreter.get_tensor(out["index"]).copy())
+        return np.concatenate(values)
+
+    reference = outputs(float_model)
+    scheme = SCHEMES.get("int16x8")
+    options = scheme.Options(recover={"metric": "snr_db", "min": 1e9, "max_float_layers": 2, "latency_runs": 0})
+    source = SimpleNamespace(format="tflite", path=float_model)
+    result = run(scheme, options, source, Path, x, float_model,
+                 lambda path: {"snr_db": snr_db(outputs(path), reference)}, None, x)
+    assert [s["float_layers"] for s in result["steps"]] == [0, 1, 2] and not result["met"]  # an unreachable bound
+    assert len(result["float_layers"]) == 2 and result["float_tensors"]
+    assert result["steps"][2]["size_bytes"] != result["steps"][0]["size_bytes"]  # layers really kept float
+    with pytest.raises(Exception, match=".tflite source"):
+        scheme.from_saved_model(Path("unused"), scheme.Options(float_layers=["conv"]), x)
