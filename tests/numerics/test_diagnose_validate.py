@@ -144,3 +144,35 @@ def test_recover_on_int16x8_from_a_tflite_source_keeps_layers_float(models) -> N
     assert result["steps"][2]["size_bytes"] != result["steps"][0]["size_bytes"]  # layers really kept float
     with pytest.raises(Exception, match=".tflite source"):
         scheme.from_saved_model(Path("unused"), scheme.Options(float_layers=["conv"]), x)
+
+
+def test_a_suite_cell_with_diagnose_true_records_its_diagnosis(models, tmp_path: Path, session_cache: Path) -> None:
+    import json
+    import shutil
+
+    from harness.results import read_results
+    from tests.conftest import run_bench
+
+    shutil.copy(models[0], tmp_path / "tiny.tflite")
+    (tmp_path / "s.yaml").write_text("""
+name: diag
+datasets:
+  noise: {kind: synthetic, count: 8, low: -1, high: 1}
+models: [{name: tiny, path: tiny.tflite}]
+task: {kind: fidelity, dataset: noise}
+calibration: {dataset: noise, samples: 8}
+schemes: [float32, {scheme: int8, diagnose: true}, {scheme: int16x8, id: i16, diagnose: true}]
+devices: [local]
+latency: {warmup_runs: 1, num_runs: 3, min_secs: 0}
+""")
+    done = run_bench("run", str(tmp_path / "s.yaml"), "--out", str(tmp_path / "run"), "--cache", str(session_cache),
+                     "--no-history")
+    assert done.returncode == 0, done.stdout + done.stderr
+    records = {r["scheme"]: r for r in read_results(tmp_path / "run")}
+    for scheme in ("int8", "i16"):
+        diagnosis = records[scheme]["diagnosis"]
+        assert diagnosis["route"] == "litert_quantizer.validate" and diagnosis["cross_check"]["agrees"], diagnosis
+        assert diagnosis["ranked"] and len(json.dumps(diagnosis)) < 20_000
+    assert "diagnosis" not in records["float32"]
+    page = (tmp_path / "run" / "report.html").read_text()
+    assert 'id="layer-snr-1"' in page and 'id="layer-snr-2"' in page
