@@ -6,12 +6,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from harness import _interrupt
 from harness.cache import file_digest
-from harness.devices import Device
+from harness.devices import BinaryDevice, Device
 from harness.errors import HarnessError
+from harness.record import benchmark_binary
 from harness.stats import bounded_sample, combine_repeats, paired_ratio, summarize, typical
 from harness.suite.schema import CooldownSpec, LatencySpec
 
@@ -89,7 +90,7 @@ def earlier_model(before: dict[str, Any] | None, kept: Path | None) -> tuple[str
 def earlier_binary(before: dict[str, Any] | None, kept: Path | None) -> tuple[str | None, Path | None, str]:
     """(sha256, path, note) of the benchmark_model binary the earlier run timed this cell with
     (phones): the artifact store's copy, else the profile's path when its bytes still match."""
-    binary = ((before or {}).get("latency_setup") or {}).get("benchmark_binary") or {}
+    binary = benchmark_binary(before)
     return _kept_file(binary.get("sha256"), binary.get("path"), kept,
                       "the earlier run's benchmark_model binary is gone or changed: compared across runs only")
 
@@ -127,8 +128,10 @@ class _Side:
     binary: Path | None
 
     def time(self, device: Device, settings: LatencySpec) -> float:
-        extra = {"binary": self.binary} if self.binary is not None else {}
-        raw = device.measure_latency(self.model, settings, **extra)  # type: ignore[call-arg]
+        if self.binary is None:
+            raw = device.measure_latency(self.model, settings)
+        else:  # only a device whose profile names a benchmark binary (a phone) gets one
+            raw = cast(BinaryDevice, device).measure_latency(self.model, settings, binary=self.binary)
         return float(typical(repeat_of(raw)["stats"]))
 
 

@@ -169,6 +169,11 @@ def simulate(
     cpus: Annotated[str, typer.Option(help="CPU topology, cpu0 first, e.g. 4x1.9GHz+4x2.45GHz")] = "4x1.9GHz+4x2.45GHz",
     model: Annotated[str, typer.Option(help="what getprop ro.product.model answers")] = "ADB Simulator",
     sandbox: Annotated[Optional[Path], typer.Option(help="folder for the device files (default: temporary)")] = None,
+    perturb_outputs: Annotated[Optional[str], typer.Option(help=(
+        "what --output_filepath gets: fp16 (float outputs rounded to float16) or noise:R (Gaussian noise, "
+        "R x the output's RMS), as a delegate computing something else would"))] = None,
+    old_benchmark: Annotated[bool, typer.Option(help=(
+        "benchmark_model lacks --input_layer_value_files and --output_filepath (an old binary)"))] = False,
 ) -> None:
     """Run one ADB device simulator in the foreground (Ctrl-C stops it) to try the adb flow without a phone."""
     from harness.devices.android.sim.fs import parse_cpu_spec
@@ -178,16 +183,22 @@ def simulate(
         parse_cpu_spec(cpus)
     except ValueError as exc:
         raise HarnessError(f"--cpus: {exc}") from None
+    try:
+        spec = DeviceSpec(model=model, cpus=cpus, perturb_outputs=perturb_outputs, old_benchmark=old_benchmark)
+    except ValueError as exc:
+        raise HarnessError(f"--perturb-outputs: {exc}") from None
     with tempfile.TemporaryDirectory(prefix="quantbench-sim-") as scratch:
         root = sandbox or Path(scratch) / "device"
         binary = Path(scratch) / "benchmark_model"
         binary.write_bytes(b"stand-in benchmark_model: the ADB simulator runs LiteRT on the host\n")
         try:
-            simulator = AdbSimulator(root, device=DeviceSpec(model=model, cpus=cpus), port=port).start()
+            simulator = AdbSimulator(root, device=spec, port=port).start()
         except OSError as exc:
             raise HarnessError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from None
         try:
-            print(f"ADB simulator {model!r} ({cpus}) listening on {simulator.serial}; Ctrl-C stops it.")
+            outputs = f"; outputs {perturb_outputs}" if perturb_outputs else ""
+            old = "; an old benchmark_model (no --output_filepath)" if old_benchmark else ""
+            print(f"ADB simulator {model!r} ({cpus}{outputs}{old}) listening on {simulator.serial}; Ctrl-C stops it.")
             print(f"  adb connect {simulator.serial}")
             print()
             print(SAMPLE_PROFILE.format(name="simulator", port=simulator.port, binary=binary), flush=True)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
-from harness.record import FORMAT_VERSION, encode_nonfinite, restore_nonfinite
+from harness.record import FORMAT_VERSION, benchmark_binary, encode_nonfinite, restore_nonfinite
 from harness.results import utc_now
 
 DEFAULT_PATH = Path("reports/history.sqlite")
@@ -100,12 +100,8 @@ class EarlierRun:
 
     def kept_binary(self, record: dict[str, Any]) -> Path | None:
         """The artifact store's copy of the benchmark_model binary a phone cell was timed with."""
-        sha = _binary(record).get("sha256")
+        sha = benchmark_binary(record).get("sha256")
         return self.artifacts / f"{sha}{BINARY_SUFFIX}" if self.artifacts is not None and sha else None
-
-
-def _binary(record: dict[str, Any]) -> dict[str, Any]:
-    return (record.get("latency_setup") or {}).get("benchmark_binary") or {}
 
 
 def keep_artifacts(store_path: Path, records: list[dict[str, Any]]) -> list[str]:
@@ -116,7 +112,7 @@ def keep_artifacts(store_path: Path, records: list[dict[str, Any]]) -> list[str]
     for record in records:
         if record.get("status") != "ok":
             continue
-        artifact, binary = record.get("artifact") or {}, _binary(record)
+        artifact, binary = record.get("artifact") or {}, benchmark_binary(record)
         for source, sha, suffix in ((artifact.get("path"), artifact.get("sha256"), ".tflite"),
                                     (binary.get("path"), binary.get("sha256"), BINARY_SUFFIX)):
             problem = _keep(folder, source, sha, suffix)

@@ -82,9 +82,40 @@ class Artifact(TypedDict, total=False):
     rebuilt: list[str]  # what was wrong with a cache entry this run discarded and rebuilt
 
 
+class OutputNumbers(TypedDict, total=False):
+    """One output tensor and its five fidelity numbers (harness.numerics.fidelity)."""
+
+    __pydantic_config__ = _CONFIG  # type: ignore[misc]
+    name: str
+    shape: list[int]
+    dtype: str
+    snr_db: float
+    cosine: float
+    nrmse: float
+    max_abs_error: float
+    mean_abs_error: float
+
+
+class DeviceNumerics(TypedDict, total=False):
+    """`latency: {device_check: N}` on a phone: its outputs vs the host's outputs of the same .tflite on
+    the same `samples` inputs (one benchmark_model run per `invocations`; harness.devices.android._numerics).
+    `status` ok: `outputs` holds every output's five numbers over all samples (`shape` is one
+    invocation's), `worst` the worst of each (also in `metrics` as device_snr_db, ...); skipped (the
+    binary lacks the flags) or failed (the tool failed on the inputs): `reason` says why, no numbers."""
+
+    __pydantic_config__ = _CONFIG  # type: ignore[misc]
+    status: Required[Literal["ok", "skipped", "failed"]]
+    reason: str | None
+    samples: int
+    invocations: int
+    outputs: list[OutputNumbers]
+    worst: dict[str, float]
+
+
 class Diagnosis(TypedDict, total=False):
     """`diagnose: true`: every intermediate tensor of the cell's model vs the float model's (8 calibration samples)."""
 
+    __pydantic_config__ = _CONFIG  # type: ignore[misc]
     route: str  # "litert_quantizer.validate" (.tflite sources), "quantization_debugger" (converter int8), "independent"
     samples: int
     tensors: int  # op outputs of the cell's model
@@ -133,6 +164,7 @@ class CellRecord(TypedDict, total=False):
     audit: dict[str, Any] | None  # what the produced model holds (harness.tflite.audit)
     latency_ab: dict[str, Any]  # the earlier run's model re-timed beside this one (harness._latency)
     technique: dict[str, Any]  # training-time schemes: layers wrapped, and those left untouched (why)
+    device_numerics: DeviceNumerics  # a phone's outputs vs the host's (latency: {device_check: N})
     device_state: dict[str, Any]  # a phone's temperatures, thermal status and core frequencies before/after; `hot`, `throttled`
     finished_at: str
     notes: NotRequired[list[str]]
@@ -163,6 +195,11 @@ class RunInfo(TypedDict, total=False):
 
 _RECORD = TypeAdapter(CellRecord)
 _RUN_INFO = TypeAdapter(RunInfo)
+
+
+def benchmark_binary(record: dict[str, Any] | None) -> dict[str, Any]:
+    """`latency_setup.benchmark_binary` ({path, sha256}) of a phone cell; {} otherwise."""
+    return ((record or {}).get("latency_setup") or {}).get("benchmark_binary") or {}
 
 
 class RecordError(ValueError):

@@ -95,6 +95,7 @@ def check(record: dict[str, Any], baseline: dict[str, Any] | None, bounds: dict[
     results = []
     for metric, bound in bounds.items():
         if metric not in values:
+            results.extend(_unchecked_on_device(record, metric, bound))
             continue
         observed = values[metric]
         for limit in ("min", "max"):
@@ -114,6 +115,17 @@ def check(record: dict[str, Any], baseline: dict[str, Any] | None, bounds: dict[
             results.append(_verdict(f"{metric}.max_rel_drop", metric, bound.max_rel_drop, relative, observed, base,
                                     relative <= bound.max_rel_drop + 1e-12))
     return results
+
+
+def _unchecked_on_device(record: dict[str, Any], metric: str, bound: Bound) -> list[dict[str, Any]]:
+    """A device_* bound the phone could not be checked against (its device numerics were skipped,
+    e.g. an old benchmark_model, or failed): failing verdicts with the reason, never a silent pass."""
+    numerics = record.get("device_numerics")
+    if not metric.startswith("device_") or not numerics or numerics.get("status") == "ok":
+        return []
+    note = f"device numerics {numerics.get('status')}: {numerics.get('reason')}"
+    return [{**_verdict(f"{metric}.{limit}", metric, threshold, math.nan, math.nan, None, False), "note": note}
+            for limit in ("min", "max") if (threshold := getattr(bound, limit)) is not None]
 
 
 def _verdict(name: str, metric: str, threshold: float, value: float, observed: float, base: float | None,

@@ -91,3 +91,24 @@ def test_a_damaged_directory_entry_is_rebuilt(tmp_path: Path) -> None:
     (path / "saved_model.pb").write_bytes(b"graph" * 19 + b"GRAPH")
     again, cached = cache.get_or_create("saved_models", "aa" * 32, "", export)
     assert not cached and (again / "saved_model.pb").read_bytes() == b"graph" * 20
+
+
+def test_artifact_keys_change_with_the_code_that_produces_artifacts(tmp_path, monkeypatch) -> None:
+    """An edit to a scheme, model builder or normalizer changes every artifact key (tool_versions
+    carries the digest of harness/{models,schemes,tflite}), so no stale artifact is reused."""
+    import shutil
+
+    import harness
+    from harness import versions
+
+    root = Path(harness.__file__).parent
+    copy = tmp_path / "harness"
+    for folder in ("models", "schemes", "tflite"):
+        shutil.copytree(root / folder, copy / folder)
+    monkeypatch.setattr(harness, "__file__", str(copy / "__init__.py"))
+    versions.producer_digest.cache_clear()
+    before = versions.producer_digest()
+    (copy / "schemes" / "int8.py").write_text((copy / "schemes" / "int8.py").read_text() + "\n# changed\n")
+    versions.producer_digest.cache_clear()
+    assert versions.producer_digest() != before
+    versions.producer_digest.cache_clear()

@@ -32,6 +32,14 @@ class Device(Protocol):
         ...
 
 
+class BinaryDevice(Device, Protocol):
+    """A device timed by a benchmark binary it is given (a phone's benchmark_model): it can time a
+    model with another binary, for the paired A/B against the earlier run's."""
+
+    def measure_latency(self, model: Path, settings: LatencySpec, binary: Path | None = None) -> dict[str, Any]:
+        ...
+
+
 class DeviceKind(Protocol):
     Options: ClassVar[type[DeviceOptions]]
 

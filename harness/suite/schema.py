@@ -182,6 +182,10 @@ class LatencySpec(Strict):
         "while the paired interval still straddles the regression bound, add pairs two at a time up to "
         "this many (default 4 x ab_pairs; equal to ab_pairs: never add)"))
     cooldown: CooldownSpec | None = Field(None, description="phones: wait for the device to cool before each cell")
+    device_check: int = Field(0, ge=0, le=1000, description=(
+        "phones: after timing, run this many evaluation samples on the device (benchmark_model "
+        "--input_layer_value_files/--output_filepath) and compare its outputs with the host's outputs of the "
+        "same .tflite (record: device_numerics; metrics device_snr_db, ...). 0: off; local devices ignore it"))
 
     @model_validator(mode="after")
     def _ordered(self) -> "LatencySpec":
@@ -235,8 +239,10 @@ class RegressionSpec(Strict):
         "significance level of the cross-run latency test (Welch t on repeat medians, else Mann-Whitney U)"))
     min_latency_ratio: float = Field(1.05, ge=1, description="and the median must be at least this much slower")
     max_size_growth: float = Field(0.01, ge=0, description="relative size growth allowed (without a size_ratio drop bound)")
-    min_paired_ratio: float = Field(1.05, ge=1, description=(
-        "a slowdown timed side by side in one run (A/B) counts when its confidence interval lies above this"))
+    min_paired_ratio: float = Field(1.02, ge=1, description=(
+        "a slowdown timed side by side in one run (A/B) counts when its confidence interval lies above this "
+        "(1.02: the noise study's unchanged pairs never had an interval above 1.006; a 5 % slowdown's lower "
+        "end can fall below 1.05)"))
     min_repeats: int = Field(3, ge=2, description="repeat medians each run needs for the repeat-median test")
     flag_unchanged: bool = Field(False, description=(
         "also flag a slowdown of a cell whose model file, runtime and core did not change (the machine's)"))

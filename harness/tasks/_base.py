@@ -32,6 +32,10 @@ CELL_METRICS = (
     Metric("bytes_float32", False, "bytes of float32 constants in the .tflite"),
     Metric("fully_delegated", True, "1 when the delegate took every node (benchmark_model log), else 0"),
     Metric("delegated_nodes_ratio", True, "nodes the delegate took / all nodes (benchmark_model log)"),
+    # latency: {device_check: N}: the phone's outputs vs the host's outputs of the same .tflite
+    *(Metric(f"device_{name}", higher, f"{name} of the phone's outputs vs the host's (same .tflite and "
+             "inputs), worst output")
+      for name, (higher, _) in FIDELITY_METRICS.items()),
 )
 
 

@@ -10,6 +10,10 @@ device), chmod it. Per cell: push the model unless its hash is already there, ru
 and parse the log. Every argument is quoted for the device's shell. A lost connection
 retries the cell once after reconnecting; a timeout fails the cell. Pushed files are
 removed by close() unless the profile keeps them.
+
+With the suite's `latency: {device_check: N}`, check_numerics() then runs N evaluation samples
+through the same command (delegate and flags included) with their inputs as files, and compares
+the pulled outputs with the host's (harness.devices.android._numerics).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import tempfile
 import threading
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
@@ -29,6 +34,7 @@ from harness.devices.android.probe import DeviceFacts, probe
 from harness.devices.android.state import read_state
 from harness.devices.android.connection import TracedTransport, default_rsa_key, open_transport, split_connection
 from harness.devices.android.benchmark_log import BenchmarkLog, BenchmarkLogError, Delegates, parse_benchmark_log
+from harness.devices.android import _numerics
 from harness.errors import HarnessError
 from harness.suite.schema import LatencySpec
 
@@ -370,6 +376,61 @@ class AndroidDevice:
             finally:
                 self.last_calls = self._calls[first_call:]
         raise AssertionError("unreachable")
+
+    def check_numerics(self, model: Path, x: Any, count: int, settings: LatencySpec) -> dict[str, Any]:
+        """`device_numerics` of the record: `count` samples of `x` run on the phone vs on the host
+        (see harness.devices.android._numerics); a tool failure is recorded, not raised."""
+        from harness.numerics.fidelity import model_outputs
+
+        with self._lock:
+            if self._gone:
+                raise DeviceLostError(f"device lost: {self._gone}")
+            remote_binary = self._binary_on_device(None)
+            remote_model = f"{self.options.work_dir}/{model.name}"
+            self._push_if_changed(model, remote_model)
+            one_run = settings.model_copy(update={"warmup_runs": 0, "num_runs": 1, "min_secs": 0.0})
+            argv = self.command(remote_model, one_run, remote_binary)
+            with tempfile.TemporaryDirectory(prefix="quantbench-numerics-") as scratch:
+                def run(invocation: _numerics.Invocation, names: list[str]) -> bytes | None:
+                    return self._run_sample(argv, invocation, names, Path(scratch), self._run_timeout(one_run))
+
+                try:
+                    return _numerics.check_device(model, x, count, run, model_outputs(model))
+                except DeviceLost as exc:
+                    self._forget_connection()
+                    raise DeviceLostError(f"device lost during the numerics check: {exc}") from None
+                except (MeasurementFailed, HarnessError) as exc:
+                    return _numerics.skipped(str(exc), status="failed")
+
+    def _run_sample(self, argv: list[str], invocation: _numerics.Invocation, names: list[str], scratch: Path,
+                    timeout: float) -> bytes | None:
+        """Push one invocation's input files, run the tool, pull its output file (None: it wrote none)."""
+        work, transport = self.options.work_dir, self._connect()
+        remote_inputs = []
+        for position, array in enumerate(invocation.inputs):
+            local, remote = scratch / f"in{position}.raw", f"{work}/quantbench_in{position}.raw"
+            local.write_bytes(_numerics.raw_bytes(array))
+            self._pushed[remote] = None
+            transport.push(local, remote, self.options.timeouts.push)
+            remote_inputs.append(remote)
+        remote_output = f"{work}/quantbench_out.raw"
+        self._pushed[remote_output] = None
+        self._shell(["rm", "-f", "--", remote_output], f"rm {remote_output}")
+        flags = _numerics.io_flags(names, invocation.inputs, remote_inputs, remote_output)
+        try:
+            result = transport.shell(quote_args([*argv, *flags]) + " 2>&1", timeout)
+        except DeviceTimeout:
+            self._stop_benchmark(argv[2])
+            raise MeasurementFailed(f"benchmark_model (numerics check) did not finish within {timeout:g} s") from None
+        text = result.stdout + result.stderr
+        if result.exit_code != 0:
+            raise MeasurementFailed(f"benchmark_model (numerics check) failed (exit {result.exit_code}): "
+                                    f"{_failure_line(text)}", text)
+        if transport.shell(quote_args(["test", "-f", remote_output]), self.options.timeouts.command).exit_code != 0:
+            return None
+        local = scratch / "out.raw"
+        transport.pull(remote_output, local, self.options.timeouts.push)
+        return local.read_bytes()
 
     def device_state(self) -> dict[str, Any]:
         """Temperatures and core frequencies now (see harness.devices.android.state)."""

@@ -1,12 +1,16 @@
 """The ADB simulator's `benchmark_model`: benchmarks a pushed .tflite for real with LiteRT on
 the host and prints the tool's current log format (parameters, init, warm-up and timed runs,
 the inference-timings summary and memory lines). `--use_gpu`, `--use_nnapi` and an explicit
-`--use_xnnpack=true` print the delegate lines of `_sim_delegates`."""
+`--use_xnnpack=true` print the delegate lines of `_sim_delegates`. `--input_layer_value_files` and
+`--output_filepath` run the model on given inputs and write its outputs (see `_numerics`; a phone spec
+may perturb them, or be an old binary that lacks these flags)."""
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
+from dataclasses import dataclass
 import resource
 import time
 from collections.abc import Callable
@@ -17,6 +21,7 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 from harness.devices.android.sim._delegates import delegate_lines
+from harness.devices.android.sim._numerics import perturb, split_names, split_shapes, split_value_file
 from harness.devices.android.sim.shell import Killed, ShellIO, text_bytes
 
 if TYPE_CHECKING:
@@ -39,7 +44,22 @@ _BENCH_PARAMS: dict[str, tuple[type, object, str]] = {
     "use_xnnpack": (bool, True, "Use xnnpack"),
     "use_gpu": (bool, False, "Use gpu"),
     "use_nnapi": (bool, False, "Use nnapi"),
+    "input_layer": (str, "", "Input layers"),
+    "input_layer_shape": (str, "", "Input shapes"),
+    "input_layer_value_files": (str, "", "Input value files"),
+    "output_filepath": (str, "", "File path to export outputs layer as binary data"),
 }
+# what an old benchmark_model binary (NumericsSpec.old_benchmark) does not know
+_IO_FLAGS = ("input_layer", "input_layer_shape", "input_layer_value_files", "output_filepath")
+
+
+@dataclass(frozen=True)
+class _InputLayer:
+    """One --input_layer entry: the shape to resize to and the file of values (None: random)."""
+
+    name: str
+    shape: list[int]
+    path: str | None
 
 
 def _g(value: float) -> str:
@@ -136,9 +156,10 @@ class BenchmarkModel:
         """Run the benchmark for `args` (the tool's --flag=value arguments)."""
         self.info("STARTING!")
         params, given = {name: spec[1] for name, spec in _BENCH_PARAMS.items()}, set()
+        known = set(_BENCH_PARAMS) - (set(_IO_FLAGS) if self.device.numerics.old_benchmark else set())
         for arg in args:
             name, sep, value = arg.lstrip("-").partition("=")
-            if not arg.startswith("-") or not sep or name not in _BENCH_PARAMS:
+            if not arg.startswith("-") or not sep or name not in known:
                 continue  # the real tool leaves unknown arguments alone
             kind = _BENCH_PARAMS[name][0]
             try:
@@ -162,6 +183,61 @@ class BenchmarkModel:
         for line in lines[:-1] if fails else lines:
             self.io.out(text_bytes(f"{line}\n"))
         return self.fail(lines[-1].removeprefix("ERROR: ")) if fails else 0
+
+    def _input_layers(self, params: dict[str, object]) -> list[_InputLayer]:
+        """--input_layer, --input_layer_shape and --input_layer_value_files, checked as the tool does."""
+        names, shapes_text = split_names(str(params["input_layer"])), str(params["input_layer_shape"])
+        shapes = split_shapes(shapes_text)
+        if len(names) != len(shapes):
+            raise ValueError(f"The number of items in --input_layer_shape ({shapes_text}, with {len(shapes)} "
+                             f"items) must match the number of items in --input_layer ({params['input_layer']}, "
+                             f"with {len(names)} items).")
+        if any(d == -1 for shape in shapes for d in shape):
+            raise ValueError("Any unknown sizes in the shapes (-1's) must be replaced with the size you want "
+                             "to benchmark with.")
+        files: dict[str, str] = {}
+        for item in split_names(str(params["input_layer_value_files"])):
+            name, path = split_value_file(item)
+            if name not in names:
+                raise ValueError(f"Cannot find the corresponding input_layer name({name}) in --input_layer as "
+                                 f"{params['input_layer']}")
+            files[name] = path
+        return [_InputLayer(name, shape, files.get(name)) for name, shape in zip(names, shapes)]
+
+    def _file_inputs(self, inputs: list[tuple[int, np.ndarray]], layers: list[_InputLayer],
+                     details: list[dict]) -> list[tuple[int, np.ndarray]]:
+        """The random inputs with those that --input_layer_value_files names read from their files."""
+        if layers and len(layers) != len(details):
+            raise ValueError(f"Inputs mismatch: Model inputs #:{len(layers)} expected: {len(details)}")
+        result = list(inputs)
+        for position, (layer, detail) in enumerate(zip(layers, details)):
+            if layer.path is None:
+                continue
+            try:
+                data = self.shell.fs.host_path(layer.path, self.shell.cwd).read_bytes()
+            except OSError:
+                raise ValueError(f"Failed to read the input_layer_value_file:{layer.path}") from None
+            dtype, shape = np.dtype(detail["dtype"]), tuple(detail["shape"])
+            expected = int(np.prod(shape)) * dtype.itemsize
+            if len(data) != expected:
+                raise ValueError(f"The size of {layer.path} is {len(data)} bytes. It should be {expected} bytes.")
+            result[position] = (detail["index"], np.frombuffer(data, dtype.newbyteorder("<")).astype(dtype)
+                                .reshape(shape))
+        return result
+
+    def _save_outputs(self, interpreter: Interpreter, path: str) -> None:
+        """Every output tensor's raw bytes, in order, as the perturbed (or honest) phone computed them."""
+        tensors = [interpreter.get_tensor(d["index"]) for d in interpreter.get_output_details()]
+        # the same outputs get the same noise: a simulated phone is reproducible
+        digest = hashlib.sha256(b"".join(t.tobytes() for t in tensors)).digest()
+        rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
+        spec = self.device.numerics.perturb_outputs
+        data = b"".join(np.ascontiguousarray(perturb(tensor, spec, rng)).astype(tensor.dtype.newbyteorder("<"))
+                        .tobytes() for tensor in tensors)
+        try:
+            self.shell.fs.host_path(path, self.shell.cwd).write_bytes(data)
+        except OSError:
+            pass  # the tool writes nothing when the file cannot be opened
 
     def _log_params(self, params: dict[str, object], given: set[str]) -> None:
         verbose = bool(params["verbose"])
@@ -190,6 +266,12 @@ class BenchmarkModel:
         except (ValueError, RuntimeError):
             return self.fail(f"Failed to mmap model {graph}")
         self.info(f"Loaded model {graph}")
+        try:
+            layers = self._input_layers(params)
+        except ValueError as exc:
+            return self.fail(str(exc))
+        for layer, detail in zip(layers, interpreter.get_input_details()):
+            interpreter.resize_tensor_input(detail["index"], layer.shape, strict=False)
         failed = self._apply_delegate(model, params, given)
         if failed:
             return failed
@@ -205,6 +287,10 @@ class BenchmarkModel:
         rng = np.random.default_rng()
         inputs = [(d["index"], _random_input(rng, tuple(d["shape"]), d["dtype"]))
                   for d in interpreter.get_input_details()]
+        try:
+            inputs = self._file_inputs(inputs, layers, interpreter.get_input_details())
+        except ValueError as exc:
+            return self.fail(str(exc))
 
         def invoke() -> None:
             for index, data in inputs:
@@ -218,6 +304,8 @@ class BenchmarkModel:
             self._wait_until_killed()
         timings = self._runs(invoke, int(params["num_runs"]), float(params["min_secs"]), max_secs, delay)
         overall_rss = _max_rss_kb()
+        if params["output_filepath"]:
+            self._save_outputs(interpreter, str(params["output_filepath"]))
         warmup_avg = sum(warmup) / len(warmup) if warmup else math.nan
         self.info(f"Inference timings in us: Init: {init_us}, First inference: {warmup[0] if warmup else 0}, "
                   f"Warmup (avg): {_g(warmup_avg)}, Inference (avg): {_g(sum(timings) / max(len(timings), 1))}")

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.devices.android.sim._numerics import NumericsSpec
 from harness.devices.android.sim._thermal import thermalservice_dump
 from harness.devices.android.sim.fs import Sandbox, SandboxEscape
 
@@ -68,6 +69,7 @@ class DeviceState:
     cpu_count: int
     hang_benchmark: bool = False
     drop_during_benchmark: bool = False
+    numerics: NumericsSpec = NumericsSpec()  # benchmark_model's input/output flags (sim._numerics)
     thermal_status: int | None = 0  # `dumpsys thermalservice`'s Thermal Status (None: no such service)
     taskset_log: list[TasksetCall] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)

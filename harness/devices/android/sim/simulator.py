@@ -29,6 +29,7 @@ from typing import BinaryIO
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from harness.devices.android import wire
+from harness.devices.android.sim._numerics import NumericsSpec, check_perturbation
 from harness.devices.android.sim.fs import Sandbox, parse_cpu_spec, write_cpu_sysfs, write_thermal_sysfs
 from harness.devices.android.sim.shell import (
     DeviceState,
@@ -69,6 +70,13 @@ class DeviceSpec:
     # phone older than Android 10 without the service); a test changes it with `set_thermal_status`.
     thermal_status: int | None = 0
     governor: str = "schedutil"
+    # benchmark_model's outputs as this phone computes them (None, "fp16", "noise:R": see sim._numerics),
+    # and a binary too old for --input_layer_value_files / --output_filepath
+    perturb_outputs: str | None = None
+    old_benchmark: bool = False
+
+    def __post_init__(self) -> None:
+        check_perturbation(self.perturb_outputs)
 
     def props(self) -> dict[str, str]:
         """The getprop table."""
@@ -124,6 +132,7 @@ class AdbSimulator:
         self.state = DeviceState(self.fs, device.props(), _MACHINES.get(device.abi, "aarch64"), len(freqs),
                                  hang_benchmark=faults.hang_benchmark,
                                  drop_during_benchmark=faults.drop_during_benchmark,
+                                 numerics=NumericsSpec(device.perturb_outputs, device.old_benchmark),
                                  thermal_status=device.thermal_status)
         self._requested_port, self._port = port, 0
         self._lock = threading.Lock()
