@@ -79,14 +79,27 @@ def _debugger(record: dict[str, Any], baseline: dict[str, Any], cache: Any, x: A
     return debugger_statistics(saved, _as_lists(calibration, float_model), _as_lists(x, float_model))
 
 
+def _validate_route(record: dict[str, Any], baseline: dict[str, Any], x: Any, optimized: dict[str, Any],
+                    reference: dict[str, Any], rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """litert-quantizer's validate() numbers joined to the rows, and their cross-check."""
+    from harness.numerics._validate import cross_check_validate, join_validate, validate_statistics
+
+    float_path, cell_path = Path(baseline["artifact"]["path"]), Path(record["artifact"]["path"])
+    statistics = validate_statistics(float_path, cell_path, x)
+    check = cross_check_validate(rows, optimized, reference, statistics)
+    return join_validate(rows, statistics), check
+
+
 def _table(rows: list[dict[str, Any]], title: str) -> Table:
     table = Table(title=title)
-    for column in ("#", "op", "tensor", "dtype", "snr_db", "nrmse", "rmse/scale", "debugger rmse/scale"):
+    for column in ("#", "op", "tensor", "dtype", "snr_db", "nrmse", "rmse/scale", "debugger rmse/scale",
+                   "validate snr_db"):
         table.add_column(column, overflow="fold")
     show = lambda v: "–" if v is None else (v if isinstance(v, str) else f"{v:.4g}")  # noqa: E731
     for row in rows:
         table.add_row(str(row["position"]), row["op"], row["tensor"][:60], row["dtype"], show(row["snr_db"]),
-                      show(row["nrmse"]), show(row["rmse_per_scale"]), show(row.get("debugger_rmse_per_scale")))
+                      show(row["nrmse"]), show(row["rmse_per_scale"]), show(row.get("debugger_rmse_per_scale")),
+                      show(row.get("validate_snr_db")))
     return table
 
 
@@ -95,6 +108,7 @@ def diagnose(
     cell: Annotated[str, typer.Argument(help="model/scheme or model/scheme@device")],
     samples: Annotated[int, typer.Option(help="evaluation samples to run (first N)")] = 8,
     debugger: Annotated[bool, typer.Option(help="TF QuantizationDebugger too (converter sources, int8 schemes)")] = True,
+    validate: Annotated[bool, typer.Option(help="litert-quantizer's validate() too (.tflite sources)")] = True,
 ) -> None:
     """Per intermediate tensor of the cell's model vs the float model: SNR, NRMSE, RMSE / scale, in graph
     order; written to RUN_DIR/diagnose/<model>__<scheme>__<device>.json."""
@@ -103,7 +117,8 @@ def diagnose(
     record, baseline = find_cell(run_dir, cell)
     cache, x, calibration = _inputs(run_dir, record, samples)
     optimized = run_all_tensors(Path(record["artifact"]["path"]), x)
-    rows = compare_tensors(optimized, run_all_tensors(Path(baseline["artifact"]["path"]), x))
+    reference = run_all_tensors(Path(baseline["artifact"]["path"]), x)
+    rows = compare_tensors(optimized, reference)
     check_names(rows, optimized)
     result: dict[str, Any] = {"cell": record_id(record), "samples": len(rows and optimized[rows[0]["tensor"]]["values"]),
                               "tensors": len(optimized), "compared": len(rows)}
@@ -112,6 +127,8 @@ def diagnose(
         statistics = _debugger(record, baseline, cache, x, calibration)
         rows = join(rows, statistics)
         result["cross_check"] = cross_check(rows, statistics)
+    elif validate and source_is_tflite and record["scheme_kind"] != "float32":
+        rows, result["cross_check"] = _validate_route(record, baseline, x, optimized, reference, rows)
     result["layers"] = rows
     finite = [r for r in rows if math.isfinite(float(r["snr_db"]))]
     result["worst"] = sorted(finite, key=lambda r: float(r["snr_db"]))[:5]
@@ -120,5 +137,5 @@ def diagnose(
     out.write_text(json.dumps(result, indent=1, allow_nan=False))
     console.print(_table(rows, f"{result['cell']}: {len(rows)} of {len(optimized)} tensors vs float"))
     if "cross_check" in result:
-        console.print(f"QuantizationDebugger cross-check: {result['cross_check']}", highlight=False, soft_wrap=True)
+        console.print(f"{result['cross_check'].get('route', 'QuantizationDebugger')} cross-check: {result['cross_check']}", highlight=False, soft_wrap=True)
     console.print(f"written: {out}", highlight=False, soft_wrap=True)

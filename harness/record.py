@@ -124,6 +124,22 @@ class DeviceNumerics(TypedDict, total=False):
     worst: dict[str, float]
 
 
+class Diagnosis(TypedDict, total=False):
+    """`diagnose: true`: every intermediate tensor of the cell's model vs the float model's (8 calibration samples)."""
+
+    __pydantic_config__ = _CONFIG  # type: ignore[misc]
+    route: str  # "litert_quantizer.validate" (.tflite sources), "quantization_debugger" (converter int8), "independent"
+    samples: int
+    tensors: int  # op outputs of the cell's model
+    compared: int  # those the float model also has (same name and shape)
+    ranked: list[dict[str, Any]]  # the 20 lowest SNRs, worst first: position, op, tensor, dtype, scale, snr_db, nrmse, ...
+    snr_curve: list[list[Any]]  # [position, snr_db] in graph order, at most 200 points (each bin's lowest)
+    cross_check: dict[str, Any] | None  # the library route against the independent computation (None: no route)
+    min_snr_db: float | str
+    na: str  # why there is no diagnosis (no float32 cell)
+    error: str  # the diagnosis failed (the cell itself did not)
+
+
 class CellRecord(TypedDict, total=False):
     """One model × scheme × device cell (a line of results.jsonl)."""
 
@@ -152,6 +168,7 @@ class CellRecord(TypedDict, total=False):
     calibration: dict[str, Any]
     evaluation: dict[str, Any]
     recovery: dict[str, Any]  # `recover:` — the float layers chosen and every step (harness.numerics.recover)
+    diagnosis: Diagnosis  # `diagnose: true` — per-tensor error vs float (harness/numerics/_cell_diagnosis.py)
     latency_setup: dict[str, Any]
     latency_log: str
     delegates: Any

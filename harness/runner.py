@@ -408,6 +408,11 @@ class SuiteRunner:
         record["audit"] = audit(path)
         if finetune is not None:  # layers the training-time techniques wrapped, and those left untouched (why)
             record["technique"] = scheme.technique(source.path, options, finetune, self.cache)
+        if getattr(options, "diagnose", False):  # per-tensor error vs float: harness/numerics/_cell_diagnosis.py
+            from harness.numerics._cell_diagnosis import cell_diagnosis
+
+            record["diagnosis"] = cell_diagnosis(path, baseline, calibration, source.format, cell.scheme.scheme,
+                                                 lambda: saved_model_dir(source, self.cache))
 
     def _recovered(self, cell: Cell, state: _ModelState, options: Any, calibration: Samples | None, key: str,
                    record: dict[str, Any], baseline: dict | None) -> Any:

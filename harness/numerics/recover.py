@@ -269,23 +269,29 @@ def baseline_metric(spec: RecoverSpec, baseline: dict[str, Any] | None) -> float
 
 def run(scheme: Any, options: Any, source: Any, saved_model_of: Callable[[], Path], calibration: Samples | None,
         float_model: Path, evaluate: Evaluate, reference: float | None, x: Samples) -> dict[str, Any]:
-    """Rank with the debugger, then `recover` with `scheme` built with each step's `float_layers`
-    (`saved_model_of()`: the source's SavedModel, asked for once the source is known to have one)."""
-    if source.format == "tflite":
-        raise NotApplicable("recover: ranks layers with TF's QuantizationDebugger, which needs a TFLiteConverter "
-                            "source; for a .tflite source give `float_layers` from `bench diagnose`")
+    """Rank the layers, then `recover` with `scheme` built with each step's `float_layers`: from the source's
+    SavedModel (`saved_model_of()`, asked for once the source is known to have one), or for a `.tflite`
+    source with litert-quantizer (`no_quantize` rules; ranked by the accumulated SNR drop only)."""
+    spec = options.recover
+    if source.format == "tflite" and spec.rank_by != "snr_drop_db":
+        raise NotApplicable(f"recover: `rank_by: {spec.rank_by}` ranks with TF's QuantizationDebugger, which needs a "
+                            "TFLiteConverter source; a .tflite source ranks by `snr_drop_db` (the default)")
     if calibration is None:
         raise NotApplicable("recover: no calibration samples")
-    spec, plain, saved_model = options.recover, options.model_copy(update={"recover": None}), saved_model_of()
+    tflite = source.format == "tflite"
+    if not tflite and not getattr(scheme, "converter_float_layers", True):
+        raise NotApplicable("recover: this scheme keeps layers float only for .tflite sources (litert-quantizer)")
+    plain, saved_model = options.model_copy(update={"recover": None}), None if tflite else saved_model_of()
     built: dict[tuple[str, ...], bytes] = {}
 
-    def build(layers: list[str]) -> bytes:
+    def build(layers: list[str]) -> bytes:  # .tflite sources: litert-quantizer with a no_quantize rule per layer
         if tuple(layers) not in built:
             options = plain.model_copy(update={"float_layers": layers})
-            built[tuple(layers)] = scheme.from_saved_model(saved_model, options, calibration)
+            built[tuple(layers)] = (scheme.from_tflite(source.path.read_bytes(), options, calibration) if tflite
+                                    else scheme.from_saved_model(saved_model, options, calibration))
         return built[tuple(layers)]
 
-    ranked = _ranking(spec, build, saved_model, calibration, float_model)
+    ranked = _ranking(spec, build, saved_model, calibration, float_model)  # type: ignore[arg-type]
     if not ranked:
         raise HarnessError("recover: found no quantized layer to keep in float")
     return recover(spec, ranked, build, evaluate, reference, x)

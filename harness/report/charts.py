@@ -13,6 +13,7 @@ from typing import Any, cast
 
 import numpy as np
 
+from harness.report._numerics_charts import cell_charts
 from harness.report.overview import FAMILY_COLOURS, scheme_family
 from harness.report.rows import Row
 from harness.results import record_id
@@ -231,7 +232,8 @@ def _trends(runs: list[TrendRun], step_ratio: float) -> list[Figure]:
 
 def build_charts(rows: list[Row], records: list[dict[str, Any]], trend_runs: list[TrendRun],
                  step_ratio: float = 1.05) -> dict[str, list[Figure]]:
-    """Figures by report section: "tradeoffs", "latency" and (with two runs or more) "trends".
+    """Figures by report section: "tradeoffs", "latency", (with two runs or more) "trends", and "cells": the
+    per-cell numerics charts drawn inside each cell's details (`layer-snr-<i>`, `recovery-<i>`).
 
     `rows` are `build_rows(records)`, in record order; `step_ratio` is the latency step the trend marks
     (the suite's regression `min_latency_ratio`).
@@ -246,4 +248,4 @@ def build_charts(rows: list[Row], records: list[dict[str, Any]], trend_runs: lis
                       _tradeoff(f"speed-{index}", model, model_rows, families, "latency_ms", "latency × float")]
         latency.append(_latency_distribution(f"latency-{index}", model, model_records, families))
     return {"tradeoffs": [f for f in tradeoffs if f], "latency": [f for f in latency if f],
-            "trends": _trends(trend_runs, step_ratio) if len(trend_runs) > 1 else []}
+            "trends": _trends(trend_runs, step_ratio) if len(trend_runs) > 1 else [], "cells": cell_charts(records)}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness.report._numerics_charts import summary_lines
 from harness.report.rows import Row, build_rows, fmt
 from harness.results import incompleteness
 
@@ -59,6 +60,7 @@ def render_summary(records: list[dict[str, Any]], run_info: dict[str, Any]) -> s
             f"{fmt(row.latency_ms, '.4g')}{f' ({row.thermal})' if row.thermal else ''} | "
             f"{fmt(row.latency_ratio, '.2f')} | {row.verdict} |"
         )
+    lines += summary_lines(records, escape_markdown)
     problems = [r for r in rows if r.checks_failed or r.status != "ok"]
     if problems:
         lines += ["", "## Problems", ""]

@@ -29,6 +29,9 @@ class CalibratedOptions(SchemeOptions):
     ranges: Ranges = Field("min_max", description=(
         "how a .tflite source's activation ranges are gathered over the samples: global min/max, or "
         "litert-quantizer's moving average of per-sample ranges (TFLiteConverter sources: min/max only)"))
+    diagnose: bool = Field(False, description=(
+        "after conversion, compare every intermediate tensor with the float model's on 8 calibration samples "
+        "(litert-quantizer validate() or TF QuantizationDebugger cross-checked): the record's `diagnosis`"))
 
 
 def converter_ranges(options: CalibratedOptions) -> None:

@@ -9,10 +9,13 @@ import numpy as np
 from harness.schemes import _quantizer
 from harness.schemes._base import SCHEMES
 from harness.schemes._converter import convert, quantized_with_calibration
-from harness.schemes._quantizer import CalibratedOptions
+from harness.errors import NotApplicable
+from harness.schemes.int8 import Int8Options
 
 
-class Int16x8Options(CalibratedOptions):
+class Int16x8Options(Int8Options):
+    """`float_layers` and `recover` as on int8, for `.tflite` sources (litert-quantizer `no_quantize` rules)."""
+
     fallback: bool = False
 
 
@@ -20,9 +23,13 @@ class Int16x8Options(CalibratedOptions):
 class Int16x8:
     Options = Int16x8Options
     needs_calibration = True
+    converter_float_layers = False  # float_layers / recover: .tflite sources only
 
     def from_saved_model(self, saved_model: Path, options: Int16x8Options, calibration: np.ndarray | None) -> bytes:
         _quantizer.converter_ranges(options)
+        if options.float_layers or options.recover is not None:
+            raise NotApplicable("float_layers and recover on int16x8 need a .tflite source (litert-quantizer); "
+                                "TFLiteConverter sources: not built yet")
 
         def sixteen_by_eight(converter, tf) -> None:
             ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
@@ -33,4 +40,5 @@ class Int16x8:
         return convert(saved_model, quantized_with_calibration(calibration, sixteen_by_eight))
 
     def from_tflite(self, model: bytes, options: Int16x8Options, calibration: np.ndarray | None) -> bytes:
-        return _quantizer.quantize(model, _quantizer.static_recipe("int16", float_io=True), calibration, options.ranges)
+        recipe = _quantizer.static_recipe("int16", float_io=True, float_layers=options.float_layers)
+        return _quantizer.quantize(model, recipe, calibration, options.ranges)

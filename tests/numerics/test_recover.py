@@ -111,9 +111,9 @@ def test_snr_drops_blame_the_layer_where_the_accumulated_snr_falls() -> None:
     assert [r["layer"] for r in snr_drops(graph, snr, "op")][0] == "m/norm/var"
 
 
-def test_tflite_sources_are_not_applicable() -> None:
-    options = Int8Options(recover={"metric": "top1", "min": 0.5})
-    with pytest.raises(NotApplicable, match="give `float_layers` from `bench diagnose`"):
+def test_tflite_sources_cannot_rank_with_the_debugger() -> None:
+    options = Int8Options(recover={"metric": "top1", "min": 0.5, "rank_by": "local_snr_db"})
+    with pytest.raises(NotApplicable, match="needs a TFLiteConverter source"):
         run(None, options, SimpleNamespace(format="tflite"), lambda: Path("x"), None, Path("x"), lambda p: {}, None, None)
 
 
