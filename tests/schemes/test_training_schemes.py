@@ -484,3 +484,20 @@ def test_an_unsupported_operation_is_named() -> None:
     model = keras.Model(inputs, keras.ops.logsumexp(inputs, axis=-1, keepdims=True))
     with pytest.raises(UnsupportedLayer, match=r"operation 'logsumexp' \(keras.ops Logsumexp"):
         from_keras3(model)
+
+
+def test_qat_wraps_separable_convolutions_and_the_batch_norms_after_them() -> None:
+    """TFMOT's registry has no entry for SeparableConv2D, but its layout transform splits one into
+    depthwise + pointwise convolutions: QAT annotates it and its batch norm (mobile_cnn converted
+    half float before this, 0.98x the float size)."""
+    import tf_keras
+
+    from harness.models import BUILDERS
+    from harness.schemes.training.qat import QAT
+
+    builder = BUILDERS.get("mobile_cnn")
+    model = builder.build(tf_keras, builder.Options())
+    info: dict = {}
+    QAT.wrap(model, QAT.Options(), (), steps=10, info=info)
+    assert info["untouched"] == []
+    assert {"separable_conv2d", "batch_normalization_1"} <= set(info["wrapped"])

@@ -95,6 +95,8 @@ def _quantizable(scheme: Any) -> Any:
             return f"TFMOT cannot quantize {type(layer).__name__} layers without a QuantizeConfig"
         if isinstance(layer, tf_keras.layers.BatchNormalization):
             return _batch_norm_verdict(layer)
+        if isinstance(layer, _separable(tf_keras)):  # the scheme's layout transform splits it (no registry entry)
+            return True
         if type(layer).__name__ == "TFOpLambda":  # the collaborative schemes' registries claim to support it
             return "TFMOT has no QuantizeConfig for TFOpLambda (a Keras operation such as `x + 3.0`)"
         if not registry.supports(layer):
@@ -104,15 +106,23 @@ def _quantizable(scheme: Any) -> Any:
     return verdict
 
 
+def _separable(tf_keras: Any) -> tuple[type, ...]:
+    """Separable convolutions: TFMOT's 8-bit registry has no entry for them, but its layout transform
+    (`SeparableConvQuantize`, `SeparableConv1DQuantize`) rewrites them into quantizable depthwise +
+    pointwise convolutions, so QAT annotates them (and the batch norm after them folds)."""
+    return (tf_keras.layers.SeparableConv2D, tf_keras.layers.SeparableConv1D)
+
+
 def _batch_norm_verdict(layer: Any) -> Verdict:
     """TFMOT quantizes batch norm by folding it into the Conv2D / DepthwiseConv2D / Dense before it."""
     import tf_keras
 
     inbound = layer._inbound_nodes[0].inbound_layers if layer._inbound_nodes else None
-    kinds = (tf_keras.layers.Conv2D, tf_keras.layers.DepthwiseConv2D, tf_keras.layers.Dense)
+    kinds = (tf_keras.layers.Conv2D, tf_keras.layers.DepthwiseConv2D, tf_keras.layers.Dense, *_separable(tf_keras))
     if isinstance(inbound, kinds):
         return True
-    return "TFMOT quantizes BatchNormalization only after Conv2D, DepthwiseConv2D or Dense (folded into it)"
+    return ("TFMOT quantizes BatchNormalization only after Conv2D, DepthwiseConv2D, SeparableConv or Dense "
+            "(folded into it)")
 
 
 QAT = Qat()
