@@ -422,6 +422,21 @@ def test_layers_option_selects(layers, wrapped: list[str]) -> None:
     assert skipped == {"conv0", "conv1", "conv2", "conv3", "conv4", "head"} - set(wrapped)
 
 
+@pytest.mark.parametrize("name", ["prune", "cluster"])
+def test_depthwise_kernels_are_listed_as_kept(name: str) -> None:
+    """TFMOT's pruning and clustering registries map DepthwiseConv2D to no weights: the record says so."""
+    from harness.schemes.training.cluster import CLUSTER
+    from harness.schemes.training.prune import PRUNE
+
+    technique = {"prune": PRUNE, "cluster": CLUSTER}[name]
+    info: dict = {}
+    options = SCHEMES.get(name).Options.model_validate({"clusters": 4} if name == "cluster" else {})
+    technique.wrap(_five_convs(), technique.options(options), (), steps=4, info=info)
+    untouched = {row["layer"]: row for row in info["untouched"]}
+    assert "dw" not in info["wrapped"] and untouched["dw"]["class"] == "DepthwiseConv2D"
+    assert "registry lists no weights for DepthwiseConv2D" in untouched["dw"]["reason"]
+
+
 def test_layers_option_is_checked_and_kept_out_of_default_keys() -> None:
     options = SCHEMES.get("prune+qat").Options
     assert options(sparsity=0.8).model_dump() == {"sparsity": 0.8, "schedule": "polynomial", "initial_sparsity": 0.0,
