@@ -437,6 +437,18 @@ def test_depthwise_kernels_are_listed_as_kept(name: str) -> None:
     assert "registry lists no weights for DepthwiseConv2D" in untouched["dw"]["reason"]
 
 
+@pytest.mark.parametrize("before", [(), ("prune",)])
+def test_qat_gives_a_rescaling_an_output_quantizer(before: tuple[str, ...]) -> None:
+    """The stem after a Rescaling gets a learnt input range: the Rescaling is wrapped, output only."""
+    from harness.schemes.training.qat import QAT
+
+    info: dict = {}
+    wrapped = QAT.wrap(_five_convs(), QAT.Options(), before, steps=4, info=info)
+    assert info["output_quantized"] == ["rescale"] and "rescale" in info["wrapped"]
+    layer = wrapped.get_layer("quant_rescale")
+    assert type(layer.quantize_config).__name__ == "Default8BitOutputQuantizeConfig"
+
+
 def test_layers_option_is_checked_and_kept_out_of_default_keys() -> None:
     options = SCHEMES.get("prune+qat").Options
     assert options(sparsity=0.8).model_dump() == {"sparsity": 0.8, "schedule": "polynomial", "initial_sparsity": 0.0,
@@ -499,3 +511,14 @@ def test_an_unsupported_operation_is_named() -> None:
     model = keras.Model(inputs, keras.ops.logsumexp(inputs, axis=-1, keepdims=True))
     with pytest.raises(UnsupportedLayer, match=r"operation 'logsumexp' \(keras.ops Logsumexp"):
         from_keras3(model)
+
+
+def test_a_changed_technique_revision_keys_only_its_steps() -> None:
+    """QAT's output-quantized Rescaling changed its models: QAT steps get new keys, pruning keeps its own."""
+    from harness.schemes.training._tfmot import _step_key
+    from harness.schemes.training.prune import PRUNE
+    from harness.schemes.training.qat import QAT
+
+    options = SCHEMES.get("prune+qat").Options()
+    assert _step_key(PRUNE, options) == ("prune", PRUNE.options(options).model_dump(mode="json"))
+    assert _step_key(QAT, options)[-1] == QAT.cache_revision >= 1
