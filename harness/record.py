@@ -175,7 +175,7 @@ class CellRecord(TypedDict, total=False):
     op_profile: Any
     audit: dict[str, Any] | None  # what the produced model holds (harness.tflite.audit)
     latency_ab: dict[str, Any]  # the earlier run's model re-timed beside this one (harness._latency)
-    technique: dict[str, Any]  # training-time schemes: layers wrapped, and those left untouched (why)
+    technique: dict[str, Any]  # training-time schemes: layers wrapped, those left untouched (why); QAT: output_quantized
     device_numerics: DeviceNumerics  # a phone's outputs vs the host's (latency: {device_check: N})
     device_state: dict[str, Any]  # a phone's temperatures, thermal status and core frequencies before/after; `hot`, `throttled`
     executed_on: ExecutedOn  # where the cell ran (harness/executors)

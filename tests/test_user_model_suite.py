@@ -89,16 +89,17 @@ def test_every_training_scheme_runs_and_names_the_untouched_layer(records: dict[
     technique = record["technique"]
     assert {"stem", "block0_pw", "block1_pw", "classifier"} <= set(technique["wrapped"])
     untouched = {row["layer"]: row for row in technique["untouched"]}
-    if scheme.startswith("prune") or scheme.endswith("qat"):
+    if scheme.startswith("prune"):
         assert untouched["rescale"]["class"] == "Rescaling"
-        assert "TFMOT has no pruning config for Rescaling" in untouched["rescale"]["reason"] \
-            or "no QuantizeConfig for Rescaling" in untouched["rescale"]["reason"]
+        assert "TFMOT has no pruning config for Rescaling" in untouched["rescale"]["reason"]
+    if scheme.endswith("qat"):  # QAT gives the Rescaling an output quantizer (no weights to quantize)
+        assert "rescale" in technique["wrapped"] and technique["output_quantized"] == ["rescale"]
 
 
-def test_qat_quantizes_the_model_around_the_untouched_rescaling(records: dict[str, dict]) -> None:
-    """Every kernel is int8 but the stem's: its input comes from the untouched Rescaling, which has
-    no learnt output range, so the converter keeps that one convolution float (hybrid)."""
+def test_qat_quantizes_every_kernel_after_the_rescaling(records: dict[str, dict]) -> None:
+    """Every kernel is int8, the stem's too: QAT learns the Rescaling's output range (an output-only
+    QuantizeConfig), so the converter has an input range for the first convolution."""
     layers = records["qat"]["weights"]["layers"]
-    assert [row["dtype"] for row in layers] == ["float32"] + ["int8"] * (len(layers) - 1)
+    assert [row["dtype"] for row in layers] == ["int8"] * len(layers)
     assert records["prune"]["weights"]["sparsity"] >= 0.3  # Conv2D/Dense at 0.5; depthwise kernels keep theirs
     assert records["cluster"]["weights"]["max_unique_per_channel"] <= 16

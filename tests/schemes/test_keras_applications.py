@@ -42,7 +42,9 @@ FULL_SWEEP = os.environ.get("QUANTBENCH_FULL_SWEEP") == "1"
 # Why a layer may stay as it is (prefixes of the reasons the techniques give).
 KNOWN_REASONS = ("TFMOT has no pruning config for ", "TFMOT has no clustering config for ",
                  "TFMOT's Default8BitQuantizeScheme has no QuantizeConfig for ",
-                 "TFMOT quantizes BatchNormalization only after", "TFMOT has no QuantizeConfig for TFOpLambda")
+                 "TFMOT quantizes BatchNormalization only after", "TFMOT has no QuantizeConfig for TFOpLambda",
+                 "TFMOT's pruning registry lists no weights for DepthwiseConv2D",
+                 "TFMOT's clustering registry lists no weights for DepthwiseConv2D")
 
 
 def save_application(name: str, folder: Path) -> Path:

@@ -422,6 +422,33 @@ def test_layers_option_selects(layers, wrapped: list[str]) -> None:
     assert skipped == {"conv0", "conv1", "conv2", "conv3", "conv4", "head"} - set(wrapped)
 
 
+@pytest.mark.parametrize("name", ["prune", "cluster"])
+def test_depthwise_kernels_are_listed_as_kept(name: str) -> None:
+    """TFMOT's pruning and clustering registries map DepthwiseConv2D to no weights: the record says so."""
+    from harness.schemes.training.cluster import CLUSTER
+    from harness.schemes.training.prune import PRUNE
+
+    technique = {"prune": PRUNE, "cluster": CLUSTER}[name]
+    info: dict = {}
+    options = SCHEMES.get(name).Options.model_validate({"clusters": 4} if name == "cluster" else {})
+    technique.wrap(_five_convs(), technique.options(options), (), steps=4, info=info)
+    untouched = {row["layer"]: row for row in info["untouched"]}
+    assert "dw" not in info["wrapped"] and untouched["dw"]["class"] == "DepthwiseConv2D"
+    assert "registry lists no weights for DepthwiseConv2D" in untouched["dw"]["reason"]
+
+
+@pytest.mark.parametrize("before", [(), ("prune",)])
+def test_qat_gives_a_rescaling_an_output_quantizer(before: tuple[str, ...]) -> None:
+    """The stem after a Rescaling gets a learnt input range: the Rescaling is wrapped, output only."""
+    from harness.schemes.training.qat import QAT
+
+    info: dict = {}
+    wrapped = QAT.wrap(_five_convs(), QAT.Options(), before, steps=4, info=info)
+    assert info["output_quantized"] == ["rescale"] and "rescale" in info["wrapped"]
+    layer = wrapped.get_layer("quant_rescale")
+    assert type(layer.quantize_config).__name__ == "Default8BitOutputQuantizeConfig"
+
+
 def test_layers_option_is_checked_and_kept_out_of_default_keys() -> None:
     options = SCHEMES.get("prune+qat").Options
     assert options(sparsity=0.8).model_dump() == {"sparsity": 0.8, "schedule": "polynomial", "initial_sparsity": 0.0,
@@ -500,4 +527,17 @@ def test_qat_wraps_separable_convolutions_and_the_batch_norms_after_them() -> No
     info: dict = {}
     QAT.wrap(model, QAT.Options(), (), steps=10, info=info)
     assert info["untouched"] == []
-    assert {"separable_conv2d", "batch_normalization_1"} <= set(info["wrapped"])
+    separable = {layer.name for layer in model.layers if isinstance(layer, tf_keras.layers.SeparableConv2D)}
+    norms = {layer.name for layer in model.layers if isinstance(layer, tf_keras.layers.BatchNormalization)}
+    assert len(separable) == 3 and separable | norms <= set(info["wrapped"])
+
+
+def test_a_changed_technique_revision_keys_only_its_steps() -> None:
+    """QAT's output-quantized Rescaling changed its models: QAT steps get new keys, pruning keeps its own."""
+    from harness.schemes.training._tfmot import _step_key
+    from harness.schemes.training.prune import PRUNE
+    from harness.schemes.training.qat import QAT
+
+    options = SCHEMES.get("prune+qat").Options()
+    assert _step_key(PRUNE, options) == ("prune", PRUNE.options(options).model_dump(mode="json"))
+    assert _step_key(QAT, options)[-1] == QAT.cache_revision >= 1

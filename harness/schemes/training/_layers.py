@@ -131,6 +131,15 @@ def plan(model: Any, technique: str, verdict: Callable[[Any], Verdict], selectio
     return result
 
 
+def declined_kernel(layer: Any, technique: str) -> str | None:
+    """Why a layer TFMOT's registry maps to no weights still keeps a kernel as it is (DepthwiseConv2D:
+    TFMOT lists it with no prunable/clusterable weights by design), so the record names it."""
+    if getattr(layer, "depthwise_kernel", None) is not None and not hasattr(layer, "pointwise_kernel"):
+        return (f"TFMOT's {technique} registry lists no weights for {type(layer).__name__} "
+                f"(its depthwise kernel is kept as it is)")
+    return None
+
+
 def _nested_verdict(layer: Any, technique: str) -> str | None:
     if type(layer).__name__ in ("Functional", "Sequential", "Model"):
         return f"a nested model: {technique} wraps the layers of the outer model only"

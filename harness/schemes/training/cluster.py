@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from harness.schemes._base import SCHEMES
-from harness.schemes.training._layers import TechniqueOptions, Verdict, clone_wrapped, plan
+from harness.schemes.training._layers import TechniqueOptions, Verdict, clone_wrapped, declined_kernel, plan
 from harness.schemes.training._tfmot import Technique, tfmot, training_scheme
 
 _INIT = {"linear": "LINEAR", "kmeans++": "KMEANS_PLUS_PLUS", "density": "DENSITY_BASED", "random": "RANDOM"}
@@ -59,7 +59,7 @@ def _clusterable(layer: Any) -> Verdict:
         return f"TFMOT has no clustering config for {type(layer).__name__}"
     if layer.__class__ not in registry._LAYERS_WEIGHTS_MAP:
         return True if layer.trainable_weights else None  # RNN and attention layers
-    return True if registry._weight_names(layer) else None
+    return True if registry._weight_names(layer) else declined_kernel(layer, "clustering")
 
 
 CLUSTER = Cluster()

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from harness.schemes._base import SCHEMES
-from harness.schemes.training._layers import TechniqueOptions, Verdict, clone_wrapped, plan
+from harness.schemes.training._layers import TechniqueOptions, Verdict, clone_wrapped, declined_kernel, plan
 from harness.schemes.training._tfmot import Technique, tfmot, training_scheme
 
 
@@ -88,7 +88,7 @@ def _prunable(layer: Any) -> Verdict:
         return f"TFMOT has no pruning config for {type(layer).__name__}"
     if registry._is_rnn_layer(layer) or registry._is_mha_layer(layer):
         return True
-    return True if registry._weight_names(layer) else None
+    return True if registry._weight_names(layer) else declined_kernel(layer, "pruning")
 
 
 def _m_by_n_verdict(m_by_n: tuple[int, int]) -> Any:

@@ -33,6 +33,7 @@ class Qat(Technique):
     name = "qat"
     Options = TechniqueOptions  # `layers:` only; `io` is for conversion
     default_learning_rate = 1e-4
+    cache_revision = 1  # 1: Rescaling gets an output quantizer
 
     def wrap(self, model: Any, options: Any, before: tuple[str, ...], steps: int, info: dict[str, Any]) -> Any:
         module = tfmot()
@@ -49,12 +50,37 @@ class Qat(Technique):
             scheme = _strict_registry(scheme, quantization.default_8bit.Default8BitQuantizeScheme())
         chosen = plan(model, "qat", _quantizable(scheme), options.layers)
         info.update(chosen.record())
-        annotated = clone_wrapped(model, chosen, quantization.quantize_annotate_layer)
+        annotated = clone_wrapped(model, chosen, _annotate)
+        info["output_quantized"] = [name for name in chosen.wrap if _output_only(model.get_layer(name))]
         try:
-            return quantization.quantize_apply(annotated, scheme)
+            with quantization.quantize_scope({"Default8BitOutputQuantizeConfig": _output_config_class()}):
+                return quantization.quantize_apply(annotated, scheme)
         except (ValueError, RuntimeError, KeyError, TypeError, AttributeError) as exc:
             raise UnsupportedLayer(f"quantization-aware training of model {model.name!r}: {exc}"
                                    f"{_apply_hint(chosen.untouched, scheme)}") from exc
+
+
+def _output_only(layer: Any) -> bool:
+    """A Rescaling layer: weightless, no QuantizeConfig in TFMOT; QAT gives it an output quantizer so
+    the layer after it (the stem conv) learns an input range and converts to int8."""
+    import tf_keras
+
+    return isinstance(layer, tf_keras.layers.Rescaling)
+
+
+def _output_config_class() -> type:
+    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
+        default_8bit_quantize_configs,
+    )
+
+    return default_8bit_quantize_configs.Default8BitOutputQuantizeConfig
+
+
+def _annotate(layer: Any) -> Any:
+    quantization = tfmot().quantization.keras
+    if _output_only(layer):
+        return quantization.quantize_annotate_layer(layer, _output_config_class()())
+    return quantization.quantize_annotate_layer(layer)
 
 
 def _strict_registry(scheme: Any, default: Any) -> Any:
@@ -96,6 +122,8 @@ def _quantizable(scheme: Any) -> Any:
         if isinstance(layer, tf_keras.layers.BatchNormalization):
             return _batch_norm_verdict(layer)
         if isinstance(layer, _separable(tf_keras)):  # the scheme's layout transform splits it (no registry entry)
+            return True
+        if _output_only(layer):
             return True
         if type(layer).__name__ == "TFOpLambda":  # the collaborative schemes' registries claim to support it
             return "TFMOT has no QuantizeConfig for TFOpLambda (a Keras operation such as `x + 3.0`)"
