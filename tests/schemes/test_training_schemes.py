@@ -531,13 +531,3 @@ def test_qat_wraps_separable_convolutions_and_the_batch_norms_after_them() -> No
     norms = {layer.name for layer in model.layers if isinstance(layer, tf_keras.layers.BatchNormalization)}
     assert len(separable) == 3 and separable | norms <= set(info["wrapped"])
 
-
-def test_a_changed_technique_revision_keys_only_its_steps() -> None:
-    """QAT's output-quantized Rescaling changed its models: QAT steps get new keys, pruning keeps its own."""
-    from harness.schemes.training._tfmot import _step_key
-    from harness.schemes.training.prune import PRUNE
-    from harness.schemes.training.qat import QAT
-
-    options = SCHEMES.get("prune+qat").Options()
-    assert _step_key(PRUNE, options) == ("prune", PRUNE.options(options).model_dump(mode="json"))
-    assert _step_key(QAT, options)[-1] == QAT.cache_revision >= 1

@@ -160,7 +160,6 @@ class Technique:
     name: ClassVar[str]
     Options: ClassVar[type[SchemeOptions]]
     default_learning_rate: ClassVar[float] = 1e-4
-    cache_revision: ClassVar[int] = 0  # bumped when wrapping changes: models fine-tuned before are not reused
 
     def options(self, options: SchemeOptions) -> SchemeOptions:
         """This technique's part of a (combined) scheme's options."""
@@ -225,14 +224,8 @@ def chain_keys(source_path: Path, chain: Sequence[Technique], options: SchemeOpt
     """The cache key of the model after each prefix of `chain`."""
     digest = file_digest(source_path)
     return [content_key(kind="finetuned", source=digest, finetune=finetune.key, versions=tool_versions(),
-                        chain=[_step_key(t, options) for t in chain[:end]])
+                        chain=[(t.name, t.options(options).model_dump(mode="json")) for t in chain[:end]])
             for end in range(1, len(chain) + 1)]
-
-
-def _step_key(technique: "Technique", options: SchemeOptions) -> tuple[Any, ...]:
-    """One step of a chain key; a technique whose wrapping changed bumps `cache_revision` (0: keys as before)."""
-    key = (technique.name, technique.options(options).model_dump(mode="json"))
-    return key + (technique.cache_revision,) if technique.cache_revision else key
 
 
 def technique_record(infos: Sequence[dict[str, Any] | None]) -> dict[str, Any]:

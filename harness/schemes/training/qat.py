@@ -33,7 +33,6 @@ class Qat(Technique):
     name = "qat"
     Options = TechniqueOptions  # `layers:` only; `io` is for conversion
     default_learning_rate = 1e-4
-    cache_revision = 1  # 1: Rescaling gets an output quantizer
 
     def wrap(self, model: Any, options: Any, before: tuple[str, ...], steps: int, info: dict[str, Any]) -> Any:
         module = tfmot()
