@@ -514,23 +514,29 @@ class SuiteRunner:
             if raw.get(key) is not None:
                 record[key] = raw[key]
         self._keep_log(cell, record, raw.get("log"))
-        checks, check_numerics = self.loaded.suite.latency.device_check, getattr(device, "check_numerics", None)
-        if checks and check_numerics is not None:  # phones: their outputs vs the host's (issue 12)
-            from harness.devices.android._numerics import device_metrics
-
-            task = cell.model.task or self.loaded.suite.task
-            assert task is not None
-            checking = time.perf_counter()
-            numerics = check_numerics(model, self.dataset(task.dataset).head(task.limit).x, checks,
-                                      self.loaded.suite.latency)
-            record["timings_s"]["device_check"] = round(time.perf_counter() - checking, 3)
-            record["device_numerics"] = numerics
-            record["metrics"].update(device_metrics(numerics))
-            if numerics["status"] != "ok":
-                note = f"device numerics {numerics['status']}: {numerics['reason']}"
-                record["metrics_na"] = f"{record['metrics_na']}; {note}" if record["metrics_na"] else note
+        self._device_numerics(cell, record, device, model)
         self._retime_earlier(cell, record, device, model)
         record["timings_s"]["latency"] = round(time.perf_counter() - started, 3)
+
+    def _device_numerics(self, cell: Cell, record: dict[str, Any], device: Device, model: Path) -> None:
+        """Phones (`latency.device_check: N`): N evaluation samples run on the device, its outputs
+        compared with the host's (harness/devices/android/_numerics.py); a check that could not run
+        is noted, and its device_* bounds fail."""
+        checks, check_numerics = self.loaded.suite.latency.device_check, getattr(device, "check_numerics", None)
+        if not checks or check_numerics is None:
+            return
+        from harness.devices.android._numerics import device_metrics
+
+        task = cell.model.task or self.loaded.suite.task
+        assert task is not None
+        checking = time.perf_counter()
+        numerics = check_numerics(model, self.dataset(task.dataset).head(task.limit).x, checks, self.loaded.suite.latency)
+        record["timings_s"]["device_check"] = round(time.perf_counter() - checking, 3)
+        record["device_numerics"] = numerics
+        record["metrics"].update(device_metrics(numerics))
+        if numerics["status"] != "ok":
+            note = f"device numerics {numerics['status']}: {numerics['reason']}"
+            record["metrics_na"] = f"{record['metrics_na']}; {note}" if record["metrics_na"] else note
 
     def _retime_earlier(self, cell: Cell, record: dict[str, Any], device: Device, model: Path) -> None:
         """When this cell's model (or a phone's benchmark_model binary) differs from the one the
