@@ -51,7 +51,7 @@ class KernelStats(TypedDict, total=False):
     layer: str
     op: str
     dtype: str
-    shape: list[int]  # `outputs`: the sample count, then one sample's shape; device_numerics: one invocation's
+    shape: list[int]
     weights: int
     zeros: int
     sparsity: float | None
