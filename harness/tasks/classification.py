@@ -21,6 +21,9 @@ def _check_labels(dataset: Dataset, scores: np.ndarray) -> None:
     """One row of scores per label, and labels the model can output (else every accuracy is silently wrong)."""
     classes = scores.shape[1]
     assert dataset.y is not None
+    if np.asarray(dataset.y).dtype.kind not in "iu":
+        raise HarnessError(f"dataset {dataset.name!r} has labels of type {np.asarray(dataset.y).dtype}, not class "
+                           "indices (a classification task needs integer labels)")
     if len(scores) != len(dataset.y):
         raise HarnessError(f"dataset {dataset.name!r} has {len(dataset.y)} labels, the model gave {len(scores)} rows "
                            "of scores")
