@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from harness.cache import ArtifactCache
 from harness.devices.litert import predict
@@ -111,6 +113,15 @@ def test_a_model_that_mixes_samples_is_found(tiny: dict[str, Path]) -> None:
     np.testing.assert_array_equal(outputs, np.zeros((9, 4), np.float32))  # each sample minus its own mean
 
 
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(count=st.integers(1, 19), batch=st.integers(1, 8), model=st.sampled_from(["batches", "folds", "mixes"]))
+def test_any_count_and_batch_size_gives_the_single_samples_outputs(tiny: dict[str, Path], count: int, batch: int,
+                                                                   model: str) -> None:
+    x = samples((4,), count=count, seed=count)
+    [outputs] = predict(tiny[model], x, batch_size=batch)  # padded last batches included
+    np.testing.assert_allclose(outputs, one_at_a_time(tiny[model], x)[0], rtol=1e-6, atol=1e-7)
+
+
 def test_identical_samples_still_probe_two_different_ones(tiny: dict[str, Path]) -> None:
     x = np.repeat(samples((4,), count=1), 6, axis=0)
     assert "the batch mixes samples" in model_batching(tiny["mixes"], x).reason
@@ -166,9 +177,11 @@ def test_iris_suite_at_the_default_batch_size(tmp_path: Path) -> None:
     assert [(o["name"], o["shape"]) for o in float16["outputs"]] == [
         ("output_eyes_contours_and_brows", [24, 213]), ("output_iris", [24, 15])]
     assert float16["evaluation"]["batch_size"] == 1 and "for a batch of 2" in float16["evaluation"]["batching"]
-    assert len(list((tmp_path / "cache" / "batching").rglob("*.json"))) == 2  # one probe per artifact
+    probes = {path: path.stat().st_mtime_ns for path in (tmp_path / "cache" / "batching").rglob("*.json")}
+    assert len(probes) == 2  # one probe per artifact
 
     forced = run_iris(tmp_path / "forced", tmp_path / "cache", task=", batch_size: 32")
+    assert {path: path.stat().st_mtime_ns for path in (tmp_path / "cache" / "batching").rglob("*.json")} == probes
     for record in forced.values():
         assert record["status"] == "failed"
         assert "\n" not in record["error"] and "`batch_size: 32` cannot be used: the model does not batch" in \
