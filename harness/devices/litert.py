@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from harness.datasets._base import FromSignature, Samples, sample_count
 from harness.errors import HarnessError
+
+if TYPE_CHECKING:
+    from harness.tasks._batching import Batching
 
 
 def load_interpreter(model: Path | bytes, num_threads: int = 1) -> Any:
@@ -141,13 +144,13 @@ def invoke_batch(interpreter: Any, batch: list[np.ndarray], model_name: str) -> 
     return outputs
 
 
-def predict(model: Path, x: Samples, batch_size: int = 256, num_threads: int = 1, batching: Any = None,
-            exact: bool = False) -> list[np.ndarray]:
+def predict(model: Path, x: Samples, batch_size: int = 256, num_threads: int = 1,
+            batching: Batching | None = None, exact: bool = False) -> list[np.ndarray]:
     """Run the model on every sample of `x` (an array, or a dict of arrays keyed by input name); return
     every output, dequantized, in the interpreter's order, each leading with the sample count (never folded).
 
-    Samples run in batches of `batch_size` when the model batches (`batching`, a
-    harness.tasks._batching.Batching, probed here when not given), else one at a time; `exact`: the batch
+    Samples run in batches of `batch_size` when the model batches (`batching`: harness.tasks._batching,
+    probed here when not given), else one at a time; `exact`: the batch
     size was asked for, and a model that cannot take it is an error."""
     from harness.tasks._batching import batch_for, probe
 
