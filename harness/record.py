@@ -99,7 +99,7 @@ class OutputNumbers(TypedDict, total=False):
 
     __pydantic_config__ = _CONFIG  # type: ignore[misc]
     name: str
-    shape: list[int]
+    shape: list[int]  # `outputs`: the sample count, then one sample's shape; device_numerics: one invocation's
     dtype: str
     snr_db: float
     cosine: float

@@ -29,7 +29,7 @@ from harness.cache import ArtifactCache, content_key
 from harness.datasets import DATASETS, Dataset, Samples, sample_count, samples_digest
 from harness.devices import Device, load_device
 from harness.devices.cpus import cpu_model
-from harness.devices.litert import predict, tensor_types
+from harness.devices.litert import output_info, predict, tensor_types
 from harness.errors import NotApplicable
 from harness.executors import Executor, local_node, make_executor
 from harness.history import EarlierRun
@@ -51,8 +51,9 @@ from harness.results import (
 from harness.schemes import BASELINE, SCHEMES
 from harness.schemes.training import FineTuning
 from harness.suite.loader import LoadedSuite
-from harness.suite.schema import CalibrationSpec, ModelSpec
+from harness.suite.schema import CalibrationSpec, ModelSpec, TaskSpec
 from harness.tasks import TASKS
+from harness.tasks._batching import PROBE_VERSION, Batching, batch_for, model_batching, per_sample
 from harness.tflite.audit import audit
 from harness.tflite.weights import weight_stats
 from harness.verdicts import bounds_for, check
@@ -443,19 +444,33 @@ class SuiteRunner:
         record["recovery"] = json.loads(path.read_text())
         return options.model_copy(update={"float_layers": record["recovery"]["float_tensors"], "recover": None})
 
-    def _outputs(self, model: Path, sha256: str, data: Dataset, batch_size: int) -> tuple[list[np.ndarray], bool]:
-        """Every model output on the dataset, cached by (artifact, data, runtime version)."""
-        key = content_key(kind="outputs", artifact=sha256, data=data.fingerprint, batch=batch_size,
+    def _batching(self, model: Path, sha256: str, data: Dataset) -> Batching:
+        """Whether the model batches (harness.tasks._batching), probed once per artifact."""
+        key = content_key(kind="batching", artifact=sha256, probe=PROBE_VERSION,
                           litert=tool_versions()["ai-edge-litert"])
+        path, _ = self.cache.get_or_create("batching", key, ".json",
+                                           lambda target: target.write_text(model_batching(model, data.x).to_json()))
+        return Batching.from_json(path.read_text())
+
+    def _outputs(self, model: Path, sha256: str, data: Dataset,
+                 task_spec: TaskSpec) -> tuple[list[np.ndarray], dict[str, Any]]:
+        """Every model output on the dataset, one row per sample, cached by (artifact, data, batching,
+        runtime version); with how it ran (for the record's `evaluation`)."""
+        batching = self._batching(model, sha256, data)
+        batch = batch_for(batching, task_spec.batch_size, "batch_size" in task_spec.model_fields_set, model.name)
+        key = content_key(kind="outputs", artifact=sha256, data=data.fingerprint, batch=batch,
+                          batches=batching.batches, litert=tool_versions()["ai-edge-litert"])
 
         def run(target: Path) -> None:
-            outputs = predict(model, data.x, batch_size=batch_size, num_threads=os.cpu_count() or 1)
+            outputs = predict(model, data.x, batch_size=batch, num_threads=os.cpu_count() or 1, batching=batching)
             with open(target, "wb") as handle:
                 np.savez(handle, *outputs)
 
         path, cached = self.cache.get_or_create("outputs", key, ".npz", run)
         with np.load(path) as archive:
-            return [archive[f"arr_{i}"] for i in range(len(archive.files))], cached
+            outputs = [archive[f"arr_{i}"] for i in range(len(archive.files))]
+        per_sample(outputs, len(data), [name for name, _ in output_info(model)], model.name)
+        return outputs, {"cached": cached, "batch_size": min(batch, len(data)), "batching": batching.reason}
 
     def _evaluate(self, cell: Cell, state: _ModelState, record: dict[str, Any], baseline: dict | None) -> None:
         self._report(cell.id, "evaluating", None)
@@ -464,11 +479,11 @@ class SuiteRunner:
         task = TASKS.get(task_spec.kind)
         task_options = self.loaded.task_options[cell.model.label]
         started = time.perf_counter()
-        outputs, cached = self._outputs(Path(record["artifact"]["path"]), record["artifact"]["sha256"],
-                                        state.eval_data, task_spec.batch_size)
+        outputs, ran = self._outputs(Path(record["artifact"]["path"]), record["artifact"]["sha256"],
+                                     state.eval_data, task_spec)
         record["timings_s"]["evaluate"] = round(time.perf_counter() - started, 3)
         record["evaluation"] = {"dataset": state.eval_data.name, "samples": len(state.eval_data),
-                                "source": state.eval_data.source, "cached": cached}
+                                "source": state.eval_data.source, **ran}
         try:
             record["metrics"].update(task.score(outputs, state.eval_data, task_options))
         except NotApplicable as exc:
@@ -481,7 +496,7 @@ class SuiteRunner:
             reference = state.baseline_outputs
             if reference is None:  # resumed run: the baseline finished in an earlier process
                 reference, _ = self._outputs(Path(baseline["artifact"]["path"]), baseline["artifact"]["sha256"],
-                                             state.eval_data, task_spec.batch_size)
+                                             state.eval_data, task_spec)
                 state.baseline_outputs = reference
             reference = aligned(reference, [i.name for i in model_outputs(Path(baseline["artifact"]["path"]))],
                                 [i.name for i in infos])

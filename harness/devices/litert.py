@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from harness.datasets._base import FromSignature, Samples, sample_count
 from harness.errors import HarnessError
+
+if TYPE_CHECKING:
+    from harness.tasks._batching import Batching
 
 
 def load_interpreter(model: Path | bytes, num_threads: int = 1) -> Any:
@@ -111,30 +114,58 @@ def bind_inputs(x: Samples, interpreter: Any, model_name: str) -> list[np.ndarra
     return bound
 
 
-def predict(model: Path, x: Samples, batch_size: int = 256, num_threads: int = 1) -> list[np.ndarray]:
-    """Run the model on every sample of `x` (an array, or a dict of arrays keyed by input name) in
-    batches; return every output, dequantized, in the interpreter's order."""
-    interpreter = load_interpreter(model, num_threads)
-    arrays = bind_inputs(x, interpreter, model.name)
-    details = interpreter.get_input_details()
-    arrays = [fit_samples(a, tuple(abs(int(d)) for d in detail["shape_signature"][1:]), model.name)
-              for a, detail in zip(arrays, details)]
-    count = sample_count(dict(enumerate(arrays)))
-    batch = min(batch_size, count)
-    for array, detail in zip(arrays, details):
+def prepared_inputs(x: Samples, interpreter: Any, model_name: str) -> list[np.ndarray]:
+    """The dataset's samples bound to the model's inputs (interpreter order), each in its per-sample shape."""
+    arrays = bind_inputs(x, interpreter, model_name)
+    return [fit_samples(a, tuple(abs(int(d)) for d in detail["shape_signature"][1:]), model_name)
+            for a, detail in zip(arrays, interpreter.get_input_details())]
+
+
+def resize_inputs(interpreter: Any, arrays: list[np.ndarray], batch: int) -> None:
+    """Every input resized to `batch` samples of its per-sample shape, tensors allocated."""
+    for array, detail in zip(arrays, interpreter.get_input_details()):
         interpreter.resize_tensor_input(detail["index"], [batch, *array.shape[1:]], strict=False)
     interpreter.allocate_tensors()
-    details = interpreter.get_input_details()
-    output_details = interpreter.get_output_details()
-    chunks: list[list[np.ndarray]] = [[] for _ in output_details]
+
+
+def invoke_batch(interpreter: Any, batch: list[np.ndarray], model_name: str) -> list[np.ndarray]:
+    """One invoke on a batch (one array per input, all of the size the inputs were resized to): every
+    output dequantized. An output that does not lead with the batch size would mix or fold samples: error."""
+    size = len(batch[0])
+    for array, detail in zip(batch, interpreter.get_input_details()):
+        interpreter.set_tensor(detail["index"], quantize_input(array, detail))
+    interpreter.invoke()
+    outputs = [dequantize_output(interpreter.get_tensor(d["index"]), d) for d in interpreter.get_output_details()]
+    for index, output in enumerate(outputs):
+        if output.ndim == 0 or output.shape[0] != size:
+            name = tensor_names(interpreter, "outputs")[index]
+            raise HarnessError(f"{model_name}: output {name!r} has shape {list(output.shape)} for a batch of "
+                               f"{size}: its samples are not separable (the batch is folded)")
+    return outputs
+
+
+def predict(model: Path, x: Samples, batch_size: int = 256, num_threads: int = 1,
+            batching: Batching | None = None, exact: bool = False) -> list[np.ndarray]:
+    """Run the model on every sample of `x` (an array, or a dict of arrays keyed by input name); return
+    every output, dequantized, in the interpreter's order, each leading with the sample count (never folded).
+
+    Samples run in batches of `batch_size` when the model batches (`batching`: harness.tasks._batching,
+    probed here when not given), else one at a time; `exact`: the batch
+    size was asked for, and a model that cannot take it is an error."""
+    from harness.tasks._batching import batch_for, probe
+
+    interpreter = load_interpreter(model, num_threads)
+    arrays = prepared_inputs(x, interpreter, model.name)
+    count = sample_count(dict(enumerate(arrays)))
+    batching = batching or probe(interpreter, arrays, model.name)
+    batch = min(batch_for(batching, batch_size, exact, model.name), count)
+    resize_inputs(interpreter, arrays, batch)
+    chunks: list[list[np.ndarray]] = [[] for _ in interpreter.get_output_details()]
     for start in range(0, count, batch):
         real = min(batch, count - start)
-        for array, detail in zip(arrays, details):
-            interpreter.set_tensor(detail["index"], quantize_input(_padded(array[start : start + batch], batch),
-                                                                   detail))
-        interpreter.invoke()
-        for collected, detail in zip(chunks, output_details):
-            collected.append(dequantize_output(interpreter.get_tensor(detail["index"])[:real], detail))
+        outputs = invoke_batch(interpreter, [_padded(a[start : start + batch], batch) for a in arrays], model.name)
+        for collected, output in zip(chunks, outputs):
+            collected.append(output[:real])
     return [np.concatenate(collected) for collected in chunks]
 
 

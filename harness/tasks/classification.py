@@ -17,9 +17,16 @@ def top_k_accuracy(scores: np.ndarray, labels: np.ndarray, k: int) -> float:
     return float(np.mean(np.any(top == labels[:, None], axis=1)))
 
 
-def _check_labels(dataset: Dataset, classes: int) -> None:
-    """Labels must be class indices the model can output (else every accuracy is silently wrong)."""
+def _check_labels(dataset: Dataset, scores: np.ndarray) -> None:
+    """One row of scores per label, and labels the model can output (else every accuracy is silently wrong)."""
+    classes = scores.shape[1]
     assert dataset.y is not None
+    if np.asarray(dataset.y).dtype.kind not in "iu":
+        raise HarnessError(f"dataset {dataset.name!r} has labels of type {np.asarray(dataset.y).dtype}, not class "
+                           "indices (a classification task needs integer labels)")
+    if len(scores) != len(dataset.y):
+        raise HarnessError(f"dataset {dataset.name!r} has {len(dataset.y)} labels, the model gave {len(scores)} rows "
+                           "of scores")
     low, high = int(np.min(dataset.y)), int(np.max(dataset.y))
     if low < 0 or high >= classes:
         raise HarnessError(f"dataset {dataset.name!r} has labels {low}..{high}, the model outputs {classes} "
@@ -40,7 +47,7 @@ class Classification:
         if dataset.y is None:
             raise NotApplicable(f"dataset {dataset.name!r} has no labels")
         scores = outputs[0].reshape(len(outputs[0]), -1)
-        _check_labels(dataset, scores.shape[1])
+        _check_labels(dataset, scores)
         result = {"top1": top_k_accuracy(scores, dataset.y, 1)}
         if scores.shape[1] >= 5:
             result["top5"] = top_k_accuracy(scores, dataset.y, 5)

@@ -89,10 +89,6 @@ def _ssd_candidates(outputs: list[np.ndarray], decoder: SsdDecoder) -> tuple[np.
     raw_boxes = _output(outputs, decoder.boxes, "boxes", 3)
     raw_scores = _output(outputs, decoder.scores, "scores", 3)
     anchors = ssd_anchors(decoder.anchors)
-    if raw_boxes.shape[0] == 1 and raw_boxes.shape[1] > len(anchors) and raw_boxes.shape[1] % len(anchors) == 0:
-        raise HarnessError(f"detection decoder: `boxes` output {decoder.boxes} has shape {raw_boxes.shape}: the model "
-                           "folds the batch into its anchors (a reshape with a fixed batch of 1); set the task's "
-                           "`batch_size: 1`")
     if raw_boxes.shape[1] != len(anchors) or raw_boxes.shape[2] < 4 or raw_scores.shape[1] != len(anchors):
         raise HarnessError(f"detection decoder: the anchor options give {len(anchors)} anchors; `boxes` output "
                            f"{decoder.boxes} has shape {raw_boxes.shape}, `scores` output {decoder.scores} "

@@ -179,7 +179,7 @@ def test_scores_are_clipped_logits() -> None:
                        [0.5, 1 / (1 + np.exp(-2)), 1 / (1 + np.exp(100))])
 
 
-def test_ssd_decoder_end_to_end_and_batch_folding_error() -> None:
+def test_ssd_decoder_end_to_end_and_anchor_count_error() -> None:
     decoder = {"kind": "ssd", "anchors": BLAZEFACE_ANCHORS.model_dump(), "coding": {"scale": [128] * 4},
                "score_clip": 100}
     raw_boxes = np.zeros((1, 896, 16), np.float32)
@@ -191,9 +191,10 @@ def test_ssd_decoder_end_to_end_and_batch_folding_error() -> None:
     x, y = anchor[0] * WIDTH - 0.125 * WIDTH, anchor[1] * HEIGHT - 0.125 * HEIGHT
     data.y[0].update(boxes=[[x, y, 0.25 * WIDTH, 0.25 * HEIGHT]], category_ids=[1])
     assert TASK.score([raw_boxes, logits], data, options(decoder=decoder))["ap50"] == pytest.approx(1.0)
-    folded = [np.zeros((1, 896 * 3, 16), np.float32), np.zeros((1, 896 * 3, 1), np.float32)]
-    with pytest.raises(HarnessError, match="batch_size: 1"):
-        TASK.score(folded, data, options(decoder=decoder))
+    # (outputs are never folded: harness.tasks._batching runs such a model one sample at a time)
+    wrong = [np.zeros((1, 896 * 3, 16), np.float32), np.zeros((1, 896 * 3, 1), np.float32)]
+    with pytest.raises(HarnessError, match="the anchor options give 896 anchors; `boxes` output 0 has shape"):
+        TASK.score(wrong, data, options(decoder=decoder))
 
 
 # -- NMS and agreement --------------------------------------------------------------------
