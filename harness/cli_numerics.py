@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from harness.cache import file_digest
 from harness.errors import HarnessError
@@ -140,15 +141,16 @@ def _validate_route(record: CellRecord, baseline: CellRecord, x: Any, optimized:
 
 
 def _table(rows: list[dict[str, Any]], title: str) -> Table:
-    table = Table(title=title)
+    table = Table(title=Text(title))
     for column in ("#", "op", "tensor", "dtype", "snr_db", "nrmse", "rmse/scale", "debugger rmse/scale",
                    "validate snr_db"):
         table.add_column(column, overflow="fold")
     show = lambda v: "–" if v is None else (v if isinstance(v, str) else f"{v:.4g}")  # noqa: E731
     for row in rows:
-        table.add_row(str(row["position"]), row["op"], row["tensor"][:60], row["dtype"], show(row["snr_db"]),
-                      show(row["nrmse"]), show(row["rmse_per_scale"]), show(row.get("debugger_rmse_per_scale")),
-                      show(row.get("validate_snr_db")))
+        cells = (str(row["position"]), row["op"], row["tensor"][:60], row["dtype"], show(row["snr_db"]),
+                 show(row["nrmse"]), show(row["rmse_per_scale"]), show(row.get("debugger_rmse_per_scale")),
+                 show(row.get("validate_snr_db")))
+        table.add_row(*(Text(str(cell)) for cell in cells))  # tensor names are never Rich markup
     return table
 
 
@@ -188,5 +190,7 @@ def diagnose(
     out.write_text(json.dumps(result, indent=1, allow_nan=False))
     console.print(_table(rows, f"{result['cell']}: {len(rows)} of {len(optimized)} tensors vs float"))
     if "cross_check" in result:
-        console.print(f"{result['cross_check'].get('route', 'QuantizationDebugger')} cross-check: {result['cross_check']}", highlight=False, soft_wrap=True)
-    console.print(f"written: {out}", highlight=False, soft_wrap=True)
+        check = result["cross_check"]
+        console.print(Text(f"{check.get('route', 'QuantizationDebugger')} cross-check: {check}"), highlight=False,
+                      soft_wrap=True)
+    console.print(Text(f"written: {out}"), highlight=False, soft_wrap=True)

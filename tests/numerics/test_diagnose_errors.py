@@ -97,3 +97,15 @@ def test_a_model_file_changed_since_the_run_is_refused(tmp_path: Path) -> None:
     (tmp_path / "float32.tflite").unlink()
     assert_one_line(run_bench("diagnose", str(run), CELL),
                     f"the float baseline's model file {tmp_path / 'float32.tflite'} is gone")
+
+
+def test_the_table_never_reads_names_as_rich_markup() -> None:
+    from rich.console import Console
+
+    from harness.cli_numerics import _table
+
+    row = {"position": 1, "op": "CONV_2D", "tensor": "q[/x] [bold]t", "dtype": "int8", "snr_db": 1.0, "nrmse": 0.1,
+           "rmse_per_scale": None}
+    console = Console(width=200, record=True)
+    console.print(_table([row], "q[/x]/int8@local: 1 of 2 tensors vs float"))
+    assert "q[/x]/int8@local" in console.export_text() and "q[/x] [bold]t" in console.export_text()
