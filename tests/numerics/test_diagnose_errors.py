@@ -108,4 +108,5 @@ def test_the_table_never_reads_names_as_rich_markup() -> None:
            "rmse_per_scale": None}
     console = Console(width=200, record=True)
     console.print(_table([row], "q[/x]/int8@local: 1 of 2 tensors vs float"))
-    assert "q[/x]/int8@local" in console.export_text() and "q[/x] [bold]t" in console.export_text()
+    text = console.export_text()
+    assert "q[/x]/int8@local" in text and "q[/x] [bold]t" in text
