@@ -34,7 +34,7 @@ def find_cell(run_dir: Path, cell: str) -> tuple[CellRecord, CellRecord]:
     matches = [r for key, r in records.items() if key == cell or key.split("@")[0] == cell]
     if len(matches) != 1:
         raise HarnessError(f"{run_dir}: {'no' if not matches else 'several'} cells match {cell!r} "
-                           f"(cells: {', '.join(sorted(records))})")
+                           f"(cells: {_some(sorted(records))})")
     record = matches[0]
     baseline = records.get(f"{record['model']}/float32@{record['device']}")
     _check_model_file(cell, "cell", record)
