@@ -219,29 +219,65 @@ def measure(
 ) -> None:
     """Measure one model's latency several times and report how stable the median is."""
     from harness.devices import load_device
-    from harness._latency import latency_stats
     from harness.stats import coefficient_of_variation
-    from harness.suite.schema import LatencySpec
 
-    if not model.exists():
-        raise HarnessError(f"{model} not found")
+    if repeat < 1:
+        raise HarnessError(f"--repeat must be at least 1 (got {repeat})")
+    settings = _measure_settings(warmup_runs=warmup_runs, num_runs=num_runs, min_secs=min_secs)
+    path = _tflite_file(model)
     target = load_device(device, Path("suites"))
-    settings = LatencySpec(warmup_runs=warmup_runs, num_runs=num_runs, min_secs=min_secs)
-    medians = []
     try:
-        for index in range(repeat):
-            stats = latency_stats(target.measure_latency(model.resolve(), settings))
-            typical = stats.get("median") or stats["mean"]
-            medians.append(typical)
-            console.print(f"run {index + 1}: median {typical:.3f} ms, p90 {stats.get('p90') or float('nan'):.3f}, "
-                          f"std {stats.get('std') or float('nan'):.3f}, n={stats.get('count')}")
+        medians = [_measure_once(target, path, settings, index) for index in range(repeat)]
     finally:
         close = getattr(target, "close", None)
         if close is not None:
             close()
-    cv = coefficient_of_variation(medians)
-    console.print(f"{model.name} on {device} ({target.describe().get('core_reason', '')}): "
-                  f"medians CV {cv * 100:.2f}% over {repeat} runs")
+    spread = (f"medians CV {coefficient_of_variation(medians) * 100:.2f}% over {repeat} runs" if repeat > 1
+              else "one run: no CV of the medians (give --repeat 2 or more)")
+    console.print(Text(f"{model.name} on {device} ({target.describe().get('core_reason', '')}): {spread}"))
+
+
+def _measure_settings(**options: Any) -> Any:
+    """The latency settings from `bench measure`'s options; a bad value names its option."""
+    from pydantic import ValidationError
+
+    from harness.suite.schema import LatencySpec
+
+    try:
+        return LatencySpec(**options)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        option = "--" + str(error["loc"][0]).replace("_", "-")
+        raise HarnessError(f"{option}: {error['msg'].lower()} (got {error.get('input')!r})") from None
+
+
+def _tflite_file(model: Path) -> Path:
+    """`model`, resolved, if it is a readable file with a TFLite flatbuffer's identifier."""
+    from harness.tflite._flatbuffer import is_tflite
+
+    if not model.exists():
+        raise HarnessError(f"{model}: no such file")
+    if not model.is_file():
+        raise HarnessError(f"{model}: not a file (give a .tflite model file)")
+    try:
+        with open(model, "rb") as handle:
+            head = handle.read(8)
+    except OSError as exc:
+        raise HarnessError(f"cannot read {model}: {exc.strerror}") from None
+    if not is_tflite(head):
+        raise HarnessError(f"{model}: not a TFLite model (no TFL3 flatbuffer identifier)")
+    return model.resolve()
+
+
+def _measure_once(target: Any, model: Path, settings: Any, index: int) -> float:
+    """One independent measurement, printed; its median (mean when there is no median)."""
+    from harness._latency import latency_stats
+
+    stats = latency_stats(target.measure_latency(model, settings))
+    typical = stats.get("median") or stats["mean"]
+    console.print(f"run {index + 1}: median {typical:.3f} ms, p90 {stats.get('p90') or float('nan'):.3f}, "
+                  f"std {stats.get('std') or float('nan'):.3f}, n={stats.get('count')}")
+    return typical
 
 
 @app.command("parse-log")

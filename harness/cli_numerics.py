@@ -7,54 +7,104 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from harness.cache import file_digest
 from harness.errors import HarnessError
-from harness.results import read_results, read_run_info, record_id
+from harness.record import CellRecord
+from harness.results import RESULTS, read_results, read_run_info, record_id
+
+if TYPE_CHECKING:
+    from harness.plan import Cell
+    from harness.suite.loader import LoadedSuite
 
 console = Console(width=None if sys.stdout.isatty() else 160)
 DEBUGGED_SCHEMES = ("int8", "int8_only")
 
 
-def find_cell(run_dir: Path, cell: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The cell's record (`model/scheme` or `model/scheme@device`) and its float32 baseline's."""
-    records = {record_id(r): r for r in read_results(run_dir)}
+def find_cell(run_dir: Path, cell: str) -> tuple[CellRecord, CellRecord]:
+    """The cell's record (`model/scheme` or `model/scheme@device`) and its float32 baseline's, both
+    with the model file the run produced (same sha256)."""
+    records = {record_id(r): r for r in read_results(_run_folder(run_dir))}
     matches = [r for key, r in records.items() if key == cell or key.split("@")[0] == cell]
     if len(matches) != 1:
         raise HarnessError(f"{run_dir}: {'no' if not matches else 'several'} cells match {cell!r} "
-                           f"(cells: {', '.join(sorted(records))})")
+                           f"(cells: {_some(sorted(records))})")
     record = matches[0]
     baseline = records.get(f"{record['model']}/float32@{record['device']}")
-    for which, candidate in (("cell", record), ("float baseline", baseline)):
-        if candidate is None or candidate["status"] != "ok" or not Path(candidate["artifact"]["path"]).exists():
-            raise HarnessError(f"{cell}: the {which} has no model file to run (status "
-                               f"{(candidate or {}).get('status')})")
+    _check_model_file(cell, "cell", record)
+    _check_model_file(cell, "float baseline", baseline)
     assert baseline is not None
     return record, baseline
 
 
-def _inputs(run_dir: Path, record: dict[str, Any], samples: int) -> tuple[Any, Any, Any]:
+def _run_folder(run_dir: Path) -> Path:
+    """`run_dir`, if it holds a run (results.jsonl); else a clear error saying what is missing."""
+    if not run_dir.exists():
+        raise HarnessError(f"{run_dir}: no such run folder")
+    if not (run_dir / RESULTS).is_file():
+        raise HarnessError(f"{run_dir}: not a run folder (no {RESULTS})")
+    return run_dir
+
+
+def _check_model_file(cell: str, which: str, candidate: CellRecord | None) -> None:
+    """The record finished with a model file that is still the one the run produced."""
+    artifact = (candidate or {}).get("artifact") or {}
+    if candidate is None or candidate["status"] != "ok" or not artifact:
+        raise HarnessError(f"{cell}: the {which} has no model file to run (status "
+                           f"{(candidate or {}).get('status')})")
+    path = Path(artifact["path"])
+    if not path.is_file():
+        raise HarnessError(f"{cell}: the {which}'s model file {path} is gone")
+    if file_digest(path) != artifact["sha256"]:
+        raise HarnessError(f"{cell}: the {which}'s model file {path} changed since the run (sha256 differs)")
+
+
+def _suite_cell(info: dict[str, Any], record: CellRecord) -> tuple[LoadedSuite, Cell]:
+    """The run's suite as it is now and the cell in it, which must be defined as when it ran."""
+    from harness.plan import cell_key, plan_cells
+    from harness.suite import load_suite
+
+    loaded = load_suite(info["suite_path"])
+    cells = {c.id: c for c in plan_cells(loaded, devices=[record["device"]])}
+    name = record_id(record)
+    if name not in cells:
+        raise HarnessError(f"{name}: no longer in the suite {loaded.path} (edited since the run; "
+                           f"its cells now: {_some(sorted(cells))})")
+    if not record.get("cell_key"):
+        raise HarnessError(f"{name}: recorded without a cell key (an older quantbench), so whether {loaded.path} "
+                           "still defines it as it ran cannot be told: re-run it before diagnosing")
+    if record.get("cell_key") != cell_key(loaded, cells[name]):
+        raise HarnessError(f"{name}: the suite {loaded.path} defines it differently since the run "
+                           f"(model, scheme, data or device changed): re-run it before diagnosing")
+    return loaded, cells[name]
+
+
+def _some(names: list[str], shown: int = 8) -> str:
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return (", ".join(names[:shown]) or "none") + more
+
+
+def _inputs(run_dir: Path, record: CellRecord, samples: int) -> tuple[Any, Any, Any]:
     """The loaded suite, the first `samples` evaluation samples, and the cell's calibration samples (or None)."""
     from harness.cache import ArtifactCache
     from harness.datasets import DATASETS
-    from harness.suite import load_suite
 
     info = read_run_info(run_dir)
     if not info.get("suite_path"):
         raise HarnessError(f"{run_dir}: no run.json naming the suite")
-    loaded = load_suite(info["suite_path"])
+    loaded, cell = _suite_cell(info, record)
     cache = ArtifactCache(Path(info["cache_dir"])) if info.get("cache_dir") else None
     load = lambda name: DATASETS.get(loaded.suite.datasets[name].kind).load(  # noqa: E731
         name, loaded.dataset_options[name], loaded.base_dir, cache)
-    model = next(m for m in loaded.suite.models if m.label == record["model"])
-    scheme = next(s for s in loaded.suite.schemes if s.label == record["scheme"])
-    task = model.task or loaded.suite.task
+    task = cell.model.task or loaded.suite.task
     data = load(task.dataset).head(samples)
-    spec = loaded.calibration_for(model, scheme)
+    spec = loaded.calibration_for(cell.model, cell.scheme)
     calibration = load(spec.dataset).sample(spec.samples, spec.seed) if spec is not None else None
     return cache, data.x, calibration
 
@@ -67,7 +117,7 @@ def _as_lists(x: Any, model: Path) -> Any:
     return lambda: ([a[i : i + 1].astype("float32") for a in arrays] for i in range(len(arrays[0])))
 
 
-def _debugger(record: dict[str, Any], baseline: dict[str, Any], cache: Any, x: Any,
+def _debugger(record: CellRecord, baseline: CellRecord, cache: Any, x: Any,
               calibration: Any) -> dict[str, dict[str, float]]:
     from harness.models.source import SourceModel, detect_format, saved_model_dir
     from harness.numerics.diagnose import debugger_statistics
@@ -79,7 +129,7 @@ def _debugger(record: dict[str, Any], baseline: dict[str, Any], cache: Any, x: A
     return debugger_statistics(saved, _as_lists(calibration, float_model), _as_lists(x, float_model))
 
 
-def _validate_route(record: dict[str, Any], baseline: dict[str, Any], x: Any, optimized: dict[str, Any],
+def _validate_route(record: CellRecord, baseline: CellRecord, x: Any, optimized: dict[str, Any],
                     reference: dict[str, Any], rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """litert-quantizer's validate() numbers joined to the rows, and their cross-check."""
     from harness.numerics._validate import cross_check_validate, join_validate, validate_statistics
@@ -91,15 +141,16 @@ def _validate_route(record: dict[str, Any], baseline: dict[str, Any], x: Any, op
 
 
 def _table(rows: list[dict[str, Any]], title: str) -> Table:
-    table = Table(title=title)
+    table = Table(title=Text(title))
     for column in ("#", "op", "tensor", "dtype", "snr_db", "nrmse", "rmse/scale", "debugger rmse/scale",
                    "validate snr_db"):
         table.add_column(column, overflow="fold")
     show = lambda v: "–" if v is None else (v if isinstance(v, str) else f"{v:.4g}")  # noqa: E731
     for row in rows:
-        table.add_row(str(row["position"]), row["op"], row["tensor"][:60], row["dtype"], show(row["snr_db"]),
-                      show(row["nrmse"]), show(row["rmse_per_scale"]), show(row.get("debugger_rmse_per_scale")),
-                      show(row.get("validate_snr_db")))
+        cells = (str(row["position"]), row["op"], row["tensor"][:60], row["dtype"], show(row["snr_db"]),
+                 show(row["nrmse"]), show(row["rmse_per_scale"]), show(row.get("debugger_rmse_per_scale")),
+                 show(row.get("validate_snr_db")))
+        table.add_row(*(Text(str(cell)) for cell in cells))  # tensor names are never Rich markup
     return table
 
 
@@ -114,6 +165,8 @@ def diagnose(
     order; written to RUN_DIR/diagnose/<model>__<scheme>__<device>.json."""
     from harness.numerics.diagnose import check_names, compare_tensors, cross_check, join, run_all_tensors
 
+    if samples < 1:
+        raise HarnessError(f"--samples must be at least 1 (got {samples})")
     record, baseline = find_cell(run_dir, cell)
     cache, x, calibration = _inputs(run_dir, record, samples)
     optimized = run_all_tensors(Path(record["artifact"]["path"]), x)
@@ -137,5 +190,7 @@ def diagnose(
     out.write_text(json.dumps(result, indent=1, allow_nan=False))
     console.print(_table(rows, f"{result['cell']}: {len(rows)} of {len(optimized)} tensors vs float"))
     if "cross_check" in result:
-        console.print(f"{result['cross_check'].get('route', 'QuantizationDebugger')} cross-check: {result['cross_check']}", highlight=False, soft_wrap=True)
-    console.print(f"written: {out}", highlight=False, soft_wrap=True)
+        check = result["cross_check"]
+        console.print(Text(f"{check.get('route', 'QuantizationDebugger')} cross-check: {check}"), highlight=False,
+                      soft_wrap=True)
+    console.print(Text(f"written: {out}"), highlight=False, soft_wrap=True)

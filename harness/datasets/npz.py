@@ -8,7 +8,7 @@ import numpy as np
 from pydantic import Field
 
 from harness.cache import ArtifactCache
-from harness.datasets._base import DATASETS, Dataset, Samples
+from harness.datasets._base import DATASETS, Dataset, Samples, sample_count
 from harness.datasets._images import ImageOptions, preprocess
 from harness.errors import HarnessError
 
@@ -48,6 +48,36 @@ def _samples(archive: np.lib.npyio.NpzFile, options: _NpzOptions, name: str, pat
             for input_name, key in keys.items()}
 
 
+def _labels(archive: np.lib.npyio.NpzFile, options: _NpzOptions, name: str, path: Path, count: int) -> np.ndarray | None:
+    """y_key's array as class indices: integer-valued (floats only when whole), ≥ 0, below
+    `num_classes` when given, one per sample; anything else is an error naming the key."""
+    if not options.y_key or options.y_key not in archive:
+        return None
+    raw = archive[options.y_key]
+    where = f"dataset {name!r}: {path} array {options.y_key!r}"
+    if raw.dtype.kind not in "biuf":
+        raise HarnessError(f"{where}: labels must be integer class indices, not {raw.dtype} values")
+    raw = raw.reshape(-1)
+    if raw.dtype.kind == "f":
+        bad = ~np.isfinite(raw) | (raw != np.round(raw))
+        if bad.any():
+            first = int(np.argmax(bad))
+            raise HarnessError(f"{where}: labels must be integer-valued; {int(bad.sum())} are not "
+                               f"(first: index {first}, value {float(raw[first])!r}); `y_key: null` if they are not labels")
+    y = raw.astype(np.int64)
+    _check_label_range(y, options.num_classes, where, count)
+    return y
+
+
+def _check_label_range(y: np.ndarray, num_classes: int | None, where: str, count: int) -> None:
+    if len(y) != count:
+        raise HarnessError(f"{where}: {len(y)} labels for {count} samples")
+    if len(y) and y.min() < 0:
+        raise HarnessError(f"{where}: labels are class indices, ≥ 0 (found {int(y.min())})")
+    if num_classes is not None and len(y) and y.max() >= num_classes:
+        raise HarnessError(f"{where}: label {int(y.max())} is not below num_classes {num_classes}")
+
+
 @DATASETS.register("npz", "arrays from an .npz file (x_key, or one array per model input; optional y_key)")
 class Npz:
     Options = _NpzOptions
@@ -58,8 +88,6 @@ class Npz:
             raise HarnessError(f"dataset {name!r}: {path} not found")
         with np.load(path) as archive:
             x = _samples(archive, options, name, path)
-            y = None
-            if options.y_key and options.y_key in archive:
-                y = archive[options.y_key].astype(np.int64).reshape(-1)
+            y = _labels(archive, options, name, path, sample_count(x))
         num_classes = options.num_classes or (int(y.max()) + 1 if y is not None and len(y) else None)
         return Dataset(name, x, y, num_classes, str(path))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -45,6 +46,43 @@ def detect_format(path: Path) -> SourceFormat:
     raise HarnessError(f"{path}: unknown model format (expected .keras, .h5, .tflite or a SavedModel dir)")
 
 
+def check_keras_file(path: Path) -> None:
+    """A `.keras` file is a zip archive holding config.json with intact members; a `.h5`/`.hdf5`
+    file is HDF5. Keras itself reports a damaged `.keras` as "File not found"."""
+    if not path.is_file():
+        raise HarnessError(f"{path}: no such model file")
+    if path.suffix.lower() != ".keras":
+        if not _is_hdf5(path):
+            raise HarnessError(f"{path}: not a valid Keras HDF5 file (.h5)")
+        return
+    problem = _keras_archive_problem(path)
+    if problem:
+        raise HarnessError(f"{path}: not a valid Keras archive (.keras): {problem}")
+
+
+def _keras_archive_problem(path: Path) -> str | None:
+    """What is wrong with a .keras archive, or None."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if "config.json" not in archive.namelist():
+                return "it holds no config.json"
+            damaged = archive.testzip()
+    except zipfile.BadZipFile as exc:
+        return f"not a zip file ({exc})" if str(exc) != "File is not a zip file" else "not a zip file"
+    except OSError as exc:
+        return f"cannot read it ({exc.strerror or exc})"
+    return f"member {damaged!r} is damaged (CRC mismatch)" if damaged else None
+
+
+def _is_hdf5(path: Path) -> bool:
+    import h5py
+
+    try:
+        return bool(h5py.is_hdf5(path))
+    except OSError:
+        return False
+
+
 def resolve_source(
     spec: ModelSpec,
     builder_options: BaseModel | None,
@@ -59,6 +97,8 @@ def resolve_source(
         info: dict[str, Any] = {}
         if model_format == "tflite":  # old-style files are rewritten so the quantizer can work on them
             path, info = normalized_tflite(path, cache, spec.baseline)
+        if model_format == "keras":
+            check_keras_file(path)
         return SourceModel(spec.label, model_format, path, file_digest(path), info)
     assert spec.builder is not None and builder_options is not None
     versions = tool_versions()

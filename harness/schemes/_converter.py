@@ -10,6 +10,7 @@ import numpy as np
 
 from harness.datasets._base import FromSignature, Samples, sample_count
 from harness.errors import HarnessError
+from harness.schemes._float_layers import check_tensor_names
 
 
 def calibration_batches(samples: Samples) -> Iterator[dict[str, np.ndarray] | list[np.ndarray]]:
@@ -76,4 +77,5 @@ def selectively_quantized(saved_model: Path, calibration: Samples, float_layers:
     options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=list(float_layers))
     debugger = tf.lite.experimental.QuantizationDebugger(
         converter=converter, debug_dataset=converter.representative_dataset, debug_options=options)
+    check_tensor_names(float_layers, debugger.calibrated_model)  # the model the denylist is matched in
     return bytes(debugger.get_nondebug_quantized_model())

@@ -9,7 +9,6 @@ moving_average` chooses the quantizer's default instead.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -19,6 +18,7 @@ from pydantic import Field
 from harness.datasets._base import FromSignature, Samples, sample_count
 from harness.errors import HarnessError, NotApplicable
 from harness.schemes._base import SchemeOptions
+from harness.schemes._float_layers import scope_pattern
 
 Ranges = Literal["min_max", "moving_average"]
 
@@ -52,7 +52,7 @@ def static_recipe(activations: Literal["int8", "int16"], float_io: bool, float_l
         for edge in ("INPUT", "OUTPUT"):
             manager.add_quantization_config(regex=".*", operation_name=edge, algorithm_key="no_quantize")
     for name in float_layers:  # an op scope is its output names, each followed by ";"
-        manager.add_quantization_config(regex=f"(^|;){re.escape(name)};", operation_name="*", algorithm_key="no_quantize")
+        manager.add_quantization_config(regex=scope_pattern(name), operation_name="*", algorithm_key="no_quantize")
     return manager.get_quantization_recipe()
 
 

@@ -8,6 +8,7 @@ import numpy as np
 
 from harness.schemes import _quantizer
 from harness.schemes._base import SCHEMES
+from harness.schemes._float_layers import check_scope_names
 from harness.schemes._converter import convert, quantized_with_calibration
 from harness.errors import NotApplicable
 from harness.schemes.int8 import Int8Options
@@ -40,5 +41,6 @@ class Int16x8:
         return convert(saved_model, quantized_with_calibration(calibration, sixteen_by_eight))
 
     def from_tflite(self, model: bytes, options: Int16x8Options, calibration: np.ndarray | None) -> bytes:
+        check_scope_names(options.float_layers, model)
         recipe = _quantizer.static_recipe("int16", float_io=True, float_layers=options.float_layers)
         return _quantizer.quantize(model, recipe, calibration, options.ranges)

@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 
 from harness.schemes import _quantizer
 from harness.schemes._base import SCHEMES
+from harness.schemes._float_layers import check_scope_names
 from harness.schemes._converter import convert, quantized_with_calibration, selectively_quantized
 from harness.numerics.recover import RecoverSpec
 from harness.schemes._quantizer import CalibratedOptions
@@ -43,5 +44,6 @@ class Int8:
         return convert(saved_model, quantized_with_calibration(calibration))
 
     def from_tflite(self, model: bytes, options: Int8Options, calibration: np.ndarray | None) -> bytes:
+        check_scope_names(options.float_layers, model)
         recipe = _quantizer.static_recipe("int8", float_io=True, float_layers=options.float_layers)
         return _quantizer.quantize(model, recipe, calibration, options.ranges)

@@ -7,10 +7,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 from PIL import Image
 
 from harness.datasets import DATASETS
 from harness.errors import HarnessError
+from harness.results import read_results
+from tests.conftest import run_bench
 
 
 def load(kind: str, tmp_path: Path, **options):
@@ -71,6 +76,60 @@ def test_npz(tmp_path: Path) -> None:
     assert data.x.max() == 0.5 and data.num_classes == 3
     with pytest.raises(HarnessError, match="no array 'x'"):
         load("npz", tmp_path, path="a.npz")
+
+
+def test_npz_whole_float_labels_are_taken_as_class_indices(tmp_path: Path) -> None:
+    np.savez(tmp_path / "a.npz", x=np.ones((3, 2)), y=np.array([[0.0], [2.0], [1.0]]))
+    data = load("npz", tmp_path, path="a.npz")
+    assert data.y.tolist() == [0, 2, 1] and data.y.dtype == np.int64 and data.num_classes == 3
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(labels=arrays(np.float64, st.integers(1, 6), elements=st.floats(-3, 12) | st.integers(-1, 12).map(float) | st.sampled_from([np.nan, np.inf])))
+def test_npz_float_labels_are_whole_or_an_error_naming_the_key(tmp_path: Path, labels: np.ndarray) -> None:
+    """A float label is never truncated (2.7 used to become class 2): whole values load, the rest stop."""
+    np.savez(tmp_path / "h.npz", x=np.ones((len(labels), 2)), target=labels)
+    whole = np.isfinite(labels) & (labels == np.round(labels))
+    if whole.all() and (labels >= 0).all():
+        assert load("npz", tmp_path, path="h.npz", y_key="target").y.tolist() == labels.astype(int).tolist()
+        return
+    with pytest.raises(HarnessError, match=r"h\.npz array 'target': labels (must be integer-valued|are class indices)"):
+        load("npz", tmp_path, path="h.npz", y_key="target")
+
+
+@pytest.mark.parametrize("labels, num_classes, message", [
+    (np.array(["a", "b"]), None, "labels must be integer class indices, not <U1 values"),
+    (np.array([0, 1, 1]), None, "3 labels for 2 samples"),
+    (np.array([0, 3]), 3, "label 3 is not below num_classes 3"),
+    (np.array([0.0, 0.5]), None, "1 are not (first: index 1, value 0.5)"),
+])
+def test_npz_labels_that_are_not_class_indices_are_refused(tmp_path: Path, labels: np.ndarray,
+                                                           num_classes: int | None, message: str) -> None:
+    np.savez(tmp_path / "b.npz", x=np.ones((2, 2)), y=labels)
+    with pytest.raises(HarnessError, match=r"array 'y': ") as caught:
+        load("npz", tmp_path, path="b.npz", num_classes=num_classes)
+    assert message in str(caught.value)
+
+
+def test_a_run_on_non_integral_npz_labels_records_the_reason_on_its_cells(tmp_path: Path) -> None:
+    """Builds (does not train or convert) a tiny CNN: the evaluation data is refused before any cell work."""
+    np.savez(tmp_path / "t.npz", x=np.ones((4, 8, 8, 1)), y=np.array([0.0, 1.0, 2.7, 1.0]))
+    (tmp_path / "s.yaml").write_text("""name: labels
+datasets:
+  test: {kind: npz, path: t.npz}
+models:
+  - {name: cnn, builder: tutorial_cnn, input_shape: [8, 8, 1], filters: 2}
+task: {kind: classification, dataset: test}
+schemes: [float32, dynamic_range]
+""")
+    done = run_bench("run", str(tmp_path / "s.yaml"), "--reports", str(tmp_path / "r"), "--cache",
+                     str(tmp_path / "c"), "--no-history")
+    assert done.returncode == 1 and "Traceback" not in done.stdout + done.stderr, done.stdout + done.stderr
+    [run_dir] = (tmp_path / "r" / "labels").iterdir()
+    records = read_results(run_dir)
+    assert [r["status"] for r in records] == ["failed", "failed"]
+    assert all("array 'y': labels must be integer-valued; 1 are not (first: index 2, value 2.7)" in r["error"]
+               for r in records)
 
 
 def test_image_folder(tmp_path: Path) -> None:

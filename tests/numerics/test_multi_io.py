@@ -175,3 +175,22 @@ def test_int8_float_layers_keep_those_ops_float(folder: Path, route: str) -> Non
     selective = _op_dtypes(convert(float_layers=[kept]))
     assert selective[kept] == "float32"
     assert sorted(name for name, dtype in selective.items() if dtype == "int8") == [n for n in sorted(full) if n != kept]
+    with pytest.raises(HarnessError, match=r"float_layers: 2 name\(s\) match no op output tensor") as caught:
+        convert(float_layers=[kept, kept + "_typo", "zzz"])  # a typo'd name used to leave the model plain int8
+    assert f"{kept + '_typo'!r}: closest {kept!r}" in str(caught.value) and "'zzz': nothing close" in str(caught.value)
+
+
+def test_a_float_layers_name_matching_nothing_fails_its_cell_only(folder: Path, session_cache: Path) -> None:
+    """The cell fails naming the name and its closest candidates; the other cells run and are kept."""
+    text = (SUITE.replace("  - {name: keras_two_io, path: two_io.keras}\n", "")
+                 .replace("[float32, float16, dynamic_range, int8, int8_only, int16x8]",
+                          "[float32, int8, {scheme: int8, id: typo, float_layers: [dense_1_typo]}]"))
+    (folder / "typo.yaml").write_text(text.replace("name: two_io", "name: typo"))
+    done = run_bench("run", str(folder / "typo.yaml"), "--reports", str(folder / "r"), "--cache", str(session_cache),
+                     "--no-history")
+    assert done.returncode == 1, done.stdout + done.stderr
+    [run_dir] = (folder / "r" / "typo").iterdir()
+    records = {r["scheme"]: r for r in read_results(run_dir)}
+    assert [records[s]["status"] for s in ("float32", "int8", "typo")] == ["ok", "ok", "failed"]
+    assert "float_layers: 1 name(s) match no op output tensor of the model" in records["typo"]["error"]
+    assert "'dense_1_typo': closest " in records["typo"]["error"]
