@@ -16,9 +16,10 @@ import shutil
 import sqlite3
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any, get_type_hints
 
 from pydantic import ConfigDict, TypeAdapter, ValidationError
@@ -146,7 +147,7 @@ def _keep(folder: Path, source: object, sha: object, suffix: str) -> str | None:
         return None
     staged = folder / f".{sha}.{os.getpid()}"
     try:
-        if not Path(source).is_file() or file_digest(Path(source)) != sha:
+        if not _has_digest(Path(source), sha):
             return f"{source}: no file with the recorded sha256 {sha}"
         folder.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, staged)
@@ -156,8 +157,15 @@ def _keep(folder: Path, source: object, sha: object, suffix: str) -> str | None:
     except OSError as exc:
         return f"{source}: {exc.strerror or exc}"
     finally:
-        staged.unlink(missing_ok=True)
+        with suppress(OSError):
+            staged.unlink(missing_ok=True)
     return None
+
+
+def _has_digest(path: Path, sha: str) -> bool:
+    """A non-empty regular file (not a device, a pipe or a /proc file that never ends) with this sha256."""
+    status = path.stat() if path.exists() else None
+    return status is not None and S_ISREG(status.st_mode) and status.st_size > 0 and file_digest(path) == sha
 
 
 def record_name(record: Any) -> str:

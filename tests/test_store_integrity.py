@@ -179,9 +179,12 @@ def test_no_path_is_built_from_a_recorded_value_that_is_not_a_digest(tmp_path: P
     assert earlier.kept(bad) is None and earlier.kept_binary(bad) is None  # type: ignore[arg-type]
     good = {"artifact": {"path": "x", "sha256": "a" * 64}}
     assert earlier.kept(good) == tmp_path / f"{'a' * 64}.tflite"  # type: ignore[arg-type]
-    problems = keep_artifacts(tmp_path / "h.sqlite", [{**bad, "model": "m", "scheme": "s", "device": "d",
-                                                       "status": "ok"}])  # type: ignore[list-item]
-    assert problems and all("m/s@d" in p for p in problems) and not (tmp_path / ARTIFACTS).exists()
+    empty = hashlib.sha256(b"").hexdigest()
+    never_ending = {"artifact": {"path": "/dev/zero", "sha256": "a" * 64},
+                    "latency_setup": {"benchmark_binary": {"path": "/proc/self/environ", "sha256": empty}}}
+    problems = keep_artifacts(tmp_path / "h.sqlite", [{**r, "model": "m", "scheme": "s", "device": "d", "status": "ok"}
+                                                      for r in (bad, never_ending)])  # type: ignore[list-item]
+    assert len(problems) == 4 and all("m/s@d" in p for p in problems) and not (tmp_path / ARTIFACTS).exists()
 
 
 # -- 9: a damaged old run folder -----------------------------------------------------------------
