@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from functools import partial
 from pathlib import Path
@@ -15,6 +16,7 @@ from rich.text import Text
 
 from harness.errors import HarnessError
 from harness.history import DEFAULT_PATH, History
+from harness.record import CellRecord
 from harness.results import RESULTS, read_results, read_run_info
 
 if TYPE_CHECKING:  # the report modules load plotly/jinja2 lazily, keeping `bench --help` fast
@@ -77,7 +79,7 @@ def report(
 def history(
     suite: Annotated[str, typer.Argument(help="suite name, e.g. cnn")],
     db: Annotated[Path, typer.Option("--history", "--db", help="history store")] = DEFAULT_PATH,
-    limit: Annotated[int, typer.Option(help="show the latest N runs")] = 20,
+    limit: Annotated[int, typer.Option(min=1, help="show the latest N runs")] = 20,
     pin: Annotated[Optional[int], typer.Option(help="compare later runs with run ID, not the previous run")] = None,
     unpin: Annotated[bool, typer.Option(help="compare with the previous run again")] = False,
 ) -> None:
@@ -88,6 +90,8 @@ def history(
         if pin is not None or unpin:
             store.pin(suite, None if unpin else pin)
         runs = store.runs(suite, limit=limit)
+    for message in store.warnings:
+        say(("warning:", "yellow"), " ", message)
     if not runs:
         raise HarnessError(f"{db} has no runs of {suite!r}")
     table = Table(title=Text(f"{suite}: {len(runs)} latest run(s) in {db}"), header_style="bold")
@@ -102,17 +106,21 @@ def history(
     console.print(table)
 
 
-def _load_run(reference: str, db: Path) -> tuple[str, list[dict[str, Any]], dict[str, Any]]:
-    """(label, records, run info) of a run directory or a history run id."""
+def _load_run(reference: str, db: Path, warnings: list[str]) -> tuple[str, list[CellRecord], dict[str, Any]]:
+    """(label, records, run info) of a run directory or a history run id; the damaged history rows
+    skipped are added to `warnings`."""
     path = Path(reference)
     if (path / RESULTS).is_file():
         return f"run {path}", read_results(path), read_run_info(path)
-    if reference.lstrip("#").isdigit():
+    number = re.fullmatch(r"#?([0-9]+)", reference)
+    if number:
         if not db.is_file():
             raise HarnessError(f"{reference}: no run directory there and no history store at {db}")
         with History(db) as store:
-            entry = store.run(int(reference.lstrip("#")))
-            return f"run {entry.label}", store.records(entry.id), {"suite_path": None, "suite": entry.suite}
+            entry = store.run(int(number[1]))
+            records = store.records(entry.id)
+        warnings += store.warnings
+        return f"run {entry.label}", records, {"suite_path": None, "suite": entry.suite}
     raise HarnessError(f"{reference}: neither a run directory (with {RESULTS}) nor a history run id")
 
 
@@ -129,14 +137,19 @@ def compare(
     from harness.suite import load_suite
     from harness.verdicts import bounds_for
 
-    label_a, records_a, _ = _load_run(run_a, db)
-    _, records_b, info_b = _load_run(run_b, db)
-    source = suite_file or (Path(info_b["suite_path"]) if info_b.get("suite_path") else None)
+    skipped: list[str] = []
+    label_a, records_a, _ = _load_run(run_a, db, skipped)
+    _, records_b, info_b = _load_run(run_b, db, skipped)
+    recorded = info_b.get("suite_path")
+    source = suite_file or (Path(recorded) if isinstance(recorded, str) and recorded else None)
     suite = load_suite(source).suite if source and source.is_file() else None
     bounds = partial(bounds_for, suite.thresholds) if suite is not None else None
     policy = Policy(**suite.regression.model_dump()) if suite is not None else DEFAULT_POLICY  # the suite's, as bench run
     comparison = compare_runs(records_b, records_a, bounds, policy, previous_label=label_a)
-    warnings = [] if suite else ["no suite file: metric changes are listed but not judged, and latency uses the "
-                                 "default regression policy (give --suite-file)"]
+    warnings = skipped + ([] if suite else ["no suite file: metric changes are listed but not judged, and latency "
+                                            "uses the default regression policy (give --suite-file)"])
     console.print(Markdown(comparison_markdown(comparison, warnings)))
-    raise typer.Exit(1 if comparison.regressions else 0)
+    if skipped:
+        say(("INCOMPLETE", "bold red"), f": {len(skipped)} damaged history row(s) skipped, so this comparison "
+            "does not cover every cell", target=Console(stderr=True))
+    raise typer.Exit(1 if comparison.regressions or skipped else 0)

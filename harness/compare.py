@@ -22,9 +22,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
+from typing_extensions import Required, TypedDict
 
 from harness.results import record_id
 from harness.stats import LatencyTest, find_step, log_t_test, rank_test, typical
@@ -179,19 +181,42 @@ def _latency_changes(cell: str, before: dict[str, Any], record: dict[str, Any], 
                    improved=faster, latency=test)]
 
 
+_Two = Annotated[list[float], Field(min_length=2, max_length=2)]
+
+
+class _PairedAB(TypedDict, total=False):
+    """The part of `latency_ab` (harness._latency.time_ab) a paired verdict reads; a record whose
+    `latency_ab` does not match it is compared across runs instead."""
+
+    __pydantic_config__ = ConfigDict(strict=True)  # type: ignore[misc]
+    baseline_sha256: Required[str]
+    ci: Required[_Two]
+    ratio: Required[float]
+    pairs: Required[Annotated[list[_Two], Field(min_length=1)]]
+    confidence: float
+    extended: int
+    bound: float | None
+
+
+_PAIRED_AB = TypeAdapter(_PairedAB)
+
+
 def _paired_change(cell: str, before: dict[str, Any], record: dict[str, Any], policy: Policy) -> Change | None:
     """The verdict from a paired A/B re-timing of the earlier run's model in this run, if there is one."""
-    ab = record.get("latency_ab") or {}
-    if ab.get("ci") is None or ab.get("baseline_sha256") != (before.get("artifact") or {}).get("sha256"):
+    try:
+        ab = _PAIRED_AB.validate_python(record.get("latency_ab") or {})
+    except ValidationError:
         return None
-    low, high = ab["ci"]
-    pairs = ab["pairs"]
+    if ab["baseline_sha256"] != (before.get("artifact") or {}).get("sha256"):
+        return None
+    (low, high), pairs = ab["ci"], ab["pairs"]
     old, new = (float(np.median([p[i] for p in pairs])) for i in (0, 1))
     test = LatencyTest(method="paired A/B", p=None, ratio=ab["ratio"], previous_median=old, current_median=new,
                        n_previous=len(pairs), n_current=len(pairs), ci=(low, high))
     detail = (f"paired A/B in this run: ×{ab['ratio']:.3f} [{low:.3f}, {high:.3f}] "
               f"({ab.get('confidence', 0.95):.0%} interval, {len(pairs)} pairs"
-              + (f", {ab['extended']} added while it straddled ×{ab['bound']:g}" if ab.get("extended") else "") + ")")
+              + (f", {ab['extended']} added while it straddled ×{ab.get('bound') or 0:g}" if ab.get("extended") else "")
+              + ")")
     return Change(cell, "latency_ms", old, new, rule=f"interval above ×{policy.min_paired_ratio:g}", detail=detail,
                   regressed=low > policy.min_paired_ratio, improved=high < 1 / policy.min_paired_ratio, latency=test)
 
@@ -199,12 +224,20 @@ def _paired_change(cell: str, before: dict[str, Any], record: dict[str, Any], po
 def cross_run_test(before: dict[str, Any], record: dict[str, Any], policy: Policy = DEFAULT_POLICY) -> LatencyTest | None:
     """The run-to-run test of two records: on repeat medians when both have enough, else on the
     per-iteration samples (one-sided: is the current run slower?)."""
-    medians = [(r.get("latency_ms") or {}).get("repeat_medians") or [] for r in (before, record)]
+    medians = [_numbers((r.get("latency_ms") or {}).get("repeat_medians")) or [] for r in (before, record)]
     test = log_t_test(medians[0], medians[1], "repeat medians", policy.min_repeats)
     if test is not None:
         return test
     samples = [r.get("latency_samples_ms") or [] for r in (before, record)]
     return rank_test(samples[0], samples[1], "per-iteration samples", policy.min_samples)
+
+
+def _numbers(value: object) -> list[float] | None:
+    """`value` when it is a list of real numbers (stored records are checked, but not every
+    nested field a record may carry is typed), else None."""
+    if not isinstance(value, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        return None
+    return [float(v) for v in value]
 
 
 def _same_model_and_runtime(before: dict[str, Any], record: dict[str, Any]) -> bool:

@@ -11,17 +11,23 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sqlite3
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from stat import S_ISREG
+from typing import Any, get_type_hints
 
+from pydantic import ConfigDict, TypeAdapter, ValidationError
+from typing_extensions import TypedDict
+
+from harness.cache import file_digest
 from harness.errors import HarnessError
-from harness.record import FORMAT_VERSION, benchmark_binary, encode_nonfinite, restore_nonfinite
+from harness.record import FORMAT_VERSION, CellRecord, RecordError, benchmark_binary, encode_nonfinite, validate_record
 from harness.results import utc_now
 
 DEFAULT_PATH = Path("reports/history.sqlite")
@@ -86,25 +92,35 @@ ARTIFACTS = "artifacts"  # beside the store: every timed model, by content (<sha
 BINARY_SUFFIX = ".benchmark_model"  # and every phone's benchmark binary (<sha256>.benchmark_model)
 
 
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def is_sha256(value: object) -> bool:
+    """True for a sha256 digest as the harness writes it (64 lowercase hex): the only record
+    content ever used in a file name."""
+    return isinstance(value, str) and _SHA256.fullmatch(value) is not None
+
+
 @dataclass
 class EarlierRun:
     """The records of the run a new run is compared with, and where its models were kept."""
 
     label: str = ""
-    records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    records: dict[str, CellRecord] = field(default_factory=dict)
     artifacts: Path | None = None  # the history's artifact store
 
-    def kept(self, record: dict[str, Any]) -> Path | None:
-        sha = (record.get("artifact") or {}).get("sha256")
-        return self.artifacts / f"{sha}.tflite" if self.artifacts is not None and sha else None
+    def kept(self, record: CellRecord) -> Path | None:
+        return self._kept((record.get("artifact") or {}).get("sha256"), ".tflite")
 
-    def kept_binary(self, record: dict[str, Any]) -> Path | None:
+    def kept_binary(self, record: CellRecord) -> Path | None:
         """The artifact store's copy of the benchmark_model binary a phone cell was timed with."""
-        sha = benchmark_binary(record).get("sha256")
-        return self.artifacts / f"{sha}{BINARY_SUFFIX}" if self.artifacts is not None and sha else None
+        return self._kept(benchmark_binary(record).get("sha256"), BINARY_SUFFIX)
+
+    def _kept(self, sha: object, suffix: str) -> Path | None:
+        return self.artifacts / f"{sha}{suffix}" if self.artifacts is not None and is_sha256(sha) else None
 
 
-def keep_artifacts(store_path: Path, records: list[dict[str, Any]]) -> list[str]:
+def keep_artifacts(store_path: Path, records: list[CellRecord]) -> list[str]:
     """Copy each timed model (and each phone's benchmark binary) into the artifact store beside
     the history, once per content, so a later run can time it again beside its own; returns what
     could not be kept."""
@@ -115,25 +131,51 @@ def keep_artifacts(store_path: Path, records: list[dict[str, Any]]) -> list[str]
         artifact, binary = record.get("artifact") or {}, benchmark_binary(record)
         for source, sha, suffix in ((artifact.get("path"), artifact.get("sha256"), ".tflite"),
                                     (binary.get("path"), binary.get("sha256"), BINARY_SUFFIX)):
-            problem = _keep(folder, source, sha, suffix)
+            problem = _keep(folder, source, sha, suffix) if source or sha else None
             if problem:
-                problems.append(problem)
+                problems.append(f"{record_name(record)}: {problem}")
     return problems
 
 
-def _keep(folder: Path, source: str | None, sha: str | None, suffix: str) -> str | None:
-    """Copy `source` to folder/<sha><suffix> unless it is there; the problem, if any."""
+def _keep(folder: Path, source: object, sha: object, suffix: str) -> str | None:
+    """Copy `source` to folder/<sha><suffix> unless it is there; the problem, if any. `sha` must be
+    a digest and the bytes copied must have it: a record names the file, never where it goes."""
+    if not is_sha256(sha) or not isinstance(source, str) or not source:
+        return f"{source!r:.80} with sha256 {sha!r:.80}: not a file path and a sha256 digest"
     target = folder / f"{sha}{suffix}"
-    if not source or not sha or target.exists():
+    if target.exists():
         return None
+    staged = folder / f".{sha}.{os.getpid()}"
     try:
+        if not _has_digest(Path(source), sha):
+            return f"{source}: no file with the recorded sha256 {sha}"
         folder.mkdir(parents=True, exist_ok=True)
-        staged = folder / f".{sha}.{os.getpid()}"
         shutil.copyfile(source, staged)
+        if file_digest(staged) != sha:
+            return f"{source}: changed while it was copied"
         os.replace(staged, target)
     except OSError as exc:
         return f"{source}: {exc.strerror or exc}"
+    finally:
+        with suppress(OSError):
+            staged.unlink(missing_ok=True)
     return None
+
+
+def _has_digest(path: Path, sha: str) -> bool:
+    """A non-empty regular file (not a device, a pipe or a /proc file that never ends) with this sha256."""
+    status = path.stat() if path.exists() else None
+    return status is not None and S_ISREG(status.st_mode) and status.st_size > 0 and file_digest(path) == sha
+
+
+def record_name(record: Any) -> str:
+    """`model/scheme@device` of a record as read, whatever its fields hold (for a warning)."""
+    fields = record if isinstance(record, dict) else {}
+    return "/".join(_shown(fields.get(k)) for k in ("model", "scheme")) + f"@{_shown(fields.get('device'))}"
+
+
+def _shown(value: object) -> str:
+    return value if isinstance(value, str) else f"{value!r:.40}"
 
 
 class HistoryError(HarnessError):
@@ -163,11 +205,18 @@ class RunEntry:
         return f"#{self.id} ({self.started_at}{', pinned' if self.pinned else ''})"
 
 
+_RunRow = TypedDict("_RunRow", get_type_hints(RunEntry))  # type: ignore[misc]  # a run row, checked strictly
+_RunRow.__pydantic_config__ = ConfigDict(strict=True)  # type: ignore[attr-defined]
+_RUN_ROW = TypeAdapter(_RunRow)
+_LARGEST_ID = 2**63 - 1  # SQLite's INTEGER
+
+
 class History:
     """A history store at `path` (created on first use); use as a context manager or call close()."""
 
     def __init__(self, path: Path, timeout_s: float = 30.0) -> None:
         self.path = path
+        self.warnings: list[str] = []  # the damaged rows reads skipped, one line each
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, timeout=timeout_s, isolation_level=None)
@@ -261,6 +310,7 @@ class History:
                run_info.get("suite_sha256"), str(run_dir) if run_dir else None, *counts, regressions, utc_now(),
                _json(run_info))
         with self._guard(), self._transaction():
+            self._check_same_run(key, run_info)
             run_id = self._db.execute(
                 "INSERT INTO runs (suite, run_key, started_at, finished_at, git_commit, suite_sha256, run_dir, cells,"
                 " failed_checks, failed_cells, na_cells, regressions, recorded_at, info)"
@@ -279,38 +329,83 @@ class History:
                  for r in records])
         return int(run_id)
 
+    def _check_same_run(self, key: str, run_info: dict[str, Any]) -> None:
+        """A run id already recorded for another run (another suite or start time: a copied or
+        hand-made run.json) is refused, never overwritten."""
+        row = self._db.execute("SELECT id, suite, started_at FROM runs WHERE run_key = ?", (key,)).fetchone()
+        if row is not None and tuple(row[1:]) != (run_info["suite"], run_info["started_at"]):
+            raise HistoryError(f"history store {self.path}: run id {key!r} is already run #{row[0]} "
+                               f"({_shown(row[1])}, started {_shown(row[2])}), another run")
+
     def runs(self, suite: str, limit: int | None = None, before: str | None = None) -> list[RunEntry]:
-        """Runs of a suite, newest first; `before` keeps those started strictly earlier."""
+        """Runs of a suite, newest first; `before` keeps those started strictly earlier. A damaged
+        run row is skipped with a warning (`warnings`)."""
+        if limit is not None and limit < 1:
+            raise HistoryError(f"a limit of runs must be at least 1, not {limit}")
         query = f"SELECT {', '.join(_RUN_COLUMNS)} FROM runs WHERE suite = ?"
         params: list[Any] = [suite]
         if before is not None:
             query += " AND started_at < ?"
             params.append(before)
         query += " ORDER BY started_at DESC, id DESC"
-        if limit is not None:
-            query += " LIMIT ?"
-            params.append(limit)
         with self._guard():
-            return [_entry(row) for row in self._db.execute(query, params)]
+            rows = self._db.execute(query, params).fetchall()
+        entries = [e for e in map(self._entry, rows) if e is not None]
+        return entries[:limit] if limit is not None else entries
 
     def run(self, run_id: int) -> RunEntry:
-        """One run by id (HistoryError if there is none)."""
-        with self._guard():
-            row = self._db.execute(f"SELECT {', '.join(_RUN_COLUMNS)} FROM runs WHERE id = ?", (run_id,)).fetchone()
+        """One run by id (HistoryError if there is none, or its row is damaged)."""
+        row = None
+        if 1 <= run_id <= _LARGEST_ID:
+            with self._guard():
+                row = self._db.execute(f"SELECT {', '.join(_RUN_COLUMNS)} FROM runs WHERE id = ?",
+                                       (run_id,)).fetchone()
         if row is None:
             raise HistoryError(f"history store {self.path} has no run #{run_id}")
-        return _entry(row)
+        entry = self._entry(row)
+        if entry is None:
+            raise HistoryError(self.warnings[-1])
+        return entry
 
-    def records(self, run_id: int) -> list[dict[str, Any]]:
+    def _entry(self, row: tuple[Any, ...]) -> RunEntry | None:
+        """A run row checked against RunEntry's types; None (and a warning) when it is damaged."""
+        values = dict(zip(_RUN_COLUMNS, row, strict=True))
+        if values["pinned"] in (0, 1):
+            values["pinned"] = bool(values["pinned"])
+        try:
+            return RunEntry(**_RUN_ROW.validate_python(values))
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            where = ".".join(str(part) for part in error["loc"])
+            self._warn(f"run #{_shown(values['id'])} skipped: its row is damaged ({where}: {error['msg']})")
+            return None
+
+    def records(self, run_id: int) -> list[CellRecord]:
         """The cells of a run as result records: whole records (schema 2), or the fields a
-        migrated schema-1 run kept."""
+        migrated schema-1 run kept, each checked as a results.jsonl line is (`validate_record`);
+        a damaged one is skipped with a warning (`warnings`) naming the run and the cell."""
         with self._guard():
             cursor = self._db.execute(
                 "SELECT model, scheme, device, status, error, size_bytes, gzip_bytes, metrics, latency_ms,"
                 " latency_samples_ms, verdicts, record FROM cells WHERE run_id = ? ORDER BY rowid", (run_id,))
             rows = cursor.fetchall()
             names = [d[0] for d in cursor.description]
-        return [_record(dict(zip(names, row, strict=True))) for row in rows]
+            key = self._db.execute("SELECT run_key FROM runs WHERE id = ?", (run_id,)).fetchone()
+        records = []
+        for row in rows:
+            cells = dict(zip(names, row, strict=True))
+            try:
+                records.append(_record(cells))
+            except (RecordError, ValueError, TypeError, RecursionError) as exc:
+                run = f"run #{run_id} (run id {_shown(key[0] if key else None)})"
+                self._warn(f"{run}: cell {record_name(cells)} skipped: its record is damaged "
+                           f"({type(exc).__name__ if isinstance(exc, RecursionError) else exc})")
+        return records
+
+    def _warn(self, message: str) -> None:
+        message = f"history store {self.path}: {message}"
+        if message not in self.warnings:
+            self.warnings.append(message)
 
     def baseline(self, suite: str, started_at: str) -> RunEntry | None:
         """The run to compare a run with: the suite's pinned run if it is earlier, else the latest earlier one."""
@@ -329,16 +424,15 @@ def _json(value: Any) -> str:
     return json.dumps(encode_nonfinite(value), allow_nan=False, default=str)
 
 
-def _record(row: dict[str, Any]) -> dict[str, Any]:
-    whole = row.pop("record")
+def _record(row: dict[str, Any]) -> CellRecord:
+    """A cell row as a checked record (RecordError, ValueError or TypeError when it is damaged)."""
+    whole = row.get("record")
     if whole is not None:
-        return restore_nonfinite(json.loads(whole))
-    for key in _JSON_FIELDS:  # a schema-1 cell
-        row[key] = restore_nonfinite(json.loads(row[key]))
-    return row
-
-
-def _entry(row: tuple[Any, ...]) -> RunEntry:
-    values = dict(zip(_RUN_COLUMNS, row, strict=True))
-    values["pinned"] = bool(values["pinned"])
-    return RunEntry(**values)
+        data = json.loads(whole)
+    else:  # a schema-1 cell
+        data = {k: json.loads(v) if k in _JSON_FIELDS and v is not None else v for k, v in row.items() if k != "record"}
+    record = validate_record(data)
+    for key in ("model", "scheme", "device"):
+        if record[key] != row[key]:  # type: ignore[literal-required]
+            raise RecordError(key, f"the record says {record[key]!r:.60}, its row {_shown(row[key])}")  # type: ignore[literal-required]
+    return record

@@ -11,6 +11,7 @@ import fcntl
 import json
 import os
 import secrets
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -39,15 +40,26 @@ def record_id(record: CellRecord | dict[str, Any]) -> str:
     return cell_id(record["model"], record["scheme"], record["device"])
 
 
+def _utc_stamp() -> str:
+    return datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')
+
+
 def new_run_id() -> str:
-    """A UTC timestamp (so run ids sort by time) and a random suffix (so runs of one second differ)."""
-    return f"{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
+    """A run's identity (run.json `run_id`, the history's run key), unique by construction and never
+    taken from a folder name: a UTC timestamp (so run ids sort by time) and a random UUID."""
+    return f"{_utc_stamp()}-{uuid.uuid4().hex}"
+
+
+def new_run_dir_name() -> str:
+    """A run directory's name: a UTC timestamp and a short random suffix (unique in its folder,
+    which `create_run_dir` makes sure of; the run's identity is `new_run_id`)."""
+    return f"{_utc_stamp()}-{secrets.token_hex(3)}"
 
 
 def create_run_dir(suite_reports: Path) -> Path:
     """A new, empty run directory `suite_reports/<run id>`, created atomically (never shared)."""
     while True:
-        path = suite_reports / new_run_id()
+        path = suite_reports / new_run_dir_name()
         try:
             with _os_errors(path):
                 suite_reports.mkdir(parents=True, exist_ok=True)

@@ -270,7 +270,7 @@ class SuiteRunner:
         earlier = read_run_info(self.run_dir)
         return {
             "format_version": FORMAT_VERSION,
-            "run_id": earlier.get("run_id") or self.run_dir.name or new_run_id(),
+            "run_id": earlier.get("run_id") or new_run_id(),  # resume: the same run
             "suite": self.loaded.name,
             "suite_path": str(self.loaded.path.resolve()),  # `bench report` may run elsewhere
             "suite_sha256": self.loaded.sha256,

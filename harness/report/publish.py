@@ -152,16 +152,17 @@ def _earlier_runs(store: History | None, run_dir: Path, run_info: dict[str, Any]
             entries = list(reversed(store.runs(suite, limit=TREND_RUNS, before=started)))
             points = [TrendPoint(f"run {e.label}", e.git_commit, store.records(e.id)) for e in entries]
             trend = [(e.started_at, p.records) for e, p in zip(entries, points, strict=True)]
-            if entry is not None:
-                return (f"run {entry.label}", store.records(entry.id)), trend, points
-            return _previous_run_dir(run_dir, run_info), trend, points
+            previous = (f"run {entry.label}", store.records(entry.id)) if entry is not None else None
+            warnings += store.warnings  # damaged rows, skipped
+            return previous or _previous_run_dir(run_dir, run_info, warnings), trend, points
         except HistoryError as exc:
             warnings.append(f"{exc}. Compared with the previous run directory instead.")
-    return _previous_run_dir(run_dir, run_info), [], []
+    return _previous_run_dir(run_dir, run_info, warnings), [], []
 
 
-def _previous_run_dir(run_dir: Path, run_info: dict[str, Any]) -> LabelledRun | None:
-    """The latest sibling run directory of the same suite that started before this run."""
+def _previous_run_dir(run_dir: Path, run_info: dict[str, Any], warnings: list[str]) -> LabelledRun | None:
+    """The latest sibling run directory of the same suite that started before this run; a damaged
+    one is skipped with a warning naming it."""
     candidates = []
     for sibling in run_dir.parent.iterdir() if run_dir.parent.is_dir() else []:
         if sibling.resolve() == run_dir.resolve() or not (sibling / RUN_INFO).exists():
@@ -170,7 +171,11 @@ def _previous_run_dir(run_dir: Path, run_info: dict[str, Any]) -> LabelledRun | 
         if info.get("suite") == run_info["suite"] and str(info.get("started_at", "")) < run_info["started_at"]:
             candidates.append((str(info.get("started_at")), sibling))
     for _, sibling in sorted(candidates, reverse=True):
-        records = read_results(sibling)
+        try:
+            records = read_results(sibling)
+        except HarnessError as exc:
+            warnings.append(f"earlier run {sibling} skipped: {exc}")
+            continue
         if records:
             return f"run {sibling.name}", records
     return None
