@@ -48,6 +48,13 @@ def _samples(archive: np.lib.npyio.NpzFile, options: _NpzOptions, name: str, pat
             for input_name, key in keys.items()}
 
 
+def _labels(archive: np.lib.npyio.NpzFile, options: _NpzOptions, name: str, path: Path) -> np.ndarray | None:
+    """y_key's array; None when the default key `y` is absent (unlabelled), an error when a y_key given is."""
+    if not options.y_key or (options.y_key not in archive and "y_key" not in options.model_fields_set):
+        return None
+    return _array(archive, options.y_key, name, path).astype(np.int64).reshape(-1)
+
+
 @DATASETS.register("npz", "arrays from an .npz file (x_key, or one array per model input; optional y_key)")
 class Npz:
     Options = _NpzOptions
@@ -58,8 +65,6 @@ class Npz:
             raise HarnessError(f"dataset {name!r}: {path} not found")
         with np.load(path) as archive:
             x = _samples(archive, options, name, path)
-            y = None
-            if options.y_key and options.y_key in archive:
-                y = archive[options.y_key].astype(np.int64).reshape(-1)
+            y = _labels(archive, options, name, path)
         num_classes = options.num_classes or (int(y.max()) + 1 if y is not None and len(y) else None)
         return Dataset(name, x, y, num_classes, str(path))
