@@ -66,12 +66,20 @@ def report(
     history: Annotated[Optional[Path], typer.Option(help="history store to read trends from and record the run in")
                        ] = None,
 ) -> None:
-    """Re-render summary.md, report.html and junit.xml of a run from its results.jsonl."""
+    """Re-judge a run's cells with its suite's thresholds and re-render summary.md, report.html and junit.xml
+    from its results.jsonl; exit 1 on a failed check, a failed cell or a regression, as `bench run`."""
     from harness.report.publish import publish_run
 
     if not (run_dir / RESULTS).is_file():
         raise HarnessError(f"{run_dir / RESULTS} not found: give a run directory (reports/<suite>/<time>)")
-    raise typer.Exit(print_published(publish_run(run_dir, history)))
+    result = publish_run(run_dir, history, rejudge=True)
+    regressed = print_published(result)
+    if result.failed_checks or result.failed_cells or regressed:
+        say(("FAIL", "bold red"), f": {result.failed_checks} failed check(s), {result.failed_cells} failed cell(s)"
+            + (", regression(s) vs the earlier run" if result.regressions else "")
+            + (", incomplete" if result.incomplete else ""))
+        raise typer.Exit(1)
+    say(("PASS", "bold green"), ": every check passed, no regression vs the earlier run")
 
 
 def history(

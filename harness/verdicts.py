@@ -22,6 +22,21 @@ def bounds_for(thresholds: Thresholds, model: str, scheme: str) -> dict[str, Bou
     return bounds
 
 
+def judge(records: list[CellRecord], thresholds: Thresholds) -> list[CellRecord]:
+    """Copies of `records`, every ok cell's `verdicts` recomputed against `thresholds` and its model's
+    float32 record on the same device, exactly as the runner checks a cell (other cells: none)."""
+    from harness.schemes import BASELINE
+
+    baselines = {(r["model"], r["device"]): r for r in records if r["scheme"] == BASELINE}
+    judged = []
+    for record in records:
+        reference = record if record["scheme"] == BASELINE else baselines.get((record["model"], record["device"]))
+        verdicts = check(record, reference, bounds_for(thresholds, record["model"], record["scheme"])) \
+            if record["status"] == "ok" else []
+        judged.append(CellRecord(**{**record, "verdicts": verdicts}))  # type: ignore[typeddict-item]
+    return judged
+
+
 def typical_latency(latency: dict[str, Any] | None) -> float | None:
     """A cell's representative latency (ms): the median when the device reported one, else the
     mean (benchmark_model logs of older releases print no percentiles)."""
