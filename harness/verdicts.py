@@ -6,7 +6,7 @@ import fnmatch
 import math
 from typing import Any
 
-from harness.record import CellRecord
+from harness.record import Audit, CellRecord, Delegation
 from harness.suite.schema import Bound, Thresholds
 from harness.tasks import all_metrics
 
@@ -63,19 +63,20 @@ def record_metrics(record: dict[str, Any]) -> dict[str, float]:
     return {name: metric_number(value) for name, value in (record.get("metrics") or {}).items() if value is not None}
 
 
-def audit_values(audit: dict[str, Any] | None) -> dict[str, float]:
+def audit_values(audit: Audit | None) -> dict[str, float]:
     """`float_ops`, `integer_only` (1/0) and `bytes_float32` from a cell's audit (none without one)."""
-    if not audit:
-        return {}
-    return {"float_ops": audit["ops_by_kind"]["float"], "integer_only": float(audit["integer_only"]),
-            "bytes_float32": audit["bytes_by_dtype"].get("float32", 0)}
+    audit = audit or {}
+    values = {"float_ops": (audit.get("ops_by_kind") or {}).get("float"),
+              "integer_only": float(audit["integer_only"]) if "integer_only" in audit else None,
+              "bytes_float32": (audit.get("bytes_by_dtype") or {}).get("float32", 0) if "bytes_by_dtype" in audit else None}
+    return {name: value for name, value in values.items() if value is not None}
 
 
-def delegation_values(delegation: dict[str, Any] | None) -> dict[str, float]:
+def delegation_values(delegation: Delegation | None) -> dict[str, float]:
     """`fully_delegated` (1/0) and `delegated_nodes_ratio` from a device log's delegation summary."""
     if not delegation or delegation.get("ratio") is None:
         return {}
-    return {"fully_delegated": float(bool(delegation["fully_delegated"])), "delegated_nodes_ratio": delegation["ratio"]}
+    return {"fully_delegated": float(bool(delegation.get("fully_delegated"))), "delegated_nodes_ratio": delegation["ratio"]}
 
 
 def cell_values(record: dict[str, Any], baseline: dict[str, Any] | None) -> dict[str, float]:
