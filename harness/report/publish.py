@@ -20,7 +20,7 @@ from harness.record import CellRecord, RecordError, validate_run_info
 from harness.report.charts import TrendRun
 from harness.report.html import render_html
 from harness.report.junit import render_junit
-from harness.report.summary import escape_markdown as md
+from harness.report.markdown import escape_markdown as md
 from harness.report.summary import render_summary
 from harness.results import (
     RESULTS,
@@ -280,8 +280,8 @@ def comparison_markdown(comparison: Comparison | None, warnings: list[str]) -> s
                          f"{_number(change.current)} | {md(change.detail)} | {md(change.rule) or 'not judged'} | "
                          f"{verdict_text} |")
         if comparison.new_cells:
-            lines += ["", "New cells: " + ", ".join(f"`{md(c)}`" for c in comparison.new_cells)]
+            lines += ["", "New cells: " + ", ".join(md(c) for c in comparison.new_cells)]
         if comparison.missing_cells:
-            lines += ["", "No longer run: " + ", ".join(f"`{md(c)}`" for c in comparison.missing_cells)]
+            lines += ["", "No longer run: " + ", ".join(md(c) for c in comparison.missing_cells)]
     lines += [f"\n> warning: {md(w)}" for w in warnings]
     return "\n".join(lines) + "\n"

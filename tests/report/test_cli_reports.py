@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from harness import cli_reports
 from harness.errors import HarnessError
-from tests.report.runs import standard_cells, write_run
+from tests.report.runs import plain, standard_cells, write_run
 
 app = typer.Typer()
 app.command("report")(cli_reports.report)
@@ -111,7 +111,7 @@ def test_report_rejudges_a_doctored_metric_and_fails(tmp_path: Path, top1: float
     assert done.exit_code == 1, done.output
     assert "FAIL: 1 failed check(s), 0 failed cell(s)" in done.output
     assert "the checks of 1 cell(s) differ from results.jsonl's" in done.output
-    assert "top1.max_abs_drop" in (run_dir / "summary.md").read_text()
+    assert "top1.max_abs_drop" in plain((run_dir / "summary.md").read_text())
     assert 'failures="1"' in (run_dir / "junit.xml").read_text()
     assert (run_dir / "results.jsonl").read_bytes() == before  # nothing recorded is rewritten
 
@@ -121,7 +121,7 @@ def test_report_says_when_it_cannot_rejudge_and_exits_on_the_recorded_checks(tmp
     done = invoke("report", run_dir)
     assert done.exit_code == 1, done.output  # the recorded dynamic_range top1.max_abs_drop failed
     assert "checks as recorded, not re-judged:" in done.output and "changed since the run" in done.output
-    assert "not re-judged" in (run_dir / "summary.md").read_text()
+    assert "not re-judged" in plain((run_dir / "summary.md").read_text())
     gone = judged_run(tmp_path / "other", standard_cells())
     (tmp_path / "other" / "nightly.yaml").unlink()
     done = invoke("report", gone)
