@@ -5,18 +5,17 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from harness._console import plain_console
 from harness.errors import HarnessError
 from harness.results import read_results, read_run_info, record_id
 
-console = Console(width=None if sys.stdout.isatty() else 160)
+console = plain_console()
 DEBUGGED_SCHEMES = ("int8", "int8_only")
 
 

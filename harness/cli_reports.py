@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
@@ -13,6 +12,7 @@ from rich.markdown import Markdown
 from rich.table import Table
 from rich.text import Text
 
+from harness._console import plain_console
 from harness.errors import HarnessError
 from harness.history import DEFAULT_PATH, History
 from harness.results import RESULTS, read_results, read_run_info
@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # the report modules load plotly/jinja2 lazily, keeping `benc
     from harness.report.publish import PublishResult
     from harness.suite.schema import Suite
 
-console = Console(width=None if sys.stdout.isatty() else 160)
+console = plain_console()
 
 
 def say(*parts: str | tuple[str, str], target: Console | None = None) -> None:
