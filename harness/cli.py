@@ -13,18 +13,18 @@ from typing import Annotated, Any, Iterator, Optional
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import typer  # noqa: E402
-from rich.console import Console  # noqa: E402
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: E402
 from rich.text import Text  # noqa: E402
 
 from harness import cli_numerics, cli_reports  # noqa: E402
+from harness._console import plain_console  # noqa: E402
 from harness.cli_devices import devices_app  # noqa: E402
 from harness.errors import HarnessError  # noqa: E402
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="quantbench: how much smaller, faster and less accurate each optimization makes your models.")
-console = Console(width=None if sys.stdout.isatty() else 160)
-errors = Console(stderr=True)
+console = plain_console()
+errors = plain_console(stderr=True)
 
 EXIT_CONFIG = 2
 
@@ -309,7 +309,7 @@ def parse_log(
         console.print(f"delegate {partition['delegate']}: {partition['nodes_replaced']} of "
                       f"{partition['nodes_total']} nodes, {partition['partitions']} partition(s)")
     for failure in record["delegates"]["failures"]:
-        console.print(f"[yellow]delegate failure:[/] {failure}", highlight=False)
+        console.print(Text.assemble(("delegate failure:", "yellow"), " ", failure), highlight=False)
 
 
 app.add_typer(devices_app, name="devices")
@@ -329,7 +329,7 @@ def main() -> None:
         errors.print("interrupted: finished cells are saved; continue with --resume")
         raise SystemExit(getattr(exc, "exit_code", 130)) from None
     except Exception:  # noqa: BLE001 - a harness bug: say so, keep the traceback
-        errors.print("[bold red]internal error[/] (please report):")
+        errors.print(Text.assemble(("internal error", "bold red"), " (please report):"))
         traceback.print_exc()
         raise SystemExit(EXIT_CONFIG) from None
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import signal
-import sys
 import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -16,15 +15,15 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from harness._console import plain_console
 from harness.errors import HarnessError
 
 devices_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
                           help="Devices the harness can reach: model, ABI, Android version, cores, big-core mask.")
-console = Console(width=None if sys.stdout.isatty() else 160)
+console = plain_console()
 
 SUITES_DIR = Path("suites")  # profiles are looked up as for `bench run suites/...` (devices/ in the cwd)
 SAMPLE_PROFILE = """\
@@ -214,7 +213,7 @@ def simulate(
 
 def main() -> None:
     """`python -m harness.cli_devices`: the same commands before they are wired into `bench`."""
-    errors = Console(stderr=True)
+    errors = plain_console(stderr=True)
     try:
         devices_app()
     except HarnessError as exc:

@@ -5,15 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from harness._console import plain_console
 from harness.cache import file_digest
 from harness.errors import HarnessError
 from harness.record import CellRecord
@@ -23,7 +22,7 @@ if TYPE_CHECKING:
     from harness.plan import Cell
     from harness.suite.loader import LoadedSuite
 
-console = Console(width=None if sys.stdout.isatty() else 160)
+console = plain_console()
 DEBUGGED_SCHEMES = ("int8", "int8_only")
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import sys
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
@@ -14,6 +13,7 @@ from rich.markdown import Markdown
 from rich.table import Table
 from rich.text import Text
 
+from harness._console import plain_console
 from harness.errors import HarnessError
 from harness.history import DEFAULT_PATH, History
 from harness.record import CellRecord
@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # the report modules load plotly/jinja2 lazily, keeping `benc
     from harness.report.publish import PublishResult
     from harness.suite.schema import Suite
 
-console = Console(width=None if sys.stdout.isatty() else 160)
+console = plain_console()
 
 
 def say(*parts: str | tuple[str, str], target: Console | None = None) -> None:
@@ -68,12 +68,20 @@ def report(
     history: Annotated[Optional[Path], typer.Option(help="history store to read trends from and record the run in")
                        ] = None,
 ) -> None:
-    """Re-render summary.md, report.html and junit.xml of a run from its results.jsonl."""
+    """Re-judge a run's cells with its suite's thresholds and re-render summary.md, report.html and junit.xml
+    from its results.jsonl; exit 1 on a failed check, a failed cell or a regression, as `bench run`."""
     from harness.report.publish import publish_run
 
     if not (run_dir / RESULTS).is_file():
         raise HarnessError(f"{run_dir / RESULTS} not found: give a run directory (reports/<suite>/<time>)")
-    raise typer.Exit(print_published(publish_run(run_dir, history)))
+    result = publish_run(run_dir, history, rejudge=True)
+    regressed = print_published(result)
+    if result.failed_checks or result.failed_cells or regressed:
+        say(("FAIL", "bold red"), f": {result.failed_checks} failed check(s), {result.failed_cells} failed cell(s)"
+            + (", regression(s) vs the earlier run" if result.regressions else "")
+            + (", incomplete" if result.incomplete else ""))
+        raise typer.Exit(1)
+    say(("PASS", "bold green"), ": every check passed, no regression vs the earlier run")
 
 
 def history(
@@ -151,5 +159,5 @@ def compare(
     console.print(Markdown(comparison_markdown(comparison, warnings)))
     if skipped:
         say(("INCOMPLETE", "bold red"), f": {len(skipped)} damaged history row(s) skipped, so this comparison "
-            "does not cover every cell", target=Console(stderr=True))
+            "does not cover every cell", target=plain_console(stderr=True))
     raise typer.Exit(1 if comparison.regressions or skipped else 0)

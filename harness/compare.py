@@ -132,7 +132,7 @@ def _status_changes(cell: str, before: dict[str, Any], record: dict[str, Any]) -
 def _metric_changes(cell: str, before: dict[str, Any], record: dict[str, Any],
                     cell_bounds: dict[str, Bound]) -> list[Change]:
     """Drop checks vs the earlier cell (same semantics as the checks vs float), plus unjudged changes."""
-    drops = [v for v in check(record, before, cell_bounds) if v["check"].endswith(_DROP_CHECKS)]
+    drops = [v for v in check(record, before, cell_bounds, vs_earlier=True) if v["check"].endswith(_DROP_CHECKS)]
     changes = [Change(cell, v["metric"], v["baseline"], v["observed"], rule=f"{v['check']} ≤ {v['threshold']:g}",
                       detail=f"drop {metric_number(v['value']):+.4g}", regressed=not v["pass"],
                       improved=metric_number(v["value"]) < 0)

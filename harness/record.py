@@ -140,6 +140,112 @@ class Diagnosis(TypedDict, total=False):
     error: str  # the diagnosis failed (the cell itself did not)
 
 
+class OpCounts(TypedDict, total=False):
+    """One op type of an audit: how many, and how many run in each precision."""
+
+    __pydantic_config__ = _CONFIG  # type: ignore[misc]
+    count: int
+    float: int
+    int8: int
+    int16: int
+    other: int
+    hybrid: int
+
+
+class FloatGroup(TypedDict, total=False):
+    __pydantic_config__ = _CONFIG  # type: ignore[misc]
+    op: str
+    count: int
+    reason: str | None
+    outputs: list[str]
+
+
+class Audit(TypedDict, total=False):
+    """What the produced .tflite holds (harness.tflite.audit)."""
+
+    __pydantic_config__ = _CONFIG  # type: ignore[misc]
+    op_count: int
+    ops_by_kind: dict[str, int]
+    hybrid_ops: int
+    ops: dict[str, OpCounts]
+    stayed_float: list[FloatGroup]
+    integer_only: bool
+    integer_only_breakers: list[str]
+    bytes_by_dtype: dict[str, int]
+    bytes_by_role: dict[str, int]
+    file_bytes: int
+    buffer_layout: str
+
+
+class Delegation(TypedDict, total=False):
+    """The delegate that took the most nodes (benchmark_log.Delegates.delegation)."""
+
+    __pydantic_config__ = _CONFIG  # type: ignore[misc]
+    delegate: str
+    nodes: int
+    total: int | None
+    partitions: int | None
+    ratio: float | None
+    fully_delegated: bool | None
+
+
+class Delegates(TypedDict, total=False):
+    """A device log's delegate lines (benchmark_log.Delegates.to_dict)."""
+
+    __pydantic_config__ = _CONFIG  # type: ignore[misc]
+    partitions: list[dict[str, Any]]
+    applied: list[dict[str, Any]]
+    created: list[str]
+    failures: list[str]
+    nodes_by_delegate: dict[str, int]
+    delegation: Delegation | None
+
+
+class OpTypeRow(TypedDict, total=False):
+    """A row of benchmark_model's op-profile tables (more columns are kept as they were printed)."""
+
+    __pydantic_config__ = _CONFIG  # type: ignore[misc]
+    node_type: str
+    avg_ms: float | None
+
+
+class OpProfile(TypedDict, total=False):
+    """benchmark_model's op profile of the regular runs (benchmark_log.OpProfile.to_dict)."""
+
+    __pydantic_config__ = _CONFIG  # type: ignore[misc]
+    run_order: list[OpTypeRow]
+    top_by_computation_time: list[OpTypeRow]
+    top_by_memory_use: list[OpTypeRow]
+    summary_by_node_type: list[OpTypeRow]
+    nodes_executed: int | None
+    nodes_observed: int | None
+    run_total: dict[str, float | int | None] | None
+
+
+class RecoveryStep(TypedDict, total=False):
+    __pydantic_config__ = _CONFIG  # type: ignore[misc]
+    float_layers: int
+    float_ops: int
+    metric: float | str  # "NaN"/"Infinity" kept as written: `metric` is also a name field
+    size_bytes: int
+    latency_ms: float | None
+
+
+class Recovery(TypedDict, total=False):
+    """`recover:` — the float layers chosen and every step (harness.numerics.recover)."""
+
+    __pydantic_config__ = _CONFIG  # type: ignore[misc]
+    metric: str
+    reference: float | None
+    float_layers: list[str]
+    float_tensors: list[str]
+    steps: list[RecoveryStep]
+    met: bool
+    ranked_by: str
+    ranking: list[dict[str, Any]]
+    latency: str | None
+
+
 class CellRecord(TypedDict, total=False):
     """One model × scheme × device cell (a line of results.jsonl)."""
 
@@ -167,13 +273,13 @@ class CellRecord(TypedDict, total=False):
     io_types: dict[str, list[str]]
     calibration: dict[str, Any]
     evaluation: dict[str, Any]
-    recovery: dict[str, Any]  # `recover:` — the float layers chosen and every step (harness.numerics.recover)
+    recovery: Recovery  # `recover:` — the float layers chosen and every step (harness.numerics.recover)
     diagnosis: Diagnosis  # `diagnose: true` — per-tensor error vs float (harness/numerics/_cell_diagnosis.py)
     latency_setup: dict[str, Any]
     latency_log: str
-    delegates: Any
-    op_profile: Any
-    audit: dict[str, Any] | None  # what the produced model holds (harness.tflite.audit)
+    delegates: Delegates | None
+    op_profile: OpProfile | None
+    audit: Audit | None  # what the produced model holds (harness.tflite.audit)
     latency_ab: dict[str, Any]  # the earlier run's model re-timed beside this one (harness._latency)
     technique: dict[str, Any]  # training-time schemes: layers wrapped, those left untouched (why); QAT: output_quantized
     device_numerics: DeviceNumerics  # a phone's outputs vs the host's (latency: {device_check: N})
@@ -223,10 +329,29 @@ class RecordError(ValueError):
         super().__init__(f"{field}: {message}" if field else message)
 
 
+MAX_DEPTH = 32  # the deepest nesting a record holds is about 6; deeper is damage (or an attack on the reader)
+
+
+def nesting_depth(value: Any) -> tuple[int, str]:
+    """How deep JSON-like `value` nests (iteratively: any depth) and the top-level key of its deepest part."""
+    deepest, where = 0, ""
+    stack: list[tuple[Any, int, str]] = [(value, 0, "")]
+    while stack:
+        item, depth, top = stack.pop()
+        if depth > deepest:
+            deepest, where = depth, top
+        children = item.items() if isinstance(item, dict) else enumerate(item) if isinstance(item, list) else ()
+        stack.extend((child, depth + 1, top or str(key)) for key, child in children)
+    return deepest, where
+
+
 def validate_record(data: Any) -> CellRecord:
     """The record `data` (non-finite strings turned back into floats), or RecordError."""
     if not isinstance(data, dict):
         raise RecordError("", f"a record is a JSON object, not {type(data).__name__}")
+    depth, where = nesting_depth(data)
+    if depth > MAX_DEPTH:
+        raise RecordError(where, f"nested {depth} levels deep (a record nests at most {MAX_DEPTH})")
     restored = restore_nonfinite(data)
     try:
         _RECORD.validate_python(restored)

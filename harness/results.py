@@ -19,7 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
-from harness.record import FORMAT_VERSION, CellRecord, RecordError, RunInfo, encode_nonfinite, validate_record
+from harness.record import (
+    FORMAT_VERSION,
+    MAX_DEPTH,
+    CellRecord,
+    RecordError,
+    RunInfo,
+    encode_nonfinite,
+    validate_record,
+)
 
 RESULTS = "results.jsonl"
 RUN_INFO = "run.json"
@@ -127,6 +135,9 @@ def _parse_line(path: Path, number: int, line: str) -> CellRecord | None:
         data = json.loads(line)
     except ValueError:
         return None  # cut short by a crash
+    except RecursionError:
+        raise ResultsFileError(f"{path}:{number}: nested too deeply to read (a record nests at most "
+                               f"{MAX_DEPTH} levels)") from None
     try:
         return validate_record(data)
     except RecordError as exc:
@@ -202,6 +213,8 @@ def read_run_info(run_dir: Path) -> dict[str, Any]:
         data = json.loads((run_dir / RUN_INFO).read_text())
     except (OSError, ValueError):
         return {}
+    except RecursionError:
+        raise HarnessError(f"{run_dir / RUN_INFO}: nested too deeply to read") from None
     return data if isinstance(data, dict) else {}
 
 

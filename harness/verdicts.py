@@ -6,6 +6,7 @@ import fnmatch
 import math
 from typing import Any
 
+from harness.record import Audit, CellRecord, Delegation
 from harness.suite.schema import Bound, Thresholds
 from harness.tasks import all_metrics
 
@@ -19,6 +20,21 @@ def bounds_for(thresholds: Thresholds, model: str, scheme: str) -> dict[str, Bou
         ):
             bounds.update(override.__pydantic_extra__ or {})
     return bounds
+
+
+def judge(records: list[CellRecord], thresholds: Thresholds) -> list[CellRecord]:
+    """Copies of `records`, every ok cell's `verdicts` recomputed against `thresholds` and its model's
+    float32 record on the same device, exactly as the runner checks a cell (other cells: none)."""
+    from harness.schemes import BASELINE
+
+    baselines = {(r["model"], r["device"]): r for r in records if r["scheme"] == BASELINE}
+    judged = []
+    for record in records:
+        reference = record if record["scheme"] == BASELINE else baselines.get((record["model"], record["device"]))
+        verdicts = check(record, reference, bounds_for(thresholds, record["model"], record["scheme"])) \
+            if record["status"] == "ok" else []
+        judged.append(CellRecord(**{**record, "verdicts": verdicts}))  # type: ignore[typeddict-item]
+    return judged
 
 
 def typical_latency(latency: dict[str, Any] | None) -> float | None:
@@ -47,19 +63,20 @@ def record_metrics(record: dict[str, Any]) -> dict[str, float]:
     return {name: metric_number(value) for name, value in (record.get("metrics") or {}).items() if value is not None}
 
 
-def audit_values(audit: dict[str, Any] | None) -> dict[str, float]:
+def audit_values(audit: Audit | None) -> dict[str, float]:
     """`float_ops`, `integer_only` (1/0) and `bytes_float32` from a cell's audit (none without one)."""
-    if not audit:
-        return {}
-    return {"float_ops": audit["ops_by_kind"]["float"], "integer_only": float(audit["integer_only"]),
-            "bytes_float32": audit["bytes_by_dtype"].get("float32", 0)}
+    audit = audit or {}
+    values = {"float_ops": (audit.get("ops_by_kind") or {}).get("float"),
+              "integer_only": float(audit["integer_only"]) if "integer_only" in audit else None,
+              "bytes_float32": (audit.get("bytes_by_dtype") or {}).get("float32", 0) if "bytes_by_dtype" in audit else None}
+    return {name: value for name, value in values.items() if value is not None}
 
 
-def delegation_values(delegation: dict[str, Any] | None) -> dict[str, float]:
+def delegation_values(delegation: Delegation | None) -> dict[str, float]:
     """`fully_delegated` (1/0) and `delegated_nodes_ratio` from a device log's delegation summary."""
     if not delegation or delegation.get("ratio") is None:
         return {}
-    return {"fully_delegated": float(bool(delegation["fully_delegated"])), "delegated_nodes_ratio": delegation["ratio"]}
+    return {"fully_delegated": float(bool(delegation.get("fully_delegated"))), "delegated_nodes_ratio": delegation["ratio"]}
 
 
 def cell_values(record: dict[str, Any], baseline: dict[str, Any] | None) -> dict[str, float]:
@@ -83,49 +100,105 @@ def cell_values(record: dict[str, Any], baseline: dict[str, Any] | None) -> dict
     return values
 
 
-def check(record: dict[str, Any], baseline: dict[str, Any] | None, bounds: dict[str, Bound]) -> list[dict[str, Any]]:
-    """Every applicable check as {check, metric, threshold, value, observed, baseline, pass}.
+def check(record: CellRecord, baseline: CellRecord | None, bounds: dict[str, Bound], *,
+          vs_earlier: bool = False) -> list[dict[str, Any]]:
+    """Every configured check as {check, metric, threshold, value, observed, baseline, pass[, note]}.
 
-    `min`/`max` apply to every cell (the baseline too); drops need a baseline and apply to
-    the other cells. A metric the cell does not have (e.g. top-1 without labels) is skipped.
+    `min`/`max` apply to every cell (the baseline too, except for metrics measured against the
+    float cell, such as size_ratio); drops need a baseline and apply to the other cells. A
+    configured check whose metric (or baseline value) was not produced fails, with a note saying
+    why. `vs_earlier` (compare: `baseline` is the same cell of an earlier run) checks drops only
+    where both runs have the metric.
     """
     metrics = all_metrics()
     values = cell_values(record, baseline)
-    base_values = record_metrics(baseline) if baseline and baseline is not record else {}
-    results = []
+    is_baseline = baseline is record
+    results: list[dict[str, Any]] = []
     for metric, bound in bounds.items():
+        if is_baseline and metrics[metric].vs_float:
+            continue
         if metric not in values:
-            results.extend(_unchecked_on_device(record, metric, bound))
+            if not vs_earlier:
+                results.extend(_not_produced(metric, bound, is_baseline, _missing(record, baseline, metric)))
             continue
-        observed = values[metric]
-        for limit in ("min", "max"):
-            threshold = getattr(bound, limit)
-            if threshold is not None:
-                ok = observed >= threshold if limit == "min" else observed <= threshold
-                results.append(_verdict(f"{metric}.{limit}", metric, threshold, observed, observed, None, ok))
-        if metric not in base_values:
-            continue
-        base = base_values[metric]
-        drop = (base - observed) if metrics[metric].higher_is_better else (observed - base)
-        if bound.max_abs_drop is not None:
-            results.append(_verdict(f"{metric}.max_abs_drop", metric, bound.max_abs_drop, drop, observed, base,
-                                    drop <= bound.max_abs_drop + 1e-12))
-        if bound.max_rel_drop is not None and base:
-            relative = drop / abs(base)
-            results.append(_verdict(f"{metric}.max_rel_drop", metric, bound.max_rel_drop, relative, observed, base,
-                                    relative <= bound.max_rel_drop + 1e-12))
+        results.extend(_limits(metric, bound, values[metric]))
+        if not is_baseline:
+            results.extend(_drops(record, baseline, metric, bound, values[metric], vs_earlier))
     return results
 
 
-def _unchecked_on_device(record: dict[str, Any], metric: str, bound: Bound) -> list[dict[str, Any]]:
-    """A device_* bound the phone could not be checked against (its device numerics were skipped,
-    e.g. an old benchmark_model, or failed): failing verdicts with the reason, never a silent pass."""
-    numerics = record.get("device_numerics")
-    if not metric.startswith("device_") or not numerics or numerics.get("status") == "ok":
-        return []
-    note = f"device numerics {numerics.get('status')}: {numerics.get('reason')}"
-    return [{**_verdict(f"{metric}.{limit}", metric, threshold, math.nan, math.nan, None, False), "note": note}
-            for limit in ("min", "max") if (threshold := getattr(bound, limit)) is not None]
+def _limits(metric: str, bound: Bound, observed: float) -> list[dict[str, Any]]:
+    """The `min` and `max` checks of one metric's value."""
+    results = []
+    for limit in ("min", "max"):
+        threshold = getattr(bound, limit)
+        if threshold is not None:
+            ok = observed >= threshold if limit == "min" else observed <= threshold
+            results.append(_verdict(f"{metric}.{limit}", metric, threshold, observed, observed, None, ok))
+    return results
+
+
+def _drops(record: CellRecord, baseline: CellRecord | None, metric: str, bound: Bound, observed: float,
+           vs_earlier: bool) -> list[dict[str, Any]]:
+    """The drop checks vs the baseline's value; failing (with the reason) when there is no baseline value."""
+    base_values = record_metrics(baseline) if baseline and baseline.get("status") == "ok" else {}
+    if metric not in base_values:
+        if vs_earlier:
+            return []
+        limits = {name: getattr(bound, name) for name in _DROPS}
+        return _failed(metric, limits, observed, _no_baseline(baseline, metric))
+    base = base_values[metric]
+    drop = (base - observed) if all_metrics()[metric].higher_is_better else (observed - base)
+    results = []
+    if bound.max_abs_drop is not None:
+        results.append(_verdict(f"{metric}.max_abs_drop", metric, bound.max_abs_drop, drop, observed, base,
+                                drop <= bound.max_abs_drop + 1e-12))
+    if bound.max_rel_drop is not None and base:
+        relative = drop / abs(base)
+        results.append(_verdict(f"{metric}.max_rel_drop", metric, bound.max_rel_drop, relative, observed, base,
+                                relative <= bound.max_rel_drop + 1e-12))
+    return results
+
+
+_DROPS = ("max_abs_drop", "max_rel_drop")
+
+
+def _not_produced(metric: str, bound: Bound, is_baseline: bool, why: str) -> list[dict[str, Any]]:
+    """Every check of `bound` failing: its metric was not produced (drops do not apply to the baseline)."""
+    names = ("min", "max") if is_baseline else ("min", "max", *_DROPS)
+    return _failed(metric, {name: getattr(bound, name) for name in names}, math.nan, why)
+
+
+def _failed(metric: str, limits: dict[str, float | None], observed: float, note: str) -> list[dict[str, Any]]:
+    return [{**_verdict(f"{metric}.{name}", metric, threshold, math.nan, observed, None, False), "note": note}
+            for name, threshold in limits.items() if threshold is not None]
+
+
+def _missing(record: CellRecord, baseline: CellRecord | None, metric: str) -> str:
+    """Why `metric` is not among the cell's values: the check fails with this note."""
+    if all_metrics()[metric].vs_float and baseline is not record and not _usable(baseline):
+        return _no_baseline(baseline, metric)
+    if metric.startswith("device_"):
+        numerics = record.get("device_numerics")
+        if not numerics:
+            return f"{metric} was not produced: no device numerics (latency.device_check on a phone)"
+        return f"{metric} was not produced: device numerics {numerics.get('status')}: {numerics.get('reason')}"
+    why = record.get("metrics_na")
+    return f"{metric} was not produced" + (f": {why.strip()}" if why else " by this cell")
+
+
+def _usable(baseline: CellRecord | None) -> bool:
+    return baseline is not None and baseline.get("status") == "ok"
+
+
+def _no_baseline(baseline: CellRecord | None, metric: str) -> str:
+    """Why there is no float baseline value of `metric` to compare with."""
+    if baseline is None:
+        return f"no float baseline of {metric}: the float32 cell of this model and device did not finish"
+    if baseline.get("status") != "ok":
+        return f"no float baseline of {metric}: the float32 cell is {baseline.get('status')}"
+    why = baseline.get("metrics_na")
+    return f"no float baseline of {metric}: the float32 cell did not produce it" + (f" ({why.strip()})" if why else "")
 
 
 def _verdict(name: str, metric: str, threshold: float, value: float, observed: float, base: float | None,

@@ -15,6 +15,7 @@ import pytest
 
 from harness.results import read_results
 from tests.conftest import DATA, ROOT, run_bench
+from tests.report.runs import plain
 
 TINY = DATA / "tiny.yaml"
 pytestmark = pytest.mark.slow  # trains and converts real models, runs the CLI in subprocesses
@@ -65,7 +66,7 @@ def test_run_info_and_summary(tiny_run) -> None:
     assert Path(info["suite_path"]).is_absolute()  # `bench report` finds the suite from any directory
     assert info["tool_versions"]["tensorflow"].startswith("2.")
     assert isinstance(info["devices"]["local"]["core"], int) and info["devices"]["local"]["core_reason"]
-    summary = (run_dir / "summary.md").read_text()
+    summary = plain((run_dir / "summary.md").read_text())
     assert "**PASS**" in summary and "| digits_cnn | int8 | local |" in summary
 
 

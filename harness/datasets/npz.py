@@ -49,11 +49,12 @@ def _samples(archive: np.lib.npyio.NpzFile, options: _NpzOptions, name: str, pat
 
 
 def _labels(archive: np.lib.npyio.NpzFile, options: _NpzOptions, name: str, path: Path, count: int) -> np.ndarray | None:
-    """y_key's array as class indices: integer-valued (floats only when whole), ≥ 0, below
-    `num_classes` when given, one per sample; anything else is an error naming the key."""
-    if not options.y_key or options.y_key not in archive:
+    """y_key's array as class indices (None when the default key `y` is absent: unlabelled; a y_key
+    given but absent is an error naming the keys there): integer-valued (floats only when
+    whole), ≥ 0, below `num_classes` when given, one per sample; anything else is an error naming the key."""
+    if not options.y_key or (options.y_key not in archive and "y_key" not in options.model_fields_set):
         return None
-    raw = archive[options.y_key]
+    raw = _array(archive, options.y_key, name, path)
     where = f"dataset {name!r}: {path} array {options.y_key!r}"
     if raw.dtype.kind not in "biuf":
         raise HarnessError(f"{where}: labels must be integer class indices, not {raw.dtype} values")

@@ -89,15 +89,15 @@ def summary_lines(records: list[dict[str, Any]], escape: Any) -> list[str]:
     for record in records:
         diagnosis, recovery = record.get("diagnosis"), record.get("recovery")
         if isinstance(diagnosis, dict) and diagnosis.get("ranked"):
-            worst = ", ".join(f"`{escape(str(r.get('tensor')))}` {fmt(_number(r.get('snr_db')), '.1f')} dB"
+            worst = ", ".join(f"{escape(str(r.get('tensor')))} {fmt(_number(r.get('snr_db')), '.1f')} dB"
                               for r in diagnosis["ranked"][:3])
             check = diagnosis.get("cross_check") or {}
             agrees = {True: "agrees", False: "DISAGREES"}.get(check.get("agrees") if "agrees" in check
                                                               else check.get("first_layer_agrees"), "not cross-checked")
-            lines.append(f"- `{escape(record_id(record))}` diagnosis ({escape(str(diagnosis.get('route')))}, "
+            lines.append(f"- {escape(record_id(record))} diagnosis ({escape(str(diagnosis.get('route')))}, "
                          f"{agrees}): worst {worst}")
         if isinstance(recovery, dict) and recovery.get("steps"):
             layers = recovery.get("float_layers") or []
-            lines.append(f"- `{escape(record_id(record))}` recovery: {len(layers)} float layer(s), "
+            lines.append(f"- {escape(record_id(record))} recovery: {len(layers)} float layer(s), "
                          f"{escape(str(recovery.get('metric')))} bound {'met' if recovery.get('met') else 'NOT met'}")
     return ["", "## Numerics", "", *lines] if lines else []

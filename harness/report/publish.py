@@ -16,11 +16,11 @@ from typing import Any
 from harness.compare import DEFAULT_POLICY, Change, Comparison, Policy, Step, TrendPoint, compare_runs, latency_steps
 from harness.errors import HarnessError
 from harness.history import ARTIFACTS, EarlierRun, History, HistoryError, keep_artifacts
-from harness.record import RecordError, validate_run_info
+from harness.record import CellRecord, RecordError, validate_run_info
 from harness.report.charts import TrendRun
 from harness.report.html import render_html
 from harness.report.junit import render_junit
-from harness.report.summary import escape_markdown as md
+from harness.report.markdown import escape_markdown as md
 from harness.report.summary import render_summary
 from harness.results import (
     RESULTS,
@@ -33,7 +33,7 @@ from harness.results import (
     write_atomic,
 )
 from harness.suite.schema import Suite, Thresholds
-from harness.verdicts import bounds_for
+from harness.verdicts import bounds_for, judge
 
 TREND_RUNS = 30  # earlier runs drawn in the trend charts
 LabelledRun = tuple[str, list[dict[str, Any]]]  # (label, records)
@@ -50,24 +50,37 @@ class PublishResult:
     warnings: list[str] = field(default_factory=list)
     incomplete: str | None = None  # why the records are not the whole run
     steps: list[Step] = field(default_factory=list)  # lasting latency steps across the history window
+    records: list[dict[str, Any]] = field(default_factory=list)  # as reported (re-judged when they were)
 
     @property
     def regressions(self) -> list[Change]:
         return self.comparison.regressions if self.comparison else []
 
+    @property
+    def failed_checks(self) -> int:
+        return sum(1 for r in self.records for v in r.get("verdicts") or [] if not v["pass"])
+
+    @property
+    def failed_cells(self) -> int:
+        return sum(1 for r in self.records if r["status"] == "failed")
+
 
 def publish_run(run_dir: Path, history_path: Path | None, *, thresholds: Thresholds | None = None,
-                policy: Policy | None = None) -> PublishResult:
+                policy: Policy | None = None, rejudge: bool = False) -> PublishResult:
     """Write the run's reports, compare it with the earlier run and record it in history (unless None).
 
     `thresholds` judge metric changes vs the earlier run and `policy` latency and size changes;
     without `thresholds`, both come from the suite file named in run.json, when it can still be read.
+    `rejudge` (bench report): every cell's checks are recomputed with the suite's thresholds when
+    run.json's suite file is there unchanged (its sha256); a warning says when they cannot be.
     """
     records = read_results(run_dir)
     if not records:
         raise HarnessError(f"{run_dir}: no records in {RESULTS}, nothing to report")
     run_info = _run_info(run_dir)
     warnings: list[str] = []
+    if rejudge:
+        records, thresholds, policy = _rejudged(records, run_info, warnings)
     store = _open_history(history_path, warnings)
     try:
         previous, trend, points = _earlier_runs(store, run_dir, run_info, warnings)
@@ -98,7 +111,7 @@ def publish_run(run_dir: Path, history_path: Path | None, *, thresholds: Thresho
     finally:
         if store is not None:
             store.close()
-    return PublishResult(run_dir, files, comparison, history_id, warnings, incomplete, steps)
+    return PublishResult(run_dir, files, comparison, history_id, warnings, incomplete, steps, records)
 
 
 def earlier_run(history_path: Path | None, run_dir: Path, suite: str) -> EarlierRun:
@@ -181,6 +194,30 @@ def _previous_run_dir(run_dir: Path, run_info: dict[str, Any], warnings: list[st
     return None
 
 
+def _rejudged(records: list[CellRecord], run_info: dict[str, Any], warnings: list[str]
+              ) -> tuple[list[CellRecord], Thresholds | None, Policy | None]:
+    """The records with their checks recomputed by the run's suite file, and its thresholds and
+    policy; the records as recorded (and a warning saying why) when the file is gone or changed."""
+    from harness.suite import load_suite
+
+    path, recorded = run_info.get("suite_path"), run_info.get("suite_sha256")
+    try:
+        loaded = load_suite(path or "")
+    except HarnessError as exc:
+        warnings.append(f"checks as recorded, not re-judged: the suite file is unavailable ({exc})")
+        return records, None, None
+    if loaded.sha256 != recorded:
+        warnings.append(f"checks as recorded, not re-judged: {path} changed since the run (sha256 "
+                        f"{loaded.sha256[:12]}, run.json: {str(recorded)[:12] or 'none'})")
+        return records, None, None
+    judged = judge(records, loaded.suite.thresholds)
+    changed = sum(1 for old, new in zip(records, judged, strict=True) if old.get("verdicts") != new["verdicts"])
+    if changed:
+        warnings.append(f"re-judged with {path}: the checks of {changed} cell(s) differ from {RESULTS}'s; "
+                        "the reports show the re-judged ones")
+    return judged, loaded.suite.thresholds, Policy(**loaded.suite.regression.model_dump())
+
+
 def _suite(run_info: dict[str, Any], warnings: list[str]) -> Suite | None:
     """The run's suite file, for its thresholds and regression policy (None, with a warning, if unreadable)."""
     from harness.suite import load_suite
@@ -248,8 +285,8 @@ def comparison_markdown(comparison: Comparison | None, warnings: list[str]) -> s
                          f"{_number(change.current)} | {md(change.detail)} | {md(change.rule) or 'not judged'} | "
                          f"{verdict_text} |")
         if comparison.new_cells:
-            lines += ["", "New cells: " + ", ".join(f"`{md(c)}`" for c in comparison.new_cells)]
+            lines += ["", "New cells: " + ", ".join(md(c) for c in comparison.new_cells)]
         if comparison.missing_cells:
-            lines += ["", "No longer run: " + ", ".join(f"`{md(c)}`" for c in comparison.missing_cells)]
+            lines += ["", "No longer run: " + ", ".join(md(c) for c in comparison.missing_cells)]
     lines += [f"\n> warning: {md(w)}" for w in warnings]
     return "\n".join(lines) + "\n"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.report._numerics_charts import summary_lines
+from harness.report.markdown import escape_markdown
 from harness.report.rows import Row, build_rows, fmt
 from harness.results import incompleteness
 
@@ -20,11 +21,6 @@ def verdict_line(rows: list[Row], incomplete: str | None = None) -> str:
     if failed_cells:
         parts.append(f"{failed_cells} cell(s) failed to run")
     return "**FAIL**: " + ", ".join(parts)
-
-
-def escape_markdown(text: str) -> str:
-    """Text safe inside a Markdown table cell: pipes, newlines and angle brackets escaped."""
-    return text.replace("|", "\\|").replace("\n", " ").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _devices(run_info: dict[str, Any]) -> str:
@@ -43,7 +39,7 @@ def render_summary(records: list[dict[str, Any]], run_info: dict[str, Any]) -> s
         verdict_line(rows, incompleteness(records, run_info)),
         "",
         f"Run started {escape_markdown(str(run_info.get('started_at', '?')))}; suite sha256 "
-        f"`{escape_markdown(str(run_info.get('suite_sha256', ''))[:12])}`; "
+        f"{escape_markdown(str(run_info.get('suite_sha256', ''))[:12])}; "
         f"devices: {_devices(run_info)}.",
         "",
         "| model | scheme | device | metric | Δ vs float | agreement | size MB | × float | gzip MB | × float "
@@ -66,6 +62,6 @@ def render_summary(records: list[dict[str, Any]], run_info: dict[str, Any]) -> s
         lines += ["", "## Problems", ""]
         for row in problems:
             detail = ", ".join(row.checks_failed) if row.checks_failed else (row.error or "")
-            lines.append(f"- `{escape_markdown(row.model)}/{escape_markdown(row.scheme)}@{escape_markdown(row.device)}` "
+            lines.append(f"- {escape_markdown(f'{row.model}/{row.scheme}@{row.device}')} "
                          f"({row.status}): {escape_markdown(detail)}")
     return "\n".join(lines) + "\n"

@@ -18,15 +18,16 @@ class Metric:
     name: str
     higher_is_better: bool
     description: str
+    vs_float: bool = False  # compares with the float32 cell: absent (not checked) on the float32 cell itself
 
 
 # Metrics every cell gets, whatever the task: compared with the float baseline of the model.
 CELL_METRICS = (
-    Metric("size_ratio", False, "model file size / float32 model file size"),
-    Metric("gzip_ratio", False, "gzip -9 compressed size / the float32 model's compressed size"),
+    Metric("size_ratio", False, "model file size / float32 model file size", vs_float=True),
+    Metric("gzip_ratio", False, "gzip -9 compressed size / the float32 model's compressed size", vs_float=True),
     Metric("weight_sparsity", True, "share of kernel weights that are zero, read back from the .tflite"),
     Metric("unique_weights", False, "most distinct values in one output channel of any kernel, read back"),
-    Metric("latency_ratio", False, "median latency / float32 median latency, same device"),
+    Metric("latency_ratio", False, "median latency / float32 median latency, same device", vs_float=True),
     Metric("float_ops", False, "ops that run in float (float activations), read back from the .tflite"),
     Metric("integer_only", True, "1 when every op runs in integers and the model's I/O is integer, else 0"),
     Metric("bytes_float32", False, "bytes of float32 constants in the .tflite"),
@@ -41,7 +42,7 @@ CELL_METRICS = (
 
 # Per-output numerics vs the float model, every task's: the worst output's value under each name
 # (the runner adds them, with every output's numbers under the record's `outputs`).
-OUTPUT_FIDELITY = tuple(Metric(name, higher, description) for name, (higher, description) in FIDELITY_METRICS.items())
+OUTPUT_FIDELITY = tuple(Metric(name, higher, description, vs_float=True) for name, (higher, description) in FIDELITY_METRICS.items())
 
 
 class TaskOptions(BaseModel):

@@ -39,7 +39,7 @@ class Classification:
     metrics = (
         Metric("top1", True, "top-1 accuracy"),
         Metric("top5", True, "top-5 accuracy (5 or more classes)"),
-        Metric("top1_agreement", True, "share of inputs where the top-1 class equals the float model's"),
+        Metric("top1_agreement", True, "share of inputs where the top-1 class equals the float model's", vs_float=True),
         *OUTPUT_FIDELITY,
     )
 

@@ -177,7 +177,7 @@ class Detection:
         Metric("map", True, "COCO mAP@[.5:.95] (pycocotools, bbox)"),
         Metric("ap50", True, "COCO AP at IoU 0.5"),
         Metric("box_agreement", True, "F1 of detections (score >= agreement_score) matched to the float "
-               "model's (same class, IoU >= agreement_iou)"),
+               "model's (same class, IoU >= agreement_iou)", vs_float=True),
         *OUTPUT_FIDELITY,
     )
 

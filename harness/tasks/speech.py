@@ -77,8 +77,8 @@ class Speech:
         Metric("wer_substitutions", False, "substituted words / reference words"),
         Metric("wer_deletions", False, "deleted words / reference words"),
         Metric("wer_insertions", False, "inserted words / reference words"),
-        Metric("transcript_agreement", True, "share of utterances transcribed exactly as the float model does"),
-        Metric("frame_agreement", True, "share of output frames whose best class is the float model's"),
+        Metric("transcript_agreement", True, "share of utterances transcribed exactly as the float model does", vs_float=True),
+        Metric("frame_agreement", True, "share of output frames whose best class is the float model's", vs_float=True),
         *OUTPUT_FIDELITY,
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,11 @@ def cell(model: str, scheme: str, *, top1: float = 0.90, size_bytes: int = 4_000
     if scheme != "float32":
         record["metrics"].update(top1_agreement=0.97, snr_db=32.5)
     return record
+
+
+def plain(markdown: str) -> str:
+    """summary.md with its backslash escapes undone: the text a reader sees (for assertions)."""
+    return re.sub(r"\\(.)", r"\1", markdown)
 
 
 def with_verdicts(records: list[dict[str, Any]], thresholds: Thresholds = THRESHOLDS) -> list[dict[str, Any]]:

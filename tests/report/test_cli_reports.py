@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from harness import cli_reports
 from harness.errors import HarnessError
-from tests.report.runs import standard_cells, write_run
+from tests.report.runs import plain, standard_cells, write_run
 
 app = typer.Typer()
 app.command("report")(cli_reports.report)
@@ -69,3 +69,66 @@ def test_compare_by_directory_and_by_history_id(two_runs: tuple[Path, Path, Path
 def test_user_errors_raise_harness_error(args: tuple[str, ...], message: str) -> None:
     done = invoke(*args)
     assert isinstance(done.exception, HarnessError) and message in str(done.exception)
+
+
+# -- bench report re-judges (issue 20, item 10) ---------------------------------------------
+NIGHTLY = """\
+name: nightly
+datasets:
+  test: {kind: digits, split: test}
+models:
+  - {name: digits_cnn, builder: tutorial_cnn, input_shape: [8, 8, 1]}
+task: {kind: classification, dataset: test}
+calibration: {dataset: test, samples: 8}
+schemes: [float32, int8, dynamic_range]
+thresholds:
+  defaults:
+    top1: {max_abs_drop: 0.02}
+    size_ratio: {max: 1.0}
+"""
+
+
+def judged_run(tmp_path: Path, records: list[dict], suite_text: str = NIGHTLY) -> Path:
+    """A run of a suite file that exists and matches run.json's sha256 (unless `suite_text` differs)."""
+    import hashlib
+
+    suite = tmp_path / "nightly.yaml"
+    tmp_path.mkdir(exist_ok=True)
+    suite.write_text(NIGHTLY)
+    run_dir = write_run(tmp_path, records, info={"suite_path": str(suite),
+                                                 "suite_sha256": hashlib.sha256(NIGHTLY.encode()).hexdigest()})
+    suite.write_text(suite_text)
+    return run_dir
+
+
+@pytest.mark.parametrize("top1", [-5.0, float("nan")])
+def test_report_rejudges_a_doctored_metric_and_fails(tmp_path: Path, top1: float) -> None:
+    records = standard_cells()
+    records[2]["metrics"]["top1"] = top1  # dynamic_range; its recorded verdicts still say pass
+    run_dir = judged_run(tmp_path, records)
+    before = (run_dir / "results.jsonl").read_bytes()
+    done = invoke("report", run_dir)
+    assert done.exit_code == 1, done.output
+    assert "FAIL: 1 failed check(s), 0 failed cell(s)" in done.output
+    assert "the checks of 1 cell(s) differ from results.jsonl's" in done.output
+    assert "top1.max_abs_drop" in plain((run_dir / "summary.md").read_text())
+    assert 'failures="1"' in (run_dir / "junit.xml").read_text()
+    assert (run_dir / "results.jsonl").read_bytes() == before  # nothing recorded is rewritten
+
+
+def test_report_says_when_it_cannot_rejudge_and_exits_on_the_recorded_checks(tmp_path: Path) -> None:
+    run_dir = judged_run(tmp_path, standard_cells(top1_drop=0.1), suite_text=NIGHTLY + "# edited\n")
+    done = invoke("report", run_dir)
+    assert done.exit_code == 1, done.output  # the recorded dynamic_range top1.max_abs_drop failed
+    assert "checks as recorded, not re-judged:" in done.output and "changed since the run" in done.output
+    assert "not re-judged" in plain((run_dir / "summary.md").read_text())
+    gone = judged_run(tmp_path / "other", standard_cells())
+    (tmp_path / "other" / "nightly.yaml").unlink()
+    done = invoke("report", gone)
+    assert done.exit_code == 0 and "the suite file is unavailable" in done.output, done.output
+
+
+def test_report_passes_a_run_that_still_passes(tmp_path: Path) -> None:
+    done = invoke("report", judged_run(tmp_path, standard_cells()))
+    assert done.exit_code == 0 and "PASS: every check passed" in done.output, done.output
+    assert "re-judged" not in done.output

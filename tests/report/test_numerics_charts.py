@@ -8,7 +8,7 @@ import plotly.graph_objects as go
 from harness.report._numerics_charts import cell_charts
 from harness.report.html import render_html
 from harness.report.summary import render_summary
-from tests.report.runs import cell, with_verdicts
+from tests.report.runs import cell, plain, with_verdicts
 
 XSS = "<script>alert(1)</script>"
 
@@ -42,7 +42,8 @@ def test_cell_charts_are_valid_bounded_and_in_the_cells_details() -> None:
 
 def test_summary_has_a_numerics_section() -> None:
     summary = render_summary(_records(), {"suite": "s"})
-    section = summary.split("## Numerics")[1]
-    assert "litert_quantizer.validate, agrees" in section and "20.1 dB" in section and "&lt;script&gt;" in section
+    section = plain(summary.split("## Numerics")[1])
+    assert "litert_quantizer.validate, agrees" in section and "20.1 dB" in section and "<script>" in section
+    assert "\\<script\\>" in summary and XSS not in summary
     assert "1 float layer(s), top1 bound met" in section
     assert "## Numerics" not in render_summary(_records()[:1], {"suite": "s"})

@@ -12,7 +12,7 @@ import xmlschema
 from harness.errors import HarnessError
 from harness.report.publish import publish_run
 from tests.report.big import big_suite
-from tests.report.runs import THRESHOLDS, XSS, cell, standard_cells, with_verdicts, write_run
+from tests.report.runs import THRESHOLDS, XSS, cell, plain, standard_cells, with_verdicts, write_run
 from tests.suite.test_loader import VALID as VALID_SUITE
 
 XSD = Path(__file__).with_name("junit.xsd")
@@ -44,7 +44,7 @@ def test_second_run_reports_regressions_vs_the_first(tmp_path: Path) -> None:
     assert result.history_id == 2
     assert {(c.cell, c.quantity) for c in result.regressions} == {
         ("digits_cnn/int8@local", "latency_ms"), ("digits_cnn/dynamic_range@local", "top1")}
-    summary = (run_dir / "summary.md").read_text()
+    summary = plain((run_dir / "summary.md").read_text())
     assert "## Compared with run #1 (2026-01-05T02:00:00+00:00): **2 regression(s)**" in summary
     assert re.search(r"\| digits_cnn/int8@local \| latency_ms \| .* ×1\.\d+, U=\d+, p=[\d.e-]+ \|.*\*\*REGRESSED\*\*",
                      summary)
@@ -83,7 +83,7 @@ def test_a_hostile_model_name_is_escaped_everywhere(tmp_path: Path) -> None:
     assert "\\u003c" in charts and "<" not in charts  # inside the embedded JSON too
     assert page.count("<script") == 4  # first-screen timing, chart data, plotly, the renderer: nothing injected
     summary = (run_dir / "summary.md").read_text()
-    assert XSS not in summary and "&lt;script&gt;alert(1)&lt;/script&gt;" in summary
+    assert XSS not in summary and not re.search(r"(?<!\\)<", summary) and XSS in plain(summary)  # every < escaped
     junit = (run_dir / "junit.xml").read_text()
     assert XSS not in junit and "&lt;script&gt;alert(1)&lt;/script&gt;" in junit and "\x1b" not in junit
     assert ET.parse(run_dir / "junit.xml").getroot().find(f"testsuite/testcase[@classname='nightly.{XSS}']") is not None
@@ -153,7 +153,7 @@ def test_weight_statistics_are_shown_per_cell_and_per_kernel(tmp_path: Path) -> 
     assert details.count('<details class="weights">') == 1 and '<details class="weights">' in weights
     assert "sparsity 0.500, at most 5 distinct values per channel" in weights
     assert "&lt;script&gt;alert(1)&lt;/script&gt;</td><td>CONV_2D</td>" in weights and XSS not in weights
-    row = next(line for line in (run_dir / "summary.md").read_text().splitlines()
+    row = next(line for line in plain((run_dir / "summary.md").read_text()).splitlines()
                if f"| {records[1]['scheme']} |" in line and line.startswith(f"| {records[1]['model']} "))
     assert "| 0.500 | 5 |" in row
 

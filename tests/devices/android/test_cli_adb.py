@@ -19,6 +19,7 @@ from harness.devices.android.benchmark_log import parse_benchmark_log
 from harness.report.rows import build_rows
 from harness.results import read_results, read_run_info
 from tests.conftest import ROOT
+from tests.report.runs import plain
 from tests.devices.android.conftest import (
     SPEC_A,
     SPEC_B,
@@ -80,7 +81,7 @@ def test_bench_run_on_two_simulated_phones(start_sim: StartSim, binary: Path, tm
     info = read_run_info(run_dir)
     assert info["devices"]["phone_a"]["core"] == 7 and info["devices"]["phone_b"]["core"] == 1
     assert info["devices"]["phone_b"]["transport"] == transport
-    summary = (run_dir / "summary.md").read_text()
+    summary = plain((run_dir / "summary.md").read_text())
     assert "| digits_cnn | int8 | phone_a |" in summary and "| digits_cnn | int8 | phone_b |" in summary
     assert "phone_a (core 7)" in summary and "phone_b (core 1)" in summary
     for sim in (sim_a, sim_b):
