@@ -1,8 +1,10 @@
 """Where a scheme's error comes from: every intermediate tensor of the optimized model vs the float model.
 
-Independent computation: both models run the same inputs with `experimental_preserve_all_tensors`, every
-op output is dequantized and compared with the float model's tensor of the same name (accumulated error:
-what the tensor carries, everything upstream included), in execution order. For TFLiteConverter sources
+Independent computation: both models run the same inputs with every tensor kept (`observed_interpreter`:
+builtin kernels op by op, or for models with ops only the XNNPACK delegate runs, the delegate with every
+op output made a model output), every op output is dequantized and compared with the float model's
+tensor of the same name (accumulated error: what the tensor carries, everything upstream included), in
+execution order. For TFLiteConverter sources
 of int8 schemes, TF's QuantizationDebugger adds its `layer_statistics` (local error: each quantized op vs
 the float op on the same dequantized inputs), joined by tensor name; `cross_check` compares the two where
 they must agree (the debugger's tensors exist in the cell's model with the same scale; at the first
@@ -30,9 +32,10 @@ def _tensor_scale(detail: dict) -> float | None:
 
 
 def _op_outputs(interpreter: Any) -> list[tuple[int, str, int]]:
-    """(op position, op type, output tensor index) in execution order."""
+    """(op position, op type, output tensor index) of the model's ops in execution order (the nodes a
+    delegate adds for its partitions are not the model's)."""
     return [(op["index"], op["op_name"], int(t)) for op in interpreter._get_ops_details()  # noqa: SLF001
-            for t in op["outputs"] if t >= 0]
+            if op["op_name"] != "DELEGATE" for t in op["outputs"] if t >= 0]
 
 
 def _per_sample(values: list[np.ndarray]) -> np.ndarray:
@@ -40,13 +43,36 @@ def _per_sample(values: list[np.ndarray]) -> np.ndarray:
     return np.stack(values) if values and values[0].ndim == 0 else np.concatenate(values)
 
 
+def observed_interpreter(model: Path) -> Any:
+    """An interpreter whose every op output can be read after `invoke`: LiteRT's builtin kernels op by op
+    (what litert-quantizer's validate() and TF's QuantizationDebugger compute, so their cross-checks
+    compare like with like). A model with ops only the XNNPACK delegate implements (MediaPipe's custom
+    ops) runs under evaluation's op resolver instead, with every op output made a model output (the
+    delegate writes those); a model whose ops nothing resolves raises `UnresolvedOp` naming the op."""
+    from harness.devices.litert import UnresolvedOp, load_interpreter
+    from harness.tflite.observe import every_op_output
+
+    try:
+        return load_interpreter(model, name=model.name, builtin_kernels_only=True)
+    except UnresolvedOp:
+        return load_interpreter(every_op_output(model.read_bytes()), name=model.name)
+
+
+def needs_delegate(model: Path) -> bool:
+    """Whether some op of the model runs only in the XNNPACK delegate (not in LiteRT's builtin kernels)."""
+    from harness.devices.litert import UnresolvedOp, load_interpreter
+
+    try:
+        load_interpreter(model, name=model.name, builtin_kernels_only=True)
+    except UnresolvedOp:
+        return True
+    return False
+
+
 def run_all_tensors(model: Path, x: Samples) -> dict[str, dict[str, Any]]:
     """Every op output of `model` on every sample (batch 1), dequantized, by tensor name, with op
     position and type, dtype and scale."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    interpreter = Interpreter(model_path=str(model), experimental_preserve_all_tensors=True,  # no XNNPACK: op by op
-                              experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    interpreter = observed_interpreter(model)
     arrays = bind_inputs(x, interpreter, model.name)
     inputs = interpreter.get_input_details()
     for array, detail in zip(arrays, inputs):

@@ -229,7 +229,7 @@ def _add_signature(model: Any) -> None:
     model.signatureDefs = [signature]
 
 
-def normalize(data: bytes) -> tuple[bytes, dict[str, int]]:
+def normalize(data: bytes, name: str = "the model") -> tuple[bytes, dict[str, int]]:
     """The rewritten model and what changed (the input itself and {} when nothing needs to)."""
     traits = old_style_traits(data)
     if not traits:
@@ -245,7 +245,7 @@ def normalize(data: bytes) -> tuple[bytes, dict[str, int]]:
     if "signature_added" in traits:
         _add_signature(model)
     result = write_object(model)
-    _check_same_outputs(data, result)
+    _check_same_outputs(data, result, name)
     return result, changes
 
 
@@ -257,14 +257,13 @@ def _probe(rng: np.random.Generator, detail: dict) -> np.ndarray:
     return rng.integers(info.min, info.max, size=detail["shape"], endpoint=True).astype(dtype)
 
 
-def _check_same_outputs(original: bytes, rewritten: bytes) -> None:
+def _check_same_outputs(original: bytes, rewritten: bytes, name: str) -> None:
     """Both models give the same outputs on one seeded random input."""
     from harness.devices.litert import load_interpreter
 
     outputs = []
     for model in (original, rewritten):
-        interpreter = load_interpreter(model)
-        interpreter.allocate_tensors()
+        interpreter = load_interpreter(model, name=name)
         rng = np.random.default_rng(0)
         for detail in interpreter.get_input_details():
             interpreter.set_tensor(detail["index"], _probe(rng, detail))
@@ -339,7 +338,7 @@ def normalized_tflite(path: Path, cache: ArtifactCache,
     key = content_key(kind="tflite-normalized", source=file_digest(path), version=NORMALIZER_VERSION)
 
     def write(target: Path) -> None:
-        rewritten, changes = normalize(data)
+        rewritten, changes = normalize(data, path.name)
         target.write_bytes(rewritten)
         cache.write_json("models", key, {"normalized": {**changes, "original": str(path),
                                                         "original_bytes": len(data),
