@@ -75,12 +75,12 @@ def validate_statistics(float_model: Path, optimized_model: Path, x: Samples) ->
     from litert_quantizer import Quantizer
 
     from harness.numerics.diagnose import needs_delegate
-    from harness.tflite.observe import every_op_output
+    from harness.tflite.observe import every_activation_output
 
     reference, optimized = float_model.read_bytes(), optimized_model.read_bytes()
     delegate = needs_delegate(float_model) or needs_delegate(optimized_model)
     if delegate:  # validate() runs both under XNNPACK, which writes only model outputs: make every tensor one
-        reference, optimized = every_op_output(reference), every_op_output(optimized)
+        reference, optimized = every_activation_output(reference), every_activation_output(optimized)
     engine = Quantizer(bytearray(reference), previous_quantized_model=bytearray(optimized))
     statistics = call_validate(engine.validate, validation_feeds(reference, x), use_xnnpack=delegate)
     for values in statistics.values():
