@@ -79,6 +79,7 @@ def test_a_custom_op_nothing_resolves_is_named_in_one_line() -> None:
     message = str(raised.value)
     assert "custom op Landmarks2TransformMatrix" in message and "face_landmark_with_attention.tflite" in message
     assert "\n" not in message
+    assert isinstance(raised.value, HarnessError)  # a command prints it in one line, exit 2
 
 
 def test_diagnose_reads_every_tensor_of_a_model_with_an_xnnpack_custom_op(tmp_path: Path) -> None:

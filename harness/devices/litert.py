@@ -17,8 +17,9 @@ _UNRESOLVED = (re.compile(r"unresolved custom op: (?P<op>[^\s.]+)"),
                re.compile(r"Didn't find op for builtin opcode '(?P<op>\w+)' version '(?P<version>\d+)'"))
 
 
-class UnresolvedOp(NotApplicable):
-    """The model has an op LiteRT's op resolver cannot run (a custom op nobody registered)."""
+class UnresolvedOp(NotApplicable, HarnessError):
+    """The model has an op LiteRT's op resolver cannot run (a custom op nobody registered): a cell records
+    it as `n/a` (or its model source as failed), a command prints it in one line (exit 2)."""
 
 
 def load_interpreter(model: Path | bytes, num_threads: int = 1, name: str | None = None,
