@@ -2,25 +2,61 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from harness.datasets._base import FromSignature, Samples, sample_count
-from harness.errors import HarnessError
+from harness.errors import HarnessError, NotApplicable
 
 if TYPE_CHECKING:
     from harness.tasks._batching import Batching
 
 
-def load_interpreter(model: Path | bytes, num_threads: int = 1) -> Any:
-    """A LiteRT interpreter for a .tflite path or its bytes."""
-    from ai_edge_litert.interpreter import Interpreter
+# what LiteRT says when an op has no kernel in the resolver (nor a delegate that takes it)
+_UNRESOLVED = (re.compile(r"unresolved custom op: (?P<op>[^\s.]+)"),
+               re.compile(r"Didn't find op for builtin opcode '(?P<op>\w+)' version '(?P<version>\d+)'"))
 
-    if isinstance(model, bytes):
-        return Interpreter(model_content=model, num_threads=num_threads)
-    return Interpreter(model_path=str(model), num_threads=num_threads)
+
+class UnresolvedOp(NotApplicable, HarnessError):
+    """The model has an op LiteRT's op resolver cannot run (a custom op nobody registered): a cell records
+    it as `n/a` (or its model source as failed), a command prints it in one line (exit 2)."""
+
+
+def load_interpreter(model: Path | bytes, num_threads: int = 1, name: str | None = None,
+                     builtin_kernels_only: bool = False) -> Any:
+    """A LiteRT interpreter for a .tflite path or its bytes, with the one op resolver used everywhere
+    (evaluation, latency, normalization, diagnose, recover, device numerics' host side): LiteRT's
+    builtin ops plus its default XNNPACK delegate, which also runs MediaPipe's custom ops
+    Convolution2DTransposeBias, MaxPoolingWithArgmax2D and MaxUnpooling2D. Its tensors are allocated
+    once at the declared shapes, so an op that cannot be resolved raises `UnresolvedOp` naming it here.
+    `builtin_kernels_only` (diagnose): no delegate, every intermediate tensor kept; a model with an op
+    only the delegate implements raises `UnresolvedOp` then (see `diagnose.observed_interpreter`)."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    source = {"model_content": model} if isinstance(model, bytes) else {"model_path": str(model)}
+    resolver = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES if builtin_kernels_only else OpResolverType.AUTO
+    interpreter = Interpreter(**source, num_threads=num_threads, experimental_op_resolver_type=resolver,
+                              experimental_preserve_all_tensors=builtin_kernels_only)
+    try:
+        interpreter.allocate_tensors()
+    except RuntimeError as exc:
+        _raise_unresolved(exc, name or (model.name if isinstance(model, Path) else "the model"))
+        # any other failure at the declared shapes is the caller's to report (it resizes before allocating)
+    return interpreter
+
+
+def _raise_unresolved(exc: RuntimeError, model_name: str) -> None:
+    """`UnresolvedOp` (one line, naming the op) when LiteRT's error is an op it cannot resolve."""
+    for pattern in _UNRESOLVED:
+        found = pattern.search(str(exc))
+        if found:
+            version = f" version {found['version']}" if "version" in pattern.groupindex else ""
+            kind = "builtin" if version else "custom"
+            raise UnresolvedOp(f"{model_name}: LiteRT cannot resolve {kind} op {found['op']}{version}: neither its "
+                               "builtin kernels nor its XNNPACK delegate implement it, so this model cannot run") from None
 
 
 def quantize_input(values: np.ndarray, detail: dict) -> np.ndarray:

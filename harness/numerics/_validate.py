@@ -43,11 +43,11 @@ def _tensor_values(result: Any, signature: str, metric: str | None) -> dict[str,
 
 
 def call_validate(validate: Callable[..., Any], test_data: dict[str, list[dict[str, np.ndarray]]],
-                  metrics: Sequence[str] = METRICS) -> dict[str, dict[str, float]]:
-    """Per tensor name, each of `metrics` as `validate()` computes it (no XNNPACK, 1 thread: op by op),
-    whichever form its `error_metrics` takes."""
+                  metrics: Sequence[str] = METRICS, use_xnnpack: bool = False) -> dict[str, dict[str, float]]:
+    """Per tensor name, each of `metrics` as `validate()` computes it (1 thread; no XNNPACK: op by op,
+    unless the model has ops only XNNPACK runs), whichever form its `error_metrics` takes."""
     signature = next(iter(test_data))
-    options: dict[str, Any] = {"use_xnnpack": False, "num_threads": 1}
+    options: dict[str, Any] = {"use_xnnpack": use_xnnpack, "num_threads": 1}
     if takes_one_metric(validate):
         merged: dict[str, dict[str, float]] = {}
         for metric in metrics:
@@ -74,9 +74,15 @@ def validate_statistics(float_model: Path, optimized_model: Path, x: Samples) ->
     `mse`, and `snr_db` = 10·log10 of its mean per-sample SNR ratio."""
     from litert_quantizer import Quantizer
 
-    reference = float_model.read_bytes()
-    engine = Quantizer(bytearray(reference), previous_quantized_model=bytearray(optimized_model.read_bytes()))
-    statistics = call_validate(engine.validate, validation_feeds(reference, x))
+    from harness.numerics.diagnose import needs_delegate
+    from harness.tflite.observe import every_activation_output
+
+    reference, optimized = float_model.read_bytes(), optimized_model.read_bytes()
+    delegate = needs_delegate(float_model) or needs_delegate(optimized_model)
+    if delegate:  # validate() runs both under XNNPACK, which writes only model outputs: make every tensor one
+        reference, optimized = every_activation_output(reference), every_activation_output(optimized)
+    engine = Quantizer(bytearray(reference), previous_quantized_model=bytearray(optimized))
+    statistics = call_validate(engine.validate, validation_feeds(reference, x), use_xnnpack=delegate)
     for values in statistics.values():
         ratio = values.get("snr", math.nan)
         values["snr_db"] = 10 * math.log10(ratio) if ratio > 0 else -math.inf

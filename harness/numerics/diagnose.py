@@ -1,11 +1,13 @@
 """Where a scheme's error comes from: every intermediate tensor of the optimized model vs the float model.
 
-Independent computation: both models run the same inputs with `experimental_preserve_all_tensors`, every
-op output is dequantized and compared with the float model's tensor of the same name (accumulated error:
-what the tensor carries, everything upstream included), in execution order. For TFLiteConverter sources
-of int8 schemes, TF's QuantizationDebugger adds its `layer_statistics` (local error: each quantized op vs
-the float op on the same dequantized inputs), joined by tensor name; `cross_check` compares the two where
-they must agree (the debugger's tensors exist in the cell's model with the same scale; at the first
+Independent computation: both models run the same inputs with every tensor kept (`observed_interpreter`:
+builtin kernels op by op; a model with ops only the XNNPACK delegate runs, under the delegate with every
+activation made a model output, the weights it folds left out), every op output is dequantized and
+compared with the float model's tensor of the same name (accumulated error: what the tensor carries,
+everything upstream included), in execution order. For TFLiteConverter sources of int8 schemes, TF's
+QuantizationDebugger adds its `layer_statistics` (local error: each quantized op vs the float op on the
+same dequantized inputs), joined by tensor name; `cross_check` compares the two where they must agree
+(the debugger's tensors exist in the cell's model with the same scale; at the first
 quantized op, whose input is the model input, local and accumulated error coincide).
 """
 
@@ -30,9 +32,10 @@ def _tensor_scale(detail: dict) -> float | None:
 
 
 def _op_outputs(interpreter: Any) -> list[tuple[int, str, int]]:
-    """(op position, op type, output tensor index) in execution order."""
+    """(op position, op type, output tensor index) of the model's ops in execution order (the nodes a
+    delegate adds for its partitions are not the model's)."""
     return [(op["index"], op["op_name"], int(t)) for op in interpreter._get_ops_details()  # noqa: SLF001
-            for t in op["outputs"] if t >= 0]
+            if op["op_name"] != "DELEGATE" for t in op["outputs"] if t >= 0]
 
 
 def _per_sample(values: list[np.ndarray]) -> np.ndarray:
@@ -40,13 +43,38 @@ def _per_sample(values: list[np.ndarray]) -> np.ndarray:
     return np.stack(values) if values and values[0].ndim == 0 else np.concatenate(values)
 
 
+def observed_interpreter(model: Path) -> tuple[Any, set[int] | None]:
+    """An interpreter whose op outputs can be read after `invoke`, and which ones (None: all): LiteRT's
+    builtin kernels op by op (what litert-quantizer's validate() and TF's QuantizationDebugger compute, so
+    their cross-checks compare like with like). A model with ops only the XNNPACK delegate implements
+    (MediaPipe's custom ops) runs under evaluation's op resolver instead, every activation made a model
+    output (the delegate writes those; `harness.tflite.observe`). A model whose ops nothing resolves
+    raises `UnresolvedOp` naming the op."""
+    from harness.devices.litert import UnresolvedOp, load_interpreter
+    from harness.tflite.observe import every_activation_output
+
+    try:
+        return load_interpreter(model, name=model.name, builtin_kernels_only=True), None
+    except UnresolvedOp:
+        interpreter = load_interpreter(every_activation_output(model.read_bytes()), name=model.name)
+        return interpreter, {int(d["index"]) for d in interpreter.get_output_details()}
+
+
+def needs_delegate(model: Path) -> bool:
+    """Whether some op of the model runs only in the XNNPACK delegate (not in LiteRT's builtin kernels)."""
+    from harness.devices.litert import UnresolvedOp, load_interpreter
+
+    try:
+        load_interpreter(model, name=model.name, builtin_kernels_only=True)
+    except UnresolvedOp:
+        return True
+    return False
+
+
 def run_all_tensors(model: Path, x: Samples) -> dict[str, dict[str, Any]]:
     """Every op output of `model` on every sample (batch 1), dequantized, by tensor name, with op
     position and type, dtype and scale."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    interpreter = Interpreter(model_path=str(model), experimental_preserve_all_tensors=True,  # no XNNPACK: op by op
-                              experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    interpreter, readable = observed_interpreter(model)
     arrays = bind_inputs(x, interpreter, model.name)
     inputs = interpreter.get_input_details()
     for array, detail in zip(arrays, inputs):
@@ -54,7 +82,7 @@ def run_all_tensors(model: Path, x: Samples) -> dict[str, dict[str, Any]]:
     interpreter.allocate_tensors()
     inputs = interpreter.get_input_details()
     details = {d["index"]: d for d in interpreter.get_tensor_details()}
-    produced = _op_outputs(interpreter)
+    produced = [op for op in _op_outputs(interpreter) if readable is None or op[2] in readable]
     collected: dict[int, list[np.ndarray]] = {t: [] for _, _, t in produced}
     for i in range(len(arrays[0])):
         for array, detail in zip(arrays, inputs):

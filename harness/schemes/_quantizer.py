@@ -58,9 +58,9 @@ def static_recipe(activations: Literal["int8", "int16"], float_io: bool, float_l
 
 def _signature_inputs(model: bytes) -> tuple[str, dict[str, dict]]:
     """The first SignatureDef's key and its inputs' details by name."""
-    from ai_edge_litert.interpreter import Interpreter
+    from harness.devices.litert import load_interpreter
 
-    interpreter = Interpreter(model_content=model)
+    interpreter = load_interpreter(model)
     signatures = interpreter.get_signature_list()
     if not signatures:
         raise NotApplicable("the .tflite model has no SignatureDef; litert-quantizer needs one")

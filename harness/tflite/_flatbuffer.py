@@ -45,6 +45,13 @@ def is_float_type(type_name: str) -> bool:
     return type_name in _FLOATS
 
 
+def numpy_dtype(type_name: str) -> np.dtype:
+    """The little-endian numpy dtype of a TensorType name whose elements are whole bytes."""
+    if type_name not in _NUMPY or type_name == "INT4":
+        raise HarnessError(f"no numpy dtype for {type_name} tensors")
+    return np.dtype(_NUMPY[type_name]).newbyteorder("<")
+
+
 def is_tflite(data: bytes) -> bool:
     return data[4:8] == IDENTIFIER
 

@@ -1,15 +1,17 @@
 """Normalize float .tflite sources so litert-quantizer sees (and can quantize) every op, and
 verify that what becomes the float32 baseline really is float.
 
-Files written by early TFLite converters differ from current ones in three ways that
+Files written by early TFLite converters differ from current ones in four ways that
 litert-quantizer does not handle: the opcode lives only in `deprecated_builtin_code` (the
 quantizer reads `builtin_code`, sees ADD everywhere and quantizes nothing, or the wrong
 ops), weights are float16 (or weight-only int8) constants behind DEQUANTIZE ops (not float
-weights it can quantize), and there is no SignatureDef (it calibrates through signatures).
-This module detects those traits and rewrites the file with LiteRT's own flatbuffer schema
-classes: builtin codes set, constants behind DEQUANTIZE folded into float32 constants
-(DEQUANTIZE ops and the unused tensors and buffers removed), a `serving_default` signature
-added. Buffers are read inline or by offset (`harness.tflite._flatbuffer`); the rewrite stores
+weights it can quantize), weights are sparse constants behind DENSIFY (MediaPipe's
+`*_sparse` and pose detection models: sparse float16 → DENSIFY → DEQUANTIZE), and there is
+no SignatureDef (it calibrates through signatures). This module detects those traits and
+rewrites the file with LiteRT's own flatbuffer schema classes: builtin codes set, sparse
+constants densified (`harness.tflite.sparsity`, DENSIFY ops removed), constants behind
+DEQUANTIZE folded into float32 constants (DEQUANTIZE ops and the unused tensors and buffers
+removed), a `serving_default` signature added. Buffers are read inline or by offset (`harness.tflite._flatbuffer`); the rewrite stores
 them inline and must give the original's outputs on a probe input.
 
 After normalization the baseline must hold no float16 or integer weight constants, no
@@ -28,10 +30,11 @@ import numpy as np
 
 from harness.cache import ArtifactCache, content_key, file_digest
 from harness.errors import HarnessError
-from harness.tflite._flatbuffer import FlatModel, is_tflite, read_object, schema, write_object
+from harness.tflite._flatbuffer import FlatModel, is_tflite, numpy_dtype, read_object, schema, write_object
+from harness.tflite.sparsity import densify
 
 # Bump when the rewrite changes: cached normalized files are keyed by it.
-NORMALIZER_VERSION = 2
+NORMALIZER_VERSION = 3
 _PROBE_TOLERANCE = 1e-4
 _QUANTIZED_TYPES = ("INT8", "UINT8", "INT16")
 _NOT_FLOAT_CONSTANTS = {"FLOAT16", "INT8", "UINT8", "INT16", "INT4"}
@@ -111,17 +114,51 @@ def _dequantized(model: Any, tensor: Any) -> np.ndarray:
     return ((values - zero) * scale).astype("<f4").reshape(-1)
 
 
+def _sparse_constants(model: Any, subgraph: Any) -> list[Any]:
+    """Constant tensors stored in the TFLite sparsity format (only their nonzero values)."""
+    return [t for t in subgraph.tensors or [] if t.sparsity is not None and _has_data(model, t)]
+
+
 def old_style_traits(data: bytes) -> dict[str, int]:
     """What makes a .tflite old-style (empty when it needs no normalization)."""
     model = _read(data)
     dequantized = [_constant_dequantize_ops(model, g) for g in model.subgraphs]
     traits = {
         "opcodes_from_deprecated_builtin_code": len(_stale_opcodes(model)),
+        "sparse_constants_densified": sum(len(_sparse_constants(model, g)) for g in model.subgraphs),
         "fp16_constants_behind_dequantize": sum(len(found["fp16"]) for found in dequantized),
         "int_constants_behind_dequantize": sum(len(found["int"]) for found in dequantized),
         "signature_added": int(not model.signatureDefs and len(model.subgraphs) == 1),
     }
     return {name: count for name, count in traits.items() if count}
+
+
+def _new_buffer(model: Any, values: np.ndarray) -> int:
+    """Append a buffer holding `values` (little-endian bytes); its index."""
+    buffer = _schema().BufferT()
+    buffer.data = np.frombuffer(values.tobytes(), dtype=np.uint8)
+    model.buffers.append(buffer)
+    return len(model.buffers) - 1
+
+
+def _densify_constants(model: Any, subgraph: Any) -> int:
+    """Store every sparse constant densely (same dtype), then give each DENSIFY(constant) output its
+    input's buffer and drop the op: the DEQUANTIZE after a float16 one then folds like any other."""
+    sparse = _sparse_constants(model, subgraph)
+    for tensor in sparse:
+        dtype = numpy_dtype(_type_name(tensor.type))
+        values = np.frombuffer(bytes(model.buffers[tensor.buffer].data), dtype=dtype)
+        tensor.buffer = _new_buffer(model, densify(values, list(tensor.shape), tensor.sparsity))
+        tensor.sparsity = None
+    densify_code = _schema().BuiltinOperator.DENSIFY
+    folded = [op for op in subgraph.operators or [] if _builtin(model.operatorCodes[op.opcodeIndex]) == densify_code
+              and _has_data(model, subgraph.tensors[op.inputs[0]])]
+    for op in folded:
+        source, target = subgraph.tensors[op.inputs[0]], subgraph.tensors[op.outputs[0]]
+        target.buffer, target.type = source.buffer, source.type
+    dropped = {id(op) for op in folded}
+    subgraph.operators = [op for op in subgraph.operators if id(op) not in dropped]
+    return len(sparse) + len(folded)
 
 
 def _fold_constant_dequantize(model: Any, subgraph: Any) -> int:
@@ -130,11 +167,8 @@ def _fold_constant_dequantize(model: Any, subgraph: Any) -> int:
     found = _constant_dequantize_ops(model, subgraph)
     folded = found["fp16"] + found["int"]
     for op in folded:
-        buffer = schema.BufferT()
-        buffer.data = np.frombuffer(_dequantized(model, subgraph.tensors[op.inputs[0]]).tobytes(), dtype=np.uint8)
-        model.buffers.append(buffer)
         target = subgraph.tensors[op.outputs[0]]
-        target.buffer = len(model.buffers) - 1
+        target.buffer = _new_buffer(model, _dequantized(model, subgraph.tensors[op.inputs[0]]))
         target.type = schema.TensorType.FLOAT32
     dropped = {id(op) for op in folded}
     subgraph.operators = [op for op in subgraph.operators if id(op) not in dropped]
@@ -195,7 +229,7 @@ def _add_signature(model: Any) -> None:
     model.signatureDefs = [signature]
 
 
-def normalize(data: bytes) -> tuple[bytes, dict[str, int]]:
+def normalize(data: bytes, name: str = "the model") -> tuple[bytes, dict[str, int]]:
     """The rewritten model and what changed (the input itself and {} when nothing needs to)."""
     traits = old_style_traits(data)
     if not traits:
@@ -205,13 +239,13 @@ def normalize(data: bytes) -> tuple[bytes, dict[str, int]]:
         code.builtinCode = code.deprecatedBuiltinCode
     changes = dict(traits)
     for subgraph in model.subgraphs:
-        if _fold_constant_dequantize(model, subgraph):
+        if _densify_constants(model, subgraph) + _fold_constant_dequantize(model, subgraph):
             changes["tensors_removed"] = changes.get("tensors_removed", 0) + _drop_unused_tensors(subgraph)
     _drop_unused_buffers(model)
     if "signature_added" in traits:
         _add_signature(model)
     result = write_object(model)
-    _check_same_outputs(data, result)
+    _check_same_outputs(data, result, name)
     return result, changes
 
 
@@ -223,14 +257,13 @@ def _probe(rng: np.random.Generator, detail: dict) -> np.ndarray:
     return rng.integers(info.min, info.max, size=detail["shape"], endpoint=True).astype(dtype)
 
 
-def _check_same_outputs(original: bytes, rewritten: bytes) -> None:
+def _check_same_outputs(original: bytes, rewritten: bytes, name: str) -> None:
     """Both models give the same outputs on one seeded random input."""
     from harness.devices.litert import load_interpreter
 
     outputs = []
     for model in (original, rewritten):
-        interpreter = load_interpreter(model)
-        interpreter.allocate_tensors()
+        interpreter = load_interpreter(model, name=name)
         rng = np.random.default_rng(0)
         for detail in interpreter.get_input_details():
             interpreter.set_tensor(detail["index"], _probe(rng, detail))
@@ -305,7 +338,7 @@ def normalized_tflite(path: Path, cache: ArtifactCache,
     key = content_key(kind="tflite-normalized", source=file_digest(path), version=NORMALIZER_VERSION)
 
     def write(target: Path) -> None:
-        rewritten, changes = normalize(data)
+        rewritten, changes = normalize(data, path.name)
         target.write_bytes(rewritten)
         cache.write_json("models", key, {"normalized": {**changes, "original": str(path),
                                                         "original_bytes": len(data),
