@@ -166,13 +166,14 @@ def verdict_line(records: list[dict[str, Any]], comparison: Comparison | None, i
     """The run's verdict from its records, its comparison and why it is incomplete (if it is)."""
     violating = sum(1 for r in records if any(not v["pass"] for v in r.get("verdicts") or []))
     failed = sum(1 for r in records if r["status"] == "failed")
-    regressions = len(comparison.regressions) if comparison else 0
+    regressed, phrase = bool(comparison and comparison.regressions), comparison_phrase(comparison)
     parts = [f"INCOMPLETE ({incomplete})"] if incomplete else []
     parts += [f"{violating} cell(s) violate thresholds"] if violating else []
+    parts += [phrase] if regressed else []
     parts += [f"{failed} failed cell(s)"] if failed else []
-    ok = not parts and not regressions
-    head = [f"{len(records)} cells, every check passed"] if ok else parts
-    return Verdict(ok, " · ".join([*head, comparison_phrase(comparison)]))
+    if not parts:
+        return Verdict(True, f"{len(records)} cells, every check passed · {phrase}")
+    return Verdict(False, " · ".join(parts if regressed else [*parts, phrase]))
 
 
 def _status_changes(cell: str, before: dict[str, Any], record: dict[str, Any]) -> list[Change]:
