@@ -106,15 +106,22 @@ def history(
     if not runs:
         raise HarnessError(f"{db} has no runs of {suite!r}")
     table = Table(title=Text(f"{suite}: {len(runs)} latest run(s) in {db}"), header_style="bold")
+    files = len({r.suite_identity for r in runs}) > 1  # suite files that share this name: each its own baselines
     for column in ("id", "started", "git", "suite sha", "cells", "failed checks", "failed cells", "n/a",
-                   "regressions", "run dir"):
+                   "regressions", "run dir", *(["suite file"] if files else [])):
         table.add_column(column)
     for run in runs:
         cells = [f"{run.id}{' (pinned)' if run.pinned else ''}", run.started_at, (run.git_commit or "–")[:10],
-                 (run.suite_sha256 or "–")[:10], run.cells, run.failed_checks, run.failed_cells, run.na_cells,
-                 run.regressions, run.run_dir or "–"]
+                 (run.suite_sha256 or "–")[:10], f"{run.cells}{' (partial)' if run.partial else ''}",
+                 run.failed_checks, run.failed_cells, run.na_cells, run.regressions, run.run_dir or "–",
+                 *([_suite_file(run.suite_identity, suite)] if files else [])]
         table.add_row(*(Text(str(c)) for c in cells))
     console.print(table)
+
+
+def _suite_file(identity: str | None, suite: str) -> str:
+    """The suite file part of a suite identity (`name@path`); '–' for a run recorded without one."""
+    return identity.removeprefix(f"{suite}@") if identity else "– (matched by name)"
 
 
 def _load_run(reference: str, db: Path, warnings: list[str]) -> tuple[str, list[CellRecord], dict[str, Any]]:

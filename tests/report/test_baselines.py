@@ -52,6 +52,8 @@ def test_a_partial_run_of_another_suite_file_with_the_same_name_is_never_the_bas
         identities = {e.id: e.suite_identity for e in store.runs("nightly")}
         assert identities[1] == f"nightly@{ours}" and identities[2] == f"nightly@{theirs}"
         assert {r["compared_with"].split(" (")[0] for r in store.records(3)} == {"run #1"}
+    listed = CliRunner().invoke(app, ["history", "nightly", "--history", str(history)])
+    assert listed.exit_code == 0 and "2 (partial)" in listed.output and "suite file" in listed.output, listed.output
 
 
 def test_a_partial_only_run_of_the_same_suite_is_the_baseline_only_for_its_cells(tmp_path: Path) -> None:
