@@ -155,3 +155,18 @@ def test_a_schema_2_store_gets_identities_from_run_json_and_older_rows_match_by_
                                 "suite file path (before suite identities)"]
         other = store.baselines("nightly", "nightly@/another/nightly.yaml", "2027-01-01")
         assert other.labels == {FLOAT: "run #2 (2026-01-02T00:00:00+00:00)"}  # only the row without identity
+
+
+def test_an_interrupted_run_is_recorded_as_partial_and_is_the_baseline_for_its_finished_cells(tmp_path: Path) -> None:
+    reports, history, suite = tmp_path / "reports", tmp_path / "history.sqlite", tmp_path / "nightly.yaml"
+    publish_run(_run(reports, standard_cells(0), 0, suite), history, thresholds=THRESHOLDS)  # run #1
+    stopped = _run(reports, standard_cells(1)[:1], 1, suite)
+    info = json.loads((stopped / "run.json").read_text())
+    (stopped / "run.json").write_text(json.dumps({**info, "status": "interrupted", "plan": [FLOAT, INT8, DYNAMIC]}))
+    result = publish_run(stopped, history, thresholds=THRESHOLDS)  # run #2: `bench report --history` of it
+    assert result.verdict.text.startswith("FAIL: INCOMPLETE (the run was interrupted; 2 of 3 planned cell(s) have "
+                                          "no result)") and result.history_id == 2
+    with History(history) as store:
+        assert store.run(2).partial == "the run was interrupted; 2 of 3 planned cell(s) have no result"
+    again = _run(reports, standard_cells(2), 2, suite)
+    assert _compared_with(again, history) == {FLOAT: "run #2", INT8: "run #1", DYNAMIC: "run #1"}
