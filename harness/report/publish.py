@@ -194,8 +194,9 @@ def _earlier_runs(store: History | None, run_dir: Path, run_info: dict[str, Any]
             points = [TrendPoint(f"run {e.label}", e.git_commit, store.records(e.id)) for e in entries]
             trend = [(e.started_at, p.records) for e, p in zip(entries, points, strict=True)]
             warnings += store.warnings + previous.notes  # damaged rows, skipped; runs matched by name only
-            return previous if previous.records else _previous_run_dirs(run_dir, run_info, warnings, cells), \
-                trend, points
+            if not entries:  # a history that starts now: the run directories on disk stand in for it
+                previous = _previous_run_dirs(run_dir, run_info, warnings, cells)
+            return previous, trend, points
         except HistoryError as exc:
             warnings.append(f"{exc}. Compared with the previous run directories instead.")
     return _previous_run_dirs(run_dir, run_info, warnings, cells), [], []
