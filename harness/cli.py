@@ -88,14 +88,15 @@ def run(
                                "or another (empty) --out")
         artifacts = ArtifactCache(cache or DEFAULT_ROOT)
         store = None if no_history else history or reports / "history.sqlite"
-        outcome = _run_cells(loaded, cells, run_dir, artifacts, earlier_run(store, run_dir, loaded.name), runs_on)
+        earlier = earlier_run(store, run_dir, loaded.name, loaded.path, [c.id for c in cells])
+        outcome = _run_cells(loaded, cells, run_dir, artifacts, earlier, runs_on)
         for note in outcome.notes:
             _say(Text.assemble(("resume: ", "yellow"), note))
         for event in artifacts.events:
             _say(Text.assemble(("warning: ", "yellow"), str(event)))
         console.print(results_table(outcome.records, f"{loaded.name} — {run_dir}"))
-        regressed = cli_reports.publish_after_run(run_dir, store, loaded.suite)
-    _verdict(outcome, regressed)
+        regressed, verdict = cli_reports.publish_after_run(run_dir, store, loaded.suite)
+    _verdict(outcome, regressed, verdict)
 
 
 def _say(text: Text) -> None:
@@ -167,16 +168,12 @@ def _interrupted(run_dir: Path, exc: KeyboardInterrupt) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _verdict(outcome: Any, regressed: int) -> None:
+def _verdict(outcome: Any, regressed: int, verdict: Any) -> None:
+    """The last lines: where the results are, and the run's one verdict line (harness.compare.verdict_line)."""
     if outcome.skipped:
         _say(Text(f"resumed: {outcome.skipped} cell(s) were already done"))
     _say(Text(f"results: {outcome.run_dir / 'results.jsonl'}   report: {outcome.run_dir / 'report.html'}"))
-    if outcome.exit_code or regressed:
-        _say(Text.assemble(("FAIL", "bold red"), f": {outcome.failed_checks} failed check(s), "
-                           f"{outcome.failed_cells} failed cell(s)"
-                           + (", regression(s) vs the earlier run" if regressed else "")))
-    else:
-        _say(Text.assemble(("PASS", "bold green"), ": every check passed, no regression vs the earlier run"))
+    cli_reports.say_verdict(verdict, console)
     raise typer.Exit(max(outcome.exit_code, regressed))
 
 

@@ -20,6 +20,7 @@ from harness.record import CellRecord
 from harness.results import RESULTS, read_results, read_run_info
 
 if TYPE_CHECKING:  # the report modules load plotly/jinja2 lazily, keeping `bench --help` fast
+    from harness.compare import Verdict
     from harness.report.publish import PublishResult
     from harness.suite.schema import Suite
 
@@ -31,36 +32,46 @@ def say(*parts: str | tuple[str, str], target: Console | None = None) -> None:
     (target or console).print(Text.assemble(*parts), highlight=False, soft_wrap=True)
 
 
-def print_published(result: PublishResult) -> int:
-    """Print where the reports went, any warnings and regressions; 1 if the run regressed, else 0."""
+def print_published(result: PublishResult, final: bool = True) -> int:
+    """Print where the reports went, any warnings and regressions, and (`final`) the run's verdict
+    line; 1 if the run regressed or is incomplete, else 0."""
+    from harness.compare import comparison_phrase
+
     for message in result.warnings:
         say(("warning:", "yellow"), " ", message)
     names = "  ".join(str(p) for p in result.files)
     say(f"reports: {names}" + (f"   history: run #{result.history_id}" if result.history_id else ""))
-    if result.comparison is None:
-        say("no earlier run to compare with")
-    elif result.regressions:
+    if result.regressions:
+        assert result.comparison is not None
         say(("REGRESSED", "bold red"), f" vs {result.comparison.previous_label}:")
         for change in result.regressions:
             say(f"  {change.cell} {change.quantity}: {change.previous} → {change.current} "
-                f"({change.detail}; rule {change.rule})")
+                f"({change.detail}; rule {change.rule}; vs {result.comparison.compared_with.get(change.cell, '?')})")
     else:
-        say(f"no regression vs {result.comparison.previous_label}")
+        say(comparison_phrase(result.comparison))
     for step in result.steps:
         say(("latency step", "yellow"), f": {step.cell} ×{step.ratio:.2f} since {step.run} "
             f"(git {(step.git_commit or '?')[:12]}), and still there")
     if result.incomplete:
         say(("INCOMPLETE", "bold red"), f": {result.incomplete}; the reports say so")
+    if final:
+        say_verdict(result.verdict)
     return 1 if result.regressions or result.incomplete else 0
 
 
-def publish_after_run(run_dir: Path, history: Path | None, suite: Suite) -> int:
-    """For `bench run`: publish the finished run and print the outcome; 1 on a regression vs the earlier run."""
+def say_verdict(verdict: Verdict, target: Console | None = None) -> None:
+    """The run's verdict line (harness.compare.verdict_line), PASS in green or FAIL in red."""
+    say((verdict.status, "bold green" if verdict.ok else "bold red"), f": {verdict.detail}", target=target)
+
+
+def publish_after_run(run_dir: Path, history: Path | None, suite: Suite) -> tuple[int, Verdict]:
+    """For `bench run`: publish the finished run and print the outcome; 1 on a regression vs the
+    earlier run, and the verdict line for `bench run` to print last."""
     from harness.compare import Policy
     from harness.report.publish import publish_run
 
-    return print_published(publish_run(run_dir, history, thresholds=suite.thresholds,
-                                       policy=Policy(**suite.regression.model_dump())))
+    result = publish_run(run_dir, history, thresholds=suite.thresholds, policy=Policy(**suite.regression.model_dump()))
+    return print_published(result, final=False), result.verdict
 
 
 def report(
@@ -103,15 +114,22 @@ def history(
     if not runs:
         raise HarnessError(f"{db} has no runs of {suite!r}")
     table = Table(title=Text(f"{suite}: {len(runs)} latest run(s) in {db}"), header_style="bold")
+    files = len({r.suite_identity for r in runs}) > 1  # suite files that share this name: each its own baselines
     for column in ("id", "started", "git", "suite sha", "cells", "failed checks", "failed cells", "n/a",
-                   "regressions", "run dir"):
+                   "regressions", "run dir", *(["suite file"] if files else [])):
         table.add_column(column)
     for run in runs:
         cells = [f"{run.id}{' (pinned)' if run.pinned else ''}", run.started_at, (run.git_commit or "–")[:10],
-                 (run.suite_sha256 or "–")[:10], run.cells, run.failed_checks, run.failed_cells, run.na_cells,
-                 run.regressions, run.run_dir or "–"]
+                 (run.suite_sha256 or "–")[:10], f"{run.cells}{' (partial)' if run.partial else ''}",
+                 run.failed_checks, run.failed_cells, run.na_cells, run.regressions, run.run_dir or "–",
+                 *([_suite_file(run.suite_identity, suite)] if files else [])]
         table.add_row(*(Text(str(c)) for c in cells))
     console.print(table)
+
+
+def _suite_file(identity: str | None, suite: str) -> str:
+    """The suite file part of a suite identity (`name@path`); '–' for a run recorded without one."""
+    return identity.removeprefix(f"{suite}@") if identity else "– (matched by name)"
 
 
 def _load_run(reference: str, db: Path, warnings: list[str]) -> tuple[str, list[CellRecord], dict[str, Any]]:

@@ -83,13 +83,16 @@ class Change:
 
 @dataclass
 class Comparison:
-    """Every change of a run vs an earlier one (`previous_label` names the earlier run)."""
+    """Every change of a run vs its baseline, cell by cell: `compared_with` names the earlier run each
+    compared cell's record came from, `previous_label` all of them in one phrase."""
 
     previous_label: str
     changes: list[Change] = field(default_factory=list)
-    new_cells: list[str] = field(default_factory=list)
+    new_cells: list[str] = field(default_factory=list)  # cells of this run without an earlier record
     missing_cells: list[str] = field(default_factory=list)
     policy: Policy = DEFAULT_POLICY
+    compared_with: dict[str, str] = field(default_factory=dict)  # cell id → label of its baseline run
+    unbaselined: list[str] = field(default_factory=list)  # cells this run measured (ok) with no baseline
 
     @property
     def regressions(self) -> list[Change]:
@@ -101,8 +104,10 @@ class Comparison:
 
 
 def compare_runs(current: list[dict[str, Any]], previous: list[dict[str, Any]], bounds: BoundsFn | None,
-                 policy: Policy = DEFAULT_POLICY, previous_label: str = "previous run") -> Comparison:
-    """Compare the records of two runs cell by cell; `bounds` None leaves metric changes unjudged."""
+                 policy: Policy = DEFAULT_POLICY, previous_label: str = "previous run",
+                 labels: dict[str, str] | None = None) -> Comparison:
+    """Compare the records of a run with earlier records cell by cell (`labels`: the run each earlier
+    record came from, when they come from several); `bounds` None leaves metric changes unjudged."""
     earlier = {record_id(r): r for r in previous}
     comparison = Comparison(previous_label, policy=policy)
     for record in current:
@@ -110,7 +115,10 @@ def compare_runs(current: list[dict[str, Any]], previous: list[dict[str, Any]], 
         before = earlier.pop(cell, None)
         if before is None:
             comparison.new_cells.append(cell)
+            if record["status"] == "ok":
+                comparison.unbaselined.append(cell)
             continue
+        comparison.compared_with[cell] = (labels or {}).get(cell, previous_label)
         comparison.changes += _status_changes(cell, before, record)
         if record["status"] == "ok" and before["status"] == "ok":
             cell_bounds = bounds(record["model"], record["scheme"]) if bounds else {}
@@ -119,6 +127,53 @@ def compare_runs(current: list[dict[str, Any]], previous: list[dict[str, Any]], 
             comparison.changes += _latency_changes(cell, before, record, policy)
     comparison.missing_cells = list(earlier)
     return comparison
+
+
+NO_EARLIER_RUN = "no earlier run to compare with"
+
+
+def comparison_phrase(comparison: Comparison | None) -> str:
+    """What the comparison found, in words that follow from its facts alone: no earlier record of
+    any cell → "no earlier run to compare with"; else the regressions (or none) vs the runs used,
+    and how many measured cells had no earlier measurement."""
+    if comparison is None or not comparison.compared_with:
+        return NO_EARLIER_RUN
+    count = len(comparison.regressions)
+    text = f"{count} regression(s)" if count else "no regression"
+    text += f" vs {comparison.previous_label}"
+    if comparison.unbaselined:
+        text += f" · {len(comparison.unbaselined)} cell(s) with no earlier measurement to compare with"
+    return text
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A run's one-line verdict: console, summary.md and report.html (`#verdict`) all show this."""
+
+    ok: bool
+    detail: str
+
+    @property
+    def status(self) -> str:
+        return "PASS" if self.ok else "FAIL"
+
+    @property
+    def text(self) -> str:
+        return f"{self.status}: {self.detail}"
+
+
+def verdict_line(records: list[dict[str, Any]], comparison: Comparison | None, incomplete: str | None) -> Verdict:
+    """The run's verdict from its records, its comparison and why it is incomplete (if it is)."""
+    violating = sum(1 for r in records if any(not v["pass"] for v in r.get("verdicts") or []))
+    failed = sum(1 for r in records if r["status"] == "failed")
+    regressed, phrase = bool(comparison and comparison.regressions), comparison_phrase(comparison)
+    parts = [f"INCOMPLETE ({incomplete})"] if incomplete else []
+    parts += [f"{violating} cell(s) violate thresholds"] if violating else []
+    parts += [phrase] if regressed else []
+    parts += [f"{failed} failed cell(s)"] if failed else []
+    if not parts:
+        return Verdict(True, f"{len(records)} cells, every check passed · {phrase}")
+    return Verdict(False, " · ".join(parts if regressed else [*parts, phrase]))
 
 
 def _status_changes(cell: str, before: dict[str, Any], record: dict[str, Any]) -> list[Change]:

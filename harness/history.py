@@ -4,7 +4,9 @@ WAL mode, a busy timeout and short `BEGIN IMMEDIATE` transactions let several pr
 at once. Schema 2 keeps every cell's whole record (one JSON column, the same format as a
 results.jsonl line, `harness.record`) beside the columns queries need, and names each run by its
 unique run id; a schema-1 store is migrated in place when it is opened (its cells keep the
-fields schema 1 stored).
+fields schema 1 stored). Schema 3 adds each run's suite identity (`suite_identity`: which suite file
+it ran) and why a run is partial (`partial`); a schema-2 row gets its identity from the suite path
+its run.json recorded, and a row without one is matched by its suite name only, with a note.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import re
 import shutil
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,12 +30,12 @@ from typing_extensions import TypedDict
 from harness.cache import file_digest
 from harness.errors import HarnessError
 from harness.record import FORMAT_VERSION, CellRecord, RecordError, benchmark_binary, encode_nonfinite, validate_record
-from harness.results import utc_now
+from harness.results import cell_id, record_id, utc_now
 
 DEFAULT_PATH = Path("reports/history.sqlite")
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
-_RUNS = """
+_RUNS_V2 = """
 CREATE TABLE runs (
     id INTEGER PRIMARY KEY,
     suite TEXT NOT NULL,
@@ -72,7 +74,7 @@ CREATE TABLE cells (
 _INDEX = "CREATE INDEX IF NOT EXISTS runs_by_suite ON runs (suite, started_at)"
 # Schema 1 → 2: runs were unique by (suite, started_at), to the second; cells had no whole record.
 _MIGRATE_1 = [
-    _RUNS.replace("CREATE TABLE runs", "CREATE TABLE runs_v2"),
+    _RUNS_V2.replace("CREATE TABLE runs", "CREATE TABLE runs_v2"),
     "INSERT INTO runs_v2 (id, suite, run_key, started_at, finished_at, git_commit, suite_sha256, run_dir, cells,"
     " failed_checks, failed_cells, na_cells, regressions, pinned, recorded_at) SELECT id, suite,"
     " suite || '@' || started_at, started_at, finished_at, git_commit, suite_sha256, run_dir, cells, failed_checks,"
@@ -82,10 +84,19 @@ _MIGRATE_1 = [
     "ALTER TABLE cells ADD COLUMN record TEXT",
     _INDEX,
 ]
+# Schema 2 → 3: the suite identity (from the suite path the run's run.json recorded) and a partial run's reason.
+_MIGRATE_2 = [
+    "ALTER TABLE runs ADD COLUMN suite_identity TEXT",
+    "ALTER TABLE runs ADD COLUMN partial TEXT",
+    "UPDATE runs SET suite_identity = suite || '@' || json_extract(info, '$.suite_path')"
+    " WHERE json_valid(info) AND json_type(info, '$.suite_path') = 'text' AND json_extract(info, '$.suite_path') != ''",
+]
+_CREATE = [_RUNS_V2, _CELLS, _INDEX, *_MIGRATE_2]
+_UPGRADES = {0: _CREATE, 1: [*_MIGRATE_1, *_MIGRATE_2], 2: _MIGRATE_2}
 
 _JSON_FIELDS = ("metrics", "latency_ms", "latency_samples_ms", "verdicts")
 _RUN_COLUMNS = ("id", "suite", "started_at", "finished_at", "git_commit", "suite_sha256", "run_dir", "cells",
-                "failed_checks", "failed_cells", "na_cells", "regressions", "pinned")
+                "failed_checks", "failed_cells", "na_cells", "regressions", "pinned", "suite_identity", "partial")
 
 
 ARTIFACTS = "artifacts"  # beside the store: every timed model, by content (<sha256>.tflite)
@@ -101,13 +112,37 @@ def is_sha256(value: object) -> bool:
     return isinstance(value, str) and _SHA256.fullmatch(value) is not None
 
 
+def suite_identity(suite: str, suite_path: str | None) -> str | None:
+    """Which suite a run ran: its `name:` and the suite file's resolved path (`name@/abs/suite.yaml`),
+    so an edited file is still the same suite and another file with the same name is not; None
+    when the run recorded no suite path (then runs are matched by name only, and that is said)."""
+    return f"{suite}@{suite_path}" if suite_path else None
+
+
+def identity_of(run_info: dict[str, Any]) -> str | None:
+    """The suite identity of a run.json: its `suite_identity`, else from its suite name and path."""
+    recorded = run_info.get("suite_identity")
+    if isinstance(recorded, str) and recorded:
+        return recorded
+    path = run_info.get("suite_path")
+    return suite_identity(str(run_info["suite"]), path if isinstance(path, str) else None)
+
+
 @dataclass
 class EarlierRun:
-    """The records of the run a new run is compared with, and where its models were kept."""
+    """The baseline of a run, per cell: each cell's record from the most recent earlier run of the
+    same suite that measured it (or from the pinned run), the label of that run per cell, and where
+    the history keeps its models. `label` names the runs used, for one-line messages."""
 
     label: str = ""
     records: dict[str, CellRecord] = field(default_factory=dict)
     artifacts: Path | None = None  # the history's artifact store
+    labels: dict[str, str] = field(default_factory=dict)  # cell id → the run its record came from
+    notes: list[str] = field(default_factory=list)  # how the runs were chosen, when that needs saying
+
+    def label_of(self, cell: str) -> str:
+        """The run a cell's earlier record came from."""
+        return self.labels.get(cell, self.label)
 
     def kept(self, record: CellRecord) -> Path | None:
         return self._kept((record.get("artifact") or {}).get("sha256"), ".tflite")
@@ -199,10 +234,13 @@ class RunEntry:
     na_cells: int
     regressions: int
     pinned: bool
+    suite_identity: str | None = None  # None: an older row that recorded no suite path
+    partial: str | None = None  # why the run measured only some of its suite's cells
 
     @property
     def label(self) -> str:
-        return f"#{self.id} ({self.started_at}{', pinned' if self.pinned else ''})"
+        marks = "".join(m for m, on in ((", pinned", self.pinned), (", partial", self.partial)) if on)
+        return f"#{self.id} ({self.started_at}{marks})"
 
 
 _RunRow = TypedDict("_RunRow", get_type_hints(RunEntry))  # type: ignore[misc]  # a run row, checked strictly
@@ -253,18 +291,12 @@ class History:
         self._db.execute("PRAGMA foreign_keys = ON")
 
     def _upgrade(self) -> None:
-        """Create the schema, or migrate a schema-1 store, in one transaction (foreign keys off, so
+        """Create the schema, or migrate a schema-1 or -2 store, in one transaction (foreign keys off, so
         rebuilding `runs` does not cascade into `cells`)."""
         self._db.execute("PRAGMA foreign_keys = OFF")
         with self._transaction():  # executescript would commit early, so one statement at a time
             version = self._db.execute("PRAGMA user_version").fetchone()[0]  # another process may have done it
-            if version == 0:
-                statements = [_RUNS, _CELLS, _INDEX]
-            elif version == 1:
-                statements = _MIGRATE_1
-            else:
-                return
-            for statement in statements:
+            for statement in _UPGRADES.get(version, []):
                 self._db.execute(statement)
             self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
@@ -300,26 +332,28 @@ class History:
             raise
         self._db.execute("COMMIT")
 
-    def record(self, records: list[dict[str, Any]], run_info: dict[str, Any], run_dir: Path | None,
-               regressions: int) -> int:
-        """Store (or replace) a run identified by its run id (older run.json: suite and start time)."""
+    def record(self, records: list[CellRecord], run_info: dict[str, Any], run_dir: Path | None,
+               regressions: int, partial: str | None = None) -> int:
+        """Store (or replace) a run identified by its run id (older run.json: suite and start time),
+        with its suite identity; `partial` says why it measured only some cells (a baseline for those)."""
         counts = (len(records), sum(1 for r in records for v in r.get("verdicts") or [] if not v["pass"]),
                   sum(1 for r in records if r["status"] == "failed"), sum(1 for r in records if r["status"] == "n/a"))
         key = run_info.get("run_id") or f"{run_info['suite']}@{run_info['started_at']}"
         run = (run_info["suite"], key, run_info["started_at"], run_info.get("finished_at"), run_info.get("git_commit"),
                run_info.get("suite_sha256"), str(run_dir) if run_dir else None, *counts, regressions, utc_now(),
-               _json(run_info))
+               _json(run_info), identity_of(run_info), partial)
         with self._guard(), self._transaction():
             self._check_same_run(key, run_info)
             run_id = self._db.execute(
                 "INSERT INTO runs (suite, run_key, started_at, finished_at, git_commit, suite_sha256, run_dir, cells,"
-                " failed_checks, failed_cells, na_cells, regressions, recorded_at, info)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " failed_checks, failed_cells, na_cells, regressions, recorded_at, info, suite_identity, partial)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (run_key) DO UPDATE SET finished_at = excluded.finished_at,"
                 " git_commit = excluded.git_commit, suite_sha256 = excluded.suite_sha256, run_dir = excluded.run_dir,"
                 " cells = excluded.cells, failed_checks = excluded.failed_checks, failed_cells = excluded.failed_cells,"
                 " na_cells = excluded.na_cells, regressions = excluded.regressions, recorded_at = excluded.recorded_at,"
-                " info = excluded.info RETURNING id", run).fetchone()[0]
+                " info = excluded.info, suite_identity = excluded.suite_identity, partial = excluded.partial"
+                " RETURNING id", run).fetchone()[0]
             self._db.execute("DELETE FROM cells WHERE run_id = ?", (run_id,))
             self._db.executemany(
                 "INSERT INTO cells VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -407,17 +441,66 @@ class History:
         if message not in self.warnings:
             self.warnings.append(message)
 
-    def baseline(self, suite: str, started_at: str) -> RunEntry | None:
-        """The run to compare a run with: the suite's pinned run if it is earlier, else the latest earlier one."""
-        earlier = self.runs(suite, before=started_at)
-        return next((r for r in earlier if r.pinned), earlier[0] if earlier else None)
+    def same_suite(self, suite: str, identity: str | None, before: str | None = None) -> list[RunEntry]:
+        """Runs of the same suite, newest first: the same name and suite identity. An older row
+        without an identity (or any run, when `identity` is None) matches by its name only."""
+        return [e for e in self.runs(suite, before=before) if identity is None or e.suite_identity in (identity, None)]
+
+    def baselines(self, suite: str, identity: str | None, started_at: str,
+                  cells: Collection[str] | None = None) -> EarlierRun:
+        """Each cell's baseline for a run of this suite starting at `started_at`: the pinned run's
+        record of the cell if a run is pinned (its other cells have none), else the record from
+        the most recent earlier run that measured the cell (status ok), whether that run was whole
+        or partial. `cells` None: every cell an earlier run measured."""
+        earlier = self.same_suite(suite, identity, before=started_at)
+        pinned = next((e for e in earlier if e.pinned), None)
+        order = [pinned] if pinned is not None else earlier
+        measured = self._measured(suite, started_at)
+        chosen: dict[str, tuple[CellRecord, RunEntry]] = {}
+        for entry in order:
+            wanted = {c for c in measured.get(entry.id, set()) - chosen.keys() if cells is None or c in cells}
+            if wanted:
+                chosen |= {record_id(r): (r, entry) for r in self.records(entry.id)
+                           if record_id(r) in wanted and r["status"] == "ok"}
+        return _earlier(chosen, identity)
+
+    def _measured(self, suite: str, started_at: str) -> dict[int, set[str]]:
+        """Run id → the cells it measured (status ok), for the runs of a suite name started before;
+        read from the plain columns, so only the runs a baseline comes from have their records parsed."""
+        with self._guard():
+            rows = self._db.execute(
+                "SELECT c.run_id, c.model, c.scheme, c.device FROM cells c JOIN runs r ON r.id = c.run_id"
+                " WHERE r.suite = ? AND r.started_at < ? AND c.status = 'ok'", (suite, started_at)).fetchall()
+        measured: dict[int, set[str]] = {}
+        for run_id, model, scheme, device in rows:
+            measured.setdefault(run_id, set()).add(cell_id(str(model), str(scheme), str(device)))
+        return measured
 
     def pin(self, suite: str, run_id: int | None) -> None:
-        """Make `run_id` the suite's fixed baseline (None: compare with the previous run again)."""
-        if run_id is not None and self.run(run_id).suite != suite:
-            raise HistoryError(f"run #{run_id} is not a run of {suite!r}")
+        """Make `run_id` the fixed baseline of its suite (its name and identity); None: compare every
+        run of the suite name with the previous runs again."""
+        identity = None
+        if run_id is not None:
+            entry = self.run(run_id)
+            if entry.suite != suite:
+                raise HistoryError(f"run #{run_id} is not a run of {suite!r}")
+            identity = entry.suite_identity
         with self._guard(), self._transaction():
-            self._db.execute("UPDATE runs SET pinned = (id IS ?) WHERE suite = ?", (run_id, suite))
+            self._db.execute("UPDATE runs SET pinned = 0 WHERE suite = ? AND (? IS NULL OR suite_identity IS NULL"
+                             " OR suite_identity = ?)", (suite, identity, identity))
+            self._db.execute("UPDATE runs SET pinned = 1 WHERE id IS ?", (run_id,))
+
+
+def _earlier(chosen: dict[str, tuple[CellRecord, RunEntry]], identity: str | None) -> EarlierRun:
+    """The chosen records as an EarlierRun, with a note for runs matched by suite name only."""
+    runs = sorted({e.id: e for _, e in chosen.values()}.values(), key=lambda e: e.id)
+    label = f"run {runs[0].label}" if len(runs) == 1 else f"runs {', '.join(f'#{e.id}' for e in runs)}"
+    unverified = [f"#{e.id}" for e in runs if identity is None or e.suite_identity is None]
+    why = ("this run recorded no suite file path" if identity is None
+           else "they were recorded without a suite file path (before suite identities)")
+    notes = [f"baseline run(s) {', '.join(unverified)} matched by suite name only: {why}"] if unverified else []
+    return EarlierRun(label if runs else "", {c: r for c, (r, _) in chosen.items()},
+                      labels={c: f"run {e.label}" for c, (_, e) in chosen.items()}, notes=notes)
 
 
 def _json(value: Any) -> str:

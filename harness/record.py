@@ -287,6 +287,7 @@ class CellRecord(TypedDict, total=False):
     executed_on: ExecutedOn  # where the cell ran (harness/executors)
     finished_at: str
     notes: NotRequired[list[str]]
+    compared_with: str | None  # history copy: the earlier run this cell was compared with (None: no baseline)
 
 
 class RunInfo(TypedDict, total=False):
@@ -298,6 +299,7 @@ class RunInfo(TypedDict, total=False):
     suite: Required[str]
     suite_path: str | None
     suite_sha256: str | None
+    suite_identity: str | None  # `name@/resolved/suite.yaml`: which suite this is (harness.history.suite_identity)
     started_at: Required[str]
     resumed_at: str | None
     finished_at: str | None

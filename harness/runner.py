@@ -32,7 +32,7 @@ from harness.devices.cpus import cpu_model
 from harness.devices.litert import output_info, predict, tensor_types
 from harness.errors import NotApplicable
 from harness.executors import Executor, local_node, make_executor
-from harness.history import EarlierRun
+from harness.history import EarlierRun, suite_identity
 from harness.models.source import SourceModel, resolve_source, saved_model_dir
 from harness.numerics.fidelity import aligned, describe_outputs, json_number, model_outputs, output_fidelity
 from harness.plan import Cell, cell_key, plan_cells
@@ -274,6 +274,7 @@ class SuiteRunner:
             "suite": self.loaded.name,
             "suite_path": str(self.loaded.path.resolve()),  # `bench report` may run elsewhere
             "suite_sha256": self.loaded.sha256,
+            "suite_identity": suite_identity(self.loaded.name, str(self.loaded.path.resolve())),
             "started_at": earlier.get("started_at", utc_now(precise=True)),
             "resumed_at": utc_now() if earlier else None,
             "finished_at": None,
@@ -566,7 +567,7 @@ class SuiteRunner:
         if sha is None or (sha == record["artifact"]["sha256"] and not binary_changed):
             return
         self._report(cell.id, "re-timing the earlier model (A/B)", None)
-        record["latency_ab"] = {"baseline_sha256": sha, "baseline_run": self.earlier.label}
+        record["latency_ab"] = {"baseline_sha256": sha, "baseline_run": self.earlier.label_of(cell.id)}
         if binary_changed:
             record["latency_ab"]["baseline_binary_sha256"] = binary_sha
         if path is None or (binary_changed and binary is None):

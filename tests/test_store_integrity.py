@@ -241,7 +241,7 @@ _NEAR = st.builds(lambda key, value: json.dumps({**_BASE, key: value}), st.sampl
 _CELL_COLUMNS = ("model", "scheme", "device", "status", "error", "size_bytes", "metrics", "verdicts",
                  "latency_samples_ms", "record")
 _RUN_COLUMNS = ("started_at", "finished_at", "git_commit", "suite_sha256", "run_dir", "cells", "failed_checks",
-                "pinned", "run_key")
+                "pinned", "run_key", "suite_identity", "partial")
 _NOT_NULL = {"model", "scheme", "device", "status", "metrics", "verdicts", "started_at", "cells", "failed_checks",
              "pinned", "run_key"}
 
@@ -267,7 +267,7 @@ def test_the_history_reader_skips_any_damaged_row_with_a_warning(fuzz_store: Pat
     with History(db) as store:
         runs = store.runs("nightly", limit=30)
         records = store.records(1)
-        store.baseline("nightly", "2027-01-01")
+        store.baselines("nightly", None, "2027-01-01")
         assert len(records) + sum(": cell " in w for w in store.warnings) == 3 and len(records) >= 2
     assert len(runs) == 1 or any("run #1 skipped: its row is damaged" in w for w in store.warnings)
     for record in records:

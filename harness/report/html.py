@@ -11,7 +11,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from harness.compare import Comparison
+from harness.compare import Comparison, Verdict, verdict_line
 from harness.errors import HarnessError
 from harness.report.charts import TrendRun, build_charts, quartiles
 from harness.report.overview import DECISION_TREE, FAMILY_COLOURS, Rule, attention, classify, matrices, recommend
@@ -21,30 +21,6 @@ from harness.suite.schema import RegressionSpec
 from harness.verdicts import typical_latency
 
 _TEMPLATES = Path(__file__).resolve().parent / "templates"
-
-
-@dataclass(frozen=True)
-class Banner:
-    """The page's first line: pass, or what went wrong, counted."""
-
-    ok: bool
-    text: str
-
-
-def banner(rows: list[Row], comparison: Comparison | None, incomplete: str | None = None) -> Banner:
-    """Threshold violations, regressions vs the earlier run, failed cells and an incomplete run, in one line."""
-    violating = sum(1 for r in rows if r.checks_failed)
-    failed = sum(1 for r in rows if r.status == "failed")
-    parts = [f"INCOMPLETE ({incomplete})"] if incomplete else []
-    parts += [f"{violating} cell(s) violate thresholds"] if violating else []
-    if comparison and comparison.regressions:
-        parts.append(f"{len(comparison.regressions)} regression(s) vs {comparison.previous_label}")
-    if failed:
-        parts.append(f"{failed} failed cell(s)")
-    if parts:
-        return Banner(False, "FAIL: " + " · ".join(parts))
-    against = f", no regression vs {comparison.previous_label}" if comparison else ""
-    return Banner(True, f"PASS: {len(rows)} cells, every check passed{against}")
 
 
 @lru_cache(maxsize=1)
@@ -144,15 +120,17 @@ def output_numbers(record: dict[str, Any]) -> list[tuple[str, str, str, list[tup
 
 
 def render_html(records: list[dict[str, Any]], run_info: dict[str, Any], comparison: Comparison | None,
-                trend_runs: list[TrendRun], warnings: list[str], settings: SuiteSettings | None = None) -> str:
-    """The whole page; every string from records, run info or history is escaped by the template."""
+                trend_runs: list[TrendRun], warnings: list[str], settings: SuiteSettings | None = None,
+                verdict: Verdict | None = None) -> str:
+    """The whole page; every string from records, run info or history is escaped by the template.
+    Its banner (`#verdict`) is the run's one verdict line (harness.compare.verdict_line)."""
     settings = settings or suite_settings(run_info)
     rows = build_rows(records)
     cells = classify(rows, records, comparison)
     charts = build_charts(rows, records, trend_runs, settings.step_ratio)
     return _environment().get_template("report.html.j2").render(
         suite=str(run_info.get("suite", "?")), run_info=run_info,
-        banner=banner(rows, comparison, incompleteness(records, run_info)),
+        banner=verdict or verdict_line(records, comparison, incompleteness(records, run_info)),
         cells=[(cell, record, times, latency_summary(record), output_numbers(record))
                for cell, record, times in zip(cells, records, op_times(records), strict=True)],
         attention=attention(cells), matrices=matrices(cells), families=FAMILY_COLOURS,

@@ -1,5 +1,6 @@
 """Publish a finished run: summary.md, report.html, junit.xml, the history store, and the
-comparison with the previous (or pinned) run of the same suite.
+comparison with earlier runs of the same suite (the same suite identity), cell by cell: each cell
+against the most recent earlier run that measured it, or against the pinned run.
 
 The run's own files are always written; a history store that cannot be used only adds a warning
 (and the previous run directory on disk stands in for it).
@@ -13,9 +14,21 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from harness.compare import DEFAULT_POLICY, Change, Comparison, Policy, Step, TrendPoint, compare_runs, latency_steps
+from harness.compare import (
+    DEFAULT_POLICY,
+    NO_EARLIER_RUN,
+    Change,
+    Comparison,
+    Policy,
+    Step,
+    TrendPoint,
+    Verdict,
+    compare_runs,
+    latency_steps,
+    verdict_line,
+)
 from harness.errors import HarnessError
-from harness.history import ARTIFACTS, EarlierRun, History, HistoryError, keep_artifacts
+from harness.history import ARTIFACTS, EarlierRun, History, HistoryError, identity_of, keep_artifacts
 from harness.record import CellRecord, RecordError, validate_run_info
 from harness.report.charts import TrendRun
 from harness.report.html import render_html
@@ -36,7 +49,6 @@ from harness.suite.schema import Suite, Thresholds
 from harness.verdicts import bounds_for, judge
 
 TREND_RUNS = 30  # earlier runs drawn in the trend charts
-LabelledRun = tuple[str, list[dict[str, Any]]]  # (label, records)
 
 
 @dataclass
@@ -51,6 +63,7 @@ class PublishResult:
     incomplete: str | None = None  # why the records are not the whole run
     steps: list[Step] = field(default_factory=list)  # lasting latency steps across the history window
     records: list[dict[str, Any]] = field(default_factory=list)  # as reported (re-judged when they were)
+    verdict: Verdict = Verdict(False, "not judged")  # the run's one-line verdict (console, summary.md, report.html)
 
     @property
     def regressions(self) -> list[Change]:
@@ -83,51 +96,79 @@ def publish_run(run_dir: Path, history_path: Path | None, *, thresholds: Thresho
         records, thresholds, policy = _rejudged(records, run_info, warnings)
     store = _open_history(history_path, warnings)
     try:
-        previous, trend, points = _earlier_runs(store, run_dir, run_info, warnings)
+        previous, trend, points = _earlier_runs(store, run_dir, run_info, warnings, [record_id(r) for r in records])
         comparison = None
-        if thresholds is None and (previous is not None or points):
+        if thresholds is None and (previous.records or points):
             suite = _suite(run_info, warnings)
             thresholds = suite.thresholds if suite is not None else None
             if policy is None and suite is not None:
                 policy = Policy(**suite.regression.model_dump())
         policy = policy or DEFAULT_POLICY
-        if previous is not None:
+        if previous.records:
             bounds = partial(bounds_for, thresholds) if thresholds is not None else None
-            comparison = compare_runs(records, previous[1], bounds, policy, previous[0])
+            comparison = compare_runs(records, list(previous.records.values()), bounds, policy, previous.label,
+                                      labels=previous.labels)
         trend.append((run_info["started_at"], records))
         steps = latency_steps([*points, TrendPoint("this run", run_info.get("git_commit"), records)], policy)
-        files = _write_reports(run_dir, records, run_info, comparison, trend, warnings, steps)
-        history_id = None
         incomplete = incompleteness(records, run_info)
-        if incomplete and store is not None:
-            warnings.append(f"not recorded in history: {incomplete} (a partial run is never a baseline)")
-        elif store is not None:
-            try:
-                history_id = store.record(records, run_info, run_dir.resolve(),
-                                          len(comparison.regressions) if comparison else 0)
-                warnings += [f"model not kept for later A/B re-timing: {p}" for p in keep_artifacts(store.path, records)]
-            except HistoryError as exc:
-                warnings.append(f"{exc}: this run was not recorded")
+        verdict = verdict_line(records, comparison, incomplete)
+        files = _write_reports(run_dir, records, run_info, comparison, trend, warnings, steps, verdict)
+        history_id = _record(store, records, run_info, run_dir, comparison, incomplete, warnings)
     finally:
         if store is not None:
             store.close()
-    return PublishResult(run_dir, files, comparison, history_id, warnings, incomplete, steps, records)
+    return PublishResult(run_dir, files, comparison, history_id, warnings, incomplete, steps, records, verdict)
 
 
-def earlier_run(history_path: Path | None, run_dir: Path, suite: str) -> EarlierRun:
-    """The run a run starting now will be compared with (as `publish_run` will choose it), for the
-    runner to re-time its models; empty when there is none."""
+def _record(store: History | None, records: list[CellRecord], run_info: dict[str, Any], run_dir: Path,
+            comparison: Comparison | None, incomplete: str | None, warnings: list[str]) -> int | None:
+    """Record the run in history, each cell with the run it was compared with (`compared_with`); a
+    partial run is recorded as such, a baseline only for the cells it measured."""
+    if store is None:
+        return None
+    compared = comparison.compared_with if comparison else {}
+    kept: list[CellRecord] = [{**r, "compared_with": compared.get(record_id(r))} for r in records]
+    partial_run = incomplete or _selected(run_info)
+    if partial_run:
+        warnings.append(f"recorded in history as a partial run ({partial_run}): a baseline only for the cells "
+                        f"it measured")
+    try:
+        history_id = store.record(kept, run_info, run_dir.resolve(), len(comparison.regressions) if comparison else 0,
+                                  partial=partial_run)
+    except HistoryError as exc:
+        warnings.append(f"{exc}: this run was not recorded")
+        return None
+    warnings += [f"model not kept for later A/B re-timing: {p}" for p in keep_artifacts(store.path, records)]
+    return history_id
+
+
+def _selected(run_info: dict[str, Any]) -> str | None:
+    """Which options chose a subset of the suite's cells (`--only`, `--devices`), from run.json's argv."""
+    argv = run_info.get("argv") or []
+    options = dict.fromkeys(a.split("=")[0] for a in argv if isinstance(a, str) and a.split("=")[0] in _SELECTING)
+    return f"cells chosen with {' and '.join(options)}" if options else None
+
+
+_SELECTING = ("--only", "--devices")
+
+
+def earlier_run(history_path: Path | None, run_dir: Path, suite: str, suite_path: Path | None = None,
+                cells: list[str] | None = None) -> EarlierRun:
+    """Each cell's baseline for a run starting now (as `publish_run` will choose it), for the runner
+    to re-time its models; empty when there is none. A resumed run (run.json in `run_dir`) keeps its
+    start time, so its own earlier publication is never its baseline."""
     warnings: list[str] = []
     store = _open_history(history_path, warnings)
+    info = read_run_info(run_dir)
+    run_info = {"suite": suite, "suite_path": str(suite_path.resolve()) if suite_path else None,
+                "started_at": info.get("started_at") or utc_now(precise=True)}
     try:
-        previous, _, _ = _earlier_runs(store, run_dir, {"suite": suite, "started_at": utc_now(precise=True)}, warnings)
+        previous, _, _ = _earlier_runs(store, run_dir, run_info, warnings, cells)
     finally:
         if store is not None:
             store.close()
-    if previous is None:
-        return EarlierRun()
-    artifacts = history_path.resolve().parent / ARTIFACTS if history_path is not None else None
-    return EarlierRun(previous[0], {record_id(r): r for r in previous[1]}, artifacts)
+    previous.artifacts = history_path.resolve().parent / ARTIFACTS if history_path is not None else None
+    return previous
 
 
 def _run_info(run_dir: Path) -> dict[str, Any]:
@@ -154,44 +195,70 @@ def _open_history(path: Path | None, warnings: list[str]) -> History | None:
         return None
 
 
-def _earlier_runs(store: History | None, run_dir: Path, run_info: dict[str, Any], warnings: list[str]
-                  ) -> tuple[LabelledRun | None, list[TrendRun], list[TrendPoint]]:
-    """The run to compare with (history's baseline, else the previous run directory), and the
-    trend runs (oldest first) for the charts and for step detection."""
-    suite, started = run_info["suite"], run_info["started_at"]
+def _earlier_runs(store: History | None, run_dir: Path, run_info: dict[str, Any], warnings: list[str],
+                  cells: list[str] | None) -> tuple[EarlierRun, list[TrendRun], list[TrendPoint]]:
+    """Each cell's baseline among the earlier runs of the same suite identity (history's, else the
+    sibling run directories'), and the trend runs (oldest first) for the charts and step detection."""
+    suite, started, identity = run_info["suite"], run_info["started_at"], identity_of(run_info)
     if store is not None:
         try:
-            entry = store.baseline(suite, started)
-            entries = list(reversed(store.runs(suite, limit=TREND_RUNS, before=started)))
+            previous = store.baselines(suite, identity, started, cells)
+            entries = list(reversed(store.same_suite(suite, identity, before=started)[:TREND_RUNS]))
             points = [TrendPoint(f"run {e.label}", e.git_commit, store.records(e.id)) for e in entries]
             trend = [(e.started_at, p.records) for e, p in zip(entries, points, strict=True)]
-            previous = (f"run {entry.label}", store.records(entry.id)) if entry is not None else None
-            warnings += store.warnings  # damaged rows, skipped
-            return previous or _previous_run_dir(run_dir, run_info, warnings), trend, points
+            warnings += store.warnings + previous.notes  # damaged rows, skipped; runs matched by name only
+            if not entries:  # a history that starts now: the run directories on disk stand in for it
+                previous = _previous_run_dirs(run_dir, run_info, warnings, cells)
+            return previous, trend, points
         except HistoryError as exc:
-            warnings.append(f"{exc}. Compared with the previous run directory instead.")
-    return _previous_run_dir(run_dir, run_info, warnings), [], []
+            warnings.append(f"{exc}. Compared with the previous run directories instead.")
+    return _previous_run_dirs(run_dir, run_info, warnings, cells), [], []
 
 
-def _previous_run_dir(run_dir: Path, run_info: dict[str, Any], warnings: list[str]) -> LabelledRun | None:
-    """The latest sibling run directory of the same suite that started before this run; a damaged
+def _previous_run_dirs(run_dir: Path, run_info: dict[str, Any], warnings: list[str],
+                       cells: list[str] | None) -> EarlierRun:
+    """Each cell's baseline among the sibling run directories of the same suite identity that
+    started before this run, newest first (the record of a cell it measured, status ok); a damaged
     one is skipped with a warning naming it."""
-    candidates = []
-    for sibling in run_dir.parent.iterdir() if run_dir.parent.is_dir() else []:
-        if sibling.resolve() == run_dir.resolve() or not (sibling / RUN_INFO).exists():
-            continue
-        info = read_run_info(sibling)
-        if info.get("suite") == run_info["suite"] and str(info.get("started_at", "")) < run_info["started_at"]:
-            candidates.append((str(info.get("started_at")), sibling))
-    for _, sibling in sorted(candidates, reverse=True):
+    chosen: dict[str, CellRecord] = {}
+    labels: dict[str, str] = {}
+    for sibling in _sibling_runs(run_dir, run_info):
         try:
             records = read_results(sibling)
         except HarnessError as exc:
             warnings.append(f"earlier run {sibling} skipped: {exc}")
             continue
-        if records:
-            return f"run {sibling.name}", records
-    return None
+        for record in records:
+            cell = record_id(record)
+            if record["status"] == "ok" and cell not in chosen and (cells is None or cell in cells):
+                chosen[cell], labels[cell] = record, f"run {sibling.name}"
+        if cells is not None and chosen.keys() >= set(cells):
+            break
+    used = list(dict.fromkeys(labels.values()))
+    label = used[0] if len(used) == 1 else "runs " + ", ".join(u.removeprefix("run ") for u in used)
+    return EarlierRun(label if used else "", chosen, labels=labels)
+
+
+def _sibling_runs(run_dir: Path, run_info: dict[str, Any]) -> list[Path]:
+    """The sibling run directories of the same suite identity that started before this run, newest
+    first (one whose run.json names no suite file, or this run's, matches by suite name)."""
+    identity = identity_of(run_info)
+    candidates = []
+    for sibling in run_dir.parent.iterdir() if run_dir.parent.is_dir() else []:
+        if sibling.resolve() == run_dir.resolve() or not (sibling / RUN_INFO).exists():
+            continue
+        info = read_run_info(sibling)
+        same = info.get("suite") == run_info["suite"] and identity in (None, _identity(info) or identity)
+        if same and str(info.get("started_at", "")) < run_info["started_at"]:
+            candidates.append((str(info.get("started_at")), sibling))
+    return [sibling for _, sibling in sorted(candidates, reverse=True)]
+
+
+def _identity(info: dict[str, Any]) -> str | None:
+    try:
+        return identity_of(info)
+    except (KeyError, TypeError):
+        return None
 
 
 def _rejudged(records: list[CellRecord], run_info: dict[str, Any], warnings: list[str]
@@ -230,13 +297,13 @@ def _suite(run_info: dict[str, Any], warnings: list[str]) -> Suite | None:
         return None
 
 
-def _write_reports(run_dir: Path, records: list[dict[str, Any]], run_info: dict[str, Any],
+def _write_reports(run_dir: Path, records: list[CellRecord], run_info: dict[str, Any],
                    comparison: Comparison | None, trend: list[TrendRun], warnings: list[str],
-                   steps: list[Step]) -> list[Path]:
+                   steps: list[Step], verdict: Verdict) -> list[Path]:
     outputs = {
-        "summary.md": render_summary(records, run_info) + comparison_markdown(comparison, warnings)
-        + steps_markdown(steps),
-        "report.html": render_html(records, run_info, comparison, trend, warnings),
+        "summary.md": render_summary(records, run_info, f"**{verdict.status}**: {md(verdict.detail)}")
+        + comparison_markdown(comparison, warnings) + steps_markdown(steps),
+        "report.html": render_html(records, run_info, comparison, trend, warnings, verdict=verdict),
         "junit.xml": render_junit(records, run_info, comparison),
     }
     files = []
@@ -262,31 +329,50 @@ def steps_markdown(steps: list[Step]) -> str:
 
 
 def comparison_markdown(comparison: Comparison | None, warnings: list[str]) -> str:
-    """The summary.md section on the earlier run (and any warnings), starting with a blank line."""
+    """The summary.md section on the earlier runs (and any warnings), starting with a blank line."""
     lines = [""]
-    if comparison is None:
-        lines += ["## Compared with an earlier run", "", "No earlier run of this suite to compare with."]
+    if comparison is None or not comparison.compared_with:
+        lines += ["## Compared with an earlier run", "", "No earlier run of this suite (this suite file: its "
+                  "`name:` and path) measured any of this run's cells: "
+                  f"{NO_EARLIER_RUN}."]
     else:
-        count = len(comparison.regressions)
-        verdict = f"**{count} regression(s)**" if count else "no regression"
-        lines += [f"## Compared with {md(comparison.previous_label)}: {verdict}", "",
+        lines += [f"## Compared with {md(comparison.previous_label)}: {_found(comparison)}", "",
                   f"Latency: a changed model is re-timed beside the earlier one (paired A/B; a regression needs the "
                   f"interval above ×{comparison.policy.min_paired_ratio:g}); across runs, a one-sided Welch t-test on "
                   f"log repeat medians (with one repeat, Mann–Whitney U on per-iteration samples) needs "
                   f"p < {comparison.policy.alpha:g} and a ratio "
                   f"≥ {comparison.policy.min_latency_ratio:g}.", ""]
-        ordered = sorted((c for c in comparison.changes if c.shown), key=lambda c: (not c.regressed, c.cell))
-        if ordered:
-            lines += ["| cell | quantity | previous | current | change | rule | verdict |",
-                      "|---|---|---|---|---|---|---|"]
-        for change in ordered:
-            verdict_text = "**REGRESSED**" if change.regressed else "improved" if change.improved else "ok"
-            lines.append(f"| {md(change.cell)} | {md(change.quantity)} | {_number(change.previous)} | "
-                         f"{_number(change.current)} | {md(change.detail)} | {md(change.rule) or 'not judged'} | "
-                         f"{verdict_text} |")
-        if comparison.new_cells:
-            lines += ["", "New cells: " + ", ".join(md(c) for c in comparison.new_cells)]
+        lines += _changes_table(comparison) + _baselines_table(comparison)
         if comparison.missing_cells:
             lines += ["", "No longer run: " + ", ".join(md(c) for c in comparison.missing_cells)]
     lines += [f"\n> warning: {md(w)}" for w in warnings]
     return "\n".join(lines) + "\n"
+
+
+def _found(comparison: Comparison) -> str:
+    count = len(comparison.regressions)
+    text = f"**{count} regression(s)**" if count else "no regression"
+    if comparison.unbaselined:
+        text += f" · {len(comparison.unbaselined)} cell(s) with no earlier measurement to compare with"
+    return text
+
+
+def _changes_table(comparison: Comparison) -> list[str]:
+    ordered = sorted((c for c in comparison.changes if c.shown), key=lambda c: (not c.regressed, c.cell))
+    if not ordered:
+        return []
+    lines = ["| cell | quantity | previous | current | change | rule | verdict |", "|---|---|---|---|---|---|---|"]
+    for change in ordered:
+        verdict_text = "**REGRESSED**" if change.regressed else "improved" if change.improved else "ok"
+        lines.append(f"| {md(change.cell)} | {md(change.quantity)} | {_number(change.previous)} | "
+                     f"{_number(change.current)} | {md(change.detail)} | {md(change.rule) or 'not judged'} | "
+                     f"{verdict_text} |")
+    return lines
+
+
+def _baselines_table(comparison: Comparison) -> list[str]:
+    """Which earlier run each cell was compared with, and the cells that had none."""
+    lines = ["", "| cell | compared with |", "|---|---|"]
+    lines += [f"| {md(cell)} | {md(label)} |" for cell, label in comparison.compared_with.items()]
+    lines += [f"| {md(cell)} | no earlier measurement |" for cell in comparison.new_cells]
+    return lines

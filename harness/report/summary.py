@@ -31,12 +31,14 @@ def _devices(run_info: dict[str, Any]) -> str:
                      for name, facts in devices.items()) or "none"
 
 
-def render_summary(records: list[dict[str, Any]], run_info: dict[str, Any]) -> str:
+def render_summary(records: list[dict[str, Any]], run_info: dict[str, Any], verdict: str | None = None) -> str:
+    """summary.md's table part; `verdict` (Markdown) replaces the line built from the records alone
+    (publishing passes the run's whole verdict, comparison included: harness.compare.verdict_line)."""
     rows = build_rows(records)
     lines = [
         f"# quantbench: {escape_markdown(str(run_info.get('suite', '?')))}",
         "",
-        verdict_line(rows, incompleteness(records, run_info)),
+        verdict or verdict_line(rows, incompleteness(records, run_info)),
         "",
         f"Run started {escape_markdown(str(run_info.get('started_at', '?')))}; suite sha256 "
         f"{escape_markdown(str(run_info.get('suite_sha256', ''))[:12])}; "

@@ -38,17 +38,22 @@ def test_recording_a_run_again_replaces_it(tmp_path: Path) -> None:
         assert first == again and len(store.runs("nightly")) == 1 and len(store.records(first)) == 1
 
 
+def _run_ids(store: History, started_at: str) -> set[str]:
+    """The runs the cells' baselines came from, by label prefix ('run #N')."""
+    return {label.split(" (")[0] for label in store.baselines("nightly", None, started_at).labels.values()}
+
+
 def test_baseline_is_the_previous_run_unless_one_is_pinned(tmp_path: Path) -> None:
     with History(tmp_path / "h.sqlite") as store:
         ids = [store.record(standard_cells(), info(f"2026-01-0{day}T00:00:00+00:00"), None, 0) for day in (1, 2, 3)]
         store.record(standard_cells(), info("2026-01-02T00:00:00+00:00", suite="other"), None, 0)
-        assert store.baseline("nightly", "2026-01-04T00:00:00+00:00").id == ids[2]
-        assert store.baseline("nightly", "2026-01-03T00:00:00+00:00").id == ids[1]
-        assert store.baseline("nightly", "2026-01-01T00:00:00+00:00") is None
+        assert _run_ids(store, "2026-01-04T00:00:00+00:00") == {f"run #{ids[2]}"}
+        assert _run_ids(store, "2026-01-03T00:00:00+00:00") == {f"run #{ids[1]}"}
+        assert store.baselines("nightly", None, "2026-01-01T00:00:00+00:00").records == {}
         store.pin("nightly", ids[0])
-        assert store.baseline("nightly", "2026-01-04T00:00:00+00:00").id == ids[0]
+        assert _run_ids(store, "2026-01-04T00:00:00+00:00") == {f"run #{ids[0]}"}
         store.pin("nightly", None)
-        assert store.baseline("nightly", "2026-01-04T00:00:00+00:00").id == ids[2]
+        assert _run_ids(store, "2026-01-04T00:00:00+00:00") == {f"run #{ids[2]}"}
         with pytest.raises(HistoryError, match="not a run of 'other'"):
             store.pin("other", ids[0])
 
