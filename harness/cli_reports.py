@@ -86,13 +86,10 @@ def report(
     if not (run_dir / RESULTS).is_file():
         raise HarnessError(f"{run_dir / RESULTS} not found: give a run directory (reports/<suite>/<time>)")
     result = publish_run(run_dir, history, rejudge=True)
-    regressed = print_published(result)
-    if result.failed_checks or result.failed_cells or regressed:
-        say(("FAIL", "bold red"), f": {result.failed_checks} failed check(s), {result.failed_cells} failed cell(s)"
-            + (", regression(s) vs the earlier run" if result.regressions else "")
-            + (", incomplete" if result.incomplete else ""))
+    regressed = print_published(result, final=False)
+    say_verdict(result.verdict)  # the one verdict line, built from the re-judged records (as bench run's)
+    if result.failed_checks or result.failed_cells or regressed or not result.verdict.ok:
         raise typer.Exit(1)
-    say(("PASS", "bold green"), ": every check passed, no regression vs the earlier run")
 
 
 def history(
