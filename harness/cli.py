@@ -141,13 +141,15 @@ def _run_cells(loaded: Any, cells: list[Any], run_dir: Path, artifacts: Any, ear
 
 
 def _on_progress(progress: Progress, bar: Any, cell: str, stage: str, record: dict | None) -> None:
+    from harness.report.terminal import clip_words
+
     if stage != "done":
         progress.update(bar, description=f"{cell}: {stage}")
         return
     progress.advance(bar)
     assert record is not None
     style = {"ok": "green", "n/a": "yellow"}.get(record["status"], "red")
-    note = f" {record['error'][:120]}" if record.get("error") else ""
+    note = f" {clip_words(record['error'], 120)}" if record.get("error") else ""
     progress.console.print(Text.assemble("  ", (f"{record['status']:>6}", style), f" {cell}{note}"),
                            highlight=False)
 
