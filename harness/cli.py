@@ -53,7 +53,8 @@ def _fail(message: str, code: int = EXIT_CONFIG) -> typer.Exit:
 @app.command()
 def run(
     suite: Annotated[Path, typer.Argument(help="suite YAML file, e.g. suites/cnn.yaml")],
-    out: Annotated[Optional[Path], typer.Option(help="run directory", show_default="<reports>/<suite>/<UTC time>")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="run directory",
+                                                show_default="<reports>/<suite>/<UTC time>")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="continue the latest (or --out) run, skipping finished cells",
                                          show_default="off")] = False,
     only: Annotated[Optional[list[str]], typer.Option(

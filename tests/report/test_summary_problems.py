@@ -20,7 +20,8 @@ def _inline_texts(markdown: str, kind: str) -> list[str]:
         elif token.type == kind.replace("_open", "_close"):
             inside = False
         elif inside and token.type == "inline":
-            texts[-1] += ("|" if kind == "tr_open" and texts[-1] else "") + "".join(c.content for c in token.children or [])
+            joint = "|" if kind == "tr_open" and texts[-1] else ""
+            texts[-1] += joint + "".join(c.content for c in token.children or [])
     return texts
 
 
