@@ -92,6 +92,7 @@ class _ModelState:
 
     source: SourceModel | None = None
     error: str | None = None
+    not_applicable: bool = False  # the source cannot run here at all (an op no resolver has): cells are n/a
     eval_data: Dataset | None = None
     baseline_outputs: list[np.ndarray] | None = None
 
@@ -143,7 +144,7 @@ class SuiteRunner:
             assert task is not None  # the loader checked this
             state.eval_data = self.dataset(task.dataset).head(task.limit)
         except Exception as exc:  # noqa: BLE001 - recorded on every cell of the model
-            state.error = _describe(exc)
+            state.error, state.not_applicable = _describe(exc), isinstance(exc, NotApplicable)
         return state
 
     # -- the run ------------------------------------------------------------------------
@@ -309,7 +310,7 @@ class SuiteRunner:
         record = self._new_record(cell)
         try:
             if state.error:
-                raise _SourceFailed(state.error)
+                raise NotApplicable(state.error) if state.not_applicable else _SourceFailed(state.error)
             self._produce(cell, state, record, baseline)
             self._evaluate(cell, state, record, baseline)
         except NotApplicable as exc:

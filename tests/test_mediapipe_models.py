@@ -189,8 +189,8 @@ def test_recover_and_diagnose_work_on_selfie_segmentation(mediapipe_run: tuple[P
 
 
 @pytest.mark.slow
-def test_a_model_with_unresolvable_custom_ops_fails_naming_the_op(mediapipe_run: tuple[Path, dict]) -> None:
+def test_a_model_with_unresolvable_custom_ops_is_n_a_naming_the_op(mediapipe_run: tuple[Path, dict]) -> None:
     _, records = mediapipe_run
     failed = records["face_attention/float32"]
-    assert failed["status"] in ("failed", "n/a") and "\n" not in failed["error"]
+    assert failed["status"] == "n/a" and "\n" not in failed["error"]  # no resolver has the op: not applicable here
     assert "custom op Landmarks2TransformMatrix" in failed["error"]
