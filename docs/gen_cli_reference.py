@@ -35,6 +35,9 @@ def _names(param: click.Parameter) -> str:
 
 def _default(param: click.Parameter) -> str:
     default: Any = param.default
+    described = getattr(param, "show_default", None)
+    if isinstance(described, str) and described:
+        return _cell(described)
     if default is None or callable(default) or param.param_type_name == "argument":
         return ""
     if isinstance(default, bool):

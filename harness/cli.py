@@ -53,16 +53,25 @@ def _fail(message: str, code: int = EXIT_CONFIG) -> typer.Exit:
 @app.command()
 def run(
     suite: Annotated[Path, typer.Argument(help="suite YAML file, e.g. suites/cnn.yaml")],
-    out: Annotated[Optional[Path], typer.Option(help="run directory (default reports/<suite>/<UTC time>)")] = None,
-    resume: Annotated[bool, typer.Option(help="continue the latest (or --out) run, skipping finished cells")] = False,
-    only: Annotated[Optional[list[str]], typer.Option(help="run cells matching GLOB (model/scheme[@device])")] = None,
-    devices: Annotated[Optional[str], typer.Option(help="comma-separated device names overriding the suite's")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="run directory",
+                                                show_default="<reports>/<suite>/<UTC time>")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="continue the latest (or --out) run, skipping finished cells",
+                                         show_default="off")] = False,
+    only: Annotated[Optional[list[str]], typer.Option(
+        help="run only the cells matching GLOB (over model/scheme or model/scheme@device) and their float "
+             "baselines; repeatable", show_default="every cell")] = None,
+    devices: Annotated[Optional[str], typer.Option(help="comma-separated device names overriding the suite's",
+                                                   show_default="the suite's")] = None,
     reports: Annotated[Path, typer.Option(help="root folder of run directories")] = Path("reports"),
-    cache: Annotated[Optional[Path], typer.Option(help="artifact cache (default $QUANTBENCH_CACHE or ~/.cache/quantbench)")] = None,
-    history: Annotated[Optional[Path], typer.Option(help="run history store (default <reports>/history.sqlite)")] = None,
-    no_history: Annotated[bool, typer.Option(help="do not record the run in (or compare it through) the history store")] = False,
+    cache: Annotated[Optional[Path], typer.Option(help="artifact cache",
+                                                  show_default="$QUANTBENCH_CACHE, else ~/.cache/quantbench")] = None,
+    history: Annotated[Optional[Path], typer.Option(help="run history store",
+                                                    show_default="<reports>/history.sqlite")] = None,
+    no_history: Annotated[bool, typer.Option("--no-history", help="do not record the run in (or compare it through) "
+                                             "the history store", show_default="off")] = False,
     executor: Annotated[str, typer.Option(help="who runs the cells: inprocess (this process) or ray (a Ray cluster)")] = "inprocess",
-    ray_address: Annotated[Optional[str], typer.Option(help="with --executor ray: the cluster's HOST:PORT (default $RAY_ADDRESS, else auto)")] = None,
+    ray_address: Annotated[Optional[str], typer.Option(help="with --executor ray: the cluster's HOST:PORT",
+                                                       show_default="$RAY_ADDRESS, else auto")] = None,
 ) -> None:
     """Optimize, run and score every model × scheme × device cell of a suite."""
     from harness.executors import make_executor
@@ -142,13 +151,15 @@ def _run_cells(loaded: Any, cells: list[Any], run_dir: Path, artifacts: Any, ear
 
 
 def _on_progress(progress: Progress, bar: Any, cell: str, stage: str, record: dict | None) -> None:
+    from harness.report.terminal import clip_words
+
     if stage != "done":
         progress.update(bar, description=f"{cell}: {stage}")
         return
     progress.advance(bar)
     assert record is not None
     style = {"ok": "green", "n/a": "yellow"}.get(record["status"], "red")
-    note = f" {record['error'][:120]}" if record.get("error") else ""
+    note = f" {clip_words(record['error'], 120)}" if record.get("error") else ""
     progress.console.print(Text.assemble("  ", (f"{record['status']:>6}", style), f" {cell}{note}"),
                            highlight=False)
 
@@ -280,7 +291,7 @@ def _measure_once(target: Any, model: Path, settings: Any, index: int) -> float:
 @app.command("parse-log")
 def parse_log(
     file: Annotated[Path, typer.Argument(help="a benchmark_model output log")],
-    as_json: Annotated[bool, typer.Option("--json", help="print the whole record as JSON")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the whole record as JSON", show_default="off")] = False,
 ) -> None:
     """Parse a benchmark_model log (any version's format) into timings, memory, delegates, op profile."""
     import json

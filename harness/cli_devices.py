@@ -142,8 +142,9 @@ def _table(rows: list[dict[str, Any]]) -> Table:
 @devices_app.callback(invoke_without_command=True)
 def devices(
     ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="print the devices as JSON")] = False,
-    scan: Annotated[bool, typer.Option(help="also list the devices of the adb server (`adb devices -l`)")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="print the devices as JSON", show_default="off")] = False,
+    scan: Annotated[bool, typer.Option("--scan/--no-scan",
+                                       help="also list the devices of the adb server (`adb devices -l`)")] = True,
     adb: Annotated[str, typer.Option(help="the adb client used for --scan")] = "adb",
     timeout: Annotated[float, typer.Option(help="seconds per device for the scan")] = 20.0,
 ) -> None:
@@ -167,12 +168,14 @@ def simulate(
     port: Annotated[int, typer.Option(help="TCP port on 127.0.0.1 (0: a free one)")] = 0,
     cpus: Annotated[str, typer.Option(help="CPU topology, cpu0 first, e.g. 4x1.9GHz+4x2.45GHz")] = "4x1.9GHz+4x2.45GHz",
     model: Annotated[str, typer.Option(help="what getprop ro.product.model answers")] = "ADB Simulator",
-    sandbox: Annotated[Optional[Path], typer.Option(help="folder for the device files (default: temporary)")] = None,
+    sandbox: Annotated[Optional[Path], typer.Option(help="folder for the device files",
+                                                    show_default="a temporary folder")] = None,
     perturb_outputs: Annotated[Optional[str], typer.Option(help=(
         "what --output_filepath gets: fp16 (float outputs rounded to float16) or noise:R (Gaussian noise, "
-        "R x the output's RMS), as a delegate computing something else would"))] = None,
-    old_benchmark: Annotated[bool, typer.Option(help=(
-        "benchmark_model lacks --input_layer_value_files and --output_filepath (an old binary)"))] = False,
+        "R x the output's RMS), as a delegate computing something else would"), show_default="the exact outputs")] = None,
+    old_benchmark: Annotated[bool, typer.Option("--old-benchmark", help=(
+        "benchmark_model lacks --input_layer_value_files and --output_filepath (an old binary)"),
+        show_default="off")] = False,
 ) -> None:
     """Run one ADB device simulator in the foreground (Ctrl-C stops it) to try the adb flow without a phone."""
     from harness.devices.android.sim.fs import parse_cpu_spec

@@ -153,19 +153,52 @@ def _table(rows: list[dict[str, Any]], title: str) -> Table:
     return table
 
 
+def worst_first(rows: list[dict[str, Any]], top: int) -> list[dict[str, Any]]:
+    """The `top` rows of lowest SNR, worst first (a NaN SNR, where the numbers broke, before any
+    number; a row without an SNR last); every row in graph order when `top` is 0."""
+    if top == 0:
+        return rows
+    return sorted(rows, key=_snr_rank)[:top]
+
+
+def _snr_rank(row: dict[str, Any]) -> tuple[int, float]:
+    value = row.get("snr_db")
+    if value is None:
+        return (2, 0.0)
+    number = float(value)  # "NaN" / "Infinity" as JSON writes them, too
+    return (0, 0.0) if math.isnan(number) else (1, number)
+
+
+def _shown_title(cell: str, shown: int, compared: int, tensors: int, top: int) -> str:
+    if top == 0 or shown == compared:
+        return f"{cell}: {compared} of {tensors} tensors vs float, in graph order"
+    return (f"{cell}: the {shown} of lowest SNR (worst first) of {compared} compared ({tensors} tensors) vs float; "
+            "--all for every one, in graph order")
+
+
 def diagnose(
     run_dir: Annotated[Path, typer.Argument(help="a run directory (reports/<suite>/<time>)")],
     cell: Annotated[str, typer.Argument(help="model/scheme or model/scheme@device")],
     samples: Annotated[int, typer.Option(help="evaluation samples to run (first N)")] = 8,
-    debugger: Annotated[bool, typer.Option(help="TF QuantizationDebugger too (converter sources, int8 schemes)")] = True,
-    validate: Annotated[bool, typer.Option(help="litert-quantizer's validate() too (.tflite sources)")] = True,
+    top: Annotated[int, typer.Option(help="print the N tensors of lowest SNR, worst first (0: every tensor, "
+                                          "in graph order)")] = 20,
+    all_rows: Annotated[bool, typer.Option("--all", help="print every tensor, in graph order (as --top 0)",
+                                           show_default="off")] = False,
+    debugger: Annotated[bool, typer.Option("--debugger/--no-debugger",
+                                           help="TF QuantizationDebugger too (converter sources, int8 schemes)")] = True,
+    validate: Annotated[bool, typer.Option("--validate/--no-validate",
+                                           help="litert-quantizer's validate() too (.tflite sources)")] = True,
 ) -> None:
-    """Per intermediate tensor of the cell's model vs the float model: SNR, NRMSE, RMSE / scale, in graph
-    order; written to RUN_DIR/diagnose/<model>__<scheme>__<device>.json."""
+    """Per intermediate tensor of the cell's model vs the float model: SNR, NRMSE, RMSE / scale. Prints the
+    --top 20 of lowest SNR, worst first (--all: every tensor, in graph order); writes every tensor, in graph
+    order, to RUN_DIR/diagnose/<model>__<scheme>__<device>.json."""
     from harness.numerics.diagnose import check_names, compare_tensors, cross_check, join, run_all_tensors
 
     if samples < 1:
         raise HarnessError(f"--samples must be at least 1 (got {samples})")
+    if top < 0:
+        raise HarnessError(f"--top must be 0 (every tensor) or more (got {top})")
+    top = 0 if all_rows else top
     record, baseline = find_cell(run_dir, cell)
     cache, x, calibration = _inputs(run_dir, record, samples)
     optimized = run_all_tensors(Path(record["artifact"]["path"]), x)
@@ -187,7 +220,8 @@ def diagnose(
     out = run_dir / "diagnose" / f"{record_id(record).replace('/', '__').replace('@', '__')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1, allow_nan=False))
-    console.print(_table(rows, f"{result['cell']}: {len(rows)} of {len(optimized)} tensors vs float"))
+    shown = worst_first(rows, top)
+    console.print(_table(shown, _shown_title(result["cell"], len(shown), len(rows), len(optimized), top)))
     if "cross_check" in result:
         check = result["cross_check"]
         console.print(Text(f"{check.get('route', 'QuantizationDebugger')} cross-check: {check}"), highlight=False,

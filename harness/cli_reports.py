@@ -76,8 +76,8 @@ def publish_after_run(run_dir: Path, history: Path | None, suite: Suite) -> tupl
 
 def report(
     run_dir: Annotated[Path, typer.Argument(help="run directory holding results.jsonl")],
-    history: Annotated[Optional[Path], typer.Option(help="history store to read trends from and record the run in")
-                       ] = None,
+    history: Annotated[Optional[Path], typer.Option(help="history store to compare with, read trends from and "
+                                                    "record the run in", show_default="none: no history")] = None,
 ) -> None:
     """Re-judge a run's cells with its suite's thresholds and re-render summary.md, report.html and junit.xml
     from its results.jsonl; exit 1 on a failed check, a failed cell or a regression, as `bench run`."""
@@ -86,21 +86,20 @@ def report(
     if not (run_dir / RESULTS).is_file():
         raise HarnessError(f"{run_dir / RESULTS} not found: give a run directory (reports/<suite>/<time>)")
     result = publish_run(run_dir, history, rejudge=True)
-    regressed = print_published(result)
-    if result.failed_checks or result.failed_cells or regressed:
-        say(("FAIL", "bold red"), f": {result.failed_checks} failed check(s), {result.failed_cells} failed cell(s)"
-            + (", regression(s) vs the earlier run" if result.regressions else "")
-            + (", incomplete" if result.incomplete else ""))
+    regressed = print_published(result, final=False)
+    say_verdict(result.verdict)  # the one verdict line, built from the re-judged records (as bench run's)
+    if result.failed_checks or result.failed_cells or regressed or not result.verdict.ok:
         raise typer.Exit(1)
-    say(("PASS", "bold green"), ": every check passed, no regression vs the earlier run")
 
 
 def history(
     suite: Annotated[str, typer.Argument(help="suite name, e.g. cnn")],
     db: Annotated[Path, typer.Option("--history", "--db", help="history store")] = DEFAULT_PATH,
     limit: Annotated[int, typer.Option(min=1, help="show the latest N runs")] = 20,
-    pin: Annotated[Optional[int], typer.Option(help="compare later runs with run ID, not the previous run")] = None,
-    unpin: Annotated[bool, typer.Option(help="compare with the previous run again")] = False,
+    pin: Annotated[Optional[int], typer.Option(help="compare later runs with run ID, not the previous run",
+                                               show_default="the pin stays as it is")] = None,
+    unpin: Annotated[bool, typer.Option("--unpin", help="compare with the previous run again",
+                                        show_default="off")] = False,
 ) -> None:
     """List the recorded runs of a suite: time, git commit, suite hash, verdict counts."""
     if not db.is_file():
@@ -154,8 +153,8 @@ def compare(
     run_a: Annotated[str, typer.Argument(help="earlier run: run directory or history id")],
     run_b: Annotated[str, typer.Argument(help="later run: run directory or history id")],
     db: Annotated[Path, typer.Option("--history", "--db", help="history store for ids")] = DEFAULT_PATH,
-    suite_file: Annotated[Optional[Path], typer.Option(help="suite whose thresholds judge metric changes "
-                                                       "(default: the later run's suite file)")] = None,
+    suite_file: Annotated[Optional[Path], typer.Option(help="suite whose thresholds judge metric changes",
+                                                       show_default="the later run's suite file")] = None,
 ) -> None:
     """Per-cell changes from RUN_A to RUN_B; exit code 1 when RUN_B regressed."""
     from harness.compare import DEFAULT_POLICY, Policy, compare_runs

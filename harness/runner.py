@@ -676,12 +676,17 @@ class _SourceFailed(Exception):
 
 
 def _describe(exc: BaseException) -> str:
-    """A one-paragraph error: type and message, trimmed, with the innermost frame."""
+    """A one-paragraph error, trimmed: an expected error (HarnessError) is its message, as the user
+    acts on it; an unexpected one (a harness or library bug) also names its type and innermost frame."""
+    from harness.errors import HarnessError
+
     message = str(exc).strip() or type(exc).__name__
     if len(message) > 2000:
         message = message[:1000] + " … " + message[-900:]
     if isinstance(exc, _SourceFailed):
         return f"model source failed: {message}"
+    if isinstance(exc, HarnessError):
+        return message
     frames = traceback.extract_tb(exc.__traceback__)
     where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
     return f"{type(exc).__name__}: {message}{where}"

@@ -59,11 +59,16 @@ def render_summary(records: list[dict[str, Any]], run_info: dict[str, Any], verd
             f"{fmt(row.latency_ratio, '.2f')} | {row.verdict} |"
         )
     lines += summary_lines(records, escape_markdown)
-    problems = [r for r in rows if r.checks_failed or r.status != "ok"]
-    if problems:
-        lines += ["", "## Problems", ""]
-        for row in problems:
-            detail = ", ".join(row.checks_failed) if row.checks_failed else (row.error or "")
-            lines.append(f"- {escape_markdown(f'{row.model}/{row.scheme}@{row.device}')} "
-                         f"({row.status}): {escape_markdown(detail)}")
+    problems = [_problem(r) for r in rows if r.checks_failed or r.status != "ok"]
+    lines += ["", "## Problems", "", *problems] if problems else []
     return "\n".join(lines) + "\n"
+
+
+def _problem(row: Row) -> str:
+    """One line of the problems list: the cell, its status, its failed checks and its full error text
+    (the table's verdict cell stays one word)."""
+    details = [f"checks failed: {', '.join(row.checks_failed)}"] if row.checks_failed else []
+    details += [row.error] if row.status != "ok" and row.error else []
+    details += [] if details else ["no reason recorded"]
+    return (f"- {escape_markdown(f'{row.model}/{row.scheme}@{row.device}')} ({row.status}): "
+            + "; ".join(escape_markdown(d) for d in details))

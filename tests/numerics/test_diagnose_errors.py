@@ -110,3 +110,24 @@ def test_the_table_never_reads_names_as_rich_markup() -> None:
     console.print(_table([row], "q[/x]/int8@local: 1 of 2 tensors vs float"))
     text = console.export_text()
     assert "q[/x]/int8@local" in text and "q[/x] [bold]t" in text
+
+
+@pytest.mark.parametrize("top", ["-1", "-20"])
+def test_top_must_not_be_negative(tmp_path: Path, top: str) -> None:
+    run = write_run(tmp_path)
+    done = run_bench("diagnose", str(run), CELL, "--top", top)
+    assert_one_line(done, f"--top must be 0 (every tensor) or more (got {top})")
+    assert not (run / "diagnose").exists()
+
+
+def _rows(snrs: list) -> list[dict]:
+    return [{"position": i, "tensor": f"t{i}", "snr_db": snr} for i, snr in enumerate(snrs)]
+
+
+def test_top_shows_the_lowest_snrs_worst_first_and_zero_every_row_in_graph_order() -> None:
+    from harness.cli_numerics import worst_first
+
+    rows = _rows([30.0, "Infinity", 12.5, "NaN", -3.0, 40.0, 12.5])
+    assert [r["position"] for r in worst_first(rows, 4)] == [3, 4, 2, 6]  # NaN (broken) first, ties in graph order
+    assert [r["position"] for r in worst_first(rows, 100)] == [3, 4, 2, 6, 0, 5, 1]  # an exact tensor (∞ dB) last
+    assert worst_first(rows, 0) == rows  # every row, in graph order

@@ -109,7 +109,7 @@ def test_report_rejudges_a_doctored_metric_and_fails(tmp_path: Path, top1: float
     before = (run_dir / "results.jsonl").read_bytes()
     done = invoke("report", run_dir)
     assert done.exit_code == 1, done.output
-    assert "FAIL: 1 failed check(s), 0 failed cell(s)" in done.output
+    assert "FAIL: 1 cell(s) violate thresholds" in done.output
     assert "the checks of 1 cell(s) differ from results.jsonl's" in done.output
     assert "top1.max_abs_drop" in plain((run_dir / "summary.md").read_text())
     assert 'failures="1"' in (run_dir / "junit.xml").read_text()
@@ -130,5 +130,5 @@ def test_report_says_when_it_cannot_rejudge_and_exits_on_the_recorded_checks(tmp
 
 def test_report_passes_a_run_that_still_passes(tmp_path: Path) -> None:
     done = invoke("report", judged_run(tmp_path, standard_cells()))
-    assert done.exit_code == 0 and "PASS: every check passed" in done.output, done.output
+    assert done.exit_code == 0 and "PASS: 3 cells, every check passed" in done.output, done.output
     assert "re-judged" not in done.output

@@ -4,6 +4,8 @@ with markup off, and the commands that print names, paths and cells show them as
 from __future__ import annotations
 
 import ast
+import json
+import re
 import shutil
 from pathlib import Path
 
@@ -36,8 +38,13 @@ def test_validate_prints_a_markup_like_path_as_it_is(tmp_path: Path, name: str) 
 @pytest.mark.slow
 def test_diagnose_prints_a_markup_like_cell_as_it_is(done_run: tuple[Path, Path]) -> None:  # noqa: F811
     folder, run_dir = done_run
-    done = run_bench("diagnose", str(run_dir), "q[/x]/dynamic_range", "--samples", "2", cwd=folder)
+    done = run_bench("diagnose", str(run_dir), "q[/x]/dynamic_range", "--samples", "2", "--top", "3", cwd=folder)
     assert done.returncode == 0 and "Traceback" not in done.stderr + done.stdout, done.stderr[-3000:]
-    assert "q[/x]/dynamic_range@local:" in done.stdout
+    assert "q[/x]/dynamic_range@local: the 3 of lowest SNR (worst first)" in done.stdout
+    rows = [line for line in done.stdout.splitlines() if re.match(r"│ +\d+ +│", line)]
+    snrs = [float(line.split("│")[5]) for line in rows]
+    assert len(rows) == 3 and snrs == sorted(snrs), done.stdout  # --top 3: the three worst, worst first
+    written = json.loads(next((run_dir / "diagnose").glob("*.json")).read_text())
+    assert len(written["layers"]) == written["compared"] > 3  # the file keeps every tensor
     unknown = run_bench("diagnose", str(run_dir), "q[/x]/[bold]", cwd=folder)
     assert unknown.returncode == 2 and "q[/x]/[bold]" in unknown.stderr and "Traceback" not in unknown.stderr

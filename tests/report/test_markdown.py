@@ -28,7 +28,8 @@ def visible(text: str) -> str:
     for char in text:
         invisible = not (char.isascii() and char.isprintable()) and unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp")
         code = ord(char)
-        out.append(names.get(char, f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}") if invisible else char)
+        escape = f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+        out.append(names.get(char, escape) if invisible else char)
     return "".join(out)
 
 
