@@ -77,10 +77,26 @@ def cell_values(record: dict[str, Any], baseline: dict[str, Any] | None) -> dict
         for name, key in (("size_ratio", "size_bytes"), ("gzip_ratio", "gzip_bytes")):
             if record.get(key) and baseline.get(key):
                 values[name] = record[key] / baseline[key]
-        ratio = latency_ratio(record.get("latency_ms"), baseline.get("latency_ms"))
+        ratio = paired_latency_ratio(record) or latency_ratio(record.get("latency_ms"), baseline.get("latency_ms"))
         if ratio is not None:
             values["latency_ratio"] = ratio
     return values
+
+
+def paired_latency_ratio(record: dict[str, Any]) -> float | None:
+    """The cell's latency over the float model's timed beside it in pairs (`latency_vs_float.ratio`), if measured."""
+    return (record.get("latency_vs_float") or {}).get("ratio")
+
+
+def latency_ratio_note(record: dict[str, Any]) -> str:
+    """How a cell's `latency_ratio` was measured, for its verdicts."""
+    paired = record.get("latency_vs_float") or {}
+    if paired.get("ratio") is None:
+        why = f" ({paired['unavailable']})" if paired.get("unavailable") else ""
+        return f"ratio of medians measured apart, not paired{why}"
+    ci = paired.get("ci")
+    interval = f", 95 % interval [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
+    return f"paired ratio over {paired.get('n_pairs')} pairs timed beside the float model{interval}"
 
 
 def check(record: dict[str, Any], baseline: dict[str, Any] | None, bounds: dict[str, Bound]) -> list[dict[str, Any]]:
@@ -103,6 +119,8 @@ def check(record: dict[str, Any], baseline: dict[str, Any] | None, bounds: dict[
             if threshold is not None:
                 ok = observed >= threshold if limit == "min" else observed <= threshold
                 results.append(_verdict(f"{metric}.{limit}", metric, threshold, observed, observed, None, ok))
+                if metric == "latency_ratio":
+                    results[-1]["note"] = latency_ratio_note(record)
         if metric not in base_values:
             continue
         base = base_values[metric]
