@@ -85,7 +85,7 @@ def with_after(state: DeviceState, after: dict[str, Any], raws: list[dict[str, A
     return result
 
 
-def _busy(watched: HostDuring, waited: str | None, limit: float) -> DeviceState:
+def _busy(watched: HostDuring, waited: str | None, limit: float) -> dict[str, Any]:
     """`busy` and `busy_reason`: True with the reasons, False, or None when the watch was too
     short to tell (and the cool-down did not already find the core crowded)."""
     reasons = [r for r in (waited, _busy_during(watched, limit)) if r]

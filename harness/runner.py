@@ -515,7 +515,8 @@ class SuiteRunner:
         state = device_state(device, self.loaded.suite.latency)
         raws, sample = measure_repeats(device, model, self.loaded.suite.latency)
         if state is not None:
-            record["device_state"] = with_after(state, getattr(device, "device_state")(), raws, self.loaded.suite.latency)
+            after = getattr(device, "device_state")()
+            record["device_state"] = with_after(state, after, raws, self.loaded.suite.latency)
         raw = raws[-1]  # memory, setup, log and delegates of the last repeat
         record["latency_ms"] = latency_stats(raws)
         record["latency_samples_ms"] = sample or None
@@ -534,10 +535,15 @@ class SuiteRunner:
         self._keep_log(cell, record, raw.get("log"))
         self._device_numerics(cell, record, device, model)
         self._retime_earlier(cell, record, device, model)
+        self._time_vs_float(cell, record, device, model)
+        record["timings_s"]["latency"] = round(time.perf_counter() - started, 3)
+
+    def _time_vs_float(self, cell: Cell, record: dict[str, Any], device: Device, model: Path) -> None:
+        """`latency.float_pairs`: the float cell's model timed beside this one in alternating pairs."""
         if record.get("latency_vs_float"):
             self._report(cell.id, "timing beside the float model (pairs)", None)
-            record["latency_vs_float"] = time_vs_float(device, record["latency_vs_float"], model, self.loaded.suite.latency)
-        record["timings_s"]["latency"] = round(time.perf_counter() - started, 3)
+            settings = self.loaded.suite.latency
+            record["latency_vs_float"] = time_vs_float(device, record["latency_vs_float"], model, settings)
 
     def _device_numerics(self, cell: Cell, record: dict[str, Any], device: Device, model: Path) -> None:
         """Phones (`latency.device_check: N`): N evaluation samples run on the device, its outputs
