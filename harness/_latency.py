@@ -149,18 +149,19 @@ def _kept_file(sha: str | None, path: str | None, kept: Path | None, note: str) 
     return sha, None, note
 
 
-def time_ab(device: Device, earlier: Path, current: Path, settings: LatencySpec,
-            bound: float | None = None, earlier_binary: Path | None = None) -> dict[str, Any]:
+def time_ab(device: Device, earlier: Path, current: Path, settings: LatencySpec, bound: float | None = None,
+            earlier_binary: Path | None = None, watches: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """`settings.ab_pairs` pairs (A = earlier model, B = this run's), each pair timed back to back
     with one measurement each, the order alternating (A B, B A, ...) so a drift within the run
     favours neither; the paired ratio B/A with its confidence interval. While that interval still
     straddles `bound` (the regression bound), two more pairs at a time (one of each order), up to
-    `most_ab_pairs`. With `earlier_binary` (a phone's earlier benchmark_model), A runs on it."""
+    `most_ab_pairs`. With `earlier_binary` (a phone's earlier benchmark_model), A runs on it.
+    `watches` collects a local device's watch of its core over each measurement."""
     pairs: list[tuple[float, float]] = []
     wanted = settings.ab_pairs
-    a_side = _Side(earlier, earlier_binary)
+    a_side, b_side = _Side(earlier, earlier_binary, watches), _Side(current, None, watches)
     while len(pairs) < wanted:
-        pairs.append(_one_pair(device, a_side, _Side(current, None), settings, len(pairs)))
+        pairs.append(_one_pair(device, a_side, b_side, settings, len(pairs)))
         if len(pairs) == wanted and _undecided(pairs, bound) and wanted + 2 <= settings.most_ab_pairs:
             wanted += 2
     return {"pairs": [list(p) for p in pairs], **paired_ratio(pairs), "bound": bound,
@@ -173,12 +174,15 @@ class _Side:
 
     model: Path
     binary: Path | None
+    watches: list[dict[str, Any]] | None = None  # where to keep a local device's watch of its core
 
     def time(self, device: Device, settings: LatencySpec) -> float:
         if self.binary is None:
             raw = device.measure_latency(self.model, settings)
         else:  # only a device whose profile names a benchmark binary (a phone) gets one
             raw = cast(BinaryDevice, device).measure_latency(self.model, settings, binary=self.binary)
+        if self.watches is not None and isinstance(raw.get("host"), dict):
+            self.watches.append(raw["host"])
         return float(typical(repeat_of(raw)["stats"]))
 
 
@@ -214,13 +218,18 @@ def time_vs_float(device: Device, reference: LatencyVsFloat, model: Path, settin
     path = Path(reference["float_path"])
     if not path.is_file() or file_digest(path) != reference["float_sha256"]:
         return {**reference, "unavailable": "the float model file is gone or changed: no paired timing"}
-    pairs = settings.float_pairs
+    pairs, watches = settings.float_pairs, []
     try:
-        timed = time_ab(device, path, model, settings.model_copy(update={"ab_pairs": pairs, "ab_max_pairs": pairs}))
+        timed = time_ab(device, path, model, settings.model_copy(update={"ab_pairs": pairs, "ab_max_pairs": pairs}),
+                        watches=watches)
     except HarnessError as exc:  # the cell's own timing stands; its × float is then the unpaired one
         return {**reference, "unavailable": f"timing the float model beside it failed: {exc}"}
-    return {**reference, "pairs": timed["pairs"], "ratio": timed["ratio"], "ci": timed["ci"],
-            "n_pairs": timed["n_pairs"], "confidence": timed.get("confidence", 0.95)}
+    paired: LatencyVsFloat = {**reference, "pairs": timed["pairs"], "ratio": timed["ratio"], "ci": timed["ci"],
+                              "n_pairs": timed["n_pairs"], "confidence": timed.get("confidence", 0.95)}
+    if watches:  # a local device: was its core busy while the pairs were timed (both sides alike)?
+        paired["during"] = during(watches)
+        paired["busy_reason"] = _busy_during(paired["during"], settings.busy_share)
+    return paired
 
 
 def with_unpaired(record: CellRecord, baseline: CellRecord | None) -> None:

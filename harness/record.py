@@ -172,7 +172,8 @@ class LatencyVsFloat(TypedDict, total=False):
     """`latency.float_pairs`: the float cell's model (A) and this cell's (B) timed in alternating pairs
     in the same run; `ratio` is the paired B/A (geometric mean) with its `ci` (95 %), the `latency_ratio`
     metric. `unpaired_ratio`: this cell's median over the float cell's, measured apart. `unavailable`:
-    why there are no pairs (the float model file is gone or changed, or timing it failed)."""
+    why there are no pairs (the float model file is gone or changed, or timing it failed). Load slows
+    both sides of a pair alike, so a busy core (`busy_reason`) widens the interval more than it moves the ratio."""
 
     __pydantic_config__ = _CONFIG  # type: ignore[misc]
     float_sha256: Required[str]
@@ -184,6 +185,8 @@ class LatencyVsFloat(TypedDict, total=False):
     confidence: float
     unpaired_ratio: float | None
     unavailable: str
+    during: HostDuring  # local devices: the pinned core over all the pairs' measurements
+    busy_reason: str | None  # other work or steal above latency.busy_share while the pairs were timed
 
 
 class CellRecord(TypedDict, total=False):

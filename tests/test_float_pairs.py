@@ -102,6 +102,7 @@ def test_a_busy_core_marks_its_cell_and_the_paired_ratio_of_a_model_to_itself_ho
     paired = again["latency_vs_float"]
     assert paired["float_sha256"] == base["artifact"]["sha256"] == again["artifact"]["sha256"]
     assert len(paired["pairs"]) == paired["n_pairs"] == 6
+    assert paired["during"]["measurements"] == 12 and "busy_reason" in paired  # the core watched over every pair
     assert paired["ci"][0] <= paired["ratio"] <= paired["ci"][1]
     # The true ratio is 1 (the same file on both sides). The record's interval is 95 %: it misses the
     # truth one run in twenty by design, so the test checks the 99.9 % interval of the same pairs.

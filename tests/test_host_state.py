@@ -15,9 +15,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from harness._latency import device_state, with_after
+from harness._latency import device_state, time_vs_float, with_after
+from harness.cache import file_digest
 from harness.devices.local import host_state
 from harness.devices.local.host_state import CoreWatch, core_times, cpufreq, during, process_ticks, runnable_on_core
+from harness.errors import HarnessError
 from harness.report.rows import build_rows
 from harness.suite.schema import Bound, CooldownSpec, LatencySpec
 from harness.verdicts import check
@@ -181,3 +183,32 @@ def test_a_snapshot_reads_this_host() -> None:
     snap = host_state.snapshot(max(os.sched_getaffinity(0)))
     assert set(snap) >= {"core", "loadavg", "cpus", "runnable_on_core", "core_busy_share"}
     assert snap["runnable_on_core"] is not None and snap["runnable_on_core"] >= 0
+
+
+class PairDevice:
+    """Times every model at 1 ms, its core half busy with other work; `fail` raises as a lost device would."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.fail, self.models = fail, []
+
+    def measure_latency(self, model: Path, settings: LatencySpec) -> dict[str, Any]:
+        if self.fail:
+            raise HarnessError("latency measurement failed (exit 1): boom")
+        self.models.append(model.name)
+        return {"samples": [1.0], "host": watch(100, 50)}
+
+
+def test_float_pairs_alternate_watch_the_core_and_say_why_they_are_missing(tmp_path: Path) -> None:
+    float_model, cell_model = tmp_path / "float.tflite", tmp_path / "cell.tflite"
+    float_model.write_bytes(b"float"), cell_model.write_bytes(b"cell")
+    reference = {"float_sha256": file_digest(float_model), "float_path": str(float_model)}
+    device = PairDevice()
+    paired = time_vs_float(device, reference, cell_model, LatencySpec(float_pairs=4))  # type: ignore[arg-type]
+    assert device.models == ["float.tflite", "cell.tflite", "cell.tflite", "float.tflite"] * 2
+    assert paired["ratio"] == 1.0 and paired["n_pairs"] == 4 and paired["during"]["measurements"] == 8
+    assert "other tasks took 50%" in str(paired["busy_reason"])
+    failed = time_vs_float(PairDevice(fail=True), reference, cell_model, LatencySpec())  # type: ignore[arg-type]
+    assert failed["unavailable"].startswith("timing the float model beside it failed: latency measurement failed")
+    float_model.write_bytes(b"changed")
+    gone = time_vs_float(device, reference, cell_model, LatencySpec())  # type: ignore[arg-type]
+    assert "gone or changed" in gone["unavailable"] and "pairs" not in gone

@@ -156,9 +156,10 @@ def paired_vs_float(record: dict[str, Any]) -> str | None:
     if not (isinstance(ci, list) and len(ci) == 2 and isinstance(ratio, (int, float))):
         return None
     verdict = " (n.s.: the interval holds 1)" if ci[0] <= 1 <= ci[1] else ""
+    busy = f"; the pairs were timed on a busy core: {paired['busy_reason']}" if paired.get("busy_reason") else ""
     return (f"× float paired over {paired.get('n_pairs')} pairs: ×{fmt(ratio, '.3f')} "
             f"[{fmt(ci[0], '.3f')}, {fmt(ci[1], '.3f')}]{verdict}; unpaired ratio of medians "
-            f"×{fmt(paired.get('unpaired_ratio'), '.3f')}")
+            f"×{fmt(paired.get('unpaired_ratio'), '.3f')}{busy}")
 
 
 def paired_ab(record: dict[str, Any]) -> str | None:
