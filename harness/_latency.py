@@ -12,9 +12,11 @@ from harness import _interrupt
 from harness.cache import file_digest
 from harness.devices import BinaryDevice, Device
 from harness.errors import HarnessError
-from harness.record import benchmark_binary
+from harness.devices.local.host_state import during
+from harness.record import CellRecord, DeviceState, HostDuring, LatencyVsFloat, benchmark_binary
 from harness.stats import bounded_sample, combine_repeats, paired_ratio, summarize, typical
 from harness.suite.schema import CooldownSpec, LatencySpec
+from harness.verdicts import latency_ratio
 
 
 def repeat_of(raw: dict[str, Any]) -> dict[str, Any]:
@@ -47,27 +49,61 @@ def measure_repeats(device: Device, model: Path, settings: LatencySpec) -> tuple
     return raws, bounded_sample(pooled)
 
 
-def device_state(device: Device, settings: LatencySpec) -> dict[str, Any] | None:
-    """The device's thermal state before a cell, after the suite's cool-down (None: the device
-    kind cannot tell). A cell still above `max_temp_c` (or the platform's thermal status still
-    above `max_thermal_status`) when the wait runs out is marked hot."""
+def device_state(device: Device, settings: LatencySpec) -> DeviceState | None:
+    """The device's state before a cell, after the suite's cool-down (None: the device kind cannot
+    tell). A cell still above `max_temp_c` (or the platform's thermal status still above
+    `max_thermal_status`) when the wait runs out is marked hot; a local cell whose core still has
+    more than `max_runnable` other runnable tasks or `max_other_load` other work is marked busy."""
     read = getattr(device, "device_state", None)
     if read is None:
         return None
     state, waited, spec = read(), 0.0, settings.cooldown
-    while spec is not None and _hot(state, spec) and waited < spec.wait_s:
+    while spec is not None and (_hot(state, spec) or _crowded(state, spec)) and waited < spec.wait_s:
         _interrupt.check()
         time.sleep(min(spec.poll_s, spec.wait_s - waited))
         waited += min(spec.poll_s, spec.wait_s - waited)
         state = read()
-    return {"before": state, "cooldown_s": round(waited, 3), "hot": spec is not None and _hot(state, spec)}
+    crowded = _crowded(state, spec) if spec is not None else None
+    return {"before": state, "cooldown_s": round(waited, 3), "hot": spec is not None and _hot(state, spec),
+            **({"busy_reason": f"after the cool-down wait: {crowded}"} if crowded else {})}
 
 
-def with_after(state: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+def with_after(state: DeviceState, after: dict[str, Any], raws: list[dict[str, Any]] | None = None,
+               settings: LatencySpec | None = None) -> DeviceState:
     """The cell's device state with the reading after it, and `throttled`: the platform reported
-    moderate throttling or worse (thermal status >= 2) before or after the cell."""
+    moderate throttling or worse (thermal status >= 2) before or after the cell. With the local
+    device's watches of its pinned core (`raws[i]["host"]`): `during` (other work's and steal's
+    shares of the core while it measured) and `busy` with `busy_reason` when either share is above
+    `settings.busy_share`, or the cool-down ran out with the core still crowded."""
     statuses = [s.get("thermal_status") for s in (state["before"], after)]
-    return {**state, "after": after, "throttled": any(s is not None and s >= THROTTLED_STATUS for s in statuses)}
+    result: DeviceState = {**state, "after": after,
+                           "throttled": any(s is not None and s >= THROTTLED_STATUS for s in statuses)}
+    watches = [raw["host"] for raw in raws or [] if isinstance(raw.get("host"), dict)]
+    if watches and settings is not None:
+        result["during"] = during(watches)
+        result.update(_busy(result["during"], state.get("busy_reason"), settings.busy_share))
+    return result
+
+
+def _busy(watched: HostDuring, waited: str | None, limit: float) -> dict[str, Any]:
+    """`busy` and `busy_reason`: True with the reasons, False, or None when the watch was too
+    short to tell (and the cool-down did not already find the core crowded)."""
+    reasons = [r for r in (waited, _busy_during(watched, limit)) if r]
+    if reasons:
+        return {"busy": True, "busy_reason": "; ".join(reasons)}
+    if watched.get("other_share") is None:
+        return {"busy": None, "busy_reason": f"unknown: the pinned core was watched {watched['watched_s']} s only"}
+    return {"busy": False, "busy_reason": None}
+
+
+def _busy_during(watched: HostDuring, limit: float) -> str | None:
+    """Why the core was busy while the cell was measured (None: it was not, or too short to tell)."""
+    other, steal = watched.get("other_share"), watched.get("steal_share")
+    if other is None or steal is None:
+        return None
+    parts = [f"{name} took {share:.0%} of the pinned core while it was measured (above {limit:.0%})"
+             for name, share in (("other tasks", other), ("steal time", steal)) if share > limit]
+    return "; ".join(parts) or None
 
 
 THROTTLED_STATUS = 2  # PowerManager.THERMAL_STATUS_MODERATE
@@ -75,8 +111,19 @@ THROTTLED_STATUS = 2  # PowerManager.THERMAL_STATUS_MODERATE
 
 def _hot(state: dict[str, Any], spec: CooldownSpec) -> bool:
     status = state.get("thermal_status")
-    return ((state.get("max_temp_c") is not None and state["max_temp_c"] > spec.max_temp_c)
+    return ((spec.max_temp_c is not None and state.get("max_temp_c") is not None
+             and state["max_temp_c"] > spec.max_temp_c)
             or (status is not None and status > spec.max_thermal_status))
+
+
+def _crowded(state: dict[str, Any], spec: CooldownSpec) -> str | None:
+    """Why a local core is not quiet enough to time on under the cool-down's limits (None: it is)."""
+    runnable, load = state.get("runnable_on_core"), state.get("core_busy_share")
+    if spec.max_runnable is not None and runnable is not None and runnable > spec.max_runnable:
+        return f"{runnable} other runnable task(s) on the pinned core (max_runnable {spec.max_runnable})"
+    if spec.max_other_load is not None and load is not None and load > spec.max_other_load:
+        return f"the pinned core {load:.0%} busy with other work (max_other_load {spec.max_other_load:g})"
+    return None
 
 
 def earlier_model(before: dict[str, Any] | None, kept: Path | None) -> tuple[str | None, Path | None, str]:
@@ -102,18 +149,19 @@ def _kept_file(sha: str | None, path: str | None, kept: Path | None, note: str) 
     return sha, None, note
 
 
-def time_ab(device: Device, earlier: Path, current: Path, settings: LatencySpec,
-            bound: float | None = None, earlier_binary: Path | None = None) -> dict[str, Any]:
+def time_ab(device: Device, earlier: Path, current: Path, settings: LatencySpec, bound: float | None = None,
+            earlier_binary: Path | None = None, watches: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """`settings.ab_pairs` pairs (A = earlier model, B = this run's), each pair timed back to back
     with one measurement each, the order alternating (A B, B A, ...) so a drift within the run
     favours neither; the paired ratio B/A with its confidence interval. While that interval still
     straddles `bound` (the regression bound), two more pairs at a time (one of each order), up to
-    `most_ab_pairs`. With `earlier_binary` (a phone's earlier benchmark_model), A runs on it."""
+    `most_ab_pairs`. With `earlier_binary` (a phone's earlier benchmark_model), A runs on it.
+    `watches` collects a local device's watch of its core over each measurement."""
     pairs: list[tuple[float, float]] = []
     wanted = settings.ab_pairs
-    a_side = _Side(earlier, earlier_binary)
+    a_side, b_side = _Side(earlier, earlier_binary, watches), _Side(current, None, watches)
     while len(pairs) < wanted:
-        pairs.append(_one_pair(device, a_side, _Side(current, None), settings, len(pairs)))
+        pairs.append(_one_pair(device, a_side, b_side, settings, len(pairs)))
         if len(pairs) == wanted and _undecided(pairs, bound) and wanted + 2 <= settings.most_ab_pairs:
             wanted += 2
     return {"pairs": [list(p) for p in pairs], **paired_ratio(pairs), "bound": bound,
@@ -126,12 +174,15 @@ class _Side:
 
     model: Path
     binary: Path | None
+    watches: list[dict[str, Any]] | None = None  # where to keep a local device's watch of its core
 
     def time(self, device: Device, settings: LatencySpec) -> float:
         if self.binary is None:
             raw = device.measure_latency(self.model, settings)
         else:  # only a device whose profile names a benchmark binary (a phone) gets one
             raw = cast(BinaryDevice, device).measure_latency(self.model, settings, binary=self.binary)
+        if self.watches is not None and isinstance(raw.get("host"), dict):
+            self.watches.append(raw["host"])
         return float(typical(repeat_of(raw)["stats"]))
 
 
@@ -150,3 +201,39 @@ def _undecided(pairs: list[tuple[float, float]], bound: float | None) -> bool:
     """The paired interval has `bound` inside it: the pairs so far cannot tell."""
     interval = paired_ratio(pairs)["ci"] if bound is not None else None
     return interval is not None and interval[0] <= bound < interval[1]
+
+
+def float_reference(baseline: CellRecord | None, settings: LatencySpec) -> LatencyVsFloat | None:
+    """What a cell's paired × float is timed against: its float cell's model file (None: pairs are
+    off, or the float cell has no model)."""
+    artifact = (baseline or {}).get("artifact")
+    if settings.float_pairs == 0 or baseline is None or baseline.get("status") != "ok" or not artifact:
+        return None
+    return {"float_sha256": artifact["sha256"], "float_path": artifact["path"]}
+
+
+def time_vs_float(device: Device, reference: LatencyVsFloat, model: Path, settings: LatencySpec) -> LatencyVsFloat:
+    """The float model (A) and the cell's model (B) timed in `settings.float_pairs` alternating
+    pairs (`time_ab`, never extended): the paired ratio B/A and its 95 % interval."""
+    path = Path(reference["float_path"])
+    if not path.is_file() or file_digest(path) != reference["float_sha256"]:
+        return {**reference, "unavailable": "the float model file is gone or changed: no paired timing"}
+    pairs, watches = settings.float_pairs, []
+    try:
+        timed = time_ab(device, path, model, settings.model_copy(update={"ab_pairs": pairs, "ab_max_pairs": pairs}),
+                        watches=watches)
+    except HarnessError as exc:  # the cell's own timing stands; its × float is then the unpaired one
+        return {**reference, "unavailable": f"timing the float model beside it failed: {exc}"}
+    paired: LatencyVsFloat = {**reference, "pairs": timed["pairs"], "ratio": timed["ratio"], "ci": timed["ci"],
+                              "n_pairs": timed["n_pairs"], "confidence": timed.get("confidence", 0.95)}
+    if watches:  # a local device: was its core busy while the pairs were timed (both sides alike)?
+        paired["during"] = during(watches)
+        paired["busy_reason"] = _busy_during(paired["during"], settings.busy_share)
+    return paired
+
+
+def with_unpaired(record: CellRecord, baseline: CellRecord | None) -> None:
+    """`latency_vs_float.unpaired_ratio`: the cell's median over the float cell's, measured apart."""
+    paired = record.get("latency_vs_float")
+    if paired is not None and baseline is not None and baseline is not record and baseline.get("status") == "ok":
+        paired["unpaired_ratio"] = latency_ratio(record.get("latency_ms"), baseline.get("latency_ms"))

@@ -244,6 +244,53 @@ class Recovery(TypedDict, total=False):
     ranked_by: str
     ranking: list[dict[str, Any]]
     latency: str | None
+class HostDuring(TypedDict, total=False):
+    """A local cell's pinned core while it was measured, over all its repeats (harness.devices.local.host_state):
+    other tasks' and steal time's shares of the core (None: watched too briefly to tell)."""
+
+    __pydantic_config__ = _CONFIG  # type: ignore[misc]
+    measurements: int
+    watched_s: float
+    other_share: float | None
+    steal_share: float | None
+
+
+class DeviceState(TypedDict, total=False):
+    """The device around a cell's measurement. Phones: temperatures, battery, thermal status and core
+    frequencies `before`/`after`; `hot`, `throttled`. Local devices: load average, other runnable tasks
+    on the pinned core, its busy share and cpufreq `before`/`after`, `during`, and `busy` (None: could
+    not tell) with `busy_reason`."""
+
+    __pydantic_config__ = _CONFIG  # type: ignore[misc]
+    before: Required[dict[str, Any]]
+    after: dict[str, Any]
+    cooldown_s: float
+    hot: bool
+    throttled: bool
+    during: HostDuring
+    busy: bool | None
+    busy_reason: str | None
+
+
+class LatencyVsFloat(TypedDict, total=False):
+    """`latency.float_pairs`: the float cell's model (A) and this cell's (B) timed in alternating pairs
+    in the same run; `ratio` is the paired B/A (geometric mean) with its `ci` (95 %), the `latency_ratio`
+    metric. `unpaired_ratio`: this cell's median over the float cell's, measured apart. `unavailable`:
+    why there are no pairs (the float model file is gone or changed, or timing it failed). Load slows
+    both sides of a pair alike, so a busy core (`busy_reason`) widens the interval more than it moves the ratio."""
+
+    __pydantic_config__ = _CONFIG  # type: ignore[misc]
+    float_sha256: Required[str]
+    float_path: Required[str]
+    pairs: list[list[float]]
+    ratio: float | None
+    ci: list[float] | None
+    n_pairs: int
+    confidence: float
+    unpaired_ratio: float | None
+    unavailable: str
+    during: HostDuring  # local devices: the pinned core over all the pairs' measurements
+    busy_reason: str | None  # other work or steal above latency.busy_share while the pairs were timed
 
 
 class CellRecord(TypedDict, total=False):
@@ -283,7 +330,8 @@ class CellRecord(TypedDict, total=False):
     latency_ab: dict[str, Any]  # the earlier run's model re-timed beside this one (harness._latency)
     technique: dict[str, Any]  # training-time schemes: layers wrapped, those left untouched (why); QAT: output_quantized
     device_numerics: DeviceNumerics  # a phone's outputs vs the host's (latency: {device_check: N})
-    device_state: dict[str, Any]  # a phone's temperatures, thermal status and core frequencies before/after; `hot`, `throttled`
+    device_state: DeviceState  # phones: thermal state, `hot`, `throttled`; local: host load, `busy`
+    latency_vs_float: LatencyVsFloat  # the float model timed in pairs beside this one (latency.float_pairs)
     executed_on: ExecutedOn  # where the cell ran (harness/executors)
     finished_at: str
     notes: NotRequired[list[str]]

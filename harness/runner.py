@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from harness import _interrupt
-from harness._latency import (device_state, earlier_binary, earlier_model, latency_stats, measure_repeats, time_ab,
-                              with_after)
+from harness._latency import (device_state, earlier_binary, earlier_model, float_reference, latency_stats,
+                              measure_repeats, time_ab, time_vs_float, with_after, with_unpaired)
 from harness.cache import ArtifactCache, content_key
 from harness.datasets import DATASETS, Dataset, Samples, sample_count, samples_digest
 from harness.devices import Device, load_device
@@ -313,6 +313,8 @@ class SuiteRunner:
                 raise NotApplicable(state.error) if state.not_applicable else _SourceFailed(state.error)
             self._produce(cell, state, record, baseline)
             self._evaluate(cell, state, record, baseline)
+            if cell.scheme.label != BASELINE and (paired := float_reference(baseline, self.loaded.suite.latency)):
+                record["latency_vs_float"] = paired
         except NotApplicable as exc:
             record.update(status="n/a", error=str(exc))
         except Exception as exc:  # noqa: BLE001 - one failing cell must not stop the suite
@@ -351,6 +353,7 @@ class SuiteRunner:
     def _finish(self, cell: Cell, record: dict[str, Any], baseline: dict[str, Any] | None) -> None:
         """Threshold checks against the (finished) float baseline record, and the finish time."""
         if record["status"] == "ok":
+            with_unpaired(record, baseline)  # type: ignore[arg-type]
             record["verdicts"] = self._verdicts(cell, record, baseline)
             if cell.scheme.label != BASELINE and (baseline is None or baseline["status"] != "ok"):
                 record["metrics_na"] = (record["metrics_na"] or "") + " no float baseline to compare with"
@@ -514,7 +517,8 @@ class SuiteRunner:
         state = device_state(device, self.loaded.suite.latency)
         raws, sample = measure_repeats(device, model, self.loaded.suite.latency)
         if state is not None:
-            record["device_state"] = with_after(state, getattr(device, "device_state")())
+            after = getattr(device, "device_state")()
+            record["device_state"] = with_after(state, after, raws, self.loaded.suite.latency)
         raw = raws[-1]  # memory, setup, log and delegates of the last repeat
         record["latency_ms"] = latency_stats(raws)
         record["latency_samples_ms"] = sample or None
@@ -533,7 +537,15 @@ class SuiteRunner:
         self._keep_log(cell, record, raw.get("log"))
         self._device_numerics(cell, record, device, model)
         self._retime_earlier(cell, record, device, model)
+        self._time_vs_float(cell, record, device, model)
         record["timings_s"]["latency"] = round(time.perf_counter() - started, 3)
+
+    def _time_vs_float(self, cell: Cell, record: dict[str, Any], device: Device, model: Path) -> None:
+        """`latency.float_pairs`: the float cell's model timed beside this one in alternating pairs."""
+        if record.get("latency_vs_float"):
+            self._report(cell.id, "timing beside the float model (pairs)", None)
+            settings = self.loaded.suite.latency
+            record["latency_vs_float"] = time_vs_float(device, record["latency_vs_float"], model, settings)
 
     def _device_numerics(self, cell: Cell, record: dict[str, Any], device: Device, model: Path) -> None:
         """Phones (`latency.device_check: N`): N evaluation samples run on the device, its outputs

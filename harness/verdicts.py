@@ -94,10 +94,26 @@ def cell_values(record: dict[str, Any], baseline: dict[str, Any] | None) -> dict
         for name, key in (("size_ratio", "size_bytes"), ("gzip_ratio", "gzip_bytes")):
             if record.get(key) and baseline.get(key):
                 values[name] = record[key] / baseline[key]
-        ratio = latency_ratio(record.get("latency_ms"), baseline.get("latency_ms"))
+        ratio = paired_latency_ratio(record) or latency_ratio(record.get("latency_ms"), baseline.get("latency_ms"))
         if ratio is not None:
             values["latency_ratio"] = ratio
     return values
+
+
+def paired_latency_ratio(record: dict[str, Any]) -> float | None:
+    """The cell's latency over the float model's timed beside it in pairs (`latency_vs_float.ratio`), if measured."""
+    return (record.get("latency_vs_float") or {}).get("ratio")
+
+
+def latency_ratio_note(record: dict[str, Any]) -> str:
+    """How a cell's `latency_ratio` was measured, for its verdicts."""
+    paired = record.get("latency_vs_float") or {}
+    if paired.get("ratio") is None:
+        why = f" ({paired['unavailable']})" if paired.get("unavailable") else ""
+        return f"ratio of medians measured apart, not paired{why}"
+    ci = paired.get("ci")
+    interval = f", 95 % interval [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
+    return f"paired ratio over {paired.get('n_pairs')} pairs timed beside the float model{interval}"
 
 
 def check(record: CellRecord, baseline: CellRecord | None, bounds: dict[str, Bound], *,
@@ -121,7 +137,10 @@ def check(record: CellRecord, baseline: CellRecord | None, bounds: dict[str, Bou
             if not vs_earlier:
                 results.extend(_not_produced(metric, bound, is_baseline, _missing(record, baseline, metric)))
             continue
-        results.extend(_limits(metric, bound, values[metric]))
+        limits = _limits(metric, bound, values[metric])
+        for verdict in limits if metric == "latency_ratio" else []:
+            verdict["note"] = latency_ratio_note(record)  # paired beside the float model, or medians measured apart
+        results.extend(limits)
         if not is_baseline:
             results.extend(_drops(record, baseline, metric, bound, values[metric], vs_earlier))
     return results

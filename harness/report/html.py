@@ -70,7 +70,7 @@ def latency_summary(record: dict[str, Any]) -> dict[str, Any] | None:
     return {"median": median, "iqr": quartiles(record), "p90": latency.get("p90"),
             "repeats": latency.get("repeats"), "repeat_medians": latency.get("repeat_medians") or [],
             "samples": len(record.get("latency_samples_ms") or []), "ab": paired_ab(record),
-            "thermal": thermal_note(record)}
+            "vs_float": paired_vs_float(record), "thermal": thermal_note(record)}
 
 
 def thermal_note(record: dict[str, Any]) -> str | None:
@@ -82,17 +82,60 @@ def thermal_note(record: dict[str, Any]) -> str | None:
     parts = [f"{when} {_reading(state[when])}" for when in ("before", "after") if isinstance(state.get(when), dict)]
     if state.get("cooldown_s"):
         parts.append(f"cool-down waited {fmt(state['cooldown_s'], '.3g')} s")
-    marks = [name for name in ("hot", "throttled") if state.get(name) is True]
+    parts += _during(state)
+    marks = [name for name in ("hot", "throttled", "busy") if state.get(name) is True]
     head = f"measured {' and '.join(marks).upper()}" if marks else "device state"
     return f"{head}: {'; '.join(parts)}"
 
 
+def _during(state: dict[str, Any]) -> list[str]:
+    """A local cell's pinned core while it was measured, and why it counts as busy (or could not tell)."""
+    during = state.get("during")
+    if not isinstance(during, dict):
+        return []
+    other, steal = during.get("other_share"), during.get("steal_share")
+    text = (f"while measured, other work {fmt(other, '.0%')} and steal {fmt(steal, '.0%')} of the pinned core "
+            f"over {fmt(during.get('watched_s'), '.3g')} s" if other is not None and steal is not None
+            else "while measured: too briefly watched to tell")
+    return [text] + ([str(state["busy_reason"])] if state.get("busy_reason") else [])
+
+
 def _reading(reading: dict[str, Any]) -> str:
+    if "runnable_on_core" in reading:
+        return _host_reading(reading)
     temp = reading.get("max_temp_c")
     text = f"{fmt(temp, '.1f')} °C" if isinstance(temp, (int, float)) else "temperature unread"
     if reading.get("thermal_status_name"):
         text += f", thermal status {reading['thermal_status_name']}"
     return text
+
+
+def _host_reading(reading: dict[str, Any]) -> str:
+    """A local host snapshot: load average, other runnable tasks and busy share of the pinned core, cpufreq."""
+    load = reading.get("loadavg")
+    parts = [f"load {' '.join(fmt(v, '.2f') for v in load)}" if isinstance(load, list) else "load unread",
+             f"{reading.get('runnable_on_core', '?')} other runnable on core {reading.get('core', '?')}",
+             f"core {fmt(reading.get('core_busy_share'), '.0%')} busy"]
+    if reading.get("freq_khz"):
+        parts.append(f"{fmt(reading['freq_khz'] / 1e6, '.2f')} GHz {reading.get('governor', '')}".rstrip())
+    return ", ".join(parts)
+
+
+def paired_vs_float(record: dict[str, Any]) -> str | None:
+    """The paired × float in words: pairs, ratio, interval and the unpaired ratio of medians beside it."""
+    paired = record.get("latency_vs_float")
+    if not isinstance(paired, dict):
+        return None
+    if paired.get("unavailable"):
+        return f"× float not timed in pairs: {paired['unavailable']}"
+    ci, ratio = paired.get("ci"), paired.get("ratio")
+    if not (isinstance(ci, list) and len(ci) == 2 and isinstance(ratio, (int, float))):
+        return None
+    verdict = " (n.s.: the interval holds 1)" if ci[0] <= 1 <= ci[1] else ""
+    busy = f"; the pairs were timed on a busy core: {paired['busy_reason']}" if paired.get("busy_reason") else ""
+    return (f"× float paired over {paired.get('n_pairs')} pairs: ×{fmt(ratio, '.3f')} "
+            f"[{fmt(ci[0], '.3f')}, {fmt(ci[1], '.3f')}]{verdict}; unpaired ratio of medians "
+            f"×{fmt(paired.get('unpaired_ratio'), '.3f')}{busy}")
 
 
 def paired_ab(record: dict[str, Any]) -> str | None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from harness.results import cell_id
 from harness.schemes import BASELINE
-from harness.verdicts import latency_ratio, metric_number, record_metrics, typical_latency
+from harness.verdicts import latency_ratio, metric_number, paired_latency_ratio, record_metrics, typical_latency
 
 # Preferred metric to show first, in order; the first one a record has is its headline.
 HEADLINE_METRICS = ("top1", "wer", "cer", "map", "top1_agreement", "snr_db")
@@ -35,11 +35,21 @@ class Row:
     integer_only: bool | None
     latency_ms: float | None
     latency_p90_ms: float | None
-    latency_ratio: float | None
-    thermal: str | None  # "hot" / "throttled" / "hot, throttled": a phone cell measured so
+    latency_ratio: float | None  # the paired ratio (latency_vs_float) when measured, else the ratio of medians
+    thermal: str | None  # "hot" / "throttled" (a phone) or "busy" (a local host), comma-separated: measured so
     checks_failed: list[str]
     checks_total: int
     error: str | None
+    latency_ci: tuple[float, float] | None = None  # the paired ratio's 95 % interval (None: not paired)
+
+    @property
+    def latency_ratio_text(self) -> str:
+        """× float for tables: a paired ratio with its interval, "≈1 (n.s.)" when that interval holds 1."""
+        if self.latency_ci is None:
+            return fmt(self.latency_ratio, ".2f")
+        low, high = self.latency_ci
+        head = "≈1 (n.s.)" if low <= 1 <= high else fmt(self.latency_ratio, ".2f")
+        return f"{head} [{low:.2f}–{high:.2f}]"
 
     @property
     def verdict(self) -> str:
@@ -53,11 +63,18 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 
 def thermal_marks(record: dict[str, Any]) -> str | None:
-    """How a phone cell's latency was measured, when not cool: hot (above the cool-down's limit when
-    its wait ran out) and/or throttled (the platform's thermal status moderate or worse)."""
+    """How a cell's latency was measured, when not cool and quiet: hot (above the cool-down's limit
+    when its wait ran out) and/or throttled (the platform's thermal status moderate or worse) on a
+    phone; busy (other work on the pinned core) on a local host."""
     state = record.get("device_state") or {}
-    marks = [name for name in ("hot", "throttled") if state.get(name) is True]
+    marks = [name for name in ("hot", "throttled", "busy") if state.get(name) is True]
     return ", ".join(marks) or None
+
+
+def paired_interval(record: dict[str, Any]) -> tuple[float, float] | None:
+    """The 95 % interval of the cell's paired × float (None: not measured in pairs)."""
+    ci = (record.get("latency_vs_float") or {}).get("ci")
+    return (float(ci[0]), float(ci[1])) if paired_latency_ratio(record) is not None and ci else None
 
 
 def build_rows(records: list[dict[str, Any]]) -> list[Row]:
@@ -88,7 +105,8 @@ def build_rows(records: list[dict[str, Any]]) -> list[Row]:
             sparsity=weights.get("sparsity"), unique_weights=weights.get("max_unique_per_channel"),
             float_ops=(audit.get("ops_by_kind") or {}).get("float"), integer_only=audit.get("integer_only"),
             latency_ms=typical_latency(latency), latency_p90_ms=latency.get("p90"),
-            latency_ratio=latency_ratio(latency, base_latency) if base else None, thermal=thermal_marks(record),
+            latency_ratio=paired_latency_ratio(record) or (latency_ratio(latency, base_latency) if base else None),
+            latency_ci=paired_interval(record), thermal=thermal_marks(record),
             checks_failed=[v["check"] for v in verdicts if not v["pass"]], checks_total=len(verdicts),
             error=record.get("error"),
         ))

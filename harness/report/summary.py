@@ -31,6 +31,12 @@ def _devices(run_info: dict[str, Any]) -> str:
                      for name, facts in devices.items()) or "none"
 
 
+LATENCY_LEGEND = (
+    "Latency × float: with an interval, the paired ratio (the float model timed beside the cell in alternating "
+    "pairs, `latency.float_pairs`; 95 % interval), \"≈1 (n.s.)\" when that interval holds 1; a bare number is "
+    "the ratio of medians measured apart. \"(busy)\": other work on the pinned core while the cell was measured.")
+
+
 def render_summary(records: list[dict[str, Any]], run_info: dict[str, Any], verdict: str | None = None) -> str:
     """summary.md's table part; `verdict` (Markdown) replaces the line built from the records alone
     (publishing passes the run's whole verdict, comparison included: harness.compare.verdict_line)."""
@@ -56,8 +62,9 @@ def render_summary(records: list[dict[str, Any]], run_info: dict[str, Any], verd
             f"{fmt(row.size_ratio, '.2f')} | {fmt(row.gzip_mb, '.3f')} | {fmt(row.gzip_ratio, '.2f')} | "
             f"{fmt(row.sparsity, '.3f')} | {row.unique_weights if row.unique_weights is not None else '–'} | "
             f"{fmt(row.latency_ms, '.4g')}{f' ({row.thermal})' if row.thermal else ''} | "
-            f"{fmt(row.latency_ratio, '.2f')} | {row.verdict} |"
+            f"{row.latency_ratio_text} | {row.verdict} |"
         )
+    lines += ["", LATENCY_LEGEND]
     lines += summary_lines(records, escape_markdown)
     problems = [_problem(r) for r in rows if r.checks_failed or r.status != "ok"]
     lines += ["", "## Problems", "", *problems] if problems else []

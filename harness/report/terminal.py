@@ -25,7 +25,9 @@ def clip_words(text: str, limit: int, where: str = FULL_TEXT_AT) -> str:
 
 
 def results_table(records: list[CellRecord], title: str) -> Table:
-    table = Table(title=Text(title), header_style="bold")  # Text: user strings are never markup
+    table = Table(title=Text(title), header_style="bold",  # Text: user strings are never markup
+                  caption=Text("latency ×: paired with float [95 % interval] where timed in pairs, "
+                               "≈1 (n.s.) when it holds 1; (busy): other work on the pinned core"))
     for column, justify in [("model", "left"), ("scheme", "left"), ("device", "left"), ("metric", "right"),
                             ("Δ float", "right"), ("agree", "right"), ("size MB", "right"), ("×", "right"),
                             ("latency ms", "right"), ("×", "right"), ("verdict", "left")]:
@@ -36,7 +38,7 @@ def results_table(records: list[CellRecord], title: str) -> Table:
         cells = [row.model, row.scheme, row.device, metric, fmt(row.delta, "+.4f"), fmt(row.agreement, ".4f"),
                  fmt(row.size_mb, ".3f"), fmt(row.size_ratio, ".2f"),
                  fmt(row.latency_ms, ".4g") + (f" ({row.thermal})" if row.thermal else ""),
-                 fmt(row.latency_ratio, ".2f")]
+                 row.latency_ratio_text]
         table.add_row(*(Text(str(c)) for c in cells), _verdict(row))
     return table
 

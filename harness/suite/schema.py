@@ -157,14 +157,26 @@ class SchemeSpec(WithOptions):
 
 
 class CooldownSpec(Strict):
-    """Before timing a cell on a phone, wait until its hottest thermal zone is at most `max_temp_c`
-    and the platform's thermal status (`dumpsys thermalservice`) at most `max_thermal_status`."""
+    """Before timing a cell, wait until the device is cool and quiet: on a phone its hottest thermal
+    zone at most `max_temp_c` and the platform's thermal status (`dumpsys thermalservice`) at most
+    `max_thermal_status`; on a local device at most `max_runnable` other runnable tasks on the pinned
+    core and at most `max_other_load` of that core busy with other work."""
 
-    max_temp_c: float = Field(gt=0, lt=150)
+    max_temp_c: float | None = Field(None, gt=0, lt=150, description="phones: hottest thermal zone (°C)")
     max_thermal_status: int = Field(1, ge=0, le=6, description=(
         "0 none, 1 light (the default: light throttling is tolerated), 2 moderate ... 6 shutdown"))
-    wait_s: float = Field(300, ge=0, description="give up waiting after this long: the cell is marked hot")
+    max_runnable: int | None = Field(None, ge=0, description=(
+        "local devices: other runnable tasks on the pinned core (/proc/<pid>/task/*/stat)"))
+    max_other_load: float | None = Field(None, ge=0, le=1, description=(
+        "local devices: share of the pinned core busy with other work (/proc/stat over 0.2 s)"))
+    wait_s: float = Field(300, ge=0, description="give up waiting after this long: the cell is marked hot / busy")
     poll_s: float = Field(5, gt=0)
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> "CooldownSpec":
+        if self.max_temp_c is None and self.max_runnable is None and self.max_other_load is None:
+            raise ValueError("give max_temp_c (phones), max_runnable or max_other_load (local devices)")
+        return self
 
 
 class LatencySpec(Strict):
@@ -181,7 +193,13 @@ class LatencySpec(Strict):
     ab_max_pairs: int | None = Field(None, ge=2, le=400, description=(
         "while the paired interval still straddles the regression bound, add pairs two at a time up to "
         "this many (default 4 x ab_pairs; equal to ab_pairs: never add)"))
-    cooldown: CooldownSpec | None = Field(None, description="phones: wait for the device to cool before each cell")
+    cooldown: CooldownSpec | None = Field(None, description="wait for the device to cool (phones) or quieten (local)")
+    busy_share: float = Field(0.10, ge=0, le=1, description=(
+        "local devices: a cell is marked busy when other work (or steal time) took more than this share of "
+        "its pinned core while it was measured (1: never)"))
+    float_pairs: int = Field(6, ge=0, le=100, description=(
+        "time the float baseline model and the cell's model in this many alternating pairs for the paired "
+        "latency_ratio (record: latency_vs_float; 0: off, the ratio of medians measured apart)"))
     device_check: int = Field(0, ge=0, le=1000, description=(
         "phones: after timing, run this many evaluation samples on the device (benchmark_model "
         "--input_layer_value_files/--output_filepath) and compare its outputs with the host's outputs of the "

@@ -12,6 +12,7 @@ from pydantic import Field
 
 from harness.devices._base import DEVICE_KINDS, DeviceOptions
 from harness.devices.cpus import CoreChoice, cpu_model, pick_local_core
+from harness.devices.local.host_state import CoreWatch, snapshot
 from harness.errors import HarnessError
 from harness.suite.schema import LatencySpec
 from harness.versions import tool_versions
@@ -51,7 +52,8 @@ class LocalDevice:
         with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
             self._process = process
             try:
-                stdout, stderr = process.communicate(timeout=timeout)
+                with CoreWatch(self.core.core, process.pid) as watch:
+                    stdout, stderr = process.communicate(timeout=timeout)
             except subprocess.TimeoutExpired:
                 process.kill()
                 raise HarnessError(f"latency measurement did not finish within {timeout:.0f} s") from None
@@ -60,7 +62,11 @@ class LocalDevice:
         if process.returncode != 0:
             tail = (stderr.strip().splitlines() or ["no output"])[-1]
             raise HarnessError(f"latency measurement failed (exit {process.returncode}): {tail}")
-        return json.loads(stdout)
+        return {**json.loads(stdout), "host": watch.result()}
+
+    def device_state(self) -> dict[str, Any]:
+        """The host around the pinned core now (harness.devices.local.host_state.snapshot)."""
+        return snapshot(self.core.core)
 
     def close(self) -> None:
         """Stop a measurement still running (the run was interrupted): it must not outlive the run."""

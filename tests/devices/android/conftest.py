@@ -68,7 +68,10 @@ def write_profile(root: Path, name: str, sim: AdbSimulator, binary: Path, transp
 
 
 def write_suite(root: Path, devices: list[str], latency: str = "{warmup_runs: 1, num_runs: 5, min_secs: 0}") -> Path:
-    """suites/tiny_adb.yaml: tests/data/tiny.yaml with float32 + int8 on `devices`."""
+    """suites/tiny_adb.yaml: tests/data/tiny.yaml with float32 + int8 on `devices` (no float pairs unless
+    `latency` asks: these tests count the phone's benchmark runs)."""
+    if "float_pairs" not in latency:
+        latency = latency[:-1] + ", float_pairs: 0}"
     text = (DATA / "tiny.yaml").read_text()
     text = text.replace("name: tiny", "name: tiny_adb")
     text = text.replace("schemes: [float32, float16, dynamic_range, int8, int8_only, int16x8]",
