@@ -137,7 +137,7 @@ def test_tflite_sources_and_a_broken_model(tmp_path: Path, session_cache: Path) 
         "task: {kind: classification, dataset: test, limit: 100}\n"
         "calibration: {dataset: test, samples: 16}\n"
         "schemes: [float32, float16, dynamic_range, int8, int8_only, int16x8]\n"
-        "latency: {warmup_runs: 1, num_runs: 5, min_secs: 0}\n"
+        "latency: {float_pairs: 0, warmup_runs: 1, num_runs: 5, min_secs: 0}\n"
     )
     done = run_bench("run", str(suite), "--reports", str(tmp_path / "r"), "--cache", str(session_cache))
     assert done.returncode == 1, done.stdout + done.stderr  # failed cells make the run red
@@ -181,7 +181,7 @@ def test_keras_h5_and_saved_model_sources(tmp_path: Path, session_cache: Path) -
         "task: {kind: classification, dataset: test, limit: 64}\n"
         "calibration: {dataset: test, samples: 8}\n"
         "schemes: [float32, int8]\n"
-        "latency: {warmup_runs: 1, num_runs: 3, min_secs: 0}\n"
+        "latency: {float_pairs: 0, warmup_runs: 1, num_runs: 3, min_secs: 0}\n"
     )
     done = run_bench("run", str(suite), "--reports", str(tmp_path / "r"), "--cache", str(session_cache))
     assert done.returncode == 0, done.stdout + done.stderr

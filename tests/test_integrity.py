@@ -34,7 +34,7 @@ models:
     train: {{dataset: train, epochs: 2, batch_size: 64, learning_rate: 0.01}}
 task: {{kind: classification, dataset: test}}
 schemes: [float32, dynamic_range]
-latency: {{warmup_runs: 1, num_runs: 3, min_secs: 0}}
+latency: {{float_pairs: 0, warmup_runs: 1, num_runs: 3, min_secs: 0}}
 thresholds:
   defaults:
     top1: {{max_abs_drop: 0.5{extra}}}

@@ -143,7 +143,7 @@ schemes:
   - int8
   - {scheme: int8, id: int8_recover, recover: {metric: snr_db, min: 100, max_float_layers: 2, latency_runs: 0}}
 devices: [local]
-latency: {warmup_runs: 0, num_runs: 1, min_secs: 0}
+latency: {float_pairs: 0, warmup_runs: 0, num_runs: 1, min_secs: 0}
 """
 
 

@@ -18,7 +18,7 @@ models:
   - {name: mlp, path: model.tflite}
 task: {kind: fidelity, dataset: noise}
 schemes: [float32]
-latency: {warmup_runs: 5, num_runs: 400, min_secs: 0, repeats: 3, ab_pairs: 6}
+latency: {float_pairs: 0, warmup_runs: 5, num_runs: 400, min_secs: 0, repeats: 3, ab_pairs: 6}
 """
 
 

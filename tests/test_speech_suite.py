@@ -28,7 +28,7 @@ models:
 task: {kind: speech, dataset: test}
 calibration: {dataset: train, samples: 8}
 schemes: [float32, int8]
-latency: {warmup_runs: 1, num_runs: 5, min_secs: 0}
+latency: {float_pairs: 0, warmup_runs: 1, num_runs: 5, min_secs: 0}
 thresholds:
   defaults:
     wer: {max_abs_drop: 1.0}

@@ -49,7 +49,7 @@ calibration: {{dataset: train, samples: 16}}
 finetune: {{dataset: train, limit: 256, epochs: 1, batch_size: 64}}
 schemes: [float32, {schemes}]
 devices: [local]
-latency: {{warmup_runs: 1, num_runs: 3, min_secs: 0}}
+latency: {{float_pairs: 0, warmup_runs: 1, num_runs: 3, min_secs: 0}}
 thresholds:
   defaults:
     top1: {{max_abs_drop: 0.5}}

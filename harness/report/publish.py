@@ -333,7 +333,7 @@ def comparison_markdown(comparison: Comparison | None, warnings: list[str]) -> s
     lines = [""]
     if comparison is None or not comparison.compared_with:
         lines += ["## Compared with an earlier run", "", "No earlier run of this suite (this suite file: its "
-                  "`name:` and path) measured any of this run's cells: "
+                  "name and path) measured any of this run's cells: "
                   f"{NO_EARLIER_RUN}."]
     else:
         lines += [f"## Compared with {md(comparison.previous_label)}: {_found(comparison)}", "",

@@ -33,7 +33,7 @@ def _devices(run_info: dict[str, Any]) -> str:
 
 LATENCY_LEGEND = (
     "Latency × float: with an interval, the paired ratio (the float model timed beside the cell in alternating "
-    "pairs, `latency.float_pairs`; 95 % interval), \"≈1 (n.s.)\" when that interval holds 1; a bare number is "
+    "pairs, latency.float_pairs; 95 % interval), \"≈1 (n.s.)\" when that interval holds 1; a bare number is "
     "the ratio of medians measured apart. \"(busy)\": other work on the pinned core while the cell was measured.")
 
 

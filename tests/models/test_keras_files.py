@@ -61,7 +61,7 @@ models:
   - {name: bad, path: bad.keras}
 task: {kind: classification, dataset: test}
 schemes: [float32, dynamic_range]
-latency: {warmup_runs: 1, num_runs: 3, min_secs: 0}
+latency: {float_pairs: 0, warmup_runs: 1, num_runs: 3, min_secs: 0}
 """)
     done = run_bench("run", str(tmp_path / "s.yaml"), "--reports", str(tmp_path / "r"), "--cache",
                      str(tmp_path / "c"), "--no-history")

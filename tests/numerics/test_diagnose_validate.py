@@ -163,7 +163,7 @@ task: {kind: fidelity, dataset: noise}
 calibration: {dataset: noise, samples: 8}
 schemes: [float32, {scheme: int8, diagnose: true}, {scheme: int16x8, id: i16, diagnose: true}]
 devices: [local]
-latency: {warmup_runs: 1, num_runs: 3, min_secs: 0}
+latency: {float_pairs: 0, warmup_runs: 1, num_runs: 3, min_secs: 0}
 """)
     done = run_bench("run", str(tmp_path / "s.yaml"), "--out", str(tmp_path / "run"), "--cache", str(session_cache),
                      "--no-history")

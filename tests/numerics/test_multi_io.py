@@ -28,7 +28,7 @@ task: {kind: fidelity, dataset: noise}
 calibration: {dataset: calib, samples: 16}
 schemes: [float32, float16, dynamic_range, int8, int8_only, int16x8]
 devices: [local]
-latency: {warmup_runs: 1, num_runs: 3, min_secs: 0}
+latency: {float_pairs: 0, warmup_runs: 1, num_runs: 3, min_secs: 0}
 thresholds:
   defaults:
     snr_db: {min: 15}

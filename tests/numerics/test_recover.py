@@ -37,7 +37,7 @@ schemes:
                                          rank_by: rmse_per_scale}}
   - {scheme: int8, id: by_drop, recover: {metric: snr_db, min: 1000, max_float_layers: 1, rank_by: snr_drop_db}}
 devices: [local]
-latency: {warmup_runs: 1, num_runs: 3, min_secs: 0}
+latency: {float_pairs: 0, warmup_runs: 1, num_runs: 3, min_secs: 0}
 """
 
 

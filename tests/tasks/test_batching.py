@@ -154,7 +154,7 @@ models:
     path: "{path}"
 task: {{kind: classification, dataset: noise{task}}}
 schemes: [float32, float16]
-latency: {{warmup_runs: 1, num_runs: 2, min_secs: 0}}
+latency: {{float_pairs: 0, warmup_runs: 1, num_runs: 2, min_secs: 0}}
 """
 
 

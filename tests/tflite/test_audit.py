@@ -144,7 +144,7 @@ def test_suite_with_an_int8_source_refuses_it_or_takes_it_as_is(cnn: Path, tmp_p
         "models:\n  - {name: refused, path: q.tflite}\n  - {name: accepted, path: q.tflite, baseline: as_is}\n"
         "task: {kind: classification, dataset: test, limit: 20}\n"
         "schemes: [float32]\n"
-        "latency: {warmup_runs: 1, num_runs: 3, min_secs: 0}\n"
+        "latency: {float_pairs: 0, warmup_runs: 1, num_runs: 3, min_secs: 0}\n"
         "thresholds:\n  defaults:\n    integer_only: {min: 1}\n    float_ops: {max: 0}\n")
     loaded = load_suite(suite)
     (tmp_path / "run").mkdir()

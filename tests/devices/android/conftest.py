@@ -77,7 +77,7 @@ def write_suite(root: Path, devices: list[str], latency: str = "{warmup_runs: 1,
     text = text.replace("schemes: [float32, float16, dynamic_range, int8, int8_only, int16x8]",
                         "schemes: [float32, int8]")
     text = text.replace("devices: [local]", f"devices: [{', '.join(devices)}]")
-    text = text.replace("latency: {warmup_runs: 2, num_runs: 10, min_secs: 0}", f"latency: {latency}")
+    text = text.replace("latency: {float_pairs: 0, warmup_runs: 2, num_runs: 10, min_secs: 0}", f"latency: {latency}")
     assert "schemes: [float32, int8]" in text and "tiny_adb" in text and f"latency: {latency}" in text
     path = root / "suites" / "tiny_adb.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -140,7 +140,7 @@ models:
 task: {{kind: fidelity, dataset: inputs}}
 schemes: [float32]
 devices: [{devices}]
-latency: {{warmup_runs: 1, num_runs: 2, min_secs: 0, device_check: 8}}
+latency: {{float_pairs: 0, warmup_runs: 1, num_runs: 2, min_secs: 0, device_check: 8}}
 thresholds:
   defaults:
     device_snr_db: {{min: 40}}
