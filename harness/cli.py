@@ -94,20 +94,24 @@ def run(
 
 def _run_and_publish(loaded: Any, cells: list[Any], run_dir: Path, resume: bool, cache: Path | None,
                      history: Path | None, no_history: bool, reports: Path, runs_on: Any) -> tuple[Any, int]:
-    """Run the cells, then publish (reports, history). Whatever stops publishing is written in
-    run.json (`interrupted` or `failed` while publishing), which `--resume` then finishes."""
+    """Run the cells, then publish (reports, history). Whatever stops the run after its cells
+    finished is written in run.json (`interrupted` or `failed` while publishing: `--resume` finishes
+    it); a stop during the cells the runner has already written."""
     from harness.cache import DEFAULT_ROOT, ArtifactCache
     from harness.report.publish import earlier_run
     from harness.report.terminal import results_table
     from harness.results import holds_a_run, stopped_after_cells
+    from harness.runner import SuiteRunner
 
     if not resume and holds_a_run(run_dir):
         raise HarnessError(f"--out {run_dir} already holds a run: give --resume to continue it, "
                            "or another (empty) --out")
     artifacts = ArtifactCache(cache or DEFAULT_ROOT)
     store = None if no_history else history or reports / "history.sqlite"
-    outcome = _run_cells(loaded, cells, run_dir, artifacts, earlier_run(store, run_dir, loaded.name), runs_on)
+    runner = SuiteRunner(loaded, run_dir, artifacts, earlier=earlier_run(store, run_dir, loaded.name),
+                         executor=runs_on)
     try:
+        outcome = _run_cells(runner, cells)
         for note in outcome.notes:
             _say(Text.assemble(("resume: ", "yellow"), note))
         for event in artifacts.events:
@@ -115,7 +119,8 @@ def _run_and_publish(loaded: Any, cells: list[Any], run_dir: Path, resume: bool,
         console.print(results_table(outcome.records, f"{loaded.name} — {run_dir}"))
         return outcome, cli_reports.publish_after_run(run_dir, store, loaded.suite)
     except BaseException as exc:
-        stopped_after_cells(run_dir, exc, "publishing")
+        if runner.finished:  # else the runner wrote how the cells stopped
+            stopped_after_cells(run_dir, exc, "publishing")
         raise
 
 
@@ -135,19 +140,16 @@ def _run_dir(out: Path | None, resume: bool, reports: Path, suite_name: str) -> 
     return out if out is not None else create_run_dir(reports / suite_name)
 
 
-def _run_cells(loaded: Any, cells: list[Any], run_dir: Path, artifacts: Any, earlier: Any, runs_on: Any = None) -> Any:
+def _run_cells(runner: Any, cells: list[Any]) -> Any:
     """Run with a progress bar (Ctrl-C or SIGTERM stop it: the runner keeps what finished)."""
     from harness.results import RUNTIME_LOG
-    from harness.runner import SuiteRunner
 
-    _say(Text.assemble((loaded.name, "bold"), f": {len(cells)} cells → {run_dir}"))
+    _say(Text.assemble((runner.loaded.name, "bold"), f": {len(cells)} cells → {runner.run_dir}"))
     columns = [TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn()]
     with Progress(*columns, console=console, transient=True) as progress:
-        bar = progress.add_task("starting", total=len(cells))
-        runner = SuiteRunner(loaded, run_dir, artifacts, progress=partial(_on_progress, progress, bar), earlier=earlier,
-                             executor=runs_on)
-        with native_stderr_to(run_dir / RUNTIME_LOG):
+        runner.progress = partial(_on_progress, progress, progress.add_task("starting", total=len(cells)))
+        with native_stderr_to(runner.run_dir / RUNTIME_LOG):
             return runner.run(cells, sys.argv)
 
 

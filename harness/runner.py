@@ -113,6 +113,7 @@ class SuiteRunner:
         self._writer: ResultsWriter | None = None
         self._sealed = False  # the run stopped: no record is appended any more (run.json says what was kept)
         self._closed: set[str] = set()  # devices closed (close() runs once)
+        self.finished = False  # run.json says `finished`: every cell ran (what stops the caller after is its own)
 
     # -- shared inputs ------------------------------------------------------------------
     def dataset(self, name: str) -> Dataset:
@@ -179,6 +180,7 @@ class SuiteRunner:
                 raise failures[0]
             info.update(finished_at=utc_now(), status="finished", cache_repairs=[str(e) for e in self.cache.events])
             write_run_info(self.run_dir, info)
+            self.finished = True
         except BaseException as exc:
             with _interrupt.deferred():  # a second Ctrl-C cannot cut the stop short
                 self._halt(workers, names)

@@ -198,7 +198,14 @@ def test_a_signal_after_the_last_cell_is_recorded_and_resume_finishes_the_run(
     assert [r["status"] for r in read_results(run_dir)] == ["ok", "ok"]
     assert "INCOMPLETE" in (run_dir / "summary.md").read_text()
     assert recorded_in_history(tmp_path) == []
-    finish_with_resume(tmp_path, session_cache, done_before=2)
+    run_dir = finish_with_resume(tmp_path, session_cache, done_before=2)
+    # a resume that fails at start-up leaves the finished run as it was
+    (tmp_path / "devices").mkdir()
+    (tmp_path / "devices" / "bad.yaml").write_text("kind: local\ncore: [1]\n")
+    before = sorted(p.name for p in run_dir.iterdir())
+    done = run_bench("run", "suite.yaml", "--resume", "--devices", "bad", "--cache", str(session_cache), cwd=tmp_path)
+    assert done.returncode == 2 and "devices/bad.yaml:2: core.int" in done.stderr, done.stdout + done.stderr
+    assert read_run_info(run_dir)["status"] == "finished" and sorted(p.name for p in run_dir.iterdir()) == before
 
 
 # -- 17. an error at start leaves no half-made folder, and the lock is released ----------------
