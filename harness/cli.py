@@ -175,11 +175,13 @@ def _interrupted(run_dir: Path, exc: KeyboardInterrupt) -> typer.Exit:
     if not info:
         errors.print(Text("interrupted before the run started: nothing was written"), highlight=False)
         return typer.Exit(code)
+    written = ""
     try:
-        publish_run(run_dir, None)
-        written = f"reports of the finished cells (marked incomplete) are in {run_dir}; "
+        if info.get("status") == "interrupted":  # not a finished run whose resume was stopped at start-up
+            publish_run(run_dir, None)
+            written = f"reports of the finished cells (marked incomplete) are in {run_dir}; "
     except HarnessError:
-        written = ""
+        pass
     when = " while publishing (every cell had finished)" if info.get("stopped_in") else ""
     errors.print(Text(f"interrupted{when}: finished cells are saved; {written}continue with "
                       f"bench run --resume --out {run_dir}"), highlight=False, soft_wrap=True)

@@ -223,6 +223,19 @@ def test_a_malformed_device_profile_leaves_no_half_made_out(tmp_path: Path, sess
     assert done.returncode == 2 and not list((tmp_path / "reports" / "signals").iterdir())
 
 
+def test_a_signal_at_start_up_leaves_no_half_made_out(tmp_path: Path, session_cache: Path) -> None:
+    write_suite(tmp_path)
+    process = start_bench(tmp_path, "run", "suite.yaml", "--out", "out", "--cache", str(session_cache),
+                          hook=("harness.runner", "load_device", "-"))
+    wait_for(lambda: (tmp_path / "hook-reached").exists(), process, "the device profile being read")
+    assert (tmp_path / "out" / LOCK).exists()
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=WAIT_S)
+    assert process.returncode == 143 and "Traceback" not in stderr, stderr
+    assert stderr.strip().splitlines() == ["interrupted before the run started: nothing was written"], stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_bad_ray_address_leaves_an_empty_out_as_it_was(tmp_path: Path, session_cache: Path) -> None:
     pytest.importorskip("ray")
     write_suite(tmp_path)
