@@ -97,6 +97,7 @@ def _run_and_publish(loaded: Any, cells: list[Any], run_dir: Path, resume: bool,
     """Run the cells, then publish (reports, history). Whatever stops the run after its cells
     finished is written in run.json (`interrupted` or `failed` while publishing: `--resume` finishes
     it); a stop during the cells the runner has already written."""
+    from harness import _interrupt
     from harness.cache import DEFAULT_ROOT, ArtifactCache
     from harness.report.publish import earlier_run
     from harness.report.terminal import results_table
@@ -120,7 +121,8 @@ def _run_and_publish(loaded: Any, cells: list[Any], run_dir: Path, resume: bool,
         return outcome, cli_reports.publish_after_run(run_dir, store, loaded.suite)
     except BaseException as exc:
         if runner.finished:  # else the runner wrote how the cells stopped
-            stopped_after_cells(run_dir, exc, "publishing")
+            with _interrupt.deferred():  # a second Ctrl-C cannot tear this write
+                stopped_after_cells(run_dir, exc, "publishing")
         raise
 
 
