@@ -74,12 +74,9 @@ def run(
                                                        show_default="$RAY_ADDRESS, else auto")] = None,
 ) -> None:
     """Optimize, run and score every model × scheme × device cell of a suite."""
+    from harness import _interrupt
     from harness.executors import make_executor
-
-    from harness.cache import DEFAULT_ROOT, ArtifactCache
     from harness.plan import plan_cells
-    from harness.report.publish import earlier_run
-    from harness.report.terminal import results_table
     from harness.results import locked
     from harness.suite import load_suite
     from harness.suite.schema import check_name
@@ -90,22 +87,52 @@ def run(
     cells = plan_cells(loaded, only, device_names)
     if not cells:
         raise HarnessError(f"--only {only} matches no cell of {suite}")
-    run_dir = _run_dir(out, resume, reports, loaded.name)
-    with locked(run_dir):
-        if not resume and _holds_a_run(run_dir):
-            raise HarnessError(f"--out {run_dir} already holds a run: give --resume to continue it, "
-                               "or another (empty) --out")
-        artifacts = ArtifactCache(cache or DEFAULT_ROOT)
-        store = None if no_history else history or reports / "history.sqlite"
-        earlier = earlier_run(store, run_dir, loaded.name, loaded.path, [c.id for c in cells])
-        outcome = _run_cells(loaded, cells, run_dir, artifacts, earlier, runs_on)
+    # One life-cycle under one signal regime: a Ctrl-C or SIGTERM at any point from here on ends in
+    # _interrupted (exit 130 / 143), and the lock is released whatever happens (locked).
+    with _interrupt.stop_on_signals():
+        fresh = not resume and (out is None or not out.exists())
+        run_dir = _run_dir(out, resume, reports, loaded.name)
+        with locked(run_dir, fresh=fresh):
+            try:
+                outcome, (regressed, verdict) = _run_and_publish(loaded, cells, run_dir, resume, cache, history,
+                                                                 no_history, reports, runs_on)
+            except KeyboardInterrupt as exc:
+                raise _interrupted(run_dir, exc) from None
+    _verdict(outcome, regressed, verdict)
+
+
+def _run_and_publish(loaded: Any, cells: list[Any], run_dir: Path, resume: bool, cache: Path | None,
+                     history: Path | None, no_history: bool, reports: Path, runs_on: Any) -> tuple[Any, tuple[int, Any]]:
+    """Run the cells, then publish (reports, history). Whatever stops the run after its cells
+    finished is written in run.json (`interrupted` or `failed` while publishing: `--resume` finishes
+    it); a stop during the cells the runner has already written."""
+    from harness import _interrupt
+    from harness.cache import DEFAULT_ROOT, ArtifactCache
+    from harness.report.publish import earlier_run
+    from harness.report.terminal import results_table
+    from harness.results import holds_a_run, stopped_after_cells
+    from harness.runner import SuiteRunner
+
+    if not resume and holds_a_run(run_dir):
+        raise HarnessError(f"--out {run_dir} already holds a run: give --resume to continue it, "
+                           "or another (empty) --out")
+    artifacts = ArtifactCache(cache or DEFAULT_ROOT)
+    store = None if no_history else history or reports / "history.sqlite"
+    earlier = earlier_run(store, run_dir, loaded.name, loaded.path, [c.id for c in cells])
+    runner = SuiteRunner(loaded, run_dir, artifacts, earlier=earlier, executor=runs_on)
+    try:
+        outcome = _run_cells(runner, cells)
         for note in outcome.notes:
             _say(Text.assemble(("resume: ", "yellow"), note))
         for event in artifacts.events:
             _say(Text.assemble(("warning: ", "yellow"), str(event)))
         console.print(results_table(outcome.records, f"{loaded.name} — {run_dir}"))
-        regressed, verdict = cli_reports.publish_after_run(run_dir, store, loaded.suite)
-    _verdict(outcome, regressed, verdict)
+        return outcome, cli_reports.publish_after_run(run_dir, store, loaded.suite)
+    except BaseException as exc:
+        if runner.finished:  # else the runner wrote how the cells stopped
+            with _interrupt.deferred():  # a second Ctrl-C cannot tear this write
+                stopped_after_cells(run_dir, exc, "publishing")
+        raise
 
 
 def _say(text: Text) -> None:
@@ -124,30 +151,17 @@ def _run_dir(out: Path | None, resume: bool, reports: Path, suite_name: str) -> 
     return out if out is not None else create_run_dir(reports / suite_name)
 
 
-def _holds_a_run(run_dir: Path) -> bool:
-    from harness.results import LOCK
+def _run_cells(runner: Any, cells: list[Any]) -> Any:
+    """Run with a progress bar (Ctrl-C or SIGTERM stop it: the runner keeps what finished)."""
+    from harness.results import RUNTIME_LOG
 
-    return any(p.name != LOCK for p in run_dir.iterdir())
-
-
-def _run_cells(loaded: Any, cells: list[Any], run_dir: Path, artifacts: Any, earlier: Any, runs_on: Any = None) -> Any:
-    """Run with a progress bar; Ctrl-C or SIGTERM stops it, keeping (and reporting) what finished."""
-    from harness import _interrupt
-    from harness.runner import SuiteRunner
-
-    _say(Text.assemble((loaded.name, "bold"), f": {len(cells)} cells → {run_dir}"))
+    _say(Text.assemble((runner.loaded.name, "bold"), f": {len(cells)} cells → {runner.run_dir}"))
     columns = [TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn()]
     with Progress(*columns, console=console, transient=True) as progress:
-        bar = progress.add_task("starting", total=len(cells))
-        runner = SuiteRunner(loaded, run_dir, artifacts, progress=partial(_on_progress, progress, bar), earlier=earlier,
-                             executor=runs_on)
-        try:
-            with _interrupt.stop_on_signals(), native_stderr_to(run_dir / "runtime.log"):
-                return runner.run(cells, sys.argv)
-        except KeyboardInterrupt as exc:
-            progress.stop()
-            raise _interrupted(run_dir, exc) from None
+        runner.progress = partial(_on_progress, progress, progress.add_task("starting", total=len(cells)))
+        with native_stderr_to(runner.run_dir / RUNTIME_LOG):
+            return runner.run(cells, sys.argv)
 
 
 def _on_progress(progress: Progress, bar: Any, cell: str, stage: str, record: dict | None) -> None:
@@ -167,14 +181,22 @@ def _on_progress(progress: Progress, bar: Any, cell: str, stage: str, record: di
 def _interrupted(run_dir: Path, exc: KeyboardInterrupt) -> typer.Exit:
     """After an interrupt: reports of the finished cells, marked incomplete; not recorded in history."""
     from harness.report.publish import publish_run
+    from harness.results import read_run_info
 
     code = getattr(exc, "exit_code", 130)
+    info = read_run_info(run_dir)
+    if not info:
+        errors.print(Text("interrupted before the run started: nothing was written"), highlight=False)
+        return typer.Exit(code)
+    written = ""
     try:
-        publish_run(run_dir, None)
-        written = f"reports of the finished cells (marked incomplete) are in {run_dir}; "
+        if info.get("status") == "interrupted":  # not a finished run whose resume was stopped at start-up
+            publish_run(run_dir, None)
+            written = f"reports of the finished cells (marked incomplete) are in {run_dir}; "
     except HarnessError:
-        written = ""
-    errors.print(Text(f"interrupted: finished cells are saved; {written}continue with "
+        pass
+    when = " while publishing (every cell had finished)" if info.get("stopped_in") else ""
+    errors.print(Text(f"interrupted{when}: finished cells are saved; {written}continue with "
                       f"bench run --resume --out {run_dir}"), highlight=False, soft_wrap=True)
     return typer.Exit(code)
 

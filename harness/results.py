@@ -1,7 +1,8 @@
 """Run directories: results.jsonl (one record per cell, appended as produced) and run.json.
 
 A run directory is created atomically under a unique run id and locked while a run writes it,
-so two runs never share one; every line read back is checked against the record format.
+so two runs never share one; every line read back is checked against the record format. A run
+that stops before it wrote run.json leaves its folder as it found it.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ import os
 import secrets
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from harness.errors import HarnessError
 from harness.record import (
@@ -32,6 +33,7 @@ from harness.record import (
 RESULTS = "results.jsonl"
 RUN_INFO = "run.json"
 LOCK = ".lock"
+RUNTIME_LOG = "runtime.log"
 
 
 def utc_now(precise: bool = False) -> str:
@@ -78,31 +80,80 @@ def create_run_dir(suite_reports: Path) -> Path:
 
 
 def holds_a_run(run_dir: Path) -> bool:
-    """True when the directory exists and has anything in it."""
-    return run_dir.is_dir() and any(run_dir.iterdir())
+    """True when the directory has anything in it but what a run makes before it starts (its lock
+    and runtime.log, left by a run killed at start-up)."""
+    return run_dir.is_dir() and any(p.name not in (LOCK, RUNTIME_LOG) for p in run_dir.iterdir())
 
 
 @contextmanager
-def locked(run_dir: Path) -> Iterator[None]:
-    """Hold the run directory's lock for the block; HarnessError when another run holds it."""
-    with _os_errors(run_dir):
-        run_dir.mkdir(parents=True, exist_ok=True)
-        handle = open(run_dir / LOCK, "a+")
+def locked(run_dir: Path, fresh: bool = False) -> Iterator[None]:
+    """Hold the run directory's lock for the block; HarnessError when another run holds it. On
+    leaving, the lock is released and its file removed; a block that never wrote run.json (a run
+    that failed or was stopped at start-up) also removes the files it made, and the folder if it
+    made it (or it is `fresh`: made for this run), so a rerun finds the folder as it was."""
+    before = None if fresh else _entries(run_dir)
+    handle = _acquire(run_dir)
     try:
+        yield
+    finally:
+        try:
+            if not (run_dir / RUN_INFO).exists():
+                _remove_new(run_dir, before)
+            (run_dir / LOCK).unlink(missing_ok=True)
+        except OSError:
+            pass  # a folder we cannot tidy is still released
+        finally:
+            handle.close()
+
+
+def _entries(run_dir: Path) -> set[str] | None:
+    """The names in a folder (None: there is no such folder)."""
+    try:
+        return {p.name for p in run_dir.iterdir()}
+    except OSError:
+        return None
+
+
+def _acquire(run_dir: Path) -> IO[str]:
+    """The locked, open lock file with this process's pid in it (HarnessError: another run holds it)."""
+    while True:
+        with _os_errors(run_dir):
+            run_dir.mkdir(parents=True, exist_ok=True)
+            handle = open(run_dir / LOCK, "a+")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
             owner = handle.read().strip() or "?"
+            handle.close()
             raise HarnessError(f"{run_dir} is being written by another bench run (pid {owner}); "
                                "wait for it, or give another --out") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        yield
-    finally:
-        handle.close()
+        if _is_current(handle, run_dir / LOCK):
+            handle.seek(0)
+            handle.truncate()
+            handle.write(str(os.getpid()))
+            handle.flush()
+            return handle
+        handle.close()  # its holder removed it as it left: lock the file that is there now
+
+
+def _is_current(handle: IO[str], path: Path) -> bool:
+    try:
+        there, held = os.stat(path), os.fstat(handle.fileno())
+    except FileNotFoundError:
+        return False
+    return (there.st_dev, there.st_ino) == (held.st_dev, held.st_ino)
+
+
+def _remove_new(run_dir: Path, before: set[str] | None) -> None:
+    """Remove the files a run made in `run_dir` since `before` (and the folder, if it made it)."""
+    for path in run_dir.iterdir():
+        if path.name not in (before or set()) and path.name != LOCK and path.is_file():
+            path.unlink()
+    if before is None:
+        (run_dir / LOCK).unlink(missing_ok=True)
+        with suppress(OSError):
+            run_dir.rmdir()
 
 
 class ResultsFileError(HarnessError):
@@ -208,6 +259,20 @@ def write_run_info(run_dir: Path, info: RunInfo | dict[str, Any]) -> None:
     write_atomic(run_dir / RUN_INFO, _dumps({**info, "format_version": FORMAT_VERSION}, indent=2))
 
 
+def stopped_after_cells(run_dir: Path, exc: BaseException, stage: str) -> None:
+    """run.json of a run stopped after its cells ran (`stage`: what it was doing, e.g. publishing):
+    `interrupted` (Ctrl-C, SIGTERM) or `failed`, with why and where, so it is never left `running`
+    or `finished` without its reports. Best effort: the cause is re-raised by the caller."""
+    info = read_run_info(run_dir)
+    if info.get("status") not in ("running", "finished"):
+        return  # no run.json yet, or the runner already said how it stopped
+    interrupted = isinstance(exc, KeyboardInterrupt)
+    info.update(status="interrupted" if interrupted else "failed", stopped_in=stage,
+                stop_reason=f"{str(exc) or type(exc).__name__} while {stage}")
+    with suppress(Exception):
+        write_run_info(run_dir, info)
+
+
 def read_run_info(run_dir: Path) -> dict[str, Any]:
     try:
         data = json.loads((run_dir / RUN_INFO).read_text())
@@ -228,6 +293,8 @@ def incompleteness(records: list[CellRecord] | list[dict[str, Any]], run_info: d
         return None
     why = {"running": "the run is still running, or died", "interrupted": "the run was interrupted",
            "failed": "the run stopped on an error"}.get(str(status), "")
+    if why and run_info.get("stopped_in"):  # every cell ran; what it was doing next did not finish
+        why += f" while {run_info['stopped_in']} (`bench run --resume` finishes it)"
     parts = [why] if why else []
     if missing:
         parts.append(f"{len(missing)} of {len(run_info['plan'])} planned cell(s) have no result")

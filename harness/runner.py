@@ -113,6 +113,9 @@ class SuiteRunner:
         self._lock = threading.Lock()  # records, the results file, progress callbacks
         self._records: dict[str, dict[str, Any]] = {}
         self._writer: ResultsWriter | None = None
+        self._sealed = False  # the run stopped: no record is appended any more (run.json says what was kept)
+        self._closed: set[str] = set()  # devices closed (close() runs once)
+        self.finished = False  # run.json says `finished`: every cell ran (what stops the caller after is its own)
 
     # -- shared inputs ------------------------------------------------------------------
     def dataset(self, name: str) -> Dataset:
@@ -144,6 +147,7 @@ class SuiteRunner:
             assert task is not None  # the loader checked this
             state.eval_data = self.dataset(task.dataset).head(task.limit)
         except Exception as exc:  # noqa: BLE001 - recorded on every cell of the model
+            _interrupt.cut(exc)
             state.error, state.not_applicable = _describe(exc), isinstance(exc, NotApplicable)
         return state
 
@@ -163,6 +167,8 @@ class SuiteRunner:
             self._close_devices(names)
 
     def _run(self, cells: list[Cell], argv: list[str], names: list[str]) -> RunOutcome:
+        """From run.json `running` to `finished`; whatever stops it on the way (Ctrl-C, SIGTERM, an
+        error) ends in `_stopped`, so run.json never stays `running` after the run has exited."""
         done, notes = self._resumable(cells)
         info = self._run_info(argv, names, cells, notes)
         write_run_info(self.run_dir, info)
@@ -171,19 +177,32 @@ class SuiteRunner:
         workers: dict[str, _DeviceWorker] = {}
         try:
             skipped = self.executor.run_cells(self, cells, done, workers)
+            failures = [w.error for w in workers.values() if w.error is not None]
+            if failures:
+                raise failures[0]
+            info.update(finished_at=utc_now(), status="finished", cache_repairs=[str(e) for e in self.cache.events])
+            write_run_info(self.run_dir, info)
+            self.finished = True
         except BaseException as exc:
-            for worker in workers.values():
-                worker.cancel()
-            self._stopped(info, exc)
+            with _interrupt.deferred():  # a second Ctrl-C cannot cut the stop short
+                self._halt(workers, names)
+                self._stopped(info, exc)
             raise
-        failures = [w.error for w in workers.values() if w.error is not None]
-        if failures:
-            self._stopped(info, failures[0])
-            raise failures[0]
-        info.update(finished_at=utc_now(), status="finished", cache_repairs=[str(e) for e in self.cache.events])
-        write_run_info(self.run_dir, info)
         ordered = [self._records[c.id] for c in cells if c.id in self._records]
         return RunOutcome(self.run_dir, ordered, skipped, notes)
+
+    def _halt(self, workers: dict[str, "_DeviceWorker"], names: list[str]) -> None:
+        """Stop every cell still in flight before run.json says the run stopped: no record is
+        appended from now on, queued cells are dropped, a running measurement is stopped (its
+        process killed: `_interrupt.cut` keeps that from reading as a failed cell) and the device
+        workers are waited for, so nothing is written after the run's final status."""
+        with self._lock:
+            self._sealed = True
+        for worker in workers.values():
+            worker.cancel()
+        self._close_devices(names)
+        for worker in workers.values():
+            worker.join(timeout=HALT_WAIT_S)
 
     def _run_cells(self, cells: list[Cell], done: dict[str, CellRecord], workers: dict[str, "_DeviceWorker"]) -> int:
         """Host work of every cell not already done, in order; measurement on each device's worker."""
@@ -258,8 +277,9 @@ class SuiteRunner:
             self.progress(cell, stage, record)
 
     def _close_devices(self, names: list[str]) -> None:
-        """Remove pushed files and disconnect (also when the run stops early)."""
-        for name in names:
+        """Remove pushed files and disconnect (also when the run stops early); once per device."""
+        for name in [n for n in names if n not in self._closed]:
+            self._closed.add(name)
             close = getattr(self._devices.get(name), "close", None)
             if close is not None:
                 try:
@@ -318,6 +338,7 @@ class SuiteRunner:
         except NotApplicable as exc:
             record.update(status="n/a", error=str(exc))
         except Exception as exc:  # noqa: BLE001 - one failing cell must not stop the suite
+            _interrupt.cut(exc)
             record.update(status="failed", error=_describe(exc))
         return record
 
@@ -328,7 +349,7 @@ class SuiteRunner:
 
     def _measured(self, cell: Cell, record: dict[str, Any]) -> None:
         """Measure a cell whose host work succeeded; a failure is recorded on the cell."""
-        if record["status"] == "ok":
+        if record["status"] == "ok" and not self._sealed:
             device = self.device(cell.device)
             try:
                 with contextlib.nullcontext() if getattr(device, "remote", False) else self._host_lock:
@@ -336,6 +357,7 @@ class SuiteRunner:
             except NotApplicable as exc:
                 record.update(status="n/a", error=str(exc))
             except Exception as exc:  # noqa: BLE001 - one failing cell must not stop the suite
+                _interrupt.cut(exc)  # its measurement was stopped by Ctrl-C/SIGTERM: not done, not failed
                 record.update(status="failed", error=_describe(exc))
                 self._keep_log(cell, record, getattr(exc, "log", None))
 
@@ -346,6 +368,8 @@ class SuiteRunner:
         self._finish(cell, record, baseline)
         assert self._writer is not None
         with self._lock:
+            if self._sealed:
+                return  # in flight when the run stopped: not done, --resume runs it
             self._writer.append(record)
             self._records[cell.id] = record
             self.progress(cell.id, "done", record)
@@ -628,8 +652,8 @@ class _DeviceWorker:
         self._cancelled.set()
         self._queue.put(None)
 
-    def join(self) -> None:
-        self._thread.join()
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
 
     def _loop(self) -> None:
         while (item := self._queue.get()) is not None:
@@ -644,6 +668,7 @@ class _DeviceWorker:
 
 
 _SAFE = re.compile(r"[^\w.+-]+")
+HALT_WAIT_S = 30.0  # how long a stopping run waits for a device's measurement to end once stopped
 
 
 Dropped = list[tuple[CellRecord, str]]  # (record, why it cannot be kept)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -47,9 +48,22 @@ class LocalDevice:
             "--core", str(self.core.core), "--threads", str(self.options.threads),
             "--warmup-runs", str(settings.warmup_runs), "--num-runs", str(settings.num_runs),
             "--min-secs", str(settings.min_secs), "--max-secs", str(settings.max_secs),
+            "--parent", str(os.getpid()),
         ]
         timeout = settings.max_secs * 2 + 120
-        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+        stdout, stderr, code, host = self._run(command, timeout)
+        if code != 0:
+            tail = (stderr.strip().splitlines() or ["no output"])[-1]
+            raise HarnessError(f"latency measurement failed (exit {code}): {tail}")
+        return {**json.loads(stdout), "host": host}
+
+    def _run(self, command: list[str], timeout: float) -> tuple[str, str, int, dict[str, Any]]:
+        """Run the measurement process in a session of its own: a Ctrl-C at the terminal reaches
+        the whole foreground process group, and the run (not the terminal) decides what a stop does
+        to a measurement. It never outlives the call: killed on a timeout or an interrupt. The pinned
+        core is watched meanwhile (`host`: other work on it, harness.devices.local.host_state)."""
+        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              start_new_session=True) as process:
             self._process = process
             try:
                 with CoreWatch(self.core.core, process.pid) as watch:
@@ -57,12 +71,12 @@ class LocalDevice:
             except subprocess.TimeoutExpired:
                 process.kill()
                 raise HarnessError(f"latency measurement did not finish within {timeout:.0f} s") from None
+            except BaseException:
+                process.kill()
+                raise
             finally:
                 self._process = None
-        if process.returncode != 0:
-            tail = (stderr.strip().splitlines() or ["no output"])[-1]
-            raise HarnessError(f"latency measurement failed (exit {process.returncode}): {tail}")
-        return {**json.loads(stdout), "host": watch.result()}
+        return stdout, stderr, process.returncode, watch.result()
 
     def device_state(self) -> dict[str, Any]:
         """The host around the pinned core now (harness.devices.local.host_state.snapshot)."""

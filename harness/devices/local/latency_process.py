@@ -66,6 +66,22 @@ def measure(model: str, threads: int, warmup_runs: int, num_runs: int, min_secs:
     }
 
 
+def die_with(parent: int | None) -> None:
+    """Linux: be killed when the process that started this one dies (it runs in a session of its
+    own, so a `kill -9` of the run reaches it only this way); exit at once if that already happened."""
+    if parent is None or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:
+        sys.exit("the run that started this measurement is gone")
+
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("model")
@@ -75,7 +91,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--num-runs", type=int, default=50)
     parser.add_argument("--min-secs", type=float, default=1.0)
     parser.add_argument("--max-secs", type=float, default=60.0)
+    parser.add_argument("--parent", type=int, help="pid of the run: this process dies with it")
     args = parser.parse_args(argv)
+    die_with(args.parent)
     os.sched_setaffinity(0, {args.core})  # before the runtime starts any thread
     result = measure(args.model, args.threads, args.warmup_runs, args.num_runs, args.min_secs, args.max_secs)
     json.dump(result, sys.stdout)
