@@ -70,7 +70,7 @@ def publish_after_run(run_dir: Path, history: Path | None, suite: Suite) -> tupl
     from harness.compare import Policy
     from harness.report.publish import publish_run
 
-    result = publish_run(run_dir, history, thresholds=suite.thresholds, policy=Policy(**suite.regression.model_dump()))
+    result = publish_run(run_dir, history, thresholds=suite.thresholds, policy=Policy.of(suite.regression))
     return print_published(result, final=False), result.verdict
 
 
@@ -169,7 +169,7 @@ def compare(
     source = suite_file or (Path(recorded) if isinstance(recorded, str) and recorded else None)
     suite = load_suite(source).suite if source and source.is_file() else None
     bounds = partial(bounds_for, suite.thresholds) if suite is not None else None
-    policy = Policy(**suite.regression.model_dump()) if suite is not None else DEFAULT_POLICY  # the suite's, as bench run
+    policy = Policy.of(suite.regression) if suite is not None else DEFAULT_POLICY  # the suite's, as bench run
     comparison = compare_runs(records_b, records_a, bounds, policy, previous_label=label_a)
     warnings = skipped + ([] if suite else ["no suite file: metric changes are listed but not judged, and latency "
                                             "uses the default regression policy (give --suite-file)"])

@@ -53,6 +53,11 @@ class Policy:
     # the machine's (load, thermal, another tenant), shown but not a regression unless this is set.
     flag_unchanged: bool = False
 
+    @classmethod
+    def of(cls, regression: Any) -> "Policy":
+        """The policy a suite's `regression:` block (harness.suite.schema.RegressionSpec) sets."""
+        return cls(**regression.model_dump())
+
 
 DEFAULT_POLICY = Policy()
 

@@ -61,7 +61,7 @@ class KernelStats(TypedDict, total=False):
 
 
 class WeightStats(TypedDict, total=False):
-    """Weight statistics read back from the produced .tflite (`harness.tflite_stats`)."""
+    """Weight statistics read back from the produced .tflite (`harness.tflite.weights`)."""
 
     __pydantic_config__ = _CONFIG  # type: ignore[misc]
     layers: list[KernelStats]

@@ -54,8 +54,10 @@ def bounded_sample(samples_ms: Sequence[float], limit: int = SAMPLE_LIMIT) -> li
     return [float(f"{v:.6g}") for v in values]
 
 
-def typical(stats: dict[str, Any]) -> float | None:
-    """A measurement's representative latency: its median, else its mean (old benchmark_model logs)."""
+def typical(stats: dict[str, Any] | None) -> float | None:
+    """A measurement's representative latency: its median, else its mean (old benchmark_model logs
+    print no percentiles); None when there is none."""
+    stats = stats or {}
     return stats.get("median") if stats.get("median") is not None else stats.get("mean")
 
 

@@ -37,13 +37,6 @@ def judge(records: list[CellRecord], thresholds: Thresholds) -> list[CellRecord]
     return judged
 
 
-def typical_latency(latency: dict[str, Any] | None) -> float | None:
-    """A cell's representative latency (ms): the median when the device reported one, else the
-    mean (benchmark_model logs of older releases print no percentiles)."""
-    latency = latency or {}
-    return latency.get("median") if latency.get("median") is not None else latency.get("mean")
-
-
 def latency_ratio(latency: dict[str, Any] | None, baseline: dict[str, Any] | None) -> float | None:
     """latency / baseline latency: medians when both have one, else means; None if either is missing."""
     latency, baseline = latency or {}, baseline or {}

@@ -18,9 +18,9 @@ from harness.report.overview import FAMILY_COLOURS, scheme_family
 from harness.report.rows import Row
 from harness.results import record_id
 from harness.schemes import BASELINE
-from harness.stats import find_step
+from harness.stats import find_step, typical
 from harness.tasks import all_metrics
-from harness.verdicts import record_metrics, typical_latency
+from harness.verdicts import record_metrics
 
 Figure = dict[str, Any]
 TrendRun = tuple[str, list[dict[str, Any]]]  # (the run's ISO start time, its records)
@@ -106,7 +106,7 @@ def _latency_distribution(figure_id: str, model: str, records: list[dict[str, An
                           families: list[str]) -> Figure | None:
     """Per cell: the median with its interquartile range, and each repeat's median (log axis); no raw samples."""
     usable = [(r, f) for r, f in zip(records, families, strict=True)
-              if r["status"] == "ok" and typical_latency(r.get("latency_ms")) is not None]
+              if r["status"] == "ok" and typical(r.get("latency_ms")) is not None]
     if not usable:
         return None
     data: list[dict[str, Any]] = []
@@ -114,7 +114,7 @@ def _latency_distribution(figure_id: str, model: str, records: list[dict[str, An
         mine = [r for r, f in usable if f == family]
         if not mine:
             continue
-        medians = [float(cast(float, typical_latency(r.get("latency_ms")))) for r in mine]
+        medians = [float(cast(float, typical(r.get("latency_ms")))) for r in mine]
         iqr = [quartiles(r) or (m, m) for r, m in zip(mine, medians, strict=True)]
         names = [_text(f"{r['scheme']}@{r['device']}") for r in mine]
         data.append({"type": "scatter", "mode": "markers", "name": family, "x": names, "y": medians,
@@ -142,7 +142,7 @@ def _trend_values(record: dict[str, Any]) -> dict[str, float]:
     values = {k: v for k, v in record_metrics(record).items() if math.isfinite(v)}  # +inf SNR: no point to draw
     if record.get("size_bytes"):
         values["size MB"] = record["size_bytes"] / 1e6
-    latency = typical_latency(record.get("latency_ms"))
+    latency = typical(record.get("latency_ms"))
     if latency is not None:
         values[LATENCY_TREND] = float(latency)
     return values

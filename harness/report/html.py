@@ -11,14 +11,14 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
+from harness.stats import typical
 from harness.compare import Comparison, Verdict, verdict_line
 from harness.errors import HarnessError
 from harness.report.charts import TrendRun, build_charts, quartiles
 from harness.report.overview import DECISION_TREE, FAMILY_COLOURS, Rule, attention, classify, matrices, recommend
-from harness.report.rows import Row, build_rows, fmt, op_times
+from harness.report.rows import build_rows, fmt, op_times
 from harness.results import incompleteness
 from harness.suite.schema import RegressionSpec
-from harness.verdicts import typical_latency
 
 _TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -64,7 +64,7 @@ def suite_settings(run_info: dict[str, Any]) -> SuiteSettings:
 def latency_summary(record: dict[str, Any]) -> dict[str, Any] | None:
     """A cell's latency as its details show it: median, interquartile range, p90, repeats and their medians."""
     latency = record.get("latency_ms") or {}
-    median = typical_latency(latency)
+    median = typical(latency)
     if median is None:
         return None
     return {"median": median, "iqr": quartiles(record), "p90": latency.get("p90"),

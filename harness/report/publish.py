@@ -102,7 +102,7 @@ def publish_run(run_dir: Path, history_path: Path | None, *, thresholds: Thresho
             suite = _suite(run_info, warnings)
             thresholds = suite.thresholds if suite is not None else None
             if policy is None and suite is not None:
-                policy = Policy(**suite.regression.model_dump())
+                policy = Policy.of(suite.regression)
         policy = policy or DEFAULT_POLICY
         if previous.records:
             bounds = partial(bounds_for, thresholds) if thresholds is not None else None
@@ -282,7 +282,7 @@ def _rejudged(records: list[CellRecord], run_info: dict[str, Any], warnings: lis
     if changed:
         warnings.append(f"re-judged with {path}: the checks of {changed} cell(s) differ from {RESULTS}'s; "
                         "the reports show the re-judged ones")
-    return judged, loaded.suite.thresholds, Policy(**loaded.suite.regression.model_dump())
+    return judged, loaded.suite.thresholds, Policy.of(loaded.suite.regression)
 
 
 def _suite(run_info: dict[str, Any], warnings: list[str]) -> Suite | None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from harness.stats import typical
 from harness.results import cell_id
 from harness.schemes import BASELINE
-from harness.verdicts import latency_ratio, metric_number, paired_latency_ratio, record_metrics, typical_latency
+from harness.verdicts import latency_ratio, metric_number, paired_latency_ratio, record_metrics
 
 # Preferred metric to show first, in order; the first one a record has is its headline.
 HEADLINE_METRICS = ("top1", "wer", "cer", "map", "top1_agreement", "snr_db")
@@ -104,7 +105,7 @@ def build_rows(records: list[dict[str, Any]]) -> list[Row]:
             gzip_ratio=_ratio(record.get("gzip_bytes"), (base or {}).get("gzip_bytes")),
             sparsity=weights.get("sparsity"), unique_weights=weights.get("max_unique_per_channel"),
             float_ops=(audit.get("ops_by_kind") or {}).get("float"), integer_only=audit.get("integer_only"),
-            latency_ms=typical_latency(latency), latency_p90_ms=latency.get("p90"),
+            latency_ms=typical(latency), latency_p90_ms=latency.get("p90"),
             latency_ratio=paired_latency_ratio(record) or (latency_ratio(latency, base_latency) if base else None),
             latency_ci=paired_interval(record), thermal=thermal_marks(record),
             checks_failed=[v["check"] for v in verdicts if not v["pass"]], checks_total=len(verdicts),

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.stats import typical
 from harness.devices import load_device
 from harness.devices.android.sim.simulator import AdbSimulator, Faults
 from harness.devices.android.transport import quote_args
@@ -17,7 +18,7 @@ from harness.devices.android.benchmark_log import parse_benchmark_log
 from harness.errors import ConfigError, HarnessError
 from harness.runner import latency_stats
 from harness.suite.schema import LatencySpec
-from harness.verdicts import latency_ratio, typical_latency
+from harness.verdicts import latency_ratio
 from tests.devices.adb.test_simulator import tiny_tflite
 from tests.devices.android.conftest import FAST, SPEC_A, SPEC_B, TRANSPORTS, StartSim
 from tests.devices.test_benchmark_log import CURRENT_LOG
@@ -219,8 +220,8 @@ def test_legacy_log_without_median_uses_the_mean() -> None:
               / "08_deepspeech_issue_1850_pixel2_legacy_format.log").read_text()
     stats = latency_stats(raw_from_log(parse_benchmark_log(legacy)))
     assert "median" not in stats and stats["mean"] == 479.385 and stats["count"] == 50
-    assert typical_latency(stats) == 479.385
-    assert typical_latency({"median": 2.0, "mean": 3.0}) == 2.0 and typical_latency(None) is None
+    assert typical(stats) == 479.385
+    assert typical({"median": 2.0, "mean": 3.0}) == 2.0 and typical(None) is None
     assert latency_ratio({"mean": 6.0}, {"mean": 3.0, "median": 1.0}) == 2.0  # means unless both have medians
     assert latency_ratio({"mean": 6.0, "median": 4.0}, {"mean": 3.0, "median": 1.0}) == 4.0
     assert latency_ratio({"mean": 6.0}, {}) is None
