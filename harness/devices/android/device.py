@@ -83,6 +83,19 @@ class AdbOptions(DeviceOptions):
             raise ValueError("an absolute device directory (not /, no ..), e.g. /data/local/tmp/quantbench")
         return str(path)
 
+    @field_validator("connection")
+    @classmethod
+    def _stf_url(cls, value: str) -> str:
+        """An stf:// URL is checked here, so `bench validate` names its file, line and field."""
+        from harness.devices.android import stf
+
+        if stf.is_stf(value):
+            try:
+                stf.StfTarget.parse(value)
+            except HarnessError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
     @field_validator("extra_flags")
     @classmethod
     def _flags(cls, value: list[str]) -> list[str]:
