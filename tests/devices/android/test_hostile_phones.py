@@ -5,6 +5,10 @@ timeouts.connect; `bench devices simulate --port 99999` is a one-line error."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -14,9 +18,11 @@ import pytest
 from harness.devices.android.device import AdbOptions, AndroidDevice, DeviceClosing
 from harness.devices.android.sim.simulator import AdbSimulator, Faults
 from harness.devices.android.sim.stf import StfSimulator
+from harness.results import read_results, read_run_info
 from harness.suite.schema import LatencySpec
+from tests.conftest import ROOT
 from tests.devices.adb.test_simulator import tiny_tflite
-from tests.devices.android.conftest import FAST, SPEC_A, TRANSPORTS, StartSim
+from tests.devices.android.conftest import FAST, SPEC_A, TRANSPORTS, StartSim, needs_adb, write_suite
 from tests.devices.android.test_cli_adb import bench
 
 WORK = "/data/local/tmp/quantbench"
@@ -155,3 +161,48 @@ def test_simulate_with_a_port_out_of_range_is_one_line(tmp_path: Path, home: Pat
         assert done.stderr.strip() == f"error: --port {port}: a TCP port is 0 to 65535 (0: a free one)"
     done = bench("devices", "simulate", "--port", "99999", cwd=tmp_path, home=home, timeout=120)
     assert done.returncode == 2 and "Traceback" not in done.stderr and "0 to 65535" in done.stderr
+
+
+def _bench_popen(args: list[str], cwd: Path, home: Path, env: dict[str, str]) -> subprocess.Popen:
+    environment = {**os.environ, "COLUMNS": "200", "TF_CPP_MIN_LOG_LEVEL": "3", "HOME": str(home),
+                   "PYTHONPATH": str(ROOT), **env}
+    return subprocess.Popen([sys.executable, "-m", "harness.cli", *args], cwd=cwd, env=environment,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where", ["adb-shell", pytest.param("adb", id="adb-cli", marks=needs_adb), "stf"])
+def test_sigint_while_a_phone_measures_keeps_the_finished_cell_and_leaves_nothing_behind(
+        start_sim: StartSim, binary: Path, tmp_path: Path, session_cache: Path, home: Path, where: str) -> None:
+    """`bench run` on a phone, SIGINT while its second cell is measuring: exit 130, the first cell
+    kept, the second not recorded, the work folder empty, no adb server left, the lease released once."""
+    sim = start_sim("a", SPEC_A)
+    with StfSimulator({"SERIAL-A": (sim.serial, "Sim A")}, token="tok") as stf:
+        connection = f"stf+http://127.0.0.1:{stf.port}/SERIAL-A" if where == "stf" else sim.serial
+        (tmp_path / "devices").mkdir()
+        (tmp_path / "devices" / "phone.yaml").write_text(
+            f"kind: adb\nconnection: {connection}\ntransport: {'adb-shell' if where == 'stf' else where}\n"
+            f"benchmark_binary: {binary}\ntimeouts: {{connect: 10}}\n")
+        suite = write_suite(tmp_path, ["phone"])
+        run = _bench_popen(["run", str(suite), "--out", str(tmp_path / "run"), "--cache", str(session_cache)],
+                           tmp_path, home, {"STF_TOKEN": "tok"})
+        try:
+            results = tmp_path / "run" / "results.jsonl"
+            wait_for(lambda: (results.exists() and results.read_text().count("\n") == 1) or run.poll() is not None,
+                     "the first cell recorded")
+            sim.state.hang_benchmark = True  # the second cell will still be measuring at the signal
+            wait_for(lambda: len(sim.taskset_log) == 2 or run.poll() is not None, "the second cell measuring")
+            run.send_signal(signal.SIGINT)
+            _, stderr = run.communicate(timeout=PATIENCE_S)
+        finally:
+            if run.poll() is None:
+                run.kill()
+        assert run.returncode == 130, stderr
+        assert "Traceback" not in stderr and "interrupted: finished cells are saved" in stderr
+        records = read_results(tmp_path / "run")
+        assert [(r["scheme"], r["status"]) for r in records] == [("float32", "ok")]  # nothing finished lost
+        assert read_run_info(tmp_path / "run")["status"] == "interrupted"
+        assert files_in(sim) == []
+        wait_for(lambda: adb_servers(home) == [], "no private adb server left running")
+        if where == "stf":
+            assert stf.calls.count("POST /api/v1/user/devices") == 1 and stf.owned == set()
