@@ -292,7 +292,7 @@ class AndroidDevice:
             info["reachable"] = True
             if "runtime" in info:  # the same binary on another Android build is another runtime
                 info["runtime"] += f" on {info.get('model')} Android {info.get('android')} (sdk {info.get('sdk')})"
-        except (HarnessError, OSError) as exc:
+        except (HarnessError, OSError, DeviceClosing) as exc:
             info.update(reachable=False, error=str(exc), core=None, core_reason=None)
         return info
 
@@ -560,7 +560,7 @@ class AndroidDevice:
 
     def _disconnect(self) -> None:
         transport, lease = self._transport, self._lease
-        self._transport, self._ready = None, False
+        self._transport, self._lease, self._ready = None, None, False
         try:
             if transport is not None:
                 transport.close()

@@ -206,3 +206,15 @@ def test_sigint_while_a_phone_measures_keeps_the_finished_cell_and_leaves_nothin
         wait_for(lambda: adb_servers(home) == [], "no private adb server left running")
         if where == "stf":
             assert stf.calls.count("POST /api/v1/user/devices") == 1 and stf.owned == set()
+
+
+def test_bench_validate_rejects_a_malformed_stf_url_naming_file_line_and_field(tmp_path: Path, home: Path,
+                                                                                binary: Path) -> None:
+    profile = tmp_path / "devices" / "farm.yaml"
+    profile.parent.mkdir()
+    profile.write_text(f"kind: adb\nbenchmark_binary: {binary}\nconnection: stf://farm.example:99999/SERIAL\n")
+    suite = write_suite(tmp_path, ["farm"])
+    done = bench("validate", str(suite), cwd=tmp_path, home=home, timeout=300)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(f"error: {profile}:3: connection: ") and "bad host or port" in line, line
