@@ -125,7 +125,7 @@ class _DeviceList(_Answer):
 
 
 class _RemoteConnect(_Answer):
-    remoteConnectUrl: str = Field(min_length=1)  # noqa: N815 - STF's field name
+    remoteConnectUrl: str = Field(min_length=1)
 
 
 Shape = TypeVar("Shape", bound=_Answer)

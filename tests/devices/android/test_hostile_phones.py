@@ -22,7 +22,14 @@ from harness.results import read_results, read_run_info
 from harness.suite.schema import LatencySpec
 from tests.conftest import ROOT
 from tests.devices.adb.test_simulator import tiny_tflite
-from tests.devices.android.conftest import FAST, SPEC_A, TRANSPORTS, StartSim, needs_adb, write_suite
+from tests.devices.android.conftest import (
+    FAST,
+    SPEC_A,
+    TRANSPORTS,
+    StartSim,
+    needs_adb,
+    write_suite,
+)
 from tests.devices.android.test_cli_adb import bench
 
 WORK = "/data/local/tmp/quantbench"
@@ -67,7 +74,7 @@ def measuring_in_a_thread(device: AndroidDevice, model: Path) -> tuple[threading
     def work() -> None:
         try:
             device.measure_latency(model, SETTINGS)
-        except BaseException as exc:  # noqa: BLE001 - the test inspects it
+        except BaseException as exc:
             raised.append(exc)
 
     thread = threading.Thread(target=work, daemon=True)

@@ -5,8 +5,8 @@ Whatever the server does, the client returns checked data or raises a one-line S
 from __future__ import annotations
 
 import json
-import re
 import logging
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,9 +18,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from harness.devices import load_device
 from harness.devices.android.sim.stf import StfSimulator
 from harness.devices.android.stf import StfClient, StfError, StfLease, StfTarget
-from harness.devices import load_device
 from harness.errors import ConfigError, HarnessError
 
 
@@ -64,7 +64,7 @@ class Scripted:
 
             do_GET = do_POST = do_DELETE = _serve
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
         return Handler
