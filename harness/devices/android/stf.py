@@ -209,7 +209,10 @@ class StfClient:
                 method, f"{self._url.path}/api/v1{path}", data, headers)
         except TimeoutError:
             raise StfError(f"{what} at {self.base_url}: no complete answer within {self.timeout:g} s") from None
-        except (OSError, http.client.HTTPException) as exc:
+        except http.client.HTTPException as exc:
+            raise StfError(f"{what} at {self.base_url}: not a valid HTTP answer "
+                           f"({type(exc).__name__}: {_one_line(str(exc), 80)})") from None
+        except OSError as exc:
             raise StfError(f"{what} at {self.base_url}: {_one_line(str(exc) or type(exc).__name__)}") from None
         return _decoded(what, status, answer, location, self.base_url)
 

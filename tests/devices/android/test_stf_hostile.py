@@ -137,8 +137,8 @@ ANSWERS = st.recursive(JSON, lambda inner: st.dictionaries(FIELDS, inner | st.li
 BODIES = ANSWERS.map(lambda value: json.dumps(value).encode()) | st.binary(max_size=40)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(status=st.integers(200, 599), body=BODIES)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(status=st.integers(100, 999), body=BODIES)
 def test_fuzz_any_answer_is_data_or_a_clean_error(server: tuple[Scripted, int], status: int, body: bytes) -> None:
     script, port = server
     script.reply = Reply(status, body, {"Location": "http://127.0.0.1:1/x"} if 300 <= status < 400 else {})
