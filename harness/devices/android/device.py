@@ -29,9 +29,9 @@ import re
 import tempfile
 import threading
 import time
-from pathlib import Path, PurePosixPath
 from collections.abc import Iterator
-from typing import Any, Literal
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -44,6 +44,9 @@ from harness.devices.android.benchmark_log import BenchmarkLog, BenchmarkLogErro
 from harness.devices.android import _numerics
 from harness.errors import HarnessError
 from harness.suite.schema import LatencySpec
+
+if TYPE_CHECKING:
+    from harness.devices.android.stf import StfLease
 
 log = logging.getLogger("harness.devices.android")
 
@@ -224,7 +227,7 @@ class AndroidDevice:
         self.last_calls: list[str] = []  # the remote commands of the latest measure_latency()
         self._closing = threading.Event()  # set by close(): no connection is opened any more
         self._aborted = False  # close() aborted a cell in flight
-        self._lease: Any = None  # an stf:// phone's StfLease, taken once per session
+        self._lease: StfLease | None = None  # an stf:// phone's lease, taken once per session
         self.notes: list[str] = []  # what close() could not do (files left, a lease not released)
 
     # -- connection and facts -----------------------------------------------------------
@@ -258,7 +261,7 @@ class AndroidDevice:
             return self.options.connection
         if self._lease is None:
             self._lease = stf.StfLease.acquire(self.options.connection)
-        return str(self._lease.address)
+        return self._lease.address
 
     @contextlib.contextmanager
     def _abandoned_if_closing(self) -> Iterator[None]:
