@@ -181,6 +181,8 @@ def simulate(
     from harness.devices.android.sim.fs import parse_cpu_spec
     from harness.devices.android.sim.simulator import AdbSimulator, DeviceSpec
 
+    if not 0 <= port <= 65535:
+        raise HarnessError(f"--port {port}: a TCP port is 0 to 65535 (0: a free one)")
     try:
         parse_cpu_spec(cpus)
     except ValueError as exc:
@@ -195,8 +197,9 @@ def simulate(
         binary.write_bytes(b"stand-in benchmark_model: the ADB simulator runs LiteRT on the host\n")
         try:
             simulator = AdbSimulator(root, device=spec, port=port).start()
-        except OSError as exc:
-            raise HarnessError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from None
+        except (OSError, OverflowError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise HarnessError(f"cannot listen on 127.0.0.1:{port}: {reason}") from None
         try:
             outputs = f"; outputs {perturb_outputs}" if perturb_outputs else ""
             old = "; an old benchmark_model (no --output_filepath)" if old_benchmark else ""

@@ -68,6 +68,13 @@ def find_profile(name: str, suite_dir: Path) -> Path | None:
 
 def load_device(name: str, suite_dir: Path) -> Device:
     """Open device `name` from its profile (or a built-in default); ConfigError if invalid."""
+    kind, options = profile_options(name, suite_dir)
+    return kind.open(name, options)
+
+
+def profile_options(name: str, suite_dir: Path) -> tuple[DeviceKind, DeviceOptions]:
+    """The kind and validated options of device `name`'s profile, without opening the device
+    (`bench validate` checks profiles with it); ConfigError names file, line and field."""
     path = find_profile(name, suite_dir)
     if path is None:
         if name not in BUILTIN_PROFILES:
@@ -89,4 +96,4 @@ def load_device(name: str, suite_dir: Path) -> Device:
         line, field = locate(error["loc"], lines)
         message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
         raise ConfigError(where, line, field, message) from None
-    return kind.open(name, options)
+    return kind, options

@@ -123,13 +123,15 @@ def load_suite(path: str | Path) -> LoadedSuite:
 
 
 def _check_devices(suite: Suite, check: _Checker, base_dir: Path) -> None:
-    """Every device has a profile (devices/<name>.yaml) or is built in (`local`)."""
-    from harness.devices._base import BUILTIN_PROFILES, find_profile, profile_dirs
+    """Every device has a valid profile (devices/<name>.yaml; its errors name that file) or is
+    built in (`local`)."""
+    from harness.devices._base import BUILTIN_PROFILES, find_profile, profile_dirs, profile_options
 
     for index, name in enumerate(suite.devices):
         if name not in BUILTIN_PROFILES and find_profile(name, base_dir) is None:
             looked = ", ".join(str(d) for d in profile_dirs(base_dir))
             raise check.fail(("devices", index), f"no device profile {name!r} (looked for {name}.yaml in {looked})")
+        profile_options(name, base_dir)
 
 
 def _check_datasets(suite: Suite, check: _Checker, loaded: LoadedSuite) -> None:

@@ -65,9 +65,10 @@ class ServerCliTransport(AdbCliTransport):
         self._adb = [executable, "-P", str(self.server_port)]
         self._env = {**os.environ, "ANDROID_ADB_SERVER_PORT": str(self.server_port)}
         self._connect_timeout, self._lost = connect_timeout, False
-        self._connect(connect_timeout, wait_for_unknown=False)
+        self._init_calls()
+        self._connect(connect_timeout, False)
 
-    def _connect(self, timeout: float, wait_for_unknown: bool = True) -> None:
+    def _connect(self, timeout: float, wait_for_unknown: bool) -> None:
         """Wait until the server reports the device online; an unknown serial fails at once
         on the first connection, and is waited for after a loss (a USB replug)."""
         deadline = time.monotonic() + timeout
@@ -85,7 +86,8 @@ class ServerCliTransport(AdbCliTransport):
         raise DeviceLost(f"{self.serial}: not online within {timeout:g}s (state: {state or 'unknown'})")
 
     def close(self) -> None:
-        """Nothing to release: the adb server belongs to the user."""
+        """Nothing to release: the adb server belongs to the user (later calls fail)."""
+        self._closed = True
 
 
 def open_transport(connection: str, kind: str, *, adb: str = "adb", rsa_key: Path | None = None,
@@ -141,6 +143,9 @@ class TracedTransport:
     def pull(self, remote: str, local: Path, timeout: float) -> None:
         self._note(f"adb pull {quote_args([remote, str(local)])}")
         self.inner.pull(remote, local, timeout)
+
+    def abort(self) -> None:
+        self.inner.abort()
 
     def close(self) -> None:
         self.inner.close()

@@ -8,8 +8,12 @@ device), chmod it. Per cell: push the model unless its hash is already there, ru
         --warmup_min_secs=0 --num_runs=N --min_secs=S --max_secs=M [extra flags] 2>&1
 
 and parse the log. Every argument is quoted for the device's shell. A lost connection
-retries the cell once after reconnecting; a timeout fails the cell. Pushed files are
-removed by close() unless the profile keeps them.
+retries the cell once after reconnecting (the same transport: no second adb server, and an
+stf:// phone is leased once per session); a timeout fails the cell. close() ends the session
+(also from another thread while a cell runs, when the run is interrupted): it aborts the call
+in flight, abandons that cell (DeviceClosing: not recorded), removes the pushed files over the
+connection it has unless the profile keeps them, disconnects and releases the STF lease. After
+close() nothing connects again.
 
 With the suite's `latency: {device_check: N}`, check_numerics() then runs N evaluation samples
 through the same command (delegate and flags included) with their inputs as files, and compares
@@ -18,18 +22,21 @@ the pulled outputs with the host's (harness.devices.android._numerics).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import re
 import tempfile
 import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from harness.devices._base import DEVICE_KINDS, DeviceOptions
-from harness.devices.android.transport import DeviceLost, DeviceTimeout, quote_args
+from harness.devices.android.transport import DeviceLost, DeviceTimeout, Transport, quote_args
 from harness.devices.android.probe import DeviceFacts, probe
 from harness.devices.android.state import read_state
 from harness.devices.android.connection import TracedTransport, default_rsa_key, open_transport, split_connection
@@ -37,6 +44,9 @@ from harness.devices.android.benchmark_log import BenchmarkLog, BenchmarkLogErro
 from harness.devices.android import _numerics
 from harness.errors import HarnessError
 from harness.suite.schema import LatencySpec
+
+if TYPE_CHECKING:
+    from harness.devices.android.stf import StfLease
 
 log = logging.getLogger("harness.devices.android")
 
@@ -83,6 +93,19 @@ class AdbOptions(DeviceOptions):
             raise ValueError("an absolute device directory (not /, no ..), e.g. /data/local/tmp/quantbench")
         return str(path)
 
+    @field_validator("connection")
+    @classmethod
+    def _stf_url(cls, value: str) -> str:
+        """An stf:// URL is checked here, so `bench validate` names its file, line and field."""
+        from harness.devices.android import stf
+
+        if stf.is_stf(value):
+            try:
+                stf.StfTarget.parse(value)
+            except HarnessError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
     @field_validator("extra_flags")
     @classmethod
     def _flags(cls, value: list[str]) -> list[str]:
@@ -121,6 +144,11 @@ class MeasurementFailed(HarnessError):
 
 class DeviceLostError(HarnessError):
     """The device went away and did not come back within one retry."""
+
+
+class DeviceClosing(KeyboardInterrupt):
+    """The device is being closed (the run was interrupted): the cell in flight is abandoned, not
+    recorded as failed (a KeyboardInterrupt, so the runner's per-cell `except Exception` lets it by)."""
 
 
 def _sha256(path: Path) -> str:
@@ -197,6 +225,10 @@ class AndroidDevice:
         self._gone: str | None = None  # set when reconnecting failed: later cells fail at once
         self._calls: list[str] = []
         self.last_calls: list[str] = []  # the remote commands of the latest measure_latency()
+        self._closing = threading.Event()  # set by close(): no connection is opened any more
+        self._aborted = False  # close() aborted a cell in flight
+        self._lease: StfLease | None = None  # an stf:// phone's lease, taken once per session
+        self.notes: list[str] = []  # what close() could not do (files left, a lease not released)
 
     # -- connection and facts -----------------------------------------------------------
 
@@ -208,16 +240,38 @@ class AndroidDevice:
                 "the device's ABI (e.g. android_aarch64_benchmark_model) from the LiteRT/TensorFlow releases")
 
     def _connect(self) -> TracedTransport:
+        if self._closing.is_set():
+            raise DeviceClosing(f"{self.name}: the device is being closed")
         if self._transport is None:
             key = self.options.rsa_key.expanduser() if self.options.rsa_key else default_rsa_key()
             try:
-                inner = open_transport(self.options.connection, self.options.transport, adb=self.options.adb,
+                inner = open_transport(self._address(), self.options.transport, adb=self.options.adb,
                                        rsa_key=key, connect_timeout=self.options.timeouts.connect)
             except DeviceTimeout as exc:  # no answer at all: as good as gone
                 raise DeviceLost(str(exc)) from exc
             self._transport = TracedTransport(inner, self.name)
             self._transport.calls = self._calls
         return self._transport
+
+    def _address(self) -> str:
+        """Where adb reaches the phone; an stf:// phone is leased on first use, once per session."""
+        from harness.devices.android import stf
+
+        if not stf.is_stf(self.options.connection):
+            return self.options.connection
+        if self._lease is None:
+            self._lease = stf.StfLease.acquire(self.options.connection)
+        return self._lease.address
+
+    @contextlib.contextmanager
+    def _abandoned_if_closing(self) -> Iterator[None]:
+        """A call that fails because close() aborted it abandons the cell (DeviceClosing)."""
+        try:
+            yield
+        except Exception as exc:
+            if self._closing.is_set():
+                raise DeviceClosing(f"{self.name}: closed during the measurement ({exc})") from None
+            raise
 
     def facts(self) -> DeviceFacts:
         """getprop facts, CPUs and the chosen core (connects on first use)."""
@@ -241,7 +295,7 @@ class AndroidDevice:
             info["reachable"] = True
             if "runtime" in info:  # the same binary on another Android build is another runtime
                 info["runtime"] += f" on {info.get('model')} Android {info.get('android')} (sdk {info.get('sdk')})"
-        except (HarnessError, OSError) as exc:
+        except (HarnessError, OSError, DeviceClosing) as exc:
             info.update(reachable=False, error=str(exc), core=None, core_reason=None)
         return info
 
@@ -348,16 +402,14 @@ class AndroidDevice:
             log.debug("%s: could not stop benchmark_model: %s", self.name, exc)
 
     def _forget_connection(self) -> None:
-        """After a loss: check everything again on the next connection."""
+        """After a loss: check everything again once the transport has reconnected (it keeps its
+        adb server and the STF lease, and retries connecting for up to timeouts.connect)."""
         self._ready = False
-        if self._transport is not None:
-            self._transport.close()
-        self._transport = None
 
     def measure_latency(self, model: Path, settings: LatencySpec, binary: Path | None = None) -> dict[str, Any]:
         """Statistics from benchmark_model's log (`stats`, no `samples`), the log, and the commands
         issued; `binary` times with another benchmark_model than the profile's (paired A/B)."""
-        with self._lock:
+        with self._lock, self._abandoned_if_closing():
             if self._gone:
                 raise DeviceLostError(f"device lost: {self._gone}")
             first_call = len(self._calls)
@@ -382,7 +434,7 @@ class AndroidDevice:
         (see harness.devices.android._numerics); a tool failure is recorded, not raised."""
         from harness.numerics.fidelity import model_outputs
 
-        with self._lock:
+        with self._lock, self._abandoned_if_closing():
             if self._gone:
                 raise DeviceLostError(f"device lost: {self._gone}")
             remote_binary = self._binary_on_device(None)
@@ -400,6 +452,8 @@ class AndroidDevice:
                     self._forget_connection()
                     raise DeviceLostError(f"device lost during the numerics check: {exc}") from None
                 except (MeasurementFailed, HarnessError) as exc:
+                    if self._closing.is_set():
+                        raise
                     return _numerics.skipped(str(exc), status="failed")
 
     def _run_sample(self, argv: list[str], invocation: _numerics.Invocation, names: list[str], scratch: Path,
@@ -435,7 +489,7 @@ class AndroidDevice:
     def device_state(self) -> dict[str, Any]:
         """Temperatures and core frequencies now (see harness.devices.android.state)."""
         cpus = self.facts().cpus
-        with self._lock:
+        with self._lock, self._abandoned_if_closing():
             return read_state(self._connect(), cpus, self.options.timeouts.command)
 
     def _reconnect(self, cause: Exception) -> None:
@@ -448,9 +502,9 @@ class AndroidDevice:
 
     # -- the end ----------------------------------------------------------------------------
 
-    def _remove_work_dir(self) -> None:
+    def _remove_work_dir(self, transport: Transport) -> None:
         """rmdir the work dir this session created; without rmdir, `rm -r` it only if it is empty."""
-        transport, timeout, work_dir = self._connect(), self.options.timeouts.command, self.options.work_dir
+        timeout, work_dir = self.options.timeouts.command, self.options.work_dir
         if transport.shell(quote_args(["rmdir", work_dir]), timeout).exit_code != 127:
             return
         listing = transport.shell(quote_args(["ls", "-a", work_dir]), timeout)
@@ -458,30 +512,69 @@ class AndroidDevice:
             transport.shell(quote_args(["rm", "-r", "--", work_dir]), timeout)
 
     def close(self) -> None:
-        """Remove what this session pushed (unless keep_files) and disconnect. If a measurement is
-        still running (the run was interrupted), just disconnect: no waiting for it."""
-        if not self._lock.acquire(timeout=2):
-            if self._transport is not None:
-                self._transport.close()
+        """End the session: abort a call in flight (an interrupted run), then, over the connection
+        this session has (never a new one), remove what it pushed unless keep_files, disconnect and
+        release the STF lease. What could not be done is warned about and kept in `notes`."""
+        self._closing.set()
+        locked = self._stop_cell_in_flight()
+        try:
+            if locked:
+                self._clean_up()
+        finally:
+            self._disconnect()
+            if locked:
+                self._lock.release()
+
+    def _stop_cell_in_flight(self) -> bool:
+        """Take the device's lock, aborting the remote calls of a cell in flight until its thread
+        lets go (bounded by timeouts.connect + timeouts.command); False if it never did."""
+        bound = self.options.timeouts.connect + self.options.timeouts.command
+        deadline = time.monotonic() + bound
+        while not self._lock.acquire(timeout=0.2):
+            if time.monotonic() > deadline:
+                self._note(f"{self.name}: a measurement did not stop within {bound:g} s; disconnected "
+                           f"without removing the files in {self.options.work_dir}")
+                return False
+            transport = self._transport
+            if transport is not None:
+                self._aborted = True
+                transport.abort()
+        return True
+
+    def _clean_up(self) -> None:
+        """Stop our binary and remove the pushed files, over the existing connection only."""
+        transport, timeout = self._transport, self.options.timeouts.command
+        if transport is None or self.options.keep_files or not self._pushed:
+            return
+        if self._gone:
+            self._note(f"{self.name}: device lost; files left in {self.options.work_dir}: {', '.join(self._pushed)}")
             return
         try:
-            if self._transport is None and not self._pushed:
-                return
-            try:
-                if not self.options.keep_files and self._pushed and not self._gone:
-                    self._shell(["rm", "-f", "--", *self._pushed], "removing pushed files")
-                    if self._created_dir:
-                        self._remove_work_dir()
-                    self._pushed.clear()
-            except (HarnessError, OSError) as exc:
-                log.warning("%s: cleaning up %s failed: %s", self.name, self.options.work_dir, exc)
-            finally:
-                if self._transport is not None:
-                    self._transport.close()
-                self._transport = None
-                self._ready = False
+            if self._aborted:  # the device may not have killed the aborted run's process
+                transport.shell(quote_args(["pkill", "-f", self.remote_binary]), timeout)
+            removed = transport.shell(quote_args(["rm", "-f", "--", *self._pushed]), timeout)
+            if removed.exit_code != 0:
+                raise HarnessError(f"rm failed (exit {removed.exit_code}): {removed.stderr.strip()[-200:]}")
+            if self._created_dir:
+                self._remove_work_dir(transport)
+            self._pushed.clear()
+        except (HarnessError, OSError) as exc:
+            self._note(f"{self.name}: cleaning up {self.options.work_dir} failed: {exc}")
+
+    def _disconnect(self) -> None:
+        transport, lease = self._transport, self._lease
+        self._transport, self._lease, self._ready = None, None, False
+        try:
+            if transport is not None:
+                transport.close()
         finally:
-            self._lock.release()
+            if lease is not None:
+                lease.release()
+                self.notes.extend(lease.problems)
+
+    def _note(self, message: str) -> None:
+        log.warning("%s", message)
+        self.notes.append(message)
 
 
 @DEVICE_KINDS.register("adb", "an Android device over adb: benchmark_model on one big core")

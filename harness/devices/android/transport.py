@@ -3,7 +3,10 @@
 `AdbShellTransport` speaks the ADB protocol itself (the PyPI `adb-shell` library, TCP, no
 adb server); `AdbCliTransport` drives Debian's `adb` command-line client with a private
 adb server on its own port. Both bound every remote call by a timeout (DeviceTimeout)
-and report a dropped connection as DeviceLost; the next call reconnects.
+and report a dropped connection as DeviceLost; the next call reconnects, retrying for up to
+`connect_timeout` seconds (a phone or adbd restarting on the same address). abort() cuts the
+call in flight short from another thread (CallAborted); after close() no call runs at all,
+so nothing (an adb server, a connection) is started again once a transport is closed.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import shutil
 import socket
 import stat
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -44,6 +48,13 @@ class DeviceAuthError(HarnessError):
     """The device did not authorize this host's ADB key."""
 
 
+class CallAborted(HarnessError):
+    """abort() (from another thread) cut this remote call short."""
+
+
+RETRY_PAUSE_S = 0.25  # between connection attempts within the reconnect window
+
+
 @dataclass(frozen=True)
 class ShellResult:
     """What a remote command left behind."""
@@ -68,8 +79,12 @@ class Transport(Protocol):
         """Copy a device file to a local path."""
         ...
 
+    def abort(self) -> None:
+        """From another thread: make the call in flight fail now (CallAborted or DeviceLost)."""
+        ...
+
     def close(self) -> None:
-        """Release the connection (idempotent)."""
+        """Release the connection (idempotent); later calls fail without reconnecting."""
         ...
 
 
@@ -131,6 +146,13 @@ class _DeadlineSocket(BaseTransport):  # type: ignore[misc]
             self._sock.close()
             self._sock = None
 
+    def abort(self) -> None:
+        """From another thread: a blocked read or write returns at once (the owner closes)."""
+        sock = self._sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
     def bulk_read(self, numbytes: int, transport_timeout_s: float | None) -> bytes:
         try:
             data = self._ready().recv(numbytes)
@@ -163,11 +185,26 @@ class AdbShellTransport:
         self._device = AdbDevice(self._socket, banner="quantbench")
         self._signers = [CryptographySigner(str(rsa_key))] if rsa_key else None
         self._connect_timeout = connect_timeout
-        self._connect()
+        self._aborts, self._closed = 0, False
+        self._connect(retry=False)
 
-    def _connect(self) -> None:
+    def _connect(self, retry: bool) -> None:
+        """Connect; with `retry` (a reconnect) a refused or dropped attempt is retried until
+        `connect_timeout` has passed, so a device back on the same address is picked up."""
+        deadline, generation = time.monotonic() + self._connect_timeout, self._aborts
+        while True:
+            try:
+                return self._connect_once(deadline)
+            except DeviceLost:
+                if not retry or self._closed or time.monotonic() + RETRY_PAUSE_S >= deadline:
+                    raise
+            if generation != self._aborts:
+                raise CallAborted(f"{self.where}: reconnecting aborted")
+            time.sleep(RETRY_PAUSE_S)
+
+    def _connect_once(self, deadline: float) -> None:
         timeout = self._connect_timeout
-        self._socket.deadline = time.monotonic() + timeout
+        self._socket.deadline = deadline
         try:
             self._device.connect(rsa_keys=self._signers, transport_timeout_s=timeout,
                                  auth_timeout_s=timeout, read_timeout_s=timeout)
@@ -186,8 +223,11 @@ class AdbShellTransport:
     @contextlib.contextmanager
     def _call(self, timeout: float, what: str) -> Iterator[None]:
         """Bound one remote call by `timeout`, mapping failures to the harness's errors."""
+        if self._closed:
+            raise DeviceLost(f"{self.where}: the connection is closed")
+        generation = self._aborts
         if not self._device.available:
-            self._connect()
+            self._connect(retry=True)
         self._socket.deadline = time.monotonic() + timeout
         try:
             yield
@@ -196,6 +236,8 @@ class AdbShellTransport:
             raise DeviceTimeout(f"{self.where}: {what} timed out after {timeout:g}s") from exc
         except _LOSSES as exc:
             self._device.close()
+            if generation != self._aborts:
+                raise CallAborted(f"{self.where}: {what} aborted") from exc
             raise DeviceLost(f"{self.where}: connection lost during {what}: {exc}") from exc
 
     def shell(self, cmd: str, timeout: float) -> ShellResult:
@@ -239,8 +281,14 @@ class AdbShellTransport:
             local.unlink(missing_ok=True)
             raise
 
+    def abort(self) -> None:
+        """Cut the call in flight short (its connection is dropped; the next call reconnects)."""
+        self._aborts += 1
+        self._socket.abort()
+
     def close(self) -> None:
-        """Close the TCP connection."""
+        """Close the TCP connection; later calls fail instead of reconnecting."""
+        self._closed = True
         self._device.close()
 
     def __enter__(self) -> AdbShellTransport:
@@ -289,25 +337,69 @@ class AdbCliTransport:
         if home is not None:
             self._env["HOME"] = str(home)
         self._connect_timeout, self._lost = connect_timeout, False
+        self._init_calls()
         try:
-            self._connect(connect_timeout)
+            self._connect(connect_timeout, False)
         except HarnessError:
             self.close()
             raise
 
-    def _run(self, args: list[str], timeout: float, what: str) -> subprocess.CompletedProcess[bytes]:
-        try:
-            return subprocess.run([*self._adb, *args], env=self._env, stdin=subprocess.DEVNULL,
-                                  capture_output=True, timeout=timeout, check=False)
-        except subprocess.TimeoutExpired as exc:
-            raise DeviceTimeout(f"{self.serial}: {what} timed out after {timeout:g}s") from exc
+    def _init_calls(self) -> None:
+        self._closed, self._aborts = False, 0
+        self._calls_lock = threading.Lock()
+        self._running: dict[subprocess.Popen[bytes], bool] = {}  # adb client processes -> aborted?
 
-    def _connect(self, timeout: float) -> None:
+    def _run(self, args: list[str], timeout: float, what: str) -> subprocess.CompletedProcess[bytes]:
+        """One adb client command; never after close() (adb would start its server again)."""
+        if self._closed:
+            raise DeviceLost(f"{self.serial}: the connection is closed")
+        process = subprocess.Popen([*self._adb, *args], env=self._env, stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        with self._calls_lock:
+            self._running[process] = False
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            process.kill()
+            process.communicate()
+            raise DeviceTimeout(f"{self.serial}: {what} timed out after {timeout:g}s") from exc
+        finally:
+            with self._calls_lock:
+                aborted = self._running.pop(process)
+        if aborted:
+            raise CallAborted(f"{self.serial}: {what} aborted")
+        return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+    def abort(self) -> None:
+        """Stop the adb client processes in flight; the adb server and the connection stay."""
+        self._aborts += 1
+        with self._calls_lock:
+            for process in self._running:
+                self._running[process] = True
+                with contextlib.suppress(OSError):
+                    process.terminate()
+
+    def _adb_connect(self, deadline: float, retry: bool) -> None:
+        """`adb connect` until it succeeds; with `retry`, until `deadline` (a device coming back)."""
+        generation = self._aborts
+        while True:
+            result = self._run(["connect", self.serial], max(deadline - time.monotonic(), 0.1),
+                               f"adb connect {self.serial}")
+            if _decode(result.stdout).startswith(("connected to", "already connected to")):
+                return
+            if not retry or time.monotonic() + RETRY_PAUSE_S >= deadline:
+                raise DeviceLost(f"{self.serial}: adb connect failed: "
+                                 f"{_decode(result.stdout + result.stderr).strip()}")
+            if generation != self._aborts:
+                raise CallAborted(f"{self.serial}: reconnecting aborted")
+            time.sleep(RETRY_PAUSE_S)
+
+    def _connect(self, timeout: float, after_loss: bool) -> None:
         deadline = time.monotonic() + timeout
         self._run(["start-server"], timeout, "adb start-server")
-        result = self._run(["connect", self.serial], timeout, f"adb connect {self.serial}")
-        if not _decode(result.stdout).startswith(("connected to", "already connected to")):
-            raise DeviceLost(f"{self.serial}: adb connect failed: {_decode(result.stdout + result.stderr).strip()}")
+        if after_loss:  # forget the dropped transport, so the server dials the device afresh
+            self._run(["disconnect", self.serial], timeout, f"adb disconnect {self.serial}")
+        self._adb_connect(deadline, retry=after_loss)
         state = ""
         while time.monotonic() < deadline:
             state = self._state(deadline - time.monotonic())
@@ -324,7 +416,7 @@ class AdbCliTransport:
 
     def _ensure_online(self) -> None:
         if self._lost:
-            self._connect(self._connect_timeout)
+            self._connect(self._connect_timeout, True)
             self._lost = False
 
     def _device_lost(self, what: str, message: str) -> DeviceLost:
@@ -374,9 +466,12 @@ class AdbCliTransport:
             raise self._failure(result, what)
 
     def close(self) -> None:
-        """Disconnect and stop the private adb server."""
+        """Disconnect and stop the private adb server; nothing runs adb again afterwards."""
+        if self._closed:
+            return
         with contextlib.suppress(HarnessError):
             self._run(["kill-server"], 10.0, "adb kill-server")
+        self._closed = True
 
     def __enter__(self) -> AdbCliTransport:
         return self
