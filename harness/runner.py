@@ -115,6 +115,7 @@ class SuiteRunner:
         self._writer: ResultsWriter | None = None
         self._sealed = False  # the run stopped: no record is appended any more (run.json says what was kept)
         self._closed: set[str] = set()  # devices closed (close() runs once)
+        self._device_notes: list[str] = []  # what closing the devices said (run.json notes)
         self.finished = False  # run.json says `finished`: every cell ran (what stops the caller after is its own)
 
     # -- shared inputs ------------------------------------------------------------------
@@ -165,6 +166,7 @@ class SuiteRunner:
             return self._run(cells, argv, names)
         finally:
             self._close_devices(names)
+            self._keep_device_notes()
 
     def _run(self, cells: list[Cell], argv: list[str], names: list[str]) -> RunOutcome:
         """From run.json `running` to `finished`; whatever stops it on the way (Ctrl-C, SIGTERM, an
@@ -286,6 +288,17 @@ class SuiteRunner:
                     close()
                 except Exception:  # noqa: BLE001 - cleanup must not lose the finished run
                     pass
+            notes = getattr(self._devices.get(name), "notes", None) or []
+            self._device_notes += [f"device {name}: {note}" for note in notes]
+
+    def _keep_device_notes(self) -> None:
+        """What closing the devices had to say (an STF lease the server would not release, files left
+        on a phone) goes into run.json's `notes`, after its final status was written."""
+        info = read_run_info(self.run_dir)
+        new = [note for note in self._device_notes if note not in (info.get("notes") or [])]
+        if info and new:
+            with contextlib.suppress(Exception):
+                write_run_info(self.run_dir, {**info, "notes": [*(info.get("notes") or []), *new]})
 
     def _run_info(self, argv: list[str], devices: list[str], cells: list[Cell], notes: list[str]) -> dict[str, Any]:
         earlier = read_run_info(self.run_dir)

@@ -191,3 +191,25 @@ def test_bench_validate_names_file_line_and_field_of_a_bad_stf_url(tmp_path: Pat
     # a good one still loads (no network is touched by validation)
     profile.write_text(f"kind: adb\nbenchmark_binary: {tmp_path}/bm\nconnection: stf://host:7100?model=Pixel 7\n")
     assert load_device("farm", tmp_path / "suites").options.connection.endswith("Pixel 7")
+
+
+def test_what_closing_a_device_could_not_do_goes_into_run_json_notes(tmp_path: Path) -> None:
+    """A lease the STF server would not release (kept in the device's `notes`) is written into
+    run.json's notes after the run's final status, once, whatever that status was."""
+    from types import SimpleNamespace
+
+    from harness.results import read_run_info, write_run_info
+    from harness.runner import SuiteRunner
+
+    write_run_info(tmp_path, {"run_id": "r", "status": "interrupted", "notes": ["resumed: 1 cell kept"]})
+    runner = SuiteRunner.__new__(SuiteRunner)  # only the device book-keeping is exercised
+    runner.run_dir, runner._closed, runner._device_notes = tmp_path, set(), []
+    phone = SimpleNamespace(close=lambda: None, notes=["STF lease S1 not released (HTTP 500: boom)"])
+    runner._devices = {"farm": phone}
+    runner._close_devices(["farm"])
+    runner._close_devices(["farm"])  # closed once: said once
+    runner._keep_device_notes()
+    runner._keep_device_notes()
+    info = read_run_info(tmp_path)
+    assert info["status"] == "interrupted"
+    assert info["notes"] == ["resumed: 1 cell kept", "device farm: STF lease S1 not released (HTTP 500: boom)"]
