@@ -28,6 +28,7 @@ class LocalDevice:
         self.name = name
         self.options = options
         self._process: subprocess.Popen[str] | None = None
+        self._acceleration: dict[tuple[str, int], dict[str, Any]] = {}
         try:
             self.core: CoreChoice = pick_local_core(options.core)
         except ValueError as exc:
@@ -60,7 +61,16 @@ class LocalDevice:
         if process.returncode != 0:
             tail = (stderr.strip().splitlines() or ["no output"])[-1]
             raise HarnessError(f"latency measurement failed (exit {process.returncode}): {tail}")
-        return json.loads(stdout)
+        return {**json.loads(stdout), "acceleration": self.acceleration(model)}
+
+    def acceleration(self, model: Path) -> dict[str, Any]:
+        """How much of the model XNNPACK takes here (the record's `acceleration`), probed once per model file."""
+        from harness.devices.local.acceleration import probe
+
+        key = (str(model), model.stat().st_mtime_ns)
+        if key not in self._acceleration:
+            self._acceleration[key] = probe(model, self.options.threads)
+        return self._acceleration[key]
 
     def close(self) -> None:
         """Stop a measurement still running (the run was interrupted): it must not outlive the run."""
