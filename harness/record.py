@@ -129,6 +129,7 @@ class Diagnosis(TypedDict, total=False):
 
     __pydantic_config__ = _CONFIG  # type: ignore[misc]
     route: str  # "litert_quantizer.validate" (.tflite sources), "quantization_debugger" (converter int8), "independent"
+    kernels: str  # what the per-tensor run used: "deployed: xnnpack" (or xnnpack+builtin, builtin)
     samples: int
     tensors: int  # op outputs of the cell's model
     compared: int  # those the float model also has (same name and shape)
