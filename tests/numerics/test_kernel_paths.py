@@ -146,3 +146,49 @@ def test_fully_delegated_threshold_on_local_records(models: dict[str, Path]) -> 
     failed = CellRecord(model="m", scheme="float32", device="local", status="ok", metrics={},
                         acceleration={"error": "the acceleration probe failed (exit 1): boom"})
     assert all(not v["pass"] and "probe failed" in v["note"] for v in check(failed, failed, bounds))
+
+
+SUITE = """\
+name: kernels
+datasets:
+  noise: {kind: synthetic, count: 40, low: -1, high: 1, seed: 3}
+models:
+  - {name: mlp, path: float.tflite}
+task: {kind: classification, dataset: noise}
+calibration: {dataset: noise, samples: 8}
+schemes: [float32, dynamic_range, int16x8]
+latency: {warmup_runs: 1, num_runs: 2, min_secs: 0}
+thresholds:
+  defaults:
+    fully_delegated: {min: 1}
+"""
+
+
+def test_suite_records_acceleration_kernel_paths_and_diagnose_says_its_kernels(models: dict[str, Path],
+                                                                               tmp_path: Path) -> None:
+    """Every local record has `acceleration`; int16x8 (no XNNPACK op) fails `fully_delegated: {min: 1}`;
+    cells record their kernel paths; `bench diagnose` runs on the deployed kernels and says so."""
+    from harness.results import read_results
+    from tests.conftest import run_bench
+
+    (tmp_path / "float.tflite").write_bytes(models["float"].read_bytes())
+    (tmp_path / "suite.yaml").write_text(SUITE)
+    ran = run_bench("run", "suite.yaml", "--reports", "reports", "--cache", "cache", cwd=tmp_path)
+    assert ran.returncode == 1 and "Traceback" not in ran.stdout + ran.stderr, ran.stdout + ran.stderr
+    run_dir = sorted((tmp_path / "reports" / "kernels").iterdir())[-1]
+    records = {r["scheme"]: r for r in read_results(run_dir)}
+    assert all(r["status"] == "ok" for r in records.values()), [r["error"] for r in records.values()]
+    assert all("acceleration" in r and "error" not in r["acceleration"] for r in records.values())
+    assert records["float32"]["acceleration"]["fully_accelerated"] is True
+    sixteen = records["int16x8"]
+    assert sixteen["acceleration"]["delegated_nodes"] == 0 and sixteen["evaluation"]["kernels"] == "builtin"
+    verdicts = {v["check"]: v["pass"] for v in sixteen["verdicts"]}
+    assert verdicts["fully_delegated.min"] is False and verdicts["kernel_gap_db.max"] is True
+    assert set(sixteen["kernel_paths"]) == {"xnnpack", "builtin", "reference"}
+    assert records["dynamic_range"]["evaluation"]["kernels"] == "xnnpack"
+    assert "kernel_gap_db" in records["dynamic_range"]["metrics"] and "kernel_paths" not in records["float32"]
+    done = run_bench("diagnose", str(run_dir), "mlp/dynamic_range", "--samples", "2", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "kernels: deployed: xnnpack (the kernels the cell's model is deployed on)" in done.stdout
+    written = json.loads(next((run_dir / "diagnose").glob("*.json")).read_text())
+    assert written["kernels"] == "deployed: xnnpack"
