@@ -132,7 +132,6 @@ def _validate_route(record: CellRecord, baseline: CellRecord, x: Any, optimized:
                     reference: dict[str, Any], rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """litert-quantizer's validate() numbers joined to the rows, and their cross-check."""
     from harness.numerics._validate import cross_check_validate, join_validate, validate_statistics
-
     from harness.numerics.diagnose import on_builtin_kernels
 
     float_path, cell_path = Path(baseline["artifact"]["path"]), Path(record["artifact"]["path"])
