@@ -129,6 +129,7 @@ class Diagnosis(TypedDict, total=False):
 
     __pydantic_config__ = _CONFIG  # type: ignore[misc]
     route: str  # "litert_quantizer.validate" (.tflite sources), "quantization_debugger" (converter int8), "independent"
+    kernels: str  # what the per-tensor run used: "deployed: xnnpack" (or xnnpack+builtin, builtin)
     samples: int
     tensors: int  # op outputs of the cell's model
     compared: int  # those the float model also has (same name and shape)
@@ -199,6 +200,24 @@ class Delegates(TypedDict, total=False):
     failures: list[str]
     nodes_by_delegate: dict[str, int]
     delegation: Delegation | None
+
+
+class Acceleration(TypedDict, total=False):
+    """A local cell: how much of its model the host's XNNPACK path takes (harness.devices.litert.acceleration):
+    the interpreter's nodes, those the XNNPACK delegate took and its partitions, LiteRT CompiledModel's
+    `is_fully_accelerated()`; `fully_delegated` and `ratio` feed the thresholds of the same names as a
+    phone's delegation. `error`: the probe failed (its thresholds fail)."""
+
+    __pydantic_config__ = _CONFIG  # type: ignore[misc]
+    delegate: str
+    fully_accelerated: bool | None
+    delegated_nodes: int
+    nodes: int
+    partitions: int
+    ratio: float | None
+    fully_delegated: bool
+    note: str
+    error: str
 
 
 class OpTypeRow(TypedDict, total=False):
@@ -326,6 +345,8 @@ class CellRecord(TypedDict, total=False):
     latency_log: str
     delegates: Delegates | None
     op_profile: OpProfile | None
+    acceleration: Acceleration  # local cells: how much of the model XNNPACK takes (harness.devices.litert)
+    kernel_paths: dict[str, float | str]  # worst-output SNR vs float (dB) per host kernel path (harness.numerics.kernels)
     audit: Audit | None  # what the produced model holds (harness.tflite.audit)
     latency_ab: dict[str, Any]  # the earlier run's model re-timed beside this one (harness._latency)
     technique: dict[str, Any]  # training-time schemes: layers wrapped, those left untouched (why); QAT: output_quantized

@@ -29,7 +29,7 @@ from harness.cache import ArtifactCache, content_key
 from harness.datasets import DATASETS, Dataset, Samples, sample_count, samples_digest
 from harness.devices import Device, load_device
 from harness.devices.cpus import cpu_model
-from harness.devices.litert import output_info, predict, tensor_types
+from harness.devices.litert import kernels_used, output_info, predict, tensor_types
 from harness.errors import NotApplicable
 from harness.executors import Executor, local_node, make_executor
 from harness.history import EarlierRun, suite_identity
@@ -468,7 +468,7 @@ class SuiteRunner:
         def evaluate(path: Path) -> dict[str, Any]:
             scratch = {"artifact": {"path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()},
                        "timings_s": {}, "metrics": {}, "metrics_na": None}
-            self._evaluate(cell, state, scratch, baseline)
+            self._evaluate(cell, state, scratch, baseline, cross_kernel=False)
             return scratch["metrics"]
 
         def run(target: Path) -> None:
@@ -514,7 +514,8 @@ class SuiteRunner:
         per_sample(outputs, len(data), [name for name, _ in output_info(model)], model.name)
         return outputs, {"cached": cached, "batch_size": min(batch, len(data)), "batching": batching.reason}
 
-    def _evaluate(self, cell: Cell, state: _ModelState, record: dict[str, Any], baseline: dict | None) -> None:
+    def _evaluate(self, cell: Cell, state: _ModelState, record: dict[str, Any], baseline: dict | None,
+                  cross_kernel: bool = True) -> None:
         self._report(cell.id, "evaluating", None)
         task_spec = cell.model.task or self.loaded.suite.task
         assert task_spec is not None and state.eval_data is not None
@@ -525,7 +526,8 @@ class SuiteRunner:
                                      state.eval_data, task_spec)
         record["timings_s"]["evaluate"] = round(time.perf_counter() - started, 3)
         record["evaluation"] = {"dataset": state.eval_data.name, "samples": len(state.eval_data),
-                                "source": state.eval_data.source, **ran}
+                                "source": state.eval_data.source, **ran,
+                                "kernels": kernels_used(Path(record["artifact"]["path"]))}
         try:
             record["metrics"].update(task.score(outputs, state.eval_data, task_options))
         except NotApplicable as exc:
@@ -545,7 +547,32 @@ class SuiteRunner:
             record["metrics"].update(task.fidelity(outputs, reference, task_options))
             worst, record["outputs"] = output_fidelity(outputs, reference, infos)
             record["metrics"].update(worst)
+            if cross_kernel:
+                self._cross_kernel(record, state.eval_data, reference, task_spec)
         record["metrics"] = {name: json_number(value) for name, value in record["metrics"].items()}
+
+    def _cross_kernel(self, record: dict[str, Any], data: Dataset, reference: list[np.ndarray],
+                      task_spec: TaskSpec) -> None:
+        """The first samples on XNNPACK, the builtin and the reference kernels (harness/numerics/kernels.py),
+        cached by (artifact, float artifact's outputs, data, runtime); its own failure is recorded, not the cell's."""
+        from harness.numerics import kernels
+
+        model, sha256 = Path(record["artifact"]["path"]), record["artifact"]["sha256"]
+        head = data.head(kernels.SAMPLES)
+        try:
+            batching = self._batching(model, sha256, data)
+            batch = min(batch_for(batching, task_spec.batch_size, "batch_size" in task_spec.model_fields_set,
+                                  model.name), len(head))
+            key = content_key(kind="kernel_paths", artifact=sha256, data=head.fingerprint, batch=batch,
+                              reference=samples_digest({str(i): r[: len(head)] for i, r in enumerate(reference)}),
+                              litert=tool_versions()["ai-edge-litert"])
+            path, _ = self.cache.get_or_create("kernel_paths", key, ".json", lambda target: target.write_text(json.dumps(
+                kernels.cross_kernel(model, head.x, reference, batch, batching), allow_nan=False)))
+            check = json.loads(path.read_text())
+        except Exception as exc:  # noqa: BLE001 - the cell's numbers stand; the check's failure is its verdict's
+            kernels.failed(record, exc)
+            return
+        kernels.attach(record, check, len(head))
 
     def _measure(self, cell: Cell, record: dict[str, Any]) -> None:
         self._report(cell.id, "timing", None)
@@ -568,7 +595,7 @@ class SuiteRunner:
         if described.get("benchmark_sha256"):
             record["latency_setup"]["benchmark_binary"] = {"path": described.get("benchmark_binary"),
                                                            "sha256": described["benchmark_sha256"]}
-        for key in ("delegates", "op_profile"):
+        for key in ("delegates", "op_profile", "acceleration"):
             if raw.get(key) is not None:
                 record[key] = raw[key]
         self._keep_log(cell, record, raw.get("log"))
