@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
 from harness.errors import HarnessError
 
@@ -218,13 +218,38 @@ class Bound(Strict):
         return self
 
 
+class ClaimBound(Strict):
+    """Another minimum for a scheme's claim (the claim's value is 1/0 or a share)."""
+
+    min: float = Field(ge=0, le=1)
+
+
+ClaimSetting = StrictBool | ClaimBound
+"""A suite's word on a scheme's claim: true (checked as the scheme states it, the default), false
+(accepted: checked and recorded, not failing) or `{min: x}` (checked against another minimum)."""
+
+
 class ThresholdOverride(BaseModel):
-    """Bounds that replace the defaults for matching models and schemes (glob patterns)."""
+    """Bounds that replace the defaults for matching models and schemes (glob patterns); `claims`
+    accepts or restates what the matching schemes claim their .tflite holds (harness/claims.py)."""
 
     model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False)
     __pydantic_extra__: dict[str, Bound]
     models: list[str] = ["*"]
     schemes: list[str] = ["*"]
+    claims: dict[str, ClaimSetting] = Field({}, description=(
+        "per claim (integer_only, weights_quantized, weights_float16, quantized_ops_share): false accepts it, "
+        "{min: x} restates its minimum, true checks it as the scheme states it"))
+
+    @field_validator("claims")
+    @classmethod
+    def _known_claims(cls, value: dict[str, ClaimSetting]) -> dict[str, ClaimSetting]:
+        from harness.claims import CLAIM_NAMES
+
+        unknown = sorted(set(value) - set(CLAIM_NAMES))
+        if unknown:
+            raise ValueError(f"unknown claim {unknown[0]!r} (known: {', '.join(CLAIM_NAMES)})")
+        return value
 
 
 class Thresholds(Strict):
