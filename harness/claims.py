@@ -50,7 +50,7 @@ class Claim:
 
     def statement(self) -> str:
         """The claim in words, for the record."""
-        share = "every" if self.min >= 1 else f"at least {self.min:.0%} of"
+        share = "all" if self.min >= 1 else f"at least {self.min:.0%} of"
         small = f" of {self.min_elements:,} weights or more" if self.min_elements else ""
         return {
             "integer_only": "every op runs in integers, integer inputs and outputs",
@@ -82,6 +82,13 @@ class Finding:
     left_float: list[str]
 
 
+def short_name(tensor: str) -> str:
+    """A tensor name as a reader finds the layer in it: the converter's fused names (`a/MatMul;a/BiasAdd;…`)
+    shortened to their first part, at most 60 characters."""
+    first = tensor.split(";", 1)[0]
+    return first if len(first) <= 60 else first[:59] + "…"
+
+
 def _capped(items: Sequence[str], total: int | None = None) -> str:
     total = len(items) if total is None else total
     shown = ", ".join(items[:LISTED])
@@ -96,7 +103,7 @@ def _float_ops(audit: Audit) -> dict[str, int]:
 
 def _op_group(audit: Audit, op: str, count: int) -> str:
     """`PRELU ×53 (p_re_lu, p_re_lu_1, p_re_lu_2, …)`: the op's output tensors the audit names."""
-    names = [name for group in audit.get("stayed_float") or [] if group.get("op") == op
+    names = [short_name(name) for group in audit.get("stayed_float") or [] if group.get("op") == op
              for name in group.get("outputs") or []][:NAMES_PER_OP]
     more = ", …" if names and count > len(names) else ""
     return f"{op} ×{count}" + (f" ({', '.join(names)}{more})" if names else "")
@@ -147,7 +154,7 @@ def _weights(weights: WeightStats | None, dtypes: frozenset[str], label: str, mi
         return Finding(1.0, f"the model has no kernel{limit} (nothing to store as {label})", [])
     other = [row for row in kernels if row.get("dtype") not in dtypes]
     left = sum(row.get("weights", 0) for row in other)
-    names = [f"{row.get('layer')} ({row.get('dtype')})" for row in other]
+    names = [f"{short_name(str(row.get('layer')))} ({row.get('dtype')})" for row in other]
     found = f"{len(kernels) - len(other)} of {len(kernels)} kernels {label}"
     if other:
         found += f"; {len(other)} not ({left:,} of {total:,} weights, {_bytes(other)}): {_capped(names)}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
 
 from harness.errors import HarnessError
 
@@ -241,15 +241,31 @@ class ThresholdOverride(BaseModel):
         "per claim (integer_only, weights_quantized, weights_float16, quantized_ops_share): false accepts it, "
         "{min: x} restates its minimum, true checks it as the scheme states it"))
 
-    @field_validator("claims")
+    @field_validator("claims", mode="before")
     @classmethod
-    def _known_claims(cls, value: dict[str, ClaimSetting]) -> dict[str, ClaimSetting]:
+    def _claim_settings(cls, value: Any) -> Any:
+        """Known claim names, each true, false or {min: x} (one message, not one per union member)."""
         from harness.claims import CLAIM_NAMES
 
-        unknown = sorted(set(value) - set(CLAIM_NAMES))
+        if not isinstance(value, dict):
+            return value
+        unknown = sorted(str(name) for name in value if name not in CLAIM_NAMES)
         if unknown:
             raise ValueError(f"unknown claim {unknown[0]!r} (known: {', '.join(CLAIM_NAMES)})")
-        return value
+        return {name: _claim_setting(name, setting) for name, setting in value.items()}
+
+
+def _claim_setting(name: str, setting: Any) -> ClaimSetting:
+    if isinstance(setting, bool):
+        return setting
+    if not isinstance(setting, dict):
+        raise ValueError(f"{name}: give true, false (accepted) or {{min: x}}, not {setting!r:.40}")
+    try:
+        return ClaimBound.model_validate(setting)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        raise ValueError(f"{name}{'.' + where if where else ''}: {error['msg']}") from None
 
 
 class Thresholds(Strict):
