@@ -226,6 +226,7 @@ datasets:
 models:
   - name: iris
     path: "{path}"
+task: {{kind: classification, dataset: noise}}
 calibration: {{dataset: noise, samples: 4}}
 schemes: [int8_only]
 latency: {{warmup_runs: 1, num_runs: 2, min_secs: 0}}
@@ -263,12 +264,12 @@ def test_int8_only_of_a_model_with_prelu_fails_integer_only_unless_the_suite_acc
 QAT_SUITE = """\
 name: qat_claims
 datasets:
-  digits: {{kind: digits, split: train, limit: 64}}
+  digits: {{kind: digits, split: train}}
 models:
   - name: partly
     path: "{path}"
-task: {{kind: classification, dataset: digits}}
-finetune: {{dataset: digits, epochs: 1, batch_size: 32}}
+task: {{kind: classification, dataset: digits, limit: 64}}
+finetune: {{dataset: digits, epochs: 1, batch_size: 32, limit: 64}}
 schemes: [qat]
 latency: {{warmup_runs: 1, num_runs: 2, min_secs: 0}}
 """
