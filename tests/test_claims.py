@@ -302,3 +302,29 @@ def test_qat_leaving_layers_float_fails_its_claims_naming_them(tmp_path: Path) -
     assert "partly/conv1d_float/" in failed["weights_quantized"] and "(float32)" in failed["weights_quantized"]
     claims = {c["claim"]: c for c in record["claims"]}
     assert claims["quantized_ops_share"]["value"] < 0.9 and claims["weights_quantized"]["value"] < 1
+
+
+# -- reports ---------------------------------------------------------------------------------------
+def test_a_failing_claim_needs_attention_in_every_report(tmp_path: Path) -> None:
+    import html
+    import xml.etree.ElementTree as ET
+
+    from typer.testing import CliRunner
+
+    from harness.cli import app
+    from tests.report.runs import plain, standard_cells, with_verdicts, write_run
+
+    records = standard_cells()
+    int8 = next(r for r in records if r["scheme"] == "int8")
+    int8["claims"] = check_claims(SCHEMES.get("int8").claims, {}, {
+        "audit": prelu_audit(), "weights": {"layers": [kernel("conv/kernel", "int8")]}})
+    run_dir = write_run(tmp_path, with_verdicts(records))
+    done = CliRunner().invoke(app, ["report", str(run_dir)])
+    assert done.exit_code == 1 and "FAIL: 1 failed check(s)" in done.output, done.output
+    summary = plain((run_dir / "summary.md").read_text())
+    assert "quantized_ops_share" in summary.split("attention", 1)[-1], summary
+    page = html.unescape((run_dir / "report.html").read_text())
+    assert "quantized_ops_share: 55 of 108 compute ops run in int8/int16; 53 in float: PRELU ×53 (p_re_lu" in page
+    assert "min 0.9" in page
+    failures = [f.get("message") for f in ET.parse(run_dir / "junit.xml").iter("failure")]
+    assert len(failures) == 1 and "PRELU ×53 (p_re_lu, p_re_lu_1, p_re_lu_2, …)" in failures[0], failures
