@@ -89,10 +89,9 @@ def short_name(tensor: str) -> str:
     return first if len(first) <= 60 else first[:59] + "…"
 
 
-def _capped(items: Sequence[str], total: int | None = None) -> str:
-    total = len(items) if total is None else total
-    shown = ", ".join(items[:LISTED])
-    return shown + (f", +{total - min(len(items), LISTED)} more" if total > min(len(items), LISTED) else "")
+def _capped(items: Sequence[str]) -> str:
+    """The first LISTED items, and how many more there are."""
+    return ", ".join(items[:LISTED]) + (f", +{len(items) - LISTED} more" if len(items) > LISTED else "")
 
 
 def _float_ops(audit: Audit) -> dict[str, int]:

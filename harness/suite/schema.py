@@ -256,7 +256,7 @@ class ThresholdOverride(BaseModel):
 
 
 def _claim_setting(name: str, setting: Any) -> ClaimSetting:
-    if isinstance(setting, bool):
+    if isinstance(setting, (bool, ClaimBound)):
         return setting
     if not isinstance(setting, dict):
         raise ValueError(f"{name}: give true, false (accepted) or {{min: x}}, not {setting!r:.40}")
