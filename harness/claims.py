@@ -7,8 +7,8 @@ Every scheme states its claims in its own module (`claims = (...)` on its regist
   stored as integers, at least `min` (1: all of them); kernels of fewer than `min_elements`
   weights are not claimed (dynamic range quantizes kernels of 1,024 weights or more);
 - `weights_float16`: the same with float16 kernels (`float16`);
-- `quantized_ops_share`: the share of compute ops (every op but QUANTIZE/DEQUANTIZE and those
-  on shapes and indices only) that run in int8 or int16, at least `min`.
+- `quantized_ops_share`: the share of compute ops (every op but QUANTIZE/DEQUANTIZE, SHAPE/RANK
+  and those on shapes and indices only) that run in int8 or int16, at least `min`.
 
 `check_claims` turns them into the record's `claims` part — per claim what was found, whether it
 holds as the scheme states it, and the ops or kernels left float — from the record's `audit` and
@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 ClaimName = Literal["integer_only", "weights_quantized", "weights_float16", "quantized_ops_share"]
 CLAIM_NAMES: tuple[str, ...] = get_args(ClaimName)
 CONVERSION_OPS = frozenset({"QUANTIZE", "DEQUANTIZE"})
+SHAPE_OPS = frozenset({"SHAPE", "RANK"})  # read a tensor's shape, not its values: never compute, whatever its type
+NOT_COMPUTE = CONVERSION_OPS | SHAPE_OPS
 INTEGER_DTYPES = frozenset({"int8", "uint8", "int4", "int16"})
 LISTED = 5  # op types or kernels named in a finding; the rest are counted
 NAMES_PER_OP = 3
@@ -108,23 +110,24 @@ def _op_group(audit: Audit, op: str, count: int) -> str:
     return f"{op} ×{count}" + (f" ({', '.join(names)}{more})" if names else "")
 
 
-def _compute_groups(audit: Audit) -> tuple[list[str], int, int]:
-    """(compute op groups left float, how many compute ops, how many QUANTIZE/DEQUANTIZE) run in float."""
+def _float_groups(audit: Audit, leave_out: frozenset[str]) -> tuple[list[str], int, int]:
+    """(the float op groups but `leave_out`'s, how many ops they hold, how many QUANTIZE/DEQUANTIZE) in float."""
     counts = _float_ops(audit)
-    compute = {op: n for op, n in counts.items() if op not in CONVERSION_OPS}
-    groups = [_op_group(audit, op, n) for op, n in compute.items()]
-    return groups, sum(compute.values()), sum(n for op, n in counts.items() if op in CONVERSION_OPS)
+    kept = {op: n for op, n in counts.items() if op not in leave_out}
+    groups = [_op_group(audit, op, n) for op, n in kept.items()]
+    return groups, sum(kept.values()), sum(n for op, n in counts.items() if op in CONVERSION_OPS)
 
 
 def _integer_only(audit: Audit | None) -> Finding:
     if not audit or "integer_only" not in audit:
         return Finding(None, "not produced: the record has no audit of the model", [])
-    groups, compute, conversions = _compute_groups(audit)
+    groups, compute, conversions = _float_groups(audit, CONVERSION_OPS)
     io = [b for b in audit.get("integer_only_breakers") or [] if b.startswith(("input ", "output "))]
     if audit["integer_only"]:
         return Finding(1.0, "every op runs in integers, integer inputs and outputs", [])
     around = f"; {conversions} QUANTIZE/DEQUANTIZE around them" if conversions else ""
-    parts = ([f"{compute} ops run in float: {_capped(groups)}{around}"] if compute else
+    runs = f"{compute} op runs" if compute == 1 else f"{compute} ops run"
+    parts = ([f"{runs} in float: {_capped(groups)}{around}"] if compute else
              [f"{conversions} QUANTIZE/DEQUANTIZE run in float"] if conversions else [])
     return Finding(0.0, "; ".join(parts + io) or "not integer-only", groups + io)
 
@@ -132,12 +135,12 @@ def _integer_only(audit: Audit | None) -> Finding:
 def _ops_share(audit: Audit | None) -> Finding:
     if not audit or "ops" not in audit:
         return Finding(None, "not produced: the record has no audit of the model", [])
-    rows = [row for op, row in (audit.get("ops") or {}).items() if op not in CONVERSION_OPS]
+    rows = [row for op, row in (audit.get("ops") or {}).items() if op not in NOT_COMPUTE]
     integer = sum(row.get("int8", 0) + row.get("int16", 0) for row in rows)
     total = integer + sum(row.get("float", 0) for row in rows)
     if not total:
         return Finding(0.0, "no compute op runs in int8, int16 or float", [])
-    groups, in_float, _ = _compute_groups(audit)
+    groups, in_float, _ = _float_groups(audit, NOT_COMPUTE)
     found = f"{integer} of {total} compute ops run in int8/int16"
     return Finding(integer / total, found + (f"; {in_float} in float: {_capped(groups)}" if in_float else ""), groups)
 

@@ -328,3 +328,16 @@ def test_a_failing_claim_needs_attention_in_every_report(tmp_path: Path) -> None
     assert "min 0.9" in page
     failures = [f.get("message") for f in ET.parse(run_dir / "junit.xml").iter("failure")]
     assert len(failures) == 1 and "PRELU ×53 (p_re_lu, p_re_lu_1, p_re_lu_2, …)" in failures[0], failures
+
+
+def test_shape_reads_no_values_and_is_no_compute_op() -> None:
+    """litert-quantizer keeps a Flatten's SHAPE on a dequantized tensor: not integer-only, but no compute in float."""
+    audit = {"ops": ops(CONV_2D=(0, 1, 0), FULLY_CONNECTED=(0, 1, 0), RESHAPE=(0, 1, 0), SHAPE=(1, 0, 0),
+                        DEQUANTIZE=(2, 0, 0), QUANTIZE=(1, 0, 0)),
+             "integer_only": False, "integer_only_breakers": [], "stayed_float": [
+                 {"op": "SHAPE", "count": 1, "reason": None, "outputs": ["model/flatten/Shape"]}]}
+    share = check_claim(Claim("quantized_ops_share", min=0.9), {}, audit, None)
+    assert share["value"] == 1.0 and share["found"] == "3 of 3 compute ops run in int8/int16"
+    integer_only = check_claim(Claim("integer_only"), {}, audit, None)
+    assert integer_only["found"] == ("1 op runs in float: SHAPE ×1 (model/flatten/Shape); "
+                                     "3 QUANTIZE/DEQUANTIZE around them")
