@@ -14,7 +14,14 @@ from typing import Any
 import pytest
 
 from harness.cache import ArtifactCache
-from harness.claims import CLAIM_NAMES, Claim, check_claim, check_claims, claim_verdicts, short_name
+from harness.claims import (
+    CLAIM_NAMES,
+    Claim,
+    check_claim,
+    check_claims,
+    claim_verdicts,
+    short_name,
+)
 from harness.errors import ConfigError
 from harness.plan import plan_cells
 from harness.record import validate_record

@@ -10,10 +10,17 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from harness.errors import HarnessError
-
 
 # A name that becomes a path component (a suite's run folder, a device profile file): one
 # component, no separators, not "." or "..".
@@ -259,7 +266,7 @@ def _claim_setting(name: str, setting: Any) -> ClaimSetting:
     if isinstance(setting, (bool, ClaimBound)):
         return setting
     if not isinstance(setting, dict):
-        raise ValueError(f"{name}: give true, false (accepted) or {{min: x}}, not {setting!r:.40}")
+        raise ValueError(f"{name}: give true, false (accepted) or {{min: x}}, not {setting!r:.40}")  # noqa: TRY004 - pydantic wants ValueError
     try:
         return ClaimBound.model_validate(setting)
     except ValidationError as exc:
