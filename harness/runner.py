@@ -26,6 +26,7 @@ from harness import _interrupt
 from harness._latency import (device_state, earlier_binary, earlier_model, float_reference, latency_stats,
                               measure_repeats, time_ab, time_vs_float, with_after, with_unpaired)
 from harness.cache import ArtifactCache, content_key
+from harness.claims import check_claims
 from harness.datasets import DATASETS, Dataset, Samples, sample_count, samples_digest
 from harness.devices import Device, load_device
 from harness.devices.cpus import cpu_model
@@ -56,7 +57,7 @@ from harness.tasks import TASKS
 from harness.tasks._batching import PROBE_VERSION, Batching, batch_for, model_batching, per_sample
 from harness.tflite.audit import audit
 from harness.tflite.weights import weight_stats
-from harness.verdicts import bounds_for, check
+from harness.verdicts import bounds_for, check, claims_for
 from harness.versions import tool_versions
 
 # Progress callback: (cell id, stage) — stage is a short word, or "done" with the record.
@@ -398,7 +399,8 @@ class SuiteRunner:
 
     def _verdicts(self, cell: Cell, record: Any, baseline: Any) -> list[dict[str, Any]]:
         reference = record if cell.scheme.label == BASELINE else baseline
-        return check(record, reference, bounds_for(self.loaded.suite.thresholds, cell.model.label, cell.scheme.label))
+        thresholds, model, scheme = self.loaded.suite.thresholds, cell.model.label, cell.scheme.label
+        return check(record, reference, bounds_for(thresholds, model, scheme), claims=claims_for(thresholds, model, scheme))
 
     def _produce(self, cell: Cell, state: _ModelState, record: dict[str, Any], baseline: dict | None = None) -> None:
         self._report(cell.id, "converting", None)
@@ -449,6 +451,7 @@ class SuiteRunner:
         record["io_types"] = tensor_types(path)
         record["weights"] = weight_stats(path)
         record["audit"] = audit(path)
+        record["claims"] = check_claims(scheme.claims, options, record)  # what the scheme claims, checked
         if finetune is not None:  # layers the training-time techniques wrapped, and those left untouched (why)
             record["technique"] = scheme.technique(source.path, options, finetune, self.cache)
         if getattr(options, "diagnose", False):  # per-tensor error vs float: harness/numerics/_cell_diagnosis.py

@@ -6,8 +6,9 @@ import fnmatch
 import math
 from typing import Any
 
+from harness.claims import claim_verdicts
 from harness.record import Acceleration, Audit, CellRecord, Delegation
-from harness.suite.schema import Bound, Thresholds
+from harness.suite.schema import Bound, ClaimSetting, Thresholds
 from harness.tasks import all_metrics
 
 # Checks every suite has unless it bounds the metric itself: the deployed kernels must not be far better
@@ -27,6 +28,17 @@ def bounds_for(thresholds: Thresholds, model: str, scheme: str) -> dict[str, Bou
     return bounds
 
 
+def claims_for(thresholds: Thresholds, model: str, scheme: str) -> dict[str, ClaimSetting]:
+    """The suite's word on the cell's scheme claims: every matching override's `claims`, in order."""
+    settings: dict[str, ClaimSetting] = {}
+    for override in thresholds.overrides:
+        if any(fnmatch.fnmatchcase(model, p) for p in override.models) and any(
+            fnmatch.fnmatchcase(scheme, p) for p in override.schemes
+        ):
+            settings.update(override.claims)
+    return settings
+
+
 def judge(records: list[CellRecord], thresholds: Thresholds) -> list[CellRecord]:
     """Copies of `records`, every ok cell's `verdicts` recomputed against `thresholds` and its model's
     float32 record on the same device, exactly as the runner checks a cell (other cells: none)."""
@@ -36,7 +48,8 @@ def judge(records: list[CellRecord], thresholds: Thresholds) -> list[CellRecord]
     judged = []
     for record in records:
         reference = record if record["scheme"] == BASELINE else baselines.get((record["model"], record["device"]))
-        verdicts = check(record, reference, bounds_for(thresholds, record["model"], record["scheme"])) \
+        verdicts = check(record, reference, bounds_for(thresholds, record["model"], record["scheme"]),
+                         claims=claims_for(thresholds, record["model"], record["scheme"])) \
             if record["status"] == "ok" else []
         judged.append(CellRecord(**{**record, "verdicts": verdicts}))  # type: ignore[typeddict-item]
     return judged
@@ -124,19 +137,20 @@ def latency_ratio_note(record: dict[str, Any]) -> str:
 
 
 def check(record: CellRecord, baseline: CellRecord | None, bounds: dict[str, Bound], *,
-          vs_earlier: bool = False) -> list[dict[str, Any]]:
+          claims: dict[str, ClaimSetting] | None = None, vs_earlier: bool = False) -> list[dict[str, Any]]:
     """Every configured check as {check, metric, threshold, value, observed, baseline, pass[, note]}.
 
     `min`/`max` apply to every cell (the baseline too, except for metrics measured against the
     float cell, such as size_ratio); drops need a baseline and apply to the other cells. A
     configured check whose metric (or baseline value) was not produced fails, with a note saying
     why. `vs_earlier` (compare: `baseline` is the same cell of an earlier run) checks drops only
-    where both runs have the metric.
+    where both runs have the metric. The scheme's claims (harness.claims) come first, each as a check
+    named after the claim, under the suite's `claims` settings; not vs an earlier run.
     """
     metrics = all_metrics()
     values = cell_values(record, baseline)
     is_baseline = baseline is record
-    results: list[dict[str, Any]] = []
+    results: list[dict[str, Any]] = [] if vs_earlier else claim_verdicts(record, claims)
     for metric, bound in bounds.items():
         if is_baseline and metrics[metric].vs_float:
             continue
