@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler
 from harness.datasets import Dataset
 from harness.errors import HarnessError
 from harness.models._base import BUILDERS, BuilderOptions
+from harness.models.determinism import seed_everything
 from harness.suite.schema import TrainSpec
 
 DEFAULT_ALPHABET = " abcdefghijklmnopqrstuvwxyz'"
