@@ -130,3 +130,25 @@ def test_the_environment_is_pinned_on_import_unless_the_user_set_it(name: str) -
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300,
                              check=True).stdout.strip()
         assert out == expected
+
+
+def test_speech_ctc_training_is_bit_identical() -> None:
+    """The CTC builder's own training loop (numpy shuffling and augmentation, a tf.function step)."""
+    import keras
+
+    from harness.models import BUILDERS
+    from harness.suite.schema import TrainSpec
+
+    builder = BUILDERS.get("speech_ctc")
+    options = builder.Options(frames=16, n_mels=8, width=8, dilations=[1], stride=2)
+    x = np.random.default_rng(0).normal(size=(24, 16, 8)).astype(np.float32)
+    data = Dataset("speech", x, np.array(["ab", "b a", "a"] * 8, dtype=object), None, "generated")
+    trained = []
+    for _ in range(2):
+        determinism.seed_everything(0, keras)  # initial weights, as resolve_source seeds before building
+        model = builder.build(keras, options)
+        summary = builder.fit(model, keras, data, TrainSpec(dataset="speech", epochs=2, batch_size=8), options)
+        assert summary["determinism"]["seed"] == 0
+        trained.append(weights(model))
+        disturb_random_state()
+    assert_bit_identical(*trained)
