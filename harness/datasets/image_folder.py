@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from harness.cache import ArtifactCache
 from harness.datasets._base import DATASETS, Dataset
@@ -31,6 +31,12 @@ class _FolderOptions(ImageOptions):
     test_fraction: float = Field(0.2, gt=0, lt=1, description="with split: the share of files in `test`")
     files: str | None = Field(None, description=(
         "a text file listing the images to take (paths relative to `path`, one a line, # comments)"))
+
+    @model_validator(mode="after")
+    def _fraction_needs_a_split(self) -> "_FolderOptions":
+        if "test_fraction" in self.model_fields_set and self.split == "all":
+            raise ValueError("test_fraction applies with split: train or test")
+        return self
 
 
 def hash_fraction(relative: str) -> float:

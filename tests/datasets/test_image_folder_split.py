@@ -53,6 +53,15 @@ def test_train_and_test_split_the_folder_without_overlap(tmp_path: Path) -> None
     assert names(load(tmp_path, split="test", test_fraction=0.5)) > names(test)
 
 
+def test_a_fraction_without_a_split_is_refused_in_the_suite(tmp_path: Path) -> None:
+    from harness.suite import load_suite
+
+    write_folder(tmp_path / "imgs", per_class=1)
+    (tmp_path / "suite.yaml").write_text(SUITE.replace("color: grayscale}", "color: grayscale, test_fraction: 0.3}", 1))
+    with pytest.raises(HarnessError, match=r"suite\.yaml:3: datasets\.photos.*test_fraction applies with split"):
+        load_suite(tmp_path / "suite.yaml")
+
+
 def test_the_hash_is_of_the_relative_path_and_stable() -> None:
     digest = hashlib.sha256(b"cls_a/img00.png").digest()
     assert hash_fraction("cls_a/img00.png") == int.from_bytes(digest[:8], "big") / 2.0**64
@@ -112,7 +121,7 @@ def test_split_membership_is_a_partition(relative: str, fraction: float) -> None
     options = {"path": "x", "test_fraction": fraction}
     test = in_split(relative, _FolderOptions(split="test", **options))
     assert test != in_split(relative, _FolderOptions(split="train", **options))
-    assert in_split(relative, _FolderOptions(**options))
+    assert in_split(relative, _FolderOptions(path="x"))
 
 
 SUITE = """\
