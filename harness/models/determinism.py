@@ -1,4 +1,5 @@
-"""Reproducible training: the same seed gives bit-identical weights, run after run and machine to machine.
+"""Reproducible training: the same seed gives bit-identical weights, run after run (and, pinned as
+below, across x86-64 machines with AVX2 — reasoned from what was measured here, not checked on a second machine).
 
 On one machine, TensorFlow's CPU kernels give the same bits run after run once they are seeded,
 but not across machines: measured on mobile_cnn, the weights change with the number of threads
@@ -8,7 +9,7 @@ instruction set oneDNN's kernels are generated for (AVX-512 vs AVX2, ...), also 
 (builders here, the training-time schemes in harness/schemes/training) seeds through
 `seed_everything`, which turns on TensorFlow's op determinism and pins ops to one thread, and
 `pin_environment` (run on import of harness.models, before TensorFlow starts) caps oneDNN at
-AVX2, which every x86-64 machine of the last decade has. What is pinned is in `settings()`,
+AVX2, which most x86-64 machines of the last decade have. What is pinned is in `settings()`,
 part of the trained models' cache keys and of their training summaries.
 """
 
