@@ -10,12 +10,13 @@ from harness.record import CellRecord
 from harness.results import utc_now
 from harness.schemes import BASELINE
 from harness.suite.loader import LoadedSuite
-from harness.verdicts import bounds_for, check
+from harness.verdicts import bounds_for, check, claims_for
 
 
 def verdicts(loaded: LoadedSuite, cell: Cell, record: CellRecord, baseline: CellRecord | None) -> list[dict[str, Any]]:
     reference = record if cell.scheme.label == BASELINE else baseline
-    return check(record, reference, bounds_for(loaded.suite.thresholds, cell.model.label, cell.scheme.label))
+    thresholds, model, scheme = loaded.suite.thresholds, cell.model.label, cell.scheme.label
+    return check(record, reference, bounds_for(thresholds, model, scheme), claims=claims_for(thresholds, model, scheme))
 
 
 def finish(loaded: LoadedSuite, cell: Cell, record: CellRecord, baseline: CellRecord | None) -> None:

@@ -17,8 +17,10 @@ import numpy as np
 from harness import _interrupt
 from harness._latency import float_reference
 from harness.cache import ArtifactCache, content_key
+from harness.claims import check_claims
 from harness.datasets import Dataset, Samples, sample_count, samples_digest
-from harness.devices.litert import output_info, predict, tensor_types
+from harness.datasets.overlap import overlap_note
+from harness.devices.litert import kernels_used, output_info, predict, tensor_types
 from harness.errors import NotApplicable
 from harness.executors import local_node
 from harness.models.source import SourceModel, resolve_source, saved_model_dir
@@ -31,7 +33,7 @@ from harness.runner.inputs import SharedInputs
 from harness.schemes import BASELINE, SCHEMES
 from harness.schemes.training import FineTuning
 from harness.suite.loader import LoadedSuite
-from harness.suite.schema import ModelSpec, TaskSpec
+from harness.suite.schema import CalibrationSpec, ModelSpec, TaskSpec
 from harness.tasks import TASKS
 from harness.tasks._batching import PROBE_VERSION, Batching, batch_for, model_batching, per_sample
 from harness.tflite.audit import audit
@@ -66,6 +68,7 @@ class HostWork:
 
     def __init__(self, loaded: LoadedSuite, cache: ArtifactCache, inputs: SharedInputs, report: Progress) -> None:
         self.loaded, self.cache, self.inputs, self._report = loaded, cache, inputs, report
+        self._overlaps: dict[tuple[CalibrationSpec, str, int], str | None] = {}  # calibration vs evaluation
 
     def prepare_model(self, spec: ModelSpec) -> ModelState:
         state = ModelState()
@@ -110,6 +113,7 @@ class HostWork:
             raise NotApplicable("no calibration dataset configured")
         if calibration_spec is not None:
             record["calibration"] = {**calibration_spec.model_dump(), "drawn": sample_count(calibration)}
+            self._note_overlap(calibration_spec, state, record)
         finetune = None
         if getattr(scheme, "needs_training", False) and source.format != "tflite":
             budget = self.loaded.finetune_for(cell.model, cell.scheme)  # the loader checked there is one
@@ -147,6 +151,7 @@ class HostWork:
         record["io_types"] = tensor_types(path)
         record["weights"] = weight_stats(path)
         record["audit"] = audit(path)
+        record["claims"] = check_claims(scheme.claims, options, record)  # what the scheme claims, checked
         if finetune is not None:  # layers the training-time techniques wrapped, and those left untouched (why)
             record["technique"] = scheme.technique(source.path, options, finetune, self.cache)
         if getattr(options, "diagnose", False):  # per-tensor error vs float: harness/numerics/_cell_diagnosis.py
@@ -154,6 +159,16 @@ class HostWork:
 
             record["diagnosis"] = cell_diagnosis(path, baseline, calibration, source.format, cell.scheme.scheme,
                                                  lambda: saved_model_dir(source, self.cache))
+
+    def _note_overlap(self, spec: CalibrationSpec, state: ModelState, record: CellRecord) -> None:
+        """A note on the record when the calibration samples are evaluation samples too (checked once per pair)."""
+        assert state.eval_data is not None
+        pair = (spec, state.eval_data.name, len(state.eval_data))
+        if pair not in self._overlaps:
+            self._overlaps[pair] = overlap_note(self.inputs.dataset(spec.dataset), spec.samples, spec.seed,
+                                                state.eval_data)
+        if self._overlaps[pair] is not None:
+            record.setdefault("notes", []).append(self._overlaps[pair])
 
     def _recovered(self, cell: Cell, state: ModelState, options: Any, calibration: Samples | None, key: str,
                    record: CellRecord, baseline: CellRecord | None) -> Any:
@@ -166,7 +181,7 @@ class HostWork:
         def evaluate(path: Path) -> dict[str, Any]:
             scratch = {"artifact": {"path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()},
                        "timings_s": {}, "metrics": {}, "metrics_na": None}
-            self._evaluate(cell, state, scratch, baseline)
+            self._evaluate(cell, state, scratch, baseline, cross_kernel=False)
             return scratch["metrics"]
 
         def run(target: Path) -> None:
@@ -212,7 +227,8 @@ class HostWork:
         per_sample(outputs, len(data), [name for name, _ in output_info(model)], model.name)
         return outputs, {"cached": cached, "batch_size": min(batch, len(data)), "batching": batching.reason}
 
-    def _evaluate(self, cell: Cell, state: ModelState, record: CellRecord, baseline: CellRecord | None) -> None:
+    def _evaluate(self, cell: Cell, state: ModelState, record: CellRecord, baseline: CellRecord | None,
+                  cross_kernel: bool = True) -> None:
         self._report(cell.id, "evaluating", None)
         task_spec = cell.model.task or self.loaded.suite.task
         assert task_spec is not None and state.eval_data is not None
@@ -223,7 +239,8 @@ class HostWork:
                                      state.eval_data, task_spec)
         record["timings_s"]["evaluate"] = round(time.perf_counter() - started, 3)
         record["evaluation"] = {"dataset": state.eval_data.name, "samples": len(state.eval_data),
-                                "source": state.eval_data.source, **ran}
+                                "source": state.eval_data.source, **ran,
+                                "kernels": kernels_used(Path(record["artifact"]["path"]))}
         try:
             record["metrics"].update(task.score(outputs, state.eval_data, task_options))
         except NotApplicable as exc:
@@ -243,4 +260,29 @@ class HostWork:
             record["metrics"].update(task.fidelity(outputs, reference, task_options))
             worst, record["outputs"] = output_fidelity(outputs, reference, infos)
             record["metrics"].update(worst)
+            if cross_kernel:
+                self._cross_kernel(record, state.eval_data, reference, task_spec)
         record["metrics"] = {name: json_number(value) for name, value in record["metrics"].items()}
+
+    def _cross_kernel(self, record: CellRecord, data: Dataset, reference: list[np.ndarray],
+                      task_spec: TaskSpec) -> None:
+        """The first samples on XNNPACK, the builtin and the reference kernels (harness/numerics/kernels.py),
+        cached by (artifact, float artifact's outputs, data, runtime); its own failure is recorded, not the cell's."""
+        from harness.numerics import kernels
+
+        model, sha256 = Path(record["artifact"]["path"]), record["artifact"]["sha256"]
+        head = data.head(kernels.SAMPLES)
+        try:
+            batching = self._batching(model, sha256, data)
+            batch = min(batch_for(batching, task_spec.batch_size, "batch_size" in task_spec.model_fields_set,
+                                  model.name), len(head))
+            key = content_key(kind="kernel_paths", artifact=sha256, data=head.fingerprint, batch=batch,
+                              reference=samples_digest({str(i): r[: len(head)] for i, r in enumerate(reference)}),
+                              litert=tool_versions()["ai-edge-litert"])
+            path, _ = self.cache.get_or_create("kernel_paths", key, ".json", lambda target: target.write_text(json.dumps(
+                kernels.cross_kernel(model, head.x, reference, batch, batching), allow_nan=False)))
+            check = json.loads(path.read_text())
+        except Exception as exc:  # noqa: BLE001 - the cell's numbers stand; the check's failure is its verdict's
+            kernels.failed(record, exc)
+            return
+        kernels.attach(record, check, len(head))

@@ -69,7 +69,7 @@ class Measurement:
         if described.get("benchmark_sha256"):
             record["latency_setup"]["benchmark_binary"] = {"path": described.get("benchmark_binary"),
                                                            "sha256": described["benchmark_sha256"]}
-        for key in ("delegates", "op_profile"):
+        for key in ("delegates", "op_profile", "acceleration"):
             if raw.get(key) is not None:
                 record[key] = raw[key]
         self._keep_log(cell, record, raw.get("log"))

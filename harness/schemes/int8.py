@@ -7,12 +7,16 @@ from pathlib import Path
 import numpy as np
 from pydantic import Field, model_validator
 
+from harness.claims import FULL_INTEGER_SHARE, quantized_ops_share, weights_quantized
 from harness.schemes import _quantizer
 from harness.schemes._base import SCHEMES
 from harness.schemes._float_layers import check_scope_names
 from harness.schemes._converter import convert, quantized_with_calibration, selectively_quantized
 from harness.numerics.recover import RecoverSpec
 from harness.schemes._quantizer import CalibratedOptions
+
+
+FLOAT_ON_REQUEST = ("float_layers", "recover")  # options that keep layers float: they waive the claims
 
 
 class Int8Options(CalibratedOptions):
@@ -34,6 +38,7 @@ class Int8Options(CalibratedOptions):
 class Int8:
     Options = Int8Options
     needs_calibration = True
+    claims = (weights_quantized(waived_by=FLOAT_ON_REQUEST), quantized_ops_share(FULL_INTEGER_SHARE, FLOAT_ON_REQUEST))
 
     def from_saved_model(self, saved_model: Path, options: Int8Options, calibration: np.ndarray | None) -> bytes:
         _quantizer.converter_ranges(options)

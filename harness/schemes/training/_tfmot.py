@@ -22,8 +22,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from harness.cache import ArtifactCache, content_key, file_digest
+from harness.claims import Claim
 from harness.datasets import Dataset
 from harness.errors import HarnessError, NotApplicable
+from harness.models import determinism
 from harness.models.keras2 import load_tf_keras, reserve_layer_names
 from harness.schemes._base import SchemeOptions
 from harness.schemes.training._layers import TechniqueOptions
@@ -41,7 +43,8 @@ class FineTuning:
     @property
     def key(self) -> dict[str, Any]:
         """What identifies the fine-tuning in cache keys: the budget and the data's fingerprint."""
-        return {"budget": self.spec.model_dump(mode="json", exclude={"dataset"}), "data": self.data.fingerprint}
+        return {"budget": self.spec.model_dump(mode="json", exclude={"dataset"}), "data": self.data.fingerprint,
+                "determinism": determinism.settings()}
 
 
 def tfmot() -> Any:
@@ -125,7 +128,7 @@ def fit(model: Any, prepared: Prepared, finetune: FineTuning, default_lr: float,
     import tf_keras
 
     spec = finetune.spec
-    tf_keras.utils.set_random_seed(spec.seed)
+    settings = determinism.seed_everything(spec.seed, tf_keras)
     learning_rate = spec.learning_rate or default_lr
     rate: Any = learning_rate
     if spec.schedule == "cosine":  # ends at a settled point, not wherever a constant rate left it
@@ -137,7 +140,7 @@ def fit(model: Any, prepared: Prepared, finetune: FineTuning, default_lr: float,
                         verbose=0, callbacks=list(callbacks))
     return {"samples": len(prepared.x), "epochs": spec.epochs, "steps": prepared.steps, "target": prepared.target,
             "optimizer": spec.optimizer, "learning_rate": learning_rate, "schedule": spec.schedule,
-            "final_loss": float(history.history["loss"][-1])}
+            "final_loss": float(history.history["loss"][-1]), "determinism": settings}
 
 
 # -- techniques, chains and their cache ----------------------------------------------------------
@@ -176,6 +179,9 @@ class Technique:
 
     def apply(self, model: Any, options: Any, before: tuple[str, ...], prepared: Prepared,
               finetune: FineTuning, info: dict[str, Any]) -> Any:
+        import tf_keras
+
+        determinism.seed_everything(finetune.spec.seed, tf_keras)  # wrapping draws too (cluster centroids)
         wrapped = self.wrap(model, options, before, prepared.steps, info)
         info["fit"] = fit(wrapped, prepared, finetune, self.default_learning_rate, self.callbacks())
         return self.strip(wrapped)
@@ -258,6 +264,7 @@ class TrainingScheme:
 
     needs_training: ClassVar[bool] = True
     needs_calibration: ClassVar[bool] = False
+    claims: ClassVar[tuple[Claim, ...]] = ()  # the post-training scheme's (a float model: none)
     Options: ClassVar[type[SchemeOptions]]
     chain: ClassVar[tuple[Technique, ...]] = ()
     post: ClassVar[str] = "float32"
@@ -288,8 +295,10 @@ class TrainingScheme:
 
 def training_scheme(name: str, chain: Sequence[Technique], post: str = "float32",
                     post_options: type[SchemeOptions] = SchemeOptions, needs_calibration: bool = False,
-                    base: type[TrainingScheme] = TrainingScheme) -> type[TrainingScheme]:
-    """A TrainingScheme class whose options are the union of the techniques' and the post scheme's."""
+                    base: type[TrainingScheme] = TrainingScheme,
+                    claims: tuple[Claim, ...] | None = None) -> type[TrainingScheme]:
+    """A TrainingScheme class whose options are the union of the techniques' and the post scheme's;
+    it claims what `claims` says (default: what `base` claims)."""
     bases: list[type[SchemeOptions]] = []
     for options in [*(t.Options for t in chain), post_options]:
         if options not in bases and options is not SchemeOptions and not any(issubclass(b, options) for b in bases):
@@ -301,4 +310,5 @@ def training_scheme(name: str, chain: Sequence[Technique], post: str = "float32"
     title = "".join(part.capitalize() for part in name.replace("+", "_").split("_"))
     combined = type(f"{title}Options", tuple(bases) or (SchemeOptions,), {"__module__": __name__})
     return type(title, (base,), {"Options": combined, "chain": tuple(chain), "post": post,
-                                 "needs_calibration": needs_calibration, "__module__": base.__module__})
+                                 "needs_calibration": needs_calibration, "__module__": base.__module__,
+                                 "claims": base.claims if claims is None else claims})
