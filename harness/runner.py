@@ -51,7 +51,7 @@ from harness.results import (
 from harness.schemes import BASELINE, SCHEMES
 from harness.schemes.training import FineTuning
 from harness.suite.loader import LoadedSuite
-from harness.suite.schema import CalibrationSpec, ModelSpec, TaskSpec
+from harness.config.schema import CalibrationSpec, ModelSpec, TaskSpec
 from harness.tasks import TASKS
 from harness.tasks._batching import PROBE_VERSION, Batching, batch_for, model_batching, per_sample
 from harness.tflite.audit import audit

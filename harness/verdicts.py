@@ -6,8 +6,8 @@ import fnmatch
 import math
 from typing import Any
 
+from harness.config.schema import Bound, Thresholds
 from harness.record import Audit, CellRecord, Delegation
-from harness.suite.schema import Bound, Thresholds
 from harness.tasks import all_metrics
 
 

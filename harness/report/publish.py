@@ -27,6 +27,7 @@ from harness.compare import (
     latency_steps,
     verdict_line,
 )
+from harness.config.schema import Suite, Thresholds
 from harness.errors import HarnessError
 from harness.history import ARTIFACTS, EarlierRun, History, HistoryError, identity_of, keep_artifacts
 from harness.record import CellRecord, RecordError, validate_run_info
@@ -45,7 +46,6 @@ from harness.results import (
     utc_now,
     write_atomic,
 )
-from harness.suite.schema import Suite, Thresholds
 from harness.verdicts import bounds_for, judge
 
 TREND_RUNS = 30  # earlier runs drawn in the trend charts

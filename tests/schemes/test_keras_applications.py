@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from harness.cache import ArtifactCache
+from harness.config.schema import FinetuneSpec
 from harness.datasets import Dataset
 from harness.devices.litert import predict
 from harness.errors import NotApplicable
@@ -28,7 +29,6 @@ from harness.schemes.training._tfmot import clone
 from harness.schemes.training.cluster import CLUSTER
 from harness.schemes.training.prune import PRUNE
 from harness.schemes.training.qat import QAT
-from harness.suite.schema import FinetuneSpec
 
 APPLICATIONS = {
     "MobileNetV2": {},

@@ -43,7 +43,7 @@ from harness.devices.android.connection import TracedTransport, default_rsa_key,
 from harness.devices.android.benchmark_log import BenchmarkLog, BenchmarkLogError, Delegates, parse_benchmark_log
 from harness.devices.android import _numerics
 from harness.errors import HarnessError
-from harness.suite.schema import LatencySpec
+from harness.config.schema import LatencySpec
 
 if TYPE_CHECKING:
     from harness.devices.android.stf import StfLease

@@ -14,7 +14,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from harness.errors import HarnessError
 
-
 # A name that becomes a path component (a suite's run folder, a device profile file): one
 # component, no separators, not "." or "..".
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}")
