@@ -26,7 +26,8 @@ from harness import _interrupt
 from harness._latency import (device_state, earlier_binary, earlier_model, float_reference, latency_stats,
                               measure_repeats, time_ab, time_vs_float, with_after, with_unpaired)
 from harness.cache import ArtifactCache, content_key
-from harness.datasets import DATASETS, Dataset, Samples, sample_count, samples_digest
+from harness.datasets import DATASETS, Dataset
+from harness.samples import Samples, sample_count, samples_digest
 from harness.devices import Device, load_device
 from harness.devices.cpus import cpu_model
 from harness.devices.litert import output_info, predict, tensor_types

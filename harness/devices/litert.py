@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from harness.datasets._base import FromSignature, Samples, sample_count
 from harness.errors import HarnessError, NotApplicable
+from harness.samples import FromSignature, Samples, sample_count
 
 if TYPE_CHECKING:
     from harness.tasks._batching import Batching

@@ -16,9 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.datasets import Samples
-from harness.datasets._base import sample_count, take
 from harness.numerics.fidelity import json_number
+from harness.samples import Samples, sample_count, take
 
 SAMPLES = 8
 RANKED = 20

@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from harness.datasets import Samples
 from harness.devices.litert import bind_inputs, dequantize_output, quantize_input
 from harness.errors import HarnessError
 from harness.numerics.fidelity import json_number, nrmse, snr_db
+from harness.samples import Samples
 
 
 def _tensor_scale(detail: dict) -> float | None:

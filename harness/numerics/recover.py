@@ -26,10 +26,9 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from harness.config.schema import Bound
-from harness.datasets import Samples
-from harness.datasets._base import FromSignature
 from harness.errors import HarnessError, NotApplicable
 from harness.numerics.fidelity import json_number
+from harness.samples import FromSignature, Samples
 
 Build = Callable[[list[str]], bytes]
 Evaluate = Callable[[Path], dict[str, Any]]

@@ -15,8 +15,8 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from harness.datasets._base import FromSignature, Samples, sample_count
 from harness.errors import HarnessError, NotApplicable
+from harness.samples import FromSignature, Samples, sample_count
 from harness.schemes._base import SchemeOptions
 from harness.schemes._float_layers import scope_pattern
 

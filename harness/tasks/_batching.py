@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from harness.datasets import Samples
 from harness.devices.litert import invoke_batch, load_interpreter, prepared_inputs, resize_inputs, tensor_names
 from harness.errors import HarnessError
+from harness.samples import Samples
 
 PROBE_VERSION = 1  # in the cache key of probe results: bump when the probe's rules change
 
