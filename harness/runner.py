@@ -30,7 +30,7 @@ from harness.datasets import DATASETS, Dataset
 from harness.samples import Samples, sample_count, samples_digest
 from harness.devices import Device, load_device
 from harness.devices.cpus import cpu_model
-from harness.devices.litert import output_info, predict, tensor_types
+from harness.tflite.runtime import output_info, predict, tensor_types
 from harness.errors import NotApplicable
 from harness.executors import Executor, local_node, make_executor
 from harness.history import EarlierRun, suite_identity
@@ -54,7 +54,7 @@ from harness.schemes.training import FineTuning
 from harness.suite.loader import LoadedSuite
 from harness.config.schema import CalibrationSpec, ModelSpec, TaskSpec
 from harness.tasks import TASKS
-from harness.tasks._batching import PROBE_VERSION, Batching, batch_for, model_batching, per_sample
+from harness.tflite.batching import PROBE_VERSION, Batching, batch_for, model_batching, per_sample
 from harness.tflite.audit import audit
 from harness.tflite.weights import weight_stats
 from harness.verdicts import bounds_for, check
@@ -488,7 +488,7 @@ class SuiteRunner:
         return options.model_copy(update={"float_layers": record["recovery"]["float_tensors"], "recover": None})
 
     def _batching(self, model: Path, sha256: str, data: Dataset) -> Batching:
-        """Whether the model batches (harness.tasks._batching), probed once per artifact."""
+        """Whether the model batches (harness.tflite.batching), probed once per artifact."""
         key = content_key(kind="batching", artifact=sha256, probe=PROBE_VERSION,
                           litert=tool_versions()["ai-edge-litert"])
         path, _ = self.cache.get_or_create("batching", key, ".json",

@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from harness.devices.litert import bind_inputs, dequantize_output, quantize_input
 from harness.errors import HarnessError
 from harness.numerics.fidelity import json_number, nrmse, snr_db
 from harness.samples import Samples
+from harness.tflite.runtime import bind_inputs, dequantize_output, quantize_input
 
 
 def _tensor_scale(detail: dict) -> float | None:
@@ -50,8 +50,8 @@ def observed_interpreter(model: Path) -> tuple[Any, set[int] | None]:
     (MediaPipe's custom ops) runs under evaluation's op resolver instead, every activation made a model
     output (the delegate writes those; `harness.tflite.observe`). A model whose ops nothing resolves
     raises `UnresolvedOp` naming the op."""
-    from harness.devices.litert import UnresolvedOp, load_interpreter
     from harness.tflite.observe import every_activation_output
+    from harness.tflite.runtime import UnresolvedOp, load_interpreter
 
     try:
         return load_interpreter(model, name=model.name, builtin_kernels_only=True), None
@@ -62,7 +62,7 @@ def observed_interpreter(model: Path) -> tuple[Any, set[int] | None]:
 
 def needs_delegate(model: Path) -> bool:
     """Whether some op of the model runs only in the XNNPACK delegate (not in LiteRT's builtin kernels)."""
-    from harness.devices.litert import UnresolvedOp, load_interpreter
+    from harness.tflite.runtime import UnresolvedOp, load_interpreter
 
     try:
         load_interpreter(model, name=model.name, builtin_kernels_only=True)

@@ -132,7 +132,7 @@ def output_fidelity(outputs: Sequence[np.ndarray], reference: Sequence[np.ndarra
 
 def model_outputs(model: Path) -> list[OutputInfo]:
     """Name and dtype of every output of a .tflite, in the order `predict` returns them."""
-    from harness.devices.litert import output_info
+    from harness.tflite.runtime import output_info
 
     return [OutputInfo(name, dtype) for name, dtype in output_info(model)]
 

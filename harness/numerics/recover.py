@@ -129,7 +129,7 @@ def rank_layers(layer_statistics: dict[str, dict[str, float]], unit: str = "laye
 def host_latency_ms(model: Path, x: Samples, runs: int) -> float | None:
     """Median wall time (ms) of `runs` invokes on one sample, one thread, after 3 warm-ups: a cheap
     relative measure between steps (not the cell's device measurement)."""
-    from harness.devices.litert import bind_inputs, load_interpreter, quantize_input
+    from harness.tflite.runtime import bind_inputs, load_interpreter, quantize_input
 
     if runs == 0:
         return None
@@ -196,8 +196,8 @@ def tensors_of(rows: list[dict[str, Any]]) -> list[str]:
 def debugger_ranking(saved_model: Path, calibration: Samples, float_model: Path, unit: str,
                      rank_by: str) -> list[dict[str, Any]]:
     """Rank the int8 model's layers by the debugger's local error on the calibration samples."""
-    from harness.devices.litert import bind_inputs, load_interpreter
     from harness.numerics.diagnose import debugger_statistics
+    from harness.tflite.runtime import bind_inputs, load_interpreter
 
     arrays = bind_inputs(calibration, load_interpreter(float_model), float_model.name)
     batches = lambda: ([a[i : i + 1].astype(np.float32) for a in arrays] for i in range(len(arrays[0])))  # noqa: E731
@@ -215,7 +215,7 @@ def _first(samples: Samples, n: int) -> Samples:
 def _graph(model: Path) -> list[tuple[list[str], list[str]]]:
     """(input tensor names, output tensor names) of every op of the model, in execution order (not the
     nodes the XNNPACK delegate adds for its partitions: their inputs are not an op's)."""
-    from harness.devices.litert import load_interpreter
+    from harness.tflite.runtime import load_interpreter
 
     interpreter = load_interpreter(model)
     names = {d["index"]: d["name"] for d in interpreter.get_tensor_details()}

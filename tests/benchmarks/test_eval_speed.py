@@ -14,7 +14,7 @@ import pytest
 
 from harness.config.schema import TrainSpec
 from harness.datasets import DATASETS
-from harness.devices.litert import load_interpreter, predict
+from harness.tflite.runtime import load_interpreter, predict
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 pytestmark = [pytest.mark.slow,

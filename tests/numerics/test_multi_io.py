@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.devices.litert import predict
 from harness.errors import HarnessError
 from harness.results import read_results
+from harness.tflite.runtime import predict
 from tests.conftest import run_bench
 
 pytestmark = pytest.mark.slow  # converts real models and runs the CLI in a subprocess (about 20 s)

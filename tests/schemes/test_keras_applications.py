@@ -20,7 +20,6 @@ import pytest
 from harness.cache import ArtifactCache
 from harness.config.schema import FinetuneSpec
 from harness.datasets import Dataset
-from harness.devices.litert import predict
 from harness.errors import NotApplicable
 from harness.models.keras2 import load_tf_keras
 from harness.schemes import SCHEMES
@@ -29,6 +28,7 @@ from harness.schemes.training._tfmot import clone
 from harness.schemes.training.cluster import CLUSTER
 from harness.schemes.training.prune import PRUNE
 from harness.schemes.training.qat import QAT
+from harness.tflite.runtime import predict
 
 APPLICATIONS = {
     "MobileNetV2": {},

@@ -16,13 +16,13 @@ import pytest
 from harness.cache import ArtifactCache
 from harness.config.schema import FinetuneSpec
 from harness.datasets import DATASETS, Dataset
-from harness.devices.litert import load_interpreter
 from harness.errors import ConfigError, NotApplicable
 from harness.models import BUILDERS
 from harness.models.keras2 import UnsupportedLayer, load_tf_keras
 from harness.schemes import SCHEMES
 from harness.schemes.training import FineTuning
 from harness.suite import load_suite
+from harness.tflite.runtime import load_interpreter
 from harness.tflite.weights import weight_stats
 
 FILTERS = 16  # conv kernel 3x3x1x16 = 144 weights; dense kernel 144x10 = 1,440

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from harness.samples import Samples, sample_count
-from harness.devices.litert import bind_inputs, dequantize_output, fit_samples, load_interpreter, quantize_input
+from harness.tflite.runtime import bind_inputs, dequantize_output, fit_samples, load_interpreter, quantize_input
 from harness.errors import HarnessError
 from harness.numerics.fidelity import OutputInfo, json_number, output_fidelity
 

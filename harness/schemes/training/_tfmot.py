@@ -86,7 +86,7 @@ def prepare(float_model: Any, finetune: FineTuning) -> Prepared:
     """Samples and targets for fine-tuning, computed once from the float model."""
     import tf_keras
 
-    from harness.devices.litert import fit_samples
+    from harness.tflite.runtime import fit_samples
 
     spec, data = finetune.spec, finetune.data.head(finetune.spec.limit)
     x = fit_samples(data.x, tuple(float_model.input_shape[1:]), float_model.name).astype(np.float32)

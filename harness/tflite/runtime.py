@@ -12,7 +12,7 @@ from harness.errors import HarnessError, NotApplicable
 from harness.samples import FromSignature, Samples, sample_count
 
 if TYPE_CHECKING:
-    from harness.tasks._batching import Batching
+    from harness.tflite.batching import Batching
 
 
 # what LiteRT says when an op has no kernel in the resolver (nor a delegate that takes it)
@@ -185,10 +185,10 @@ def predict(model: Path, x: Samples, batch_size: int = 256, num_threads: int = 1
     """Run the model on every sample of `x` (an array, or a dict of arrays keyed by input name); return
     every output, dequantized, in the interpreter's order, each leading with the sample count (never folded).
 
-    Samples run in batches of `batch_size` when the model batches (`batching`: harness.tasks._batching,
+    Samples run in batches of `batch_size` when the model batches (`batching`: harness.tflite.batching,
     probed here when not given), else one at a time; `exact`: the batch
     size was asked for, and a model that cannot take it is an error."""
-    from harness.tasks._batching import batch_for, probe
+    from harness.tflite.batching import batch_for, probe
 
     interpreter = load_interpreter(model, num_threads)
     arrays = prepared_inputs(x, interpreter, model.name)
