@@ -95,7 +95,7 @@ class ExecutedOn(TypedDict, total=False):
 
 
 class OutputNumbers(TypedDict, total=False):
-    """One output tensor and its five fidelity numbers (harness.numerics.fidelity)."""
+    """One output tensor and its five fidelity numbers (harness.fidelity)."""
 
     __pydantic_config__ = _CONFIG  # type: ignore[misc]
     name: str

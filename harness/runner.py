@@ -35,7 +35,8 @@ from harness.errors import NotApplicable
 from harness.executors import Executor, local_node, make_executor
 from harness.history import EarlierRun, suite_identity
 from harness.models.source import SourceModel, resolve_source, saved_model_dir
-from harness.numerics.fidelity import aligned, describe_outputs, json_number, model_outputs, output_fidelity
+from harness.fidelity import aligned, describe_outputs, json_number, output_fidelity
+from harness.tflite.runtime import model_outputs
 from harness.plan import Cell, cell_key, plan_cells
 from harness.record import FORMAT_VERSION, CellRecord
 from harness.results import (

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.numerics.fidelity import json_number
+from harness.fidelity import json_number
 from harness.samples import Samples
 
 METRICS = ("mse", "snr")

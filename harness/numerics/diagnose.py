@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from harness.errors import HarnessError
-from harness.numerics.fidelity import json_number, nrmse, snr_db
+from harness.fidelity import json_number, nrmse, snr_db
 from harness.samples import Samples
 from harness.tflite.runtime import bind_inputs, dequantize_output, quantize_input
 

@@ -27,7 +27,7 @@ from pydantic import Field, field_validator
 
 from harness.config.schema import Bound
 from harness.errors import HarnessError, NotApplicable
-from harness.numerics.fidelity import json_number
+from harness.fidelity import json_number
 from harness.samples import FromSignature, Samples
 
 Build = Callable[[list[str]], bytes]

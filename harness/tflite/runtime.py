@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from harness.errors import HarnessError, NotApplicable
+from harness.fidelity import OutputInfo
 from harness.samples import FromSignature, Samples, sample_count
 
 if TYPE_CHECKING:
@@ -114,6 +115,11 @@ def output_info(model: Path) -> list[tuple[str, str]]:
     interpreter = load_interpreter(model)
     dtypes = [np.dtype(d["dtype"]).name for d in interpreter.get_output_details()]
     return list(zip(tensor_names(interpreter, "outputs"), dtypes))
+
+
+def model_outputs(model: Path) -> list[OutputInfo]:
+    """Name and dtype of every output of a .tflite, in the order `predict` returns them."""
+    return [OutputInfo(name, dtype) for name, dtype in output_info(model)]
 
 
 def sample_shape(detail: dict, model_name: str, name: str) -> tuple[int, ...]:

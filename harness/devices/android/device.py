@@ -432,7 +432,7 @@ class AndroidDevice:
     def check_numerics(self, model: Path, x: Any, count: int, settings: LatencySpec) -> dict[str, Any]:
         """`device_numerics` of the record: `count` samples of `x` run on the phone vs on the host
         (see harness.devices.android._numerics); a tool failure is recorded, not raised."""
-        from harness.numerics.fidelity import model_outputs
+        from harness.tflite.runtime import model_outputs
 
         with self._lock, self._abandoned_if_closing():
             if self._gone:
