@@ -25,9 +25,9 @@ from harness.cache import ArtifactCache, content_key, file_digest
 from harness.config.schema import FinetuneSpec
 from harness.datasets import Dataset
 from harness.errors import HarnessError, NotApplicable
-from harness.models.keras2 import load_tf_keras, reserve_layer_names
 from harness.schemes._base import SchemeOptions
 from harness.schemes.training._layers import TechniqueOptions
+from harness.schemes.training.keras2 import load_tf_keras, reserve_layer_names
 from harness.versions import tool_versions
 
 
