@@ -235,6 +235,21 @@ class Bound(Strict):
         return self
 
 
+class RecoverSpec(Bound):
+    """`recover: {metric: top1, max_abs_drop: 0.005, max_float_layers: 10}` on a full-integer scheme (the loop:
+    harness.numerics.recover; whether `metric` names a known metric: the scheme's options, which know the tasks)."""
+
+    metric: str = Field(description="the task metric the bound applies to (any metric a threshold may name)")
+    max_float_layers: int = Field(10, ge=1, description="budget: at most this many layers kept in float")
+    steps: Literal["doubling", "one_by_one"] = Field("doubling", description="1, 2, 4, ... or 1, 2, 3, ... layers")
+    rank_by: Literal["snr_drop_db", "local_snr_db", "rmse_per_scale"] = Field("snr_drop_db", description=(
+        "how far the accumulated SNR falls across the layer (largest first); or the debugger's local error: SNR "
+        "vs the float op's output power (lowest first), or RMSE in quantization steps (highest first)"))
+    unit: Literal["layer", "op"] = Field("layer", description="what is ranked and kept float: a Keras layer's ops "
+                                         "together, or each quantized op alone")
+    latency_runs: int = Field(100, ge=0, description="host invokes timed per step (1 thread, batch 1); 0: no latency")
+
+
 class ThresholdOverride(BaseModel):
     """Bounds that replace the defaults for matching models and schemes (glob patterns)."""
 

@@ -20,41 +20,17 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-from pydantic import Field, field_validator
 
-from harness.config.schema import Bound
+from harness.config.schema import RecoverSpec
 from harness.errors import HarnessError, NotApplicable
 from harness.fidelity import json_number
 from harness.samples import FromSignature, Samples
 
 Build = Callable[[list[str]], bytes]
 Evaluate = Callable[[Path], dict[str, Any]]
-
-
-class RecoverSpec(Bound):
-    """`recover: {metric: top1, max_abs_drop: 0.005, max_float_layers: 10}` on a full-integer scheme."""
-
-    metric: str = Field(description="the task metric the bound applies to (any metric a threshold may name)")
-    max_float_layers: int = Field(10, ge=1, description="budget: at most this many layers kept in float")
-    steps: Literal["doubling", "one_by_one"] = Field("doubling", description="1, 2, 4, ... or 1, 2, 3, ... layers")
-    rank_by: Literal["snr_drop_db", "local_snr_db", "rmse_per_scale"] = Field("snr_drop_db", description=(
-        "how far the accumulated SNR falls across the layer (largest first); or the debugger's local error: SNR "
-        "vs the float op's output power (lowest first), or RMSE in quantization steps (highest first)"))
-    unit: Literal["layer", "op"] = Field("layer", description="what is ranked and kept float: a Keras layer's ops "
-                                         "together, or each quantized op alone")
-    latency_runs: int = Field(100, ge=0, description="host invokes timed per step (1 thread, batch 1); 0: no latency")
-
-    @field_validator("metric")
-    @classmethod
-    def _known_metric(cls, value: str) -> str:
-        from harness.tasks import all_metrics
-
-        if value not in all_metrics():
-            raise ValueError(f"unknown metric {value!r} (known: {', '.join(sorted(all_metrics()))})")
-        return value
 
 
 def step_sizes(budget: int, available: int, steps: str) -> list[int]:
