@@ -15,8 +15,8 @@ from rich.text import Text
 from harness._console import plain_console
 from harness.cache import file_digest
 from harness.errors import HarnessError
-from harness.record import CellRecord
-from harness.results import RESULTS, read_results, read_run_info, record_id
+from harness.record import CellRecord, record_id
+from harness.results import RESULTS, read_results, read_run_info
 
 if TYPE_CHECKING:
     from harness.plan import Cell

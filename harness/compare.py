@@ -29,7 +29,7 @@ from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 from typing_extensions import Required, TypedDict
 
 from harness.config.schema import Bound
-from harness.results import record_id
+from harness.record import record_id
 from harness.stats import LatencyTest, find_step, log_t_test, rank_test, typical
 from harness.verdicts import check, metric_number, record_metrics
 

@@ -366,6 +366,16 @@ _RECORD = TypeAdapter(CellRecord)
 _RUN_INFO = TypeAdapter(RunInfo)
 
 
+def cell_id(model: str, scheme: str, device: str) -> str:
+    """The identity of a cell: `model/scheme@device`."""
+    return f"{model}/{scheme}@{device}"
+
+
+def record_id(record: CellRecord | dict[str, Any]) -> str:
+    """The identity of the cell a record is of (`cell_id` of its model, scheme and device)."""
+    return cell_id(record["model"], record["scheme"], record["device"])
+
+
 def benchmark_binary(record: dict[str, Any] | None) -> dict[str, Any]:
     """`latency_setup.benchmark_binary` ({path, sha256}) of a phone cell; {} otherwise."""
     return ((record or {}).get("latency_setup") or {}).get("benchmark_binary") or {}

@@ -38,18 +38,8 @@ from harness.models.source import SourceModel, resolve_source, saved_model_dir
 from harness.fidelity import aligned, describe_outputs, json_number, output_fidelity
 from harness.tflite.runtime import model_outputs
 from harness.plan import Cell, cell_key, plan_cells
-from harness.record import FORMAT_VERSION, CellRecord
-from harness.results import (
-    ResultsWriter,
-    cell_id,
-    new_run_id,
-    read_results,
-    read_run_info,
-    record_id,
-    rewrite_results,
-    utc_now,
-    write_run_info,
-)
+from harness.record import FORMAT_VERSION, CellRecord, cell_id, record_id
+from harness.results import ResultsWriter, new_run_id, read_results, read_run_info, rewrite_results, utc_now, write_run_info
 from harness.schemes import BASELINE, SCHEMES
 from harness.schemes.training import FineTuning
 from harness.suite.loader import LoadedSuite
