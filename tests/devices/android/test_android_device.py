@@ -19,7 +19,7 @@ from harness.errors import ConfigError, HarnessError
 from harness.runner import latency_stats
 from harness.config.schema import LatencySpec
 from harness.verdicts import latency_ratio
-from tests.devices.adb.test_simulator import tiny_tflite
+from tests.devices.android.test_simulator import tiny_tflite
 from tests.devices.android.conftest import FAST, SPEC_A, SPEC_B, TRANSPORTS, StartSim
 from tests.devices.test_benchmark_log import CURRENT_LOG
 
