@@ -132,10 +132,12 @@ def _validate_route(record: CellRecord, baseline: CellRecord, x: Any, optimized:
                     reference: dict[str, Any], rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """litert-quantizer's validate() numbers joined to the rows, and their cross-check."""
     from harness.numerics._validate import cross_check_validate, join_validate, validate_statistics
+    from harness.numerics.diagnose import on_builtin_kernels
 
     float_path, cell_path = Path(baseline["artifact"]["path"]), Path(record["artifact"]["path"])
     statistics = validate_statistics(float_path, cell_path, x)
-    check = cross_check_validate(rows, optimized, reference, statistics)
+    builtin_rows, *builtin_tensors = on_builtin_kernels(cell_path, float_path, x)  # what validate() computes
+    check = {**cross_check_validate(builtin_rows, *builtin_tensors, statistics), "kernels": "builtin"}
     return join_validate(rows, statistics), check
 
 
@@ -192,7 +194,15 @@ def diagnose(
     """Per intermediate tensor of the cell's model vs the float model: SNR, NRMSE, RMSE / scale. Prints the
     --top 20 of lowest SNR, worst first (--all: every tensor, in graph order); writes every tensor, in graph
     order, to RUN_DIR/diagnose/<model>__<scheme>__<device>.json."""
-    from harness.numerics.diagnose import check_names, compare_tensors, cross_check, join, run_all_tensors
+    from harness.numerics.diagnose import (
+        check_names,
+        compare_tensors,
+        cross_check,
+        diagnosed_on,
+        join,
+        on_builtin_kernels,
+        run_all_tensors,
+    )
 
     if samples < 1:
         raise HarnessError(f"--samples must be at least 1 (got {samples})")
@@ -206,12 +216,14 @@ def diagnose(
     rows = compare_tensors(optimized, reference)
     check_names(rows, optimized)
     result: dict[str, Any] = {"cell": record_id(record), "samples": len(rows and optimized[rows[0]["tensor"]]["values"]),
-                              "tensors": len(optimized), "compared": len(rows)}
+                              "tensors": len(optimized), "compared": len(rows),
+                              "kernels": diagnosed_on(Path(record["artifact"]["path"]))}
     source_is_tflite = record["artifact"]["source"].endswith(".tflite")
     if debugger and record["scheme_kind"] in DEBUGGED_SCHEMES and not source_is_tflite and calibration is not None:
         statistics = _debugger(record, baseline, cache, x, calibration)
         rows = join(rows, statistics)
-        result["cross_check"] = cross_check(rows, statistics)
+        builtin_rows, _, _ = on_builtin_kernels(Path(record["artifact"]["path"]), Path(baseline["artifact"]["path"]), x)
+        result["cross_check"] = {**cross_check(builtin_rows, statistics), "kernels": "builtin"}
     elif validate and source_is_tflite and record["scheme_kind"] != "float32":
         rows, result["cross_check"] = _validate_route(record, baseline, x, optimized, reference, rows)
     result["layers"] = rows
@@ -226,4 +238,6 @@ def diagnose(
         check = result["cross_check"]
         console.print(Text(f"{check.get('route', 'QuantizationDebugger')} cross-check: {check}"), highlight=False,
                       soft_wrap=True)
+    console.print(Text(f"kernels: {result['kernels']} (the kernels the cell's model is deployed on)"),
+                  highlight=False, soft_wrap=True)
     console.print(Text(f"written: {out}"), highlight=False, soft_wrap=True)

@@ -129,6 +129,7 @@ class Diagnosis(TypedDict, total=False):
 
     __pydantic_config__ = _CONFIG  # type: ignore[misc]
     route: str  # "litert_quantizer.validate" (.tflite sources), "quantization_debugger" (converter int8), "independent"
+    kernels: str  # what the per-tensor run used: "deployed: xnnpack" (or xnnpack+builtin, builtin)
     samples: int
     tensors: int  # op outputs of the cell's model
     compared: int  # those the float model also has (same name and shape)
@@ -177,6 +178,21 @@ class Audit(TypedDict, total=False):
     buffer_layout: str
 
 
+# A scheme's claim checked against the produced file (harness.claims); `pass` is a keyword, hence the
+# functional form. `pass`: the claim holds as the scheme states it (None: `waived` by an option).
+ClaimResult = TypedDict("ClaimResult", {
+    "claim": str,  # integer_only | weights_quantized | weights_float16 | quantized_ops_share
+    "statement": str,  # what the scheme claims, in words
+    "min": float,  # the scheme's stated minimum of `value`
+    "value": float | None,  # what the file holds: 1/0 (integer_only) or a share; None: not found
+    "pass": bool | None,
+    "found": str,  # one line: what was found, the ops or kernels left float named (capped)
+    "left_float": list[str],  # op groups ("PRELU ×53 (p_re_lu, …)") or kernels ("dense/kernel (float32)")
+    "waived": str,  # why the claim was not checked (an option keeps layers float on request)
+}, total=False)
+ClaimResult.__pydantic_config__ = _CONFIG  # type: ignore[attr-defined]
+
+
 class Delegation(TypedDict, total=False):
     """The delegate that took the most nodes (benchmark_log.Delegates.delegation)."""
 
@@ -199,6 +215,24 @@ class Delegates(TypedDict, total=False):
     failures: list[str]
     nodes_by_delegate: dict[str, int]
     delegation: Delegation | None
+
+
+class Acceleration(TypedDict, total=False):
+    """A local cell: how much of its model the host's XNNPACK path takes (harness.tflite.runtime.acceleration):
+    the interpreter's nodes, those the XNNPACK delegate took and its partitions, LiteRT CompiledModel's
+    `is_fully_accelerated()`; `fully_delegated` and `ratio` feed the thresholds of the same names as a
+    phone's delegation. `error`: the probe failed (its thresholds fail)."""
+
+    __pydantic_config__ = _CONFIG  # type: ignore[misc]
+    delegate: str
+    fully_accelerated: bool | None
+    delegated_nodes: int
+    nodes: int
+    partitions: int
+    ratio: float | None
+    fully_delegated: bool
+    note: str
+    error: str
 
 
 class OpTypeRow(TypedDict, total=False):
@@ -326,7 +360,10 @@ class CellRecord(TypedDict, total=False):
     latency_log: str
     delegates: Delegates | None
     op_profile: OpProfile | None
+    acceleration: Acceleration  # local cells: how much of the model XNNPACK takes (harness.tflite.runtime)
+    kernel_paths: dict[str, float | str]  # worst-output SNR vs float (dB) per host kernel path (harness.numerics.kernels)
     audit: Audit | None  # what the produced model holds (harness.tflite.audit)
+    claims: list[ClaimResult]  # the scheme's claims checked against the produced model (harness.claims)
     latency_ab: dict[str, Any]  # the earlier run's model re-timed beside this one (harness._latency)
     technique: dict[str, Any]  # training-time schemes: layers wrapped, those left untouched (why); QAT: output_quantized
     device_numerics: DeviceNumerics  # a phone's outputs vs the host's (latency: {device_check: N})

@@ -26,11 +26,12 @@ from harness import _interrupt
 from harness._latency import (device_state, earlier_binary, earlier_model, float_reference, latency_stats,
                               measure_repeats, time_ab, time_vs_float, with_after, with_unpaired)
 from harness.cache import ArtifactCache, content_key
+from harness.claims import check_claims
 from harness.datasets import DATASETS, Dataset
 from harness.samples import Samples, sample_count, samples_digest
 from harness.devices import Device, load_device
 from harness.devices.cpus import cpu_model
-from harness.tflite.runtime import output_info, predict, tensor_types
+from harness.tflite.runtime import kernels_used, output_info, predict, tensor_types
 from harness.errors import NotApplicable
 from harness.executors import Executor, local_node, make_executor
 from harness.history import EarlierRun, suite_identity
@@ -48,7 +49,7 @@ from harness.tasks import TASKS
 from harness.tflite.batching import PROBE_VERSION, Batching, batch_for, model_batching, per_sample
 from harness.tflite.audit import audit
 from harness.tflite.weights import weight_stats
-from harness.verdicts import bounds_for, check
+from harness.verdicts import bounds_for, check, claims_for
 from harness.versions import tool_versions
 
 # Progress callback: (cell id, stage) — stage is a short word, or "done" with the record.
@@ -390,7 +391,8 @@ class SuiteRunner:
 
     def _verdicts(self, cell: Cell, record: Any, baseline: Any) -> list[dict[str, Any]]:
         reference = record if cell.scheme.label == BASELINE else baseline
-        return check(record, reference, bounds_for(self.loaded.suite.thresholds, cell.model.label, cell.scheme.label))
+        thresholds, model, scheme = self.loaded.suite.thresholds, cell.model.label, cell.scheme.label
+        return check(record, reference, bounds_for(thresholds, model, scheme), claims=claims_for(thresholds, model, scheme))
 
     def _produce(self, cell: Cell, state: _ModelState, record: dict[str, Any], baseline: dict | None = None) -> None:
         self._report(cell.id, "converting", None)
@@ -441,6 +443,7 @@ class SuiteRunner:
         record["io_types"] = tensor_types(path)
         record["weights"] = weight_stats(path)
         record["audit"] = audit(path)
+        record["claims"] = check_claims(scheme.claims, options, record)  # what the scheme claims, checked
         if finetune is not None:  # layers the training-time techniques wrapped, and those left untouched (why)
             record["technique"] = scheme.technique(source.path, options, finetune, self.cache)
         if getattr(options, "diagnose", False):  # per-tensor error vs float: harness/numerics/_cell_diagnosis.py
@@ -460,7 +463,7 @@ class SuiteRunner:
         def evaluate(path: Path) -> dict[str, Any]:
             scratch = {"artifact": {"path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()},
                        "timings_s": {}, "metrics": {}, "metrics_na": None}
-            self._evaluate(cell, state, scratch, baseline)
+            self._evaluate(cell, state, scratch, baseline, cross_kernel=False)
             return scratch["metrics"]
 
         def run(target: Path) -> None:
@@ -506,7 +509,8 @@ class SuiteRunner:
         per_sample(outputs, len(data), [name for name, _ in output_info(model)], model.name)
         return outputs, {"cached": cached, "batch_size": min(batch, len(data)), "batching": batching.reason}
 
-    def _evaluate(self, cell: Cell, state: _ModelState, record: dict[str, Any], baseline: dict | None) -> None:
+    def _evaluate(self, cell: Cell, state: _ModelState, record: dict[str, Any], baseline: dict | None,
+                  cross_kernel: bool = True) -> None:
         self._report(cell.id, "evaluating", None)
         task_spec = cell.model.task or self.loaded.suite.task
         assert task_spec is not None and state.eval_data is not None
@@ -517,7 +521,8 @@ class SuiteRunner:
                                      state.eval_data, task_spec)
         record["timings_s"]["evaluate"] = round(time.perf_counter() - started, 3)
         record["evaluation"] = {"dataset": state.eval_data.name, "samples": len(state.eval_data),
-                                "source": state.eval_data.source, **ran}
+                                "source": state.eval_data.source, **ran,
+                                "kernels": kernels_used(Path(record["artifact"]["path"]))}
         try:
             record["metrics"].update(task.score(outputs, state.eval_data, task_options))
         except NotApplicable as exc:
@@ -537,7 +542,32 @@ class SuiteRunner:
             record["metrics"].update(task.fidelity(outputs, reference, task_options))
             worst, record["outputs"] = output_fidelity(outputs, reference, infos)
             record["metrics"].update(worst)
+            if cross_kernel:
+                self._cross_kernel(record, state.eval_data, reference, task_spec)
         record["metrics"] = {name: json_number(value) for name, value in record["metrics"].items()}
+
+    def _cross_kernel(self, record: dict[str, Any], data: Dataset, reference: list[np.ndarray],
+                      task_spec: TaskSpec) -> None:
+        """The first samples on XNNPACK, the builtin and the reference kernels (harness/numerics/kernels.py),
+        cached by (artifact, float artifact's outputs, data, runtime); its own failure is recorded, not the cell's."""
+        from harness.numerics import kernels
+
+        model, sha256 = Path(record["artifact"]["path"]), record["artifact"]["sha256"]
+        head = data.head(kernels.SAMPLES)
+        try:
+            batching = self._batching(model, sha256, data)
+            batch = min(batch_for(batching, task_spec.batch_size, "batch_size" in task_spec.model_fields_set,
+                                  model.name), len(head))
+            key = content_key(kind="kernel_paths", artifact=sha256, data=head.fingerprint, batch=batch,
+                              reference=samples_digest({str(i): r[: len(head)] for i, r in enumerate(reference)}),
+                              litert=tool_versions()["ai-edge-litert"])
+            path, _ = self.cache.get_or_create("kernel_paths", key, ".json", lambda target: target.write_text(json.dumps(
+                kernels.cross_kernel(model, head.x, reference, batch, batching), allow_nan=False)))
+            check = json.loads(path.read_text())
+        except Exception as exc:  # noqa: BLE001 - the cell's numbers stand; the check's failure is its verdict's
+            kernels.failed(record, exc)
+            return
+        kernels.attach(record, check, len(head))
 
     def _measure(self, cell: Cell, record: dict[str, Any]) -> None:
         self._report(cell.id, "timing", None)
@@ -560,7 +590,7 @@ class SuiteRunner:
         if described.get("benchmark_sha256"):
             record["latency_setup"]["benchmark_binary"] = {"path": described.get("benchmark_binary"),
                                                            "sha256": described["benchmark_sha256"]}
-        for key in ("delegates", "op_profile"):
+        for key in ("delegates", "op_profile", "acceleration"):
             if raw.get(key) is not None:
                 record[key] = raw[key]
         self._keep_log(cell, record, raw.get("log"))

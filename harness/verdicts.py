@@ -4,22 +4,40 @@ from __future__ import annotations
 
 import fnmatch
 import math
+from collections.abc import Mapping
 from typing import Any
 
-from harness.config.schema import Bound, Thresholds
-from harness.record import Audit, CellRecord, Delegation
+from harness.claims import Claim, check_claims
+from harness.config.schema import Bound, ClaimSetting, Thresholds
+from harness.record import Acceleration, Audit, CellRecord, ClaimResult, Delegation
 from harness.tasks import all_metrics
+
+# Checks every suite has unless it bounds the metric itself: the deployed kernels must not be far better
+# than LiteRT's other kernels (a device without the XNNPACK path would ship the worse numbers). They
+# apply where the metric was produced, or where the check producing it failed.
+IMPLICIT_BOUNDS: dict[str, Bound] = {"kernel_gap_db": Bound(max=10)}
 
 
 def bounds_for(thresholds: Thresholds, model: str, scheme: str) -> dict[str, Bound]:
-    """Suite defaults, with every matching override applied in order (per metric)."""
-    bounds = dict(thresholds.defaults)
+    """The implicit bounds, the suite's defaults, then every matching override in order (per metric)."""
+    bounds = {**IMPLICIT_BOUNDS, **thresholds.defaults}
     for override in thresholds.overrides:
         if any(fnmatch.fnmatchcase(model, p) for p in override.models) and any(
             fnmatch.fnmatchcase(scheme, p) for p in override.schemes
         ):
             bounds.update(override.__pydantic_extra__ or {})
     return bounds
+
+
+def claims_for(thresholds: Thresholds, model: str, scheme: str) -> dict[str, ClaimSetting]:
+    """The suite's word on the cell's scheme claims: every matching override's `claims`, in order."""
+    settings: dict[str, ClaimSetting] = {}
+    for override in thresholds.overrides:
+        if any(fnmatch.fnmatchcase(model, p) for p in override.models) and any(
+            fnmatch.fnmatchcase(scheme, p) for p in override.schemes
+        ):
+            settings.update(override.claims)
+    return settings
 
 
 def judge(records: list[CellRecord], thresholds: Thresholds) -> list[CellRecord]:
@@ -31,7 +49,8 @@ def judge(records: list[CellRecord], thresholds: Thresholds) -> list[CellRecord]
     judged = []
     for record in records:
         reference = record if record["scheme"] == BASELINE else baselines.get((record["model"], record["device"]))
-        verdicts = check(record, reference, bounds_for(thresholds, record["model"], record["scheme"])) \
+        verdicts = check(record, reference, bounds_for(thresholds, record["model"], record["scheme"]),
+                         claims=claims_for(thresholds, record["model"], record["scheme"])) \
             if record["status"] == "ok" else []
         judged.append(CellRecord(**{**record, "verdicts": verdicts}))  # type: ignore[typeddict-item]
     return judged
@@ -72,6 +91,14 @@ def delegation_values(delegation: Delegation | None) -> dict[str, float]:
     return {"fully_delegated": float(bool(delegation.get("fully_delegated"))), "delegated_nodes_ratio": delegation["ratio"]}
 
 
+def acceleration_values(acceleration: Acceleration | None) -> dict[str, float]:
+    """A local cell's `fully_delegated` (1/0) and `delegated_nodes_ratio` from its XNNPACK acceleration."""
+    if not acceleration or "error" in acceleration or acceleration.get("ratio") is None:
+        return {}
+    return {"fully_delegated": float(bool(acceleration.get("fully_delegated"))),
+            "delegated_nodes_ratio": float(acceleration["ratio"])}  # type: ignore[arg-type]
+
+
 def cell_values(record: dict[str, Any], baseline: dict[str, Any] | None) -> dict[str, float]:
     """Task metrics, the weight statistics and audit read back from the model, and size and
     latency ratios vs the baseline."""
@@ -83,6 +110,7 @@ def cell_values(record: dict[str, Any], baseline: dict[str, Any] | None) -> dict
         values["unique_weights"] = weights["max_unique_per_channel"]
     values.update(audit_values(record.get("audit")))
     values.update(delegation_values((record.get("delegates") or {}).get("delegation")))
+    values.update(acceleration_values(record.get("acceleration")))
     if baseline and baseline is not record and baseline.get("status") == "ok":
         for name, key in (("size_ratio", "size_bytes"), ("gzip_ratio", "gzip_bytes")):
             if record.get(key) and baseline.get(key):
@@ -110,23 +138,26 @@ def latency_ratio_note(record: dict[str, Any]) -> str:
 
 
 def check(record: CellRecord, baseline: CellRecord | None, bounds: dict[str, Bound], *,
-          vs_earlier: bool = False) -> list[dict[str, Any]]:
+          claims: dict[str, ClaimSetting] | None = None, vs_earlier: bool = False) -> list[dict[str, Any]]:
     """Every configured check as {check, metric, threshold, value, observed, baseline, pass[, note]}.
 
     `min`/`max` apply to every cell (the baseline too, except for metrics measured against the
     float cell, such as size_ratio); drops need a baseline and apply to the other cells. A
     configured check whose metric (or baseline value) was not produced fails, with a note saying
     why. `vs_earlier` (compare: `baseline` is the same cell of an earlier run) checks drops only
-    where both runs have the metric.
+    where both runs have the metric. The scheme's claims (harness.claims) come first, each as a check
+    named after the claim, under the suite's `claims` settings; not vs an earlier run.
     """
     metrics = all_metrics()
     values = cell_values(record, baseline)
     is_baseline = baseline is record
-    results: list[dict[str, Any]] = []
+    results: list[dict[str, Any]] = [] if vs_earlier else claim_verdicts(record, claims)
     for metric, bound in bounds.items():
         if is_baseline and metrics[metric].vs_float:
             continue
         if metric not in values:
+            if _implicit_skipped(record, metric, bound):
+                continue
             if not vs_earlier:
                 results.extend(_not_produced(metric, bound, is_baseline, _missing(record, baseline, metric)))
             continue
@@ -195,8 +226,31 @@ def _missing(record: CellRecord, baseline: CellRecord | None, metric: str) -> st
         if not numerics:
             return f"{metric} was not produced: no device numerics (latency.device_check on a phone)"
         return f"{metric} was not produced: device numerics {numerics.get('status')}: {numerics.get('reason')}"
+    if metric in ("fully_delegated", "delegated_nodes_ratio"):
+        return _no_delegation(record, metric)
+    evaluation = record.get("evaluation") or {}
+    if metric == "kernel_gap_db" and (evaluation.get("kernel_check_error") or evaluation.get("kernel_paths_na")):
+        why = evaluation.get("kernel_check_error") or "; ".join(evaluation["kernel_paths_na"].values())
+        return f"{metric} was not produced: the cross-kernel check: {why}"
     why = record.get("metrics_na")
     return f"{metric} was not produced" + (f": {why.strip()}" if why else " by this cell")
+
+
+def _no_delegation(record: CellRecord, metric: str) -> str:
+    """Why a cell has no delegation summary: a phone's log printed no partition line, a local probe failed."""
+    acceleration = record.get("acceleration")
+    if acceleration and acceleration.get("error"):
+        return f"{metric} was not produced: {acceleration['error']}"
+    if record.get("delegates") is None and acceleration is None:
+        return f"{metric} was not produced: no delegation summary (a phone's benchmark_model log printed no " \
+               "delegate partition line; a local cell was not measured)"
+    return f"{metric} was not produced: the delegate's node count is unknown"
+
+
+def _implicit_skipped(record: CellRecord, metric: str, bound: Bound) -> bool:
+    """An implicit bound whose metric was not produced by design (no float cell to compare with,
+    fewer than two kernel paths could run): no check. Its producer failing is a failed check."""
+    return bound is IMPLICIT_BOUNDS.get(metric) and not (record.get("evaluation") or {}).get("kernel_check_error")
 
 
 def _usable(baseline: CellRecord | None) -> bool:
@@ -220,3 +274,43 @@ def _verdict(name: str, metric: str, threshold: float, value: float, observed: f
     if math.isnan(value):
         verdict.update({"pass": False, "note": f"{metric} is NaN (non-finite outputs or inputs): the check fails"})
     return verdict
+
+
+# -- scheme claims (harness.claims) as verdicts: here, above the schemes whose registry states them --------
+def scheme_claims(kind: str | None) -> tuple[Claim, ...]:
+    """The claims the registered scheme `kind` states (none for an unknown scheme)."""
+    from harness.schemes import SCHEMES
+
+    if not kind or kind not in SCHEMES:
+        return ()
+    return tuple(getattr(SCHEMES.get(kind), "claims", ()))
+
+
+def record_claims(record: CellRecord) -> list[ClaimResult]:
+    """The record's `claims` part; a record written before claims were checked: computed from its audit."""
+    if "claims" in record:
+        return list(record["claims"])
+    return check_claims(scheme_claims(record.get("scheme_kind")), record.get("scheme_options") or {}, record)
+
+
+def claim_verdicts(record: CellRecord, settings: Mapping[str, ClaimSetting] | None = None) -> list[dict[str, Any]]:
+    """One verdict per checked claim of an ok cell, under the suite's settings (accepted, or another minimum)."""
+    if record.get("status") != "ok":
+        return []
+    return [_claim_verdict(result, (settings or {}).get(result["claim"], True))
+            for result in record_claims(record) if not result.get("waived")]
+
+
+def _claim_verdict(result: ClaimResult, setting: ClaimSetting) -> dict[str, Any]:
+    name, value = result["claim"], result.get("value")
+    minimum = result["min"] if isinstance(setting, bool) else setting.min
+    observed = math.nan if value is None else float(value)
+    holds = value is not None and value >= minimum
+    note = f"{name}: {result.get('found', '')}"
+    if setting is False:
+        holds, note = True, f"{note} (accepted by the suite: `claims: {{{name}: false}}`)"
+    elif not holds:
+        note = f"{note} (claimed: {result.get('statement')}" + (
+            f"; the suite's minimum {minimum:g})" if not isinstance(setting, bool) else ")")
+    return {"check": name, "metric": name, "threshold": minimum, "value": observed, "observed": observed,
+            "baseline": None, "pass": bool(holds), "note": note, "claim": True}

@@ -23,6 +23,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # the per-output fidelity numbers (pure NumPy); `harness` is the package's own __init__ (its version)
     ("harness", "errors", "registry", "record", "stats", "cache", "versions", "samples", "fidelity"),
     ("config",),  # the suite file's shape: schema and YAML line tracking
+    ("claims",),  # what a scheme claims about its file, checked against the record's audit (verdicts: the top)
     ("tflite",),  # reading .tflite files and the host LiteRT runtime
     ("datasets",),  # plugins, each a registry, in their one order
     ("models",),

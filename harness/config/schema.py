@@ -8,9 +8,17 @@ options model in `harness.suite.loader`.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from harness.errors import HarnessError
 
@@ -250,13 +258,57 @@ class RecoverSpec(Bound):
     latency_runs: int = Field(100, ge=0, description="host invokes timed per step (1 thread, batch 1); 0: no latency")
 
 
+# the claims a scheme may state (harness.claims), which a suite's `claims:` may name
+ClaimName = Literal["integer_only", "weights_quantized", "weights_float16", "quantized_ops_share"]
+CLAIM_NAMES: tuple[str, ...] = get_args(ClaimName)
+
+
+class ClaimBound(Strict):
+    """Another minimum for a scheme's claim (the claim's value is 1/0 or a share)."""
+
+    min: float = Field(ge=0, le=1)
+
+
+ClaimSetting = StrictBool | ClaimBound
+"""A suite's word on a scheme's claim: true (checked as the scheme states it, the default), false
+(accepted: checked and recorded, not failing) or `{min: x}` (checked against another minimum)."""
+
+
 class ThresholdOverride(BaseModel):
-    """Bounds that replace the defaults for matching models and schemes (glob patterns)."""
+    """Bounds that replace the defaults for matching models and schemes (glob patterns); `claims`
+    accepts or restates what the matching schemes claim their .tflite holds (harness/claims.py)."""
 
     model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False)
     __pydantic_extra__: dict[str, Bound]
     models: list[str] = ["*"]
     schemes: list[str] = ["*"]
+    claims: dict[str, ClaimSetting] = Field({}, description=(
+        "per claim (integer_only, weights_quantized, weights_float16, quantized_ops_share): false accepts it, "
+        "{min: x} restates its minimum, true checks it as the scheme states it"))
+
+    @field_validator("claims", mode="before")
+    @classmethod
+    def _claim_settings(cls, value: Any) -> Any:
+        """Known claim names, each true, false or {min: x} (one message, not one per union member)."""
+        if not isinstance(value, dict):
+            return value
+        unknown = sorted(str(name) for name in value if name not in CLAIM_NAMES)
+        if unknown:
+            raise ValueError(f"unknown claim {unknown[0]!r} (known: {', '.join(CLAIM_NAMES)})")
+        return {name: _claim_setting(name, setting) for name, setting in value.items()}
+
+
+def _claim_setting(name: str, setting: Any) -> ClaimSetting:
+    if isinstance(setting, (bool, ClaimBound)):
+        return setting
+    if not isinstance(setting, dict):
+        raise ValueError(f"{name}: give true, false (accepted) or {{min: x}}, not {setting!r:.40}")  # noqa: TRY004 - pydantic wants ValueError
+    try:
+        return ClaimBound.model_validate(setting)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        raise ValueError(f"{name}{'.' + where if where else ''}: {error['msg']}") from None
 
 
 class Thresholds(Strict):

@@ -50,17 +50,21 @@ def _lists(x: Samples, model: Path) -> Callable[[], Any]:
 
 def _second_route(rows: list[dict], route: str, paths: tuple[Path, Path], x: Samples, tensors: tuple[dict, dict],
                   saved_model: Callable[[], Path], calibration: Samples) -> tuple[list[dict], dict[str, Any] | None]:
-    """The library route's numbers joined to `rows`, with its cross-check (None when the route is none)."""
+    """The library route's numbers joined to `rows`, with its cross-check (None when the route is none): the
+    check compares the library with the independent computation on the same (builtin) kernels."""
     from harness.numerics import _validate, diagnose
 
     model, float_model = paths
+    if route == "independent":
+        return rows, None
+    builtin_rows, *builtin_tensors = diagnose.on_builtin_kernels(model, float_model, x)  # the library's kernels
     if route == "litert_quantizer.validate":
         statistics = _validate.validate_statistics(float_model, model, x)
-        return _validate.join_validate(rows, statistics), _validate.cross_check_validate(rows, *tensors, statistics)
-    if route == "quantization_debugger":
-        statistics = diagnose.debugger_statistics(saved_model(), _lists(calibration, float_model), _lists(x, float_model))
-        return diagnose.join(rows, statistics), {"route": route, **diagnose.cross_check(rows, statistics)}
-    return rows, None
+        check = _validate.cross_check_validate(builtin_rows, *builtin_tensors, statistics)
+        return _validate.join_validate(rows, statistics), {**check, "kernels": "builtin"}
+    statistics = diagnose.debugger_statistics(saved_model(), _lists(calibration, float_model), _lists(x, float_model))
+    check = diagnose.cross_check(builtin_rows, statistics)
+    return diagnose.join(rows, statistics), {"route": route, **check, "kernels": "builtin"}
 
 
 def route_for(source_format: str, scheme_kind: str) -> str:
@@ -81,7 +85,7 @@ def cell_diagnosis(model: Path, baseline: dict[str, Any] | None, calibration: Sa
 def _diagnosis(model: Path, baseline: dict[str, Any] | None, calibration: Samples, source_format: str,
                    scheme_kind: str, saved_model: Callable[[], Path]) -> dict[str, Any]:
     """The `diagnosis` record of a converted cell (`na` with the reason when there is no float model)."""
-    from harness.numerics.diagnose import check_names, compare_tensors, run_all_tensors
+    from harness.numerics.diagnose import check_names, compare_tensors, diagnosed_on, run_all_tensors
 
     if baseline is None or baseline.get("status") != "ok" or not baseline.get("artifact"):
         return {"na": "no float32 cell to compare with"}
@@ -92,6 +96,6 @@ def _diagnosis(model: Path, baseline: dict[str, Any] | None, calibration: Sample
     check_names(rows, optimized)
     route = route_for(source_format, scheme_kind)
     rows, check = _second_route(rows, route, (model, float_model), x, (optimized, reference), saved_model, calibration)
-    return {"route": route, "samples": sample_count(x), "tensors": len(optimized), "compared": len(rows),
+    return {"route": route, "kernels": diagnosed_on(model), "samples": sample_count(x), "tensors": len(optimized), "compared": len(rows),
             "ranked": ranked(rows), "snr_curve": curve(rows), "cross_check": check,
             "min_snr_db": json_number(min((float(r["snr_db"]) for r in rows), default=math.nan))}

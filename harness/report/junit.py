@@ -55,9 +55,10 @@ def _cell_cases(suite: str, record: dict[str, Any]) -> list[ET.Element]:
             value, observed = (metric_number(verdict[k]) for k in ("value", "observed"))
             against = (f", float baseline {metric_number(verdict['baseline']):.6g}"
                        if verdict["baseline"] is not None else "")
-            ET.SubElement(case, "failure", type="ThresholdViolated", message=(
+            note = f"; {verdict['note']}" if verdict.get("note") else ""  # why; a claim's names what it found
+            ET.SubElement(case, "failure", type="ThresholdViolated", message=_clean(
                 f"{verdict['metric']}: {value:.6g} breaks {verdict['check']} {verdict['threshold']:g} "
-                f"(observed {observed:.6g}{against})"))
+                f"(observed {observed:.6g}{against}){note}"))
         cases.append(case)
     return cases
 

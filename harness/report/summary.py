@@ -66,9 +66,19 @@ def render_summary(records: list[dict[str, Any]], run_info: dict[str, Any], verd
         )
     lines += ["", LATENCY_LEGEND]
     lines += summary_lines(records, escape_markdown)
-    problems = [_problem(r) for r in rows if r.checks_failed or r.status != "ok"]
+    paths = {(r["model"], r["scheme"], r["device"]): r.get("kernel_paths") for r in records}
+    problems = [_problem(r) + _kernel_note(r, paths.get((r.model, r.scheme, r.device)))
+                for r in rows if r.checks_failed or r.status != "ok"]
     lines += ["", "## Problems", "", *problems] if problems else []
     return "\n".join(lines) + "\n"
+
+
+def _kernel_note(row: Row, kernel_paths: dict[str, Any] | None) -> str:
+    """A failed kernel_gap_db check's SNR per kernel path (the deployed XNNPACK vs LiteRT's others)."""
+    if not kernel_paths or not any(name.startswith("kernel_gap_db") for name in row.checks_failed):
+        return ""
+    return escape_markdown("; kernel paths (worst-output SNR vs float): " + ", ".join(
+        f"{path} {float(db):.1f} dB" for path, db in kernel_paths.items()))
 
 
 def _problem(row: Row) -> str:

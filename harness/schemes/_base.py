@@ -12,6 +12,7 @@ from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
+from harness.claims import Claim
 from harness.registry import Registry
 from harness.samples import Samples
 
@@ -23,6 +24,7 @@ class SchemeOptions(BaseModel):
 class Scheme(Protocol):
     Options: ClassVar[type[SchemeOptions]]
     needs_calibration: ClassVar[bool]
+    claims: ClassVar[tuple[Claim, ...]]  # what its .tflite holds, checked on every cell (harness/claims.py)
 
     def from_saved_model(self, saved_model: Path, options: Any, calibration: Samples | None) -> bytes:
         """Convert a float SavedModel with TFLiteConverter."""

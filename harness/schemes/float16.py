@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.claims import WEIGHTS_FLOAT16
 from harness.schemes import _quantizer
 from harness.schemes._base import SCHEMES, SchemeOptions
 from harness.schemes._converter import convert
@@ -15,6 +16,7 @@ from harness.schemes._converter import convert
 class Float16:
     Options = SchemeOptions
     needs_calibration = False
+    claims = (WEIGHTS_FLOAT16,)
 
     def from_saved_model(self, saved_model: Path, options: SchemeOptions, calibration: np.ndarray | None) -> bytes:
         def configure(converter, tf) -> None:

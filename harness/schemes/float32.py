@@ -14,6 +14,7 @@ from harness.schemes._converter import convert
 class Float32:
     Options = SchemeOptions
     needs_calibration = False
+    claims = ()  # the float model as converted: nothing to claim
 
     def from_saved_model(self, saved_model: Path, options: SchemeOptions, calibration: np.ndarray | None) -> bytes:
         return convert(saved_model, lambda converter, tf: None)

@@ -11,7 +11,7 @@ from harness.schemes._base import SCHEMES
 from harness.schemes._float_layers import check_scope_names
 from harness.schemes._converter import convert, quantized_with_calibration
 from harness.errors import NotApplicable
-from harness.schemes.int8 import Int8Options
+from harness.schemes.int8 import Int8, Int8Options
 
 
 class Int16x8Options(Int8Options):
@@ -24,6 +24,7 @@ class Int16x8Options(Int8Options):
 class Int16x8:
     Options = Int16x8Options
     needs_calibration = True
+    claims = Int8.claims  # int8 weights, int16 activations: the same claims as int8
     converter_float_layers = False  # float_layers / recover: .tflite sources only
 
     def from_saved_model(self, saved_model: Path, options: Int16x8Options, calibration: np.ndarray | None) -> bytes:

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
+from harness.claims import FULL_INTEGER_SHARE, quantized_ops_share, weights_quantized
 from harness.config.schema import RecoverSpec
 from harness.schemes import _quantizer
 from harness.schemes._base import SCHEMES
@@ -25,6 +26,9 @@ class Recover(RecoverSpec):
         if value not in all_metrics():
             raise ValueError(f"unknown metric {value!r} (known: {', '.join(sorted(all_metrics()))})")
         return value
+
+
+FLOAT_ON_REQUEST = ("float_layers", "recover")  # options that keep layers float: they waive the claims
 
 
 class Int8Options(CalibratedOptions):
@@ -46,6 +50,7 @@ class Int8Options(CalibratedOptions):
 class Int8:
     Options = Int8Options
     needs_calibration = True
+    claims = (weights_quantized(waived_by=FLOAT_ON_REQUEST), quantized_ops_share(FULL_INTEGER_SHARE, FLOAT_ON_REQUEST))
 
     def from_saved_model(self, saved_model: Path, options: Int8Options, calibration: np.ndarray | None) -> bytes:
         _quantizer.converter_ranges(options)

@@ -7,6 +7,7 @@ from typing import Literal
 
 import numpy as np
 
+from harness.claims import INTEGER_ONLY, weights_quantized
 from harness.errors import NotApplicable
 from harness.schemes import _quantizer
 from harness.schemes._base import SCHEMES
@@ -22,6 +23,7 @@ class Int8OnlyOptions(CalibratedOptions):
 class Int8Only:
     Options = Int8OnlyOptions
     needs_calibration = True
+    claims = (INTEGER_ONLY, weights_quantized())
 
     def from_saved_model(self, saved_model: Path, options: Int8OnlyOptions, calibration: np.ndarray | None) -> bytes:
         _quantizer.converter_ranges(options)

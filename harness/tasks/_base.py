@@ -33,6 +33,8 @@ CELL_METRICS = (
     Metric("bytes_float32", False, "bytes of float32 constants in the .tflite"),
     Metric("fully_delegated", True, "1 when the delegate took every node (benchmark_model log), else 0"),
     Metric("delegated_nodes_ratio", True, "nodes the delegate took / all nodes (benchmark_model log)"),
+    Metric("kernel_gap_db", False, "worst-output SNR vs float on XNNPACK (the deployed path) minus the worst of "
+           "LiteRT's builtin and reference kernels' (first 32 samples); default check max 10", vs_float=True),
     # latency: {device_check: N}: the phone's outputs vs the host's outputs of the same .tflite
     *(Metric(f"device_{name}", higher, f"{name} of the phone's outputs vs the host's (same .tflite and "
              "inputs), worst output")

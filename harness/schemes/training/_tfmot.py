@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from harness.cache import ArtifactCache, content_key, file_digest
+from harness.claims import Claim
 from harness.config.schema import FinetuneSpec
 from harness.datasets import Dataset
 from harness.errors import HarnessError, NotApplicable
@@ -258,6 +259,7 @@ class TrainingScheme:
 
     needs_training: ClassVar[bool] = True
     needs_calibration: ClassVar[bool] = False
+    claims: ClassVar[tuple[Claim, ...]] = ()  # the post-training scheme's (a float model: none)
     Options: ClassVar[type[SchemeOptions]]
     chain: ClassVar[tuple[Technique, ...]] = ()
     post: ClassVar[str] = "float32"
@@ -288,8 +290,10 @@ class TrainingScheme:
 
 def training_scheme(name: str, chain: Sequence[Technique], post: str = "float32",
                     post_options: type[SchemeOptions] = SchemeOptions, needs_calibration: bool = False,
-                    base: type[TrainingScheme] = TrainingScheme) -> type[TrainingScheme]:
-    """A TrainingScheme class whose options are the union of the techniques' and the post scheme's."""
+                    base: type[TrainingScheme] = TrainingScheme,
+                    claims: tuple[Claim, ...] | None = None) -> type[TrainingScheme]:
+    """A TrainingScheme class whose options are the union of the techniques' and the post scheme's;
+    it claims what `claims` says (default: what `base` claims)."""
     bases: list[type[SchemeOptions]] = []
     for options in [*(t.Options for t in chain), post_options]:
         if options not in bases and options is not SchemeOptions and not any(issubclass(b, options) for b in bases):
@@ -301,4 +305,5 @@ def training_scheme(name: str, chain: Sequence[Technique], post: str = "float32"
     title = "".join(part.capitalize() for part in name.replace("+", "_").split("_"))
     combined = type(f"{title}Options", tuple(bases) or (SchemeOptions,), {"__module__": __name__})
     return type(title, (base,), {"Options": combined, "chain": tuple(chain), "post": post,
-                                 "needs_calibration": needs_calibration, "__module__": base.__module__})
+                                 "needs_calibration": needs_calibration, "__module__": base.__module__,
+                                 "claims": base.claims if claims is None else claims})

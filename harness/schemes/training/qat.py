@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from harness.claims import FULL_INTEGER_SHARE, quantized_ops_share, weights_quantized
 from harness.schemes._base import SCHEMES, SchemeOptions
 from harness.schemes._converter import convert
 from harness.schemes.training._layers import TechniqueOptions, Verdict, clone_wrapped, plan
@@ -156,7 +157,10 @@ QAT = Qat()
 
 
 class _QatScheme(TrainingScheme):
-    """Converts the fake-quantized model: no calibration needed, the ranges were learnt."""
+    """Converts the fake-quantized model: no calibration needed, the ranges were learnt. It claims int8
+    kernels and compute ops, unless `layers:` restricted QAT to some layers (the others stay float)."""
+
+    claims = (weights_quantized(waived_by=("layers",)), quantized_ops_share(FULL_INTEGER_SHARE, ("layers",)))
 
     def convert(self, saved_model: Path, options: Any, calibration: np.ndarray | None) -> bytes:
         def configure(converter: Any, tf: Any) -> None:
