@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from harness.compare import Comparison
+from harness.record import cell_id
 from harness.report.rows import Row
-from harness.results import cell_id
 from harness.schemes import BASELINE
 
 Rule = Literal["smallest", "fastest"]

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.stats import typical
-from harness.results import cell_id
+from harness.record import cell_id
 from harness.schemes import BASELINE
 from harness.verdicts import latency_ratio, metric_number, paired_latency_ratio, record_metrics
 

@@ -13,8 +13,8 @@ from typing import Any, ClassVar, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from harness.claims import Claim
-from harness.datasets._base import Samples
 from harness.registry import Registry
+from harness.samples import Samples
 
 
 class SchemeOptions(BaseModel):
