@@ -89,6 +89,9 @@ def cell_values(record: dict[str, Any], baseline: dict[str, Any] | None) -> dict
     if weights.get("max_unique_per_channel") is not None:
         values["unique_weights"] = weights["max_unique_per_channel"]
     values.update(audit_values(record.get("audit")))
+    coverage = (record.get("quantization") or {}).get("coverage")
+    if coverage is not None:
+        values["recipe_coverage"] = coverage
     values.update(delegation_values((record.get("delegates") or {}).get("delegation")))
     if baseline and baseline is not record and baseline.get("status") == "ok":
         for name, key in (("size_ratio", "size_bytes"), ("gzip_ratio", "gzip_bytes")):
@@ -111,6 +114,7 @@ def check(record: CellRecord, baseline: CellRecord | None, bounds: dict[str, Bou
     where both runs have the metric.
     """
     metrics = all_metrics()
+    bounds = with_default_coverage(record, bounds)
     values = cell_values(record, baseline)
     is_baseline = baseline is record
     results: list[dict[str, Any]] = []
@@ -121,10 +125,30 @@ def check(record: CellRecord, baseline: CellRecord | None, bounds: dict[str, Bou
             if not vs_earlier:
                 results.extend(_not_produced(metric, bound, is_baseline, _missing(record, baseline, metric)))
             continue
-        results.extend(_limits(metric, bound, values[metric]))
+        results.extend(_named(record, metric, _limits(metric, bound, values[metric])))
         if not is_baseline:
             results.extend(_drops(record, baseline, metric, bound, values[metric], vs_earlier))
     return results
+
+
+DEFAULT_COVERAGE = Bound(min=1.0)
+
+
+def _named(record: CellRecord, metric: str, verdicts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A failing recipe_coverage check names the targeted ops not quantized as asked."""
+    if metric != "recipe_coverage":
+        return verdicts
+    from harness.tflite.quantization import missed_ops
+
+    missed = missed_ops(record.get("quantization") or {})
+    return [{**v, "note": f"not quantized as asked: {missed}"} if not v["pass"] and missed else v for v in verdicts]
+
+
+def with_default_coverage(record: CellRecord, bounds: dict[str, Bound]) -> dict[str, Bound]:
+    """A recipe cell is checked `recipe_coverage: {min: 1.0}` unless the suite bounds it itself."""
+    if record.get("scheme_kind") != "recipe" or "recipe_coverage" in bounds:
+        return bounds
+    return {**bounds, "recipe_coverage": DEFAULT_COVERAGE}
 
 
 def _limits(metric: str, bound: Bound, observed: float) -> list[dict[str, Any]]:
@@ -183,6 +207,9 @@ def _missing(record: CellRecord, baseline: CellRecord | None, metric: str) -> st
         if not numerics:
             return f"{metric} was not produced: no device numerics (latency.device_check on a phone)"
         return f"{metric} was not produced: device numerics {numerics.get('status')}: {numerics.get('reason')}"
+    if metric == "recipe_coverage":
+        note = (record.get("quantization") or {}).get("note")
+        return f"{metric} was not produced: " + (note or "no quantization read back (a record of an older run)")
     why = record.get("metrics_na")
     return f"{metric} was not produced" + (f": {why.strip()}" if why else " by this cell")
 
