@@ -118,6 +118,13 @@ class RecipeOptions(CalibratedOptions):
     algorithm: Algorithm | None = Field(None, description="a named recipe's algorithm instead of its own")
     loaded: list[dict[str, Any]] | None = Field(None, description="(set by the loader) a recipe file's entries")
 
+    @field_validator("recipe")
+    @classmethod
+    def _known_recipe(cls, value: str | None) -> str | None:
+        if value is not None and not value.endswith(".json") and value not in _recipes.recipe_names():
+            raise ValueError(_recipes.unknown_recipe(value))
+        return value
+
     @model_validator(mode="before")
     @classmethod
     def _load_file(cls, data: Any, info: ValidationInfo) -> Any:
@@ -138,8 +145,6 @@ class RecipeOptions(CalibratedOptions):
             raise ValueError("`rules` is empty: give at least one rule")
         if self.loaded is not None and not str(self.recipe).endswith(".json"):
             raise ValueError("`loaded` goes with a recipe file")
-        if self.recipe is not None and self.loaded is None and self.recipe not in _recipes.recipe_names():
-            raise ValueError(_recipes.unknown_recipe(self.recipe))
         if self.algorithm is not None and self.recipe is None:
             raise ValueError("`algorithm` applies to a named recipe or file; a rule takes its own `algorithm`")
         return self

@@ -46,6 +46,7 @@ class OpQuant:
     block_size: int | None
     activations: str  # float | int8 | int16 | other
     elements: int = 0  # weights in the kernel
+    results: str = "float"  # the precision of its outputs alone (`other`: shapes, indices)
 
     @property
     def name(self) -> str:
@@ -109,7 +110,7 @@ class Ask:
         an op with constant weights, activations of an op that computes on real numbers (not only on
         shapes and indices)."""
         return (self.weights_bits is not None and op.weights is not None) or (
-            self.static and op.activations != "other")
+            self.static and op.results != "other")
 
 
 @dataclass(frozen=True)
@@ -176,13 +177,14 @@ def _op_quant(reader: FlatModel, g: int, op: Any, producers: dict[int, Any]) -> 
     kernel = _kernel(reader, g, op, producers)
     outputs = tuple(reader.ref(g, i).name for i in op_outputs(op) if i >= 0)
     activations = _activation_kind(reader, g, op, _weight_index(name))
+    results = op_kind({reader.ref(g, i).type_name for i in op_outputs(op) if i >= 0})
     if kernel is None:
-        return OpQuant(name, outputs, None, None, None, None, activations)
+        return OpQuant(name, outputs, None, None, None, None, activations, 0, results)
     granularity, block = _granularity(kernel)
     quantized = not is_float_type(kernel.type_name)
     elements = math.prod(kernel.shape)
     return OpQuant(name, outputs, kernel.type_name.lower(), _BITS.get(kernel.type_name),
-                   granularity if quantized else None, block if quantized else None, activations, elements)
+                   granularity if quantized else None, block if quantized else None, activations, elements, results)
 
 
 def original_ops(ops: Sequence[OpQuant]) -> list[OpQuant]:
