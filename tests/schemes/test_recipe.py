@@ -221,3 +221,28 @@ def test_bench_list_schemes_lists_the_recipes() -> None:
     assert result.returncode == 0, result.stderr
     for name in ("dynamic_wi4b32_afp32", "weight_only_wi4_afp32", "static_wi8_ai16", "dynamic_wi4c_hr_afp32"):
         assert name in result.stdout
+
+
+def _recipe_cell(scheme: str, coverage: float, size: int, calibrated: bool = False) -> dict[str, Any]:
+    from tests.report.runs import cell
+
+    record = {**cell("m", scheme, size_bytes=size, latency_ms=6.0), "scheme_kind": "recipe",
+              "quantization": {"targeted": 4, "as_asked": int(coverage * 4), "coverage": coverage,
+                               "left_float": [{"op": "CONV_2D", "output": "c1", "asked": "int4", "reason": None}]
+                               if coverage < 1 else []}}
+    return {**record, "calibration": {"dataset": "d", "drawn": 8}} if calibrated else record
+
+
+def test_the_recommendation_weighs_recipe_cells_and_skips_a_silent_no_op() -> None:
+    """A recipe cell competes like any post-training cell; one below full coverage fails and is not picked."""
+    from harness.report.overview import classify, recommend
+    from harness.report.rows import build_rows
+    from tests.report.runs import cell, with_verdicts
+
+    records = with_verdicts([cell("m", "float32", size_bytes=4_000_000), _recipe_cell("wi8", 1.0, 1_000_000),
+                             _recipe_cell("wi4_b32", 0.25, 500_000), _recipe_cell("a8w8", 1.0, 1_100_000, True)])
+    cells = classify(build_rows(records), records, None)
+    assert [c.family for c in cells[1:]] == ["post-training"] * 3
+    assert cells[2].state == "fail" and "recipe_coverage" in cells[2].reason
+    pick, = recommend(cells, "smallest")
+    assert pick.pick is not None and pick.pick.row.scheme == "wi8" and pick.branch == "no-data"
