@@ -246,3 +246,12 @@ def test_the_recommendation_weighs_recipe_cells_and_skips_a_silent_no_op() -> No
     assert cells[2].state == "fail" and "recipe_coverage" in cells[2].reason
     pick, = recommend(cells, "smallest")
     assert pick.pick is not None and pick.pick.row.scheme == "wi8" and pick.branch == "no-data"
+
+
+def test_classic_dynamic_range_names_the_small_kernels_the_converter_keeps_float(conv: tuple[Path, bytes]) -> None:
+    scheme = SCHEMES.get("dynamic_range")
+    produced = scheme.from_saved_model(conv[0], scheme.Options(), None)
+    quantization = quantization_of("dynamic_range", scheme, scheme.Options(), produced, lambda: conv[1])
+    left = {e["op"]: e["reason"] for e in quantization["left_float"]}
+    assert "DEPTHWISE_CONV_2D" in left and "1024 weights or more only" in left["DEPTHWISE_CONV_2D"]
+    assert quantization["rules"] == [".* / * → int8 weights, dynamic activations"]
