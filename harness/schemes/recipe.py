@@ -25,7 +25,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from harness.datasets._base import Samples
-from harness.errors import NotApplicable
+from harness.errors import HarnessError, NotApplicable
 from harness.schemes import _quantizer, _recipes
 from harness.schemes._base import SCHEMES
 from harness.schemes._converter import convert
@@ -198,7 +198,11 @@ class Recipe:
         return self.from_tflite(convert(saved_model, lambda converter, tf: None), options, calibration)
 
     def from_tflite(self, model: bytes, options: RecipeOptions, calibration: np.ndarray | None) -> bytes:
-        return _quantizer.quantize(model, build_recipe(options), calibration, options.ranges)
+        recipe = build_recipe(options)
+        try:
+            return _quantizer.quantize(model, recipe, calibration, options.ranges)
+        except ValueError as exc:  # the quantizer refuses the recipe for this model (e.g. a block size)
+            raise HarnessError(f"litert-quantizer refused the recipe for this model: {exc}") from exc
 
     def targets(self, float_model: bytes, options: RecipeOptions) -> tuple[list[Target], list[str]]:
         """The ops the recipe asks something of in the float model, and the recipe, one line per entry."""

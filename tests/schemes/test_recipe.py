@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from harness.devices.litert import load_interpreter
-from harness.errors import ConfigError, NotApplicable
+from harness.errors import ConfigError, HarnessError, NotApplicable
 from harness.record import CellRecord, validate_record
 from harness.schemes import SCHEMES
 from harness.schemes._intent import quantization_of
@@ -255,3 +255,38 @@ def test_classic_dynamic_range_names_the_small_kernels_the_converter_keeps_float
     left = {e["op"]: e["reason"] for e in quantization["left_float"]}
     assert "DEPTHWISE_CONV_2D" in left and "1024 weights or more only" in left["DEPTHWISE_CONV_2D"]
     assert quantization["rules"] == [".* / * → int8 weights, dynamic activations"]
+
+
+@pytest.mark.slow
+def test_a_recipe_suite_runs_end_to_end_and_a_silent_no_op_fails_its_cell(tmp_path: Path, session_cache: Path) -> None:
+    """Through `bench run`: records hold `quantization`, the blockwise recipe's cell fails naming CONV_2D
+    (32 filters: the dense layer's 288 inputs divide into blocks of 32, else the quantizer refuses it)."""
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(
+        "name: recipes_tiny\ndatasets:\n  train: {kind: digits, split: train}\n  test: {kind: digits, split: test}\n"
+        "models:\n  - {name: digits_cnn, builder: tutorial_cnn, input_shape: [8, 8, 1], filters: 32,\n"
+        "     train: {dataset: train, epochs: 3, batch_size: 64, learning_rate: 0.01}}\n"
+        "task: {kind: classification, dataset: test}\ncalibration: {dataset: train, samples: 16}\n"
+        "schemes:\n  - float32\n  - {scheme: recipe, recipe: weight_only_wi8_afp32}\n"
+        "  - {scheme: recipe, recipe: dynamic_wi4b32_afp32}\n  - {scheme: recipe, recipe: static_wi8_ai8}\n"
+        "latency: {warmup_runs: 1, num_runs: 3, min_secs: 0}\n", encoding="utf-8")
+    done = run_bench("run", str(suite), "--reports", str(tmp_path / "reports"), "--cache", str(session_cache),
+                     "--no-history")
+    assert done.returncode == 1 and "Traceback" not in done.stdout + done.stderr, done.stdout + done.stderr
+    [results] = list((tmp_path / "reports").glob("*/*/results.jsonl"))
+    records = {r["scheme"]: validate_record(r) for r in map(json.loads, results.read_text().splitlines())}
+    assert records["static_wi8_ai8"]["calibration"]["drawn"] == 16 and "calibration" not in records["weight_only_wi8_afp32"]
+    failed = [v for v in records["dynamic_wi4b32_afp32"]["verdicts"] if not v["pass"]]
+    assert [v["metric"] for v in failed] == ["recipe_coverage"] and "CONV_2D" in failed[0]["note"]
+    assert records["weight_only_wi8_afp32"]["quantization"]["coverage"] == 1.0
+    assert records["float32"]["quantization"]["targeted"] == 0
+
+
+def test_a_block_size_the_layer_cannot_take_is_a_clear_error(tmp_path: Path) -> None:
+    import keras
+
+    keras.utils.set_random_seed(0)
+    odd = _export(keras.Sequential([keras.Input((72,)), keras.layers.Dense(10)]),
+                  tmp_path / "odd")
+    with pytest.raises(HarnessError, match="not divisible by block size 32"):
+        apply(odd, MLP_CALIBRATION, recipe="dynamic_wi4b32_afp32")
