@@ -49,14 +49,14 @@ from harness.results import (
     write_run_info,
 )
 from harness.schemes import BASELINE, SCHEMES
+from harness.schemes._base import calibrates
+from harness.schemes._intent import quantization_of
 from harness.schemes.training import FineTuning
 from harness.suite.loader import LoadedSuite
 from harness.suite.schema import CalibrationSpec, ModelSpec, TaskSpec
 from harness.tasks import TASKS
 from harness.tasks._batching import PROBE_VERSION, Batching, batch_for, model_batching, per_sample
 from harness.tflite.audit import audit
-from harness.schemes._base import calibrates
-from harness.schemes._intent import quantization_of
 from harness.tflite.weights import weight_stats
 from harness.verdicts import bounds_for, check
 from harness.versions import tool_versions

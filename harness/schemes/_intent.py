@@ -12,8 +12,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from harness.record import Quantization
 from harness.schemes._base import Scheme
-from harness.tflite.quantization import Ask, Target, quantization_record, read_ops, targets_for
+from harness.tflite.quantization import (
+    Ask,
+    Target,
+    quantization_record,
+    read_ops,
+    targets_for,
+)
 
 CLASSIC_ASKS = {
     "float16": Ask(16, weights_float=True),
@@ -25,7 +32,7 @@ CLASSIC_ASKS = {
 
 
 def quantization_of(kind: str, scheme: Scheme, options: Any, produced: bytes,
-                    float_model: Callable[[], bytes]) -> dict[str, Any]:
+                    float_model: Callable[[], bytes]) -> Quantization:
     """The record's `quantization` of a produced model (`float_model`: the float .tflite, read on demand)."""
     targets_of = getattr(scheme, "targets", None)
     if targets_of is not None:
@@ -48,5 +55,3 @@ def _with_reason(kind: str, target: Target) -> Target:
                       f"{CONVERTER_MIN_ELEMENTS} weights or more only")
     return target
 
-
-__all__ = ["CLASSIC_ASKS", "Target", "quantization_of"]

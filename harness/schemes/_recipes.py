@@ -154,7 +154,7 @@ def recipe_targets(float_model: bytes, recipe: Sequence[dict[str, Any]]) -> list
         quantizer_op = _quantizer_ops().get(op.op)
         entry = _matching(recipe, op, quantizer_op)
         ask = entry_ask(entry) if entry is not None else None
-        if ask is None or not ask.applies_to(op) or _below_minimum(entry, op):
+        if entry is None or ask is None or not ask.applies_to(op) or _below_minimum(entry, op):
             continue
         targets.append(Target(op, ask, _refusal(entry, op, quantizer_op, ask)))
     return targets

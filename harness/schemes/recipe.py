@@ -21,8 +21,14 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from harness.datasets._base import Samples
 from harness.errors import HarnessError, NotApplicable
@@ -72,7 +78,7 @@ class Rule(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _complete(self) -> "Rule":
+    def _complete(self) -> Rule:
         if self.float:
             if self.weights is not None or self.activations is not None:
                 raise ValueError("a `float: true` rule takes no weights or activations")
@@ -138,7 +144,7 @@ class RecipeOptions(CalibratedOptions):
         return {**data, "loaded": read_recipe_file(base / data["recipe"])}
 
     @model_validator(mode="after")
-    def _one_recipe(self) -> "RecipeOptions":
+    def _one_recipe(self) -> RecipeOptions:
         if (self.recipe is None) == (self.rules is None):
             raise ValueError("give `recipe` (a name or a .json file) or `rules`, one of them")
         if not self.rules and self.rules is not None:
@@ -197,7 +203,7 @@ class Recipe:
     def from_saved_model(self, saved_model: Path, options: RecipeOptions, calibration: Samples | None) -> bytes:
         return self.from_tflite(convert(saved_model, lambda converter, tf: None), options, calibration)
 
-    def from_tflite(self, model: bytes, options: RecipeOptions, calibration: np.ndarray | None) -> bytes:
+    def from_tflite(self, model: bytes, options: RecipeOptions, calibration: Samples | None) -> bytes:
         recipe = build_recipe(options)
         try:
             return _quantizer.quantize(model, recipe, calibration, options.ranges)

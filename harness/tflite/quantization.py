@@ -19,9 +19,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from harness.tflite._flatbuffer import FlatModel, TensorRef, is_float_type, op_inputs, op_outputs
+from harness.record import Quantization
+from harness.tflite._flatbuffer import (
+    FlatModel,
+    TensorRef,
+    is_float_type,
+    op_inputs,
+    op_outputs,
+)
 from harness.tflite.audit import op_kind
 from harness.tflite.weights import WEIGHT_OPS, stored_kernel, tensor_producers
 
@@ -224,7 +231,7 @@ def _first_inputs(data: bytes) -> dict[str, str]:
 
 
 def quantization_record(produced: bytes, targets: Sequence[Target], rules: Sequence[str],
-                        note: str | None = None) -> dict[str, Any]:
+                        note: str | None = None) -> Quantization:
     """The record's `quantization`: per op as read back, the targeted ops, those left float or
     quantized otherwise than asked, and `coverage` (None when nothing was targeted: `note` says why)."""
     ops = read_ops(produced)
@@ -239,9 +246,10 @@ def quantization_record(produced: bytes, targets: Sequence[Target], rules: Seque
         else:
             other.append({**_entry(target, got), "got": got.describe()})
     coverage = met / len(targets) if targets else None
-    return {"rules": list(rules), "ops": [op.row() for op in original_ops(ops)], "targeted": len(targets),
-            "as_asked": met, "coverage": coverage, "left_float": left[:_LISTED], "not_as_asked": other[:_LISTED],
-            "note": note if coverage is not None or note else "the scheme targeted no op of this model"}
+    record = {"rules": list(rules), "ops": [op.row() for op in original_ops(ops)], "targeted": len(targets),
+              "as_asked": met, "coverage": coverage, "left_float": left[:_LISTED], "not_as_asked": other[:_LISTED],
+              "note": note if coverage is not None or note else "the scheme targeted no op of this model"}
+    return cast(Quantization, record)
 
 
 def _stayed_float(ask: Ask, got: OpQuant) -> bool:
@@ -262,7 +270,7 @@ def targets_for(ops: Sequence[OpQuant], ask: Ask | None) -> list[Target]:
     return [Target(op, ask) for op in original_ops(ops) if ask.applies_to(op)]
 
 
-def missed_ops(record: dict[str, Any], listed: int = 8) -> str:
+def missed_ops(record: Quantization, listed: int = 8) -> str:
     """`CONV_2D conv1 (left float: reason), ...` — a quantization record's targeted ops not quantized as asked."""
     entries = [(e, "left float") for e in record.get("left_float") or []]
     entries += [(e, f"got {e.get('got')}") for e in record.get("not_as_asked") or []]
