@@ -40,6 +40,7 @@ class Row:
     checks_failed: list[str]
     checks_total: int
     error: str | None
+    check_notes: tuple[str, ...] = ()  # why failed checks failed, where a check says (e.g. the ops left float)
 
     @property
     def verdict(self) -> str:
@@ -91,6 +92,7 @@ def build_rows(records: list[dict[str, Any]]) -> list[Row]:
             latency_ratio=latency_ratio(latency, base_latency) if base else None, thermal=thermal_marks(record),
             checks_failed=[v["check"] for v in verdicts if not v["pass"]], checks_total=len(verdicts),
             error=record.get("error"),
+            check_notes=tuple(dict.fromkeys(v["note"] for v in verdicts if not v["pass"] and v.get("note"))),
         ))
     return rows
 

@@ -244,6 +244,9 @@ def test_the_recommendation_weighs_recipe_cells_and_skips_a_silent_no_op() -> No
     cells = classify(build_rows(records), records, None)
     assert [c.family for c in cells[1:]] == ["post-training"] * 3
     assert cells[2].state == "fail" and "recipe_coverage" in cells[2].reason
+    from harness.report.summary import _problem
+
+    assert "not quantized as asked: CONV_2D c1 (left float)" in _problem(cells[2].row).replace("\\", "")
     pick, = recommend(cells, "smallest")
     assert pick.pick is not None and pick.pick.row.scheme == "wi8" and pick.branch == "no-data"
 
