@@ -188,6 +188,7 @@ class OpQuantization(TypedDict, total=False):
     granularity: str | None  # tensorwise | channelwise | blockwise; None: weights not quantized
     block_size: int | None
     activations: str  # float | int8 | int16 | other
+    stored_bits: int  # only when the kernel's buffer holds more bits per weight than its type (unpacked int4)
 
 
 class TargetedOp(TypedDict, total=False):

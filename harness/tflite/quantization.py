@@ -6,7 +6,8 @@ granularity (`tensorwise`: one scale, `channelwise`: a scale per output channel,
 BlockwiseQuantization details with their block size) and the op's activations as the precision it
 runs in (harness.tflite.audit: float, int8, int16). A scheme states what it asks (an `Ask` per
 targeted op); `quantization_record` compares: an op is quantized *as asked* when its weights
-have the asked bits (and granularity and block size when asked) and its activations the asked
+have the asked bits (and granularity and block size when asked), its buffer holds no more bits
+per weight than that (`stored_bits` is recorded when it does), and its activations the asked
 precision. Targeted ops whose weights stayed float (or, for static recipes, whose activations
 did) are `left_float`, with the quantizer's reason where it gives one; other mismatches are
 `not_as_asked`. `coverage` is the share of targeted ops quantized as asked: the metric
@@ -54,6 +55,7 @@ class OpQuant:
     activations: str  # float | int8 | int16 | other
     elements: int = 0  # weights in the kernel
     results: str = "float"  # the precision of its outputs alone (`other`: shapes, indices)
+    stored_bits: int | None = None  # bits per weight the kernel's buffer really holds (None: not measured)
 
     @property
     def name(self) -> str:
@@ -63,14 +65,22 @@ class OpQuant:
     def weights_quantized(self) -> bool:
         return self.weights is not None and not is_float_type(self.weights.upper())
 
+    @property
+    def packed(self) -> bool:
+        """The buffer holds no more bits per weight than the type says (LiteRT reads INT4 as packed nibbles)."""
+        return self.stored_bits is None or self.bits is None or self.stored_bits <= self.bits
+
     def row(self) -> dict[str, Any]:
-        return {"op": self.op, "output": self.name, "weights": self.weights, "bits": self.bits,
-                "granularity": self.granularity, "block_size": self.block_size, "activations": self.activations}
+        row = {"op": self.op, "output": self.name, "weights": self.weights, "bits": self.bits,
+               "granularity": self.granularity, "block_size": self.block_size, "activations": self.activations}
+        return row if self.packed else {**row, "stored_bits": self.stored_bits}
 
     def describe(self) -> str:
         weights = "no weights" if self.weights is None else f"{self.weights} weights"
         if self.granularity is not None:
             weights += f" {self.granularity}" + (f"-{self.block_size}" if self.block_size else "")
+        if not self.packed:
+            weights += f" stored with {self.stored_bits} bits per weight"
         return f"{weights}, {self.activations} activations"
 
 
@@ -107,6 +117,8 @@ class Ask:
     def _weights_met(self, op: OpQuant) -> bool:
         if self.weights_bits is None or op.weights is None:
             return True
+        if not op.packed:
+            return False
         if self.weights_float:
             return op.weights.startswith("float") and op.bits == self.weights_bits
         return (op.weights_quantized and op.bits == self.weights_bits
@@ -190,8 +202,11 @@ def _op_quant(reader: FlatModel, g: int, op: Any, producers: dict[int, Any]) -> 
     granularity, block = _granularity(kernel)
     quantized = not is_float_type(kernel.type_name)
     elements = math.prod(kernel.shape)
+    size = reader.buffer_size(kernel.tensor.Buffer())
+    stored = round(size * 8 / elements) if elements and kernel.tensor.Sparsity() is None else None
     return OpQuant(name, outputs, kernel.type_name.lower(), _BITS.get(kernel.type_name),
-                   granularity if quantized else None, block if quantized else None, activations, elements, results)
+                   granularity if quantized else None, block if quantized else None, activations, elements, results,
+                   stored)
 
 
 def original_ops(ops: Sequence[OpQuant]) -> list[OpQuant]:

@@ -297,10 +297,12 @@ def test_a_block_size_the_layer_cannot_take_is_a_clear_error(tmp_path: Path) -> 
 
 def test_gptq_int4_model_is_read_back_without_crashing(mlp: bytes, tmp_path: Path) -> None:
     """litert-quantizer 0.11's GPTQ stores INT4 kernels with 4 bytes per weight (the file is not smaller
-    than float); the weight statistics and the quantization read it back all the same."""
+    than float); the weight statistics read it back, and the quantization says the int4 is in name only."""
     from harness.tflite.weights import weight_stats
 
     produced, quantization = apply(mlp, MLP_CALIBRATION, recipe="dynamic_wi4_afp32", algorithm="gptq")
     (tmp_path / "gptq.tflite").write_bytes(produced)
     assert weight_stats(tmp_path / "gptq.tflite")["weights"] > 0
-    assert {r["weights"] for r in quantization["ops"] if r["op"] == "FULLY_CONNECTED"} == {"int4"}
+    assert {(r["weights"], r["stored_bits"]) for r in quantization["ops"] if r["op"] == "FULLY_CONNECTED"} == {("int4", 32)}
+    assert quantization["coverage"] == 0.0 and len(quantization["not_as_asked"]) == 3  # int4 in name only
+    assert "stored with 32 bits per weight" in quantization["not_as_asked"][0]["got"]
