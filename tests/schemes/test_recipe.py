@@ -306,3 +306,12 @@ def test_gptq_int4_model_is_read_back_without_crashing(mlp: bytes, tmp_path: Pat
     assert {(r["weights"], r["stored_bits"]) for r in quantization["ops"] if r["op"] == "FULLY_CONNECTED"} == {("int4", 32)}
     assert quantization["coverage"] == 0.0 and len(quantization["not_as_asked"]) == 3  # int4 in name only
     assert "stored with 32 bits per weight" in quantization["not_as_asked"][0]["got"]
+
+
+def test_a_rule_takes_its_own_algorithm(mlp: bytes) -> None:
+    rules = [{"op": "FULLY_CONNECTED", "weights": 4, "activations": "dynamic", "algorithm": "hadamard"}]
+    produced, quantization = apply(mlp, MLP_CALIBRATION, rules=rules)
+    assert quantization["rules"] == [".* / FULLY_CONNECTED → int4 weights channelwise, dynamic activations "
+                                     "(DECOMPOSED_HADAMARD_ROTATION)"]
+    assert quantization["coverage"] == 1.0
+    runs(produced, MLP_CALIBRATION)
