@@ -43,6 +43,8 @@ from harness.plan import Cell, cell_key, plan_cells
 from harness.record import FORMAT_VERSION, CellRecord, cell_id, record_id
 from harness.results import ResultsWriter, new_run_id, read_results, read_run_info, rewrite_results, utc_now, write_run_info
 from harness.schemes import BASELINE, SCHEMES
+from harness.schemes._base import calibrates
+from harness.schemes._intent import quantization_of
 from harness.schemes.training import FineTuning
 from harness.suite.loader import LoadedSuite
 from harness.config.schema import CalibrationSpec, ModelSpec, TaskSpec
@@ -402,9 +404,10 @@ class SuiteRunner:
         assert source is not None
         scheme = SCHEMES.get(cell.scheme.scheme)
         options = self.loaded.scheme_options.get(cell.scheme.label) or scheme.Options()
-        calibration_spec = self.loaded.calibration_for(cell.model, cell.scheme) if scheme.needs_calibration else None
+        calibrated = calibrates(scheme, options)
+        calibration_spec = self.loaded.calibration_for(cell.model, cell.scheme) if calibrated else None
         calibration = self.calibration(calibration_spec) if calibration_spec is not None else None
-        if scheme.needs_calibration and calibration is None:
+        if calibrated and calibration is None:
             raise NotApplicable("no calibration dataset configured")
         if calibration_spec is not None:
             record["calibration"] = {**calibration_spec.model_dump(), "drawn": sample_count(calibration)}
@@ -447,6 +450,8 @@ class SuiteRunner:
         record["weights"] = weight_stats(path)
         record["audit"] = audit(path)
         record["claims"] = check_claims(scheme.claims, options, record)  # what the scheme claims, checked
+        record["quantization"] = quantization_of(cell.scheme.scheme, scheme, options, data,
+                                                 lambda: self._float_model(source))
         if finetune is not None:  # layers the training-time techniques wrapped, and those left untouched (why)
             record["technique"] = scheme.technique(source.path, options, finetune, self.cache)
         if getattr(options, "diagnose", False):  # per-tensor error vs float: harness/numerics/_cell_diagnosis.py
@@ -463,6 +468,21 @@ class SuiteRunner:
             self._overlaps[pair] = overlap_note(self.dataset(spec.dataset), spec.samples, spec.seed, state.eval_data)
         if self._overlaps[pair] is not None:
             record.setdefault("notes", []).append(self._overlaps[pair])
+    def _float_model(self, source: Any) -> bytes:
+        """The float .tflite of a source: the file itself, or the float32 scheme's conversion (cached,
+        the float32 cell's artifact when it ran)."""
+        if source.format == "tflite":
+            return source.path.read_bytes()
+        float32 = SCHEMES.get(BASELINE)
+        key = content_key(kind="tflite", source=source.digest, scheme=BASELINE,
+                          options=float32.Options().model_dump(mode="json"), calibration=None,
+                          versions=tool_versions())
+
+        def produce(target: Path) -> None:
+            target.write_bytes(float32.from_saved_model(saved_model_dir(source, self.cache), float32.Options(), None))
+
+        path, _ = self.cache.get_or_create("tflite", key, ".tflite", produce)
+        return path.read_bytes()
 
     def _recovered(self, cell: Cell, state: _ModelState, options: Any, calibration: Samples | None, key: str,
                    record: dict[str, Any], baseline: dict | None) -> Any:
