@@ -15,7 +15,7 @@ from harness.errors import HarnessError
 from harness.devices.local.host_state import during
 from harness.record import CellRecord, DeviceState, HostDuring, LatencyVsFloat, benchmark_binary
 from harness.stats import bounded_sample, combine_repeats, paired_ratio, summarize, typical
-from harness.suite.schema import CooldownSpec, LatencySpec
+from harness.config.schema import CooldownSpec, LatencySpec
 from harness.verdicts import latency_ratio
 
 

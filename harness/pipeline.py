@@ -26,10 +26,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from harness.config.schema import ModelSpec
 from harness.devices import Device
 from harness.plan import Cell
 from harness.record import CellRecord
-from harness.suite.schema import ModelSpec
 
 # Progress callback: (cell id, stage, record) — stage is a short word, or "done" with the record.
 Progress = Callable[[str, str, CellRecord | None], None]

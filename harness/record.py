@@ -95,7 +95,7 @@ class ExecutedOn(TypedDict, total=False):
 
 
 class OutputNumbers(TypedDict, total=False):
-    """One output tensor and its five fidelity numbers (harness.numerics.fidelity)."""
+    """One output tensor and its five fidelity numbers (harness.fidelity)."""
 
     __pydantic_config__ = _CONFIG  # type: ignore[misc]
     name: str
@@ -191,6 +191,44 @@ ClaimResult = TypedDict("ClaimResult", {
     "waived": str,  # why the claim was not checked (an option keeps layers float on request)
 }, total=False)
 ClaimResult.__pydantic_config__ = _CONFIG  # type: ignore[attr-defined]
+class OpQuantization(TypedDict, total=False):
+    """One op of a produced model as quantization left it (harness.tflite.quantization)."""
+
+    __pydantic_config__ = _CONFIG  # type: ignore[misc]
+    op: str
+    output: str
+    weights: str | None  # stored kernel dtype (int8, int4, int2, float16, float32); None: no constant weights
+    bits: int | None
+    granularity: str | None  # tensorwise | channelwise | blockwise; None: weights not quantized
+    block_size: int | None
+    activations: str  # float | int8 | int16 | other
+    stored_bits: int  # only when the kernel's buffer holds more bits per weight than its type (unpacked int4)
+
+
+class TargetedOp(TypedDict, total=False):
+    """A targeted op not quantized as asked: `left_float` (with the quantizer's reason when it gives
+    one) or `not_as_asked` (with what it `got`)."""
+
+    __pydantic_config__ = _CONFIG  # type: ignore[misc]
+    op: str
+    output: str
+    asked: str
+    reason: str | None
+    got: str
+
+
+class Quantization(TypedDict, total=False):
+    """What the scheme asked and what the produced .tflite really holds (harness.tflite.quantization)."""
+
+    __pydantic_config__ = _CONFIG  # type: ignore[misc]
+    rules: list[str]  # what was asked, one line per recipe entry: `regex / op → ask`
+    ops: list[OpQuantization]
+    targeted: int
+    as_asked: int
+    coverage: float | None  # as_asked / targeted: the metric recipe_coverage (None: nothing targeted)
+    left_float: list[TargetedOp]
+    not_as_asked: list[TargetedOp]
+    note: str | None
 
 
 class Delegation(TypedDict, total=False):
@@ -218,7 +256,7 @@ class Delegates(TypedDict, total=False):
 
 
 class Acceleration(TypedDict, total=False):
-    """A local cell: how much of its model the host's XNNPACK path takes (harness.devices.litert.acceleration):
+    """A local cell: how much of its model the host's XNNPACK path takes (harness.tflite.runtime.acceleration):
     the interpreter's nodes, those the XNNPACK delegate took and its partitions, LiteRT CompiledModel's
     `is_fully_accelerated()`; `fully_delegated` and `ratio` feed the thresholds of the same names as a
     phone's delegation. `error`: the probe failed (its thresholds fail)."""
@@ -360,10 +398,11 @@ class CellRecord(TypedDict, total=False):
     latency_log: str
     delegates: Delegates | None
     op_profile: OpProfile | None
-    acceleration: Acceleration  # local cells: how much of the model XNNPACK takes (harness.devices.litert)
+    acceleration: Acceleration  # local cells: how much of the model XNNPACK takes (harness.tflite.runtime)
     kernel_paths: dict[str, float | str]  # worst-output SNR vs float (dB) per host kernel path (harness.numerics.kernels)
     audit: Audit | None  # what the produced model holds (harness.tflite.audit)
     claims: list[ClaimResult]  # the scheme's claims checked against the produced model (harness.claims)
+    quantization: Quantization  # per op: weights/activations as read back vs what the scheme asked
     latency_ab: dict[str, Any]  # the earlier run's model re-timed beside this one (harness._latency)
     technique: dict[str, Any]  # training-time schemes: layers wrapped, those left untouched (why); QAT: output_quantized
     device_numerics: DeviceNumerics  # a phone's outputs vs the host's (latency: {device_check: N})
@@ -401,6 +440,16 @@ class RunInfo(TypedDict, total=False):
 
 _RECORD = TypeAdapter(CellRecord)
 _RUN_INFO = TypeAdapter(RunInfo)
+
+
+def cell_id(model: str, scheme: str, device: str) -> str:
+    """The identity of a cell: `model/scheme@device`."""
+    return f"{model}/{scheme}@{device}"
+
+
+def record_id(record: CellRecord | dict[str, Any]) -> str:
+    """The identity of the cell a record is of (`cell_id` of its model, scheme and device)."""
+    return cell_id(record["model"], record["scheme"], record["device"])
 
 
 def benchmark_binary(record: dict[str, Any] | None) -> dict[str, Any]:

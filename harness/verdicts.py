@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import fnmatch
 import math
+from collections.abc import Mapping
 from typing import Any
 
-from harness.claims import claim_verdicts
-from harness.record import Acceleration, Audit, CellRecord, Delegation
-from harness.suite.schema import Bound, ClaimSetting, Thresholds
+from harness.claims import Claim, check_claims
+from harness.config.schema import Bound, ClaimSetting, Thresholds
+from harness.record import Acceleration, Audit, CellRecord, ClaimResult, Delegation
 from harness.tasks import all_metrics
 
 # Checks every suite has unless it bounds the metric itself: the deployed kernels must not be far better
@@ -108,6 +109,9 @@ def cell_values(record: dict[str, Any], baseline: dict[str, Any] | None) -> dict
     if weights.get("max_unique_per_channel") is not None:
         values["unique_weights"] = weights["max_unique_per_channel"]
     values.update(audit_values(record.get("audit")))
+    coverage = (record.get("quantization") or {}).get("coverage")
+    if coverage is not None:
+        values["recipe_coverage"] = coverage
     values.update(delegation_values((record.get("delegates") or {}).get("delegation")))
     values.update(acceleration_values(record.get("acceleration")))
     if baseline and baseline is not record and baseline.get("status") == "ok":
@@ -148,6 +152,7 @@ def check(record: CellRecord, baseline: CellRecord | None, bounds: dict[str, Bou
     named after the claim, under the suite's `claims` settings; not vs an earlier run.
     """
     metrics = all_metrics()
+    bounds = with_default_coverage(record, bounds)
     values = cell_values(record, baseline)
     is_baseline = baseline is record
     results: list[dict[str, Any]] = [] if vs_earlier else claim_verdicts(record, claims)
@@ -160,13 +165,33 @@ def check(record: CellRecord, baseline: CellRecord | None, bounds: dict[str, Bou
             if not vs_earlier:
                 results.extend(_not_produced(metric, bound, is_baseline, _missing(record, baseline, metric)))
             continue
-        limits = _limits(metric, bound, values[metric])
+        limits = _named(record, metric, _limits(metric, bound, values[metric]))
         for verdict in limits if metric == "latency_ratio" else []:
             verdict["note"] = latency_ratio_note(record)  # paired beside the float model, or medians measured apart
         results.extend(limits)
         if not is_baseline:
             results.extend(_drops(record, baseline, metric, bound, values[metric], vs_earlier))
     return results
+
+
+DEFAULT_COVERAGE = Bound(min=1.0)
+
+
+def _named(record: CellRecord, metric: str, verdicts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A failing recipe_coverage check names the targeted ops not quantized as asked."""
+    if metric != "recipe_coverage":
+        return verdicts
+    from harness.tflite.quantization import missed_ops
+
+    missed = missed_ops(record.get("quantization") or {})
+    return [{**v, "note": f"not quantized as asked: {missed}"} if not v["pass"] and missed else v for v in verdicts]
+
+
+def with_default_coverage(record: CellRecord, bounds: dict[str, Bound]) -> dict[str, Bound]:
+    """A recipe cell is checked `recipe_coverage: {min: 1.0}` unless the suite bounds it itself."""
+    if record.get("scheme_kind") != "recipe" or "recipe_coverage" in bounds:
+        return bounds
+    return {**bounds, "recipe_coverage": DEFAULT_COVERAGE}
 
 
 def _limits(metric: str, bound: Bound, observed: float) -> list[dict[str, Any]]:
@@ -231,6 +256,9 @@ def _missing(record: CellRecord, baseline: CellRecord | None, metric: str) -> st
     if metric == "kernel_gap_db" and (evaluation.get("kernel_check_error") or evaluation.get("kernel_paths_na")):
         why = evaluation.get("kernel_check_error") or "; ".join(evaluation["kernel_paths_na"].values())
         return f"{metric} was not produced: the cross-kernel check: {why}"
+    if metric == "recipe_coverage":
+        note = (record.get("quantization") or {}).get("note")
+        return f"{metric} was not produced: " + (note or "no quantization read back (a record of an older run)")
     why = record.get("metrics_na")
     return f"{metric} was not produced" + (f": {why.strip()}" if why else " by this cell")
 
@@ -273,3 +301,43 @@ def _verdict(name: str, metric: str, threshold: float, value: float, observed: f
     if math.isnan(value):
         verdict.update({"pass": False, "note": f"{metric} is NaN (non-finite outputs or inputs): the check fails"})
     return verdict
+
+
+# -- scheme claims (harness.claims) as verdicts: here, above the schemes whose registry states them --------
+def scheme_claims(kind: str | None) -> tuple[Claim, ...]:
+    """The claims the registered scheme `kind` states (none for an unknown scheme)."""
+    from harness.schemes import SCHEMES
+
+    if not kind or kind not in SCHEMES:
+        return ()
+    return tuple(getattr(SCHEMES.get(kind), "claims", ()))
+
+
+def record_claims(record: CellRecord) -> list[ClaimResult]:
+    """The record's `claims` part; a record written before claims were checked: computed from its audit."""
+    if "claims" in record:
+        return list(record["claims"])
+    return check_claims(scheme_claims(record.get("scheme_kind")), record.get("scheme_options") or {}, record)
+
+
+def claim_verdicts(record: CellRecord, settings: Mapping[str, ClaimSetting] | None = None) -> list[dict[str, Any]]:
+    """One verdict per checked claim of an ok cell, under the suite's settings (accepted, or another minimum)."""
+    if record.get("status") != "ok":
+        return []
+    return [_claim_verdict(result, (settings or {}).get(result["claim"], True))
+            for result in record_claims(record) if not result.get("waived")]
+
+
+def _claim_verdict(result: ClaimResult, setting: ClaimSetting) -> dict[str, Any]:
+    name, value = result["claim"], result.get("value")
+    minimum = result["min"] if isinstance(setting, bool) else setting.min
+    observed = math.nan if value is None else float(value)
+    holds = value is not None and value >= minimum
+    note = f"{name}: {result.get('found', '')}"
+    if setting is False:
+        holds, note = True, f"{note} (accepted by the suite: `claims: {{{name}: false}}`)"
+    elif not holds:
+        note = f"{note} (claimed: {result.get('statement')}" + (
+            f"; the suite's minimum {minimum:g})" if not isinstance(setting, bool) else ")")
+    return {"check": name, "metric": name, "threshold": minimum, "value": observed, "observed": observed,
+            "baseline": None, "pass": bool(holds), "note": note, "claim": True}

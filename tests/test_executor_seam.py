@@ -15,14 +15,13 @@ from typing import Any
 
 import pytest
 
+from harness.config.schema import ModelSpec, SchemeSpec
 from harness.executors._inprocess import InProcessExecutor
 from harness.pipeline import CellPipeline
 from harness.plan import Cell
-from harness.record import CellRecord
-from harness.results import cell_id
+from harness.record import CellRecord, cell_id
 from harness.runner import SuiteRunner
 from harness.schemes import BASELINE
-from harness.suite.schema import ModelSpec, SchemeSpec
 
 HARNESS = Path(__file__).resolve().parents[1] / "harness"
 EXECUTORS = sorted((HARNESS / "executors").glob("*.py"))

@@ -11,8 +11,7 @@ import threading
 from harness import _interrupt
 from harness.pipeline import CellPipeline, PreparedModel
 from harness.plan import Cell
-from harness.record import CellRecord
-from harness.results import cell_id
+from harness.record import CellRecord, cell_id
 from harness.schemes import BASELINE
 
 HALT_WAIT_S = 30.0  # how long a stopping run waits for a device's measurement to end once stopped

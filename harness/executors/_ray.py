@@ -25,8 +25,7 @@ from harness import _interrupt
 from harness.errors import HarnessError
 from harness.pipeline import CellPipeline
 from harness.plan import Cell
-from harness.record import CellRecord
-from harness.results import cell_id
+from harness.record import CellRecord, cell_id
 from harness.schemes import BASELINE
 
 POLL_S = 0.5

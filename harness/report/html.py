@@ -18,7 +18,7 @@ from harness.report.charts import TrendRun, build_charts, quartiles
 from harness.report.overview import DECISION_TREE, FAMILY_COLOURS, Rule, attention, classify, matrices, recommend
 from harness.report.rows import build_rows, fmt, op_times
 from harness.results import incompleteness
-from harness.suite.schema import RegressionSpec
+from harness.config.schema import RegressionSpec
 
 _TEMPLATES = Path(__file__).resolve().parent / "templates"
 

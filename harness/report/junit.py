@@ -13,7 +13,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from harness.compare import Change, Comparison
-from harness.results import cell_id, incompleteness
+from harness.record import cell_id
+from harness.results import incompleteness
 from harness.verdicts import metric_number
 
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.stats import typical
-from harness.results import cell_id
+from harness.record import cell_id
 from harness.schemes import BASELINE
 from harness.verdicts import latency_ratio, metric_number, paired_latency_ratio, record_metrics
 
@@ -51,6 +51,7 @@ class Row:
         low, high = self.latency_ci
         head = "≈1 (n.s.)" if low <= 1 <= high else fmt(self.latency_ratio, ".2f")
         return f"{head} [{low:.2f}–{high:.2f}]"
+    check_notes: tuple[str, ...] = ()  # why failed checks failed, where a check says (e.g. the ops left float)
 
     @property
     def verdict(self) -> str:
@@ -110,6 +111,7 @@ def build_rows(records: list[dict[str, Any]]) -> list[Row]:
             latency_ci=paired_interval(record), thermal=thermal_marks(record),
             checks_failed=[v["check"] for v in verdicts if not v["pass"]], checks_total=len(verdicts),
             error=record.get("error"),
+            check_notes=tuple(dict.fromkeys(v["note"] for v in verdicts if not v["pass"] and v.get("note"))),
         ))
     return rows
 

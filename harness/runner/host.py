@@ -18,25 +18,28 @@ from harness import _interrupt
 from harness._latency import float_reference
 from harness.cache import ArtifactCache, content_key
 from harness.claims import check_claims
-from harness.datasets import Dataset, Samples, sample_count, samples_digest
+from harness.config.schema import CalibrationSpec, ModelSpec, TaskSpec
+from harness.datasets import Dataset
 from harness.datasets.overlap import overlap_note
-from harness.devices.litert import kernels_used, output_info, predict, tensor_types
 from harness.errors import NotApplicable
 from harness.executors import local_node
+from harness.fidelity import aligned, describe_outputs, json_number, output_fidelity
 from harness.models.source import SourceModel, resolve_source, saved_model_dir
-from harness.numerics.fidelity import aligned, describe_outputs, json_number, model_outputs, output_fidelity
 from harness.pipeline import Progress
 from harness.plan import Cell, cell_key
 from harness.record import CellRecord
 from harness.runner.failures import SourceFailed, describe
 from harness.runner.inputs import SharedInputs
+from harness.samples import Samples, sample_count, samples_digest
 from harness.schemes import BASELINE, SCHEMES
+from harness.schemes._base import calibrates
+from harness.schemes._intent import quantization_of
 from harness.schemes.training import FineTuning
 from harness.suite.loader import LoadedSuite
-from harness.suite.schema import CalibrationSpec, ModelSpec, TaskSpec
 from harness.tasks import TASKS
-from harness.tasks._batching import PROBE_VERSION, Batching, batch_for, model_batching, per_sample
 from harness.tflite.audit import audit
+from harness.tflite.batching import PROBE_VERSION, Batching, batch_for, model_batching, per_sample
+from harness.tflite.runtime import kernels_used, model_outputs, output_info, predict, tensor_types
 from harness.tflite.weights import weight_stats
 from harness.versions import tool_versions
 
@@ -107,9 +110,10 @@ class HostWork:
         assert source is not None
         scheme = SCHEMES.get(cell.scheme.scheme)
         options = self.loaded.scheme_options.get(cell.scheme.label) or scheme.Options()
-        calibration_spec = self.loaded.calibration_for(cell.model, cell.scheme) if scheme.needs_calibration else None
+        calibrated = calibrates(scheme, options)
+        calibration_spec = self.loaded.calibration_for(cell.model, cell.scheme) if calibrated else None
         calibration = self.inputs.calibration(calibration_spec) if calibration_spec is not None else None
-        if scheme.needs_calibration and calibration is None:
+        if calibrated and calibration is None:
             raise NotApplicable("no calibration dataset configured")
         if calibration_spec is not None:
             record["calibration"] = {**calibration_spec.model_dump(), "drawn": sample_count(calibration)}
@@ -152,6 +156,8 @@ class HostWork:
         record["weights"] = weight_stats(path)
         record["audit"] = audit(path)
         record["claims"] = check_claims(scheme.claims, options, record)  # what the scheme claims, checked
+        record["quantization"] = quantization_of(cell.scheme.scheme, scheme, options, data,
+                                                 lambda: self._float_model(source))
         if finetune is not None:  # layers the training-time techniques wrapped, and those left untouched (why)
             record["technique"] = scheme.technique(source.path, options, finetune, self.cache)
         if getattr(options, "diagnose", False):  # per-tensor error vs float: harness/numerics/_cell_diagnosis.py
@@ -159,6 +165,22 @@ class HostWork:
 
             record["diagnosis"] = cell_diagnosis(path, baseline, calibration, source.format, cell.scheme.scheme,
                                                  lambda: saved_model_dir(source, self.cache))
+
+    def _float_model(self, source: Any) -> bytes:
+        """The float .tflite of a source: the file itself, or the float32 scheme's conversion (cached,
+        the float32 cell's artifact when it ran)."""
+        if source.format == "tflite":
+            return source.path.read_bytes()
+        float32 = SCHEMES.get(BASELINE)
+        key = content_key(kind="tflite", source=source.digest, scheme=BASELINE,
+                          options=float32.Options().model_dump(mode="json"), calibration=None,
+                          versions=tool_versions())
+
+        def produce(target: Path) -> None:
+            target.write_bytes(float32.from_saved_model(saved_model_dir(source, self.cache), float32.Options(), None))
+
+        path, _ = self.cache.get_or_create("tflite", key, ".tflite", produce)
+        return path.read_bytes()
 
     def _note_overlap(self, spec: CalibrationSpec, state: ModelState, record: CellRecord) -> None:
         """A note on the record when the calibration samples are evaluation samples too (checked once per pair)."""
@@ -200,7 +222,7 @@ class HostWork:
         return options.model_copy(update={"float_layers": record["recovery"]["float_tensors"], "recover": None})
 
     def _batching(self, model: Path, sha256: str, data: Dataset) -> Batching:
-        """Whether the model batches (harness.tasks._batching), probed once per artifact."""
+        """Whether the model batches (harness.tflite.batching), probed once per artifact."""
         key = content_key(kind="batching", artifact=sha256, probe=PROBE_VERSION,
                           litert=tool_versions()["ai-edge-litert"])
         path, _ = self.cache.get_or_create("batching", key, ".json",

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from harness.cache import ArtifactCache
-from harness.datasets import DATASETS, Dataset, Samples
+from harness.config.schema import CalibrationSpec
+from harness.datasets import DATASETS, Dataset
+from harness.samples import Samples
 from harness.suite.loader import LoadedSuite
-from harness.suite.schema import CalibrationSpec
 
 
 class SharedInputs:

@@ -17,7 +17,8 @@ from typing import Any
 
 from harness import _interrupt
 from harness.cache import ArtifactCache
-from harness.datasets import Dataset, Samples
+from harness.config.schema import CalibrationSpec, ModelSpec
+from harness.datasets import Dataset
 from harness.devices import Device
 from harness.devices.cpus import cpu_model
 from harness.executors import Executor, make_executor
@@ -32,8 +33,8 @@ from harness.runner.inputs import SharedInputs
 from harness.runner.measure import Measurement
 from harness.runner.records import RunRecords
 from harness.runner.resume import resumable
+from harness.samples import Samples
 from harness.suite.loader import LoadedSuite
-from harness.suite.schema import CalibrationSpec, ModelSpec
 from harness.versions import tool_versions
 
 

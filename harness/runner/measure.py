@@ -10,8 +10,16 @@ import time
 from pathlib import Path
 
 from harness import _interrupt
-from harness._latency import (device_state, earlier_binary, earlier_model, latency_stats, measure_repeats, time_ab,
-                              time_vs_float, with_after)
+from harness._latency import (
+    device_state,
+    earlier_binary,
+    earlier_model,
+    latency_stats,
+    measure_repeats,
+    time_ab,
+    time_vs_float,
+    with_after,
+)
 from harness.devices import Device
 from harness.errors import NotApplicable
 from harness.history import EarlierRun
@@ -97,7 +105,8 @@ class Measurement:
         task = cell.model.task or self.loaded.suite.task
         assert task is not None
         checking = time.perf_counter()
-        numerics = check_numerics(model, self.inputs.dataset(task.dataset).head(task.limit).x, checks, self.loaded.suite.latency)
+        samples = self.inputs.dataset(task.dataset).head(task.limit).x
+        numerics = check_numerics(model, samples, checks, self.loaded.suite.latency)
         record["timings_s"]["device_check"] = round(time.perf_counter() - checking, 3)
         record["device_numerics"] = numerics
         record["metrics"].update(device_metrics(numerics))

@@ -8,8 +8,8 @@ from pathlib import Path
 from harness import _interrupt
 from harness.pipeline import Progress
 from harness.plan import Cell
-from harness.record import CellRecord
-from harness.results import ResultsWriter, cell_id
+from harness.record import CellRecord, cell_id
+from harness.results import ResultsWriter
 from harness.runner.checks import finish
 from harness.schemes import BASELINE
 from harness.suite.loader import LoadedSuite

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.plan import Cell, cell_key, plan_cells
-from harness.record import CellRecord
-from harness.results import ResultsWriter, cell_id, read_results, read_run_info, record_id, rewrite_results
+from harness.record import CellRecord, cell_id, record_id
+from harness.results import ResultsWriter, read_results, read_run_info, rewrite_results
 from harness.runner.checks import verdicts
 from harness.schemes import BASELINE
 from harness.suite.loader import LoadedSuite

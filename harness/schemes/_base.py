@@ -13,8 +13,8 @@ from typing import Any, ClassVar, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from harness.claims import Claim
-from harness.datasets._base import Samples
 from harness.registry import Registry
+from harness.samples import Samples
 
 
 class SchemeOptions(BaseModel):
@@ -38,3 +38,10 @@ class Scheme(Protocol):
 SCHEMES: Registry[Scheme] = Registry("scheme", "harness.schemes")
 
 BASELINE = "float32"
+
+
+def calibrates(scheme: Scheme, options: Any) -> bool:
+    """Whether the scheme needs calibration samples with these options (a recipe only when it is
+    static or GPTQ; other schemes: always or never)."""
+    decide = getattr(scheme, "calibrates", None)
+    return bool(decide(options)) if decide is not None else scheme.needs_calibration

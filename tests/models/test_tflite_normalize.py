@@ -11,7 +11,7 @@ import pytest
 
 from harness.cache import ArtifactCache
 from harness.datasets import DATASETS
-from harness.devices.litert import predict
+from harness.tflite.runtime import predict
 from harness.errors import NotApplicable
 from harness.models.paths import resolve_model_path
 from harness.tflite.normalize import normalize, normalized_tflite, old_style_traits

@@ -43,7 +43,7 @@ from harness.devices.android.connection import TracedTransport, default_rsa_key,
 from harness.devices.android.benchmark_log import BenchmarkLog, BenchmarkLogError, Delegates, parse_benchmark_log
 from harness.devices.android import _numerics
 from harness.errors import HarnessError
-from harness.suite.schema import LatencySpec
+from harness.config.schema import LatencySpec
 
 if TYPE_CHECKING:
     from harness.devices.android.stf import StfLease
@@ -432,7 +432,7 @@ class AndroidDevice:
     def check_numerics(self, model: Path, x: Any, count: int, settings: LatencySpec) -> dict[str, Any]:
         """`device_numerics` of the record: `count` samples of `x` run on the phone vs on the host
         (see harness.devices.android._numerics); a tool failure is recorded, not raised."""
-        from harness.numerics.fidelity import model_outputs
+        from harness.tflite.runtime import model_outputs
 
         with self._lock, self._abandoned_if_closing():
             if self._gone:

@@ -17,9 +17,9 @@ from harness.devices.android.device import AdbOptions, AndroidDevice, DeviceLost
 from harness.devices.android.benchmark_log import parse_benchmark_log
 from harness.errors import ConfigError, HarnessError
 from harness.runner import latency_stats
-from harness.suite.schema import LatencySpec
+from harness.config.schema import LatencySpec
 from harness.verdicts import latency_ratio
-from tests.devices.adb.test_simulator import tiny_tflite
+from tests.devices.android.test_simulator import tiny_tflite
 from tests.devices.android.conftest import FAST, SPEC_A, SPEC_B, TRANSPORTS, StartSim
 from tests.devices.test_benchmark_log import CURRENT_LOG
 
