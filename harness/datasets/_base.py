@@ -6,7 +6,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -59,6 +59,7 @@ class FromSignature:
 # the input's name (signature key, else tensor name), every array with the same N; or FromSignature,
 # generated for each model from its input signature.
 Samples = np.ndarray | dict[str, np.ndarray] | FromSignature
+Arrays = np.ndarray | dict[str, np.ndarray]  # Samples as arrays (a FromSignature generated for its model)
 
 
 def sample_count(x: Samples) -> int:
@@ -160,7 +161,8 @@ class DatasetLoader(Protocol):
     folder); a loader that generates its data (synthesized speech, composed scenes) keeps it in
     `cache` (None: the default cache, `$QUANTBENCH_CACHE`)."""
 
-    Options: ClassVar[type[LoaderOptions]]
+    @property
+    def Options(self) -> type[LoaderOptions]: ...
 
     def load(self, name: str, options: Any, base_dir: Path, cache: ArtifactCache | None = None) -> Dataset: ...
 

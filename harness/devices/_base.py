@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -41,7 +41,8 @@ class BinaryDevice(Device, Protocol):
 
 
 class DeviceKind(Protocol):
-    Options: ClassVar[type[DeviceOptions]]
+    @property
+    def Options(self) -> type[DeviceOptions]: ...
 
     def open(self, name: str, options: Any) -> Device: ...
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 from pydantic import Field, model_validator
 
+from harness.datasets import Samples
 from harness.claims import FULL_INTEGER_SHARE, quantized_ops_share, weights_quantized
 from harness.schemes import _quantizer
 from harness.schemes._base import SCHEMES
@@ -40,7 +40,7 @@ class Int8:
     needs_calibration = True
     claims = (weights_quantized(waived_by=FLOAT_ON_REQUEST), quantized_ops_share(FULL_INTEGER_SHARE, FLOAT_ON_REQUEST))
 
-    def from_saved_model(self, saved_model: Path, options: Int8Options, calibration: np.ndarray | None) -> bytes:
+    def from_saved_model(self, saved_model: Path, options: Int8Options, calibration: Samples | None) -> bytes:
         _quantizer.converter_ranges(options)
         if options.float_layers:
             if calibration is None:
@@ -48,7 +48,7 @@ class Int8:
             return selectively_quantized(saved_model, calibration, options.float_layers)
         return convert(saved_model, quantized_with_calibration(calibration))
 
-    def from_tflite(self, model: bytes, options: Int8Options, calibration: np.ndarray | None) -> bytes:
+    def from_tflite(self, model: bytes, options: Int8Options, calibration: Samples | None) -> bytes:
         check_scope_names(options.float_layers, model)
         recipe = _quantizer.static_recipe("int8", float_io=True, float_layers=options.float_layers)
         return _quantizer.quantize(model, recipe, calibration, options.ranges)

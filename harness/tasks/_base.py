@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -54,8 +54,10 @@ class TaskOptions(BaseModel):
 
 
 class Task(Protocol):
-    Options: ClassVar[type[TaskOptions]]
-    metrics: ClassVar[tuple[Metric, ...]]
+    @property
+    def Options(self) -> type[TaskOptions]: ...
+    @property
+    def metrics(self) -> tuple[Metric, ...]: ...
 
     def score(self, outputs: list[np.ndarray], dataset: Dataset, options: Any) -> dict[str, float]:
         """Task metrics of the model's outputs (all of them, in order) on a labelled dataset.

@@ -123,7 +123,7 @@ def plan(model: Any, technique: str, verdict: Callable[[Any], Verdict], selectio
     for layer in candidates:
         if layer in chosen:
             result.wrap.append(layer.name)
-        else:
+        elif selection is not None:  # without a selection, every candidate is chosen
             result.untouched.append(_untouched(layer, f"not selected by `layers: {{{selection.describe()}}}`"))
     if not result.wrap:
         raise NotApplicable(f"{technique}: no layer of model {model.name!r} can be wrapped"

@@ -23,7 +23,7 @@ import numpy as np
 
 from harness.cache import ArtifactCache, content_key, file_digest
 from harness.claims import Claim
-from harness.datasets import Dataset
+from harness.datasets import Dataset, Samples
 from harness.errors import HarnessError, NotApplicable
 from harness.models.keras2 import load_tf_keras, reserve_layer_names
 from harness.schemes._base import SchemeOptions
@@ -90,6 +90,9 @@ def prepare(float_model: Any, finetune: FineTuning) -> Prepared:
     from harness.devices.litert import fit_samples
 
     spec, data = finetune.spec, finetune.data.head(finetune.spec.limit)
+    if not isinstance(data.x, np.ndarray):
+        raise HarnessError(f"{float_model.name}: fine-tuning takes one input array (a single-input model, "
+                           f"a dataset of arrays), not {type(data.x).__name__}")
     x = fit_samples(data.x, tuple(float_model.input_shape[1:]), float_model.name).astype(np.float32)
     target = spec.target
     if target == "auto":
@@ -264,13 +267,13 @@ class TrainingScheme:
     chain: ClassVar[tuple[Technique, ...]] = ()
     post: ClassVar[str] = "float32"
 
-    def convert(self, saved_model: Path, options: Any, calibration: np.ndarray | None) -> bytes:
+    def convert(self, saved_model: Path, options: Any, calibration: Samples | None) -> bytes:
         from harness.schemes import SCHEMES
 
         post = SCHEMES.get(self.post)
         return post.from_saved_model(saved_model, subset(post.Options, options), calibration)
 
-    def from_keras(self, source_path: Path, options: Any, finetune: FineTuning, calibration: np.ndarray | None,
+    def from_keras(self, source_path: Path, options: Any, finetune: FineTuning, calibration: Samples | None,
                    cache: ArtifactCache) -> bytes:
         """Apply the chain to the Keras model at `source_path` (fine-tuned on `finetune`), convert it."""
         saved_model = run_chain(Path(source_path), self.chain, options, finetune, cache)
@@ -281,10 +284,10 @@ class TrainingScheme:
         keys = chain_keys(Path(source_path), self.chain, options, finetune)
         return technique_record([cache.read_json("finetuned", key) for key in keys])
 
-    def from_saved_model(self, saved_model: Path, options: Any, calibration: np.ndarray | None) -> bytes:
+    def from_saved_model(self, saved_model: Path, options: Any, calibration: Samples | None) -> bytes:
         raise NotApplicable("training-time techniques need the Keras model and fine-tuning data (`from_keras`)")
 
-    def from_tflite(self, model: bytes, options: Any, calibration: np.ndarray | None) -> bytes:
+    def from_tflite(self, model: bytes, options: Any, calibration: Samples | None) -> bytes:
         raise NotApplicable("training-time techniques need a Keras model, not a .tflite file")
 
 
