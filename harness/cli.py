@@ -20,6 +20,7 @@ from harness import cli_numerics, cli_reports  # noqa: E402
 from harness._console import plain_console  # noqa: E402
 from harness.cli_devices import devices_app  # noqa: E402
 from harness.errors import HarnessError  # noqa: E402
+from harness.registry import Registry  # noqa: E402
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="quantbench: how much smaller, faster and less accurate each optimization makes your models.")
@@ -229,7 +230,7 @@ def list_(what: Annotated[str, typer.Argument(help="schemes | models | datasets 
     from harness.schemes import SCHEMES
     from harness.tasks import TASKS
 
-    registries = {"schemes": SCHEMES, "models": BUILDERS, "datasets": DATASETS, "tasks": TASKS,
+    registries: dict[str, Registry[Any]] = {"schemes": SCHEMES, "models": BUILDERS, "datasets": DATASETS, "tasks": TASKS,
                   "devices": DEVICE_KINDS}
     if what not in registries:
         raise HarnessError(f"cannot list {what!r}; choose one of {', '.join(registries)}")

@@ -136,8 +136,8 @@ def _validate_route(record: CellRecord, baseline: CellRecord, x: Any, optimized:
 
     float_path, cell_path = Path(baseline["artifact"]["path"]), Path(record["artifact"]["path"])
     statistics = validate_statistics(float_path, cell_path, x)
-    builtin_rows, *builtin_tensors = on_builtin_kernels(cell_path, float_path, x)  # what validate() computes
-    check = {**cross_check_validate(builtin_rows, *builtin_tensors, statistics), "kernels": "builtin"}
+    builtin_rows, optimized, reference = on_builtin_kernels(cell_path, float_path, x)  # what validate() computes
+    check = {**cross_check_validate(builtin_rows, optimized, reference, statistics), "kernels": "builtin"}
     return join_validate(rows, statistics), check
 
 

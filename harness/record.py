@@ -463,7 +463,7 @@ def validate_run_info(data: Any) -> RunInfo:
 
 def _field(data: Any, loc: tuple[Any, ...]) -> str:
     """The dotted path of an error location, without pydantic's union-member tags."""
-    parts = []
+    parts: list[str] = []
     for part in loc:
         inside = isinstance(data, dict) and part in data or isinstance(data, list) and isinstance(part, int)
         if not inside:

@@ -152,7 +152,7 @@ def fingerprint_arrays(*arrays: np.ndarray | None) -> str:
             digest.update(json.dumps(array.tolist(), sort_keys=True, default=str).encode())
             continue
         array = np.ascontiguousarray(array)
-        digest.update(memoryview(array).cast("B"))
+        digest.update(array.data.cast("B"))
     return digest.hexdigest()
 
 

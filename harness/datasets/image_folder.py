@@ -40,7 +40,7 @@ class ImageFolder:
                 if file.suffix.lower() not in _SUFFIXES:
                     continue
                 with Image.open(file) as image:
-                    resized = image.convert(mode).resize(options.image_size[::-1], Image.BILINEAR)
+                    resized = image.convert(mode).resize(options.image_size[::-1], Image.Resampling.BILINEAR)
                 pixels = np.asarray(resized, dtype=np.float32)
                 images.append(pixels if pixels.ndim == 3 else pixels[..., np.newaxis])
                 labels.append(label)

@@ -58,14 +58,14 @@ def _second_route(rows: list[dict], route: str, paths: tuple[Path, Path], x: Sam
     model, float_model = paths
     if route == "independent":
         return rows, None
-    builtin_rows, *builtin_tensors = diagnose.on_builtin_kernels(model, float_model, x)  # the library's kernels
+    builtin_rows, optimized, reference = diagnose.on_builtin_kernels(model, float_model, x)  # the library's kernels
     if route == "litert_quantizer.validate":
         statistics = _validate.validate_statistics(float_model, model, x)
-        check = _validate.cross_check_validate(builtin_rows, *builtin_tensors, statistics)
+        check = _validate.cross_check_validate(builtin_rows, optimized, reference, statistics)
         return _validate.join_validate(rows, statistics), {**check, "kernels": "builtin"}
-    statistics = diagnose.debugger_statistics(saved_model(), _lists(calibration, float_model), _lists(x, float_model))
-    check = diagnose.cross_check(builtin_rows, statistics)
-    return diagnose.join(rows, statistics), {"route": route, **check, "kernels": "builtin"}
+    debugged = diagnose.debugger_statistics(saved_model(), _lists(calibration, float_model), _lists(x, float_model))
+    check = diagnose.cross_check(builtin_rows, debugged)
+    return diagnose.join(rows, debugged), {"route": route, **check, "kernels": "builtin"}
 
 
 def route_for(source_format: str, scheme_kind: str) -> str:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.record import FloatGroup
 from harness.tflite._flatbuffer import FlatModel, TensorRef, graph_io, is_float_type, layout, op_inputs, op_outputs
 from harness.tflite.weights import kernel_inputs, stored_kernel, tensor_producers
 
@@ -120,13 +121,13 @@ def _op_table(infos: list[OpInfo]) -> dict[str, dict[str, int]]:
     return dict(sorted(table.items(), key=lambda item: (-item[1]["count"], item[0])))
 
 
-def _float_groups(infos: list[OpInfo]) -> list[dict[str, Any]]:
+def _float_groups(infos: list[OpInfo]) -> list[FloatGroup]:
     """The float ops grouped by (op type, reason), with a few output tensor names each."""
     groups: dict[tuple[str, str | None], list[str]] = {}
     for info in infos:
         if info.kind == "float":
             groups.setdefault((info.op, info.reason), []).append(info.output)
-    rows = [{"op": op, "count": len(names), "reason": reason, "outputs": names[:3]}
+    rows: list[FloatGroup] = [{"op": op, "count": len(names), "reason": reason, "outputs": names[:3]}
             for (op, reason), names in groups.items()]
     return sorted(rows, key=lambda row: -row["count"])[:_LISTED]
 

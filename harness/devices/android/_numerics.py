@@ -64,7 +64,7 @@ def invocations(model: Path, x: Samples, count: int) -> tuple[list[Invocation], 
     details = interpreter.get_input_details()
     arrays = [fit_samples(a, tuple(int(d) for d in detail["shape"][1:]), model.name)
               for a, detail in zip(bind_inputs(x, interpreter, model.name), details)]
-    total = min(count, sample_count(dict(enumerate(arrays))))
+    total = min(count, sample_count({str(i): a for i, a in enumerate(arrays)}))
     batch = max(1, int(details[0]["shape"][0]))
     runs = []
     for start in range(0, total, batch):

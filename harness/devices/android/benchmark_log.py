@@ -69,8 +69,10 @@ def _split_prefix(line: str) -> _LogLine:
             match = prefix.match(message)
             if match and match.end() > 0:
                 word, letter = match.groupdict().get("word"), match.groupdict().get("letter")
-                if word or letter:
-                    level = _LEVEL_WORDS.get(word, word) if word else _LEVEL_LETTERS[letter]
+                if word:
+                    level = _LEVEL_WORDS.get(word, word)
+                elif letter:
+                    level = _LEVEL_LETTERS[letter]
                 message, stripped = message[match.end():], True
                 break
     return _LogLine(level, message, message.strip())

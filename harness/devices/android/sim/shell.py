@@ -87,8 +87,8 @@ class Session:
 class ShellIO:
     """Where a command reads and writes."""
 
-    out: Callable[[bytes], None]
-    err: Callable[[bytes], None]
+    out: Callable[[bytes], object]
+    err: Callable[[bytes], object]
     stdin: bytes = b""
 
 
