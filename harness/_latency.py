@@ -64,8 +64,10 @@ def device_state(device: Device, settings: LatencySpec) -> DeviceState | None:
         waited += min(spec.poll_s, spec.wait_s - waited)
         state = read()
     crowded = _crowded(state, spec) if spec is not None else None
-    return {"before": state, "cooldown_s": round(waited, 3), "hot": spec is not None and _hot(state, spec),
-            **({"busy_reason": f"after the cool-down wait: {crowded}"} if crowded else {})}
+    result: DeviceState = {"before": state, "cooldown_s": round(waited, 3), "hot": spec is not None and _hot(state, spec)}
+    if crowded:
+        result["busy_reason"] = f"after the cool-down wait: {crowded}"
+    return result
 
 
 def with_after(state: DeviceState, after: dict[str, Any], raws: list[dict[str, Any]] | None = None,
@@ -81,19 +83,19 @@ def with_after(state: DeviceState, after: dict[str, Any], raws: list[dict[str, A
     watches = [raw["host"] for raw in raws or [] if isinstance(raw.get("host"), dict)]
     if watches and settings is not None:
         result["during"] = during(watches)
-        result.update(_busy(result["during"], state.get("busy_reason"), settings.busy_share))
+        result["busy"], result["busy_reason"] = _busy(result["during"], state.get("busy_reason"), settings.busy_share)
     return result
 
 
-def _busy(watched: HostDuring, waited: str | None, limit: float) -> dict[str, Any]:
-    """`busy` and `busy_reason`: True with the reasons, False, or None when the watch was too
+def _busy(watched: HostDuring, waited: str | None, limit: float) -> tuple[bool | None, str | None]:
+    """(`busy`, `busy_reason`): True with the reasons, False, or None when the watch was too
     short to tell (and the cool-down did not already find the core crowded)."""
     reasons = [r for r in (waited, _busy_during(watched, limit)) if r]
     if reasons:
-        return {"busy": True, "busy_reason": "; ".join(reasons)}
+        return True, "; ".join(reasons)
     if watched.get("other_share") is None:
-        return {"busy": None, "busy_reason": f"unknown: the pinned core was watched {watched['watched_s']} s only"}
-    return {"busy": False, "busy_reason": None}
+        return None, f"unknown: the pinned core was watched {watched['watched_s']} s only"
+    return False, None
 
 
 def _busy_during(watched: HostDuring, limit: float) -> str | None:
@@ -126,15 +128,15 @@ def _crowded(state: dict[str, Any], spec: CooldownSpec) -> str | None:
     return None
 
 
-def earlier_model(before: dict[str, Any] | None, kept: Path | None) -> tuple[str | None, Path | None, str]:
+def earlier_model(before: CellRecord | None, kept: Path | None) -> tuple[str | None, Path | None, str]:
     """(sha256, path, note) of the model the earlier run timed for this cell: the artifact store's
     copy (`kept`), else the path it was timed at, when its bytes still match."""
-    artifact = (before or {}).get("artifact") or {}
-    return _kept_file(artifact.get("sha256"), artifact.get("path"), kept,
+    artifact = before.get("artifact") if before else None
+    return _kept_file(artifact["sha256"] if artifact else None, artifact["path"] if artifact else None, kept,
                       "the earlier run's model file is gone or changed: compared across runs only")
 
 
-def earlier_binary(before: dict[str, Any] | None, kept: Path | None) -> tuple[str | None, Path | None, str]:
+def earlier_binary(before: CellRecord | None, kept: Path | None) -> tuple[str | None, Path | None, str]:
     """(sha256, path, note) of the benchmark_model binary the earlier run timed this cell with
     (phones): the artifact store's copy, else the profile's path when its bytes still match."""
     binary = benchmark_binary(before)
@@ -183,7 +185,10 @@ class _Side:
             raw = cast(BinaryDevice, device).measure_latency(self.model, settings, binary=self.binary)
         if self.watches is not None and isinstance(raw.get("host"), dict):
             self.watches.append(raw["host"])
-        return float(typical(repeat_of(raw)["stats"]))
+        value = typical(repeat_of(raw)["stats"])
+        if value is None:
+            raise HarnessError(f"{self.model.name}: the device reported neither a median nor a mean latency")
+        return float(value)
 
 
 def _one_pair(device: Device, a: _Side, b: _Side, settings: LatencySpec, index: int) -> tuple[float, float]:
@@ -206,7 +211,7 @@ def _undecided(pairs: list[tuple[float, float]], bound: float | None) -> bool:
 def float_reference(baseline: CellRecord | None, settings: LatencySpec) -> LatencyVsFloat | None:
     """What a cell's paired × float is timed against: its float cell's model file (None: pairs are
     off, or the float cell has no model)."""
-    artifact = (baseline or {}).get("artifact")
+    artifact = baseline.get("artifact") if baseline else None
     if settings.float_pairs == 0 or baseline is None or baseline.get("status") != "ok" or not artifact:
         return None
     return {"float_sha256": artifact["sha256"], "float_path": artifact["path"]}
@@ -218,7 +223,8 @@ def time_vs_float(device: Device, reference: LatencyVsFloat, model: Path, settin
     path = Path(reference["float_path"])
     if not path.is_file() or file_digest(path) != reference["float_sha256"]:
         return {**reference, "unavailable": "the float model file is gone or changed: no paired timing"}
-    pairs, watches = settings.float_pairs, []
+    pairs = settings.float_pairs
+    watches: list[dict[str, Any]] = []
     try:
         timed = time_ab(device, path, model, settings.model_copy(update={"ab_pairs": pairs, "ab_max_pairs": pairs}),
                         watches=watches)

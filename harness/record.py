@@ -44,6 +44,71 @@ class LatencyStats(TypedDict, total=False):
     init: float | None
     first: float | None
     warmup_mean: float | None
+    p5: float | None
+    p95: float | None
+    repeat_medians: list[float]  # each repeat's median: the unit of the run-to-run statistics (harness.stats)
+    repeats: int
+    repeat_cv: float  # the repeat medians' coefficient of variation (with more than one repeat)
+
+
+class BenchmarkBinary(TypedDict, total=False):
+    """A phone's benchmark_model as the device profile names it."""
+
+    __pydantic_config__ = _CONFIG  # type: ignore[misc]
+    path: str | None
+    sha256: str
+
+
+class LatencySetup(TypedDict, total=False):
+    """How the latency was measured (the device's last repeat): pinned core(s), threads, the phone's
+    command and what it took, the runtime and a phone's benchmark binary."""
+
+    __pydantic_config__ = _CONFIG  # type: ignore[misc]
+    core: int | list[int] | None
+    threads: int | None
+    mask: str
+    command: str
+    attempts: int
+    model_pushed: bool
+    remote_calls: list[str]
+    runtime: str | None
+    benchmark_binary: BenchmarkBinary
+
+
+class LatencyAB(TypedDict, total=False):
+    """`latency.ab_pairs`: the earlier run's model (A, on the earlier benchmark binary when that changed)
+    re-timed in alternating pairs beside this cell's (B) when they differ (harness._latency.time_ab);
+    `ratio` is the paired B/A with its `ci`. `unavailable`: why there are no pairs."""
+
+    __pydantic_config__ = _CONFIG  # type: ignore[misc]
+    baseline_sha256: str
+    baseline_run: str
+    baseline_binary_sha256: str
+    baseline_path: str
+    unavailable: str | None
+    pairs: list[list[float]]
+    ratio: float | None
+    ci: list[float] | None
+    confidence: float
+    n_pairs: int
+    bound: float | None
+    extended: int  # pairs added beyond `ab_pairs` while the interval still straddled `bound`
+
+
+# `class` is a Python keyword, hence the functional form.
+UntouchedLayer = TypedDict("UntouchedLayer", {"layer": str, "class": str, "reason": str}, total=False)
+UntouchedLayer.__pydantic_config__ = _CONFIG  # type: ignore[attr-defined]
+
+
+class TechniqueRecord(TypedDict, total=False):
+    """Training-time schemes: the techniques applied in order, the layers any step wrapped, those a step
+    left untouched (why), QAT's layers whose outputs stay quantized (harness.schemes.training._tfmot)."""
+
+    __pydantic_config__ = _CONFIG  # type: ignore[misc]
+    chain: list[str]
+    wrapped: list[str]
+    untouched: list[UntouchedLayer]
+    output_quantized: list[str]
 
 
 class KernelStats(TypedDict, total=False):
@@ -101,11 +166,12 @@ class OutputNumbers(TypedDict, total=False):
     name: str
     shape: list[int]  # `outputs`: the sample count, then one sample's shape; device_numerics: one invocation's
     dtype: str
-    snr_db: float
-    cosine: float
-    nrmse: float
-    max_abs_error: float
-    mean_abs_error: float
+    # as written before the record is read back: "NaN"/"Infinity" strings for non-finite numbers
+    snr_db: float | str
+    cosine: float | str
+    nrmse: float | str
+    max_abs_error: float | str
+    mean_abs_error: float | str
 
 
 class DeviceNumerics(TypedDict, total=False):
@@ -356,7 +422,7 @@ class CellRecord(TypedDict, total=False):
     evaluation: dict[str, Any]
     recovery: Recovery  # `recover:` — the float layers chosen and every step (harness.numerics.recover)
     diagnosis: Diagnosis  # `diagnose: true` — per-tensor error vs float (harness/numerics/_cell_diagnosis.py)
-    latency_setup: dict[str, Any]
+    latency_setup: LatencySetup
     latency_log: str
     delegates: Delegates | None
     op_profile: OpProfile | None
@@ -364,8 +430,9 @@ class CellRecord(TypedDict, total=False):
     kernel_paths: dict[str, float | str]  # worst-output SNR vs float (dB) per host kernel path (harness.numerics.kernels)
     audit: Audit | None  # what the produced model holds (harness.tflite.audit)
     claims: list[ClaimResult]  # the scheme's claims checked against the produced model (harness.claims)
-    latency_ab: dict[str, Any]  # the earlier run's model re-timed beside this one (harness._latency)
-    technique: dict[str, Any]  # training-time schemes: layers wrapped, those left untouched (why); QAT: output_quantized
+    latency_ab: LatencyAB  # the earlier run's model re-timed beside this one (harness._latency)
+    technique: TechniqueRecord  # training-time schemes: layers wrapped, those left untouched (why); QAT: output_quantized
+    outputs: list[OutputNumbers]  # every output tensor: name, shape, dtype; vs float, its five numbers (harness.numerics.fidelity)
     device_numerics: DeviceNumerics  # a phone's outputs vs the host's (latency: {device_check: N})
     device_state: DeviceState  # phones: thermal state, `hot`, `throttled`; local: host load, `busy`
     latency_vs_float: LatencyVsFloat  # the float model timed in pairs beside this one (latency.float_pairs)
@@ -403,9 +470,10 @@ _RECORD = TypeAdapter(CellRecord)
 _RUN_INFO = TypeAdapter(RunInfo)
 
 
-def benchmark_binary(record: dict[str, Any] | None) -> dict[str, Any]:
+def benchmark_binary(record: CellRecord | None) -> BenchmarkBinary:
     """`latency_setup.benchmark_binary` ({path, sha256}) of a phone cell; {} otherwise."""
-    return ((record or {}).get("latency_setup") or {}).get("benchmark_binary") or {}
+    setup = record.get("latency_setup") if record else None
+    return setup.get("benchmark_binary") or {} if setup else {}
 
 
 class RecordError(ValueError):

@@ -7,7 +7,7 @@ import math
 from typing import Any
 
 from harness.claims import claim_verdicts
-from harness.record import Acceleration, Audit, CellRecord, Delegation
+from harness.record import Acceleration, Audit, CellRecord, Delegation, LatencyStats
 from harness.suite.schema import Bound, ClaimSetting, Thresholds
 from harness.tasks import all_metrics
 
@@ -55,11 +55,13 @@ def judge(records: list[CellRecord], thresholds: Thresholds) -> list[CellRecord]
     return judged
 
 
-def latency_ratio(latency: dict[str, Any] | None, baseline: dict[str, Any] | None) -> float | None:
+def latency_ratio(latency: LatencyStats | None, baseline: LatencyStats | None) -> float | None:
     """latency / baseline latency: medians when both have one, else means; None if either is missing."""
     latency, baseline = latency or {}, baseline or {}
-    key = "median" if latency.get("median") is not None and baseline.get("median") is not None else "mean"
-    mine, theirs = latency.get(key), baseline.get(key)
+    if latency.get("median") is not None and baseline.get("median") is not None:
+        mine, theirs = latency.get("median"), baseline.get("median")
+    else:
+        mine, theirs = latency.get("mean"), baseline.get("mean")
     return mine / theirs if mine and theirs else None
 
 
@@ -69,7 +71,7 @@ def metric_number(value: Any) -> float:
     return float(value)
 
 
-def record_metrics(record: dict[str, Any]) -> dict[str, float]:
+def record_metrics(record: CellRecord) -> dict[str, float]:
     """The record's metrics as floats; a metric recorded as null (the schema allows it) is absent."""
     return {name: metric_number(value) for name, value in (record.get("metrics") or {}).items() if value is not None}
 
@@ -77,7 +79,7 @@ def record_metrics(record: dict[str, Any]) -> dict[str, float]:
 def audit_values(audit: Audit | None) -> dict[str, float]:
     """`float_ops`, `integer_only` (1/0) and `bytes_float32` from a cell's audit (none without one)."""
     audit = audit or {}
-    values = {"float_ops": (audit.get("ops_by_kind") or {}).get("float"),
+    values: dict[str, float | None] = {"float_ops": (audit.get("ops_by_kind") or {}).get("float"),
               "integer_only": float(audit["integer_only"]) if "integer_only" in audit else None,
               "bytes_float32": (audit.get("bytes_by_dtype") or {}).get("float32", 0) if "bytes_by_dtype" in audit else None}
     return {name: value for name, value in values.items() if value is not None}
@@ -98,7 +100,7 @@ def acceleration_values(acceleration: Acceleration | None) -> dict[str, float]:
             "delegated_nodes_ratio": float(acceleration["ratio"])}  # type: ignore[arg-type]
 
 
-def cell_values(record: dict[str, Any], baseline: dict[str, Any] | None) -> dict[str, float]:
+def cell_values(record: CellRecord, baseline: CellRecord | None) -> dict[str, float]:
     """Task metrics, the weight statistics and audit read back from the model, and size and
     latency ratios vs the baseline."""
     values = record_metrics(record)
@@ -111,24 +113,26 @@ def cell_values(record: dict[str, Any], baseline: dict[str, Any] | None) -> dict
     values.update(delegation_values((record.get("delegates") or {}).get("delegation")))
     values.update(acceleration_values(record.get("acceleration")))
     if baseline and baseline is not record and baseline.get("status") == "ok":
-        for name, key in (("size_ratio", "size_bytes"), ("gzip_ratio", "gzip_bytes")):
-            if record.get(key) and baseline.get(key):
-                values[name] = record[key] / baseline[key]
+        for name, mine, theirs in (("size_ratio", record.get("size_bytes"), baseline.get("size_bytes")),
+                                   ("gzip_ratio", record.get("gzip_bytes"), baseline.get("gzip_bytes"))):
+            if mine and theirs:
+                values[name] = mine / theirs
         ratio = paired_latency_ratio(record) or latency_ratio(record.get("latency_ms"), baseline.get("latency_ms"))
         if ratio is not None:
             values["latency_ratio"] = ratio
     return values
 
 
-def paired_latency_ratio(record: dict[str, Any]) -> float | None:
+def paired_latency_ratio(record: CellRecord) -> float | None:
     """The cell's latency over the float model's timed beside it in pairs (`latency_vs_float.ratio`), if measured."""
-    return (record.get("latency_vs_float") or {}).get("ratio")
+    paired = record.get("latency_vs_float")
+    return paired.get("ratio") if paired else None
 
 
-def latency_ratio_note(record: dict[str, Any]) -> str:
+def latency_ratio_note(record: CellRecord) -> str:
     """How a cell's `latency_ratio` was measured, for its verdicts."""
-    paired = record.get("latency_vs_float") or {}
-    if paired.get("ratio") is None:
+    paired = record.get("latency_vs_float")
+    if paired is None or paired.get("ratio") is None:
         why = f" ({paired['unavailable']})" if paired.get("unavailable") else ""
         return f"ratio of medians measured apart, not paired{why}"
     ci = paired.get("ci")

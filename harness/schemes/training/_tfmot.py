@@ -26,6 +26,7 @@ from harness.claims import Claim
 from harness.datasets import Dataset, Samples
 from harness.errors import HarnessError, NotApplicable
 from harness.models.keras2 import load_tf_keras, reserve_layer_names
+from harness.record import TechniqueRecord, UntouchedLayer
 from harness.schemes._base import SchemeOptions
 from harness.schemes.training._layers import TechniqueOptions
 from harness.suite.schema import FinetuneSpec
@@ -232,11 +233,11 @@ def chain_keys(source_path: Path, chain: Sequence[Technique], options: SchemeOpt
             for end in range(1, len(chain) + 1)]
 
 
-def technique_record(infos: Sequence[dict[str, Any] | None]) -> dict[str, Any]:
+def technique_record(infos: Sequence[dict[str, Any] | None]) -> TechniqueRecord:
     """The record's `technique`: layers any step wrapped, and those a step left untouched (reason
     prefixed with the technique), from the steps' cached sidecars."""
     wrapped: list[str] = []
-    untouched: list[dict[str, str]] = []
+    untouched: list[UntouchedLayer] = []
     for info in infos:
         if not info:
             continue
@@ -279,7 +280,7 @@ class TrainingScheme:
         saved_model = run_chain(Path(source_path), self.chain, options, finetune, cache)
         return self.convert(saved_model, options, calibration)
 
-    def technique(self, source_path: Path, options: Any, finetune: FineTuning, cache: ArtifactCache) -> dict:
+    def technique(self, source_path: Path, options: Any, finetune: FineTuning, cache: ArtifactCache) -> TechniqueRecord:
         """What the chain wrapped and left untouched (read back from the fine-tuned models' sidecars)."""
         keys = chain_keys(Path(source_path), self.chain, options, finetune)
         return technique_record([cache.read_json("finetuned", key) for key in keys])
