@@ -129,7 +129,7 @@ def _debugger(record: CellRecord, baseline: CellRecord, cache: Any, x: Any,
 
 
 def _validate_route(record: CellRecord, baseline: CellRecord, x: Any, optimized: dict[str, Any],
-                    reference: dict[str, Any], rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+                    reference: CellRecord, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """litert-quantizer's validate() numbers joined to the rows, and their cross-check."""
     from harness.numerics._validate import cross_check_validate, join_validate, validate_statistics
     from harness.numerics.diagnose import on_builtin_kernels

@@ -409,8 +409,8 @@ class History:
         if values["pinned"] in (0, 1):
             values["pinned"] = bool(values["pinned"])
         try:
-            checked: dict[str, Any] = _RUN_ROW.validate_python(values)
-            return RunEntry(**checked)
+            _RUN_ROW.validate_python(values)  # strict: checked as they are, nothing coerced
+            return RunEntry(**values)
         except ValidationError as exc:
             error = exc.errors()[0]
             where = ".".join(str(part) for part in error["loc"])

@@ -28,6 +28,7 @@ _CONFIG = ConfigDict(extra="allow", strict=True)
 Verdict = TypedDict("Verdict", {
     "check": str, "metric": str, "threshold": float, "value": float, "observed": float,
     "baseline": float | None, "pass": bool,
+    "note": NotRequired[str],  # how the value was measured (latency_ratio), or why a metric was not produced
 })
 Verdict.__pydantic_config__ = _CONFIG  # type: ignore[attr-defined]
 
@@ -474,6 +475,18 @@ def benchmark_binary(record: CellRecord | None) -> BenchmarkBinary:
     """`latency_setup.benchmark_binary` ({path, sha256}) of a phone cell; {} otherwise."""
     setup = record.get("latency_setup") if record else None
     return setup.get("benchmark_binary") or {} if setup else {}
+
+
+def artifact_sha256(record: CellRecord | None) -> str | None:
+    """The sha256 of the cell's model file (None: no artifact)."""
+    artifact = record.get("artifact") if record else None
+    return artifact.get("sha256") if artifact else None
+
+
+def repeat_medians(record: CellRecord) -> list[float] | None:
+    """`latency_ms.repeat_medians`: each repeat's median (None: not timed, or no repeats recorded)."""
+    latency = record.get("latency_ms")
+    return latency.get("repeat_medians") if latency else None
 
 
 class RecordError(ValueError):

@@ -13,7 +13,7 @@ import json
 import os
 import secrets
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime, timezone
 from pathlib import Path
@@ -220,7 +220,7 @@ class ResultsWriter:
     def append(self, record: CellRecord | dict[str, Any]) -> None:
         self.extend([record])
 
-    def extend(self, records: list[CellRecord] | list[dict[str, Any]]) -> None:
+    def extend(self, records: Sequence[CellRecord | dict[str, Any]]) -> None:
         text = "".join(_dumps({**r, "format_version": FORMAT_VERSION}) + "\n" for r in records)
         with _os_errors(self.path), open(self.path, "a", encoding="utf-8") as handle:
             handle.write(text)

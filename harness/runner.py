@@ -69,7 +69,7 @@ __all__ = ["Cell", "EarlierRun", "RunOutcome", "SuiteRunner", "latency_stats", "
 @dataclass
 class RunOutcome:
     run_dir: Path
-    records: list[dict[str, Any]]
+    records: list[CellRecord]
     skipped: int = 0
     notes: list[str] = field(default_factory=list)  # what a resume kept, dropped or re-ran
 
@@ -273,7 +273,7 @@ class SuiteRunner:
         if record["status"] == "ok":
             record["verdicts"] = self._verdicts(cell, record, baseline)  # type: ignore[typeddict-item]
 
-    def _report(self, cell: str, stage: str, record: dict[str, Any] | None) -> None:
+    def _report(self, cell: str, stage: str, record: CellRecord | None) -> None:
         if stage != "done":
             _interrupt.check()  # a stage boundary: where a swallowed Ctrl-C still stops the run
         with self._lock:
@@ -339,7 +339,7 @@ class SuiteRunner:
             "artifact": None, "timings_s": {}, "cell_key": cell_key(self.loaded, cell), "executed_on": local_node(),
         }
 
-    def _host_work(self, cell: Cell, state: _ModelState, baseline: dict[str, Any] | None) -> dict[str, Any]:
+    def _host_work(self, cell: Cell, state: _ModelState, baseline: CellRecord | None) -> dict[str, Any]:
         """Convert and evaluate one cell; `baseline` is its float cell after host work (status, artifact)."""
         record = self._new_record(cell)
         try:
@@ -356,12 +356,12 @@ class SuiteRunner:
             record.update(status="failed", error=_describe(exc))
         return record
 
-    def _device_work(self, cell: Cell, record: dict[str, Any]) -> None:
+    def _device_work(self, cell: Cell, record: CellRecord) -> None:
         """On the device's worker: measure (if host work succeeded), check, append the record."""
         self._measured(cell, record)
         self._append(cell, record)
 
-    def _measured(self, cell: Cell, record: dict[str, Any]) -> None:
+    def _measured(self, cell: Cell, record: CellRecord) -> None:
         """Measure a cell whose host work succeeded; a failure is recorded on the cell."""
         if record["status"] == "ok" and not self._sealed:
             device = self.device(cell.device)
@@ -375,7 +375,7 @@ class SuiteRunner:
                 record.update(status="failed", error=_describe(exc))
                 self._keep_log(cell, record, getattr(exc, "log", None))
 
-    def _append(self, cell: Cell, record: dict[str, Any]) -> None:
+    def _append(self, cell: Cell, record: CellRecord) -> None:
         """Check a measured record against its (finished) baseline and append it (the only writer)."""
         with self._lock:
             baseline = self._records.get(cell_id(cell.model.label, BASELINE, cell.device))
@@ -388,7 +388,7 @@ class SuiteRunner:
             self._records[cell.id] = record
             self.progress(cell.id, "done", record)
 
-    def _finish(self, cell: Cell, record: dict[str, Any], baseline: dict[str, Any] | None) -> None:
+    def _finish(self, cell: Cell, record: CellRecord, baseline: CellRecord | None) -> None:
         """Threshold checks against the (finished) float baseline record, and the finish time."""
         if record["status"] == "ok":
             with_unpaired(record, baseline)  # type: ignore[arg-type]
@@ -402,7 +402,7 @@ class SuiteRunner:
         thresholds, model, scheme = self.loaded.suite.thresholds, cell.model.label, cell.scheme.label
         return check(record, reference, bounds_for(thresholds, model, scheme), claims=claims_for(thresholds, model, scheme))
 
-    def _produce(self, cell: Cell, state: _ModelState, record: dict[str, Any], baseline: dict | None = None) -> None:
+    def _produce(self, cell: Cell, state: _ModelState, record: CellRecord, baseline: CellRecord | None = None) -> None:
         self._report(cell.id, "converting", None)
         source = state.source
         assert source is not None
@@ -461,7 +461,7 @@ class SuiteRunner:
                                                  lambda: saved_model_dir(source, self.cache))
 
     def _recovered(self, cell: Cell, state: _ModelState, options: Any, calibration: Samples | None, key: str,
-                   record: dict[str, Any], baseline: dict | None) -> Any:
+                   record: CellRecord, baseline: CellRecord | None) -> Any:
         """`recover:` — the float layers chosen by re-evaluating this cell's task (cached under `key`, the eval
         data and the baseline's metric); the cell's artifact is the scheme with those `float_layers`."""
         from harness.numerics import recover
@@ -517,7 +517,7 @@ class SuiteRunner:
         per_sample(outputs, len(data), [name for name, _ in output_info(model)], model.name)
         return outputs, {"cached": cached, "batch_size": min(batch, len(data)), "batching": batching.reason}
 
-    def _evaluate(self, cell: Cell, state: _ModelState, record: dict[str, Any], baseline: dict | None,
+    def _evaluate(self, cell: Cell, state: _ModelState, record: CellRecord, baseline: CellRecord | None,
                   cross_kernel: bool = True) -> None:
         self._report(cell.id, "evaluating", None)
         task_spec = cell.model.task or self.loaded.suite.task
@@ -554,7 +554,7 @@ class SuiteRunner:
                 self._cross_kernel(record, state.eval_data, reference, task_spec)
         record["metrics"] = {name: json_number(value) for name, value in record["metrics"].items()}
 
-    def _cross_kernel(self, record: dict[str, Any], data: Dataset, reference: list[np.ndarray],
+    def _cross_kernel(self, record: CellRecord, data: Dataset, reference: list[np.ndarray],
                       task_spec: TaskSpec) -> None:
         """The first samples on XNNPACK, the builtin and the reference kernels (harness/numerics/kernels.py),
         cached by (artifact, float artifact's outputs, data, runtime); its own failure is recorded, not the cell's."""
@@ -577,7 +577,7 @@ class SuiteRunner:
             return
         kernels.attach(record, check, len(head))
 
-    def _measure(self, cell: Cell, record: dict[str, Any]) -> None:
+    def _measure(self, cell: Cell, record: CellRecord) -> None:
         self._report(cell.id, "timing", None)
         started = time.perf_counter()
         device, model = self.device(cell.device), Path(record["artifact"]["path"])
@@ -607,14 +607,14 @@ class SuiteRunner:
         self._time_vs_float(cell, record, device, model)
         record["timings_s"]["latency"] = round(time.perf_counter() - started, 3)
 
-    def _time_vs_float(self, cell: Cell, record: dict[str, Any], device: Device, model: Path) -> None:
+    def _time_vs_float(self, cell: Cell, record: CellRecord, device: Device, model: Path) -> None:
         """`latency.float_pairs`: the float cell's model timed beside this one in alternating pairs."""
         if record.get("latency_vs_float"):
             self._report(cell.id, "timing beside the float model (pairs)", None)
             settings = self.loaded.suite.latency
             record["latency_vs_float"] = time_vs_float(device, record["latency_vs_float"], model, settings)
 
-    def _device_numerics(self, cell: Cell, record: dict[str, Any], device: Device, model: Path) -> None:
+    def _device_numerics(self, cell: Cell, record: CellRecord, device: Device, model: Path) -> None:
         """Phones (`latency.device_check: N`): N evaluation samples run on the device, its outputs
         compared with the host's (harness/devices/android/_numerics.py); a check that could not run
         is noted, and its device_* bounds fail."""
@@ -634,7 +634,7 @@ class SuiteRunner:
             note = f"device numerics {numerics['status']}: {numerics['reason']}"
             record["metrics_na"] = f"{record['metrics_na']}; {note}" if record["metrics_na"] else note
 
-    def _retime_earlier(self, cell: Cell, record: dict[str, Any], device: Device, model: Path) -> None:
+    def _retime_earlier(self, cell: Cell, record: CellRecord, device: Device, model: Path) -> None:
         """When this cell's model (or a phone's benchmark_model binary) differs from the one the
         earlier run timed, time both side by side: A = the earlier model on the earlier binary."""
         before = self.earlier.records.get(cell.id)
@@ -658,7 +658,7 @@ class SuiteRunner:
             device, path, model, suite.latency, bound=suite.regression.min_paired_ratio,
             earlier_binary=binary if binary_changed else None))
 
-    def _keep_log(self, cell: Cell, record: dict[str, Any], text: str | None) -> None:
+    def _keep_log(self, cell: Cell, record: CellRecord, text: str | None) -> None:
         """The device's raw log beside the results: logs/<model>__<scheme>__<device>.log."""
         if not text:
             return
@@ -680,7 +680,7 @@ class _DeviceWorker:
         self._thread = threading.Thread(target=self._loop, name=f"measure-{device}", daemon=True)
         self._thread.start()
 
-    def submit(self, cell: Cell, record: dict[str, Any]) -> threading.Event:
+    def submit(self, cell: Cell, record: CellRecord) -> threading.Event:
         """Queue a cell after its host work; the event is set once its record is appended."""
         finished = threading.Event()
         self._queue.put((cell, record, finished))

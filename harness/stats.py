@@ -11,7 +11,7 @@ across nights is only trusted when measured side by side in one run (`paired_rat
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,7 +54,7 @@ def bounded_sample(samples_ms: Sequence[float], limit: int = SAMPLE_LIMIT) -> li
     return [float(f"{v:.6g}") for v in values]
 
 
-def typical(stats: dict[str, Any] | None) -> float | None:
+def typical(stats: Mapping[str, Any] | None) -> float | None:
     """A measurement's representative latency: its median, else its mean (old benchmark_model logs
     print no percentiles); None when there is none."""
     stats = stats or {}

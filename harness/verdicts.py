@@ -87,9 +87,10 @@ def audit_values(audit: Audit | None) -> dict[str, float]:
 
 def delegation_values(delegation: Delegation | None) -> dict[str, float]:
     """`fully_delegated` (1/0) and `delegated_nodes_ratio` from a device log's delegation summary."""
-    if not delegation or delegation.get("ratio") is None:
+    ratio = delegation.get("ratio") if delegation else None
+    if not delegation or ratio is None:
         return {}
-    return {"fully_delegated": float(bool(delegation.get("fully_delegated"))), "delegated_nodes_ratio": delegation["ratio"]}
+    return {"fully_delegated": float(bool(delegation.get("fully_delegated"))), "delegated_nodes_ratio": ratio}
 
 
 def acceleration_values(acceleration: Acceleration | None) -> dict[str, float]:
@@ -104,11 +105,13 @@ def cell_values(record: CellRecord, baseline: CellRecord | None) -> dict[str, fl
     """Task metrics, the weight statistics and audit read back from the model, and size and
     latency ratios vs the baseline."""
     values = record_metrics(record)
-    weights = record.get("weights") or {}
-    if weights.get("sparsity") is not None:
-        values["weight_sparsity"] = weights["sparsity"]
-    if weights.get("max_unique_per_channel") is not None:
-        values["unique_weights"] = weights["max_unique_per_channel"]
+    weights = record.get("weights")
+    sparsity = weights.get("sparsity") if weights else None
+    unique = weights.get("max_unique_per_channel") if weights else None
+    if sparsity is not None:
+        values["weight_sparsity"] = sparsity
+    if unique is not None:
+        values["unique_weights"] = unique
     values.update(audit_values(record.get("audit")))
     values.update(delegation_values((record.get("delegates") or {}).get("delegation")))
     values.update(acceleration_values(record.get("acceleration")))
@@ -133,7 +136,8 @@ def latency_ratio_note(record: CellRecord) -> str:
     """How a cell's `latency_ratio` was measured, for its verdicts."""
     paired = record.get("latency_vs_float")
     if paired is None or paired.get("ratio") is None:
-        why = f" ({paired['unavailable']})" if paired.get("unavailable") else ""
+        unavailable = paired.get("unavailable") if paired else None
+        why = f" ({unavailable})" if unavailable else ""
         return f"ratio of medians measured apart, not paired{why}"
     ci = paired.get("ci")
     interval = f", 95 % interval [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""

@@ -12,6 +12,7 @@ import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
 from typing import Any
 
+from harness.record import CellRecord
 from harness.compare import Change, Comparison
 from harness.results import cell_id, incompleteness
 from harness.verdicts import metric_number
@@ -35,12 +36,12 @@ def _timestamp(value: str | None) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S")
 
 
-def _case(suite: str, record: dict[str, Any], what: str, seconds: float = 0.0) -> ET.Element:
+def _case(suite: str, record: CellRecord, what: str, seconds: float = 0.0) -> ET.Element:
     return ET.Element("testcase", classname=_clean(f"{suite}.{record['model']}"),
                       name=_clean(f"{record['scheme']}@{record['device']}: {what}"), time=f"{seconds:.3f}")
 
 
-def _cell_cases(suite: str, record: dict[str, Any]) -> list[ET.Element]:
+def _cell_cases(suite: str, record: CellRecord) -> list[ET.Element]:
     run = _case(suite, record, "run", sum((record.get("timings_s") or {}).values()))
     reason = _clean(record.get("error") or "")
     if record["status"] == "failed":
@@ -62,7 +63,7 @@ def _cell_cases(suite: str, record: dict[str, Any]) -> list[ET.Element]:
     return cases
 
 
-def _change_case(suite: str, record: dict[str, Any], change: Change) -> ET.Element:
+def _change_case(suite: str, record: CellRecord, change: Change) -> ET.Element:
     case = _case(suite, record, f"vs previous: {change.quantity}")
     if change.regressed:
         ET.SubElement(case, "failure", type="Regression", message=(
@@ -70,7 +71,7 @@ def _change_case(suite: str, record: dict[str, Any], change: Change) -> ET.Eleme
     return case
 
 
-def render_junit(records: list[dict[str, Any]], run_info: dict[str, Any], comparison: Comparison | None) -> str:
+def render_junit(records: list[CellRecord], run_info: dict[str, Any], comparison: Comparison | None) -> str:
     """The XML document (UTF-8, with declaration)."""
     suite = str(run_info.get("suite", "suite"))
     judged: dict[str, list[Change]] = {}

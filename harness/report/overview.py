@@ -10,6 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from harness.record import CellRecord
 from harness.compare import Comparison
 from harness.report.rows import Row
 from harness.results import cell_id
@@ -82,7 +83,7 @@ def _state(row: Row, regressed: list[str]) -> tuple[str, str]:
     return ("baseline" if row.scheme == BASELINE else "pass"), ""
 
 
-def classify(rows: list[Row], records: list[dict[str, Any]], comparison: Comparison | None) -> list[Cell]:
+def classify(rows: list[Row], records: list[CellRecord], comparison: Comparison | None) -> list[Cell]:
     """Every cell with its verdict class, in record order."""
     regressions = _regressions(comparison)
     cells = []

@@ -62,7 +62,7 @@ class PublishResult:
     warnings: list[str] = field(default_factory=list)
     incomplete: str | None = None  # why the records are not the whole run
     steps: list[Step] = field(default_factory=list)  # lasting latency steps across the history window
-    records: list[dict[str, Any]] = field(default_factory=list)  # as reported (re-judged when they were)
+    records: list[CellRecord] = field(default_factory=list)  # as reported (re-judged when they were)
     verdict: Verdict = Verdict(False, "not judged")  # the run's one-line verdict (console, summary.md, report.html)
 
     @property
