@@ -127,6 +127,8 @@ def _run_and_publish(loaded: Any, cells: list[Any], run_dir: Path, resume: bool,
             _say(Text.assemble(("resume: ", "yellow"), note))
         for event in artifacts.events:
             _say(Text.assemble(("warning: ", "yellow"), str(event)))
+        for note, count in _record_notes(outcome.records).items():  # e.g. calibration overlapping evaluation
+            _say(Text.assemble(("warning: ", "yellow"), f"{note} ({count} cell{'s' if count > 1 else ''})"))
         console.print(results_table(outcome.records, f"{loaded.name} — {run_dir}"))
         return outcome, cli_reports.publish_after_run(run_dir, store, loaded.suite)
     except BaseException as exc:
@@ -134,6 +136,15 @@ def _run_and_publish(loaded: Any, cells: list[Any], run_dir: Path, resume: bool,
             with _interrupt.deferred():  # a second Ctrl-C cannot tear this write
                 stopped_after_cells(run_dir, exc, "publishing")
         raise
+
+
+def _record_notes(records: list[Any]) -> dict[str, int]:
+    """Each distinct note of the run's records, with the number of cells that carry it."""
+    counts: dict[str, int] = {}
+    for record in records:
+        for note in record.get("notes") or []:
+            counts[note] = counts.get(note, 0) + 1
+    return counts
 
 
 def _say(text: Text) -> None:

@@ -28,6 +28,7 @@ from harness._latency import (device_state, earlier_binary, earlier_model, float
 from harness.cache import ArtifactCache, content_key
 from harness.claims import check_claims
 from harness.datasets import DATASETS, Dataset, Samples, sample_count, samples_digest
+from harness.datasets.overlap import overlap_note
 from harness.devices import Device, load_device
 from harness.devices.cpus import cpu_model
 from harness.devices.litert import kernels_used, output_info, predict, tensor_types
@@ -108,6 +109,7 @@ class SuiteRunner:
         self.progress = progress or (lambda cell, stage, record: None)
         self._datasets: dict[str, Dataset] = {}
         self._calibration: dict[CalibrationSpec, Samples] = {}
+        self._overlaps: dict[tuple[CalibrationSpec, str, int], str | None] = {}  # calibration vs evaluation
         self._devices: dict[str, Device] = {}
         self._device_info: dict[str, dict[str, Any]] = {}  # describe() of each device, read once per run
         self._host_lock = threading.Lock()  # host work, and a local device's measurement
@@ -414,6 +416,7 @@ class SuiteRunner:
             raise NotApplicable("no calibration dataset configured")
         if calibration_spec is not None:
             record["calibration"] = {**calibration_spec.model_dump(), "drawn": sample_count(calibration)}
+            self._note_overlap(calibration_spec, state, record)
         finetune = None
         if getattr(scheme, "needs_training", False) and source.format != "tflite":
             budget = self.loaded.finetune_for(cell.model, cell.scheme)  # the loader checked there is one
@@ -459,6 +462,15 @@ class SuiteRunner:
 
             record["diagnosis"] = cell_diagnosis(path, baseline, calibration, source.format, cell.scheme.scheme,
                                                  lambda: saved_model_dir(source, self.cache))
+
+    def _note_overlap(self, spec: CalibrationSpec, state: _ModelState, record: dict[str, Any]) -> None:
+        """A note on the record when the calibration samples are evaluation samples too (checked once per pair)."""
+        assert state.eval_data is not None
+        pair = (spec, state.eval_data.name, len(state.eval_data))
+        if pair not in self._overlaps:
+            self._overlaps[pair] = overlap_note(self.dataset(spec.dataset), spec.samples, spec.seed, state.eval_data)
+        if self._overlaps[pair] is not None:
+            record.setdefault("notes", []).append(self._overlaps[pair])
 
     def _recovered(self, cell: Cell, state: _ModelState, options: Any, calibration: Samples | None, key: str,
                    record: CellRecord, baseline: CellRecord | None) -> Any:

@@ -327,7 +327,7 @@ def test_a_failing_claim_needs_attention_in_every_report(tmp_path: Path) -> None
         "audit": prelu_audit(), "weights": {"layers": [kernel("conv/kernel", "int8")]}})
     run_dir = write_run(tmp_path, with_verdicts(records))
     done = CliRunner().invoke(app, ["report", str(run_dir)])
-    assert done.exit_code == 1 and "FAIL: 1 failed check(s)" in done.output, done.output
+    assert done.exit_code == 1 and "FAIL: 1 cell(s) violate thresholds" in done.output, done.output
     summary = plain((run_dir / "summary.md").read_text())
     assert "quantized_ops_share" in summary.split("attention", 1)[-1], summary
     page = html.unescape((run_dir / "report.html").read_text())

@@ -111,6 +111,7 @@ class Dataset:
     num_classes: int | None
     source: str
     fingerprint: str = field(default="")
+    ids: tuple[str, ...] | None = None  # the file each sample came from (image folders): overlaps are told by it
 
     def __post_init__(self) -> None:
         if not self.fingerprint:
@@ -130,14 +131,20 @@ class Dataset:
         if limit is None or limit >= len(self):
             return self
         y = None if self.y is None else self.y[:limit]
-        return Dataset(self.name, take(self.x, slice(0, limit)), y, self.num_classes, f"{self.source} (first {limit})")
+        ids = None if self.ids is None else self.ids[:limit]
+        return Dataset(self.name, take(self.x, slice(0, limit)), y, self.num_classes, f"{self.source} (first {limit})",
+                       ids=ids)
+
+    def sample_index(self, count: int, seed: int) -> np.ndarray | None:
+        """The rows `sample` draws (None: all of them)."""
+        if count >= len(self):
+            return None
+        return np.sort(np.random.default_rng(seed).choice(len(self), size=count, replace=False))
 
     def sample(self, count: int, seed: int) -> Samples:
         """`count` samples drawn without replacement with a fixed seed (all if fewer)."""
-        if count >= len(self):
-            return self.x
-        index = np.sort(np.random.default_rng(seed).choice(len(self), size=count, replace=False))
-        return take(self.x, index)
+        index = self.sample_index(count, seed)
+        return self.x if index is None else take(self.x, index)
 
 
 def fingerprint_arrays(*arrays: np.ndarray | None) -> str:

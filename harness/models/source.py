@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from harness.cache import ArtifactCache, content_key, file_digest
 from harness.datasets import Dataset
 from harness.errors import HarnessError
+from harness.models import determinism
 from harness.models._base import BUILDERS
 from harness.models.paths import resolve_model_path
 from harness.suite.schema import ModelSpec
@@ -123,14 +124,14 @@ def resolve_source(
         kind="keras-source", builder=spec.builder, options=builder_options.model_dump(mode="json"),
         train=spec.train.model_dump() if spec.train else None,
         train_data=train_data.fingerprint if train_data else None,
-        tensorflow=versions["tensorflow"], keras=versions["keras"],
+        tensorflow=versions["tensorflow"], keras=versions["keras"], determinism=determinism.settings(),
     )
     info = {}
 
     def build(target: Path) -> None:
         import keras
 
-        keras.utils.set_random_seed(spec.train.seed if spec.train else 0)
+        determinism.seed_everything(spec.train.seed if spec.train else 0, keras)  # initial weights too
         builder = BUILDERS.get(builder_name)
         model = builder.build(keras, builder_options)
         if spec.train is not None and train_data is not None:

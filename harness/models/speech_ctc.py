@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler
 from harness.datasets import Dataset
 from harness.errors import HarnessError
 from harness.models._base import BUILDERS, BuilderOptions
+from harness.models.determinism import seed_everything
 from harness.suite.schema import TrainSpec
 
 DEFAULT_ALPHABET = " abcdefghijklmnopqrstuvwxyz'"
@@ -100,7 +101,7 @@ class SpeechCtc:
             raise HarnessError(f"dataset {dataset.name!r} has features {features.shape[1:]}; the model takes "
                                f"({options.frames}, {options.n_mels}): set the builder's frames and n_mels")
         labels = encode_transcripts(data.y, options.alphabet)
-        keras.utils.set_random_seed(spec.seed)
+        settings = seed_everything(spec.seed, keras)
         rng = np.random.default_rng(spec.seed)
         logit_model = keras.Model(model.inputs, model.get_layer("logits").output)
         out_frames = int(logit_model.output.shape[1])
@@ -123,7 +124,7 @@ class SpeechCtc:
         return {
             "dataset": dataset.name, "samples": len(data), "epochs": spec.epochs, "loss": "ctc + blank on padding",
             "epoch_losses": [round(v, 4) for v in losses], "final_loss": losses[-1],
-            "seconds": round(time.perf_counter() - started, 1),
+            "seconds": round(time.perf_counter() - started, 1), "determinism": settings,
         }
 
 

@@ -141,8 +141,8 @@ def _check_datasets(suite: Suite, check: _Checker, loaded: LoadedSuite) -> None:
 
 
 def _check_dataset_files(options: BaseModel, base_dir: Path, check: _Checker, loc: Path_) -> None:
-    """A dataset's file and folder options (`path`, `dir`, `manifest`, ...) name something that exists."""
-    for key in ("path", "dir", "manifest", "annotations", "images"):
+    """A dataset's file and folder options (`path`, `dir`, `manifest`, `files`, ...) name something that exists."""
+    for key in ("path", "dir", "manifest", "annotations", "images", "files"):
         value = getattr(options, key, None)
         if isinstance(value, str) and not (base_dir / value).exists():
             raise check.fail((*loc, key), f"{base_dir / value} does not exist")

@@ -25,6 +25,7 @@ from harness.cache import ArtifactCache, content_key, file_digest
 from harness.claims import Claim
 from harness.datasets import Dataset, Samples
 from harness.errors import HarnessError, NotApplicable
+from harness.models import determinism
 from harness.models.keras2 import load_tf_keras, reserve_layer_names
 from harness.record import TechniqueRecord, UntouchedLayer
 from harness.schemes._base import SchemeOptions
@@ -43,7 +44,8 @@ class FineTuning:
     @property
     def key(self) -> dict[str, Any]:
         """What identifies the fine-tuning in cache keys: the budget and the data's fingerprint."""
-        return {"budget": self.spec.model_dump(mode="json", exclude={"dataset"}), "data": self.data.fingerprint}
+        return {"budget": self.spec.model_dump(mode="json", exclude={"dataset"}), "data": self.data.fingerprint,
+                "determinism": determinism.settings()}
 
 
 def tfmot() -> Any:
@@ -130,7 +132,7 @@ def fit(model: Any, prepared: Prepared, finetune: FineTuning, default_lr: float,
     import tf_keras
 
     spec = finetune.spec
-    tf_keras.utils.set_random_seed(spec.seed)
+    settings = determinism.seed_everything(spec.seed, tf_keras)
     learning_rate = spec.learning_rate or default_lr
     rate: Any = learning_rate
     if spec.schedule == "cosine":  # ends at a settled point, not wherever a constant rate left it
@@ -142,7 +144,7 @@ def fit(model: Any, prepared: Prepared, finetune: FineTuning, default_lr: float,
                         verbose=0, callbacks=list(callbacks))
     return {"samples": len(prepared.x), "epochs": spec.epochs, "steps": prepared.steps, "target": prepared.target,
             "optimizer": spec.optimizer, "learning_rate": learning_rate, "schedule": spec.schedule,
-            "final_loss": float(history.history["loss"][-1])}
+            "final_loss": float(history.history["loss"][-1]), "determinism": settings}
 
 
 # -- techniques, chains and their cache ----------------------------------------------------------
@@ -181,6 +183,9 @@ class Technique:
 
     def apply(self, model: Any, options: Any, before: tuple[str, ...], prepared: Prepared,
               finetune: FineTuning, info: dict[str, Any]) -> Any:
+        import tf_keras
+
+        determinism.seed_everything(finetune.spec.seed, tf_keras)  # wrapping draws too (cluster centroids)
         wrapped = self.wrap(model, options, before, prepared.steps, info)
         info["fit"] = fit(wrapped, prepared, finetune, self.default_learning_rate, self.callbacks())
         return self.strip(wrapped)
