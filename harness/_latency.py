@@ -13,7 +13,7 @@ from harness.cache import file_digest
 from harness.devices import BinaryDevice, Device
 from harness.errors import HarnessError
 from harness.devices.local.host_state import during
-from harness.record import CellRecord, DeviceState, HostDuring, LatencyVsFloat, benchmark_binary
+from harness.record import CellRecord, DeviceState, HostDuring, LatencyAB, LatencyStats, LatencyVsFloat, benchmark_binary
 from harness.stats import bounded_sample, combine_repeats, paired_ratio, summarize, typical
 from harness.suite.schema import CooldownSpec, LatencySpec
 from harness.verdicts import latency_ratio
@@ -28,14 +28,14 @@ def repeat_of(raw: dict[str, Any]) -> dict[str, Any]:
     raise HarnessError("the device returned neither latency samples nor statistics")
 
 
-def latency_stats(raws: dict[str, Any] | list[dict[str, Any]]) -> dict[str, Any]:
+def latency_stats(raws: dict[str, Any] | list[dict[str, Any]]) -> LatencyStats:
     """Latency statistics (ms) of one measurement or of a cell's repeats, with the first repeat's
     init, first-run and warm-up figures."""
     raws = [raws] if isinstance(raws, dict) else raws
     stats = combine_repeats([repeat_of(raw) for raw in raws])
     first = raws[0]
     stats.update(init=first.get("init"), first=first.get("first"), warmup_mean=first.get("warmup_mean"))
-    return stats
+    return cast(LatencyStats, stats)  # the device's statistics (untyped) under LatencyStats' names
 
 
 def measure_repeats(device: Device, model: Path, settings: LatencySpec) -> tuple[list[dict[str, Any]], list[float]]:
@@ -152,7 +152,7 @@ def _kept_file(sha: str | None, path: str | None, kept: Path | None, note: str) 
 
 
 def time_ab(device: Device, earlier: Path, current: Path, settings: LatencySpec, bound: float | None = None,
-            earlier_binary: Path | None = None, watches: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+            earlier_binary: Path | None = None, watches: list[dict[str, Any]] | None = None) -> LatencyAB:
     """`settings.ab_pairs` pairs (A = earlier model, B = this run's), each pair timed back to back
     with one measurement each, the order alternating (A B, B A, ...) so a drift within the run
     favours neither; the paired ratio B/A with its confidence interval. While that interval still
@@ -204,7 +204,9 @@ def _one_pair(device: Device, a: _Side, b: _Side, settings: LatencySpec, index: 
 
 def _undecided(pairs: list[tuple[float, float]], bound: float | None) -> bool:
     """The paired interval has `bound` inside it: the pairs so far cannot tell."""
-    interval = paired_ratio(pairs)["ci"] if bound is not None else None
+    if bound is None:
+        return False
+    interval = paired_ratio(pairs).get("ci")
     return interval is not None and interval[0] <= bound < interval[1]
 
 

@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
-from harness.record import Audit, CellRecord, ClaimResult, WeightStats
+from harness.record import Audit, CellRecord, ClaimResult, Verdict, WeightStats
 
 if TYPE_CHECKING:
     from harness.suite.schema import ClaimSetting
@@ -223,7 +223,7 @@ def record_claims(record: CellRecord) -> list[ClaimResult]:
 
 
 # -- verdicts ------------------------------------------------------------------------------------
-def claim_verdicts(record: CellRecord, settings: Mapping[str, ClaimSetting] | None = None) -> list[dict[str, Any]]:
+def claim_verdicts(record: CellRecord, settings: Mapping[str, ClaimSetting] | None = None) -> list[Verdict]:
     """One verdict per checked claim of an ok cell, under the suite's settings (accepted, or another minimum)."""
     if record.get("status") != "ok":
         return []
@@ -231,7 +231,7 @@ def claim_verdicts(record: CellRecord, settings: Mapping[str, ClaimSetting] | No
             for result in record_claims(record) if not result.get("waived")]
 
 
-def _verdict(result: ClaimResult, setting: ClaimSetting) -> dict[str, Any]:
+def _verdict(result: ClaimResult, setting: ClaimSetting) -> Verdict:
     name, value = result["claim"], result.get("value")
     minimum = result["min"] if isinstance(setting, bool) else setting.min
     observed = math.nan if value is None else float(value)

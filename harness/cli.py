@@ -316,7 +316,9 @@ def _measure_once(target: Any, model: Path, settings: Any, index: int) -> float:
     from harness._latency import latency_stats
 
     stats = latency_stats(target.measure_latency(model, settings))
-    typical = stats.get("median") or stats["mean"]
+    typical = stats.get("median") or stats.get("mean")
+    if typical is None:
+        raise HarnessError(f"{model}: the device reported neither a median nor a mean latency")
     console.print(f"run {index + 1}: median {typical:.3f} ms, p90 {stats.get('p90') or float('nan'):.3f}, "
                   f"std {stats.get('std') or float('nan'):.3f}, n={stats.get('count')}")
     return typical

@@ -21,6 +21,8 @@ from typing_extensions import NotRequired, Required, TypedDict
 FORMAT_VERSION = 2  # 1: records before the format was versioned (no `format_version` key)
 
 Status = Literal["ok", "failed", "n/a"]
+NonFinite = Literal["NaN", "Infinity", "-Infinity"]
+JsonFloat = float | NonFinite  # a float as a record holds it before it is read back (JSON has no NaN or infinity)
 _CONFIG = ConfigDict(extra="allow", strict=True)
 
 
@@ -29,6 +31,7 @@ Verdict = TypedDict("Verdict", {
     "check": str, "metric": str, "threshold": float, "value": float, "observed": float,
     "baseline": float | None, "pass": bool,
     "note": NotRequired[str],  # how the value was measured (latency_ratio), or why a metric was not produced
+    "claim": NotRequired[bool],  # the check of a scheme's claim (harness.claims)
 })
 Verdict.__pydantic_config__ = _CONFIG  # type: ignore[attr-defined]
 
@@ -76,7 +79,17 @@ class LatencySetup(TypedDict, total=False):
     benchmark_binary: BenchmarkBinary
 
 
-class LatencyAB(TypedDict, total=False):
+class PairedRatio(TypedDict, total=False):
+    """The ratio B/A of pairs (A, B) timed side by side and its interval (harness.stats.paired_ratio)."""
+
+    __pydantic_config__ = _CONFIG  # type: ignore[misc]
+    ratio: float | None
+    ci: list[float] | None
+    confidence: float
+    n_pairs: int
+
+
+class LatencyAB(PairedRatio, total=False):
     """`latency.ab_pairs`: the earlier run's model (A, on the earlier benchmark binary when that changed)
     re-timed in alternating pairs beside this cell's (B) when they differ (harness._latency.time_ab);
     `ratio` is the paired B/A with its `ci`. `unavailable`: why there are no pairs."""
@@ -88,10 +101,6 @@ class LatencyAB(TypedDict, total=False):
     baseline_path: str
     unavailable: str | None
     pairs: list[list[float]]
-    ratio: float | None
-    ci: list[float] | None
-    confidence: float
-    n_pairs: int
     bound: float | None
     extended: int  # pairs added beyond `ab_pairs` while the interval still straddled `bound`
 
@@ -167,12 +176,11 @@ class OutputNumbers(TypedDict, total=False):
     name: str
     shape: list[int]  # `outputs`: the sample count, then one sample's shape; device_numerics: one invocation's
     dtype: str
-    # as written before the record is read back: "NaN"/"Infinity" strings for non-finite numbers
-    snr_db: float | str
-    cosine: float | str
-    nrmse: float | str
-    max_abs_error: float | str
-    mean_abs_error: float | str
+    snr_db: JsonFloat
+    cosine: JsonFloat
+    nrmse: JsonFloat
+    max_abs_error: JsonFloat
+    mean_abs_error: JsonFloat
 
 
 class DeviceNumerics(TypedDict, total=False):
@@ -410,7 +418,7 @@ class CellRecord(TypedDict, total=False):
     size_bytes: int | None
     gzip_bytes: int | None
     weights: WeightStats | None
-    metrics: dict[str, float | int | None]
+    metrics: dict[str, JsonFloat | int | None]
     metrics_na: str | None
     latency_ms: LatencyStats | None
     latency_samples_ms: list[float] | None
@@ -560,7 +568,7 @@ _NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 _IDENTITY = {"model", "scheme", "device", "status", "error", "scheme_kind", "metrics_na", "check", "metric", "name"}
 
 
-def jsonable_float(value: float) -> float | str:
+def jsonable_float(value: float) -> JsonFloat:
     """A float as JSON can hold it: non-finite values as "NaN", "Infinity" or "-Infinity"."""
     if math.isfinite(value):
         return value

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from harness.record import PairedRatio
+
 SAMPLE_LIMIT = 1000  # per-iteration values kept per cell: storage grows with cells, not with samples
 
 
@@ -157,7 +159,7 @@ def _welch(previous: np.ndarray, current: np.ndarray) -> tuple[float, float]:
     return float(result.statistic), float(result.pvalue)
 
 
-def paired_ratio(pairs: Sequence[tuple[float, float]], confidence: float = 0.95) -> dict[str, Any]:
+def paired_ratio(pairs: Sequence[tuple[float, float]], confidence: float = 0.95) -> PairedRatio:
     """The ratio B/A of pairs (A, B) timed side by side: the geometric mean of the per-pair ratios
     and its Student-t confidence interval on the log scale (None with fewer than two pairs)."""
     logs = np.log([b / a for a, b in pairs if a > 0 and b > 0])

@@ -7,7 +7,7 @@ import math
 from typing import Any
 
 from harness.claims import claim_verdicts
-from harness.record import Acceleration, Audit, CellRecord, Delegation, LatencyStats
+from harness.record import Acceleration, Audit, CellRecord, Delegation, LatencyStats, Verdict
 from harness.suite.schema import Bound, ClaimSetting, Thresholds
 from harness.tasks import all_metrics
 
@@ -45,13 +45,13 @@ def judge(records: list[CellRecord], thresholds: Thresholds) -> list[CellRecord]
     from harness.schemes import BASELINE
 
     baselines = {(r["model"], r["device"]): r for r in records if r["scheme"] == BASELINE}
-    judged = []
+    judged: list[CellRecord] = []
     for record in records:
         reference = record if record["scheme"] == BASELINE else baselines.get((record["model"], record["device"]))
         verdicts = check(record, reference, bounds_for(thresholds, record["model"], record["scheme"]),
                          claims=claims_for(thresholds, record["model"], record["scheme"])) \
             if record["status"] == "ok" else []
-        judged.append(CellRecord(**{**record, "verdicts": verdicts}))  # type: ignore[typeddict-item]
+        judged.append({**record, "verdicts": verdicts})
     return judged
 
 
@@ -145,7 +145,7 @@ def latency_ratio_note(record: CellRecord) -> str:
 
 
 def check(record: CellRecord, baseline: CellRecord | None, bounds: dict[str, Bound], *,
-          claims: dict[str, ClaimSetting] | None = None, vs_earlier: bool = False) -> list[dict[str, Any]]:
+          claims: dict[str, ClaimSetting] | None = None, vs_earlier: bool = False) -> list[Verdict]:
     """Every configured check as {check, metric, threshold, value, observed, baseline, pass[, note]}.
 
     `min`/`max` apply to every cell (the baseline too, except for metrics measured against the
@@ -158,7 +158,7 @@ def check(record: CellRecord, baseline: CellRecord | None, bounds: dict[str, Bou
     metrics = all_metrics()
     values = cell_values(record, baseline)
     is_baseline = baseline is record
-    results: list[dict[str, Any]] = [] if vs_earlier else claim_verdicts(record, claims)
+    results: list[Verdict] = [] if vs_earlier else claim_verdicts(record, claims)
     for metric, bound in bounds.items():
         if is_baseline and metrics[metric].vs_float:
             continue
@@ -177,7 +177,7 @@ def check(record: CellRecord, baseline: CellRecord | None, bounds: dict[str, Bou
     return results
 
 
-def _limits(metric: str, bound: Bound, observed: float) -> list[dict[str, Any]]:
+def _limits(metric: str, bound: Bound, observed: float) -> list[Verdict]:
     """The `min` and `max` checks of one metric's value."""
     results = []
     for limit in ("min", "max"):
@@ -189,7 +189,7 @@ def _limits(metric: str, bound: Bound, observed: float) -> list[dict[str, Any]]:
 
 
 def _drops(record: CellRecord, baseline: CellRecord | None, metric: str, bound: Bound, observed: float,
-           vs_earlier: bool) -> list[dict[str, Any]]:
+           vs_earlier: bool) -> list[Verdict]:
     """The drop checks vs the baseline's value; failing (with the reason) when there is no baseline value."""
     base_values = record_metrics(baseline) if baseline and baseline.get("status") == "ok" else {}
     if metric not in base_values:
@@ -213,13 +213,13 @@ def _drops(record: CellRecord, baseline: CellRecord | None, metric: str, bound: 
 _DROPS = ("max_abs_drop", "max_rel_drop")
 
 
-def _not_produced(metric: str, bound: Bound, is_baseline: bool, why: str) -> list[dict[str, Any]]:
+def _not_produced(metric: str, bound: Bound, is_baseline: bool, why: str) -> list[Verdict]:
     """Every check of `bound` failing: its metric was not produced (drops do not apply to the baseline)."""
     names = ("min", "max") if is_baseline else ("min", "max", *_DROPS)
     return _failed(metric, {name: getattr(bound, name) for name in names}, math.nan, why)
 
 
-def _failed(metric: str, limits: dict[str, float | None], observed: float, note: str) -> list[dict[str, Any]]:
+def _failed(metric: str, limits: dict[str, float | None], observed: float, note: str) -> list[Verdict]:
     return [{**_verdict(f"{metric}.{name}", metric, threshold, math.nan, observed, None, False), "note": note}
             for name, threshold in limits.items() if threshold is not None]
 
@@ -275,8 +275,8 @@ def _no_baseline(baseline: CellRecord | None, metric: str) -> str:
 
 
 def _verdict(name: str, metric: str, threshold: float, value: float, observed: float, base: float | None,
-             ok: bool) -> dict[str, Any]:
-    verdict = {"check": name, "metric": metric, "threshold": threshold, "value": value,
+             ok: bool) -> Verdict:
+    verdict: Verdict = {"check": name, "metric": metric, "threshold": threshold, "value": value,
                "observed": observed, "baseline": base, "pass": bool(ok)}
     if math.isnan(value):
         verdict.update({"pass": False, "note": f"{metric} is NaN (non-finite outputs or inputs): the check fails"})

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from harness.errors import HarnessError
-from harness.record import OutputNumbers
+from harness.record import JsonFloat, OutputNumbers, jsonable_float
 
 # name → (higher is better, description); the task registry turns these into Metrics.
 FIDELITY_METRICS: dict[str, tuple[bool, str]] = {
@@ -34,7 +34,7 @@ FIDELITY_METRICS: dict[str, tuple[bool, str]] = {
     "mean_abs_error": (False, "worst output's mean absolute difference from the float model"),
 }
 
-JsonNumber = float | str
+JsonNumber = JsonFloat  # NaN and ±inf as "NaN", "Infinity", "-Infinity"
 
 
 @dataclass(frozen=True)
@@ -47,10 +47,7 @@ class OutputInfo:
 
 def json_number(value: float) -> JsonNumber:
     """A float as JSON allows it: finite values as they are, NaN and ±inf as "NaN", "Infinity", "-Infinity"."""
-    value = float(value)
-    if math.isfinite(value):
-        return value
-    return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    return jsonable_float(float(value))
 
 
 def _ratio(numerator: float, denominator: float) -> float:
