@@ -497,6 +497,14 @@ def repeat_medians(record: CellRecord) -> list[float] | None:
     return latency.get("repeat_medians") if latency else None
 
 
+def artifact_of(record: CellRecord) -> Artifact:
+    """The cell's model file; RecordError when the record has none (only an ok cell has one)."""
+    artifact = record.get("artifact")
+    if artifact is None:
+        raise RecordError("artifact", f"{record['model']}/{record['scheme']}@{record['device']} has no model file")
+    return artifact
+
+
 class RecordError(ValueError):
     """A stored record does not match the record format; `field` names where."""
 

@@ -19,6 +19,7 @@ import numpy as np
 from harness.datasets import Samples
 from harness.datasets._base import sample_count, take
 from harness.numerics.fidelity import json_number
+from harness.record import CellRecord, Diagnosis
 
 SAMPLES = 8
 RANKED = 20
@@ -74,8 +75,8 @@ def route_for(source_format: str, scheme_kind: str) -> str:
     return "quantization_debugger" if scheme_kind in DEBUGGED else "independent"
 
 
-def cell_diagnosis(model: Path, baseline: dict[str, Any] | None, calibration: Samples, source_format: str,
-                   scheme_kind: str, saved_model: Callable[[], Path]) -> dict[str, Any]:
+def cell_diagnosis(model: Path, baseline: CellRecord | None, calibration: Samples | None, source_format: str,
+                   scheme_kind: str, saved_model: Callable[[], Path]) -> Diagnosis:
     """The `diagnosis` record; a failure is recorded in it (`error`) and does not fail the cell."""
     try:
         return _diagnosis(model, baseline, calibration, source_format, scheme_kind, saved_model)
@@ -83,14 +84,17 @@ def cell_diagnosis(model: Path, baseline: dict[str, Any] | None, calibration: Sa
         return {"error": f"{type(exc).__name__}: {exc}"}
 
 
-def _diagnosis(model: Path, baseline: dict[str, Any] | None, calibration: Samples, source_format: str,
-                   scheme_kind: str, saved_model: Callable[[], Path]) -> dict[str, Any]:
+def _diagnosis(model: Path, baseline: CellRecord | None, calibration: Samples | None, source_format: str,
+               scheme_kind: str, saved_model: Callable[[], Path]) -> Diagnosis:
     """The `diagnosis` record of a converted cell (`na` with the reason when there is no float model)."""
     from harness.numerics.diagnose import check_names, compare_tensors, diagnosed_on, run_all_tensors
 
-    if baseline is None or baseline.get("status") != "ok" or not baseline.get("artifact"):
+    artifact = baseline.get("artifact") if baseline else None
+    if baseline is None or baseline.get("status") != "ok" or not artifact:
         return {"na": "no float32 cell to compare with"}
-    float_model = Path(baseline["artifact"]["path"])
+    if calibration is None:
+        return {"na": "no calibration samples to run the tensors on"}
+    float_model = Path(artifact["path"])
     x = take(calibration, slice(0, SAMPLES))
     optimized, reference = run_all_tensors(model, x), run_all_tensors(float_model, x)
     rows = compare_tensors(optimized, reference)

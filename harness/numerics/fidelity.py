@@ -45,7 +45,7 @@ class OutputInfo:
     dtype: str
 
 
-def json_number(value: float) -> JsonNumber:
+def json_number(value: float | str) -> JsonNumber:
     """A float as JSON allows it: finite values as they are, NaN and ±inf as "NaN", "Infinity", "-Infinity"."""
     return jsonable_float(float(value))
 

@@ -28,6 +28,7 @@ from pydantic import Field, field_validator
 from harness.datasets import Samples
 from harness.datasets._base import FromSignature
 from harness.errors import HarnessError, NotApplicable
+from harness.record import CellRecord
 from harness.numerics.fidelity import json_number
 from harness.suite.schema import Bound
 
@@ -258,7 +259,7 @@ def accumulated_ranking(quantized: Path, float_model: Path, x: Samples, unit: st
     return snr_drops(_graph(quantized), snr, unit)
 
 
-def baseline_metric(spec: RecoverSpec, baseline: dict[str, Any] | None) -> float | None:
+def baseline_metric(spec: RecoverSpec, baseline: CellRecord | None) -> float | None:
     """The float baseline's value of the recovered metric (None when it has none)."""
     if baseline is None or baseline.get("status") != "ok":
         raise NotApplicable("recover: the float32 baseline of this model did not run, so there is nothing to "
