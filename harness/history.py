@@ -519,6 +519,6 @@ def _record(row: dict[str, Any]) -> CellRecord:
         data = {k: json.loads(v) if k in _JSON_FIELDS and v is not None else v for k, v in row.items() if k != "record"}
     record = validate_record(data)
     for key in ("model", "scheme", "device"):
-        if record[key] != row[key]:  # type: ignore[literal-required]
-            raise RecordError(key, f"the record says {record[key]!r:.60}, its row {_shown(row[key])}")  # type: ignore[literal-required]
+        if record[key] != row[key]:
+            raise RecordError(key, f"the record says {record[key]!r:.60}, its row {_shown(row[key])}")
     return record

@@ -13,7 +13,7 @@ written as the strings "NaN", "Infinity" and "-Infinity" and read back as floats
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 from typing_extensions import NotRequired, Required, TypedDict
@@ -543,7 +543,7 @@ def validate_record(data: Any) -> CellRecord:
         error = exc.errors()[0]
         field = _field(restored, error["loc"])
         raise RecordError(field, f"{error['msg']} (got {error.get('input')!r:.60})") from None
-    return restored  # type: ignore[return-value]
+    return restored
 
 
 def validate_run_info(data: Any) -> RunInfo:
@@ -555,7 +555,7 @@ def validate_run_info(data: Any) -> RunInfo:
     except ValidationError as exc:
         error = exc.errors()[0]
         raise RecordError(_field(data, error["loc"]), f"{error['msg']} (got {error.get('input')!r:.60})") from None
-    return data  # type: ignore[return-value]
+    return cast(RunInfo, data)  # validated above
 
 
 def _field(data: Any, loc: tuple[Any, ...]) -> str:

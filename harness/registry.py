@@ -47,9 +47,9 @@ class Registry(Generic[T]):
 
     def _load(self) -> None:
         with self._lock:  # threads (device workers) may ask at once; import every module first
-            if self._loaded:
+            if self._loaded or self._package is None:
                 return
-            pkg = importlib.import_module(self._package)  # type: ignore[arg-type]
+            pkg = importlib.import_module(self._package)
             for info in pkgutil.iter_modules(pkg.__path__):
                 if not info.name.startswith("_"):
                     importlib.import_module(f"{self._package}.{info.name}")

@@ -95,10 +95,10 @@ def delegation_values(delegation: Delegation | None) -> dict[str, float]:
 
 def acceleration_values(acceleration: Acceleration | None) -> dict[str, float]:
     """A local cell's `fully_delegated` (1/0) and `delegated_nodes_ratio` from its XNNPACK acceleration."""
-    if not acceleration or "error" in acceleration or acceleration.get("ratio") is None:
+    ratio = acceleration.get("ratio") if acceleration else None
+    if not acceleration or "error" in acceleration or ratio is None:
         return {}
-    return {"fully_delegated": float(bool(acceleration.get("fully_delegated"))),
-            "delegated_nodes_ratio": float(acceleration["ratio"])}  # type: ignore[arg-type]
+    return {"fully_delegated": float(bool(acceleration.get("fully_delegated"))), "delegated_nodes_ratio": float(ratio)}
 
 
 def cell_values(record: CellRecord, baseline: CellRecord | None) -> dict[str, float]:

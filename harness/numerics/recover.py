@@ -292,15 +292,16 @@ def run(scheme: Any, options: Any, source: Any, saved_model_of: Callable[[], Pat
                                     else scheme.from_saved_model(saved_model, options, calibration))
         return built[tuple(layers)]
 
-    ranked = _ranking(spec, build, saved_model, calibration, float_model)  # type: ignore[arg-type]
+    ranked = _ranking(spec, build, saved_model, calibration, float_model)
     if not ranked:
         raise HarnessError("recover: found no quantized layer to keep in float")
     return recover(spec, ranked, build, evaluate, reference, x)
 
 
-def _ranking(spec: RecoverSpec, build: Build, saved_model: Path, calibration: Samples,
+def _ranking(spec: RecoverSpec, build: Build, saved_model: Path | None, calibration: Samples,
              float_model: Path) -> list[dict[str, Any]]:
     if spec.rank_by != "snr_drop_db":
+        assert saved_model is not None  # `run` refused the debugger's ranking for a .tflite source
         return debugger_ranking(saved_model, calibration, float_model, spec.unit, spec.rank_by)
     with tempfile.TemporaryDirectory(prefix="recover-rank-") as scratch:
         quantized = Path(scratch) / "int8.tflite"
