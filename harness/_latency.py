@@ -11,8 +11,8 @@ from typing import Any, cast
 from harness import _interrupt
 from harness.cache import file_digest
 from harness.devices import BinaryDevice, Device
-from harness.errors import HarnessError
 from harness.devices.local.host_state import during
+from harness.errors import HarnessError
 from harness.record import CellRecord, DeviceState, HostDuring, LatencyAB, LatencyStats, LatencyVsFloat, benchmark_binary
 from harness.stats import bounded_sample, combine_repeats, paired_ratio, summarize, typical
 from harness.suite.schema import CooldownSpec, LatencySpec

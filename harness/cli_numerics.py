@@ -196,8 +196,15 @@ def diagnose(
     """Per intermediate tensor of the cell's model vs the float model: SNR, NRMSE, RMSE / scale. Prints the
     --top 20 of lowest SNR, worst first (--all: every tensor, in graph order); writes every tensor, in graph
     order, to RUN_DIR/diagnose/<model>__<scheme>__<device>.json."""
-    from harness.numerics.diagnose import (check_names, compare_tensors, cross_check, diagnosed_on, join,
-                                           on_builtin_kernels, run_all_tensors)
+    from harness.numerics.diagnose import (
+        check_names,
+        compare_tensors,
+        cross_check,
+        diagnosed_on,
+        join,
+        on_builtin_kernels,
+        run_all_tensors,
+    )
 
     if samples < 1:
         raise HarnessError(f"--samples must be at least 1 (got {samples})")

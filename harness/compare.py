@@ -22,11 +22,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, Required
 
 import numpy as np
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
-from typing_extensions import Required, TypedDict
+from typing_extensions import TypedDict
 
 from harness.record import CellRecord, LatencySetup, artifact_sha256, repeat_medians
 from harness.results import record_id
@@ -55,7 +55,7 @@ class Policy:
     flag_unchanged: bool = False
 
     @classmethod
-    def of(cls, regression: Any) -> "Policy":
+    def of(cls, regression: Any) -> Policy:
         """The policy a suite's `regression:` block (harness.suite.schema.RegressionSpec) sets."""
         return cls(**regression.model_dump())
 

@@ -13,10 +13,10 @@ written as the strings "NaN", "Infinity" and "-Infinity" and read back as floats
 from __future__ import annotations
 
 import math
-from typing import Any, Literal, cast
+from typing import Any, Literal, NotRequired, Required, cast
 
 from pydantic import ConfigDict, TypeAdapter, ValidationError
-from typing_extensions import NotRequired, Required, TypedDict
+from typing_extensions import TypedDict
 
 FORMAT_VERSION = 2  # 1: records before the format was versioned (no `format_version` key)
 
@@ -441,7 +441,7 @@ class CellRecord(TypedDict, total=False):
     claims: list[ClaimResult]  # the scheme's claims checked against the produced model (harness.claims)
     latency_ab: LatencyAB  # the earlier run's model re-timed beside this one (harness._latency)
     technique: TechniqueRecord  # training-time schemes: layers wrapped, those left untouched (why); QAT: output_quantized
-    outputs: list[OutputNumbers]  # every output tensor: name, shape, dtype; vs float, its five numbers (harness.numerics.fidelity)
+    outputs: list[OutputNumbers]  # every output: name, shape, dtype; vs float, its five numbers (harness.numerics.fidelity)
     device_numerics: DeviceNumerics  # a phone's outputs vs the host's (latency: {device_check: N})
     device_state: DeviceState  # phones: thermal state, `hot`, `throttled`; local: host load, `busy`
     latency_vs_float: LatencyVsFloat  # the float model timed in pairs beside this one (latency.float_pairs)

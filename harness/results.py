@@ -15,7 +15,7 @@ import secrets
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -38,7 +38,7 @@ RUNTIME_LOG = "runtime.log"
 
 def utc_now(precise: bool = False) -> str:
     """The UTC time in ISO 8601, to the second (to the millisecond when `precise`: run start times)."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds" if precise else "seconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds" if precise else "seconds")
 
 
 def cell_id(model: str, scheme: str, device: str) -> str:
@@ -51,7 +51,7 @@ def record_id(record: CellRecord | dict[str, Any]) -> str:
 
 
 def _utc_stamp() -> str:
-    return datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')
+    return datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')
 
 
 def new_run_id() -> str:

@@ -23,8 +23,18 @@ from typing import Any, cast
 import numpy as np
 
 from harness import _interrupt
-from harness._latency import (device_state, earlier_binary, earlier_model, float_reference, latency_stats,
-                              measure_repeats, time_ab, time_vs_float, with_after, with_unpaired)
+from harness._latency import (
+    device_state,
+    earlier_binary,
+    earlier_model,
+    float_reference,
+    latency_stats,
+    measure_repeats,
+    time_ab,
+    time_vs_float,
+    with_after,
+    with_unpaired,
+)
 from harness.cache import ArtifactCache, content_key
 from harness.claims import check_claims
 from harness.datasets import DATASETS, Dataset, Samples, sample_count, samples_digest
@@ -196,7 +206,7 @@ class SuiteRunner:
         ordered = [self._records[c.id] for c in cells if c.id in self._records]
         return RunOutcome(self.run_dir, ordered, skipped, notes)
 
-    def _halt(self, workers: dict[str, "_DeviceWorker"], names: list[str]) -> None:
+    def _halt(self, workers: dict[str, _DeviceWorker], names: list[str]) -> None:
         """Stop every cell still in flight before run.json says the run stopped: no record is
         appended from now on, queued cells are dropped, a running measurement is stopped (its
         process killed: `_interrupt.cut` keeps that from reading as a failed cell) and the device
@@ -209,7 +219,7 @@ class SuiteRunner:
         for worker in workers.values():
             worker.join(timeout=HALT_WAIT_S)
 
-    def _run_cells(self, cells: list[Cell], done: dict[str, CellRecord], workers: dict[str, "_DeviceWorker"]) -> int:
+    def _run_cells(self, cells: list[Cell], done: dict[str, CellRecord], workers: dict[str, _DeviceWorker]) -> int:
         """Host work of every cell not already done, in order; measurement on each device's worker."""
         host_done: dict[str, CellRecord] = {}  # cell id -> identity, status, artifact and metrics after host work
         states: dict[str, _ModelState] = {}
@@ -603,9 +613,9 @@ class SuiteRunner:
         device, model = self.device(cell.device), Path(artifact_of(record)["path"])
         state = device_state(device, self.loaded.suite.latency)
         raws, sample = measure_repeats(device, model, self.loaded.suite.latency)
-        if state is not None:
-            after = getattr(device, "device_state")()
-            record["device_state"] = with_after(state, after, raws, self.loaded.suite.latency)
+        read_state = getattr(device, "device_state", None)  # devices that report their state (phones, local)
+        if state is not None and read_state is not None:
+            record["device_state"] = with_after(state, read_state(), raws, self.loaded.suite.latency)
         raw = raws[-1]  # memory, setup, log and delegates of the last repeat
         record["latency_ms"] = latency_stats(raws)
         record["latency_samples_ms"] = sample or None

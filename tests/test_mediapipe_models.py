@@ -12,13 +12,12 @@ import numpy as np
 import pytest
 
 from harness.datasets import DATASETS
-from harness.errors import HarnessError
 from harness.devices.litert import UnresolvedOp, load_interpreter, predict
+from harness.errors import HarnessError
 from harness.models.paths import resolve_model_path
 from harness.tflite._flatbuffer import read_object
 from harness.tflite.normalize import normalize, not_float
 from harness.tflite.sparsity import densify
-
 
 
 def mediapipe(name: str) -> Path:

@@ -12,5 +12,6 @@ from harness.datasets._base import (
     take,
 )
 
-__all__ = ["DATASETS", "Dataset", "FromSignature", "LoaderOptions", "Samples", "fingerprint_arrays", "sample_count", "samples_digest",
+__all__ = ["DATASETS", "Dataset", "FromSignature", "LoaderOptions", "Samples", "fingerprint_arrays", "sample_count",
+           "samples_digest",
            "take"]

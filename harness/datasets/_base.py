@@ -32,7 +32,7 @@ class FromSignature:
     def __len__(self) -> int:
         return self.count if self.rows is None else len(self.rows)
 
-    def select(self, index: slice | np.ndarray) -> "FromSignature":
+    def select(self, index: slice | np.ndarray) -> FromSignature:
         rows = np.arange(self.count)[list(self.rows) if self.rows is not None else slice(None)][index]
         return FromSignature(self.count, self.seed, self.default_range, self.ranges, tuple(int(r) for r in rows))
 
@@ -126,7 +126,7 @@ class Dataset:
     def __len__(self) -> int:
         return sample_count(self.x)
 
-    def head(self, limit: int | None) -> "Dataset":
+    def head(self, limit: int | None) -> Dataset:
         """The first `limit` samples (all when None)."""
         if limit is None or limit >= len(self):
             return self

@@ -13,8 +13,8 @@ cache, and loaded through the `coco` loader.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from importlib.metadata import version
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -52,7 +52,7 @@ class FaceScenesOptions(LoaderOptions):
     resize: Literal["letterbox", "stretch"] = "letterbox"
 
     @model_validator(mode="after")
-    def _consistent(self) -> "FaceScenesOptions":
+    def _consistent(self) -> FaceScenesOptions:
         start, stop = self.faces
         if not 0 <= start < stop <= LFW_FACES:
             raise ValueError(f"`faces` must be a range [start, stop) within [0, {LFW_FACES}]")

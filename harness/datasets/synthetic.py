@@ -32,7 +32,7 @@ class _SyntheticOptions(LoaderOptions):
     seed: int = 0
 
     @model_validator(mode="after")
-    def _one_form(self) -> "_SyntheticOptions":
+    def _one_form(self) -> _SyntheticOptions:
         if self.shape is not None and self.inputs is not None:
             raise ValueError("give either `shape` (one input) or `inputs` (one entry per model input)")
         shaped = {spec.shape is not None for spec in (self.inputs or {}).values()}

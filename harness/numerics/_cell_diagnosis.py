@@ -101,6 +101,7 @@ def _diagnosis(model: Path, baseline: CellRecord | None, calibration: Samples | 
     check_names(rows, optimized)
     route = route_for(source_format, scheme_kind)
     rows, check = _second_route(rows, route, (model, float_model), x, (optimized, reference), saved_model, calibration)
-    return {"route": route, "kernels": diagnosed_on(model), "samples": sample_count(x), "tensors": len(optimized), "compared": len(rows),
+    return {"route": route, "kernels": diagnosed_on(model), "samples": sample_count(x), "tensors": len(optimized),
+            "compared": len(rows),
             "ranked": ranked(rows), "snr_curve": curve(rows), "cross_check": check,
             "min_snr_db": json_number(min((float(r["snr_db"]) for r in rows), default=math.nan))}

@@ -28,8 +28,8 @@ from pydantic import Field, field_validator
 from harness.datasets import Samples
 from harness.datasets._base import FromSignature
 from harness.errors import HarnessError, NotApplicable
-from harness.record import CellRecord
 from harness.numerics.fidelity import json_number
+from harness.record import CellRecord
 from harness.suite.schema import Bound
 
 Build = Callable[[list[str]], bytes]
@@ -143,7 +143,7 @@ def host_latency_ms(model: Path, x: Samples, runs: int) -> float | None:
     for array, detail in zip(arrays, interpreter.get_input_details()):
         interpreter.set_tensor(detail["index"], quantize_input(array[:1], detail))
     times = []
-    for i in range(runs + 3):
+    for _ in range(runs + 3):
         started = time.perf_counter()
         interpreter.invoke()
         times.append((time.perf_counter() - started) * 1000)

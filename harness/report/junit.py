@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
-from harness.record import CellRecord
 from harness.compare import Change, Comparison
+from harness.record import CellRecord
 from harness.results import cell_id, incompleteness
 from harness.verdicts import metric_number
 
@@ -28,11 +28,11 @@ def _clean(text: str) -> str:
 def _timestamp(value: str | None) -> str:
     """ISO time in UTC without zone, as the junit-10 schema wants (now, when unknown)."""
     try:
-        moment = datetime.fromisoformat(value) if value else datetime.now(timezone.utc)
+        moment = datetime.fromisoformat(value) if value else datetime.now(UTC)
     except ValueError:
-        moment = datetime.now(timezone.utc)
+        moment = datetime.now(UTC)
     if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc)
+        moment = moment.astimezone(UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S")
 
 

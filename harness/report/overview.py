@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
-from harness.record import CellRecord
 from harness.compare import Comparison
+from harness.record import CellRecord
 from harness.report.rows import Row
 from harness.results import cell_id
 from harness.schemes import BASELINE

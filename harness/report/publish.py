@@ -9,7 +9,7 @@ The run's own files are always written; a history store that cannot be used only
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -178,7 +178,7 @@ def _run_info(run_dir: Path) -> dict[str, Any]:
     info.setdefault("suite", run_dir.parent.name)
     if not info.get("started_at"):
         mtime = (run_dir / RESULTS).stat().st_mtime
-        info["started_at"] = datetime.fromtimestamp(mtime, timezone.utc).isoformat(timespec="seconds")
+        info["started_at"] = datetime.fromtimestamp(mtime, UTC).isoformat(timespec="seconds")
     try:
         return dict(validate_run_info(info))
     except RecordError as exc:

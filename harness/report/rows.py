@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from harness.record import Audit, CellRecord, LatencyStats, WeightStats
-from harness.stats import typical
 from harness.results import cell_id
 from harness.schemes import BASELINE
+from harness.stats import typical
 from harness.verdicts import latency_ratio, metric_number, paired_latency_ratio, record_metrics
 
 # Preferred metric to show first, in order; the first one a record has is its headline.

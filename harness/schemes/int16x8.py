@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 from harness.datasets import Samples
+from harness.errors import NotApplicable
 from harness.schemes import _quantizer
 from harness.schemes._base import SCHEMES
-from harness.schemes._float_layers import check_scope_names
 from harness.schemes._converter import convert, quantized_with_calibration
-from harness.errors import NotApplicable
+from harness.schemes._float_layers import check_scope_names
 from harness.schemes.int8 import Int8, Int8Options
 
 

@@ -6,15 +6,14 @@ from pathlib import Path
 
 from pydantic import Field, model_validator
 
-from harness.datasets import Samples
 from harness.claims import FULL_INTEGER_SHARE, quantized_ops_share, weights_quantized
+from harness.datasets import Samples
+from harness.numerics.recover import RecoverSpec
 from harness.schemes import _quantizer
 from harness.schemes._base import SCHEMES
-from harness.schemes._float_layers import check_scope_names
 from harness.schemes._converter import convert, quantized_with_calibration, selectively_quantized
-from harness.numerics.recover import RecoverSpec
+from harness.schemes._float_layers import check_scope_names
 from harness.schemes._quantizer import CalibratedOptions
-
 
 FLOAT_ON_REQUEST = ("float_layers", "recover")  # options that keep layers float: they waive the claims
 
@@ -28,7 +27,7 @@ class Int8Options(CalibratedOptions):
         "bound on `metric` holds or `max_float_layers` is spent (TFLiteConverter sources)"))
 
     @model_validator(mode="after")
-    def _one_choice(self) -> "Int8Options":
+    def _one_choice(self) -> Int8Options:
         if self.recover is not None and self.float_layers:
             raise ValueError("give float_layers or recover, not both: recover chooses the float layers")
         return self

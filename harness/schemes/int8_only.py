@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-
-from harness.datasets import Samples
 from harness.claims import INTEGER_ONLY, weights_quantized
+from harness.datasets import Samples
 from harness.errors import NotApplicable
 from harness.schemes import _quantizer
 from harness.schemes._base import SCHEMES

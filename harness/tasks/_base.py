@@ -44,7 +44,8 @@ CELL_METRICS = (
 
 # Per-output numerics vs the float model, every task's: the worst output's value under each name
 # (the runner adds them, with every output's numbers under the record's `outputs`).
-OUTPUT_FIDELITY = tuple(Metric(name, higher, description, vs_float=True) for name, (higher, description) in FIDELITY_METRICS.items())
+OUTPUT_FIDELITY = tuple(Metric(name, higher, description, vs_float=True)
+                        for name, (higher, description) in FIDELITY_METRICS.items())
 
 
 class TaskOptions(BaseModel):

@@ -31,9 +31,9 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """float.tflite (Dense-relu MLP), wi4b32.tflite (its blockwise int4), a16w8.tflite, partial.tflite."""
     import keras
     import tensorflow as tf
+    from litert_quantizer import recipe
 
     from harness.schemes._quantizer import quantize, static_recipe
-    from litert_quantizer import recipe
 
     folder = tmp_path_factory.mktemp("kernels")
     keras.utils.set_random_seed(0)

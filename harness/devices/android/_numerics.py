@@ -30,6 +30,7 @@ from harness.devices.litert import bind_inputs, dequantize_output, fit_samples, 
 from harness.errors import HarnessError
 from harness.numerics.fidelity import OutputInfo, json_number, output_fidelity
 
+
 @dataclass(frozen=True)
 class Invocation:
     """One run on the phone: an array per model input (tensor dtype and shape) and the real samples in it."""

@@ -64,7 +64,7 @@ class LayerSelection(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _one_end(self) -> "LayerSelection":
+    def _one_end(self) -> LayerSelection:
         if self.first is not None and self.last is not None:
             raise ValueError("give `first` or `last`, not both")
         return self

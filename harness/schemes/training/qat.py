@@ -14,9 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-
-from harness.datasets import Samples
 from harness.claims import FULL_INTEGER_SHARE, quantized_ops_share, weights_quantized
+from harness.datasets import Samples
 from harness.models.keras2 import UnsupportedLayer
 from harness.schemes._base import SCHEMES, SchemeOptions
 from harness.schemes._converter import convert

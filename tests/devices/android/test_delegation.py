@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.devices.android.device import AdbOptions, MeasurementFailed, check_delegation, raw_from_log
 from harness.devices.android.benchmark_log import parse_benchmark_log, parse_benchmark_logs
+from harness.devices.android.device import AdbOptions, MeasurementFailed, check_delegation, raw_from_log
 from harness.schemes import SCHEMES
 from harness.suite.schema import LatencySpec
 from harness.verdicts import cell_values

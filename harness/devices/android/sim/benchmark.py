@@ -10,10 +10,10 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from dataclasses import dataclass
 import resource
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
