@@ -132,7 +132,7 @@ def earlier_model(before: CellRecord | None, kept: Path | None) -> tuple[str | N
     """(sha256, path, note) of the model the earlier run timed for this cell: the artifact store's
     copy (`kept`), else the path it was timed at, when its bytes still match."""
     artifact = before.get("artifact") if before else None
-    return _kept_file(artifact["sha256"] if artifact else None, artifact["path"] if artifact else None, kept,
+    return _kept_file(artifact.get("sha256") if artifact else None, artifact.get("path") if artifact else None, kept,
                       "the earlier run's model file is gone or changed: compared across runs only")
 
 
