@@ -10,12 +10,12 @@ from typing import Any, cast
 
 from harness import _interrupt
 from harness.cache import file_digest
+from harness.config.schema import CooldownSpec, LatencySpec
 from harness.devices import BinaryDevice, Device
 from harness.devices.local.host_state import during
 from harness.errors import HarnessError
 from harness.record import CellRecord, DeviceState, HostDuring, LatencyAB, LatencyStats, LatencyVsFloat, benchmark_binary
 from harness.stats import bounded_sample, combine_repeats, paired_ratio, summarize, typical
-from harness.suite.schema import CooldownSpec, LatencySpec
 from harness.verdicts import latency_ratio
 
 

@@ -12,8 +12,9 @@ Every scheme states its claims in its own module (`claims = (...)` on its regist
 
 `check_claims` turns them into the record's `claims` part — per claim what was found, whether it
 holds as the scheme states it, and the ops or kernels left float — from the record's `audit` and
-`weights` (both read back from the produced file). `claim_verdicts` (through
-`harness.verdicts.check`) makes each a verdict named after the claim; the suite may accept one
+`weights` (both read back from the produced file). `harness.verdicts.claim_verdicts` (through
+`harness.verdicts.check`, above the schemes whose registry states the claims) makes each a verdict named after
+the claim; the suite may accept one
 (`claims: {integer_only: false}`) or restate its minimum (`claims: {quantized_ops_share: {min: 0.5}}`)
 per model and scheme in `thresholds.overrides`. An option the user gave to keep layers float on
 request (`float_layers`, `recover`) waives the claims that name it (`waived_by`): recorded, not checked.
@@ -21,18 +22,13 @@ request (`float_layers`, `recover`) waives the claims that name it (`waived_by`)
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import Any
 
-from harness.record import Audit, CellRecord, ClaimResult, Verdict, WeightStats
+from harness.config.schema import ClaimName
+from harness.record import Audit, ClaimResult, WeightStats
 
-if TYPE_CHECKING:
-    from harness.suite.schema import ClaimSetting
-
-ClaimName = Literal["integer_only", "weights_quantized", "weights_float16", "quantized_ops_share"]
-CLAIM_NAMES: tuple[str, ...] = get_args(ClaimName)
 CONVERSION_OPS = frozenset({"QUANTIZE", "DEQUANTIZE"})
 SHAPE_OPS = frozenset({"SHAPE", "RANK"})  # read a tensor's shape, not its values: never compute, whatever its type
 NOT_COMPUTE = CONVERSION_OPS | SHAPE_OPS
@@ -204,43 +200,3 @@ def check_claim(claim: Claim, options: Any, audit: Audit | None, weights: Weight
 def check_claims(claims: Sequence[Claim], options: Any, record: Mapping[str, Any]) -> list[ClaimResult]:
     """The record's `claims` part: every claim of the scheme against the record's audit and weights."""
     return [check_claim(claim, options, record.get("audit"), record.get("weights")) for claim in claims]
-
-
-def scheme_claims(kind: str | None) -> tuple[Claim, ...]:
-    """The claims the registered scheme `kind` states (none for an unknown scheme)."""
-    from harness.schemes import SCHEMES
-
-    if not kind or kind not in SCHEMES:
-        return ()
-    return tuple(getattr(SCHEMES.get(kind), "claims", ()))
-
-
-def record_claims(record: CellRecord) -> list[ClaimResult]:
-    """The record's `claims` part; a record written before claims were checked: computed from its audit."""
-    if "claims" in record:
-        return list(record["claims"])
-    return check_claims(scheme_claims(record.get("scheme_kind")), record.get("scheme_options") or {}, record)
-
-
-# -- verdicts ------------------------------------------------------------------------------------
-def claim_verdicts(record: CellRecord, settings: Mapping[str, ClaimSetting] | None = None) -> list[Verdict]:
-    """One verdict per checked claim of an ok cell, under the suite's settings (accepted, or another minimum)."""
-    if record.get("status") != "ok":
-        return []
-    return [_verdict(result, (settings or {}).get(result["claim"], True))
-            for result in record_claims(record) if not result.get("waived")]
-
-
-def _verdict(result: ClaimResult, setting: ClaimSetting) -> Verdict:
-    name, value = result["claim"], result.get("value")
-    minimum = result["min"] if isinstance(setting, bool) else setting.min
-    observed = math.nan if value is None else float(value)
-    holds = value is not None and value >= minimum
-    note = f"{name}: {result.get('found', '')}"
-    if setting is False:
-        holds, note = True, f"{note} (accepted by the suite: `claims: {{{name}: false}}`)"
-    elif not holds:
-        note = f"{note} (claimed: {result.get('statement')}" + (
-            f"; the suite's minimum {minimum:g})" if not isinstance(setting, bool) else ")")
-    return {"check": name, "metric": name, "threshold": minimum, "value": observed, "observed": observed,
-            "baseline": None, "pass": bool(holds), "note": note, "claim": True}

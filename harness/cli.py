@@ -78,11 +78,11 @@ def run(
 ) -> None:
     """Optimize, run and score every model × scheme × device cell of a suite."""
     from harness import _interrupt
+    from harness.config.schema import check_name
     from harness.executors import make_executor
     from harness.plan import plan_cells
     from harness.results import locked
     from harness.suite import load_suite
-    from harness.suite.schema import check_name
 
     loaded = load_suite(suite)
     device_names = [check_name(d.strip(), "--devices") for d in devices.split(",") if d.strip()] if devices else None
@@ -285,7 +285,7 @@ def _measure_settings(**options: Any) -> Any:
     """The latency settings from `bench measure`'s options; a bad value names its option."""
     from pydantic import ValidationError
 
-    from harness.suite.schema import LatencySpec
+    from harness.config.schema import LatencySpec
 
     try:
         return LatencySpec(**options)

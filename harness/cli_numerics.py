@@ -15,8 +15,8 @@ from rich.text import Text
 from harness._console import plain_console
 from harness.cache import file_digest
 from harness.errors import HarnessError
-from harness.record import CellRecord, artifact_of
-from harness.results import RESULTS, read_results, read_run_info, record_id
+from harness.record import CellRecord, artifact_of, record_id
+from harness.results import RESULTS, read_results, read_run_info
 
 if TYPE_CHECKING:
     from harness.plan import Cell
@@ -112,7 +112,7 @@ def _inputs(run_dir: Path, record: CellRecord, samples: int) -> tuple[Any, Any, 
 
 def _as_lists(x: Any, model: Path) -> Any:
     """Samples as the debugger takes them: per sample, a list of (1, ...) arrays in the model's input order."""
-    from harness.devices.litert import bind_inputs, load_interpreter
+    from harness.tflite.runtime import bind_inputs, load_interpreter
 
     arrays = bind_inputs(x, load_interpreter(model), model.name)
     return lambda: ([a[i : i + 1].astype("float32") for a in arrays] for i in range(len(arrays[0])))

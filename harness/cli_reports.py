@@ -21,8 +21,8 @@ from harness.results import RESULTS, read_results, read_run_info
 
 if TYPE_CHECKING:  # the report modules load plotly/jinja2 lazily, keeping `bench --help` fast
     from harness.compare import Verdict
+    from harness.config.schema import Suite
     from harness.report.publish import PublishResult
-    from harness.suite.schema import Suite
 
 console = plain_console()
 

@@ -28,10 +28,9 @@ import numpy as np
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 from typing_extensions import TypedDict
 
-from harness.record import CellRecord, LatencySetup, artifact_sha256, repeat_medians
-from harness.results import record_id
+from harness.config.schema import Bound
+from harness.record import CellRecord, LatencySetup, artifact_sha256, record_id, repeat_medians
 from harness.stats import LatencyTest, find_step, log_t_test, rank_test, typical
-from harness.suite.schema import Bound
 from harness.verdicts import check, metric_number, record_metrics
 
 BoundsFn = Callable[[str, str], dict[str, Bound]]
@@ -56,7 +55,7 @@ class Policy:
 
     @classmethod
     def of(cls, regression: Any) -> Policy:
-        """The policy a suite's `regression:` block (harness.suite.schema.RegressionSpec) sets."""
+        """The policy a suite's `regression:` block (harness.config.schema.RegressionSpec) sets."""
         return cls(**regression.model_dump())
 
 

@@ -29,8 +29,17 @@ from typing_extensions import TypedDict, TypeIs
 
 from harness.cache import file_digest
 from harness.errors import HarnessError
-from harness.record import FORMAT_VERSION, CellRecord, RecordError, benchmark_binary, encode_nonfinite, validate_record
-from harness.results import cell_id, record_id, utc_now
+from harness.record import (
+    FORMAT_VERSION,
+    CellRecord,
+    RecordError,
+    benchmark_binary,
+    cell_id,
+    encode_nonfinite,
+    record_id,
+    validate_record,
+)
+from harness.results import utc_now
 
 DEFAULT_PATH = Path("reports/history.sqlite")
 SCHEMA_VERSION = 3

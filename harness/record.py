@@ -170,7 +170,7 @@ class ExecutedOn(TypedDict, total=False):
 
 
 class OutputNumbers(TypedDict, total=False):
-    """One output tensor and its five fidelity numbers (harness.numerics.fidelity)."""
+    """One output tensor and its five fidelity numbers (harness.fidelity)."""
 
     __pydantic_config__ = _CONFIG  # type: ignore[misc]
     name: str
@@ -293,7 +293,7 @@ class Delegates(TypedDict, total=False):
 
 
 class Acceleration(TypedDict, total=False):
-    """A local cell: how much of its model the host's XNNPACK path takes (harness.devices.litert.acceleration):
+    """A local cell: how much of its model the host's XNNPACK path takes (harness.tflite.runtime.acceleration):
     the interpreter's nodes, those the XNNPACK delegate took and its partitions, LiteRT CompiledModel's
     `is_fully_accelerated()`; `fully_delegated` and `ratio` feed the thresholds of the same names as a
     phone's delegation. `error`: the probe failed (its thresholds fail)."""
@@ -435,7 +435,7 @@ class CellRecord(TypedDict, total=False):
     latency_log: str
     delegates: Delegates | None
     op_profile: OpProfile | None
-    acceleration: Acceleration  # local cells: how much of the model XNNPACK takes (harness.devices.litert)
+    acceleration: Acceleration  # local cells: how much of the model XNNPACK takes (harness.tflite.runtime)
     kernel_paths: dict[str, float | str]  # worst-output SNR vs float (dB) per host kernel path (harness.numerics.kernels)
     audit: Audit | None  # what the produced model holds (harness.tflite.audit)
     claims: list[ClaimResult]  # the scheme's claims checked against the produced model (harness.claims)
@@ -477,6 +477,16 @@ class RunInfo(TypedDict, total=False):
 
 _RECORD = TypeAdapter(CellRecord)
 _RUN_INFO = TypeAdapter(RunInfo)
+
+
+def cell_id(model: str, scheme: str, device: str) -> str:
+    """The identity of a cell: `model/scheme@device`."""
+    return f"{model}/{scheme}@{device}"
+
+
+def record_id(record: CellRecord | dict[str, Any]) -> str:
+    """The identity of the cell a record is of (`cell_id` of its model, scheme and device)."""
+    return cell_id(record["model"], record["scheme"], record["device"])
 
 
 def benchmark_binary(record: CellRecord | None) -> BenchmarkBinary:

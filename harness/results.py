@@ -27,6 +27,7 @@ from harness.record import (
     RecordError,
     RunInfo,
     encode_nonfinite,
+    record_id,
     validate_record,
 )
 
@@ -39,15 +40,6 @@ RUNTIME_LOG = "runtime.log"
 def utc_now(precise: bool = False) -> str:
     """The UTC time in ISO 8601, to the second (to the millisecond when `precise`: run start times)."""
     return datetime.now(UTC).isoformat(timespec="milliseconds" if precise else "seconds")
-
-
-def cell_id(model: str, scheme: str, device: str) -> str:
-    """The identity of a cell: `model/scheme@device`."""
-    return f"{model}/{scheme}@{device}"
-
-
-def record_id(record: CellRecord | dict[str, Any]) -> str:
-    return cell_id(record["model"], record["scheme"], record["device"])
 
 
 def _utc_stamp() -> str:

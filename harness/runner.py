@@ -37,36 +37,46 @@ from harness._latency import (
 )
 from harness.cache import ArtifactCache, content_key
 from harness.claims import check_claims
-from harness.datasets import DATASETS, Dataset, Samples, sample_count, samples_digest
+from harness.config.schema import CalibrationSpec, ModelSpec, TaskSpec
+from harness.datasets import DATASETS, Dataset
 from harness.datasets.overlap import overlap_note
 from harness.devices import Device, load_device
 from harness.devices.cpus import cpu_model
-from harness.devices.litert import kernels_used, output_info, predict, tensor_types
 from harness.errors import NotApplicable
 from harness.executors import Executor, local_node, make_executor
+from harness.fidelity import aligned, describe_outputs, json_number, output_fidelity
 from harness.history import EarlierRun, suite_identity
 from harness.models.source import SourceModel, resolve_source, saved_model_dir
-from harness.numerics.fidelity import aligned, describe_outputs, json_number, model_outputs, output_fidelity
 from harness.plan import Cell, cell_key, plan_cells
-from harness.record import FORMAT_VERSION, Artifact, CellRecord, LatencyAB, LatencySetup, Verdict, artifact_of, benchmark_binary
+from harness.record import (
+    FORMAT_VERSION,
+    Artifact,
+    CellRecord,
+    LatencyAB,
+    LatencySetup,
+    Verdict,
+    artifact_of,
+    benchmark_binary,
+    cell_id,
+    record_id,
+)
 from harness.results import (
     ResultsWriter,
-    cell_id,
     new_run_id,
     read_results,
     read_run_info,
-    record_id,
     rewrite_results,
     utc_now,
     write_run_info,
 )
+from harness.samples import Samples, sample_count, samples_digest
 from harness.schemes import BASELINE, SCHEMES
 from harness.schemes.training import FineTuning, TrainingScheme
 from harness.suite.loader import LoadedSuite
-from harness.suite.schema import CalibrationSpec, ModelSpec, TaskSpec
 from harness.tasks import TASKS
-from harness.tasks._batching import PROBE_VERSION, Batching, batch_for, model_batching, per_sample
 from harness.tflite.audit import audit
+from harness.tflite.batching import PROBE_VERSION, Batching, batch_for, model_batching, per_sample
+from harness.tflite.runtime import kernels_used, model_outputs, output_info, predict, tensor_types
 from harness.tflite.weights import weight_stats
 from harness.verdicts import bounds_for, check, claims_for
 from harness.versions import tool_versions
@@ -520,7 +530,7 @@ class SuiteRunner:
         return options.model_copy(update={"float_layers": record["recovery"]["float_tensors"], "recover": None})
 
     def _batching(self, model: Path, sha256: str, data: Dataset) -> Batching:
-        """Whether the model batches (harness.tasks._batching), probed once per artifact."""
+        """Whether the model batches (harness.tflite.batching), probed once per artifact."""
         key = content_key(kind="batching", artifact=sha256, probe=PROBE_VERSION,
                           litert=tool_versions()["ai-edge-litert"])
         path, _ = self.cache.get_or_create("batching", key, ".json",

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import fnmatch
 import math
+from collections.abc import Mapping
 from typing import Any
 
-from harness.claims import claim_verdicts
-from harness.record import Acceleration, Audit, CellRecord, Delegation, LatencyStats, Verdict
-from harness.suite.schema import Bound, ClaimSetting, Thresholds
+from harness.claims import Claim, check_claims
+from harness.config.schema import Bound, ClaimSetting, Thresholds
+from harness.record import Acceleration, Audit, CellRecord, ClaimResult, Delegation, LatencyStats, Verdict
 from harness.tasks import all_metrics
 
 # Checks every suite has unless it bounds the metric itself: the deployed kernels must not be far better
@@ -281,3 +282,43 @@ def _verdict(name: str, metric: str, threshold: float, value: float, observed: f
     if math.isnan(value):
         verdict.update({"pass": False, "note": f"{metric} is NaN (non-finite outputs or inputs): the check fails"})
     return verdict
+
+
+# -- scheme claims (harness.claims) as verdicts: here, above the schemes whose registry states them --------
+def scheme_claims(kind: str | None) -> tuple[Claim, ...]:
+    """The claims the registered scheme `kind` states (none for an unknown scheme)."""
+    from harness.schemes import SCHEMES
+
+    if not kind or kind not in SCHEMES:
+        return ()
+    return tuple(getattr(SCHEMES.get(kind), "claims", ()))
+
+
+def record_claims(record: CellRecord) -> list[ClaimResult]:
+    """The record's `claims` part; a record written before claims were checked: computed from its audit."""
+    if "claims" in record:
+        return list(record["claims"])
+    return check_claims(scheme_claims(record.get("scheme_kind")), record.get("scheme_options") or {}, record)
+
+
+def claim_verdicts(record: CellRecord, settings: Mapping[str, ClaimSetting] | None = None) -> list[Verdict]:
+    """One verdict per checked claim of an ok cell, under the suite's settings (accepted, or another minimum)."""
+    if record.get("status") != "ok":
+        return []
+    return [_claim_verdict(result, (settings or {}).get(result["claim"], True))
+            for result in record_claims(record) if not result.get("waived")]
+
+
+def _claim_verdict(result: ClaimResult, setting: ClaimSetting) -> Verdict:
+    name, value = result["claim"], result.get("value")
+    minimum = result["min"] if isinstance(setting, bool) else setting.min
+    observed = math.nan if value is None else float(value)
+    holds = value is not None and value >= minimum
+    note = f"{name}: {result.get('found', '')}"
+    if setting is False:
+        holds, note = True, f"{note} (accepted by the suite: `claims: {{{name}: false}}`)"
+    elif not holds:
+        note = f"{note} (claimed: {result.get('statement')}" + (
+            f"; the suite's minimum {minimum:g})" if not isinstance(setting, bool) else ")")
+    return {"check": name, "metric": name, "threshold": minimum, "value": observed, "observed": observed,
+            "baseline": None, "pass": bool(holds), "note": note, "claim": True}

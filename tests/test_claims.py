@@ -14,22 +14,15 @@ from typing import Any
 import pytest
 
 from harness.cache import ArtifactCache
-from harness.claims import (
-    CLAIM_NAMES,
-    Claim,
-    check_claim,
-    check_claims,
-    claim_verdicts,
-    short_name,
-)
+from harness.claims import Claim, check_claim, check_claims, short_name
+from harness.config.schema import CLAIM_NAMES, ClaimBound, ThresholdOverride, Thresholds
 from harness.errors import ConfigError
 from harness.plan import plan_cells
 from harness.record import validate_record
 from harness.runner import SuiteRunner
 from harness.schemes import SCHEMES
 from harness.suite.loader import load_suite
-from harness.suite.schema import ClaimBound, ThresholdOverride, Thresholds
-from harness.verdicts import claims_for, judge
+from harness.verdicts import claim_verdicts, claims_for, judge
 
 
 def ops(**rows: tuple[int, int, int]) -> dict[str, dict[str, int]]:

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from harness.config.schema import Bound, ThresholdOverride, Thresholds
 from harness.results import read_results
-from harness.suite.schema import Bound, ThresholdOverride, Thresholds
 from harness.verdicts import bounds_for, check
 from tests.conftest import run_bench
 from tests.report.runs import plain

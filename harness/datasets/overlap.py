@@ -11,7 +11,8 @@ import hashlib
 
 import numpy as np
 
-from harness.datasets._base import Dataset, FromSignature, Samples, sample_count, take
+from harness.datasets._base import Dataset
+from harness.samples import FromSignature, Samples, sample_count, take
 
 
 def row_digests(x: Samples) -> list[bytes]:

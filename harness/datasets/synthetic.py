@@ -8,7 +8,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from harness.cache import ArtifactCache
-from harness.datasets._base import DATASETS, Dataset, FromSignature, LoaderOptions
+from harness.datasets._base import DATASETS, Dataset, LoaderOptions
+from harness.samples import FromSignature
 
 
 class InputSpec(BaseModel):

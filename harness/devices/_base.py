@@ -7,10 +7,10 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from harness.config.schema import LatencySpec, check_name
+from harness.config.yaml_lines import Path_, decode_text, load_yaml_with_lines, locate
 from harness.errors import ConfigError
 from harness.registry import Registry, UnknownName
-from harness.suite.schema import LatencySpec, check_name
-from harness.suite.yaml_lines import Path_, decode_text, load_yaml_with_lines, locate
 
 
 class DeviceOptions(BaseModel):

@@ -10,12 +10,12 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from harness.cache import ArtifactCache, content_key, file_digest
+from harness.config.schema import ModelSpec
 from harness.datasets import Dataset
 from harness.errors import HarnessError
 from harness.models import determinism
 from harness.models._base import BUILDERS
 from harness.models.paths import resolve_model_path
-from harness.suite.schema import ModelSpec
 from harness.tflite._flatbuffer import is_tflite
 from harness.tflite.normalize import normalized_tflite
 from harness.versions import tool_versions

@@ -17,11 +17,11 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
+from harness.config.schema import TrainSpec
 from harness.datasets import Dataset
 from harness.errors import HarnessError
 from harness.models._base import BUILDERS, BuilderOptions
 from harness.models.determinism import seed_everything
-from harness.suite.schema import TrainSpec
 
 DEFAULT_ALPHABET = " abcdefghijklmnopqrstuvwxyz'"
 _RECURRENT_FIELDS = ("recurrent", "recurrent_units", "recurrent_layers", "bidirectional")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from harness.config.schema import TrainSpec
 from harness.datasets import Dataset
 from harness.errors import HarnessError
 from harness.models.determinism import seed_everything
-from harness.suite.schema import TrainSpec
 
 
 def train(model: Any, keras: Any, dataset: Dataset, spec: TrainSpec) -> dict[str, Any]:

@@ -16,10 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from harness.datasets import Samples
-from harness.datasets._base import sample_count, take
-from harness.numerics.fidelity import json_number
+from harness.fidelity import json_number
 from harness.record import CellRecord, Diagnosis
+from harness.samples import Samples, sample_count, take
 
 SAMPLES = 8
 RANKED = 20
@@ -44,7 +43,7 @@ def ranked(rows: list[dict]) -> list[dict]:
 
 
 def _lists(x: Samples, model: Path) -> Callable[[], Any]:
-    from harness.devices.litert import bind_inputs, load_interpreter
+    from harness.tflite.runtime import bind_inputs, load_interpreter
 
     arrays = bind_inputs(x, load_interpreter(model), model.name)
     return lambda: ([a[i : i + 1].astype("float32") for a in arrays] for i in range(len(arrays[0])))

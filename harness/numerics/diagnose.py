@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from harness.datasets import Samples
-from harness.devices.litert import Kernels, bind_inputs, dequantize_output, kernels_used, quantize_input
 from harness.errors import HarnessError
-from harness.numerics.fidelity import json_number, nrmse, snr_db
+from harness.fidelity import json_number, nrmse, snr_db
+from harness.samples import Samples
+from harness.tflite.runtime import Kernels, bind_inputs, dequantize_output, kernels_used, quantize_input
 
 
 def _tensor_scale(detail: dict) -> float | None:
@@ -51,8 +51,8 @@ def observed_interpreter(model: Path, kernels: Kernels = "xnnpack") -> tuple[Any
     `builtin`: LiteRT's builtin kernels op by op (what litert-quantizer's validate() and TF's
     QuantizationDebugger compute); a model with ops only the XNNPACK delegate implements (MediaPipe's
     custom ops) falls back to `xnnpack`. A model whose ops nothing resolves raises `UnresolvedOp`."""
-    from harness.devices.litert import UnresolvedOp, load_interpreter
     from harness.tflite.observe import every_activation_output
+    from harness.tflite.runtime import UnresolvedOp, load_interpreter
 
     if kernels == "builtin":
         try:
@@ -78,7 +78,7 @@ def diagnosed_on(model: Path) -> str:
 
 def needs_delegate(model: Path) -> bool:
     """Whether some op of the model runs only in the XNNPACK delegate (not in LiteRT's builtin kernels)."""
-    from harness.devices.litert import UnresolvedOp, load_interpreter
+    from harness.tflite.runtime import UnresolvedOp, load_interpreter
 
     try:
         load_interpreter(model, name=model.name, builtin_kernels_only=True)

@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from harness.datasets._base import Samples
-from harness.devices.litert import KERNEL_PATHS, Kernels, UnresolvedOp, predict
-from harness.numerics.fidelity import compare_outputs, json_number
+from harness.fidelity import compare_outputs, json_number
 from harness.record import CellRecord
+from harness.samples import Samples
+from harness.tflite.runtime import KERNEL_PATHS, Kernels, UnresolvedOp, predict
 
 if TYPE_CHECKING:
-    from harness.tasks._batching import Batching
+    from harness.tflite.batching import Batching
 
 SAMPLES = 32
 CEILING_DB = 60.0

@@ -11,9 +11,8 @@ import html
 import math
 from typing import Any
 
-from harness.record import CellRecord
+from harness.record import CellRecord, record_id
 from harness.report.rows import fmt
-from harness.results import record_id
 
 Figure = dict[str, Any]
 _LAYOUT = {"height": 340, "width": 640, "margin": {"l": 60, "r": 70, "t": 60, "b": 50}, "hovermode": "closest",

@@ -13,11 +13,10 @@ from typing import Any, cast
 
 import numpy as np
 
-from harness.record import CellRecord, repeat_medians
+from harness.record import CellRecord, record_id, repeat_medians
 from harness.report._numerics_charts import cell_charts
 from harness.report.overview import FAMILY_COLOURS, scheme_family
 from harness.report.rows import Row
-from harness.results import record_id
 from harness.schemes import BASELINE
 from harness.stats import find_step, typical
 from harness.tasks import all_metrics

@@ -12,6 +12,7 @@ import jinja2
 from markupsafe import Markup
 
 from harness.compare import Comparison, Verdict, verdict_line
+from harness.config.schema import RegressionSpec
 from harness.errors import HarnessError
 from harness.record import CellRecord, DeviceState
 from harness.report.charts import TrendRun, build_charts, quartiles
@@ -19,7 +20,6 @@ from harness.report.overview import DECISION_TREE, FAMILY_COLOURS, Rule, attenti
 from harness.report.rows import build_rows, fmt, op_times
 from harness.results import incompleteness
 from harness.stats import typical
-from harness.suite.schema import RegressionSpec
 
 _TEMPLATES = Path(__file__).resolve().parent / "templates"
 

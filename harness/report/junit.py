@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from harness.compare import Change, Comparison
-from harness.record import CellRecord
-from harness.results import cell_id, incompleteness
+from harness.record import CellRecord, cell_id
+from harness.results import incompleteness
 from harness.verdicts import metric_number
 
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")

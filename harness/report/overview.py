@@ -11,9 +11,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from harness.compare import Comparison
-from harness.record import CellRecord
+from harness.record import CellRecord, cell_id
 from harness.report.rows import Row
-from harness.results import cell_id
 from harness.schemes import BASELINE
 
 Rule = Literal["smallest", "fastest"]

@@ -27,25 +27,16 @@ from harness.compare import (
     latency_steps,
     verdict_line,
 )
+from harness.config.schema import Suite, Thresholds
 from harness.errors import HarnessError
 from harness.history import ARTIFACTS, EarlierRun, History, HistoryError, identity_of, keep_artifacts
-from harness.record import CellRecord, RecordError, validate_run_info
+from harness.record import CellRecord, RecordError, record_id, validate_run_info
 from harness.report.charts import TrendRun
 from harness.report.html import render_html
 from harness.report.junit import render_junit
 from harness.report.markdown import escape_markdown as md
 from harness.report.summary import render_summary
-from harness.results import (
-    RESULTS,
-    RUN_INFO,
-    incompleteness,
-    read_results,
-    read_run_info,
-    record_id,
-    utc_now,
-    write_atomic,
-)
-from harness.suite.schema import Suite, Thresholds
+from harness.results import RESULTS, RUN_INFO, incompleteness, read_results, read_run_info, utc_now, write_atomic
 from harness.verdicts import bounds_for, judge
 
 TREND_RUNS = 30  # earlier runs drawn in the trend charts

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.record import Audit, CellRecord, LatencyStats, WeightStats
-from harness.results import cell_id
+from harness.record import Audit, CellRecord, LatencyStats, WeightStats, cell_id
 from harness.schemes import BASELINE
 from harness.stats import typical
 from harness.verdicts import latency_ratio, metric_number, paired_latency_ratio, record_metrics

@@ -13,8 +13,8 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from harness.claims import Claim
-from harness.datasets import Samples
 from harness.registry import Registry
+from harness.samples import Samples
 
 
 class SchemeOptions(BaseModel):

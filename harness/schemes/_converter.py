@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.datasets._base import Arrays, FromSignature, Samples, sample_count
 from harness.errors import HarnessError
+from harness.samples import Arrays, FromSignature, Samples, sample_count
 from harness.schemes._float_layers import check_tensor_names
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.claims import weights_quantized
-from harness.datasets import Samples
+from harness.samples import Samples
 from harness.schemes import _quantizer
 from harness.schemes._base import SCHEMES, SchemeOptions
 from harness.schemes._converter import convert

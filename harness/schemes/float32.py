@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.datasets import Samples
+from harness.samples import Samples
 from harness.schemes._base import SCHEMES, SchemeOptions
 from harness.schemes._converter import convert
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.datasets import Samples
 from harness.errors import NotApplicable
+from harness.samples import Samples
 from harness.schemes import _quantizer
 from harness.schemes._base import SCHEMES
 from harness.schemes._converter import convert, quantized_with_calibration

@@ -4,16 +4,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from harness.claims import FULL_INTEGER_SHARE, quantized_ops_share, weights_quantized
-from harness.datasets import Samples
-from harness.numerics.recover import RecoverSpec
+from harness.config.schema import RecoverSpec
+from harness.samples import Samples
 from harness.schemes import _quantizer
 from harness.schemes._base import SCHEMES
 from harness.schemes._converter import convert, quantized_with_calibration, selectively_quantized
 from harness.schemes._float_layers import check_scope_names
 from harness.schemes._quantizer import CalibratedOptions
+from harness.tasks import all_metrics
+
+
+class Recover(RecoverSpec):
+    """`recover:` as the scheme takes it: its `metric` is one a threshold may name (the tasks' metrics)."""
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, value: str) -> str:
+        if value not in all_metrics():
+            raise ValueError(f"unknown metric {value!r} (known: {', '.join(sorted(all_metrics()))})")
+        return value
 
 FLOAT_ON_REQUEST = ("float_layers", "recover")  # options that keep layers float: they waive the claims
 
@@ -22,7 +34,7 @@ class Int8Options(CalibratedOptions):
     float_layers: list[str] = Field(default_factory=list, description=(
         "output tensor names of the ops that stay float (selective quantization), as the float model names them: "
         "`bench diagnose` lists the names both models share"))
-    recover: RecoverSpec | None = Field(None, description=(
+    recover: Recover | None = Field(None, description=(
         "choose float_layers automatically: the worst layers (harness.numerics.recover) stay float until the "
         "bound on `metric` holds or `max_float_layers` is spent (TFLiteConverter sources)"))
 

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Literal
 
 from harness.claims import INTEGER_ONLY, weights_quantized
-from harness.datasets import Samples
 from harness.errors import NotApplicable
+from harness.samples import Samples
 from harness.schemes import _quantizer
 from harness.schemes._base import SCHEMES
 from harness.schemes._converter import convert, quantized_with_calibration

@@ -14,14 +14,14 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from harness.config.schema import CalibrationSpec, FinetuneSpec, ModelSpec, SchemeSpec, Suite, merge_finetune
+from harness.config.yaml_lines import Path_, decode_text, load_yaml_with_lines, locate
 from harness.datasets import DATASETS
 from harness.errors import ConfigError, HarnessError
 from harness.models import BUILDERS
 from harness.models.paths import resolve_model_path
 from harness.registry import Registry, UnknownName
 from harness.schemes import SCHEMES
-from harness.suite.schema import CalibrationSpec, FinetuneSpec, ModelSpec, SchemeSpec, Suite, merge_finetune
-from harness.suite.yaml_lines import Path_, decode_text, load_yaml_with_lines, locate
 from harness.tasks import TASKS, threshold_metrics
 
 

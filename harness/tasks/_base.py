@@ -9,7 +9,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from harness.datasets import Dataset
-from harness.numerics.fidelity import FIDELITY_METRICS
+from harness.fidelity import FIDELITY_METRICS
 from harness.registry import Registry
 
 

@@ -259,7 +259,7 @@ def _probe(rng: np.random.Generator, detail: dict) -> np.ndarray:
 
 def _check_same_outputs(original: bytes, rewritten: bytes, name: str) -> None:
     """Both models give the same outputs on one seeded random input."""
-    from harness.devices.litert import load_interpreter
+    from harness.tflite.runtime import load_interpreter
 
     outputs = []
     for model in (original, rewritten):

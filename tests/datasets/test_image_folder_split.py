@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from harness.datasets import DATASETS, Dataset
-from harness.datasets._base import FromSignature
 from harness.datasets.image_folder import hash_fraction
 from harness.datasets.overlap import overlap_note
 from harness.errors import HarnessError
+from harness.samples import FromSignature
 from tests.conftest import run_bench
 
 

@@ -190,7 +190,7 @@ def test_synthetic_inputs_per_name(tmp_path: Path) -> None:
 
 
 def test_synthetic_from_the_model_signature(tmp_path: Path) -> None:
-    from harness.datasets import FromSignature
+    from harness.samples import FromSignature
 
     data = load("synthetic", tmp_path, count=6, low=-1, high=1, inputs={"extra": {"low": 5, "high": 6}})
     assert isinstance(data.x, FromSignature) and len(data) == 6 and data.y is None

@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 
 from harness.cache import ArtifactCache
+from harness.config.schema import FinetuneSpec, ModelSpec
 from harness.datasets import DATASETS, Dataset
 from harness.models import determinism
 from harness.models.source import resolve_source
 from harness.schemes.training import FineTuning
 from harness.schemes.training._tfmot import run_chain
 from harness.schemes.training.cluster import CLUSTER
-from harness.suite.schema import FinetuneSpec, ModelSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = {"name": "tiny", "builder": "tutorial_cnn", "filters": 4, "input_shape": [8, 8, 1],
@@ -136,8 +136,8 @@ def test_speech_ctc_training_is_bit_identical() -> None:
     """The CTC builder's own training loop (numpy shuffling and augmentation, a tf.function step)."""
     import keras
 
+    from harness.config.schema import TrainSpec
     from harness.models import BUILDERS
-    from harness.suite.schema import TrainSpec
 
     builder = BUILDERS.get("speech_ctc")
     options = builder.Options(frames=16, n_mels=8, width=8, dilations=[1], stride=2)

@@ -115,10 +115,10 @@ def test_the_cell_diagnosis_record_is_bounded_ranked_and_cross_checked(models) -
 def test_recover_on_int16x8_from_a_tflite_source_keeps_layers_float(models) -> None:
     from types import SimpleNamespace
 
-    from harness.devices.litert import load_interpreter
-    from harness.numerics.fidelity import snr_db
+    from harness.fidelity import snr_db
     from harness.numerics.recover import run
     from harness.schemes import SCHEMES
+    from harness.tflite.runtime import load_interpreter
 
     float_model, _, x = models
 

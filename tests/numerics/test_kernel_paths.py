@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.devices.litert import acceleration, delegated_nodes, kernels_used, load_interpreter
+from harness.config.schema import Bound, Thresholds
 from harness.numerics import kernels
 from harness.record import CellRecord, validate_record
-from harness.suite.schema import Bound, Thresholds
+from harness.tflite.runtime import acceleration, delegated_nodes, kernels_used, load_interpreter
 from harness.verdicts import IMPLICIT_BOUNDS, bounds_for, check
 
 pytestmark = pytest.mark.slow  # converts real Keras/TF models and quantizes them with litert-quantizer
@@ -65,7 +65,7 @@ def _inputs(count: int = 32) -> np.ndarray:
 
 
 def _float_outputs(models: dict[str, Path]) -> list[np.ndarray]:
-    from harness.devices.litert import predict
+    from harness.tflite.runtime import predict
 
     return predict(models["float"], _inputs(), batch_size=1)
 

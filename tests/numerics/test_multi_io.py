@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.devices.litert import predict
 from harness.errors import HarnessError
 from harness.results import read_results
 from harness.schemes import SCHEMES as SCHEME_REGISTRY
+from harness.tflite.runtime import predict
 from tests.conftest import run_bench
 
 pytestmark = pytest.mark.slow  # converts real models and runs the CLI in a subprocess (about 20 s)

@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from harness.config.schema import Bound, Thresholds
 from harness.results import ResultsWriter, write_run_info
 from harness.stats import summarize
-from harness.suite.schema import Bound, Thresholds
 from harness.verdicts import bounds_for, check
 
 XSS = "<script>alert(1)</script>"

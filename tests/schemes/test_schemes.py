@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.devices.litert import load_interpreter, predict
 from harness.errors import NotApplicable
 from harness.schemes import SCHEMES
+from harness.tflite.runtime import load_interpreter, predict
 
 rng = np.random.default_rng(0)
 CALIBRATION = rng.uniform(0, 0.5, size=(16, 8, 8, 1)).astype(np.float32)

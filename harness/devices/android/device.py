@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from harness.config.schema import LatencySpec
 from harness.devices._base import DEVICE_KINDS, DeviceOptions
 from harness.devices.android import _numerics
 from harness.devices.android.benchmark_log import BenchmarkLog, BenchmarkLogError, Delegates, parse_benchmark_log
@@ -43,7 +44,6 @@ from harness.devices.android.probe import DeviceFacts, probe
 from harness.devices.android.state import read_state
 from harness.devices.android.transport import DeviceLost, DeviceTimeout, Transport, quote_args
 from harness.errors import HarnessError
-from harness.suite.schema import LatencySpec
 
 if TYPE_CHECKING:
     from harness.devices.android.stf import StfLease
@@ -433,7 +433,7 @@ class AndroidDevice:
     def check_numerics(self, model: Path, x: Any, count: int, settings: LatencySpec) -> dict[str, Any]:
         """`device_numerics` of the record: `count` samples of `x` run on the phone vs on the host
         (see harness.devices.android._numerics); a tool failure is recorded, not raised."""
-        from harness.numerics.fidelity import model_outputs
+        from harness.tflite.runtime import model_outputs
 
         with self._lock, self._abandoned_if_closing():
             if self._gone:

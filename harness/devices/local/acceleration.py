@@ -28,7 +28,7 @@ def probe(model: Path, threads: int) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from harness.devices.litert import acceleration
+    from harness.tflite.runtime import acceleration
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("model")

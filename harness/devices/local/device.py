@@ -11,11 +11,11 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from harness.config.schema import LatencySpec
 from harness.devices._base import DEVICE_KINDS, DeviceOptions
 from harness.devices.cpus import CoreChoice, cpu_model, pick_local_core
 from harness.devices.local.host_state import CoreWatch, snapshot
 from harness.errors import HarnessError
-from harness.suite.schema import LatencySpec
 from harness.versions import tool_versions
 
 

@@ -23,14 +23,15 @@ import numpy as np
 
 from harness.cache import ArtifactCache, content_key, file_digest
 from harness.claims import Claim
-from harness.datasets import Dataset, Samples
+from harness.config.schema import FinetuneSpec
+from harness.datasets import Dataset
 from harness.errors import HarnessError, NotApplicable
 from harness.models import determinism
-from harness.models.keras2 import load_tf_keras, reserve_layer_names
 from harness.record import TechniqueRecord, UntouchedLayer
+from harness.samples import Samples
 from harness.schemes._base import SchemeOptions
 from harness.schemes.training._layers import TechniqueOptions
-from harness.suite.schema import FinetuneSpec
+from harness.schemes.training.keras2 import load_tf_keras, reserve_layer_names
 from harness.versions import tool_versions
 
 
@@ -90,7 +91,7 @@ def prepare(float_model: Any, finetune: FineTuning) -> Prepared:
     """Samples and targets for fine-tuning, computed once from the float model."""
     import tf_keras
 
-    from harness.devices.litert import fit_samples
+    from harness.tflite.runtime import fit_samples
 
     spec, data = finetune.spec, finetune.data.head(finetune.spec.limit)
     if not isinstance(data.x, np.ndarray):

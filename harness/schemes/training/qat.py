@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from harness.claims import FULL_INTEGER_SHARE, quantized_ops_share, weights_quantized
-from harness.datasets import Samples
-from harness.models.keras2 import UnsupportedLayer
+from harness.samples import Samples
 from harness.schemes._base import SCHEMES, SchemeOptions
 from harness.schemes._converter import convert
 from harness.schemes.training._layers import TechniqueOptions, Verdict, clone_wrapped, plan
 from harness.schemes.training._tfmot import Technique, TrainingScheme, tfmot, training_scheme
 from harness.schemes.training.cluster import CLUSTER
+from harness.schemes.training.keras2 import UnsupportedLayer
 from harness.schemes.training.prune import PRUNE
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -124,13 +123,6 @@ def output_fidelity(outputs: Sequence[np.ndarray], reference: Sequence[np.ndarra
     numbers = [compare_outputs(a, b) for a, b in zip(outputs, reference)]
     entries: list[OutputNumbers] = [{**entry, **_json_numbers(n)} for entry, n in zip(describe_outputs(infos, outputs), numbers)]
     return {k: json_number(v) for k, v in worst(numbers).items()}, entries
-
-
-def model_outputs(model: Path) -> list[OutputInfo]:
-    """Name and dtype of every output of a .tflite, in the order `predict` returns them."""
-    from harness.devices.litert import output_info
-
-    return [OutputInfo(name, dtype) for name, dtype in output_info(model)]
 
 
 def _json_numbers(numbers: Mapping[str, float]) -> OutputNumbers:

@@ -8,11 +8,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from harness.datasets._base import FromSignature, Samples, sample_count
 from harness.errors import HarnessError, NotApplicable
+from harness.fidelity import OutputInfo
+from harness.samples import FromSignature, Samples, sample_count
 
 if TYPE_CHECKING:
-    from harness.tasks._batching import Batching
+    from harness.tflite.batching import Batching
 
 
 # what LiteRT says when an op has no kernel in the resolver (nor a delegate that takes it)
@@ -131,6 +132,11 @@ def output_info(model: Path) -> list[tuple[str, str]]:
     return list(zip(tensor_names(interpreter, "outputs"), dtypes))
 
 
+def model_outputs(model: Path) -> list[OutputInfo]:
+    """Name and dtype of every output of a .tflite, in the order `predict` returns them."""
+    return [OutputInfo(name, dtype) for name, dtype in output_info(model)]
+
+
 def sample_shape(detail: dict, model_name: str, name: str) -> tuple[int, ...]:
     """An input's per-sample shape from its signature; a dynamic dimension past the batch cannot be generated."""
     shape = tuple(int(d) for d in detail["shape_signature"][1:])
@@ -200,10 +206,10 @@ def predict(model: Path, x: Samples, batch_size: int = 256, num_threads: int = 1
     """Run the model on every sample of `x` (an array, or a dict of arrays keyed by input name); return
     every output, dequantized, in the interpreter's order, each leading with the sample count (never folded).
 
-    Samples run in batches of `batch_size` when the model batches (`batching`: harness.tasks._batching,
+    Samples run in batches of `batch_size` when the model batches (`batching`: harness.tflite.batching,
     probed here when not given), else one at a time; `exact`: the batch
     size was asked for, and a model that cannot take it is an error. `kernels`: the kernel path it runs on."""
-    from harness.tasks._batching import batch_for, probe
+    from harness.tflite.batching import batch_for, probe
 
     interpreter = load_interpreter(model, num_threads, kernels=kernels)
     arrays = prepared_inputs(x, interpreter, model.name)

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.devices.litert import dequantize_output, fit_samples, load_interpreter, predict, quantize_input
 from harness.errors import HarnessError
+from harness.tflite.runtime import dequantize_output, fit_samples, load_interpreter, predict, quantize_input
 
 
 def test_quantize_round_trip() -> None:

@@ -8,7 +8,7 @@ options model in `harness.suite.loader`.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -243,6 +243,26 @@ class Bound(Strict):
         return self
 
 
+class RecoverSpec(Bound):
+    """`recover: {metric: top1, max_abs_drop: 0.005, max_float_layers: 10}` on a full-integer scheme (the loop:
+    harness.numerics.recover; whether `metric` names a known metric: the scheme's options, which know the tasks)."""
+
+    metric: str = Field(description="the task metric the bound applies to (any metric a threshold may name)")
+    max_float_layers: int = Field(10, ge=1, description="budget: at most this many layers kept in float")
+    steps: Literal["doubling", "one_by_one"] = Field("doubling", description="1, 2, 4, ... or 1, 2, 3, ... layers")
+    rank_by: Literal["snr_drop_db", "local_snr_db", "rmse_per_scale"] = Field("snr_drop_db", description=(
+        "how far the accumulated SNR falls across the layer (largest first); or the debugger's local error: SNR "
+        "vs the float op's output power (lowest first), or RMSE in quantization steps (highest first)"))
+    unit: Literal["layer", "op"] = Field("layer", description="what is ranked and kept float: a Keras layer's ops "
+                                         "together, or each quantized op alone")
+    latency_runs: int = Field(100, ge=0, description="host invokes timed per step (1 thread, batch 1); 0: no latency")
+
+
+# the claims a scheme may state (harness.claims), which a suite's `claims:` may name
+ClaimName = Literal["integer_only", "weights_quantized", "weights_float16", "quantized_ops_share"]
+CLAIM_NAMES: tuple[str, ...] = get_args(ClaimName)
+
+
 class ClaimBound(Strict):
     """Another minimum for a scheme's claim (the claim's value is 1/0 or a share)."""
 
@@ -270,8 +290,6 @@ class ThresholdOverride(BaseModel):
     @classmethod
     def _claim_settings(cls, value: Any) -> Any:
         """Known claim names, each true, false or {min: x} (one message, not one per union member)."""
-        from harness.claims import CLAIM_NAMES
-
         if not isinstance(value, dict):
             return value
         unknown = sorted(str(name) for name in value if name not in CLAIM_NAMES)
