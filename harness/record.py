@@ -266,6 +266,44 @@ ClaimResult = TypedDict("ClaimResult", {
     "waived": str,  # why the claim was not checked (an option keeps layers float on request)
 }, total=False)
 ClaimResult.__pydantic_config__ = _CONFIG  # type: ignore[attr-defined]
+class OpQuantization(TypedDict, total=False):
+    """One op of a produced model as quantization left it (harness.tflite.quantization)."""
+
+    __pydantic_config__ = _CONFIG  # type: ignore[misc]
+    op: str
+    output: str
+    weights: str | None  # stored kernel dtype (int8, int4, int2, float16, float32); None: no constant weights
+    bits: int | None
+    granularity: str | None  # tensorwise | channelwise | blockwise; None: weights not quantized
+    block_size: int | None
+    activations: str  # float | int8 | int16 | other
+    stored_bits: int  # only when the kernel's buffer holds more bits per weight than its type (unpacked int4)
+
+
+class TargetedOp(TypedDict, total=False):
+    """A targeted op not quantized as asked: `left_float` (with the quantizer's reason when it gives
+    one) or `not_as_asked` (with what it `got`)."""
+
+    __pydantic_config__ = _CONFIG  # type: ignore[misc]
+    op: str
+    output: str
+    asked: str
+    reason: str | None
+    got: str
+
+
+class Quantization(TypedDict, total=False):
+    """What the scheme asked and what the produced .tflite really holds (harness.tflite.quantization)."""
+
+    __pydantic_config__ = _CONFIG  # type: ignore[misc]
+    rules: list[str]  # what was asked, one line per recipe entry: `regex / op → ask`
+    ops: list[OpQuantization]
+    targeted: int
+    as_asked: int
+    coverage: float | None  # as_asked / targeted: the metric recipe_coverage (None: nothing targeted)
+    left_float: list[TargetedOp]
+    not_as_asked: list[TargetedOp]
+    note: str | None
 
 
 class Delegation(TypedDict, total=False):
@@ -439,9 +477,10 @@ class CellRecord(TypedDict, total=False):
     kernel_paths: dict[str, float | str]  # worst-output SNR vs float (dB) per host kernel path (harness.numerics.kernels)
     audit: Audit | None  # what the produced model holds (harness.tflite.audit)
     claims: list[ClaimResult]  # the scheme's claims checked against the produced model (harness.claims)
+    quantization: Quantization  # per op: weights/activations as read back vs what the scheme asked
     latency_ab: LatencyAB  # the earlier run's model re-timed beside this one (harness._latency)
     technique: TechniqueRecord  # training-time schemes: layers wrapped, those left untouched (why); QAT: output_quantized
-    outputs: list[OutputNumbers]  # every output: name, shape, dtype; vs float, its five numbers (harness.numerics.fidelity)
+    outputs: list[OutputNumbers]  # every output: name, shape, dtype; vs float, its five numbers (harness.fidelity)
     device_numerics: DeviceNumerics  # a phone's outputs vs the host's (latency: {device_check: N})
     device_state: DeviceState  # phones: thermal state, `hot`, `throttled`; local: host load, `busy`
     latency_vs_float: LatencyVsFloat  # the float model timed in pairs beside this one (latency.float_pairs)

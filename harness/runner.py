@@ -71,6 +71,8 @@ from harness.results import (
 )
 from harness.samples import Samples, sample_count, samples_digest
 from harness.schemes import BASELINE, SCHEMES
+from harness.schemes._base import calibrates
+from harness.schemes._intent import quantization_of
 from harness.schemes.training import FineTuning, TrainingScheme
 from harness.suite.loader import LoadedSuite
 from harness.tasks import TASKS
@@ -432,9 +434,10 @@ class SuiteRunner:
         assert source is not None
         scheme = SCHEMES.get(cell.scheme.scheme)
         options = self.loaded.scheme_options.get(cell.scheme.label) or scheme.Options()
-        calibration_spec = self.loaded.calibration_for(cell.model, cell.scheme) if scheme.needs_calibration else None
+        calibrated = calibrates(scheme, options)
+        calibration_spec = self.loaded.calibration_for(cell.model, cell.scheme) if calibrated else None
         calibration = self.calibration(calibration_spec) if calibration_spec is not None else None
-        if scheme.needs_calibration and calibration is None:
+        if calibrated and calibration is None:
             raise NotApplicable("no calibration dataset configured")
         if calibration_spec is not None and calibration is not None:
             record["calibration"] = {**calibration_spec.model_dump(), "drawn": sample_count(calibration)}
@@ -479,6 +482,8 @@ class SuiteRunner:
         record["weights"] = weight_stats(path)
         record["audit"] = audit(path)
         record["claims"] = check_claims(scheme.claims, options, record)  # what the scheme claims, checked
+        record["quantization"] = quantization_of(cell.scheme.scheme, scheme, options, data,
+                                                 lambda: self._float_model(source))
         if trainer is not None and finetune is not None:  # layers the techniques wrapped, those left untouched (why)
             record["technique"] = trainer.technique(source.path, options, finetune, self.cache)
         if getattr(options, "diagnose", False):  # per-tensor error vs float: harness/numerics/_cell_diagnosis.py
@@ -496,6 +501,22 @@ class SuiteRunner:
         note = self._overlaps[pair]
         if note is not None:
             record.setdefault("notes", []).append(note)
+
+    def _float_model(self, source: Any) -> bytes:
+        """The float .tflite of a source: the file itself, or the float32 scheme's conversion (cached,
+        the float32 cell's artifact when it ran)."""
+        if source.format == "tflite":
+            return source.path.read_bytes()
+        float32 = SCHEMES.get(BASELINE)
+        key = content_key(kind="tflite", source=source.digest, scheme=BASELINE,
+                          options=float32.Options().model_dump(mode="json"), calibration=None,
+                          versions=tool_versions())
+
+        def produce(target: Path) -> None:
+            target.write_bytes(float32.from_saved_model(saved_model_dir(source, self.cache), float32.Options(), None))
+
+        path, _ = self.cache.get_or_create("tflite", key, ".tflite", produce)
+        return path.read_bytes()
 
     def _recovered(self, cell: Cell, state: _ModelState, options: Any, calibration: Samples | None, key: str,
                    record: CellRecord, baseline: CellRecord | None) -> Any:

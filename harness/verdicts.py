@@ -114,6 +114,9 @@ def cell_values(record: CellRecord, baseline: CellRecord | None) -> dict[str, fl
     if unique is not None:
         values["unique_weights"] = unique
     values.update(audit_values(record.get("audit")))
+    coverage = (record.get("quantization") or {}).get("coverage")
+    if coverage is not None:
+        values["recipe_coverage"] = coverage
     values.update(delegation_values((record.get("delegates") or {}).get("delegation")))
     values.update(acceleration_values(record.get("acceleration")))
     if baseline and baseline is not record and baseline.get("status") == "ok":
@@ -157,6 +160,7 @@ def check(record: CellRecord, baseline: CellRecord | None, bounds: dict[str, Bou
     named after the claim, under the suite's `claims` settings; not vs an earlier run.
     """
     metrics = all_metrics()
+    bounds = with_default_coverage(record, bounds)
     values = cell_values(record, baseline)
     is_baseline = baseline is record
     results: list[Verdict] = [] if vs_earlier else claim_verdicts(record, claims)
@@ -169,13 +173,33 @@ def check(record: CellRecord, baseline: CellRecord | None, bounds: dict[str, Bou
             if not vs_earlier:
                 results.extend(_not_produced(metric, bound, is_baseline, _missing(record, baseline, metric)))
             continue
-        limits = _limits(metric, bound, values[metric])
+        limits = _named(record, metric, _limits(metric, bound, values[metric]))
         for verdict in limits if metric == "latency_ratio" else []:
             verdict["note"] = latency_ratio_note(record)  # paired beside the float model, or medians measured apart
         results.extend(limits)
         if not is_baseline:
             results.extend(_drops(record, baseline, metric, bound, values[metric], vs_earlier))
     return results
+
+
+DEFAULT_COVERAGE = Bound(min=1.0)
+
+
+def _named(record: CellRecord, metric: str, verdicts: list[Verdict]) -> list[Verdict]:
+    """A failing recipe_coverage check names the targeted ops not quantized as asked."""
+    if metric != "recipe_coverage":
+        return verdicts
+    from harness.tflite.quantization import missed_ops
+
+    missed = missed_ops(record.get("quantization") or {})
+    return [{**v, "note": f"not quantized as asked: {missed}"} if not v["pass"] and missed else v for v in verdicts]
+
+
+def with_default_coverage(record: CellRecord, bounds: dict[str, Bound]) -> dict[str, Bound]:
+    """A recipe cell is checked `recipe_coverage: {min: 1.0}` unless the suite bounds it itself."""
+    if record.get("scheme_kind") != "recipe" or "recipe_coverage" in bounds:
+        return bounds
+    return {**bounds, "recipe_coverage": DEFAULT_COVERAGE}
 
 
 def _limits(metric: str, bound: Bound, observed: float) -> list[Verdict]:
@@ -240,6 +264,9 @@ def _missing(record: CellRecord, baseline: CellRecord | None, metric: str) -> st
     if metric == "kernel_gap_db" and (evaluation.get("kernel_check_error") or evaluation.get("kernel_paths_na")):
         why = evaluation.get("kernel_check_error") or "; ".join(evaluation["kernel_paths_na"].values())
         return f"{metric} was not produced: the cross-kernel check: {why}"
+    if metric == "recipe_coverage":
+        note = (record.get("quantization") or {}).get("note")
+        return f"{metric} was not produced: " + (note or "no quantization read back (a record of an older run)")
     why = record.get("metrics_na")
     return f"{metric} was not produced" + (f": {why.strip()}" if why else " by this cell")
 

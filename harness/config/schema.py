@@ -150,7 +150,8 @@ class ModelSpec(WithOptions):
 
 
 class SchemeSpec(WithOptions):
-    """A scheme entry: `int8` or {scheme: int8_only, id: int8_uint8_io, io: uint8}."""
+    """A scheme entry: `int8` or {scheme: int8_only, id: int8_uint8_io, io: uint8}; a named recipe's
+    entry is called by the recipe's name unless it has an `id` ({scheme: recipe, recipe: static_wi8_ai8})."""
 
     scheme: str
     id: str | None = None
@@ -160,6 +161,10 @@ class SchemeSpec(WithOptions):
 
     @property
     def label(self) -> str:
+        """The entry's id: `id:`, else a named recipe's name (`{scheme: recipe, recipe: NAME}`), else the scheme."""
+        recipe = self.options.get("recipe") if self.scheme == "recipe" else None
+        if self.id is None and isinstance(recipe, str) and not recipe.endswith(".json"):
+            return recipe
         return self.id or self.scheme
 
 

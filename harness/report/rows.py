@@ -50,6 +50,7 @@ class Row:
         low, high = self.latency_ci
         head = "≈1 (n.s.)" if low <= 1 <= high else fmt(self.latency_ratio, ".2f")
         return f"{head} [{low:.2f}–{high:.2f}]"
+    check_notes: tuple[str, ...] = ()  # why failed checks failed, where a check says (e.g. the ops left float)
 
     @property
     def verdict(self) -> str:
@@ -111,6 +112,7 @@ def build_rows(records: list[CellRecord]) -> list[Row]:
             latency_ci=paired_interval(record), thermal=thermal_marks(record),
             checks_failed=[v["check"] for v in verdicts if not v["pass"]], checks_total=len(verdicts),
             error=record.get("error"),
+            check_notes=tuple(dict.fromkeys(v["note"] for v in verdicts if not v["pass"] and v.get("note"))),
         ))
     return rows
 

@@ -86,6 +86,7 @@ def _problem(row: Row) -> str:
     """One line of the problems list: the cell, its status, its failed checks and its full error text
     (the table's verdict cell stays one word)."""
     details = [f"checks failed: {', '.join(row.checks_failed)}"] if row.checks_failed else []
+    details += list(row.check_notes)
     details += [row.error] if row.status != "ok" and row.error else []
     details += [] if details else ["no reason recorded"]
     return (f"- {escape_markdown(f'{row.model}/{row.scheme}@{row.device}')} ({row.status}): "

@@ -41,3 +41,10 @@ class Scheme(Protocol):
 SCHEMES: Registry[Scheme] = Registry("scheme", "harness.schemes")
 
 BASELINE = "float32"
+
+
+def calibrates(scheme: Scheme, options: Any) -> bool:
+    """Whether the scheme needs calibration samples with these options (a recipe only when it is
+    static or GPTQ; other schemes: always or never)."""
+    decide = getattr(scheme, "calibrates", None)
+    return bool(decide(options)) if decide is not None else scheme.needs_calibration

@@ -31,6 +31,8 @@ CELL_METRICS = (
     Metric("float_ops", False, "ops that run in float (float activations), read back from the .tflite"),
     Metric("integer_only", True, "1 when every op runs in integers and the model's I/O is integer, else 0"),
     Metric("bytes_float32", False, "bytes of float32 constants in the .tflite"),
+    Metric("recipe_coverage", True, "targeted ops quantized as the scheme asked / targeted ops, read back "
+           "(recipe cells: checked `min: 1.0` by default)"),
     Metric("fully_delegated", True, "1 when the delegate took every node (benchmark_model log), else 0"),
     Metric("delegated_nodes_ratio", True, "nodes the delegate took / all nodes (benchmark_model log)"),
     Metric("kernel_gap_db", False, "worst-output SNR vs float on XNNPACK (the deployed path) minus the worst of "

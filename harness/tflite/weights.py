@@ -110,7 +110,7 @@ def _row(op: str, ref: TensorRef, values: np.ndarray, axis: int) -> KernelStats:
     kernel = values.reshape(shape) if dense else values.reshape(-1)
     if kernel.dtype.kind == "f":  # count -0.0 as 0.0; numpy sorts float16 with signed zeros out of order
         kernel = np.where(kernel == 0, 0, kernel.astype(np.float32 if kernel.itemsize < 4 else kernel.dtype))
-    zero = _zero_points(tensor, kernel.ndim)
+    zero = _zero_points(tensor, kernel.ndim) if dense or encoded else 0  # a buffer that does not match its shape
     is_zero = kernel == zero
     channels = np.moveaxis(kernel, axis, 0).reshape(kernel.shape[axis], -1) if dense else kernel.reshape(1, -1)
     per_channel = max((len(np.unique(row)) for row in channels), default=0)
