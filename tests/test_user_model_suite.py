@@ -8,7 +8,6 @@ combinations. Every cell is ok; the records name the Rescaling layer left untouc
 
 from __future__ import annotations
 
-
 import pytest
 
 from harness.results import read_results

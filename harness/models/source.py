@@ -118,6 +118,7 @@ def resolve_source(
             check_keras_file(path)
         return SourceModel(spec.label, model_format, path, file_digest(path), info)
     assert spec.builder is not None and builder_options is not None
+    builder_name = spec.builder
     versions = tool_versions()
     key = content_key(
         kind="keras-source", builder=spec.builder, options=builder_options.model_dump(mode="json"),
@@ -131,7 +132,7 @@ def resolve_source(
         import keras
 
         determinism.seed_everything(spec.train.seed if spec.train else 0, keras)  # initial weights too
-        builder = BUILDERS.get(spec.builder)
+        builder = BUILDERS.get(builder_name)
         model = builder.build(keras, builder_options)
         if spec.train is not None and train_data is not None:
             from harness.models.training import train

@@ -11,14 +11,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from harness.tflite.runtime import load_interpreter
+from harness.config.schema import Bound
 from harness.errors import ConfigError, HarnessError, NotApplicable
 from harness.record import CellRecord, validate_record
 from harness.schemes import SCHEMES
 from harness.schemes._intent import quantization_of
 from harness.suite import load_suite
-from harness.config.schema import Bound
 from harness.tflite.quantization import read_ops
+from harness.tflite.runtime import load_interpreter
 from harness.verdicts import check
 from tests.conftest import run_bench
 

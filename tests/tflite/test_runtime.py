@@ -20,7 +20,8 @@ def test_quantize_round_trip() -> None:
 
 
 def test_uint8_and_missing_params() -> None:
-    assert quantize_input(np.array([0.0, 1.0]), {"name": "x", "dtype": np.uint8, "quantization": (1 / 255, 0)}).tolist() == [0, 255]
+    detail = {"name": "x", "dtype": np.uint8, "quantization": (1 / 255, 0)}
+    assert quantize_input(np.array([0.0, 1.0]), detail).tolist() == [0, 255]
     with pytest.raises(HarnessError, match="without quantization"):
         quantize_input(np.zeros(2), {"name": "x", "dtype": np.int8, "quantization": (0.0, 0)})
 

@@ -110,7 +110,7 @@ def _check_local_dir(local: Path) -> None:
 # --- adb-shell -------------------------------------------------------------------------
 
 
-class _DeadlineSocket(BaseTransport):  # type: ignore[misc]
+class _DeadlineSocket(BaseTransport):
     """adb-shell's transport over TCP: every read/write bounded by one overall deadline,
     and end-of-stream reported as a lost connection (adb-shell would spin on it)."""
 
