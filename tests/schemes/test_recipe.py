@@ -280,7 +280,11 @@ def test_a_recipe_suite_runs_end_to_end_and_a_silent_no_op_fails_its_cell(tmp_pa
     records = {r["scheme"]: validate_record(r) for r in map(json.loads, results.read_text().splitlines())}
     assert records["static_wi8_ai8"]["calibration"]["drawn"] == 16 and "calibration" not in records["weight_only_wi8_afp32"]
     failed = [v for v in records["dynamic_wi4b32_afp32"]["verdicts"] if not v["pass"]]
-    assert [v["metric"] for v in failed] == ["recipe_coverage"] and "CONV_2D" in failed[0]["note"]
+    coverage = next(v for v in failed if v["metric"] == "recipe_coverage")
+    assert "CONV_2D" in coverage["note"]
+    # blockwise int4 FULLY_CONNECTED with a fused RELU: LiteRT's builtin kernels disagree with XNNPACK
+    # (issue 23's kernel-specific numerics), so the default kernel_gap_db check may fail here too
+    assert {v["metric"] for v in failed} <= {"recipe_coverage", "kernel_gap_db"}, failed
     assert records["weight_only_wi8_afp32"]["quantization"]["coverage"] == 1.0
     assert records["float32"]["quantization"]["targeted"] == 0
 
