@@ -21,6 +21,7 @@ class Kit:
     """Paths of the shared tiny model in each form, and the digits it was trained on."""
 
     folder: Path
+    filters: int
     keras_path: Path
     saved_model: Path
     x: np.ndarray
@@ -59,4 +60,4 @@ def build_kit(folder: Path) -> Kit:
     model.fit(digits.x, digits.y, epochs=EPOCHS, batch_size=64, verbose=0)
     model.save(folder / "digits_cnn.keras")
     model.export(str(folder / "saved"), format="tf_saved_model", verbose=False)
-    return Kit(folder, folder / "digits_cnn.keras", folder / "saved", digits.x, digits.y)
+    return Kit(folder, FILTERS, folder / "digits_cnn.keras", folder / "saved", digits.x, digits.y)
