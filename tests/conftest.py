@@ -59,6 +59,7 @@ def run_bench_in_process(args: list[str], cwd: Path) -> subprocess.CompletedProc
 
     from harness import cli
 
+    fresh_keras_names()
     runner = CliRunner()
     code = 0
     with runner.isolation(env=BENCH_ENV) as (stdout, stderr, _), contextlib.chdir(cwd):
@@ -73,3 +74,11 @@ def run_bench_in_process(args: list[str], cwd: Path) -> subprocess.CompletedProc
             sys.stderr.flush()
         out, err = stdout.getvalue().decode(), stderr.getvalue().decode()
     return subprocess.CompletedProcess(["bench", *args], code, out, err)
+
+
+def fresh_keras_names() -> None:
+    """Keras's global state (its automatic layer-name counters) as a new `bench` process starts with it,
+    so a model the harness builds gets the names a user's run gives it, whatever this process built before."""
+    for name in ("keras", "tf_keras"):
+        if name in sys.modules:
+            sys.modules[name].backend.clear_session()
