@@ -45,7 +45,7 @@ def run_bench(*args: str, cwd: Path | None = None, timeout: float = 600,
               process: bool = False) -> subprocess.CompletedProcess:
     """Run `bench ARGS` and capture its output: in this process (no TensorFlow import per call), or with
     process=True as `python -m harness.cli ARGS` where a real process is the point (signals, a crash's
-    exit code, concurrent runs, the environment of a fresh interpreter)."""
+    exit code, concurrent runs, the environment of a fresh interpreter); `timeout` bounds that process."""
     if process:
         return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=cwd or ROOT,
                               env={**os.environ, **BENCH_ENV}, capture_output=True, text=True, timeout=timeout,
