@@ -158,6 +158,6 @@ def test_the_console_check_sees_a_page_error_and_the_wait_sees_the_marker(tmp_pa
                     "</script></body>")
     with Browser(CHROMIUM, LIVE_FLAGS, tmp_path / "profile", tmp_path / "chromium.log") as browser:
         browser.open(page.as_uri())
-        assert browser.wait_for('document.body.getAttribute("data-ready")') == "done"
+        assert browser.wait_for('document.body && document.body.getAttribute("data-ready")') == "done"
         assert browser.evaluate("n") == 50
         assert any("probe" in line for line in browser.console_messages())
