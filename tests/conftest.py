@@ -15,18 +15,26 @@ from tests.kit import Kit, build_kit
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 BENCH_ENV = {"COLUMNS": "200", "TF_CPP_MIN_LOG_LEVEL": "3"}
-# Under `pytest -n 2 --dist loadgroup` (make test) these share one xdist group, so they never run at the
-# same time as each other: Chromium, a Ray cluster, and the latency tests that time on a pinned core.
+# Under `pytest -n 2 --dist loadgroup` (make test) each test module runs whole on one worker (its module
+# fixtures are built once), and these run on one worker as one unit, never at the same time as each other:
+# Chromium, a Ray cluster, and the latency tests that time on a pinned core.
 SERIAL = ("tests/report/test_browser.py", "tests/executors/", "tests/devices/test_local.py", "tests/test_host_state.py",
           "tests/test_float_pairs.py", "tests/test_ab_pairs.py", "tests/test_regression_tracker.py", "tests/benchmarks/")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Each module is one xdist group (its module fixtures are built once, on one worker); SERIAL is one."""
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            path = item.nodeid.split("::")[0]
-            item.add_marker(pytest.mark.xdist_group("serial" if path.startswith(SERIAL) else path))
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """The module-or-SERIAL grouping as xdist's scope scheduler (xdist 3.8's own xdist_group marks are lost
+    under pytest 9.2: it renames nodes through an attribute pytest no longer reads)."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleOrSerial(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::")[0]
+            return "serial" if path.startswith(SERIAL) else path
+
+    return ModuleOrSerial(config, log)
 
 
 @pytest.fixture(scope="session")
