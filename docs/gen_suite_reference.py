@@ -1,5 +1,5 @@
 """The suite file reference, generated from the code that validates suite files: the schema
-(harness/suite/schema.py), each registered dataset kind's, builder's, task's, scheme's and device kind's
+(harness/config/schema.py), each registered dataset kind's, builder's, task's, scheme's and device kind's
 options model, and every metric a threshold may name.
 
 Run by the MkDocs hook (docs/hooks.py) on every build; `python docs/gen_suite_reference.py` prints it.
@@ -111,9 +111,9 @@ def model_section(model: type[BaseModel], title: str, seen: set[type], level: st
 def schema_markdown() -> str:
     """Every key of a suite file, from the top-level `Suite` model down."""
     sys.path.insert(0, str(ROOT))
-    from harness.suite.schema import Suite
+    from harness.config.schema import Suite
 
-    lines = ["Generated from `harness/suite/schema.py`: every key, its type, default and constraint. "
+    lines = ["Generated from `harness/config/schema.py`: every key, its type, default and constraint. "
              "An unknown key anywhere is an error.", ""]
     return "\n".join(lines + model_section(Suite, "`Suite` (the file)", set()))
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-from typing import Annotated, Any, Iterator, Optional
+from typing import Annotated, Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -20,6 +21,7 @@ from harness import cli_numerics, cli_reports  # noqa: E402
 from harness._console import plain_console  # noqa: E402
 from harness.cli_devices import devices_app  # noqa: E402
 from harness.errors import HarnessError  # noqa: E402
+from harness.registry import Registry  # noqa: E402
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="quantbench: how much smaller, faster and less accurate each optimization makes your models.")
@@ -53,33 +55,34 @@ def _fail(message: str, code: int = EXIT_CONFIG) -> typer.Exit:
 @app.command()
 def run(
     suite: Annotated[Path, typer.Argument(help="suite YAML file, e.g. suites/cnn.yaml")],
-    out: Annotated[Optional[Path], typer.Option(help="run directory",
+    out: Annotated[Path | None, typer.Option(help="run directory",
                                                 show_default="<reports>/<suite>/<UTC time>")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="continue the latest (or --out) run, skipping finished cells",
                                          show_default="off")] = False,
-    only: Annotated[Optional[list[str]], typer.Option(
+    only: Annotated[list[str] | None, typer.Option(
         help="run only the cells matching GLOB (over model/scheme or model/scheme@device) and their float "
              "baselines; repeatable", show_default="every cell")] = None,
-    devices: Annotated[Optional[str], typer.Option(help="comma-separated device names overriding the suite's",
+    devices: Annotated[str | None, typer.Option(help="comma-separated device names overriding the suite's",
                                                    show_default="the suite's")] = None,
     reports: Annotated[Path, typer.Option(help="root folder of run directories")] = Path("reports"),
-    cache: Annotated[Optional[Path], typer.Option(help="artifact cache",
+    cache: Annotated[Path | None, typer.Option(help="artifact cache",
                                                   show_default="$QUANTBENCH_CACHE, else ~/.cache/quantbench")] = None,
-    history: Annotated[Optional[Path], typer.Option(help="run history store",
+    history: Annotated[Path | None, typer.Option(help="run history store",
                                                     show_default="<reports>/history.sqlite")] = None,
     no_history: Annotated[bool, typer.Option("--no-history", help="do not record the run in (or compare it through) "
                                              "the history store", show_default="off")] = False,
-    executor: Annotated[str, typer.Option(help="who runs the cells: inprocess (this process) or ray (a Ray cluster)")] = "inprocess",
-    ray_address: Annotated[Optional[str], typer.Option(help="with --executor ray: the cluster's HOST:PORT",
+    executor: Annotated[str, typer.Option(
+        help="who runs the cells: inprocess (this process) or ray (a Ray cluster)")] = "inprocess",
+    ray_address: Annotated[str | None, typer.Option(help="with --executor ray: the cluster's HOST:PORT",
                                                        show_default="$RAY_ADDRESS, else auto")] = None,
 ) -> None:
     """Optimize, run and score every model × scheme × device cell of a suite."""
     from harness import _interrupt
+    from harness.config.schema import check_name
     from harness.executors import make_executor
     from harness.plan import plan_cells
     from harness.results import locked
     from harness.suite import load_suite
-    from harness.suite.schema import check_name
 
     loaded = load_suite(suite)
     device_names = [check_name(d.strip(), "--devices") for d in devices.split(",") if d.strip()] if devices else None
@@ -126,6 +129,8 @@ def _run_and_publish(loaded: Any, cells: list[Any], run_dir: Path, resume: bool,
             _say(Text.assemble(("resume: ", "yellow"), note))
         for event in artifacts.events:
             _say(Text.assemble(("warning: ", "yellow"), str(event)))
+        for note, count in _record_notes(outcome.records).items():  # e.g. calibration overlapping evaluation
+            _say(Text.assemble(("warning: ", "yellow"), f"{note} ({count} cell{'s' if count > 1 else ''})"))
         console.print(results_table(outcome.records, f"{loaded.name} — {run_dir}"))
         return outcome, cli_reports.publish_after_run(run_dir, store, loaded.suite)
     except BaseException as exc:
@@ -133,6 +138,15 @@ def _run_and_publish(loaded: Any, cells: list[Any], run_dir: Path, resume: bool,
             with _interrupt.deferred():  # a second Ctrl-C cannot tear this write
                 stopped_after_cells(run_dir, exc, "publishing")
         raise
+
+
+def _record_notes(records: list[Any]) -> dict[str, int]:
+    """Each distinct note of the run's records, with the number of cells that carry it."""
+    counts: dict[str, int] = {}
+    for record in records:
+        for note in record.get("notes") or []:
+            counts[note] = counts.get(note, 0) + 1
+    return counts
 
 
 def _say(text: Text) -> None:
@@ -229,7 +243,7 @@ def list_(what: Annotated[str, typer.Argument(help="schemes | models | datasets 
     from harness.schemes import SCHEMES
     from harness.tasks import TASKS
 
-    registries = {"schemes": SCHEMES, "models": BUILDERS, "datasets": DATASETS, "tasks": TASKS,
+    registries: dict[str, Registry[Any]] = {"schemes": SCHEMES, "models": BUILDERS, "datasets": DATASETS, "tasks": TASKS,
                   "devices": DEVICE_KINDS}
     if what not in registries:
         raise HarnessError(f"cannot list {what!r}; choose one of {', '.join(registries)}")
@@ -271,7 +285,7 @@ def _measure_settings(**options: Any) -> Any:
     """The latency settings from `bench measure`'s options; a bad value names its option."""
     from pydantic import ValidationError
 
-    from harness.suite.schema import LatencySpec
+    from harness.config.schema import LatencySpec
 
     try:
         return LatencySpec(**options)
@@ -304,7 +318,9 @@ def _measure_once(target: Any, model: Path, settings: Any, index: int) -> float:
     from harness._latency import latency_stats
 
     stats = latency_stats(target.measure_latency(model, settings))
-    typical = stats.get("median") or stats["mean"]
+    typical = stats.get("median") or stats.get("mean")
+    if typical is None:
+        raise HarnessError(f"{model}: the device reported neither a median nor a mean latency")
     console.print(f"run {index + 1}: median {typical:.3f} ms, p90 {stats.get('p90') or float('nan'):.3f}, "
                   f"std {stats.get('std') or float('nan'):.3f}, n={stats.get('count')}")
     return typical

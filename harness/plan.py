@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from harness.cache import content_key, file_digest
+from harness.config.schema import ModelSpec, SchemeSpec
 from harness.devices._base import find_profile
 from harness.models.paths import resolve_model_path
-from harness.results import cell_id
+from harness.record import cell_id
 from harness.schemes import BASELINE
 from harness.suite.loader import LoadedSuite
-from harness.suite.schema import ModelSpec, SchemeSpec
 
 
 @dataclass(frozen=True)

@@ -18,49 +18,73 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from harness import _interrupt
-from harness._latency import (device_state, earlier_binary, earlier_model, float_reference, latency_stats,
-                              measure_repeats, time_ab, time_vs_float, with_after, with_unpaired)
+from harness._latency import (
+    device_state,
+    earlier_binary,
+    earlier_model,
+    float_reference,
+    latency_stats,
+    measure_repeats,
+    time_ab,
+    time_vs_float,
+    with_after,
+    with_unpaired,
+)
 from harness.cache import ArtifactCache, content_key
-from harness.datasets import DATASETS, Dataset, Samples, sample_count, samples_digest
+from harness.claims import check_claims
+from harness.config.schema import CalibrationSpec, ModelSpec, TaskSpec
+from harness.datasets import DATASETS, Dataset
+from harness.datasets.overlap import overlap_note
 from harness.devices import Device, load_device
 from harness.devices.cpus import cpu_model
-from harness.devices.litert import output_info, predict, tensor_types
 from harness.errors import NotApplicable
 from harness.executors import Executor, local_node, make_executor
+from harness.fidelity import aligned, describe_outputs, json_number, output_fidelity
 from harness.history import EarlierRun, suite_identity
 from harness.models.source import SourceModel, resolve_source, saved_model_dir
-from harness.numerics.fidelity import aligned, describe_outputs, json_number, model_outputs, output_fidelity
 from harness.plan import Cell, cell_key, plan_cells
-from harness.record import FORMAT_VERSION, CellRecord
+from harness.record import (
+    FORMAT_VERSION,
+    Artifact,
+    CellRecord,
+    LatencyAB,
+    LatencySetup,
+    Verdict,
+    artifact_of,
+    benchmark_binary,
+    cell_id,
+    record_id,
+)
 from harness.results import (
     ResultsWriter,
-    cell_id,
     new_run_id,
     read_results,
     read_run_info,
-    record_id,
     rewrite_results,
     utc_now,
     write_run_info,
 )
+from harness.samples import Samples, sample_count, samples_digest
 from harness.schemes import BASELINE, SCHEMES
-from harness.schemes.training import FineTuning
+from harness.schemes._base import calibrates
+from harness.schemes._intent import quantization_of
+from harness.schemes.training import FineTuning, TrainingScheme
 from harness.suite.loader import LoadedSuite
-from harness.suite.schema import CalibrationSpec, ModelSpec, TaskSpec
 from harness.tasks import TASKS
-from harness.tasks._batching import PROBE_VERSION, Batching, batch_for, model_batching, per_sample
 from harness.tflite.audit import audit
+from harness.tflite.batching import PROBE_VERSION, Batching, batch_for, model_batching, per_sample
+from harness.tflite.runtime import kernels_used, model_outputs, output_info, predict, tensor_types
 from harness.tflite.weights import weight_stats
-from harness.verdicts import bounds_for, check
+from harness.verdicts import bounds_for, check, claims_for
 from harness.versions import tool_versions
 
 # Progress callback: (cell id, stage) — stage is a short word, or "done" with the record.
-Progress = Callable[[str, str, dict[str, Any] | None], None]
+Progress = Callable[[str, str, CellRecord | None], None]
 
 __all__ = ["Cell", "EarlierRun", "RunOutcome", "SuiteRunner", "latency_stats", "plan_cells"]
 
@@ -68,7 +92,7 @@ __all__ = ["Cell", "EarlierRun", "RunOutcome", "SuiteRunner", "latency_stats", "
 @dataclass
 class RunOutcome:
     run_dir: Path
-    records: list[dict[str, Any]]
+    records: list[CellRecord]
     skipped: int = 0
     notes: list[str] = field(default_factory=list)  # what a resume kept, dropped or re-ran
 
@@ -107,11 +131,12 @@ class SuiteRunner:
         self.progress = progress or (lambda cell, stage, record: None)
         self._datasets: dict[str, Dataset] = {}
         self._calibration: dict[CalibrationSpec, Samples] = {}
+        self._overlaps: dict[tuple[CalibrationSpec, str, int], str | None] = {}  # calibration vs evaluation
         self._devices: dict[str, Device] = {}
         self._device_info: dict[str, dict[str, Any]] = {}  # describe() of each device, read once per run
         self._host_lock = threading.Lock()  # host work, and a local device's measurement
         self._lock = threading.Lock()  # records, the results file, progress callbacks
-        self._records: dict[str, dict[str, Any]] = {}
+        self._records: dict[str, CellRecord] = {}
         self._writer: ResultsWriter | None = None
         self._sealed = False  # the run stopped: no record is appended any more (run.json says what was kept)
         self._closed: set[str] = set()  # devices closed (close() runs once)
@@ -193,7 +218,7 @@ class SuiteRunner:
         ordered = [self._records[c.id] for c in cells if c.id in self._records]
         return RunOutcome(self.run_dir, ordered, skipped, notes)
 
-    def _halt(self, workers: dict[str, "_DeviceWorker"], names: list[str]) -> None:
+    def _halt(self, workers: dict[str, _DeviceWorker], names: list[str]) -> None:
         """Stop every cell still in flight before run.json says the run stopped: no record is
         appended from now on, queued cells are dropped, a running measurement is stopped (its
         process killed: `_interrupt.cut` keeps that from reading as a failed cell) and the device
@@ -206,9 +231,9 @@ class SuiteRunner:
         for worker in workers.values():
             worker.join(timeout=HALT_WAIT_S)
 
-    def _run_cells(self, cells: list[Cell], done: dict[str, CellRecord], workers: dict[str, "_DeviceWorker"]) -> int:
+    def _run_cells(self, cells: list[Cell], done: dict[str, CellRecord], workers: dict[str, _DeviceWorker]) -> int:
         """Host work of every cell not already done, in order; measurement on each device's worker."""
-        host_done: dict[str, dict[str, Any]] = {}  # cell id -> status/artifact/metrics after host work
+        host_done: dict[str, CellRecord] = {}  # cell id -> identity, status, artifact and metrics after host work
         states: dict[str, _ModelState] = {}
         skipped = 0
         for cell in cells:
@@ -224,7 +249,9 @@ class SuiteRunner:
                     states[cell.model.label] = self._prepare_model(cell.model)
                 record = self._host_work(cell, states[cell.model.label],
                                          host_done.get(base_id) or self._records.get(base_id))
-            host_done[cell.id] = {"status": record["status"], "artifact": record["artifact"], "metrics": record["metrics"]}
+            host_done[cell.id] = {"model": record["model"], "scheme": record["scheme"], "device": record["device"],
+                                  "status": record["status"], "artifact": record.get("artifact"),
+                                  "metrics": record.get("metrics", {})}
             if cell.device not in workers:
                 workers[cell.device] = _DeviceWorker(self, cell.device)
             finished = workers[cell.device].submit(cell, record)
@@ -270,9 +297,9 @@ class SuiteRunner:
     def _recheck(self, cell: Cell, record: CellRecord, kept: list[CellRecord]) -> None:
         baseline = next((r for r in kept if record_id(r) == cell_id(cell.model.label, BASELINE, cell.device)), None)
         if record["status"] == "ok":
-            record["verdicts"] = self._verdicts(cell, record, baseline)  # type: ignore[typeddict-item]
+            record["verdicts"] = self._verdicts(cell, record, baseline)
 
-    def _report(self, cell: str, stage: str, record: dict[str, Any] | None) -> None:
+    def _report(self, cell: str, stage: str, record: CellRecord | None) -> None:
         if stage != "done":
             _interrupt.check()  # a stage boundary: where a swallowed Ctrl-C still stops the run
         with self._lock:
@@ -329,7 +356,7 @@ class SuiteRunner:
             self._device_info[name] = self.device(name).describe()
         return self._device_info[name]
 
-    def _new_record(self, cell: Cell) -> dict[str, Any]:
+    def _new_record(self, cell: Cell) -> CellRecord:
         return {
             "model": cell.model.label, "scheme": cell.scheme.label, "scheme_kind": cell.scheme.scheme,
             "scheme_options": cell.scheme.options, "device": cell.device, "status": "ok", "error": None,
@@ -338,7 +365,7 @@ class SuiteRunner:
             "artifact": None, "timings_s": {}, "cell_key": cell_key(self.loaded, cell), "executed_on": local_node(),
         }
 
-    def _host_work(self, cell: Cell, state: _ModelState, baseline: dict[str, Any] | None) -> dict[str, Any]:
+    def _host_work(self, cell: Cell, state: _ModelState, baseline: CellRecord | None) -> CellRecord:
         """Convert and evaluate one cell; `baseline` is its float cell after host work (status, artifact)."""
         record = self._new_record(cell)
         try:
@@ -349,18 +376,18 @@ class SuiteRunner:
             if cell.scheme.label != BASELINE and (paired := float_reference(baseline, self.loaded.suite.latency)):
                 record["latency_vs_float"] = paired
         except NotApplicable as exc:
-            record.update(status="n/a", error=str(exc))
+            record["status"], record["error"] = "n/a", str(exc)
         except Exception as exc:  # noqa: BLE001 - one failing cell must not stop the suite
             _interrupt.cut(exc)
-            record.update(status="failed", error=_describe(exc))
+            record["status"], record["error"] = "failed", _describe(exc)
         return record
 
-    def _device_work(self, cell: Cell, record: dict[str, Any]) -> None:
+    def _device_work(self, cell: Cell, record: CellRecord) -> None:
         """On the device's worker: measure (if host work succeeded), check, append the record."""
         self._measured(cell, record)
         self._append(cell, record)
 
-    def _measured(self, cell: Cell, record: dict[str, Any]) -> None:
+    def _measured(self, cell: Cell, record: CellRecord) -> None:
         """Measure a cell whose host work succeeded; a failure is recorded on the cell."""
         if record["status"] == "ok" and not self._sealed:
             device = self.device(cell.device)
@@ -368,13 +395,13 @@ class SuiteRunner:
                 with contextlib.nullcontext() if getattr(device, "remote", False) else self._host_lock:
                     self._measure(cell, record)
             except NotApplicable as exc:
-                record.update(status="n/a", error=str(exc))
+                record["status"], record["error"] = "n/a", str(exc)
             except Exception as exc:  # noqa: BLE001 - one failing cell must not stop the suite
                 _interrupt.cut(exc)  # its measurement was stopped by Ctrl-C/SIGTERM: not done, not failed
-                record.update(status="failed", error=_describe(exc))
+                record["status"], record["error"] = "failed", _describe(exc)
                 self._keep_log(cell, record, getattr(exc, "log", None))
 
-    def _append(self, cell: Cell, record: dict[str, Any]) -> None:
+    def _append(self, cell: Cell, record: CellRecord) -> None:
         """Check a measured record against its (finished) baseline and append it (the only writer)."""
         with self._lock:
             baseline = self._records.get(cell_id(cell.model.label, BASELINE, cell.device))
@@ -387,33 +414,37 @@ class SuiteRunner:
             self._records[cell.id] = record
             self.progress(cell.id, "done", record)
 
-    def _finish(self, cell: Cell, record: dict[str, Any], baseline: dict[str, Any] | None) -> None:
+    def _finish(self, cell: Cell, record: CellRecord, baseline: CellRecord | None) -> None:
         """Threshold checks against the (finished) float baseline record, and the finish time."""
         if record["status"] == "ok":
-            with_unpaired(record, baseline)  # type: ignore[arg-type]
+            with_unpaired(record, baseline)
             record["verdicts"] = self._verdicts(cell, record, baseline)
             if cell.scheme.label != BASELINE and (baseline is None or baseline["status"] != "ok"):
                 record["metrics_na"] = (record["metrics_na"] or "") + " no float baseline to compare with"
         record["finished_at"] = utc_now()
 
-    def _verdicts(self, cell: Cell, record: Any, baseline: Any) -> list[dict[str, Any]]:
+    def _verdicts(self, cell: Cell, record: CellRecord, baseline: CellRecord | None) -> list[Verdict]:
         reference = record if cell.scheme.label == BASELINE else baseline
-        return check(record, reference, bounds_for(self.loaded.suite.thresholds, cell.model.label, cell.scheme.label))
+        thresholds, model, scheme = self.loaded.suite.thresholds, cell.model.label, cell.scheme.label
+        return check(record, reference, bounds_for(thresholds, model, scheme), claims=claims_for(thresholds, model, scheme))
 
-    def _produce(self, cell: Cell, state: _ModelState, record: dict[str, Any], baseline: dict | None = None) -> None:
+    def _produce(self, cell: Cell, state: _ModelState, record: CellRecord, baseline: CellRecord | None = None) -> None:
         self._report(cell.id, "converting", None)
         source = state.source
         assert source is not None
         scheme = SCHEMES.get(cell.scheme.scheme)
         options = self.loaded.scheme_options.get(cell.scheme.label) or scheme.Options()
-        calibration_spec = self.loaded.calibration_for(cell.model, cell.scheme) if scheme.needs_calibration else None
+        calibrated = calibrates(scheme, options)
+        calibration_spec = self.loaded.calibration_for(cell.model, cell.scheme) if calibrated else None
         calibration = self.calibration(calibration_spec) if calibration_spec is not None else None
-        if scheme.needs_calibration and calibration is None:
+        if calibrated and calibration is None:
             raise NotApplicable("no calibration dataset configured")
-        if calibration_spec is not None:
+        if calibration_spec is not None and calibration is not None:
             record["calibration"] = {**calibration_spec.model_dump(), "drawn": sample_count(calibration)}
+            self._note_overlap(calibration_spec, state, record)
         finetune = None
-        if getattr(scheme, "needs_training", False) and source.format != "tflite":
+        trainer = scheme if isinstance(scheme, TrainingScheme) and scheme.needs_training else None
+        if trainer is not None and source.format != "tflite":
             budget = self.loaded.finetune_for(cell.model, cell.scheme)  # the loader checked there is one
             assert budget is not None and budget.dataset is not None
             finetune = FineTuning(budget, self.dataset(budget.dataset))
@@ -430,8 +461,8 @@ class SuiteRunner:
         def produce(target: Path) -> None:
             if source.format == "tflite":
                 data = scheme.from_tflite(source.path.read_bytes(), options, calibration)
-            elif finetune is not None:
-                data = scheme.from_keras(source.path, options, finetune, calibration, self.cache)
+            elif trainer is not None and finetune is not None:
+                data = trainer.from_keras(source.path, options, finetune, calibration, self.cache)
             else:
                 data = scheme.from_saved_model(saved_model_dir(source, self.cache), options, calibration)
             target.write_bytes(data)
@@ -440,25 +471,55 @@ class SuiteRunner:
         path, cached = self.cache.get_or_create("tflite", key, ".tflite", produce)
         record["timings_s"]["convert"] = round(time.perf_counter() - started, 3)
         data = path.read_bytes()
-        record["artifact"] = {"path": str(path), "sha256": hashlib.sha256(data).hexdigest(), "cached": cached,
+        artifact: Artifact = {"path": str(path), "sha256": hashlib.sha256(data).hexdigest(), "cached": cached,
                               "source": str(source.path), "source_info": source.info}
         if self.cache.problems_for(path):
-            record["artifact"]["rebuilt"] = self.cache.problems_for(path)
+            artifact["rebuilt"] = self.cache.problems_for(path)
+        record["artifact"] = artifact
         record["size_bytes"] = len(data)
         record["gzip_bytes"] = len(gzip.compress(data, compresslevel=9, mtime=0))
         record["io_types"] = tensor_types(path)
         record["weights"] = weight_stats(path)
         record["audit"] = audit(path)
-        if finetune is not None:  # layers the training-time techniques wrapped, and those left untouched (why)
-            record["technique"] = scheme.technique(source.path, options, finetune, self.cache)
+        record["claims"] = check_claims(scheme.claims, options, record)  # what the scheme claims, checked
+        record["quantization"] = quantization_of(cell.scheme.scheme, scheme, options, data,
+                                                 lambda: self._float_model(source))
+        if trainer is not None and finetune is not None:  # layers the techniques wrapped, those left untouched (why)
+            record["technique"] = trainer.technique(source.path, options, finetune, self.cache)
         if getattr(options, "diagnose", False):  # per-tensor error vs float: harness/numerics/_cell_diagnosis.py
             from harness.numerics._cell_diagnosis import cell_diagnosis
 
             record["diagnosis"] = cell_diagnosis(path, baseline, calibration, source.format, cell.scheme.scheme,
                                                  lambda: saved_model_dir(source, self.cache))
 
+    def _note_overlap(self, spec: CalibrationSpec, state: _ModelState, record: CellRecord) -> None:
+        """A note on the record when the calibration samples are evaluation samples too (checked once per pair)."""
+        assert state.eval_data is not None
+        pair = (spec, state.eval_data.name, len(state.eval_data))
+        if pair not in self._overlaps:
+            self._overlaps[pair] = overlap_note(self.dataset(spec.dataset), spec.samples, spec.seed, state.eval_data)
+        note = self._overlaps[pair]
+        if note is not None:
+            record.setdefault("notes", []).append(note)
+
+    def _float_model(self, source: Any) -> bytes:
+        """The float .tflite of a source: the file itself, or the float32 scheme's conversion (cached,
+        the float32 cell's artifact when it ran)."""
+        if source.format == "tflite":
+            return source.path.read_bytes()
+        float32 = SCHEMES.get(BASELINE)
+        key = content_key(kind="tflite", source=source.digest, scheme=BASELINE,
+                          options=float32.Options().model_dump(mode="json"), calibration=None,
+                          versions=tool_versions())
+
+        def produce(target: Path) -> None:
+            target.write_bytes(float32.from_saved_model(saved_model_dir(source, self.cache), float32.Options(), None))
+
+        path, _ = self.cache.get_or_create("tflite", key, ".tflite", produce)
+        return path.read_bytes()
+
     def _recovered(self, cell: Cell, state: _ModelState, options: Any, calibration: Samples | None, key: str,
-                   record: dict[str, Any], baseline: dict | None) -> Any:
+                   record: CellRecord, baseline: CellRecord | None) -> Any:
         """`recover:` — the float layers chosen by re-evaluating this cell's task (cached under `key`, the eval
         data and the baseline's metric); the cell's artifact is the scheme with those `float_layers`."""
         from harness.numerics import recover
@@ -466,9 +527,11 @@ class SuiteRunner:
         reference = recover.baseline_metric(options.recover, baseline)
 
         def evaluate(path: Path) -> dict[str, Any]:
-            scratch = {"artifact": {"path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()},
-                       "timings_s": {}, "metrics": {}, "metrics_na": None}
-            self._evaluate(cell, state, scratch, baseline)
+            scratch: CellRecord = {
+                "model": cell.model.label, "scheme": cell.scheme.label, "device": cell.device, "status": "ok",
+                "artifact": {"path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()},
+                "timings_s": {}, "metrics": {}, "metrics_na": None}
+            self._evaluate(cell, state, scratch, baseline, cross_kernel=False)
             return scratch["metrics"]
 
         def run(target: Path) -> None:
@@ -476,9 +539,10 @@ class SuiteRunner:
             scheme, source = SCHEMES.get(cell.scheme.scheme), state.source
             assert source is not None and state.eval_data is not None and baseline is not None
             result = recover.run(scheme, options, source, lambda: saved_model_dir(source, self.cache), calibration,
-                                 Path(baseline["artifact"]["path"]), evaluate, reference, state.eval_data.x)
+                                 Path(artifact_of(baseline)["path"]), evaluate, reference, state.eval_data.x)
             target.write_text(json.dumps(result, allow_nan=False))
 
+        assert state.eval_data is not None  # the loader checked the cell has a task and its dataset
         started = time.perf_counter()
         path, _ = self.cache.get_or_create("recovery", content_key(kind="recovery", artifact=key, reference=reference,
                                            data=state.eval_data.fingerprint), ".json", run)
@@ -487,7 +551,7 @@ class SuiteRunner:
         return options.model_copy(update={"float_layers": record["recovery"]["float_tensors"], "recover": None})
 
     def _batching(self, model: Path, sha256: str, data: Dataset) -> Batching:
-        """Whether the model batches (harness.tasks._batching), probed once per artifact."""
+        """Whether the model batches (harness.tflite.batching), probed once per artifact."""
         key = content_key(kind="batching", artifact=sha256, probe=PROBE_VERSION,
                           litert=tool_versions()["ai-edge-litert"])
         path, _ = self.cache.get_or_create("batching", key, ".json",
@@ -514,61 +578,90 @@ class SuiteRunner:
         per_sample(outputs, len(data), [name for name, _ in output_info(model)], model.name)
         return outputs, {"cached": cached, "batch_size": min(batch, len(data)), "batching": batching.reason}
 
-    def _evaluate(self, cell: Cell, state: _ModelState, record: dict[str, Any], baseline: dict | None) -> None:
+    def _evaluate(self, cell: Cell, state: _ModelState, record: CellRecord, baseline: CellRecord | None,
+                  cross_kernel: bool = True) -> None:
         self._report(cell.id, "evaluating", None)
         task_spec = cell.model.task or self.loaded.suite.task
         assert task_spec is not None and state.eval_data is not None
         task = TASKS.get(task_spec.kind)
         task_options = self.loaded.task_options[cell.model.label]
         started = time.perf_counter()
-        outputs, ran = self._outputs(Path(record["artifact"]["path"]), record["artifact"]["sha256"],
+        outputs, ran = self._outputs(Path(artifact_of(record)["path"]), artifact_of(record)["sha256"],
                                      state.eval_data, task_spec)
         record["timings_s"]["evaluate"] = round(time.perf_counter() - started, 3)
         record["evaluation"] = {"dataset": state.eval_data.name, "samples": len(state.eval_data),
-                                "source": state.eval_data.source, **ran}
+                                "source": state.eval_data.source, **ran,
+                                "kernels": kernels_used(Path(artifact_of(record)["path"]))}
         try:
             record["metrics"].update(task.score(outputs, state.eval_data, task_options))
         except NotApplicable as exc:
             record["metrics_na"] = f"task metrics n/a: {exc}"
-        infos = model_outputs(Path(record["artifact"]["path"]))
+        infos = model_outputs(Path(artifact_of(record)["path"]))
         record["outputs"] = describe_outputs(infos, outputs)
         if cell.scheme.label == BASELINE:
             state.baseline_outputs = outputs
         elif baseline is not None and baseline["status"] == "ok":
             reference = state.baseline_outputs
             if reference is None:  # resumed run: the baseline finished in an earlier process
-                reference, _ = self._outputs(Path(baseline["artifact"]["path"]), baseline["artifact"]["sha256"],
+                reference, _ = self._outputs(Path(artifact_of(baseline)["path"]), artifact_of(baseline)["sha256"],
                                              state.eval_data, task_spec)
                 state.baseline_outputs = reference
-            reference = aligned(reference, [i.name for i in model_outputs(Path(baseline["artifact"]["path"]))],
+            reference = aligned(reference, [i.name for i in model_outputs(Path(artifact_of(baseline)["path"]))],
                                 [i.name for i in infos])
             record["metrics"].update(task.fidelity(outputs, reference, task_options))
             worst, record["outputs"] = output_fidelity(outputs, reference, infos)
             record["metrics"].update(worst)
-        record["metrics"] = {name: json_number(value) for name, value in record["metrics"].items()}
+            if cross_kernel:
+                self._cross_kernel(record, state.eval_data, reference, task_spec)
+        record["metrics"] = {name: None if value is None else json_number(value) for name, value in record["metrics"].items()}
 
-    def _measure(self, cell: Cell, record: dict[str, Any]) -> None:
+    def _cross_kernel(self, record: CellRecord, data: Dataset, reference: list[np.ndarray],
+                      task_spec: TaskSpec) -> None:
+        """The first samples on XNNPACK, the builtin and the reference kernels (harness/numerics/kernels.py),
+        cached by (artifact, float artifact's outputs, data, runtime); its own failure is recorded, not the cell's."""
+        from harness.numerics import kernels
+
+        model, sha256 = Path(artifact_of(record)["path"]), artifact_of(record)["sha256"]
+        head = data.head(kernels.SAMPLES)
+        try:
+            batching = self._batching(model, sha256, data)
+            batch = min(batch_for(batching, task_spec.batch_size, "batch_size" in task_spec.model_fields_set,
+                                  model.name), len(head))
+            key = content_key(kind="kernel_paths", artifact=sha256, data=head.fingerprint, batch=batch,
+                              reference=samples_digest({str(i): r[: len(head)] for i, r in enumerate(reference)}),
+                              litert=tool_versions()["ai-edge-litert"])
+            path, _ = self.cache.get_or_create("kernel_paths", key, ".json", lambda target: target.write_text(json.dumps(
+                kernels.cross_kernel(model, head.x, reference, batch, batching), allow_nan=False)))
+            check = json.loads(path.read_text())
+        except Exception as exc:  # noqa: BLE001 - the cell's numbers stand; the check's failure is its verdict's
+            kernels.failed(record, exc)
+            return
+        kernels.attach(record, check, len(head))
+
+    def _measure(self, cell: Cell, record: CellRecord) -> None:
         self._report(cell.id, "timing", None)
         started = time.perf_counter()
-        device, model = self.device(cell.device), Path(record["artifact"]["path"])
+        device, model = self.device(cell.device), Path(artifact_of(record)["path"])
         state = device_state(device, self.loaded.suite.latency)
         raws, sample = measure_repeats(device, model, self.loaded.suite.latency)
-        if state is not None:
-            after = getattr(device, "device_state")()
-            record["device_state"] = with_after(state, after, raws, self.loaded.suite.latency)
+        read_state = getattr(device, "device_state", None)  # devices that report their state (phones, local)
+        if state is not None and read_state is not None:
+            record["device_state"] = with_after(state, read_state(), raws, self.loaded.suite.latency)
         raw = raws[-1]  # memory, setup, log and delegates of the last repeat
         record["latency_ms"] = latency_stats(raws)
         record["latency_samples_ms"] = sample or None
-        record["memory"] = {k: raw[k] for k in ("peak_rss_mb", "rss_before_model_mb") if k in raw}
-        record["memory"].update(raw.get("memory") or {})
-        record["latency_setup"] = {k: raw[k] for k in ("core", "threads", "mask", "command", "attempts",
-                                                       "model_pushed", "remote_calls") if k in raw}
+        memory: dict[str, float | int | str | None] = {k: raw[k] for k in ("peak_rss_mb", "rss_before_model_mb") if k in raw}
+        memory.update(raw.get("memory") or {})
+        record["memory"] = memory
+        # the device's raw result is untyped: its setup keys under LatencySetup's names
+        setup = cast(LatencySetup, {k: raw[k] for k in ("core", "threads", "mask", "command", "attempts",
+                                                        "model_pushed", "remote_calls") if k in raw})
         described = self._described(cell.device)
-        record["latency_setup"]["runtime"] = described.get("runtime")
+        setup["runtime"] = described.get("runtime")
         if described.get("benchmark_sha256"):
-            record["latency_setup"]["benchmark_binary"] = {"path": described.get("benchmark_binary"),
-                                                           "sha256": described["benchmark_sha256"]}
-        for key in ("delegates", "op_profile"):
+            setup["benchmark_binary"] = {"path": described.get("benchmark_binary"), "sha256": described["benchmark_sha256"]}
+        record["latency_setup"] = setup
+        for key in ("delegates", "op_profile", "acceleration"):
             if raw.get(key) is not None:
                 record[key] = raw[key]
         self._keep_log(cell, record, raw.get("log"))
@@ -577,14 +670,14 @@ class SuiteRunner:
         self._time_vs_float(cell, record, device, model)
         record["timings_s"]["latency"] = round(time.perf_counter() - started, 3)
 
-    def _time_vs_float(self, cell: Cell, record: dict[str, Any], device: Device, model: Path) -> None:
+    def _time_vs_float(self, cell: Cell, record: CellRecord, device: Device, model: Path) -> None:
         """`latency.float_pairs`: the float cell's model timed beside this one in alternating pairs."""
         if record.get("latency_vs_float"):
             self._report(cell.id, "timing beside the float model (pairs)", None)
             settings = self.loaded.suite.latency
             record["latency_vs_float"] = time_vs_float(device, record["latency_vs_float"], model, settings)
 
-    def _device_numerics(self, cell: Cell, record: dict[str, Any], device: Device, model: Path) -> None:
+    def _device_numerics(self, cell: Cell, record: CellRecord, device: Device, model: Path) -> None:
         """Phones (`latency.device_check: N`): N evaluation samples run on the device, its outputs
         compared with the host's (harness/devices/android/_numerics.py); a check that could not run
         is noted, and its device_* bounds fail."""
@@ -604,7 +697,7 @@ class SuiteRunner:
             note = f"device numerics {numerics['status']}: {numerics['reason']}"
             record["metrics_na"] = f"{record['metrics_na']}; {note}" if record["metrics_na"] else note
 
-    def _retime_earlier(self, cell: Cell, record: dict[str, Any], device: Device, model: Path) -> None:
+    def _retime_earlier(self, cell: Cell, record: CellRecord, device: Device, model: Path) -> None:
         """When this cell's model (or a phone's benchmark_model binary) differs from the one the
         earlier run timed, time both side by side: A = the earlier model on the earlier binary."""
         before = self.earlier.records.get(cell.id)
@@ -612,23 +705,24 @@ class SuiteRunner:
             return
         sha, path, note = earlier_model(before, self.earlier.kept(before))
         binary_sha, binary, binary_note = earlier_binary(before, self.earlier.kept_binary(before))
-        now_binary = (record["latency_setup"].get("benchmark_binary") or {}).get("sha256")
+        now_binary = benchmark_binary(record).get("sha256")
         binary_changed = binary_sha is not None and now_binary is not None and binary_sha != now_binary
-        if sha is None or (sha == record["artifact"]["sha256"] and not binary_changed):
+        if sha is None or (sha == artifact_of(record)["sha256"] and not binary_changed):
             return
         self._report(cell.id, "re-timing the earlier model (A/B)", None)
-        record["latency_ab"] = {"baseline_sha256": sha, "baseline_run": self.earlier.label_of(cell.id)}
-        if binary_changed:
-            record["latency_ab"]["baseline_binary_sha256"] = binary_sha
+        ab: LatencyAB = {"baseline_sha256": sha, "baseline_run": self.earlier.label_of(cell.id)}
+        record["latency_ab"] = ab
+        if binary_changed and binary_sha is not None:
+            ab["baseline_binary_sha256"] = binary_sha
         if path is None or (binary_changed and binary is None):
-            record["latency_ab"]["unavailable"] = note or binary_note
+            ab["unavailable"] = note or binary_note
             return
         suite = self.loaded.suite
-        record["latency_ab"].update(baseline_path=str(path), **time_ab(
-            device, path, model, suite.latency, bound=suite.regression.min_paired_ratio,
-            earlier_binary=binary if binary_changed else None))
+        ab["baseline_path"] = str(path)
+        ab.update(time_ab(device, path, model, suite.latency, bound=suite.regression.min_paired_ratio,
+                          earlier_binary=binary if binary_changed else None))
 
-    def _keep_log(self, cell: Cell, record: dict[str, Any], text: str | None) -> None:
+    def _keep_log(self, cell: Cell, record: CellRecord, text: str | None) -> None:
         """The device's raw log beside the results: logs/<model>__<scheme>__<device>.log."""
         if not text:
             return
@@ -645,12 +739,12 @@ class _DeviceWorker:
     def __init__(self, runner: SuiteRunner, device: str) -> None:
         self.runner, self.device = runner, device
         self.error: BaseException | None = None
-        self._queue: queue.Queue[tuple[Cell, dict[str, Any], threading.Event] | None] = queue.Queue()
+        self._queue: queue.Queue[tuple[Cell, CellRecord, threading.Event] | None] = queue.Queue()
         self._cancelled = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"measure-{device}", daemon=True)
         self._thread.start()
 
-    def submit(self, cell: Cell, record: dict[str, Any]) -> threading.Event:
+    def submit(self, cell: Cell, record: CellRecord) -> threading.Event:
         """Queue a cell after its host work; the event is set once its record is appended."""
         finished = threading.Event()
         self._queue.put((cell, record, finished))

@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from harness._latency import time_ab
-from harness.suite.schema import LatencySpec
+from harness.config.schema import LatencySpec
 
 A, B = Path("a.tflite"), Path("b.tflite")
 

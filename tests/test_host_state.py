@@ -17,11 +17,11 @@ from pydantic import ValidationError
 
 from harness._latency import device_state, time_vs_float, with_after
 from harness.cache import file_digest
+from harness.config.schema import Bound, CooldownSpec, LatencySpec
 from harness.devices.local import host_state
 from harness.devices.local.host_state import CoreWatch, core_times, cpufreq, during, process_ticks, runnable_on_core
 from harness.errors import HarnessError
 from harness.report.rows import build_rows
-from harness.suite.schema import Bound, CooldownSpec, LatencySpec
 from harness.verdicts import check
 
 STAT = """\

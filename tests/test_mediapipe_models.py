@@ -13,12 +13,11 @@ import pytest
 
 from harness.datasets import DATASETS
 from harness.errors import HarnessError
-from harness.devices.litert import UnresolvedOp, load_interpreter, predict
 from harness.models.paths import resolve_model_path
 from harness.tflite._flatbuffer import read_object
 from harness.tflite.normalize import normalize, not_float
+from harness.tflite.runtime import UnresolvedOp, load_interpreter, predict
 from harness.tflite.sparsity import densify
-
 
 
 def mediapipe(name: str) -> Path:

@@ -8,9 +8,10 @@ import numpy as np
 from pydantic import Field
 
 from harness.cache import ArtifactCache
-from harness.datasets._base import DATASETS, Dataset, Samples, sample_count
+from harness.datasets._base import DATASETS, Dataset
 from harness.datasets._images import ImageOptions, preprocess
 from harness.errors import HarnessError
+from harness.samples import Samples, sample_count
 
 
 class _NpzOptions(ImageOptions):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from harness.errors import HarnessError
+from harness.record import ExecutedOn
 
 NAMES = ("inprocess", "ray")
 
@@ -40,7 +41,7 @@ def make_executor(name: str, address: str | None = None) -> Executor:
     raise HarnessError(f"--executor {name!r}: expected one of {', '.join(NAMES)}")
 
 
-def local_node() -> dict[str, str]:
+def local_node() -> ExecutedOn:
     """`executed_on` of work done in this process."""
     import socket
 

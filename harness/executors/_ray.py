@@ -23,7 +23,7 @@ from typing import Any
 from harness import _interrupt
 from harness.errors import HarnessError
 from harness.plan import Cell
-from harness.results import cell_id
+from harness.record import cell_id
 from harness.schemes import BASELINE
 
 POLL_S = 0.5

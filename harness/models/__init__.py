@@ -1,5 +1,9 @@
 """Model sources: registered Keras builders, Keras files, SavedModels and float .tflite files."""
 
-from harness.models._base import BUILDERS, BuilderOptions
+from harness.models.determinism import pin_environment
+
+pin_environment()  # before TensorFlow starts: one thread per op, oneDNN capped at AVX2 (determinism.py)
+
+from harness.models._base import BUILDERS, BuilderOptions  # noqa: E402 - after the environment is pinned
 
 __all__ = ["BUILDERS", "BuilderOptions"]

@@ -1,4 +1,4 @@
-"""Small CNNs trained from scratch: the TensorFlow quantization tutorial CNN and a mobile CNN."""
+"""Small models trained from scratch: the TensorFlow quantization tutorial CNN, a mobile CNN and an MLP."""
 
 from __future__ import annotations
 
@@ -68,4 +68,23 @@ class MobileCnn:
                 layers.Softmax(),
             ],
             name="mobile_cnn",
+        )
+
+
+class _MlpOptions(_SmallOptions):
+    units: list[PositiveInt] = Field(default_factory=lambda: [512, 256], min_length=1,
+                                     description="widths of the hidden Dense layers")
+
+
+@BUILDERS.register("mlp", "dense model: Flatten, hidden Dense+ReLU layers (`units`), Dense, softmax")
+class Mlp:
+    Options = _MlpOptions
+
+    def build(self, keras: ModuleType, options: _MlpOptions):
+        layers = keras.layers
+        hidden = [layers.Dense(units, activation="relu") for units in options.units]
+        return keras.Sequential(
+            [keras.Input(options.input_shape), layers.Flatten(), *hidden, layers.Dense(options.num_classes),
+             layers.Softmax()],
+            name="mlp",
         )

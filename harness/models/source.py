@@ -10,11 +10,12 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from harness.cache import ArtifactCache, content_key, file_digest
+from harness.config.schema import ModelSpec
 from harness.datasets import Dataset
 from harness.errors import HarnessError
+from harness.models import determinism
 from harness.models._base import BUILDERS
 from harness.models.paths import resolve_model_path
-from harness.suite.schema import ModelSpec
 from harness.tflite._flatbuffer import is_tflite
 from harness.tflite.normalize import normalized_tflite
 from harness.versions import tool_versions
@@ -117,20 +118,21 @@ def resolve_source(
             check_keras_file(path)
         return SourceModel(spec.label, model_format, path, file_digest(path), info)
     assert spec.builder is not None and builder_options is not None
+    builder_name = spec.builder
     versions = tool_versions()
     key = content_key(
         kind="keras-source", builder=spec.builder, options=builder_options.model_dump(mode="json"),
         train=spec.train.model_dump() if spec.train else None,
         train_data=train_data.fingerprint if train_data else None,
-        tensorflow=versions["tensorflow"], keras=versions["keras"],
+        tensorflow=versions["tensorflow"], keras=versions["keras"], determinism=determinism.settings(),
     )
     info = {}
 
     def build(target: Path) -> None:
         import keras
 
-        keras.utils.set_random_seed(spec.train.seed if spec.train else 0)
-        builder = BUILDERS.get(spec.builder)
+        determinism.seed_everything(spec.train.seed if spec.train else 0, keras)  # initial weights too
+        builder = BUILDERS.get(builder_name)
         model = builder.build(keras, builder_options)
         if spec.train is not None and train_data is not None:
             from harness.models.training import train

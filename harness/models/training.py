@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from harness.config.schema import TrainSpec
 from harness.datasets import Dataset
 from harness.errors import HarnessError
-from harness.suite.schema import TrainSpec
+from harness.models.determinism import seed_everything
 
 
 def train(model: Any, keras: Any, dataset: Dataset, spec: TrainSpec) -> dict[str, Any]:
@@ -15,7 +16,7 @@ def train(model: Any, keras: Any, dataset: Dataset, spec: TrainSpec) -> dict[str
     if dataset.y is None:
         raise HarnessError(f"cannot train on dataset {dataset.name!r}: it has no labels")
     data = dataset.head(spec.limit)
-    keras.utils.set_random_seed(spec.seed)
+    settings = seed_everything(spec.seed, keras)
     learning_rate: Any = spec.learning_rate
     if spec.schedule == "cosine":
         steps = spec.epochs * math.ceil(len(data) / spec.batch_size)
@@ -32,4 +33,5 @@ def train(model: Any, keras: Any, dataset: Dataset, spec: TrainSpec) -> dict[str
         "epochs": spec.epochs,
         "final_loss": float(history.history["loss"][-1]),
         "final_train_accuracy": float(history.history["accuracy"][-1]),
+        "determinism": settings,
     }

@@ -1,12 +1,3 @@
-"""Numerics: how far an optimized model's outputs drift from the float model's."""
-
-from harness.numerics.fidelity import (
-    FIDELITY_METRICS,
-    OutputInfo,
-    compare_outputs,
-    json_number,
-    output_fidelity,
-    worst,
-)
-
-__all__ = ["FIDELITY_METRICS", "OutputInfo", "compare_outputs", "json_number", "output_fidelity", "worst"]
+"""Numerics tools above the schemes and tasks: `bench diagnose` (diagnose.py, per-tensor drift vs the float
+model), litert-quantizer's cross-check (_validate.py) and `recover:` (recover.py, automatic float layers).
+The per-output fidelity numbers themselves are harness.fidelity, at the bottom."""

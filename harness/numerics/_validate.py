@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.datasets import Samples
-from harness.numerics.fidelity import json_number
+from harness.fidelity import json_number
+from harness.samples import Samples
 
 METRICS = ("mse", "snr")
 

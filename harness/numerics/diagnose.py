@@ -1,8 +1,8 @@
 """Where a scheme's error comes from: every intermediate tensor of the optimized model vs the float model.
 
 Independent computation: both models run the same inputs with every tensor kept (`observed_interpreter`:
-builtin kernels op by op; a model with ops only the XNNPACK delegate runs, under the delegate with every
-activation made a model output, the weights it folds left out), every op output is dequantized and
+on the kernels the model is deployed on, XNNPACK where it takes an op, every activation made a model
+output, the weights it folds left out), every op output is dequantized and
 compared with the float model's tensor of the same name (accumulated error: what the tensor carries,
 everything upstream included), in execution order. For TFLiteConverter sources of int8 schemes, TF's
 QuantizationDebugger adds its `layer_statistics` (local error: each quantized op vs the float op on the
@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from harness.datasets import Samples
-from harness.devices.litert import bind_inputs, dequantize_output, quantize_input
 from harness.errors import HarnessError
-from harness.numerics.fidelity import json_number, nrmse, snr_db
+from harness.fidelity import json_number, nrmse, snr_db
+from harness.samples import Samples
+from harness.tflite.runtime import Kernels, bind_inputs, dequantize_output, kernels_used, quantize_input
 
 
 def _tensor_scale(detail: dict) -> float | None:
@@ -43,26 +43,42 @@ def _per_sample(values: list[np.ndarray]) -> np.ndarray:
     return np.stack(values) if values and values[0].ndim == 0 else np.concatenate(values)
 
 
-def observed_interpreter(model: Path) -> tuple[Any, set[int] | None]:
-    """An interpreter whose op outputs can be read after `invoke`, and which ones (None: all): LiteRT's
-    builtin kernels op by op (what litert-quantizer's validate() and TF's QuantizationDebugger compute, so
-    their cross-checks compare like with like). A model with ops only the XNNPACK delegate implements
-    (MediaPipe's custom ops) runs under evaluation's op resolver instead, every activation made a model
-    output (the delegate writes those; `harness.tflite.observe`). A model whose ops nothing resolves
-    raises `UnresolvedOp` naming the op."""
-    from harness.devices.litert import UnresolvedOp, load_interpreter
+def observed_interpreter(model: Path, kernels: Kernels = "xnnpack") -> tuple[Any, set[int] | None]:
+    """An interpreter whose op outputs can be read after `invoke`, and which ones (None: all).
+    `xnnpack` (the default: the kernels the model is deployed on, as evaluation and the local device run
+    it): the XNNPACK delegate where it takes an op, LiteRT's builtin kernels for the rest, every
+    activation made a model output (the delegate writes those; `harness.tflite.observe`).
+    `builtin`: LiteRT's builtin kernels op by op (what litert-quantizer's validate() and TF's
+    QuantizationDebugger compute); a model with ops only the XNNPACK delegate implements (MediaPipe's
+    custom ops) falls back to `xnnpack`. A model whose ops nothing resolves raises `UnresolvedOp`."""
     from harness.tflite.observe import every_activation_output
+    from harness.tflite.runtime import UnresolvedOp, load_interpreter
 
-    try:
-        return load_interpreter(model, name=model.name, builtin_kernels_only=True), None
-    except UnresolvedOp:
-        interpreter = load_interpreter(every_activation_output(model.read_bytes()), name=model.name)
-        return interpreter, {int(d["index"]) for d in interpreter.get_output_details()}
+    if kernels == "builtin":
+        try:
+            return load_interpreter(model, name=model.name, builtin_kernels_only=True), None
+        except UnresolvedOp:
+            pass
+    interpreter = load_interpreter(every_activation_output(model.read_bytes()), name=model.name)
+    return interpreter, {int(d["index"]) for d in interpreter.get_output_details()}
+
+
+def on_builtin_kernels(model: Path, float_model: Path, x: Samples) -> tuple[list[dict], dict, dict]:
+    """Rows, optimized and reference tensors computed op by op on LiteRT's builtin kernels: what the
+    library routes (validate(), QuantizationDebugger) compute, so their cross-checks compare like with
+    like while the diagnosis itself reports the deployed kernels."""
+    optimized, reference = run_all_tensors(model, x, "builtin"), run_all_tensors(float_model, x, "builtin")
+    return compare_tensors(optimized, reference), optimized, reference
+
+
+def diagnosed_on(model: Path) -> str:
+    """What `bench diagnose` and a cell's diagnosis say they ran on: the deployed kernels (`run_all_tensors`)."""
+    return f"deployed: {kernels_used(model)}"
 
 
 def needs_delegate(model: Path) -> bool:
     """Whether some op of the model runs only in the XNNPACK delegate (not in LiteRT's builtin kernels)."""
-    from harness.devices.litert import UnresolvedOp, load_interpreter
+    from harness.tflite.runtime import UnresolvedOp, load_interpreter
 
     try:
         load_interpreter(model, name=model.name, builtin_kernels_only=True)
@@ -71,10 +87,10 @@ def needs_delegate(model: Path) -> bool:
     return False
 
 
-def run_all_tensors(model: Path, x: Samples) -> dict[str, dict[str, Any]]:
+def run_all_tensors(model: Path, x: Samples, kernels: Kernels = "xnnpack") -> dict[str, dict[str, Any]]:
     """Every op output of `model` on every sample (batch 1), dequantized, by tensor name, with op
-    position and type, dtype and scale."""
-    interpreter, readable = observed_interpreter(model)
+    position and type, dtype and scale; on the deployed kernels (`observed_interpreter`)."""
+    interpreter, readable = observed_interpreter(model, kernels)
     arrays = bind_inputs(x, interpreter, model.name)
     inputs = interpreter.get_input_details()
     for array, detail in zip(arrays, inputs):
@@ -139,7 +155,7 @@ def debugger_statistics(saved_model: Path, calibration: Callable[[], Iterator[An
         detail = debugger._quant_interpreter._get_tensor_details(index, subgraph_index=0)  # noqa: SLF001
         scale = _tensor_scale(detail)
         values = {k: float(v) for k, v in metrics.items()}
-        values["scale"] = scale
+        values["scale"] = scale if scale is not None else math.nan  # NaN: not quantized per tensor
         values["rmse_per_scale"] = math.sqrt(values["mean_squared_error"]) / scale if scale else math.nan
         values["local_snr_db"] = local_snr_db(values.get("float_mean_square", math.nan), values["mean_squared_error"])
         statistics[tensor] = values

@@ -20,42 +20,18 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-from pydantic import Field, field_validator
 
-from harness.datasets import Samples
-from harness.datasets._base import FromSignature
+from harness.config.schema import RecoverSpec
 from harness.errors import HarnessError, NotApplicable
-from harness.numerics.fidelity import json_number
-from harness.suite.schema import Bound
+from harness.fidelity import json_number
+from harness.record import CellRecord
+from harness.samples import FromSignature, Samples
 
 Build = Callable[[list[str]], bytes]
 Evaluate = Callable[[Path], dict[str, Any]]
-
-
-class RecoverSpec(Bound):
-    """`recover: {metric: top1, max_abs_drop: 0.005, max_float_layers: 10}` on a full-integer scheme."""
-
-    metric: str = Field(description="the task metric the bound applies to (any metric a threshold may name)")
-    max_float_layers: int = Field(10, ge=1, description="budget: at most this many layers kept in float")
-    steps: Literal["doubling", "one_by_one"] = Field("doubling", description="1, 2, 4, ... or 1, 2, 3, ... layers")
-    rank_by: Literal["snr_drop_db", "local_snr_db", "rmse_per_scale"] = Field("snr_drop_db", description=(
-        "how far the accumulated SNR falls across the layer (largest first); or the debugger's local error: SNR "
-        "vs the float op's output power (lowest first), or RMSE in quantization steps (highest first)"))
-    unit: Literal["layer", "op"] = Field("layer", description="what is ranked and kept float: a Keras layer's ops "
-                                         "together, or each quantized op alone")
-    latency_runs: int = Field(100, ge=0, description="host invokes timed per step (1 thread, batch 1); 0: no latency")
-
-    @field_validator("metric")
-    @classmethod
-    def _known_metric(cls, value: str) -> str:
-        from harness.tasks import all_metrics
-
-        if value not in all_metrics():
-            raise ValueError(f"unknown metric {value!r} (known: {', '.join(sorted(all_metrics()))})")
-        return value
 
 
 def step_sizes(budget: int, available: int, steps: str) -> list[int]:
@@ -130,7 +106,7 @@ def rank_layers(layer_statistics: dict[str, dict[str, float]], unit: str = "laye
 def host_latency_ms(model: Path, x: Samples, runs: int) -> float | None:
     """Median wall time (ms) of `runs` invokes on one sample, one thread, after 3 warm-ups: a cheap
     relative measure between steps (not the cell's device measurement)."""
-    from harness.devices.litert import bind_inputs, load_interpreter, quantize_input
+    from harness.tflite.runtime import bind_inputs, load_interpreter, quantize_input
 
     if runs == 0:
         return None
@@ -142,7 +118,7 @@ def host_latency_ms(model: Path, x: Samples, runs: int) -> float | None:
     for array, detail in zip(arrays, interpreter.get_input_details()):
         interpreter.set_tensor(detail["index"], quantize_input(array[:1], detail))
     times = []
-    for i in range(runs + 3):
+    for _ in range(runs + 3):
         started = time.perf_counter()
         interpreter.invoke()
         times.append((time.perf_counter() - started) * 1000)
@@ -197,8 +173,8 @@ def tensors_of(rows: list[dict[str, Any]]) -> list[str]:
 def debugger_ranking(saved_model: Path, calibration: Samples, float_model: Path, unit: str,
                      rank_by: str) -> list[dict[str, Any]]:
     """Rank the int8 model's layers by the debugger's local error on the calibration samples."""
-    from harness.devices.litert import bind_inputs, load_interpreter
     from harness.numerics.diagnose import debugger_statistics
+    from harness.tflite.runtime import bind_inputs, load_interpreter
 
     arrays = bind_inputs(calibration, load_interpreter(float_model), float_model.name)
     batches = lambda: ([a[i : i + 1].astype(np.float32) for a in arrays] for i in range(len(arrays[0])))  # noqa: E731
@@ -216,7 +192,7 @@ def _first(samples: Samples, n: int) -> Samples:
 def _graph(model: Path) -> list[tuple[list[str], list[str]]]:
     """(input tensor names, output tensor names) of every op of the model, in execution order (not the
     nodes the XNNPACK delegate adds for its partitions: their inputs are not an op's)."""
-    from harness.devices.litert import load_interpreter
+    from harness.tflite.runtime import load_interpreter
 
     interpreter = load_interpreter(model)
     names = {d["index"]: d["name"] for d in interpreter.get_tensor_details()}
@@ -258,7 +234,7 @@ def accumulated_ranking(quantized: Path, float_model: Path, x: Samples, unit: st
     return snr_drops(_graph(quantized), snr, unit)
 
 
-def baseline_metric(spec: RecoverSpec, baseline: dict[str, Any] | None) -> float | None:
+def baseline_metric(spec: RecoverSpec, baseline: CellRecord | None) -> float | None:
     """The float baseline's value of the recovered metric (None when it has none)."""
     if baseline is None or baseline.get("status") != "ok":
         raise NotApplicable("recover: the float32 baseline of this model did not run, so there is nothing to "
@@ -291,15 +267,16 @@ def run(scheme: Any, options: Any, source: Any, saved_model_of: Callable[[], Pat
                                     else scheme.from_saved_model(saved_model, options, calibration))
         return built[tuple(layers)]
 
-    ranked = _ranking(spec, build, saved_model, calibration, float_model)  # type: ignore[arg-type]
+    ranked = _ranking(spec, build, saved_model, calibration, float_model)
     if not ranked:
         raise HarnessError("recover: found no quantized layer to keep in float")
     return recover(spec, ranked, build, evaluate, reference, x)
 
 
-def _ranking(spec: RecoverSpec, build: Build, saved_model: Path, calibration: Samples,
+def _ranking(spec: RecoverSpec, build: Build, saved_model: Path | None, calibration: Samples,
              float_model: Path) -> list[dict[str, Any]]:
     if spec.rank_by != "snr_drop_db":
+        assert saved_model is not None  # `run` refused the debugger's ranking for a .tflite source
         return debugger_ranking(saved_model, calibration, float_model, spec.unit, spec.rank_by)
     with tempfile.TemporaryDirectory(prefix="recover-rank-") as scratch:
         quantized = Path(scratch) / "int8.tflite"

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from harness.compare import Comparison
+from harness.record import CellRecord, cell_id
 from harness.report.rows import Row
-from harness.results import cell_id
 from harness.schemes import BASELINE
 
 Rule = Literal["smallest", "fastest"]
@@ -50,6 +50,7 @@ class Cell:
     family: str
     state: str  # pass, fail, regressed, failed, na, baseline
     reason: str  # why it needs attention ("" when it does not)
+    calibrated: bool = False  # the cell drew calibration data (a recipe: static or GPTQ)
 
 
 @dataclass(frozen=True)
@@ -82,14 +83,14 @@ def _state(row: Row, regressed: list[str]) -> tuple[str, str]:
     return ("baseline" if row.scheme == BASELINE else "pass"), ""
 
 
-def classify(rows: list[Row], records: list[dict[str, Any]], comparison: Comparison | None) -> list[Cell]:
+def classify(rows: list[Row], records: list[CellRecord], comparison: Comparison | None) -> list[Cell]:
     """Every cell with its verdict class, in record order."""
     regressions = _regressions(comparison)
     cells = []
     for index, (row, record) in enumerate(zip(rows, records, strict=True)):
         state, reason = _state(row, regressions.get(cell_id(row.model, row.scheme, row.device), []))
         kind = str(record.get("scheme_kind") or row.scheme)
-        cells.append(Cell(index, row, kind, scheme_family(kind), state, reason))
+        cells.append(Cell(index, row, kind, scheme_family(kind), state, reason, bool(record.get("calibration"))))
     return cells
 
 
@@ -148,7 +149,8 @@ def branch(cell: Cell, integer_only: bool | None) -> str:
         return "training"
     if integer_only or cell.kind.endswith("_only"):
         return "accelerator"
-    return "no-data" if cell.kind in {"dynamic_range", "float16"} else "data"
+    uncalibrated_recipe = cell.kind == "recipe" and not cell.calibrated  # weight-only or dynamic recipes
+    return "no-data" if cell.kind in {"dynamic_range", "float16"} or uncalibrated_recipe else "data"
 
 
 def recommend(cells: list[Cell], rule: Rule) -> list[Recommendation]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness.record import CellRecord
 from harness.report._numerics_charts import summary_lines
 from harness.report.markdown import escape_markdown
 from harness.report.rows import Row, build_rows, fmt
@@ -37,7 +38,7 @@ LATENCY_LEGEND = (
     "the ratio of medians measured apart. \"(busy)\": other work on the pinned core while the cell was measured.")
 
 
-def render_summary(records: list[dict[str, Any]], run_info: dict[str, Any], verdict: str | None = None) -> str:
+def render_summary(records: list[CellRecord], run_info: dict[str, Any], verdict: str | None = None) -> str:
     """summary.md's table part; `verdict` (Markdown) replaces the line built from the records alone
     (publishing passes the run's whole verdict, comparison included: harness.compare.verdict_line)."""
     rows = build_rows(records)
@@ -66,15 +67,26 @@ def render_summary(records: list[dict[str, Any]], run_info: dict[str, Any], verd
         )
     lines += ["", LATENCY_LEGEND]
     lines += summary_lines(records, escape_markdown)
-    problems = [_problem(r) for r in rows if r.checks_failed or r.status != "ok"]
+    paths = {(r["model"], r["scheme"], r["device"]): r.get("kernel_paths") for r in records}
+    problems = [_problem(r) + _kernel_note(r, paths.get((r.model, r.scheme, r.device)))
+                for r in rows if r.checks_failed or r.status != "ok"]
     lines += ["", "## Problems", "", *problems] if problems else []
     return "\n".join(lines) + "\n"
+
+
+def _kernel_note(row: Row, kernel_paths: dict[str, Any] | None) -> str:
+    """A failed kernel_gap_db check's SNR per kernel path (the deployed XNNPACK vs LiteRT's others)."""
+    if not kernel_paths or not any(name.startswith("kernel_gap_db") for name in row.checks_failed):
+        return ""
+    return escape_markdown("; kernel paths (worst-output SNR vs float): " + ", ".join(
+        f"{path} {float(db):.1f} dB" for path, db in kernel_paths.items()))
 
 
 def _problem(row: Row) -> str:
     """One line of the problems list: the cell, its status, its failed checks and its full error text
     (the table's verdict cell stays one word)."""
     details = [f"checks failed: {', '.join(row.checks_failed)}"] if row.checks_failed else []
+    details += list(row.check_notes)
     details += [row.error] if row.status != "ok" and row.error else []
     details += [] if details else ["no reason recorded"]
     return (f"- {escape_markdown(f'{row.model}/{row.scheme}@{row.device}')} ({row.status}): "

@@ -8,12 +8,13 @@ raises NotApplicable, which the runner records as `n/a` with the reason.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from harness.datasets._base import Samples
+from harness.claims import Claim
 from harness.registry import Registry
+from harness.samples import Samples
 
 
 class SchemeOptions(BaseModel):
@@ -21,8 +22,12 @@ class SchemeOptions(BaseModel):
 
 
 class Scheme(Protocol):
-    Options: ClassVar[type[SchemeOptions]]
-    needs_calibration: ClassVar[bool]
+    @property
+    def Options(self) -> type[SchemeOptions]: ...
+    @property
+    def needs_calibration(self) -> bool: ...
+    @property
+    def claims(self) -> tuple[Claim, ...]: ...  # what its .tflite holds, checked on every cell (harness/claims.py)
 
     def from_saved_model(self, saved_model: Path, options: Any, calibration: Samples | None) -> bytes:
         """Convert a float SavedModel with TFLiteConverter."""
@@ -36,3 +41,10 @@ class Scheme(Protocol):
 SCHEMES: Registry[Scheme] = Registry("scheme", "harness.schemes")
 
 BASELINE = "float32"
+
+
+def calibrates(scheme: Scheme, options: Any) -> bool:
+    """Whether the scheme needs calibration samples with these options (a recipe only when it is
+    static or GPTQ; other schemes: always or never)."""
+    decide = getattr(scheme, "calibrates", None)
+    return bool(decide(options)) if decide is not None else scheme.needs_calibration

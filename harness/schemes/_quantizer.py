@@ -15,8 +15,8 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from harness.datasets._base import FromSignature, Samples, sample_count
 from harness.errors import HarnessError, NotApplicable
+from harness.samples import FromSignature, Samples, sample_count
 from harness.schemes._base import SchemeOptions
 from harness.schemes._float_layers import scope_pattern
 
@@ -58,7 +58,7 @@ def static_recipe(activations: Literal["int8", "int16"], float_io: bool, float_l
 
 def _signature_inputs(model: bytes) -> tuple[str, dict[str, dict]]:
     """The first SignatureDef's key and its inputs' details by name."""
-    from harness.devices.litert import load_interpreter
+    from harness.tflite.runtime import load_interpreter
 
     interpreter = load_interpreter(model)
     signatures = interpreter.get_signature_list()
@@ -71,7 +71,7 @@ def _signature_inputs(model: bytes) -> tuple[str, dict[str, dict]]:
 
 def calibration_feeds(calibration: Samples, inputs: dict[str, dict]) -> list[dict[str, np.ndarray]]:
     """One {input name: (1, ...) float32} feed per sample; a single-input model takes a plain array."""
-    from harness.devices.litert import sample_shape
+    from harness.tflite.runtime import sample_shape
 
     names = list(inputs)
     if isinstance(calibration, FromSignature):

@@ -1,6 +1,5 @@
-"""Suite files: YAML parsing with line numbers, validation, expansion into cells."""
+"""The loader: a suite file → validated, expanded cells (the file's shape itself is harness.config)."""
 
 from harness.suite.loader import load_suite
-from harness.suite.schema import Suite
 
-__all__ = ["Suite", "load_suite"]
+__all__ = ["load_suite"]

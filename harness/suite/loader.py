@@ -14,14 +14,15 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from harness.config.schema import CalibrationSpec, FinetuneSpec, ModelSpec, SchemeSpec, Suite, merge_finetune
+from harness.config.yaml_lines import Path_, decode_text, load_yaml_with_lines, locate
 from harness.datasets import DATASETS
 from harness.errors import ConfigError, HarnessError
 from harness.models import BUILDERS
 from harness.models.paths import resolve_model_path
 from harness.registry import Registry, UnknownName
 from harness.schemes import SCHEMES
-from harness.suite.schema import CalibrationSpec, FinetuneSpec, ModelSpec, SchemeSpec, Suite, merge_finetune
-from harness.suite.yaml_lines import Path_, decode_text, load_yaml_with_lines, locate
+from harness.schemes._base import calibrates
 from harness.tasks import TASKS, threshold_metrics
 
 
@@ -82,13 +83,14 @@ class _Checker:
             message = f"{message} (got {error['input']!r})"
         return self.fail((*prefix, *error["loc"]), message.removeprefix("Value error, "))
 
-    def options(self, registry: Registry, name: str, options: dict[str, Any], loc: Path_, name_key: str) -> BaseModel:
+    def options(self, registry: Registry, name: str, options: dict[str, Any], loc: Path_, name_key: str,
+                context: dict[str, Any] | None = None) -> BaseModel:
         try:
             implementation = registry.get(name)
         except UnknownName as exc:
             raise self.fail((*loc, name_key), str(exc)) from None
         try:
-            return implementation.Options.model_validate(options)
+            return implementation.Options.model_validate(options, context=context)
         except ValidationError as exc:
             raise self.from_validation(exc, loc) from None
 
@@ -141,8 +143,8 @@ def _check_datasets(suite: Suite, check: _Checker, loaded: LoadedSuite) -> None:
 
 
 def _check_dataset_files(options: BaseModel, base_dir: Path, check: _Checker, loc: Path_) -> None:
-    """A dataset's file and folder options (`path`, `dir`, `manifest`, ...) name something that exists."""
-    for key in ("path", "dir", "manifest", "annotations", "images"):
+    """A dataset's file and folder options (`path`, `dir`, `manifest`, `files`, ...) name something that exists."""
+    for key in ("path", "dir", "manifest", "annotations", "images", "files"):
         value = getattr(options, key, None)
         if isinstance(value, str) and not (base_dir / value).exists():
             raise check.fail((*loc, key), f"{base_dir / value} does not exist")
@@ -163,15 +165,15 @@ def _check_models(suite: Suite, check: _Checker, loaded: LoadedSuite) -> None:
         labels[model.label] = index
         if model.builder is not None:
             loaded.builder_options[model.label] = check.options(BUILDERS, model.builder, model.options, loc, "builder")
-        else:
-            _check_model_path(model.path, loaded.base_dir, check, (*loc, "path"))  # type: ignore[arg-type]
+        elif model.path is not None:  # the schema asks for a builder or a path
+            _check_model_path(model.path, loaded.base_dir, check, (*loc, "path"))
         if model.train is not None:
             _dataset_ref(suite, check, model.train.dataset, (*loc, "train", "dataset"))
         for position, pattern in enumerate(model.schemes or []):
             if not any(fnmatch.fnmatchcase(s.label, pattern) for s in suite.schemes):
                 raise check.fail((*loc, "schemes", position), f"{pattern!r} matches none of the suite's schemes")
         _check_task(suite, model, check, loc, loaded)
-        _check_calibration(suite, model, check, loc)
+        _check_calibration(suite, model, check, loc, loaded)
 
 
 def _check_model_path(path: str, base_dir: Path, check: _Checker, loc: Path_) -> None:
@@ -192,11 +194,12 @@ def _check_task(suite: Suite, model: ModelSpec, check: _Checker, loc: Path_, loa
     _dataset_ref(suite, check, task.dataset, (*task_loc, "dataset"))
 
 
-def _check_calibration(suite: Suite, model: ModelSpec, check: _Checker, loc: Path_) -> None:
+def _check_calibration(suite: Suite, model: ModelSpec, check: _Checker, loc: Path_, loaded: LoadedSuite) -> None:
     calibration = model.calibration or suite.calibration
     for spec in suite.schemes:
         applies = model.schemes is None or any(fnmatch.fnmatchcase(spec.label, p) for p in model.schemes)
-        if applies and spec.calibration is None and calibration is None and SCHEMES.get(spec.scheme).needs_calibration:
+        needs = calibrates(SCHEMES.get(spec.scheme), loaded.scheme_options[spec.label])
+        if applies and spec.calibration is None and calibration is None and needs:
             raise check.fail((*loc, "calibration"), f"scheme {spec.label!r} needs calibration data: "
                              "add `calibration: {dataset: ...}` (suite, model or scheme entry)")
     if calibration is not None:
@@ -208,7 +211,8 @@ def _check_schemes(suite: Suite, check: _Checker, loaded: LoadedSuite) -> None:
     seen: set[str] = set()
     for index, spec in enumerate(suite.schemes):
         loc: Path_ = ("schemes", index)
-        loaded.scheme_options[spec.label] = check.options(SCHEMES, spec.scheme, spec.options, loc, "scheme")
+        loaded.scheme_options[spec.label] = check.options(SCHEMES, spec.scheme, spec.options, loc, "scheme",
+                                                          {"base_dir": loaded.base_dir})
         if spec.label in seen:
             raise check.fail(loc, f"scheme id {spec.label!r} appears twice; give one an `id:`")
         seen.add(spec.label)

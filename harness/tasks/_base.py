@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from harness.datasets import Dataset
-from harness.numerics.fidelity import FIDELITY_METRICS
+from harness.fidelity import FIDELITY_METRICS
 from harness.registry import Registry
 
 
@@ -31,8 +31,12 @@ CELL_METRICS = (
     Metric("float_ops", False, "ops that run in float (float activations), read back from the .tflite"),
     Metric("integer_only", True, "1 when every op runs in integers and the model's I/O is integer, else 0"),
     Metric("bytes_float32", False, "bytes of float32 constants in the .tflite"),
+    Metric("recipe_coverage", True, "targeted ops quantized as the scheme asked / targeted ops, read back "
+           "(recipe cells: checked `min: 1.0` by default)"),
     Metric("fully_delegated", True, "1 when the delegate took every node (benchmark_model log), else 0"),
     Metric("delegated_nodes_ratio", True, "nodes the delegate took / all nodes (benchmark_model log)"),
+    Metric("kernel_gap_db", False, "worst-output SNR vs float on XNNPACK (the deployed path) minus the worst of "
+           "LiteRT's builtin and reference kernels' (first 32 samples); default check max 10", vs_float=True),
     # latency: {device_check: N}: the phone's outputs vs the host's outputs of the same .tflite
     *(Metric(f"device_{name}", higher, f"{name} of the phone's outputs vs the host's (same .tflite and "
              "inputs), worst output")
@@ -42,7 +46,8 @@ CELL_METRICS = (
 
 # Per-output numerics vs the float model, every task's: the worst output's value under each name
 # (the runner adds them, with every output's numbers under the record's `outputs`).
-OUTPUT_FIDELITY = tuple(Metric(name, higher, description, vs_float=True) for name, (higher, description) in FIDELITY_METRICS.items())
+OUTPUT_FIDELITY = tuple(Metric(name, higher, description, vs_float=True)
+                        for name, (higher, description) in FIDELITY_METRICS.items())
 
 
 class TaskOptions(BaseModel):
@@ -52,8 +57,10 @@ class TaskOptions(BaseModel):
 
 
 class Task(Protocol):
-    Options: ClassVar[type[TaskOptions]]
-    metrics: ClassVar[tuple[Metric, ...]]
+    @property
+    def Options(self) -> type[TaskOptions]: ...
+    @property
+    def metrics(self) -> tuple[Metric, ...]: ...
 
     def score(self, outputs: list[np.ndarray], dataset: Dataset, options: Any) -> dict[str, float]:
         """Task metrics of the model's outputs (all of them, in order) on a labelled dataset.

@@ -1,12 +1,12 @@
 """Fidelity for any model, no labels needed: per output tensor, how far the optimized model's outputs
-drift from the float model's on the same inputs (the numbers of `harness.numerics.fidelity`)."""
+drift from the float model's on the same inputs (the numbers of `harness.fidelity`)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from harness.datasets import Dataset
-from harness.numerics.fidelity import compare_outputs, worst
+from harness.fidelity import compare_outputs, worst
 from harness.tasks._base import OUTPUT_FIDELITY, TASKS, TaskOptions
 
 

@@ -76,7 +76,7 @@ def resolve(data: bytes, offset: int, size: int, inline: bytes | None) -> bytes 
 def layout(data: bytes) -> Layout:
     """How the file stores its non-empty buffers."""
     model = schema().Model.GetRootAs(data, 0)
-    kinds = set()
+    kinds: set[Layout] = set()
     for index in range(model.BuffersLength()):
         buffer = model.Buffers(index)
         if _has_offset(buffer.Offset()) and buffer.Size():
@@ -218,7 +218,7 @@ class FlatModel:
         dtype = _NUMPY.get(ref.type_name)
         if raw is None or dtype is None:
             return None
-        values = np.frombuffer(raw, dtype=dtype)
+        values: np.ndarray = np.frombuffer(raw, dtype=dtype)
         if ref.type_name == "INT4":  # two's-complement nibbles, low nibble first
             low, high = (values & 0x0F).astype(np.int8), (values >> 4).astype(np.int8)
             values = np.stack([low, high], axis=1).reshape(-1)

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from harness.config.schema import TrainSpec
 from harness.datasets import DATASETS
-from harness.devices.litert import load_interpreter, predict
-from harness.suite.schema import TrainSpec
+from harness.tflite.runtime import load_interpreter, predict
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 pytestmark = [pytest.mark.slow,

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.config.schema import LatencySpec
 from harness.devices import load_device
 from harness.devices.local.latency_process import measure
 from harness.errors import ConfigError, HarnessError
-from harness.suite.schema import LatencySpec
 from tests.kit import Kit
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.devices.litert import load_interpreter
 from harness.models import BUILDERS
 from harness.schemes import SCHEMES
+from harness.tflite.runtime import load_interpreter
 
 FRAMES, MELS = 16, 8
 TINY = {"frames": FRAMES, "n_mels": MELS, "width": 8, "dilations": [1], "stride": 2}

@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.devices.litert import predict
 from harness.errors import HarnessError
 from harness.results import read_results
+from harness.schemes import SCHEMES as SCHEME_REGISTRY
+from harness.tflite.runtime import predict
 from tests.conftest import run_bench
 
 pytestmark = pytest.mark.slow  # converts real models and runs the CLI in a subprocess (about 20 s)
@@ -90,8 +91,10 @@ def test_every_scheme_of_both_routes_reports_every_output(run) -> None:
         worst = min(float(o["snr_db"]) for o in record["outputs"])
         assert float(record["metrics"]["snr_db"]) == worst > 15, record["scheme"]
         assert record["metrics"]["nrmse"] == max(o["nrmse"] for o in record["outputs"])
-        assert {v["check"] for v in record["verdicts"]} == {"snr_db.min", "cosine.min"}
-        assert all(v["pass"] for v in record["verdicts"])
+        # the implicit cross-kernel check (kernel_gap_db: {max: 10}) and the scheme's claims join the suite's own
+        claims = {c.name for c in SCHEME_REGISTRY.get(record["scheme"]).claims}  # checked on every cell
+        assert {v["check"] for v in record["verdicts"]} == {"snr_db.min", "cosine.min", "kernel_gap_db.max", *claims}
+        assert all(v["pass"] for v in record["verdicts"]), record["verdicts"]
     by_cell = {(r["model"], r["scheme"]): r for r in records}
     assert [o["dtype"] for o in by_cell["keras_two_io", "int8_only"]["outputs"]] == ["int8", "int8"]
     assert by_cell["keras_two_io", "int8"]["calibration"]["drawn"] == 16

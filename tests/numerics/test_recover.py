@@ -10,8 +10,9 @@ from types import SimpleNamespace
 import pytest
 from pydantic import ValidationError
 
+from harness.config.schema import RecoverSpec
 from harness.errors import NotApplicable
-from harness.numerics.recover import RecoverSpec, bound_holds, layer_of, rank_layers, run, snr_drops, step_sizes
+from harness.numerics.recover import bound_holds, layer_of, rank_layers, run, snr_drops, step_sizes
 from harness.results import read_results
 from harness.schemes.int8 import Int8Options
 from tests.conftest import run_bench

@@ -7,7 +7,7 @@ from functools import partial
 import pytest
 
 from harness.compare import Policy, compare_runs, latency_test
-from harness.suite.schema import Bound, Thresholds
+from harness.config.schema import Bound, Thresholds
 from harness.verdicts import bounds_for
 from tests.report.runs import THRESHOLDS, cell, standard_cells
 

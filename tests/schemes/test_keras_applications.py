@@ -18,17 +18,17 @@ import numpy as np
 import pytest
 
 from harness.cache import ArtifactCache
+from harness.config.schema import FinetuneSpec
 from harness.datasets import Dataset
-from harness.devices.litert import predict
 from harness.errors import NotApplicable
-from harness.models.keras2 import load_tf_keras
 from harness.schemes import SCHEMES
 from harness.schemes.training import FineTuning
 from harness.schemes.training._tfmot import clone
 from harness.schemes.training.cluster import CLUSTER
+from harness.schemes.training.keras2 import load_tf_keras
 from harness.schemes.training.prune import PRUNE
 from harness.schemes.training.qat import QAT
-from harness.suite.schema import FinetuneSpec
+from harness.tflite.runtime import predict
 
 APPLICATIONS = {
     "MobileNetV2": {},
@@ -124,7 +124,7 @@ def test_qat_leaves_operations_untouched_in_every_scheme(before: tuple[str, ...]
     registries claim them, then have no config; the harness asks the default registry)."""
     import keras
 
-    from harness.models.keras2 import from_keras3
+    from harness.schemes.training.keras2 import from_keras3
 
     inputs = keras.Input((8, 8, 3))
     x = keras.layers.Activation("hard_silu", name="hard_swish")(keras.layers.Conv2D(4, 3, name="conv")(inputs))

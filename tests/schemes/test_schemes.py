@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.devices.litert import load_interpreter, predict
 from harness.errors import NotApplicable
 from harness.schemes import SCHEMES
+from harness.tflite.runtime import load_interpreter, predict
 from tests.kit import Kit
 
 rng = np.random.default_rng(0)

@@ -14,15 +14,15 @@ import numpy as np
 import pytest
 
 from harness.cache import ArtifactCache
+from harness.config.schema import FinetuneSpec
 from harness.datasets import DATASETS, Dataset
-from harness.devices.litert import load_interpreter
 from harness.errors import ConfigError, NotApplicable
 from harness.models import BUILDERS
-from harness.models.keras2 import UnsupportedLayer, load_tf_keras
 from harness.schemes import SCHEMES
 from harness.schemes.training import FineTuning
+from harness.schemes.training.keras2 import UnsupportedLayer, load_tf_keras
 from harness.suite import load_suite
-from harness.suite.schema import FinetuneSpec
+from harness.tflite.runtime import load_interpreter
 from harness.tflite.weights import weight_stats
 from tests.kit import Kit
 
@@ -292,7 +292,7 @@ def test_keras3_functional_mobilenet_reaches_tf_keras_identically(tmp_path: Path
 def test_tf_keras_files_load_directly(tmp_path: Path) -> None:
     import tf_keras
 
-    from harness.models.keras2 import saved_by_keras_version
+    from harness.schemes.training.keras2 import saved_by_keras_version
 
     model = tf_keras.Sequential([tf_keras.Input((4,)), tf_keras.layers.Dense(2, name="d")])
     model.save(tmp_path / "k2.keras")
@@ -489,7 +489,7 @@ def test_keras3_graphs_rebuild_with_the_same_outputs(build) -> None:
     """from_keras3 checks the outputs on a probe itself; a wrong translation raises."""
     import keras
 
-    from harness.models.keras2 import from_keras3
+    from harness.schemes.training.keras2 import from_keras3
 
     keras.utils.set_random_seed(0)
     assert type(from_keras3(build(keras))).__module__.startswith("tf_keras")
@@ -498,7 +498,7 @@ def test_keras3_graphs_rebuild_with_the_same_outputs(build) -> None:
 def test_an_unsupported_operation_is_named() -> None:
     import keras
 
-    from harness.models.keras2 import from_keras3
+    from harness.schemes.training.keras2 import from_keras3
 
     inputs = keras.Input((4,))
     model = keras.Model(inputs, keras.ops.logsumexp(inputs, axis=-1, keepdims=True))

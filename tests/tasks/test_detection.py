@@ -191,7 +191,7 @@ def test_ssd_decoder_end_to_end_and_anchor_count_error() -> None:
     x, y = anchor[0] * WIDTH - 0.125 * WIDTH, anchor[1] * HEIGHT - 0.125 * HEIGHT
     data.y[0].update(boxes=[[x, y, 0.25 * WIDTH, 0.25 * HEIGHT]], category_ids=[1])
     assert TASK.score([raw_boxes, logits], data, options(decoder=decoder))["ap50"] == pytest.approx(1.0)
-    # (outputs are never folded: harness.tasks._batching runs such a model one sample at a time)
+    # (outputs are never folded: harness.tflite.batching runs such a model one sample at a time)
     wrong = [np.zeros((1, 896 * 3, 16), np.float32), np.zeros((1, 896 * 3, 1), np.float32)]
     with pytest.raises(HarnessError, match="the anchor options give 896 anchors; `boxes` output 0 has shape"):
         TASK.score(wrong, data, options(decoder=decoder))

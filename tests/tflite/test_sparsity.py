@@ -107,7 +107,7 @@ def densify_model(values: np.ndarray, sparsity: object, shape: list[int]) -> byt
 
 
 def litert_dense(data: bytes, shape: list[int]) -> np.ndarray:
-    from harness.devices.litert import load_interpreter
+    from harness.tflite.runtime import load_interpreter
 
     interpreter = load_interpreter(data)
     interpreter.set_tensor(interpreter.get_input_details()[0]["index"], np.zeros(shape, np.float32))

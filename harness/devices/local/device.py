@@ -11,11 +11,11 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from harness.config.schema import LatencySpec
 from harness.devices._base import DEVICE_KINDS, DeviceOptions
 from harness.devices.cpus import CoreChoice, cpu_model, pick_local_core
 from harness.devices.local.host_state import CoreWatch, snapshot
 from harness.errors import HarnessError
-from harness.suite.schema import LatencySpec
 from harness.versions import tool_versions
 
 
@@ -30,6 +30,7 @@ class LocalDevice:
         self.name = name
         self.options = options
         self._process: subprocess.Popen[str] | None = None
+        self._acceleration: dict[tuple[str, int], dict[str, Any]] = {}
         try:
             self.core: CoreChoice = pick_local_core(options.core)
         except ValueError as exc:
@@ -55,7 +56,7 @@ class LocalDevice:
         if code != 0:
             tail = (stderr.strip().splitlines() or ["no output"])[-1]
             raise HarnessError(f"latency measurement failed (exit {code}): {tail}")
-        return {**json.loads(stdout), "host": host}
+        return {**json.loads(stdout), "host": host, "acceleration": self.acceleration(model)}
 
     def _run(self, command: list[str], timeout: float) -> tuple[str, str, int, dict[str, Any]]:
         """Run the measurement process in a session of its own: a Ctrl-C at the terminal reaches
@@ -81,6 +82,15 @@ class LocalDevice:
     def device_state(self) -> dict[str, Any]:
         """The host around the pinned core now (harness.devices.local.host_state.snapshot)."""
         return snapshot(self.core.core)
+
+    def acceleration(self, model: Path) -> dict[str, Any]:
+        """How much of the model XNNPACK takes here (the record's `acceleration`), probed once per model file."""
+        from harness.devices.local.acceleration import probe
+
+        key = (str(model), model.stat().st_mtime_ns)
+        if key not in self._acceleration:
+            self._acceleration[key] = probe(model, self.options.threads)
+        return self._acceleration[key]
 
     def close(self) -> None:
         """Stop a measurement still running (the run was interrupted): it must not outlive the run."""

@@ -28,7 +28,7 @@ def _random_input(detail: dict, rng: np.random.Generator) -> np.ndarray:
 
 def measure(model: str, threads: int, warmup_runs: int, num_runs: int, min_secs: float, max_secs: float) -> dict:
     """Time the model; return init/first/warm-up times and every timed run, in milliseconds."""
-    from harness.devices.litert import load_interpreter
+    from harness.tflite.runtime import load_interpreter
 
     rss_before_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.perf_counter()

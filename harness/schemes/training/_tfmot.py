@@ -22,12 +22,16 @@ from typing import Any, ClassVar
 import numpy as np
 
 from harness.cache import ArtifactCache, content_key, file_digest
+from harness.claims import Claim
+from harness.config.schema import FinetuneSpec
 from harness.datasets import Dataset
 from harness.errors import HarnessError, NotApplicable
-from harness.models.keras2 import load_tf_keras, reserve_layer_names
+from harness.models import determinism
+from harness.record import TechniqueRecord, UntouchedLayer
+from harness.samples import Samples
 from harness.schemes._base import SchemeOptions
 from harness.schemes.training._layers import TechniqueOptions
-from harness.suite.schema import FinetuneSpec
+from harness.schemes.training.keras2 import load_tf_keras, reserve_layer_names
 from harness.versions import tool_versions
 
 
@@ -41,7 +45,8 @@ class FineTuning:
     @property
     def key(self) -> dict[str, Any]:
         """What identifies the fine-tuning in cache keys: the budget and the data's fingerprint."""
-        return {"budget": self.spec.model_dump(mode="json", exclude={"dataset"}), "data": self.data.fingerprint}
+        return {"budget": self.spec.model_dump(mode="json", exclude={"dataset"}), "data": self.data.fingerprint,
+                "determinism": determinism.settings()}
 
 
 def tfmot() -> Any:
@@ -86,9 +91,12 @@ def prepare(float_model: Any, finetune: FineTuning) -> Prepared:
     """Samples and targets for fine-tuning, computed once from the float model."""
     import tf_keras
 
-    from harness.devices.litert import fit_samples
+    from harness.tflite.runtime import fit_samples
 
     spec, data = finetune.spec, finetune.data.head(finetune.spec.limit)
+    if not isinstance(data.x, np.ndarray):
+        raise HarnessError(f"{float_model.name}: fine-tuning takes one input array (a single-input model, "
+                           f"a dataset of arrays), not {type(data.x).__name__}")
     x = fit_samples(data.x, tuple(float_model.input_shape[1:]), float_model.name).astype(np.float32)
     target = spec.target
     if target == "auto":
@@ -125,7 +133,7 @@ def fit(model: Any, prepared: Prepared, finetune: FineTuning, default_lr: float,
     import tf_keras
 
     spec = finetune.spec
-    tf_keras.utils.set_random_seed(spec.seed)
+    settings = determinism.seed_everything(spec.seed, tf_keras)
     learning_rate = spec.learning_rate or default_lr
     rate: Any = learning_rate
     if spec.schedule == "cosine":  # ends at a settled point, not wherever a constant rate left it
@@ -137,7 +145,7 @@ def fit(model: Any, prepared: Prepared, finetune: FineTuning, default_lr: float,
                         verbose=0, callbacks=list(callbacks))
     return {"samples": len(prepared.x), "epochs": spec.epochs, "steps": prepared.steps, "target": prepared.target,
             "optimizer": spec.optimizer, "learning_rate": learning_rate, "schedule": spec.schedule,
-            "final_loss": float(history.history["loss"][-1])}
+            "final_loss": float(history.history["loss"][-1]), "determinism": settings}
 
 
 # -- techniques, chains and their cache ----------------------------------------------------------
@@ -176,6 +184,9 @@ class Technique:
 
     def apply(self, model: Any, options: Any, before: tuple[str, ...], prepared: Prepared,
               finetune: FineTuning, info: dict[str, Any]) -> Any:
+        import tf_keras
+
+        determinism.seed_everything(finetune.spec.seed, tf_keras)  # wrapping draws too (cluster centroids)
         wrapped = self.wrap(model, options, before, prepared.steps, info)
         info["fit"] = fit(wrapped, prepared, finetune, self.default_learning_rate, self.callbacks())
         return self.strip(wrapped)
@@ -228,11 +239,11 @@ def chain_keys(source_path: Path, chain: Sequence[Technique], options: SchemeOpt
             for end in range(1, len(chain) + 1)]
 
 
-def technique_record(infos: Sequence[dict[str, Any] | None]) -> dict[str, Any]:
+def technique_record(infos: Sequence[dict[str, Any] | None]) -> TechniqueRecord:
     """The record's `technique`: layers any step wrapped, and those a step left untouched (reason
     prefixed with the technique), from the steps' cached sidecars."""
     wrapped: list[str] = []
-    untouched: list[dict[str, str]] = []
+    untouched: list[UntouchedLayer] = []
     for info in infos:
         if not info:
             continue
@@ -258,38 +269,41 @@ class TrainingScheme:
 
     needs_training: ClassVar[bool] = True
     needs_calibration: ClassVar[bool] = False
+    claims: ClassVar[tuple[Claim, ...]] = ()  # the post-training scheme's (a float model: none)
     Options: ClassVar[type[SchemeOptions]]
     chain: ClassVar[tuple[Technique, ...]] = ()
     post: ClassVar[str] = "float32"
 
-    def convert(self, saved_model: Path, options: Any, calibration: np.ndarray | None) -> bytes:
+    def convert(self, saved_model: Path, options: Any, calibration: Samples | None) -> bytes:
         from harness.schemes import SCHEMES
 
         post = SCHEMES.get(self.post)
         return post.from_saved_model(saved_model, subset(post.Options, options), calibration)
 
-    def from_keras(self, source_path: Path, options: Any, finetune: FineTuning, calibration: np.ndarray | None,
+    def from_keras(self, source_path: Path, options: Any, finetune: FineTuning, calibration: Samples | None,
                    cache: ArtifactCache) -> bytes:
         """Apply the chain to the Keras model at `source_path` (fine-tuned on `finetune`), convert it."""
         saved_model = run_chain(Path(source_path), self.chain, options, finetune, cache)
         return self.convert(saved_model, options, calibration)
 
-    def technique(self, source_path: Path, options: Any, finetune: FineTuning, cache: ArtifactCache) -> dict:
+    def technique(self, source_path: Path, options: Any, finetune: FineTuning, cache: ArtifactCache) -> TechniqueRecord:
         """What the chain wrapped and left untouched (read back from the fine-tuned models' sidecars)."""
         keys = chain_keys(Path(source_path), self.chain, options, finetune)
         return technique_record([cache.read_json("finetuned", key) for key in keys])
 
-    def from_saved_model(self, saved_model: Path, options: Any, calibration: np.ndarray | None) -> bytes:
+    def from_saved_model(self, saved_model: Path, options: Any, calibration: Samples | None) -> bytes:
         raise NotApplicable("training-time techniques need the Keras model and fine-tuning data (`from_keras`)")
 
-    def from_tflite(self, model: bytes, options: Any, calibration: np.ndarray | None) -> bytes:
+    def from_tflite(self, model: bytes, options: Any, calibration: Samples | None) -> bytes:
         raise NotApplicable("training-time techniques need a Keras model, not a .tflite file")
 
 
 def training_scheme(name: str, chain: Sequence[Technique], post: str = "float32",
                     post_options: type[SchemeOptions] = SchemeOptions, needs_calibration: bool = False,
-                    base: type[TrainingScheme] = TrainingScheme) -> type[TrainingScheme]:
-    """A TrainingScheme class whose options are the union of the techniques' and the post scheme's."""
+                    base: type[TrainingScheme] = TrainingScheme,
+                    claims: tuple[Claim, ...] | None = None) -> type[TrainingScheme]:
+    """A TrainingScheme class whose options are the union of the techniques' and the post scheme's;
+    it claims what `claims` says (default: what `base` claims)."""
     bases: list[type[SchemeOptions]] = []
     for options in [*(t.Options for t in chain), post_options]:
         if options not in bases and options is not SchemeOptions and not any(issubclass(b, options) for b in bases):
@@ -301,4 +315,5 @@ def training_scheme(name: str, chain: Sequence[Technique], post: str = "float32"
     title = "".join(part.capitalize() for part in name.replace("+", "_").split("_"))
     combined = type(f"{title}Options", tuple(bases) or (SchemeOptions,), {"__module__": __name__})
     return type(title, (base,), {"Options": combined, "chain": tuple(chain), "post": post,
-                                 "needs_calibration": needs_calibration, "__module__": base.__module__})
+                                 "needs_calibration": needs_calibration, "__module__": base.__module__,
+                                 "claims": base.claims if claims is None else claims})

@@ -38,7 +38,7 @@ def _register(chain: list[Technique], post: str) -> None:
     scheme = SCHEMES.registered()[post]
     SCHEMES.register(name, f"{' + '.join(t.name for t in chain)} (fine-tuned), then {post}")(
         training_scheme(name, chain, post=post, post_options=scheme.Options,
-                        needs_calibration=scheme.needs_calibration))
+                        needs_calibration=scheme.needs_calibration, claims=scheme.claims))
 
 
 SCHEMES.register("prune+cluster", "pruning, then sparsity-preserving clustering; float model")(

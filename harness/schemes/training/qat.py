@@ -14,14 +14,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
-
-from harness.models.keras2 import UnsupportedLayer
+from harness.claims import FULL_INTEGER_SHARE, quantized_ops_share, weights_quantized
+from harness.samples import Samples
 from harness.schemes._base import SCHEMES, SchemeOptions
 from harness.schemes._converter import convert
 from harness.schemes.training._layers import TechniqueOptions, Verdict, clone_wrapped, plan
 from harness.schemes.training._tfmot import Technique, TrainingScheme, tfmot, training_scheme
 from harness.schemes.training.cluster import CLUSTER
+from harness.schemes.training.keras2 import UnsupportedLayer
 from harness.schemes.training.prune import PRUNE
 
 
@@ -156,9 +156,12 @@ QAT = Qat()
 
 
 class _QatScheme(TrainingScheme):
-    """Converts the fake-quantized model: no calibration needed, the ranges were learnt."""
+    """Converts the fake-quantized model: no calibration needed, the ranges were learnt. It claims int8
+    kernels and compute ops, unless `layers:` restricted QAT to some layers (the others stay float)."""
 
-    def convert(self, saved_model: Path, options: Any, calibration: np.ndarray | None) -> bytes:
+    claims = (weights_quantized(waived_by=("layers",)), quantized_ops_share(FULL_INTEGER_SHARE, ("layers",)))
+
+    def convert(self, saved_model: Path, options: Any, calibration: Samples | None) -> bytes:
         def configure(converter: Any, tf: Any) -> None:
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
             if options.io != "float32":

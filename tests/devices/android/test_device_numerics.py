@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from harness.cache import ArtifactCache
+from harness.config.schema import LatencySpec
 from harness.devices.android._numerics import io_flags, split_output_file
 from harness.devices.android.device import AdbOptions, AndroidDevice
 from harness.devices.android.sim._numerics import check_perturbation, split_value_file
@@ -19,7 +20,6 @@ from harness.errors import HarnessError
 from harness.record import validate_record
 from harness.runner import SuiteRunner, plan_cells
 from harness.suite import load_suite
-from harness.suite.schema import LatencySpec
 from tests.devices.android.conftest import StartSim, write_profile
 
 ONE_RUN = LatencySpec(warmup_runs=0, num_runs=1, min_secs=0)

@@ -15,13 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from harness.config.schema import LatencySpec
 from harness.devices.android.device import AdbOptions, AndroidDevice, DeviceClosing
 from harness.devices.android.sim.simulator import AdbSimulator, Faults
 from harness.devices.android.sim.stf import StfSimulator
 from harness.results import read_results, read_run_info
-from harness.suite.schema import LatencySpec
 from tests.conftest import ROOT
-from tests.devices.adb.test_simulator import tiny_tflite
 from tests.devices.android.conftest import (
     FAST,
     SPEC_A,
@@ -31,6 +30,7 @@ from tests.devices.android.conftest import (
     write_suite,
 )
 from tests.devices.android.test_cli_adb import bench
+from tests.devices.android.test_simulator import tiny_tflite
 
 WORK = "/data/local/tmp/quantbench"
 SETTINGS = LatencySpec(**FAST)

@@ -12,9 +12,9 @@ from harness.compare import compare_runs
 from harness.devices.android.sim.fs import set_temperature
 from harness.devices.android.sim.simulator import DeviceSpec
 from harness.history import EarlierRun
+from harness.record import record_id
 from harness.report.html import thermal_note
 from harness.report.summary import render_summary
-from harness.results import record_id
 from harness.runner import SuiteRunner, plan_cells
 from harness.suite import load_suite
 from tests.devices.android.conftest import SPEC_A, StartSim, write_profile, write_suite

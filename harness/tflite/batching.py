@@ -10,7 +10,7 @@ samples — and every number computed from them is silently wrong. `probe` decid
   output of the batch leads with 2 and matches the two singles' per sample (to float rounding, or one
   quantization step).
 
-`predict` (harness.devices.litert) runs a model that does not batch one sample at a time; a batch size the
+`predict` (harness.tflite.runtime) runs a model that does not batch one sample at a time; a batch size the
 suite asks for (`batch_size:` in the task) that the model cannot take is an error (`batch_for`). The runner
 caches the probe per artifact (content hash, `PROBE_VERSION`, LiteRT version).
 """
@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from harness.datasets import Samples
-from harness.devices.litert import invoke_batch, load_interpreter, prepared_inputs, resize_inputs, tensor_names
 from harness.errors import HarnessError
+from harness.samples import Samples
+from harness.tflite.runtime import invoke_batch, load_interpreter, prepared_inputs, resize_inputs, tensor_names
 
 PROBE_VERSION = 1  # in the cache key of probe results: bump when the probe's rules change
 

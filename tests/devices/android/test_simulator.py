@@ -18,6 +18,7 @@ from adb_shell.auth.keygen import keygen
 from adb_shell.auth.sign_cryptography import CryptographySigner
 
 from harness.devices.android import wire
+from harness.devices.android.benchmark_log import parse_benchmark_log
 from harness.devices.android.sim.fs import Sandbox
 from harness.devices.android.sim.shell import DeviceState, Session, Shell, ShellIO
 from harness.devices.android.sim.simulator import (
@@ -33,7 +34,6 @@ from harness.devices.android.transport import (
     Transport,
     quote_args,
 )
-from harness.devices.android.benchmark_log import parse_benchmark_log
 from harness.errors import HarnessError
 
 TMP = "/data/local/tmp"

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from harness.datasets._base import FromSignature, Samples, sample_count
 from harness.errors import HarnessError, NotApplicable
+from harness.fidelity import OutputInfo
+from harness.samples import FromSignature, Samples, sample_count
 
 if TYPE_CHECKING:
-    from harness.tasks._batching import Batching
+    from harness.tflite.batching import Batching
 
 
 # what LiteRT says when an op has no kernel in the resolver (nor a delegate that takes it)
@@ -25,19 +26,34 @@ class UnresolvedOp(NotApplicable, HarnessError):
     it as `n/a` (or its model source as failed), a command prints it in one line (exit 2)."""
 
 
+# The host's kernel paths: the op resolver each runs on. `xnnpack` (what evaluation, latency and a
+# local device use): the XNNPACK delegate where it takes an op, LiteRT's builtin kernels for the rest;
+# `builtin`: LiteRT's optimized builtin kernels alone; `reference`: its reference kernels.
+Kernels = Literal["xnnpack", "builtin", "reference"]
+KERNEL_PATHS: tuple[Kernels, ...] = ("xnnpack", "builtin", "reference")
+
+
+def _resolver(kernels: Kernels) -> Any:
+    from ai_edge_litert.interpreter import OpResolverType
+
+    return {"xnnpack": OpResolverType.AUTO, "builtin": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+            "reference": OpResolverType.BUILTIN_REF}[kernels]
+
+
 def load_interpreter(model: Path | bytes, num_threads: int = 1, name: str | None = None,
-                     builtin_kernels_only: bool = False) -> Any:
+                     builtin_kernels_only: bool = False, kernels: Kernels = "xnnpack") -> Any:
     """A LiteRT interpreter for a .tflite path or its bytes, with the one op resolver used everywhere
     (evaluation, latency, normalization, diagnose, recover, device numerics' host side): LiteRT's
     builtin ops plus its default XNNPACK delegate, which also runs MediaPipe's custom ops
     Convolution2DTransposeBias, MaxPoolingWithArgmax2D and MaxUnpooling2D. Its tensors are allocated
     once at the declared shapes, so an op that cannot be resolved raises `UnresolvedOp` naming it here.
     `builtin_kernels_only` (diagnose): no delegate, every intermediate tensor kept; a model with an op
-    only the delegate implements raises `UnresolvedOp` then (see `diagnose.observed_interpreter`)."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    only the delegate implements raises `UnresolvedOp` then (see `diagnose.observed_interpreter`).
+    `kernels` (the cross-kernel check, harness.numerics.kernels): another of `KERNEL_PATHS`."""
+    from ai_edge_litert.interpreter import Interpreter
 
     source = {"model_content": model} if isinstance(model, bytes) else {"model_path": str(model)}
-    resolver = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES if builtin_kernels_only else OpResolverType.AUTO
+    resolver = _resolver("builtin" if builtin_kernels_only else kernels)
     interpreter = Interpreter(**source, num_threads=num_threads, experimental_op_resolver_type=resolver,
                               experimental_preserve_all_tensors=builtin_kernels_only)
     try:
@@ -116,6 +132,11 @@ def output_info(model: Path) -> list[tuple[str, str]]:
     return list(zip(tensor_names(interpreter, "outputs"), dtypes))
 
 
+def model_outputs(model: Path) -> list[OutputInfo]:
+    """Name and dtype of every output of a .tflite, in the order `predict` returns them."""
+    return [OutputInfo(name, dtype) for name, dtype in output_info(model)]
+
+
 def sample_shape(detail: dict, model_name: str, name: str) -> tuple[int, ...]:
     """An input's per-sample shape from its signature; a dynamic dimension past the batch cannot be generated."""
     shape = tuple(int(d) for d in detail["shape_signature"][1:])
@@ -134,8 +155,8 @@ def bind_inputs(x: Samples, interpreter: Any, model_name: str) -> list[np.ndarra
         x = x.generate([(name, sample_shape(detail, model_name, name)) for name, detail in zip(names, details)])
     if not isinstance(x, dict):
         if len(details) != 1:
-            names = ", ".join(tensor_names(interpreter, "inputs"))
-            raise HarnessError(f"{model_name}: {len(details)} inputs ({names}); the dataset gives one array: give "
+            listed = ", ".join(tensor_names(interpreter, "inputs"))
+            raise HarnessError(f"{model_name}: {len(details)} inputs ({listed}); the dataset gives one array: give "
                                "one array per input name (npz keys or `inputs:`)")
         return [x]
     if len(details) == 1 and len(x) == 1:
@@ -181,18 +202,18 @@ def invoke_batch(interpreter: Any, batch: list[np.ndarray], model_name: str) -> 
 
 
 def predict(model: Path, x: Samples, batch_size: int = 256, num_threads: int = 1,
-            batching: Batching | None = None, exact: bool = False) -> list[np.ndarray]:
+            batching: Batching | None = None, exact: bool = False, kernels: Kernels = "xnnpack") -> list[np.ndarray]:
     """Run the model on every sample of `x` (an array, or a dict of arrays keyed by input name); return
     every output, dequantized, in the interpreter's order, each leading with the sample count (never folded).
 
-    Samples run in batches of `batch_size` when the model batches (`batching`: harness.tasks._batching,
+    Samples run in batches of `batch_size` when the model batches (`batching`: harness.tflite.batching,
     probed here when not given), else one at a time; `exact`: the batch
-    size was asked for, and a model that cannot take it is an error."""
-    from harness.tasks._batching import batch_for, probe
+    size was asked for, and a model that cannot take it is an error. `kernels`: the kernel path it runs on."""
+    from harness.tflite.batching import batch_for, probe
 
-    interpreter = load_interpreter(model, num_threads)
+    interpreter = load_interpreter(model, num_threads, kernels=kernels)
     arrays = prepared_inputs(x, interpreter, model.name)
-    count = sample_count(dict(enumerate(arrays)))
+    count = sample_count({str(i): a for i, a in enumerate(arrays)})
     batching = batching or probe(interpreter, arrays, model.name)
     batch = min(batch_for(batching, batch_size, exact, model.name), count)
     resize_inputs(interpreter, arrays, batch)
@@ -219,3 +240,60 @@ def tensor_types(model: Path) -> dict[str, list[str]]:
         "inputs": [np.dtype(d["dtype"]).name for d in interpreter.get_input_details()],
         "outputs": [np.dtype(d["dtype"]).name for d in interpreter.get_output_details()],
     }
+
+
+def delegated_nodes(interpreter: Any) -> tuple[int, int, int]:
+    """(nodes of the model's main graph, nodes a delegate took, the delegate's partitions) of an
+    allocated interpreter. LiteRT appends one DELEGATE node per partition and keeps the nodes it
+    replaced in the graph: a partition's nodes are those computing its outputs back to its inputs."""
+    details = interpreter._get_ops_details()  # noqa: SLF001 - the only view of the graph after delegation
+    partitions = [d for d in details if d["op_name"] == "DELEGATE"]
+    ops = [d for d in details if d["op_name"] != "DELEGATE"]
+    producer = {int(t): i for i, op in enumerate(ops) for t in op["outputs"] if t >= 0}
+    taken: set[int] = set()
+    for partition in partitions:
+        boundary = {int(t) for t in partition["inputs"]}
+        pending = [int(t) for t in partition["outputs"]]
+        while pending:
+            tensor = pending.pop()
+            node = producer.get(tensor)
+            if tensor in boundary or node is None or node in taken:
+                continue
+            taken.add(node)
+            pending.extend(int(t) for t in ops[node]["inputs"] if t >= 0)
+    return len(ops), len(taken), len(partitions)
+
+
+def kernels_used(model: Path | bytes, num_threads: int = 1) -> str:
+    """Which kernels the host's evaluation path (`xnnpack`) runs the model on: `xnnpack` (the delegate
+    took every node), `xnnpack+builtin` (some) or `builtin` (none: XNNPACK takes no op of it)."""
+    nodes, taken, _ = delegated_nodes(load_interpreter(model, num_threads))
+    return "xnnpack" if nodes and taken == nodes else ("xnnpack+builtin" if taken else "builtin")
+
+
+def _compiled_fully_accelerated(model: Path) -> bool:
+    """LiteRT's own answer (CompiledModel on the CPU accelerator, XNNPACK): did it take every op?"""
+    from ai_edge_litert.compiled_model import CompiledModel
+    from ai_edge_litert.hardware_accelerator import HardwareAccelerator
+
+    return bool(CompiledModel.from_file(str(model), hardware_accel=HardwareAccelerator.CPU).is_fully_accelerated())
+
+
+def acceleration(model: Path, num_threads: int = 1) -> dict[str, Any]:
+    """How much of the model the host's XNNPACK path takes (harness.record.Acceleration): the
+    interpreter's nodes, those the XNNPACK delegate took and its partitions, and LiteRT CompiledModel's
+    `is_fully_accelerated()`. When the two disagree, `fully_delegated` is false and `note` says so."""
+    nodes, taken, partitions = delegated_nodes(load_interpreter(model, num_threads))
+    counted = bool(nodes) and taken == nodes
+    result: dict[str, Any] = {"delegate": "XNNPACK", "nodes": nodes, "delegated_nodes": taken,
+                              "partitions": partitions, "ratio": taken / nodes if nodes else None}
+    try:
+        result["fully_accelerated"] = _compiled_fully_accelerated(model)
+    except Exception as exc:  # noqa: BLE001 - the node count still answers
+        result.update(fully_accelerated=None, note=f"CompiledModel.is_fully_accelerated() failed: {exc}")
+    compiled = result["fully_accelerated"]
+    if compiled is not None and compiled != counted:
+        result["note"] = (f"CompiledModel says fully accelerated: {compiled}, the interpreter's XNNPACK delegate "
+                          f"took {taken} of {nodes} nodes: not counted as fully delegated")
+    result["fully_delegated"] = counted and compiled is not False
+    return result

@@ -8,12 +8,19 @@ options model in `harness.suite.loader`.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from harness.errors import HarnessError
-
 
 # A name that becomes a path component (a suite's run folder, a device profile file): one
 # component, no separators, not "." or "..".
@@ -124,7 +131,7 @@ class ModelSpec(WithOptions):
         "float32 baseline; as_is: a model quantized upstream is the baseline as it is"))
 
     @model_validator(mode="after")
-    def _one_source(self) -> "ModelSpec":
+    def _one_source(self) -> ModelSpec:
         if (self.builder is None) == (self.path is None):
             raise ValueError("give exactly one of `builder` (a registered model) or `path` (a model file)")
         if self.path is not None and self.train is not None:
@@ -143,7 +150,8 @@ class ModelSpec(WithOptions):
 
 
 class SchemeSpec(WithOptions):
-    """A scheme entry: `int8` or {scheme: int8_only, id: int8_uint8_io, io: uint8}."""
+    """A scheme entry: `int8` or {scheme: int8_only, id: int8_uint8_io, io: uint8}; a named recipe's
+    entry is called by the recipe's name unless it has an `id` ({scheme: recipe, recipe: static_wi8_ai8})."""
 
     scheme: str
     id: str | None = None
@@ -153,6 +161,10 @@ class SchemeSpec(WithOptions):
 
     @property
     def label(self) -> str:
+        """The entry's id: `id:`, else a named recipe's name (`{scheme: recipe, recipe: NAME}`), else the scheme."""
+        recipe = self.options.get("recipe") if self.scheme == "recipe" else None
+        if self.id is None and isinstance(recipe, str) and not recipe.endswith(".json"):
+            return recipe
         return self.id or self.scheme
 
 
@@ -173,7 +185,7 @@ class CooldownSpec(Strict):
     poll_s: float = Field(5, gt=0)
 
     @model_validator(mode="after")
-    def _some_limit(self) -> "CooldownSpec":
+    def _some_limit(self) -> CooldownSpec:
         if self.max_temp_c is None and self.max_runnable is None and self.max_other_load is None:
             raise ValueError("give max_temp_c (phones), max_runnable or max_other_load (local devices)")
         return self
@@ -206,7 +218,7 @@ class LatencySpec(Strict):
         "same .tflite (record: device_numerics; metrics device_snr_db, ...). 0: off; local devices ignore it"))
 
     @model_validator(mode="after")
-    def _ordered(self) -> "LatencySpec":
+    def _ordered(self) -> LatencySpec:
         if self.min_secs > self.max_secs:
             raise ValueError(f"min_secs ({self.min_secs:g}) is above max_secs ({self.max_secs:g})")
         if self.ab_max_pairs is not None and self.ab_max_pairs < self.ab_pairs:
@@ -228,7 +240,7 @@ class Bound(Strict):
     max: float | None = None
 
     @model_validator(mode="after")
-    def _not_empty(self) -> "Bound":
+    def _not_empty(self) -> Bound:
         if all(v is None for v in (self.max_abs_drop, self.max_rel_drop, self.min, self.max)):
             raise ValueError("give at least one of max_abs_drop, max_rel_drop, min, max")
         if self.min is not None and self.max is not None and self.min > self.max:
@@ -236,13 +248,72 @@ class Bound(Strict):
         return self
 
 
+class RecoverSpec(Bound):
+    """`recover: {metric: top1, max_abs_drop: 0.005, max_float_layers: 10}` on a full-integer scheme (the loop:
+    harness.numerics.recover; whether `metric` names a known metric: the scheme's options, which know the tasks)."""
+
+    metric: str = Field(description="the task metric the bound applies to (any metric a threshold may name)")
+    max_float_layers: int = Field(10, ge=1, description="budget: at most this many layers kept in float")
+    steps: Literal["doubling", "one_by_one"] = Field("doubling", description="1, 2, 4, ... or 1, 2, 3, ... layers")
+    rank_by: Literal["snr_drop_db", "local_snr_db", "rmse_per_scale"] = Field("snr_drop_db", description=(
+        "how far the accumulated SNR falls across the layer (largest first); or the debugger's local error: SNR "
+        "vs the float op's output power (lowest first), or RMSE in quantization steps (highest first)"))
+    unit: Literal["layer", "op"] = Field("layer", description="what is ranked and kept float: a Keras layer's ops "
+                                         "together, or each quantized op alone")
+    latency_runs: int = Field(100, ge=0, description="host invokes timed per step (1 thread, batch 1); 0: no latency")
+
+
+# the claims a scheme may state (harness.claims), which a suite's `claims:` may name
+ClaimName = Literal["integer_only", "weights_quantized", "weights_float16", "quantized_ops_share"]
+CLAIM_NAMES: tuple[str, ...] = get_args(ClaimName)
+
+
+class ClaimBound(Strict):
+    """Another minimum for a scheme's claim (the claim's value is 1/0 or a share)."""
+
+    min: float = Field(ge=0, le=1)
+
+
+ClaimSetting = StrictBool | ClaimBound
+"""A suite's word on a scheme's claim: true (checked as the scheme states it, the default), false
+(accepted: checked and recorded, not failing) or `{min: x}` (checked against another minimum)."""
+
+
 class ThresholdOverride(BaseModel):
-    """Bounds that replace the defaults for matching models and schemes (glob patterns)."""
+    """Bounds that replace the defaults for matching models and schemes (glob patterns); `claims`
+    accepts or restates what the matching schemes claim their .tflite holds (harness/claims.py)."""
 
     model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False)
     __pydantic_extra__: dict[str, Bound]
     models: list[str] = ["*"]
     schemes: list[str] = ["*"]
+    claims: dict[str, ClaimSetting] = Field({}, description=(
+        "per claim (integer_only, weights_quantized, weights_float16, quantized_ops_share): false accepts it, "
+        "{min: x} restates its minimum, true checks it as the scheme states it"))
+
+    @field_validator("claims", mode="before")
+    @classmethod
+    def _claim_settings(cls, value: Any) -> Any:
+        """Known claim names, each true, false or {min: x} (one message, not one per union member)."""
+        if not isinstance(value, dict):
+            return value
+        unknown = sorted(str(name) for name in value if name not in CLAIM_NAMES)
+        if unknown:
+            raise ValueError(f"unknown claim {unknown[0]!r} (known: {', '.join(CLAIM_NAMES)})")
+        return {name: _claim_setting(name, setting) for name, setting in value.items()}
+
+
+def _claim_setting(name: str, setting: Any) -> ClaimSetting:
+    if isinstance(setting, (bool, ClaimBound)):
+        return setting
+    if not isinstance(setting, dict):
+        raise ValueError(f"{name}: give true, false (accepted) or {{min: x}}, not {setting!r:.40}")  # noqa: TRY004 - pydantic wants ValueError
+    try:
+        return ClaimBound.model_validate(setting)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        raise ValueError(f"{name}{'.' + where if where else ''}: {error['msg']}") from None
 
 
 class Thresholds(Strict):

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.numerics.fidelity import OutputInfo, aligned, compare_outputs, json_number, output_fidelity, worst
+from harness.config.schema import Bound
+from harness.fidelity import OutputInfo, aligned, compare_outputs, json_number, output_fidelity, worst
 from harness.results import ResultsWriter, read_results
-from harness.suite.schema import Bound
 from harness.tasks import TASKS, threshold_metrics
 from harness.verdicts import check
 

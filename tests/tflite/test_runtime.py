@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.devices.litert import dequantize_output, fit_samples, load_interpreter, predict, quantize_input
 from harness.errors import HarnessError
+from harness.tflite.runtime import dequantize_output, fit_samples, load_interpreter, predict, quantize_input
 from tests.kit import Kit
 
 
@@ -21,7 +21,8 @@ def test_quantize_round_trip() -> None:
 
 
 def test_uint8_and_missing_params() -> None:
-    assert quantize_input(np.array([0.0, 1.0]), {"name": "x", "dtype": np.uint8, "quantization": (1 / 255, 0)}).tolist() == [0, 255]
+    detail = {"name": "x", "dtype": np.uint8, "quantization": (1 / 255, 0)}
+    assert quantize_input(np.array([0.0, 1.0]), detail).tolist() == [0, 255]
     with pytest.raises(HarnessError, match="without quantization"):
         quantize_input(np.zeros(2), {"name": "x", "dtype": np.int8, "quantization": (0.0, 0)})
 

@@ -12,13 +12,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness.cache import ArtifactCache
-from harness.devices.litert import predict
 from harness.errors import HarnessError
 from harness.models.paths import resolve_model_path
 from harness.plan import plan_cells
 from harness.runner import SuiteRunner
 from harness.suite.loader import load_suite
-from harness.tasks._batching import Batching, batch_for, model_batching, per_sample
+from harness.tflite.batching import Batching, batch_for, model_batching, per_sample
+from harness.tflite.runtime import predict
 
 IRIS = "package:mediapipe/modules/iris_landmark/iris_landmark.tflite"
 PALM = "package:mediapipe/modules/palm_detection/palm_detection_lite.tflite"

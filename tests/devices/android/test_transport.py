@@ -20,7 +20,7 @@ from harness.devices.android.transport import (
     quote_args,
 )
 from harness.errors import HarnessError
-from tests.devices.adb.test_simulator import FAST_BENCH, TMP, install_benchmark
+from tests.devices.android.test_simulator import FAST_BENCH, TMP, install_benchmark
 
 BENCH = f"taskset 80 {TMP}/benchmark_model --graph={TMP}/tiny.tflite {FAST_BENCH}"
 needs_adb = pytest.mark.skipif(shutil.which("adb") is None,
