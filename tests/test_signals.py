@@ -242,7 +242,8 @@ def test_a_bad_ray_address_leaves_an_empty_out_as_it_was(tmp_path: Path, session
     write_suite(tmp_path)
     (tmp_path / "out").mkdir()
     done = run_bench("run", "suite.yaml", "--out", "out", "--cache", str(session_cache), "--executor", "ray",
-                     "--ray-address", "127.0.0.1:1", cwd=tmp_path)
+                     "--ray-address", "127.0.0.1:1", cwd=tmp_path,
+                     process=True)  # ray.init in a process of its own, not in pytest's
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert "--ray-address 127.0.0.1:1: cannot join a Ray cluster there" in done.stderr
     assert list((tmp_path / "out").iterdir()) == []
