@@ -22,6 +22,7 @@ SERIAL = ("tests/report/test_browser.py", "tests/executors/", "tests/devices/tes
           "tests/test_float_pairs.py", "tests/test_ab_pairs.py", "tests/test_regression_tracker.py", "tests/benchmarks/")
 
 
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: pytest without xdist (-p no:xdist) must still run
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
     """The module-or-SERIAL grouping as xdist's scope scheduler (xdist 3.8's own xdist_group marks are lost
     under pytest 9.2: it renames nodes through an attribute pytest no longer reads)."""
