@@ -297,19 +297,9 @@ def _measure_settings(**options: Any) -> Any:
 
 def _tflite_file(model: Path) -> Path:
     """`model`, resolved, if it is a readable file with a TFLite flatbuffer's identifier."""
-    from harness.tflite._flatbuffer import is_tflite
+    from harness.tflite._flatbuffer import check_tflite_file
 
-    if not model.exists():
-        raise HarnessError(f"{model}: no such file")
-    if not model.is_file():
-        raise HarnessError(f"{model}: not a file (give a .tflite model file)")
-    try:
-        with open(model, "rb") as handle:
-            head = handle.read(8)
-    except OSError as exc:
-        raise HarnessError(f"cannot read {model}: {exc.strerror}") from None
-    if not is_tflite(head):
-        raise HarnessError(f"{model}: not a TFLite model (no TFL3 flatbuffer identifier)")
+    check_tflite_file(model)
     return model.resolve()
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -54,6 +55,22 @@ def numpy_dtype(type_name: str) -> np.dtype:
 
 def is_tflite(data: bytes) -> bool:
     return data[4:8] == IDENTIFIER
+
+
+def check_tflite_file(model: Path) -> None:
+    """`model` is a readable file starting like a TFLite flatbuffer (its TFL3 identifier), else one
+    HarnessError naming it (the runtime would report a flatbuffer ValueError from deep inside)."""
+    if not model.exists():
+        raise HarnessError(f"{model}: no such file")
+    if not model.is_file():
+        raise HarnessError(f"{model}: not a file (give a .tflite model file)")
+    try:
+        with open(model, "rb") as handle:
+            head = handle.read(8)
+    except OSError as exc:
+        raise HarnessError(f"cannot read {model}: {exc.strerror}") from None
+    if not is_tflite(head):
+        raise HarnessError(f"{model}: not a TFLite model (no TFL3 flatbuffer identifier)")
 
 
 def _has_offset(offset: int) -> bool:
