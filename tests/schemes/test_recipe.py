@@ -287,6 +287,12 @@ def test_a_recipe_suite_runs_end_to_end_and_a_silent_no_op_fails_its_cell(tmp_pa
     assert {v["metric"] for v in failed} <= {"recipe_coverage", "kernel_gap_db"}, failed
     assert records["weight_only_wi8_afp32"]["quantization"]["coverage"] == 1.0
     assert records["float32"]["quantization"]["targeted"] == 0
+    # `bench diagnose` of a recipe cell runs on the kernels the cell is deployed on (XNNPACK here)
+    diagnosed = run_bench("diagnose", str(results.parent), "digits_cnn/weight_only_wi8_afp32", "--samples", "2",
+                          "--top", "3")
+    assert diagnosed.returncode == 0 and "Traceback" not in diagnosed.stdout + diagnosed.stderr, diagnosed.stderr
+    said = " ".join(diagnosed.stdout.split())  # the console may wrap long lines
+    assert "kernels: deployed: xnnpack" in said and "the kernels the cell's model is deployed on" in said, said
 
 
 def test_a_block_size_the_layer_cannot_take_is_a_clear_error(tmp_path: Path) -> None:
