@@ -180,7 +180,7 @@ def test_a_signal_mid_measurement_leaves_the_cell_undone_not_failed(tmp_path: Pa
 # -- 16. a signal after the last cell: recorded, never `running`; --resume finishes it ---------
 @pytest.mark.parametrize(("hook", "signum", "stopped_in"), [
     (("harness.report.publish", "_write_reports", "-"), signal.SIGTERM, "publishing"),
-    (("harness.runner", "write_run_info", "finished"), signal.SIGINT, None),
+    (("harness.runner.lifecycle", "write_run_info", "finished"), signal.SIGINT, None),
 ], ids=["sigterm-while-publishing", "ctrl-c-after-the-last-cell"])
 def test_a_signal_after_the_last_cell_is_recorded_and_resume_finishes_the_run(
         tmp_path: Path, session_cache: Path, hook: tuple[str, str, str], signum: int, stopped_in: str | None) -> None:
@@ -227,7 +227,7 @@ def test_a_malformed_device_profile_leaves_no_half_made_out(tmp_path: Path, sess
 def test_a_signal_at_start_up_leaves_no_half_made_out(tmp_path: Path, session_cache: Path) -> None:
     write_suite(tmp_path)
     process = start_bench(tmp_path, "run", "suite.yaml", "--out", "out", "--cache", str(session_cache),
-                          hook=("harness.runner", "load_device", "-"))
+                          hook=("harness.runner.devices", "load_device", "-"))
     wait_for(lambda: (tmp_path / "hook-reached").exists(), process, "the device profile being read")
     assert (tmp_path / "out" / LOCK).exists()
     process.send_signal(signal.SIGTERM)

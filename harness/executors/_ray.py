@@ -16,14 +16,16 @@ from __future__ import annotations
 import os
 import re
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness import _interrupt
 from harness.errors import HarnessError
+from harness.pipeline import CellPipeline
 from harness.plan import Cell
-from harness.record import cell_id
+from harness.record import CellRecord, ExecutedOn, cell_id
 from harness.schemes import BASELINE
 
 POLL_S = 0.5
@@ -43,7 +45,7 @@ def _import_ray() -> Any:
     return ray
 
 
-def here() -> dict[str, str]:
+def here() -> ExecutedOn:
     """`executed_on` of the Ray task running this code."""
     import ray
 
@@ -51,58 +53,45 @@ def here() -> dict[str, str]:
 
 
 # -- the tasks (run on the cluster's worker processes) ---------------------------------------
-@dataclass(frozen=True)
-class _Shared:
-    """What every task needs: the suite, the cache, the run directory and the driver's cwd."""
-
-    loaded: Any
-    cache_root: str
-    run_dir: str
-    cwd: str
-    earlier: Any = None
-
-    def runner(self) -> Any:
-        from harness.cache import ArtifactCache
-        from harness.runner import SuiteRunner
-
-        os.chdir(self.cwd)  # the suite's relative paths mean what they meant to the driver
-        return SuiteRunner(self.loaded, Path(self.run_dir), ArtifactCache(Path(self.cache_root)),
-                           earlier=self.earlier)
+# `shared` is the driver pipeline's replica(): it builds a pipeline of the same run in the worker.
+Replica = Callable[[], CellPipeline]
 
 
-def host_task(shared: _Shared, cell: Cell, baseline: dict[str, Any] | None) -> dict[str, Any]:
+def host_task(shared: Replica, cell: Cell, baseline: CellRecord | None) -> CellRecord:
     """Model source, conversion and evaluation of one cell (a failure is recorded on it)."""
-    runner = shared.runner()
-    record = runner._host_work(cell, runner._prepare_model(cell.model), baseline)
+    pipeline = shared()
+    record = pipeline.host_work(cell, pipeline.prepare_model(cell.model), baseline)
     record["executed_on"] = here()
     return record
 
 
-def device_task(shared: _Shared, cell: Cell, record: dict[str, Any]) -> dict[str, Any]:
+def device_task(shared: Replica, cell: Cell, record: CellRecord) -> CellRecord:
     """Measure one cell on its device (on the node declaring the device's resource)."""
-    runner = shared.runner()
+    pipeline = shared()
     try:
-        runner._measured(cell, record)
+        pipeline.measure(cell, record)
     finally:
-        runner._close_devices([cell.device])
+        pipeline.close_devices([cell.device])
     node, host = here(), record.get("executed_on")
-    if host and host.get("node_id") != node["node_id"]:
-        node["host_work"] = host
+    if host and host["node_id"] != node["node_id"]:
+        node["host_work"] = {"node_id": host["node_id"], "hostname": host["hostname"]}
+    if host and "retried" in host:  # the host work's lost attempts stay on the record
+        node["retried"] = host["retried"]
     record["executed_on"] = node
     return record
 
 
-def describe_task(shared: _Shared, name: str) -> dict[str, Any]:
+def describe_task(shared: Replica, name: str) -> dict[str, Any]:
     """A device's check and describe(), on its own node."""
-    runner = shared.runner()
+    pipeline = shared()
     try:
-        device = runner.device(name)
+        device = pipeline.device(name)
         check = getattr(device, "check", None)
         if check is not None:
             check()
         return device.describe()
     finally:
-        runner._close_devices([name])
+        pipeline.close_devices([name])
 
 
 # -- the driver ------------------------------------------------------------------------------
@@ -110,7 +99,7 @@ def describe_task(shared: _Shared, name: str) -> dict[str, Any]:
 class _Job:
     cell: Cell
     stage: str  # "host" or "device"
-    record: dict[str, Any] | None = None  # the host work's record (device stage)
+    record: CellRecord | None = None  # the host work's record (device stage)
     lost: list[str] = field(default_factory=list)  # why earlier attempts were lost
 
 
@@ -144,16 +133,15 @@ class RayExecutor:
                                "start one with `ray start --head` (see README: Running on a cluster)") from None
         return ray
 
-    def _share(self, runner: Any) -> Any:
+    def _share(self, pipeline: CellPipeline) -> Any:
         if self._shared is None:
             self._ray = self._connect()
-            self._shared = self._ray.put(_Shared(runner.loaded, str(Path(runner.cache.root).resolve()),
-                                                 str(Path(runner.run_dir).resolve()), os.getcwd(), runner.earlier))
+            self._shared = self._ray.put(pipeline.replica())
         return self._shared
 
-    def check_devices(self, runner: Any, names: list[str]) -> None:
+    def check_devices(self, pipeline: CellPipeline, names: list[str]) -> None:
         """Every device must be declared by a live node; its check and describe() run there."""
-        shared = self._share(runner)
+        shared = self._share(pipeline)
         ray, nodes = self._ray, _alive(self._ray)
         missing = [n for n in names if not any(resource(n) in node["Resources"] for node in nodes)]
         if missing:
@@ -165,16 +153,17 @@ class RayExecutor:
                 .remote(shared, n) for n in names}
         for name, ref in refs.items():
             try:
-                runner._device_info[name] = ray.get(ref)
+                pipeline.keep_description(name, ray.get(ref))
             except ray.exceptions.RayTaskError as exc:
                 cause = exc.cause if isinstance(exc.cause, HarnessError) else None
                 raise (cause or HarnessError(f"{name}: the device check failed on its node: {exc}")) from None
 
-    def run_cells(self, runner: Any, cells: list[Cell], done: dict[str, Any], workers: dict[str, Any]) -> int:
-        drive = _Drive(self._ray or self._connect(), self._share(runner), runner, cells, done)
+    def run_cells(self, pipeline: CellPipeline, cells: list[Cell], done: dict[str, CellRecord]) -> int:
+        drive = _Drive(self._ray or self._connect(), self._share(pipeline), pipeline, cells, done)
         try:
             drive.loop()
         except BaseException:
+            pipeline.seal()  # the driver appends nothing more; the cells in flight are not done
             drive.cancel()
             raise
         finally:
@@ -203,17 +192,18 @@ def _alive(ray: Any) -> list[dict[str, Any]]:
 class _Drive:
     """One run on the cluster: submits tasks as their inputs are ready, appends records in order."""
 
-    def __init__(self, ray: Any, shared: Any, runner: Any, cells: list[Cell], done: dict[str, Any]) -> None:
-        self.ray, self.shared, self.runner = ray, shared, runner
+    def __init__(self, ray: Any, shared: Any, pipeline: CellPipeline, cells: list[Cell],
+                 done: dict[str, CellRecord]) -> None:
+        self.ray, self.shared, self.pipeline = ray, shared, pipeline
         self.todo = [c for c in cells if c.id not in done]
         self.skipped = len(cells) - len(self.todo)
         for cell in cells:
             if cell.id in done:
-                runner._report(cell.id, "done", done[cell.id])
+                pipeline.report(cell.id, "done", done[cell.id])
         self.planned = {c.id for c in self.todo}
-        self.host: dict[str, dict[str, Any]] = {}  # cell id -> record after host work
+        self.host: dict[str, CellRecord] = {}  # cell id -> record after host work
         self.pending: dict[Any, _Job] = {}  # object ref -> job
-        self.finished: list[tuple[Cell, dict[str, Any]]] = []  # records waiting for their baseline
+        self.finished: list[tuple[Cell, CellRecord]] = []  # records waiting for their baseline
         self.producer: dict[tuple[str, str], str] = {}  # (model, scheme) -> the cell that converts it
         self.nodes: list[dict[str, Any]] = _alive(ray)  # the live nodes, read once per turn of the loop
 
@@ -236,8 +226,8 @@ class _Drive:
     def _baseline_id(self, cell: Cell) -> str:
         return cell_id(cell.model.label, BASELINE, cell.device)
 
-    def _host_record(self, cell_name: str) -> dict[str, Any] | None:
-        return self.host.get(cell_name) or self.runner._records.get(cell_name)
+    def _host_record(self, cell_name: str) -> CellRecord | None:
+        return self.host.get(cell_name) or self.pipeline.recorded(cell_name)
 
     def _ready(self, cell: Cell) -> bool:
         """Host work may start: the float baseline's host work is done (if planned), and so is the
@@ -255,13 +245,13 @@ class _Drive:
         self._submit(_Job(cell, "host"), base)
         return True
 
-    def _submit(self, job: _Job, baseline: dict[str, Any] | None = None) -> None:
+    def _submit(self, job: _Job, baseline: CellRecord | None = None) -> None:
         if job.stage == "host":
-            self.runner._report(job.cell.id, "host work (ray)", None)
+            self.pipeline.report(job.cell.id, "host work (ray)", None)
             ref = self.ray.remote(host_task).options(num_cpus=1, max_retries=0).remote(
                 self.shared, job.cell, baseline)
         else:
-            self.runner._report(job.cell.id, "timing (ray)", None)
+            self.pipeline.report(job.cell.id, "timing (ray)", None)
             ref = self.ray.remote(device_task).options(**self._device_options(job.cell.device)).remote(
                 self.shared, job.cell, job.record)
         self.pending[ref] = job
@@ -270,7 +260,7 @@ class _Drive:
         """One measurement per device; a local one takes its node's every CPU (the pinned core
         is not shared with host work)."""
         cpus = 0.0
-        if not getattr(self.runner.device(device), "remote", False):
+        if not getattr(self.pipeline.device(device), "remote", False):
             cpus = max((n["Resources"].get("CPU", 1.0) for n in self.nodes if resource(device) in n["Resources"]),
                        default=1.0)
         return {"resources": {resource(device): 1}, "num_cpus": cpus, "max_retries": 0}
@@ -302,7 +292,7 @@ class _Drive:
         self._failed(job, f"lost twice on the Ray cluster: {'; '.join(job.lost)}" if len(job.lost) > 1
                      else f"{reason}; no other live node declares {resource(job.cell.device)}")
 
-    def _baseline_for_retry(self, job: _Job) -> dict[str, Any] | None:
+    def _baseline_for_retry(self, job: _Job) -> CellRecord | None:
         if job.stage != "host" or job.cell.scheme.label == BASELINE:
             return None
         return self._host_record(self._baseline_id(job.cell))
@@ -311,8 +301,8 @@ class _Drive:
         return any(resource(device) in node["Resources"] for node in self.nodes)
 
     def _failed(self, job: _Job, reason: str) -> None:
-        record = job.record if job.record is not None else self.runner._new_record(job.cell)
-        record.update(status="failed", error=reason)
+        record = job.record if job.record is not None else self.pipeline.new_record(job.cell)
+        record["status"], record["error"] = "failed", reason
         if job.lost:
             record.setdefault("executed_on", {"node_id": "unknown", "hostname": "unknown"})["retried"] = job.lost
         if job.stage == "host":
@@ -334,9 +324,9 @@ class _Drive:
         self.finished.sort(key=lambda item: order[item[0].id])
         for cell, record in list(self.finished):
             base = self._baseline_id(cell)
-            if cell.scheme.label == BASELINE or base not in self.planned or base in self.runner._records:
+            if cell.scheme.label == BASELINE or base not in self.planned or self.pipeline.recorded(base) is not None:
                 self.finished.remove((cell, record))
-                self.runner._append(cell, record)
+                self.pipeline.append(cell, record)
 
     def cancel(self) -> None:
         for ref in self.pending:

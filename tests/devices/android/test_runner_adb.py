@@ -16,6 +16,7 @@ from harness.devices.local.device import LocalDevice
 from harness.errors import HarnessError
 from harness.results import read_results
 from harness.runner import RunOutcome, SuiteRunner, plan_cells
+from harness.runner.host import HostWork
 from harness.suite import load_suite
 from tests.devices.android.conftest import SPEC_A, SPEC_B, TRANSPORTS, StartSim, write_profile, write_suite
 
@@ -117,7 +118,7 @@ def test_local_latency_never_overlaps_host_work(start_sim: StartSim, binary: Pat
     spans = Intervals()
     spans.wrap(monkeypatch, AndroidDevice, "measure_latency", lambda device: "phone")
     spans.wrap(monkeypatch, LocalDevice, "measure_latency", lambda device: "local")
-    spans.wrap(monkeypatch, SuiteRunner, "_host_work", lambda runner: "host")
+    spans.wrap(monkeypatch, HostWork, "run", lambda host: "host")
     outcome, _ = run_suite(suite, session_cache)
     assert [(r["device"], r["status"]) for r in outcome.records] == [
         ("local", "ok"), ("local", "ok"), ("phone", "ok"), ("phone", "ok")]

@@ -199,17 +199,17 @@ def test_what_closing_a_device_could_not_do_goes_into_run_json_notes(tmp_path: P
     from types import SimpleNamespace
 
     from harness.results import read_run_info, write_run_info
-    from harness.runner import SuiteRunner
+    from harness.runner.devices import RunDevices
+    from harness.runner.lifecycle import keep_device_notes
 
     write_run_info(tmp_path, {"run_id": "r", "status": "interrupted", "notes": ["resumed: 1 cell kept"]})
-    runner = SuiteRunner.__new__(SuiteRunner)  # only the device book-keeping is exercised
-    runner.run_dir, runner._closed, runner._device_notes = tmp_path, set(), []
     phone = SimpleNamespace(close=lambda: None, notes=["STF lease S1 not released (HTTP 500: boom)"])
-    runner._devices = {"farm": phone}
-    runner._close_devices(["farm"])
-    runner._close_devices(["farm"])  # closed once: said once
-    runner._keep_device_notes()
-    runner._keep_device_notes()
+    devices = RunDevices(tmp_path, load=lambda name, base_dir: phone)  # type: ignore[arg-type,return-value]
+    devices.get("farm")
+    devices.close(["farm"])
+    devices.close(["farm"])  # closed once: said once
+    keep_device_notes(tmp_path, devices.notes)
+    keep_device_notes(tmp_path, devices.notes)
     info = read_run_info(tmp_path)
     assert info["status"] == "interrupted"
     assert info["notes"] == ["resumed: 1 cell kept", "device farm: STF lease S1 not released (HTTP 500: boom)"]
