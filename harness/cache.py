@@ -74,7 +74,7 @@ class ArtifactCache:
         return self.root / kind / key[:2] / f"{key}{suffix}"
 
     def get_or_create(
-        self, kind: str, key: str, suffix: str, produce: Callable[[Path], None]
+        self, kind: str, key: str, suffix: str, produce: Callable[[Path], object]
     ) -> tuple[Path, bool]:
         """Return (path, was_cached); on a miss, or a bad entry, `produce(tmp_path)` writes the artifact."""
         final = self.path(kind, key, suffix)

@@ -13,7 +13,8 @@ Every scheme states its claims in its own module (`claims = (...)` on its regist
 `check_claims` turns them into the record's `claims` part — per claim what was found, whether it
 holds as the scheme states it, and the ops or kernels left float — from the record's `audit` and
 `weights` (both read back from the produced file). `harness.verdicts.claim_verdicts` (through
-`harness.verdicts.check`, above the schemes whose registry states the claims) makes each a verdict named after the claim; the suite may accept one
+`harness.verdicts.check`, above the schemes whose registry states the claims) makes each a verdict named after
+the claim; the suite may accept one
 (`claims: {integer_only: false}`) or restate its minimum (`claims: {quantized_ops_share: {min: 0.5}}`)
 per model and scheme in `thresholds.overrides`. An option the user gave to keep layers float on
 request (`float_layers`, `recover`) waives the claims that name it (`waived_by`): recorded, not checked.

@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-from typing import Annotated, Any, Iterator, Optional
+from typing import Annotated, Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -20,6 +21,7 @@ from harness import cli_numerics, cli_reports  # noqa: E402
 from harness._console import plain_console  # noqa: E402
 from harness.cli_devices import devices_app  # noqa: E402
 from harness.errors import HarnessError  # noqa: E402
+from harness.registry import Registry  # noqa: E402
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="quantbench: how much smaller, faster and less accurate each optimization makes your models.")
@@ -53,24 +55,25 @@ def _fail(message: str, code: int = EXIT_CONFIG) -> typer.Exit:
 @app.command()
 def run(
     suite: Annotated[Path, typer.Argument(help="suite YAML file, e.g. suites/cnn.yaml")],
-    out: Annotated[Optional[Path], typer.Option(help="run directory",
+    out: Annotated[Path | None, typer.Option(help="run directory",
                                                 show_default="<reports>/<suite>/<UTC time>")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="continue the latest (or --out) run, skipping finished cells",
                                          show_default="off")] = False,
-    only: Annotated[Optional[list[str]], typer.Option(
+    only: Annotated[list[str] | None, typer.Option(
         help="run only the cells matching GLOB (over model/scheme or model/scheme@device) and their float "
              "baselines; repeatable", show_default="every cell")] = None,
-    devices: Annotated[Optional[str], typer.Option(help="comma-separated device names overriding the suite's",
+    devices: Annotated[str | None, typer.Option(help="comma-separated device names overriding the suite's",
                                                    show_default="the suite's")] = None,
     reports: Annotated[Path, typer.Option(help="root folder of run directories")] = Path("reports"),
-    cache: Annotated[Optional[Path], typer.Option(help="artifact cache",
+    cache: Annotated[Path | None, typer.Option(help="artifact cache",
                                                   show_default="$QUANTBENCH_CACHE, else ~/.cache/quantbench")] = None,
-    history: Annotated[Optional[Path], typer.Option(help="run history store",
+    history: Annotated[Path | None, typer.Option(help="run history store",
                                                     show_default="<reports>/history.sqlite")] = None,
     no_history: Annotated[bool, typer.Option("--no-history", help="do not record the run in (or compare it through) "
                                              "the history store", show_default="off")] = False,
-    executor: Annotated[str, typer.Option(help="who runs the cells: inprocess (this process) or ray (a Ray cluster)")] = "inprocess",
-    ray_address: Annotated[Optional[str], typer.Option(help="with --executor ray: the cluster's HOST:PORT",
+    executor: Annotated[str, typer.Option(
+        help="who runs the cells: inprocess (this process) or ray (a Ray cluster)")] = "inprocess",
+    ray_address: Annotated[str | None, typer.Option(help="with --executor ray: the cluster's HOST:PORT",
                                                        show_default="$RAY_ADDRESS, else auto")] = None,
 ) -> None:
     """Optimize, run and score every model × scheme × device cell of a suite."""
@@ -240,7 +243,7 @@ def list_(what: Annotated[str, typer.Argument(help="schemes | models | datasets 
     from harness.schemes import SCHEMES
     from harness.tasks import TASKS
 
-    registries = {"schemes": SCHEMES, "models": BUILDERS, "datasets": DATASETS, "tasks": TASKS,
+    registries: dict[str, Registry[Any]] = {"schemes": SCHEMES, "models": BUILDERS, "datasets": DATASETS, "tasks": TASKS,
                   "devices": DEVICE_KINDS}
     if what not in registries:
         raise HarnessError(f"cannot list {what!r}; choose one of {', '.join(registries)}")
@@ -294,19 +297,9 @@ def _measure_settings(**options: Any) -> Any:
 
 def _tflite_file(model: Path) -> Path:
     """`model`, resolved, if it is a readable file with a TFLite flatbuffer's identifier."""
-    from harness.tflite._flatbuffer import is_tflite
+    from harness.tflite._flatbuffer import check_tflite_file
 
-    if not model.exists():
-        raise HarnessError(f"{model}: no such file")
-    if not model.is_file():
-        raise HarnessError(f"{model}: not a file (give a .tflite model file)")
-    try:
-        with open(model, "rb") as handle:
-            head = handle.read(8)
-    except OSError as exc:
-        raise HarnessError(f"cannot read {model}: {exc.strerror}") from None
-    if not is_tflite(head):
-        raise HarnessError(f"{model}: not a TFLite model (no TFL3 flatbuffer identifier)")
+    check_tflite_file(model)
     return model.resolve()
 
 
@@ -315,7 +308,9 @@ def _measure_once(target: Any, model: Path, settings: Any, index: int) -> float:
     from harness._latency import latency_stats
 
     stats = latency_stats(target.measure_latency(model, settings))
-    typical = stats.get("median") or stats["mean"]
+    typical = stats.get("median") or stats.get("mean")
+    if typical is None:
+        raise HarnessError(f"{model}: the device reported neither a median nor a mean latency")
     console.print(f"run {index + 1}: median {typical:.3f} ms, p90 {stats.get('p90') or float('nan'):.3f}, "
                   f"std {stats.get('std') or float('nan'):.3f}, n={stats.get('count')}")
     return typical

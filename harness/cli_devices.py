@@ -12,7 +12,7 @@ import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -96,9 +96,9 @@ def profile_rows() -> list[dict[str, Any]]:
 
 def server_rows(known: set[str], adb: str, timeout: float) -> list[dict[str, Any]]:
     """Devices of the user's adb server (`adb devices -l`) that no profile names."""
-    from harness.devices.android.transport import DeviceLost, DeviceTimeout
-    from harness.devices.android.probe import probe
     from harness.devices.android.connection import ServerCliTransport, list_server_devices
+    from harness.devices.android.probe import probe
+    from harness.devices.android.transport import DeviceLost, DeviceTimeout
 
     rows = []
     for listed in list_server_devices(adb, timeout=timeout):
@@ -168,9 +168,9 @@ def simulate(
     port: Annotated[int, typer.Option(help="TCP port on 127.0.0.1 (0: a free one)")] = 0,
     cpus: Annotated[str, typer.Option(help="CPU topology, cpu0 first, e.g. 4x1.9GHz+4x2.45GHz")] = "4x1.9GHz+4x2.45GHz",
     model: Annotated[str, typer.Option(help="what getprop ro.product.model answers")] = "ADB Simulator",
-    sandbox: Annotated[Optional[Path], typer.Option(help="folder for the device files",
+    sandbox: Annotated[Path | None, typer.Option(help="folder for the device files",
                                                     show_default="a temporary folder")] = None,
-    perturb_outputs: Annotated[Optional[str], typer.Option(help=(
+    perturb_outputs: Annotated[str | None, typer.Option(help=(
         "what --output_filepath gets: fp16 (float outputs rounded to float16) or noise:R (Gaussian noise, "
         "R x the output's RMS), as a delegate computing something else would"), show_default="the exact outputs")] = None,
     old_benchmark: Annotated[bool, typer.Option("--old-benchmark", help=(

@@ -15,7 +15,7 @@ from rich.text import Text
 from harness._console import plain_console
 from harness.cache import file_digest
 from harness.errors import HarnessError
-from harness.record import CellRecord, record_id
+from harness.record import CellRecord, artifact_of, record_id
 from harness.results import RESULTS, read_results, read_run_info
 
 if TYPE_CHECKING:
@@ -53,10 +53,10 @@ def _run_folder(run_dir: Path) -> Path:
 
 def _check_model_file(cell: str, which: str, candidate: CellRecord | None) -> None:
     """The record finished with a model file that is still the one the run produced."""
-    artifact = (candidate or {}).get("artifact") or {}
+    artifact = candidate.get("artifact") if candidate else None
     if candidate is None or candidate["status"] != "ok" or not artifact:
         raise HarnessError(f"{cell}: the {which} has no model file to run (status "
-                           f"{(candidate or {}).get('status')})")
+                           f"{candidate.get('status') if candidate else None})")
     path = Path(artifact["path"])
     if not path.is_file():
         raise HarnessError(f"{cell}: the {which}'s model file {path} is gone")
@@ -102,6 +102,8 @@ def _inputs(run_dir: Path, record: CellRecord, samples: int) -> tuple[Any, Any, 
     load = lambda name: DATASETS.get(loaded.suite.datasets[name].kind).load(  # noqa: E731
         name, loaded.dataset_options[name], loaded.base_dir, cache)
     task = cell.model.task or loaded.suite.task
+    if task is None:
+        raise HarnessError(f"{record_id(record)}: its suite has no task: no samples to run the tensors on")
     data = load(task.dataset).head(samples)
     spec = loaded.calibration_for(cell.model, cell.scheme)
     calibration = load(spec.dataset).sample(spec.samples, spec.seed) if spec is not None else None
@@ -121,10 +123,10 @@ def _debugger(record: CellRecord, baseline: CellRecord, cache: Any, x: Any,
     from harness.models.source import SourceModel, detect_format, saved_model_dir
     from harness.numerics.diagnose import debugger_statistics
 
-    path = Path(record["artifact"]["source"])
+    path = Path(artifact_of(record)["source"])
     digest = hashlib.sha256(path.read_bytes() if path.is_file() else str(path).encode()).hexdigest()
     saved = saved_model_dir(SourceModel(record["model"], detect_format(path), path, digest), cache)
-    float_model = Path(baseline["artifact"]["path"])
+    float_model = Path(artifact_of(baseline)["path"])
     return debugger_statistics(saved, _as_lists(calibration, float_model), _as_lists(x, float_model))
 
 
@@ -134,10 +136,10 @@ def _validate_route(record: CellRecord, baseline: CellRecord, x: Any, optimized:
     from harness.numerics._validate import cross_check_validate, join_validate, validate_statistics
     from harness.numerics.diagnose import on_builtin_kernels
 
-    float_path, cell_path = Path(baseline["artifact"]["path"]), Path(record["artifact"]["path"])
+    float_path, cell_path = Path(artifact_of(baseline)["path"]), Path(artifact_of(record)["path"])
     statistics = validate_statistics(float_path, cell_path, x)
-    builtin_rows, *builtin_tensors = on_builtin_kernels(cell_path, float_path, x)  # what validate() computes
-    check = {**cross_check_validate(builtin_rows, *builtin_tensors, statistics), "kernels": "builtin"}
+    builtin_rows, optimized, reference = on_builtin_kernels(cell_path, float_path, x)  # what validate() computes
+    check = {**cross_check_validate(builtin_rows, optimized, reference, statistics), "kernels": "builtin"}
     return join_validate(rows, statistics), check
 
 
@@ -211,18 +213,18 @@ def diagnose(
     top = 0 if all_rows else top
     record, baseline = find_cell(run_dir, cell)
     cache, x, calibration = _inputs(run_dir, record, samples)
-    optimized = run_all_tensors(Path(record["artifact"]["path"]), x)
-    reference = run_all_tensors(Path(baseline["artifact"]["path"]), x)
+    optimized = run_all_tensors(Path(artifact_of(record)["path"]), x)
+    reference = run_all_tensors(Path(artifact_of(baseline)["path"]), x)
     rows = compare_tensors(optimized, reference)
     check_names(rows, optimized)
     result: dict[str, Any] = {"cell": record_id(record), "samples": len(rows and optimized[rows[0]["tensor"]]["values"]),
                               "tensors": len(optimized), "compared": len(rows),
-                              "kernels": diagnosed_on(Path(record["artifact"]["path"]))}
-    source_is_tflite = record["artifact"]["source"].endswith(".tflite")
+                              "kernels": diagnosed_on(Path(artifact_of(record)["path"]))}
+    source_is_tflite = artifact_of(record)["source"].endswith(".tflite")
     if debugger and record["scheme_kind"] in DEBUGGED_SCHEMES and not source_is_tflite and calibration is not None:
         statistics = _debugger(record, baseline, cache, x, calibration)
         rows = join(rows, statistics)
-        builtin_rows, _, _ = on_builtin_kernels(Path(record["artifact"]["path"]), Path(baseline["artifact"]["path"]), x)
+        builtin_rows, _, _ = on_builtin_kernels(Path(artifact_of(record)["path"]), Path(artifact_of(baseline)["path"]), x)
         result["cross_check"] = {**cross_check(builtin_rows, statistics), "kernels": "builtin"}
     elif validate and source_is_tflite and record["scheme_kind"] != "float32":
         rows, result["cross_check"] = _validate_route(record, baseline, x, optimized, reference, rows)

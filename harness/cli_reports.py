@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -76,7 +76,7 @@ def publish_after_run(run_dir: Path, history: Path | None, suite: Suite) -> tupl
 
 def report(
     run_dir: Annotated[Path, typer.Argument(help="run directory holding results.jsonl")],
-    history: Annotated[Optional[Path], typer.Option(help="history store to compare with, read trends from and "
+    history: Annotated[Path | None, typer.Option(help="history store to compare with, read trends from and "
                                                     "record the run in", show_default="none: no history")] = None,
 ) -> None:
     """Re-judge a run's cells with its suite's thresholds and re-render summary.md, report.html and junit.xml
@@ -96,7 +96,7 @@ def history(
     suite: Annotated[str, typer.Argument(help="suite name, e.g. cnn")],
     db: Annotated[Path, typer.Option("--history", "--db", help="history store")] = DEFAULT_PATH,
     limit: Annotated[int, typer.Option(min=1, help="show the latest N runs")] = 20,
-    pin: Annotated[Optional[int], typer.Option(help="compare later runs with run ID, not the previous run",
+    pin: Annotated[int | None, typer.Option(help="compare later runs with run ID, not the previous run",
                                                show_default="the pin stays as it is")] = None,
     unpin: Annotated[bool, typer.Option("--unpin", help="compare with the previous run again",
                                         show_default="off")] = False,
@@ -153,7 +153,7 @@ def compare(
     run_a: Annotated[str, typer.Argument(help="earlier run: run directory or history id")],
     run_b: Annotated[str, typer.Argument(help="later run: run directory or history id")],
     db: Annotated[Path, typer.Option("--history", "--db", help="history store for ids")] = DEFAULT_PATH,
-    suite_file: Annotated[Optional[Path], typer.Option(help="suite whose thresholds judge metric changes",
+    suite_file: Annotated[Path | None, typer.Option(help="suite whose thresholds judge metric changes",
                                                        show_default="the later run's suite file")] = None,
 ) -> None:
     """Per-cell changes from RUN_A to RUN_B; exit code 1 when RUN_B regressed."""

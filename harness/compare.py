@@ -22,14 +22,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, Required
 
 import numpy as np
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
-from typing_extensions import Required, TypedDict
+from typing_extensions import TypedDict
 
 from harness.config.schema import Bound
-from harness.record import record_id
+from harness.record import CellRecord, LatencySetup, artifact_sha256, record_id, repeat_medians
 from harness.stats import LatencyTest, find_step, log_t_test, rank_test, typical
 from harness.verdicts import check, metric_number, record_metrics
 
@@ -54,7 +54,7 @@ class Policy:
     flag_unchanged: bool = False
 
     @classmethod
-    def of(cls, regression: Any) -> "Policy":
+    def of(cls, regression: Any) -> Policy:
         """The policy a suite's `regression:` block (harness.config.schema.RegressionSpec) sets."""
         return cls(**regression.model_dump())
 
@@ -108,7 +108,7 @@ class Comparison:
         return [c for c in self.changes if c.latency is not None]
 
 
-def compare_runs(current: list[dict[str, Any]], previous: list[dict[str, Any]], bounds: BoundsFn | None,
+def compare_runs(current: list[CellRecord], previous: list[CellRecord], bounds: BoundsFn | None,
                  policy: Policy = DEFAULT_POLICY, previous_label: str = "previous run",
                  labels: dict[str, str] | None = None) -> Comparison:
     """Compare the records of a run with earlier records cell by cell (`labels`: the run each earlier
@@ -167,7 +167,7 @@ class Verdict:
         return f"{self.status}: {self.detail}"
 
 
-def verdict_line(records: list[dict[str, Any]], comparison: Comparison | None, incomplete: str | None) -> Verdict:
+def verdict_line(records: list[CellRecord], comparison: Comparison | None, incomplete: str | None) -> Verdict:
     """The run's verdict from its records, its comparison and why it is incomplete (if it is)."""
     violating = sum(1 for r in records if any(not v["pass"] for v in r.get("verdicts") or []))
     failed = sum(1 for r in records if r["status"] == "failed")
@@ -181,7 +181,7 @@ def verdict_line(records: list[dict[str, Any]], comparison: Comparison | None, i
     return Verdict(False, " · ".join(parts if regressed else [*parts, phrase]))
 
 
-def _status_changes(cell: str, before: dict[str, Any], record: dict[str, Any]) -> list[Change]:
+def _status_changes(cell: str, before: CellRecord, record: CellRecord) -> list[Change]:
     if before["status"] == record["status"]:
         return []
     broke = before["status"] == "ok" and record["status"] == "failed"
@@ -189,7 +189,7 @@ def _status_changes(cell: str, before: dict[str, Any], record: dict[str, Any]) -
                    detail=record.get("error") or "", regressed=broke, improved=record["status"] == "ok")]
 
 
-def _metric_changes(cell: str, before: dict[str, Any], record: dict[str, Any],
+def _metric_changes(cell: str, before: CellRecord, record: CellRecord,
                     cell_bounds: dict[str, Bound]) -> list[Change]:
     """Drop checks vs the earlier cell (same semantics as the checks vs float), plus unjudged changes."""
     drops = [v for v in check(record, before, cell_bounds, vs_earlier=True) if v["check"].endswith(_DROP_CHECKS)]
@@ -206,7 +206,7 @@ def _metric_changes(cell: str, before: dict[str, Any], record: dict[str, Any],
     return changes
 
 
-def _size_changes(cell: str, before: dict[str, Any], record: dict[str, Any], cell_bounds: dict[str, Bound],
+def _size_changes(cell: str, before: CellRecord, record: CellRecord, cell_bounds: dict[str, Bound],
                   policy: Policy) -> list[Change]:
     old, new = before.get("size_bytes"), record.get("size_bytes")
     if not old or not new or old == new:
@@ -218,7 +218,7 @@ def _size_changes(cell: str, before: dict[str, Any], record: dict[str, Any], cel
                    regressed=growth > allowed + 1e-12, improved=growth < 0)]
 
 
-def _latency_changes(cell: str, before: dict[str, Any], record: dict[str, Any], policy: Policy) -> list[Change]:
+def _latency_changes(cell: str, before: CellRecord, record: CellRecord, policy: Policy) -> list[Change]:
     paired = _paired_change(cell, before, record, policy)
     if paired is not None:
         return [paired]
@@ -261,13 +261,13 @@ class _PairedAB(TypedDict, total=False):
 _PAIRED_AB = TypeAdapter(_PairedAB)
 
 
-def _paired_change(cell: str, before: dict[str, Any], record: dict[str, Any], policy: Policy) -> Change | None:
+def _paired_change(cell: str, before: CellRecord, record: CellRecord, policy: Policy) -> Change | None:
     """The verdict from a paired A/B re-timing of the earlier run's model in this run, if there is one."""
     try:
         ab = _PAIRED_AB.validate_python(record.get("latency_ab") or {})
     except ValidationError:
         return None
-    if ab["baseline_sha256"] != (before.get("artifact") or {}).get("sha256"):
+    if ab["baseline_sha256"] != artifact_sha256(before):
         return None
     (low, high), pairs = ab["ci"], ab["pairs"]
     old, new = (float(np.median([p[i] for p in pairs])) for i in (0, 1))
@@ -281,10 +281,10 @@ def _paired_change(cell: str, before: dict[str, Any], record: dict[str, Any], po
                   regressed=low > policy.min_paired_ratio, improved=high < 1 / policy.min_paired_ratio, latency=test)
 
 
-def cross_run_test(before: dict[str, Any], record: dict[str, Any], policy: Policy = DEFAULT_POLICY) -> LatencyTest | None:
+def cross_run_test(before: CellRecord, record: CellRecord, policy: Policy = DEFAULT_POLICY) -> LatencyTest | None:
     """The run-to-run test of two records: on repeat medians when both have enough, else on the
     per-iteration samples (one-sided: is the current run slower?)."""
-    medians = [_numbers((r.get("latency_ms") or {}).get("repeat_medians")) or [] for r in (before, record)]
+    medians = [_numbers(repeat_medians(r)) or [] for r in (before, record)]
     test = log_t_test(medians[0], medians[1], "repeat medians", policy.min_repeats)
     if test is not None:
         return test
@@ -300,10 +300,10 @@ def _numbers(value: object) -> list[float] | None:
     return [float(v) for v in value]
 
 
-def _same_model_and_runtime(before: dict[str, Any], record: dict[str, Any]) -> bool:
+def _same_model_and_runtime(before: CellRecord, record: CellRecord) -> bool:
     """Both runs timed the same .tflite bytes with the same runtime on the same core."""
-    artifacts = [(r.get("artifact") or {}).get("sha256") for r in (before, record)]
-    setups = [r.get("latency_setup") or {} for r in (before, record)]
+    artifacts = [artifact_sha256(r) for r in (before, record)]
+    setups: list[LatencySetup] = [r.get("latency_setup") or {} for r in (before, record)]
     runtimes = [s.get("runtime") for s in setups]
     return (artifacts[0] is not None and artifacts[0] == artifacts[1] and runtimes[0] is not None
             and runtimes[0] == runtimes[1] and setups[0].get("core") == setups[1].get("core"))
@@ -321,7 +321,7 @@ class TrendPoint:
 
     run: str  # label
     git_commit: str | None
-    records: list[dict[str, Any]]
+    records: list[CellRecord]
 
 
 @dataclass(frozen=True)
@@ -354,4 +354,4 @@ def latency_steps(points: list[TrendPoint], policy: Policy = DEFAULT_POLICY) -> 
 
 def _typical(point: TrendPoint, cell: str) -> float | None:
     record = next((r for r in point.records if record_id(r) == cell and r.get("status") == "ok"), None)
-    return typical((record or {}).get("latency_ms") or {}) if record else None
+    return typical(record.get("latency_ms")) if record else None

@@ -17,11 +17,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from harness.errors import HarnessError
+from harness.record import JsonFloat, OutputNumbers, jsonable_float
 
 # name → (higher is better, description); the task registry turns these into Metrics.
 FIDELITY_METRICS: dict[str, tuple[bool, str]] = {
@@ -32,7 +32,7 @@ FIDELITY_METRICS: dict[str, tuple[bool, str]] = {
     "mean_abs_error": (False, "worst output's mean absolute difference from the float model"),
 }
 
-JsonNumber = float | str
+JsonNumber = JsonFloat  # NaN and ±inf as "NaN", "Infinity", "-Infinity"
 
 
 @dataclass(frozen=True)
@@ -43,12 +43,9 @@ class OutputInfo:
     dtype: str
 
 
-def json_number(value: float) -> JsonNumber:
+def json_number(value: float | str) -> JsonNumber:
     """A float as JSON allows it: finite values as they are, NaN and ±inf as "NaN", "Infinity", "-Infinity"."""
-    value = float(value)
-    if math.isfinite(value):
-        return value
-    return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    return jsonable_float(float(value))
 
 
 def _ratio(numerator: float, denominator: float) -> float:
@@ -118,18 +115,24 @@ def worst(per_output: Sequence[Mapping[str, float]]) -> dict[str, float]:
 
 
 def output_fidelity(outputs: Sequence[np.ndarray], reference: Sequence[np.ndarray],
-                    infos: Sequence[OutputInfo]) -> tuple[dict[str, JsonNumber], list[dict[str, Any]]]:
+                    infos: Sequence[OutputInfo]) -> tuple[dict[str, JsonNumber], list[OutputNumbers]]:
     """The worst output's numbers (for `metrics`) and every output's entry (for the record's `outputs`),
     all JSON-safe. `outputs`, `reference` and `infos` are in the same order."""
     if not len(outputs) == len(reference) == len(infos):
         raise HarnessError(f"the model has {len(outputs)} outputs, the float model {len(reference)}")
     numbers = [compare_outputs(a, b) for a, b in zip(outputs, reference)]
-    entries = [{**entry, **{k: json_number(v) for k, v in n.items()}}
-               for entry, n in zip(describe_outputs(infos, outputs), numbers)]
+    entries: list[OutputNumbers] = [{**entry, **_json_numbers(n)} for entry, n in zip(describe_outputs(infos, outputs), numbers)]
     return {k: json_number(v) for k, v in worst(numbers).items()}, entries
 
 
-def describe_outputs(infos: Sequence[OutputInfo], outputs: Sequence[np.ndarray]) -> list[dict[str, Any]]:
+def _json_numbers(numbers: Mapping[str, float]) -> OutputNumbers:
+    """One output's five numbers, JSON-safe."""
+    return {"snr_db": json_number(numbers["snr_db"]), "cosine": json_number(numbers["cosine"]),
+            "nrmse": json_number(numbers["nrmse"]), "max_abs_error": json_number(numbers["max_abs_error"]),
+            "mean_abs_error": json_number(numbers["mean_abs_error"])}
+
+
+def describe_outputs(infos: Sequence[OutputInfo], outputs: Sequence[np.ndarray]) -> list[OutputNumbers]:
     """The record's `outputs` entries without numbers (the float baseline's)."""
     return [{"name": info.name, "shape": list(a.shape), "dtype": info.dtype} for info, a in zip(infos, outputs)]
 

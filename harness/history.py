@@ -17,7 +17,7 @@ import re
 import shutil
 import sqlite3
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +25,7 @@ from stat import S_ISREG
 from typing import Any, get_type_hints
 
 from pydantic import ConfigDict, TypeAdapter, ValidationError
-from typing_extensions import TypedDict
+from typing_extensions import TypedDict, TypeIs
 
 from harness.cache import file_digest
 from harness.errors import HarnessError
@@ -115,7 +115,7 @@ BINARY_SUFFIX = ".benchmark_model"  # and every phone's benchmark binary (<sha25
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-def is_sha256(value: object) -> bool:
+def is_sha256(value: object) -> TypeIs[str]:
     """True for a sha256 digest as the harness writes it (64 lowercase hex): the only record
     content ever used in a file name."""
     return isinstance(value, str) and _SHA256.fullmatch(value) is not None
@@ -154,7 +154,8 @@ class EarlierRun:
         return self.labels.get(cell, self.label)
 
     def kept(self, record: CellRecord) -> Path | None:
-        return self._kept((record.get("artifact") or {}).get("sha256"), ".tflite")
+        artifact = record.get("artifact")
+        return self._kept(artifact.get("sha256") if artifact else None, ".tflite")
 
     def kept_binary(self, record: CellRecord) -> Path | None:
         """The artifact store's copy of the benchmark_model binary a phone cell was timed with."""
@@ -172,7 +173,8 @@ def keep_artifacts(store_path: Path, records: list[CellRecord]) -> list[str]:
     for record in records:
         if record.get("status") != "ok":
             continue
-        artifact, binary = record.get("artifact") or {}, benchmark_binary(record)
+        artifact: Mapping[str, object] = record.get("artifact") or {}
+        binary = benchmark_binary(record)
         for source, sha, suffix in ((artifact.get("path"), artifact.get("sha256"), ".tflite"),
                                     (binary.get("path"), binary.get("sha256"), BINARY_SUFFIX)):
             problem = _keep(folder, source, sha, suffix) if source or sha else None
@@ -309,7 +311,7 @@ class History:
                 self._db.execute(statement)
             self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
-    def __enter__(self) -> "History":
+    def __enter__(self) -> History:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -416,7 +418,8 @@ class History:
         if values["pinned"] in (0, 1):
             values["pinned"] = bool(values["pinned"])
         try:
-            return RunEntry(**_RUN_ROW.validate_python(values))
+            _RUN_ROW.validate_python(values)  # strict: checked as they are, nothing coerced
+            return RunEntry(**values)
         except ValidationError as exc:
             error = exc.errors()[0]
             where = ".".join(str(part) for part in error["loc"])
@@ -525,6 +528,6 @@ def _record(row: dict[str, Any]) -> CellRecord:
         data = {k: json.loads(v) if k in _JSON_FIELDS and v is not None else v for k, v in row.items() if k != "record"}
     record = validate_record(data)
     for key in ("model", "scheme", "device"):
-        if record[key] != row[key]:  # type: ignore[literal-required]
-            raise RecordError(key, f"the record says {record[key]!r:.60}, its row {_shown(row[key])}")  # type: ignore[literal-required]
+        if record[key] != row[key]:
+            raise RecordError(key, f"the record says {record[key]!r:.60}, its row {_shown(row[key])}")
     return record

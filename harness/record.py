@@ -13,14 +13,16 @@ written as the strings "NaN", "Infinity" and "-Infinity" and read back as floats
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any, Literal, NotRequired, Required, cast
 
 from pydantic import ConfigDict, TypeAdapter, ValidationError
-from typing_extensions import NotRequired, Required, TypedDict
+from typing_extensions import TypedDict
 
 FORMAT_VERSION = 2  # 1: records before the format was versioned (no `format_version` key)
 
 Status = Literal["ok", "failed", "n/a"]
+NonFinite = Literal["NaN", "Infinity", "-Infinity"]
+JsonFloat = float | NonFinite  # a float as a record holds it before it is read back (JSON has no NaN or infinity)
 _CONFIG = ConfigDict(extra="allow", strict=True)
 
 
@@ -28,6 +30,8 @@ _CONFIG = ConfigDict(extra="allow", strict=True)
 Verdict = TypedDict("Verdict", {
     "check": str, "metric": str, "threshold": float, "value": float, "observed": float,
     "baseline": float | None, "pass": bool,
+    "note": NotRequired[str],  # how the value was measured (latency_ratio), or why a metric was not produced
+    "claim": NotRequired[bool],  # the check of a scheme's claim (harness.claims)
 })
 Verdict.__pydantic_config__ = _CONFIG  # type: ignore[attr-defined]
 
@@ -44,6 +48,77 @@ class LatencyStats(TypedDict, total=False):
     init: float | None
     first: float | None
     warmup_mean: float | None
+    p5: float | None
+    p95: float | None
+    repeat_medians: list[float]  # each repeat's median: the unit of the run-to-run statistics (harness.stats)
+    repeats: int
+    repeat_cv: float  # the repeat medians' coefficient of variation (with more than one repeat)
+
+
+class BenchmarkBinary(TypedDict, total=False):
+    """A phone's benchmark_model as the device profile names it."""
+
+    __pydantic_config__ = _CONFIG  # type: ignore[misc]
+    path: str | None
+    sha256: str
+
+
+class LatencySetup(TypedDict, total=False):
+    """How the latency was measured (the device's last repeat): pinned core(s), threads, the phone's
+    command and what it took, the runtime and a phone's benchmark binary."""
+
+    __pydantic_config__ = _CONFIG  # type: ignore[misc]
+    core: int | list[int] | None
+    threads: int | None
+    mask: str
+    command: str
+    attempts: int
+    model_pushed: bool
+    remote_calls: list[str]
+    runtime: str | None
+    benchmark_binary: BenchmarkBinary
+
+
+class PairedRatio(TypedDict, total=False):
+    """The ratio B/A of pairs (A, B) timed side by side and its interval (harness.stats.paired_ratio)."""
+
+    __pydantic_config__ = _CONFIG  # type: ignore[misc]
+    ratio: float | None
+    ci: list[float] | None
+    confidence: float
+    n_pairs: int
+
+
+class LatencyAB(PairedRatio, total=False):
+    """`latency.ab_pairs`: the earlier run's model (A, on the earlier benchmark binary when that changed)
+    re-timed in alternating pairs beside this cell's (B) when they differ (harness._latency.time_ab);
+    `ratio` is the paired B/A with its `ci`. `unavailable`: why there are no pairs."""
+
+    __pydantic_config__ = _CONFIG  # type: ignore[misc]
+    baseline_sha256: str
+    baseline_run: str
+    baseline_binary_sha256: str
+    baseline_path: str
+    unavailable: str | None
+    pairs: list[list[float]]
+    bound: float | None
+    extended: int  # pairs added beyond `ab_pairs` while the interval still straddled `bound`
+
+
+# `class` is a Python keyword, hence the functional form.
+UntouchedLayer = TypedDict("UntouchedLayer", {"layer": str, "class": str, "reason": str}, total=False)
+UntouchedLayer.__pydantic_config__ = _CONFIG  # type: ignore[attr-defined]
+
+
+class TechniqueRecord(TypedDict, total=False):
+    """Training-time schemes: the techniques applied in order, the layers any step wrapped, those a step
+    left untouched (why), QAT's layers whose outputs stay quantized (harness.schemes.training._tfmot)."""
+
+    __pydantic_config__ = _CONFIG  # type: ignore[misc]
+    chain: list[str]
+    wrapped: list[str]
+    untouched: list[UntouchedLayer]
+    output_quantized: list[str]
 
 
 class KernelStats(TypedDict, total=False):
@@ -101,11 +176,11 @@ class OutputNumbers(TypedDict, total=False):
     name: str
     shape: list[int]  # `outputs`: the sample count, then one sample's shape; device_numerics: one invocation's
     dtype: str
-    snr_db: float
-    cosine: float
-    nrmse: float
-    max_abs_error: float
-    mean_abs_error: float
+    snr_db: JsonFloat
+    cosine: JsonFloat
+    nrmse: JsonFloat
+    max_abs_error: JsonFloat
+    mean_abs_error: JsonFloat
 
 
 class DeviceNumerics(TypedDict, total=False):
@@ -381,7 +456,7 @@ class CellRecord(TypedDict, total=False):
     size_bytes: int | None
     gzip_bytes: int | None
     weights: WeightStats | None
-    metrics: dict[str, float | int | None]
+    metrics: dict[str, JsonFloat | int | None]
     metrics_na: str | None
     latency_ms: LatencyStats | None
     latency_samples_ms: list[float] | None
@@ -394,7 +469,7 @@ class CellRecord(TypedDict, total=False):
     evaluation: dict[str, Any]
     recovery: Recovery  # `recover:` — the float layers chosen and every step (harness.numerics.recover)
     diagnosis: Diagnosis  # `diagnose: true` — per-tensor error vs float (harness/numerics/_cell_diagnosis.py)
-    latency_setup: dict[str, Any]
+    latency_setup: LatencySetup
     latency_log: str
     delegates: Delegates | None
     op_profile: OpProfile | None
@@ -403,8 +478,9 @@ class CellRecord(TypedDict, total=False):
     audit: Audit | None  # what the produced model holds (harness.tflite.audit)
     claims: list[ClaimResult]  # the scheme's claims checked against the produced model (harness.claims)
     quantization: Quantization  # per op: weights/activations as read back vs what the scheme asked
-    latency_ab: dict[str, Any]  # the earlier run's model re-timed beside this one (harness._latency)
-    technique: dict[str, Any]  # training-time schemes: layers wrapped, those left untouched (why); QAT: output_quantized
+    latency_ab: LatencyAB  # the earlier run's model re-timed beside this one (harness._latency)
+    technique: TechniqueRecord  # training-time schemes: layers wrapped, those left untouched (why); QAT: output_quantized
+    outputs: list[OutputNumbers]  # every output: name, shape, dtype; vs float, its five numbers (harness.fidelity)
     device_numerics: DeviceNumerics  # a phone's outputs vs the host's (latency: {device_check: N})
     device_state: DeviceState  # phones: thermal state, `hot`, `throttled`; local: host load, `busy`
     latency_vs_float: LatencyVsFloat  # the float model timed in pairs beside this one (latency.float_pairs)
@@ -452,9 +528,30 @@ def record_id(record: CellRecord | dict[str, Any]) -> str:
     return cell_id(record["model"], record["scheme"], record["device"])
 
 
-def benchmark_binary(record: dict[str, Any] | None) -> dict[str, Any]:
+def benchmark_binary(record: CellRecord | None) -> BenchmarkBinary:
     """`latency_setup.benchmark_binary` ({path, sha256}) of a phone cell; {} otherwise."""
-    return ((record or {}).get("latency_setup") or {}).get("benchmark_binary") or {}
+    setup = record.get("latency_setup") if record else None
+    return setup.get("benchmark_binary") or {} if setup else {}
+
+
+def artifact_sha256(record: CellRecord | None) -> str | None:
+    """The sha256 of the cell's model file (None: no artifact)."""
+    artifact = record.get("artifact") if record else None
+    return artifact.get("sha256") if artifact else None
+
+
+def repeat_medians(record: CellRecord) -> list[float] | None:
+    """`latency_ms.repeat_medians`: each repeat's median (None: not timed, or no repeats recorded)."""
+    latency = record.get("latency_ms")
+    return latency.get("repeat_medians") if latency else None
+
+
+def artifact_of(record: CellRecord) -> Artifact:
+    """The cell's model file; RecordError when the record has none (only an ok cell has one)."""
+    artifact = record.get("artifact")
+    if artifact is None:
+        raise RecordError("artifact", f"{record['model']}/{record['scheme']}@{record['device']} has no model file")
+    return artifact
 
 
 class RecordError(ValueError):
@@ -495,7 +592,7 @@ def validate_record(data: Any) -> CellRecord:
         error = exc.errors()[0]
         field = _field(restored, error["loc"])
         raise RecordError(field, f"{error['msg']} (got {error.get('input')!r:.60})") from None
-    return restored  # type: ignore[return-value]
+    return restored
 
 
 def validate_run_info(data: Any) -> RunInfo:
@@ -507,12 +604,12 @@ def validate_run_info(data: Any) -> RunInfo:
     except ValidationError as exc:
         error = exc.errors()[0]
         raise RecordError(_field(data, error["loc"]), f"{error['msg']} (got {error.get('input')!r:.60})") from None
-    return data  # type: ignore[return-value]
+    return cast(RunInfo, data)  # validated above
 
 
 def _field(data: Any, loc: tuple[Any, ...]) -> str:
     """The dotted path of an error location, without pydantic's union-member tags."""
-    parts = []
+    parts: list[str] = []
     for part in loc:
         inside = isinstance(data, dict) and part in data or isinstance(data, list) and isinstance(part, int)
         if not inside:
@@ -528,7 +625,7 @@ _NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 _IDENTITY = {"model", "scheme", "device", "status", "error", "scheme_kind", "metrics_na", "check", "metric", "name"}
 
 
-def jsonable_float(value: float) -> float | str:
+def jsonable_float(value: float) -> JsonFloat:
     """A float as JSON can hold it: non-finite values as "NaN", "Infinity" or "-Infinity"."""
     if math.isfinite(value):
         return value

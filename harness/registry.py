@@ -33,13 +33,13 @@ class Registry(Generic[T]):
         self._loaded = package is None
         self._lock = threading.Lock()
 
-    def register(self, name: str, summary: str = "") -> Callable[[T], T]:
-        """Decorator: register `obj` under `name` with a one-line summary (a class is instantiated)."""
+    def register(self, name: str, summary: str = "") -> Callable[[type[T]], type[T]]:
+        """Class decorator: register an instance of the class under `name` with a one-line summary."""
 
-        def add(obj: T) -> T:
+        def add(obj: type[T]) -> type[T]:
             if name in self._items:
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
-            self._items[name] = obj() if isinstance(obj, type) else obj  # type: ignore[assignment]
+            self._items[name] = obj()
             self._summaries[name] = summary or (getattr(obj, "__doc__", "") or "").strip().split("\n")[0]
             return obj
 
@@ -47,9 +47,9 @@ class Registry(Generic[T]):
 
     def _load(self) -> None:
         with self._lock:  # threads (device workers) may ask at once; import every module first
-            if self._loaded:
+            if self._loaded or self._package is None:
                 return
-            pkg = importlib.import_module(self._package)  # type: ignore[arg-type]
+            pkg = importlib.import_module(self._package)
             for info in pkgutil.iter_modules(pkg.__path__):
                 if not info.name.startswith("_"):
                     importlib.import_module(f"{self._package}.{info.name}")

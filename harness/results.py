@@ -13,9 +13,9 @@ import json
 import os
 import secrets
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -39,11 +39,11 @@ RUNTIME_LOG = "runtime.log"
 
 def utc_now(precise: bool = False) -> str:
     """The UTC time in ISO 8601, to the second (to the millisecond when `precise`: run start times)."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds" if precise else "seconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds" if precise else "seconds")
 
 
 def _utc_stamp() -> str:
-    return datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')
+    return datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')
 
 
 def new_run_id() -> str:
@@ -212,7 +212,7 @@ class ResultsWriter:
     def append(self, record: CellRecord | dict[str, Any]) -> None:
         self.extend([record])
 
-    def extend(self, records: list[CellRecord] | list[dict[str, Any]]) -> None:
+    def extend(self, records: Sequence[CellRecord | dict[str, Any]]) -> None:
         text = "".join(_dumps({**r, "format_version": FORMAT_VERSION}) + "\n" for r in records)
         with _os_errors(self.path), open(self.path, "a", encoding="utf-8") as handle:
             handle.write(text)

@@ -28,7 +28,7 @@ class FromSignature:
     def __len__(self) -> int:
         return self.count if self.rows is None else len(self.rows)
 
-    def select(self, index: slice | np.ndarray) -> "FromSignature":
+    def select(self, index: slice | np.ndarray) -> FromSignature:
         rows = np.arange(self.count)[list(self.rows) if self.rows is not None else slice(None)][index]
         return FromSignature(self.count, self.seed, self.default_range, self.ranges, tuple(int(r) for r in rows))
 
@@ -55,6 +55,7 @@ class FromSignature:
 # the input's name (signature key, else tensor name), every array with the same N; or FromSignature,
 # generated for each model from its input signature.
 Samples = np.ndarray | dict[str, np.ndarray] | FromSignature
+Arrays = np.ndarray | dict[str, np.ndarray]  # Samples as arrays (a FromSignature generated for its model)
 
 
 def sample_count(x: Samples) -> int:

@@ -11,11 +11,13 @@ across nights is only trusted when measured side by side in one run (`paired_rat
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from harness.record import PairedRatio
 
 SAMPLE_LIMIT = 1000  # per-iteration values kept per cell: storage grows with cells, not with samples
 
@@ -54,7 +56,7 @@ def bounded_sample(samples_ms: Sequence[float], limit: int = SAMPLE_LIMIT) -> li
     return [float(f"{v:.6g}") for v in values]
 
 
-def typical(stats: dict[str, Any] | None) -> float | None:
+def typical(stats: Mapping[str, Any] | None) -> float | None:
     """A measurement's representative latency: its median, else its mean (old benchmark_model logs
     print no percentiles); None when there is none."""
     stats = stats or {}
@@ -157,7 +159,7 @@ def _welch(previous: np.ndarray, current: np.ndarray) -> tuple[float, float]:
     return float(result.statistic), float(result.pvalue)
 
 
-def paired_ratio(pairs: Sequence[tuple[float, float]], confidence: float = 0.95) -> dict[str, Any]:
+def paired_ratio(pairs: Sequence[tuple[float, float]], confidence: float = 0.95) -> PairedRatio:
     """The ratio B/A of pairs (A, B) timed side by side: the geometric mean of the per-pair ratios
     and its Student-t confidence interval on the log scale (None with fewer than two pairs)."""
     logs = np.log([b / a for a, b in pairs if a > 0 and b > 0])

@@ -9,7 +9,7 @@ from typing import Any
 
 from harness.claims import Claim, check_claims
 from harness.config.schema import Bound, ClaimSetting, Thresholds
-from harness.record import Acceleration, Audit, CellRecord, ClaimResult, Delegation
+from harness.record import Acceleration, Audit, CellRecord, ClaimResult, Delegation, LatencyStats, Verdict
 from harness.tasks import all_metrics
 
 # Checks every suite has unless it bounds the metric itself: the deployed kernels must not be far better
@@ -46,21 +46,23 @@ def judge(records: list[CellRecord], thresholds: Thresholds) -> list[CellRecord]
     from harness.schemes import BASELINE
 
     baselines = {(r["model"], r["device"]): r for r in records if r["scheme"] == BASELINE}
-    judged = []
+    judged: list[CellRecord] = []
     for record in records:
         reference = record if record["scheme"] == BASELINE else baselines.get((record["model"], record["device"]))
         verdicts = check(record, reference, bounds_for(thresholds, record["model"], record["scheme"]),
                          claims=claims_for(thresholds, record["model"], record["scheme"])) \
             if record["status"] == "ok" else []
-        judged.append(CellRecord(**{**record, "verdicts": verdicts}))  # type: ignore[typeddict-item]
+        judged.append({**record, "verdicts": verdicts})
     return judged
 
 
-def latency_ratio(latency: dict[str, Any] | None, baseline: dict[str, Any] | None) -> float | None:
+def latency_ratio(latency: LatencyStats | None, baseline: LatencyStats | None) -> float | None:
     """latency / baseline latency: medians when both have one, else means; None if either is missing."""
     latency, baseline = latency or {}, baseline or {}
-    key = "median" if latency.get("median") is not None and baseline.get("median") is not None else "mean"
-    mine, theirs = latency.get(key), baseline.get(key)
+    if latency.get("median") is not None and baseline.get("median") is not None:
+        mine, theirs = latency.get("median"), baseline.get("median")
+    else:
+        mine, theirs = latency.get("mean"), baseline.get("mean")
     return mine / theirs if mine and theirs else None
 
 
@@ -70,7 +72,7 @@ def metric_number(value: Any) -> float:
     return float(value)
 
 
-def record_metrics(record: dict[str, Any]) -> dict[str, float]:
+def record_metrics(record: CellRecord) -> dict[str, float]:
     """The record's metrics as floats; a metric recorded as null (the schema allows it) is absent."""
     return {name: metric_number(value) for name, value in (record.get("metrics") or {}).items() if value is not None}
 
@@ -78,7 +80,7 @@ def record_metrics(record: dict[str, Any]) -> dict[str, float]:
 def audit_values(audit: Audit | None) -> dict[str, float]:
     """`float_ops`, `integer_only` (1/0) and `bytes_float32` from a cell's audit (none without one)."""
     audit = audit or {}
-    values = {"float_ops": (audit.get("ops_by_kind") or {}).get("float"),
+    values: dict[str, float | None] = {"float_ops": (audit.get("ops_by_kind") or {}).get("float"),
               "integer_only": float(audit["integer_only"]) if "integer_only" in audit else None,
               "bytes_float32": (audit.get("bytes_by_dtype") or {}).get("float32", 0) if "bytes_by_dtype" in audit else None}
     return {name: value for name, value in values.items() if value is not None}
@@ -86,28 +88,31 @@ def audit_values(audit: Audit | None) -> dict[str, float]:
 
 def delegation_values(delegation: Delegation | None) -> dict[str, float]:
     """`fully_delegated` (1/0) and `delegated_nodes_ratio` from a device log's delegation summary."""
-    if not delegation or delegation.get("ratio") is None:
+    ratio = delegation.get("ratio") if delegation else None
+    if not delegation or ratio is None:
         return {}
-    return {"fully_delegated": float(bool(delegation.get("fully_delegated"))), "delegated_nodes_ratio": delegation["ratio"]}
+    return {"fully_delegated": float(bool(delegation.get("fully_delegated"))), "delegated_nodes_ratio": ratio}
 
 
 def acceleration_values(acceleration: Acceleration | None) -> dict[str, float]:
     """A local cell's `fully_delegated` (1/0) and `delegated_nodes_ratio` from its XNNPACK acceleration."""
-    if not acceleration or "error" in acceleration or acceleration.get("ratio") is None:
+    ratio = acceleration.get("ratio") if acceleration else None
+    if not acceleration or "error" in acceleration or ratio is None:
         return {}
-    return {"fully_delegated": float(bool(acceleration.get("fully_delegated"))),
-            "delegated_nodes_ratio": float(acceleration["ratio"])}  # type: ignore[arg-type]
+    return {"fully_delegated": float(bool(acceleration.get("fully_delegated"))), "delegated_nodes_ratio": float(ratio)}
 
 
-def cell_values(record: dict[str, Any], baseline: dict[str, Any] | None) -> dict[str, float]:
+def cell_values(record: CellRecord, baseline: CellRecord | None) -> dict[str, float]:
     """Task metrics, the weight statistics and audit read back from the model, and size and
     latency ratios vs the baseline."""
     values = record_metrics(record)
-    weights = record.get("weights") or {}
-    if weights.get("sparsity") is not None:
-        values["weight_sparsity"] = weights["sparsity"]
-    if weights.get("max_unique_per_channel") is not None:
-        values["unique_weights"] = weights["max_unique_per_channel"]
+    weights = record.get("weights")
+    sparsity = weights.get("sparsity") if weights else None
+    unique = weights.get("max_unique_per_channel") if weights else None
+    if sparsity is not None:
+        values["weight_sparsity"] = sparsity
+    if unique is not None:
+        values["unique_weights"] = unique
     values.update(audit_values(record.get("audit")))
     coverage = (record.get("quantization") or {}).get("coverage")
     if coverage is not None:
@@ -115,25 +120,28 @@ def cell_values(record: dict[str, Any], baseline: dict[str, Any] | None) -> dict
     values.update(delegation_values((record.get("delegates") or {}).get("delegation")))
     values.update(acceleration_values(record.get("acceleration")))
     if baseline and baseline is not record and baseline.get("status") == "ok":
-        for name, key in (("size_ratio", "size_bytes"), ("gzip_ratio", "gzip_bytes")):
-            if record.get(key) and baseline.get(key):
-                values[name] = record[key] / baseline[key]
+        for name, mine, theirs in (("size_ratio", record.get("size_bytes"), baseline.get("size_bytes")),
+                                   ("gzip_ratio", record.get("gzip_bytes"), baseline.get("gzip_bytes"))):
+            if mine and theirs:
+                values[name] = mine / theirs
         ratio = paired_latency_ratio(record) or latency_ratio(record.get("latency_ms"), baseline.get("latency_ms"))
         if ratio is not None:
             values["latency_ratio"] = ratio
     return values
 
 
-def paired_latency_ratio(record: dict[str, Any]) -> float | None:
+def paired_latency_ratio(record: CellRecord) -> float | None:
     """The cell's latency over the float model's timed beside it in pairs (`latency_vs_float.ratio`), if measured."""
-    return (record.get("latency_vs_float") or {}).get("ratio")
+    paired = record.get("latency_vs_float")
+    return paired.get("ratio") if paired else None
 
 
-def latency_ratio_note(record: dict[str, Any]) -> str:
+def latency_ratio_note(record: CellRecord) -> str:
     """How a cell's `latency_ratio` was measured, for its verdicts."""
-    paired = record.get("latency_vs_float") or {}
-    if paired.get("ratio") is None:
-        why = f" ({paired['unavailable']})" if paired.get("unavailable") else ""
+    paired = record.get("latency_vs_float")
+    if paired is None or paired.get("ratio") is None:
+        unavailable = paired.get("unavailable") if paired else None
+        why = f" ({unavailable})" if unavailable else ""
         return f"ratio of medians measured apart, not paired{why}"
     ci = paired.get("ci")
     interval = f", 95 % interval [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
@@ -141,7 +149,7 @@ def latency_ratio_note(record: dict[str, Any]) -> str:
 
 
 def check(record: CellRecord, baseline: CellRecord | None, bounds: dict[str, Bound], *,
-          claims: dict[str, ClaimSetting] | None = None, vs_earlier: bool = False) -> list[dict[str, Any]]:
+          claims: dict[str, ClaimSetting] | None = None, vs_earlier: bool = False) -> list[Verdict]:
     """Every configured check as {check, metric, threshold, value, observed, baseline, pass[, note]}.
 
     `min`/`max` apply to every cell (the baseline too, except for metrics measured against the
@@ -155,7 +163,7 @@ def check(record: CellRecord, baseline: CellRecord | None, bounds: dict[str, Bou
     bounds = with_default_coverage(record, bounds)
     values = cell_values(record, baseline)
     is_baseline = baseline is record
-    results: list[dict[str, Any]] = [] if vs_earlier else claim_verdicts(record, claims)
+    results: list[Verdict] = [] if vs_earlier else claim_verdicts(record, claims)
     for metric, bound in bounds.items():
         if is_baseline and metrics[metric].vs_float:
             continue
@@ -177,7 +185,7 @@ def check(record: CellRecord, baseline: CellRecord | None, bounds: dict[str, Bou
 DEFAULT_COVERAGE = Bound(min=1.0)
 
 
-def _named(record: CellRecord, metric: str, verdicts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _named(record: CellRecord, metric: str, verdicts: list[Verdict]) -> list[Verdict]:
     """A failing recipe_coverage check names the targeted ops not quantized as asked."""
     if metric != "recipe_coverage":
         return verdicts
@@ -194,7 +202,7 @@ def with_default_coverage(record: CellRecord, bounds: dict[str, Bound]) -> dict[
     return {**bounds, "recipe_coverage": DEFAULT_COVERAGE}
 
 
-def _limits(metric: str, bound: Bound, observed: float) -> list[dict[str, Any]]:
+def _limits(metric: str, bound: Bound, observed: float) -> list[Verdict]:
     """The `min` and `max` checks of one metric's value."""
     results = []
     for limit in ("min", "max"):
@@ -206,7 +214,7 @@ def _limits(metric: str, bound: Bound, observed: float) -> list[dict[str, Any]]:
 
 
 def _drops(record: CellRecord, baseline: CellRecord | None, metric: str, bound: Bound, observed: float,
-           vs_earlier: bool) -> list[dict[str, Any]]:
+           vs_earlier: bool) -> list[Verdict]:
     """The drop checks vs the baseline's value; failing (with the reason) when there is no baseline value."""
     base_values = record_metrics(baseline) if baseline and baseline.get("status") == "ok" else {}
     if metric not in base_values:
@@ -230,13 +238,13 @@ def _drops(record: CellRecord, baseline: CellRecord | None, metric: str, bound: 
 _DROPS = ("max_abs_drop", "max_rel_drop")
 
 
-def _not_produced(metric: str, bound: Bound, is_baseline: bool, why: str) -> list[dict[str, Any]]:
+def _not_produced(metric: str, bound: Bound, is_baseline: bool, why: str) -> list[Verdict]:
     """Every check of `bound` failing: its metric was not produced (drops do not apply to the baseline)."""
     names = ("min", "max") if is_baseline else ("min", "max", *_DROPS)
     return _failed(metric, {name: getattr(bound, name) for name in names}, math.nan, why)
 
 
-def _failed(metric: str, limits: dict[str, float | None], observed: float, note: str) -> list[dict[str, Any]]:
+def _failed(metric: str, limits: dict[str, float | None], observed: float, note: str) -> list[Verdict]:
     return [{**_verdict(f"{metric}.{name}", metric, threshold, math.nan, observed, None, False), "note": note}
             for name, threshold in limits.items() if threshold is not None]
 
@@ -295,8 +303,8 @@ def _no_baseline(baseline: CellRecord | None, metric: str) -> str:
 
 
 def _verdict(name: str, metric: str, threshold: float, value: float, observed: float, base: float | None,
-             ok: bool) -> dict[str, Any]:
-    verdict = {"check": name, "metric": metric, "threshold": threshold, "value": value,
+             ok: bool) -> Verdict:
+    verdict: Verdict = {"check": name, "metric": metric, "threshold": threshold, "value": value,
                "observed": observed, "baseline": base, "pass": bool(ok)}
     if math.isnan(value):
         verdict.update({"pass": False, "note": f"{metric} is NaN (non-finite outputs or inputs): the check fails"})
@@ -320,7 +328,7 @@ def record_claims(record: CellRecord) -> list[ClaimResult]:
     return check_claims(scheme_claims(record.get("scheme_kind")), record.get("scheme_options") or {}, record)
 
 
-def claim_verdicts(record: CellRecord, settings: Mapping[str, ClaimSetting] | None = None) -> list[dict[str, Any]]:
+def claim_verdicts(record: CellRecord, settings: Mapping[str, ClaimSetting] | None = None) -> list[Verdict]:
     """One verdict per checked claim of an ok cell, under the suite's settings (accepted, or another minimum)."""
     if record.get("status") != "ok":
         return []
@@ -328,7 +336,7 @@ def claim_verdicts(record: CellRecord, settings: Mapping[str, ClaimSetting] | No
             for result in record_claims(record) if not result.get("waived")]
 
 
-def _claim_verdict(result: ClaimResult, setting: ClaimSetting) -> dict[str, Any]:
+def _claim_verdict(result: ClaimResult, setting: ClaimSetting) -> Verdict:
     name, value = result["claim"], result.get("value")
     minimum = result["min"] if isinstance(setting, bool) else setting.min
     observed = math.nan if value is None else float(value)

@@ -18,7 +18,7 @@ from tests.conftest import DATA, ROOT, run_bench
 from tests.report.runs import plain
 
 TINY = DATA / "tiny.yaml"
-pytestmark = pytest.mark.slow  # trains and converts real models, runs the CLI in subprocesses
+pytestmark = pytest.mark.slow  # trains and converts real models, runs the CLI (in-process; kill -9 in a subprocess)
 
 
 def run_dir_of(reports: Path, suite: str) -> Path:

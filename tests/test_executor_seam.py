@@ -272,3 +272,28 @@ def test_a_third_executor_written_against_the_protocol_runs_a_real_suite(tmp_pat
     assert all(v["pass"] for r in outcome.records for v in r["verdicts"]) and outcome.records[1]["verdicts"]
     assert [(r["scheme"], r["status"]) for r in read_results(tmp_path / "run")] == [
         ("float32", "ok"), ("float32_again", "ok")]
+
+
+class _MeasuringPipeline:
+    """Just what `device_task` calls on a worker's pipeline replica."""
+
+    def measure(self, cell: Cell, record: CellRecord) -> None:
+        record["latency_ms"] = {"median": 1.0}
+
+    def close_devices(self, names: list[str]) -> None:
+        pass
+
+
+def test_a_ray_device_task_names_the_host_work_node_and_keeps_its_lost_attempts(monkeypatch) -> None:
+    """`executed_on` of a cell measured on another node than its host work: the measuring node, the host
+    work's node (node_id, hostname) under host_work, and the host attempts lost on the way under retried."""
+    from harness.executors import _ray
+
+    monkeypatch.setattr(_ray, "here", lambda: {"node_id": "phone-node", "hostname": "lab-2"})
+    record: CellRecord = {"model": "m", "scheme": "int8", "device": "pixel", "status": "ok",
+                          "executed_on": {"node_id": "host-node", "hostname": "lab-1", "retried": ["node died"]}}
+    cell = SimpleNamespace(device="pixel")
+    measured = _ray.device_task(_MeasuringPipeline, cell, record)  # type: ignore[arg-type]
+    assert measured["executed_on"] == {"node_id": "phone-node", "hostname": "lab-2",
+                                       "host_work": {"node_id": "host-node", "hostname": "lab-1"},
+                                       "retried": ["node died"]}

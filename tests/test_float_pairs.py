@@ -115,7 +115,7 @@ def test_a_busy_core_marks_its_cell_and_the_paired_ratio_of_a_model_to_itself_ho
     summary = render_summary(outcome.records, json.loads((tmp_path / "run" / "run.json").read_text()))
     float_row = next(line for line in summary.splitlines() if line.startswith("| mlp | float32 |"))
     assert "(busy)" in float_row and "Latency × float: with an interval, the paired ratio" in summary
-    again_row = next(line for line in summary.splitlines() if line.startswith("| mlp | float32_again |"))
+    again_row = next(line for line in summary.splitlines() if line.startswith("| mlp | float32\\_again |"))  # escaped
     assert f"–{paired['ci'][1]:.2f}]" in again_row
     html = render_html(outcome.records, json.loads((tmp_path / "run" / "run.json").read_text()), None, [], [])
     assert "measured BUSY" in html and "× float paired over 6 pairs" in html

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.results import create_run_dir, locked, read_results, read_run_info
 from harness.errors import HarnessError
+from harness.results import create_run_dir, locked, read_results, read_run_info
 from tests.conftest import ROOT, run_bench
 
 SUITE = """\

@@ -13,12 +13,11 @@ import pytest
 
 from harness.datasets import DATASETS
 from harness.errors import HarnessError
-from harness.tflite.runtime import UnresolvedOp, load_interpreter, predict
 from harness.models.paths import resolve_model_path
 from harness.tflite._flatbuffer import read_object
 from harness.tflite.normalize import normalize, not_float
+from harness.tflite.runtime import UnresolvedOp, load_interpreter, predict
 from harness.tflite.sparsity import densify
-
 
 
 def mediapipe(name: str) -> Path:
@@ -94,7 +93,7 @@ def test_diagnose_reads_every_tensor_of_a_model_with_an_xnnpack_custom_op(tmp_pa
     assert all(t["values"].shape[0] == 2 and np.isfinite(t["values"]).all() for t in tensors.values())
     # the same model cut before the custom op runs op by op: every activation agrees; only the float16
     # weights XNNPACK folds at load (DEQUANTIZE of a constant) are not read under the delegate
-    builtin = run_all_tensors(_cut_before(SELFIE, "segment", tmp_path), x)
+    builtin = run_all_tensors(_cut_before(SELFIE, "segment", tmp_path), x, kernels="builtin")  # op by op
     assert {builtin[name]["op"] for name in set(builtin) - set(tensors)} == {"DEQUANTIZE"}
     shared = set(builtin) & set(tensors)
     assert len(shared) > 100

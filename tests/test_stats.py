@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.compare import TrendPoint, latency_steps, Policy
+from harness.compare import Policy, TrendPoint, latency_steps
 from harness.stats import bounded_sample, combine_repeats, find_step, paired_ratio
 from tests.report.runs import cell
 

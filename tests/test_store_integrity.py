@@ -12,7 +12,7 @@ import json
 import shutil
 import sqlite3
 import subprocess
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +64,7 @@ def _damage(db: Path, run_id: int, kinds: list[str]) -> None:
 def _history_with(tmp_path: Path, runs: list[list[dict[str, Any]]], started: datetime | None = None) -> Path:
     """A history store holding these runs (a day apart, ending at `started`)."""
     db = tmp_path / "h.sqlite"
-    started = started or datetime(2026, 1, 5, 2, 0, tzinfo=timezone.utc)
+    started = started or datetime(2026, 1, 5, 2, 0, tzinfo=UTC)
     with History(db) as store:
         for index, records in enumerate(runs):
             at = (started - timedelta(days=len(runs) - 1 - index)).isoformat()
@@ -144,7 +144,7 @@ def test_a_damaged_run_row_is_skipped_with_a_warning_naming_it(tmp_path: Path) -
 
 def test_a_run_starting_now_is_not_blocked_by_damaged_rows_or_folders(tmp_path: Path) -> None:
     """What `bench run` reads at start: the earlier run to re-time models against."""
-    db = _history_with(tmp_path, [standard_cells(0)], started=datetime.now(timezone.utc) - timedelta(hours=1))
+    db = _history_with(tmp_path, [standard_cells(0)], started=datetime.now(UTC) - timedelta(hours=1))
     _damage(db, 1, ["not json", "a list", "no model"])
     assert earlier_run(db, tmp_path / "reports" / "nightly" / "new", "nightly").records == {}
     old = write_run(tmp_path / "reports", standard_cells())

@@ -8,13 +8,12 @@ combinations. Every cell is ok; the records name the Rescaling layer left untouc
 
 from __future__ import annotations
 
-
 import pytest
 
 from harness.results import read_results
 from tests.conftest import run_bench
 
-pytestmark = pytest.mark.slow  # trains, fine-tunes and converts real models in a subprocess
+pytestmark = pytest.mark.slow  # trains, fine-tunes and converts real models
 
 TRAINING_SCHEMES = ["qat", "prune", "cluster", "prune+qat", "cluster+qat", "prune+cluster", "prune+cluster+qat",
                     "prune+int8", "cluster+int8"]

@@ -131,7 +131,7 @@ class ModelSpec(WithOptions):
         "float32 baseline; as_is: a model quantized upstream is the baseline as it is"))
 
     @model_validator(mode="after")
-    def _one_source(self) -> "ModelSpec":
+    def _one_source(self) -> ModelSpec:
         if (self.builder is None) == (self.path is None):
             raise ValueError("give exactly one of `builder` (a registered model) or `path` (a model file)")
         if self.path is not None and self.train is not None:
@@ -185,7 +185,7 @@ class CooldownSpec(Strict):
     poll_s: float = Field(5, gt=0)
 
     @model_validator(mode="after")
-    def _some_limit(self) -> "CooldownSpec":
+    def _some_limit(self) -> CooldownSpec:
         if self.max_temp_c is None and self.max_runnable is None and self.max_other_load is None:
             raise ValueError("give max_temp_c (phones), max_runnable or max_other_load (local devices)")
         return self
@@ -218,7 +218,7 @@ class LatencySpec(Strict):
         "same .tflite (record: device_numerics; metrics device_snr_db, ...). 0: off; local devices ignore it"))
 
     @model_validator(mode="after")
-    def _ordered(self) -> "LatencySpec":
+    def _ordered(self) -> LatencySpec:
         if self.min_secs > self.max_secs:
             raise ValueError(f"min_secs ({self.min_secs:g}) is above max_secs ({self.max_secs:g})")
         if self.ab_max_pairs is not None and self.ab_max_pairs < self.ab_pairs:
@@ -240,7 +240,7 @@ class Bound(Strict):
     max: float | None = None
 
     @model_validator(mode="after")
-    def _not_empty(self) -> "Bound":
+    def _not_empty(self) -> Bound:
         if all(v is None for v in (self.max_abs_drop, self.max_rel_drop, self.min, self.max)):
             raise ValueError("give at least one of max_abs_drop, max_rel_drop, min, max")
         if self.min is not None and self.max is not None and self.min > self.max:

@@ -6,7 +6,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -49,7 +49,7 @@ class Dataset:
     def __len__(self) -> int:
         return sample_count(self.x)
 
-    def head(self, limit: int | None) -> "Dataset":
+    def head(self, limit: int | None) -> Dataset:
         """The first `limit` samples (all when None)."""
         if limit is None or limit >= len(self):
             return self
@@ -82,7 +82,7 @@ def fingerprint_arrays(*arrays: np.ndarray | None) -> str:
             digest.update(json.dumps(array.tolist(), sort_keys=True, default=str).encode())
             continue
         array = np.ascontiguousarray(array)
-        digest.update(memoryview(array).cast("B"))
+        digest.update(array.data.cast("B"))
     return digest.hexdigest()
 
 
@@ -91,7 +91,8 @@ class DatasetLoader(Protocol):
     folder); a loader that generates its data (synthesized speech, composed scenes) keeps it in
     `cache` (None: the default cache, `$QUANTBENCH_CACHE`)."""
 
-    Options: ClassVar[type[LoaderOptions]]
+    @property
+    def Options(self) -> type[LoaderOptions]: ...
 
     def load(self, name: str, options: Any, base_dir: Path, cache: ArtifactCache | None = None) -> Dataset: ...
 

@@ -43,7 +43,7 @@ class ImageOptions(LoaderOptions):
         return value
 
     @model_validator(mode="after")
-    def _one_mapping(self) -> "ImageOptions":
+    def _one_mapping(self) -> ImageOptions:
         if self.range is not None and self.scale is not None:
             raise ValueError("give `range` or `scale`, not both")
         return self

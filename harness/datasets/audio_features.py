@@ -37,7 +37,7 @@ class FeatureOptions(BaseModel):
         "utterance", description="utterance: zero mean, unit variance per mel band over the utterance's frames")
 
     @model_validator(mode="after")
-    def _consistent(self) -> "FeatureOptions":
+    def _consistent(self) -> FeatureOptions:
         if self.f_min >= self.f_max:
             raise ValueError("f_min must be below f_max")
         if self.hop_ms > self.window_ms:

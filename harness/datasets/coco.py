@@ -72,13 +72,13 @@ def _fit(image: Any, size: tuple[int, int], resize: str) -> tuple[Any, dict[str,
 
     height, width = size
     if resize == "stretch":
-        fitted = image.resize((width, height), Image.BILINEAR)
+        fitted = image.resize((width, height), Image.Resampling.BILINEAR)
         return fitted, {"scale": [image.width, image.height], "offset": [0.0, 0.0]}
     ratio = min(width / image.width, height / image.height)
     inner = (max(1, round(image.width * ratio)), max(1, round(image.height * ratio)))
     pad = ((width - inner[0]) // 2, (height - inner[1]) // 2)
     canvas = Image.new(image.mode, (width, height))
-    canvas.paste(image.resize(inner, Image.BILINEAR), pad)
+    canvas.paste(image.resize(inner, Image.Resampling.BILINEAR), pad)
     scale_x, scale_y = image.width / inner[0], image.height / inner[1]
     return canvas, {"scale": [width * scale_x, height * scale_y], "offset": [-pad[0] * scale_x, -pad[1] * scale_y]}
 

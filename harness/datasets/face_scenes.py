@@ -13,6 +13,7 @@ cache, and loaded through the `coco` loader.
 from __future__ import annotations
 
 import json
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Literal
 
@@ -51,7 +52,7 @@ class FaceScenesOptions(LoaderOptions):
     resize: Literal["letterbox", "stretch"] = "letterbox"
 
     @model_validator(mode="after")
-    def _consistent(self) -> "FaceScenesOptions":
+    def _consistent(self) -> FaceScenesOptions:
         start, stop = self.faces
         if not 0 <= start < stop <= LFW_FACES:
             raise ValueError(f"`faces` must be a range [start, stop) within [0, {LFW_FACES}]")
@@ -94,7 +95,7 @@ def resized_face(face: np.ndarray, size: int) -> np.ndarray:
     """An LFW face (float in [0, 1]) as uint8 pixels, resized to size x size (bicubic)."""
     from PIL import Image
 
-    return np.asarray(Image.fromarray(np.round(face * 255).astype(np.uint8)).resize((size, size), Image.BICUBIC))
+    return np.asarray(Image.fromarray(np.round(face * 255).astype(np.uint8)).resize((size, size), Image.Resampling.BICUBIC))
 
 
 def build_scenes(options: FaceScenesOptions, target: Path) -> dict[str, Any]:
@@ -107,7 +108,8 @@ def build_scenes(options: FaceScenesOptions, target: Path) -> dict[str, Any]:
     textures = {name: getattr(skimage.data, name)() for name in options.textures}
     (target / "images").mkdir(parents=True)
     queue: list[int] = []
-    images, annotations = [], []
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
 
     def add(file_name: str, pixels: np.ndarray, boxes: list[tuple[str, int | None, list[int]]]) -> None:
         image_id = len(images) + 1
@@ -142,11 +144,9 @@ class FaceScenes:
 
     def load(self, name: str, options: FaceScenesOptions, base_dir: Path,
              cache: ArtifactCache | None = None) -> Dataset:
-        import skimage
-
         generation = options.model_dump(mode="json", exclude={"directory", "image_size", "range", "resize"})
         key = content_key(kind="face-scenes", options=generation, version=GENERATOR_VERSION,
-                          skimage=skimage.__version__)
+                          skimage=version("scikit-image"))
         store = ArtifactCache(base_dir / options.directory) if options.directory else cache or ArtifactCache(DEFAULT_ROOT)
         folder, _ = store.get_or_create("datasets", key, "", lambda t: build_scenes(options, t))
         coco = CocoOptions(annotations=str(folder / "annotations.json"), image_size=options.image_size,

@@ -33,7 +33,7 @@ class _FolderOptions(ImageOptions):
         "a text file listing the images to take (paths relative to `path`, one a line, # comments)"))
 
     @model_validator(mode="after")
-    def _fraction_needs_a_split(self) -> "_FolderOptions":
+    def _fraction_needs_a_split(self) -> _FolderOptions:
         if "test_fraction" in self.model_fields_set and self.split == "all":
             raise ValueError("test_fraction applies with split: train or test")
         return self
@@ -101,7 +101,7 @@ class ImageFolder:
         images = []
         for _, relative in rows:
             with Image.open(root / relative) as image:
-                resized = image.convert(mode).resize(options.image_size[::-1], Image.BILINEAR)
+                resized = image.convert(mode).resize(options.image_size[::-1], Image.Resampling.BILINEAR)
             pixels = np.asarray(resized, dtype=np.float32)
             images.append(pixels if pixels.ndim == 3 else pixels[..., np.newaxis])
         if not images:

@@ -38,15 +38,14 @@ def overlap_note(calibration: Dataset, samples: int, seed: int, evaluation: Data
     """A warning when calibration samples drawn from `calibration` are evaluation samples too, else None."""
     x, ids = calibration_rows(calibration, samples, seed)
     if ids is not None and evaluation.ids is not None:
-        shared = sorted(set(ids) & set(evaluation.ids))
-        how = f"same files, e.g. {shared[0]}" if shared else ""
+        files = sorted(set(ids) & set(evaluation.ids))
+        count, how = len(files), f"same files, e.g. {files[0]}" if files else ""
     else:
         scored = set(row_digests(evaluation.x))
-        shared = [d for d in row_digests(x) if d in scored]
-        how = "same arrays"
-    if not shared:
+        count, how = sum(d in scored for d in row_digests(x)), "same arrays"
+    if not count:
         return None
-    return (f"calibration overlaps evaluation: {len(shared)} of the {sample_count(x)} calibration samples "
+    return (f"calibration overlaps evaluation: {count} of the {sample_count(x)} calibration samples "
             f"(dataset {calibration.name!r}) are among the {len(evaluation)} evaluation samples (dataset "
             f"{evaluation.name!r}; {how}), so the scores are optimistic; split the data "
             "(image_folder: `split:` or `files:`)")

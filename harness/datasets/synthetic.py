@@ -33,7 +33,7 @@ class _SyntheticOptions(LoaderOptions):
     seed: int = 0
 
     @model_validator(mode="after")
-    def _one_form(self) -> "_SyntheticOptions":
+    def _one_form(self) -> _SyntheticOptions:
         if self.shape is not None and self.inputs is not None:
             raise ValueError("give either `shape` (one input) or `inputs` (one entry per model input)")
         shaped = {spec.shape is not None for spec in (self.inputs or {}).values()}
@@ -54,8 +54,8 @@ class Synthetic:
             return Dataset(name, x, None, None, f"synthetic {options.shape} x{options.count}")
         if options.inputs is None or any(spec.shape is None for spec in options.inputs.values()):
             ranges = tuple((key, spec.low, spec.high) for key, spec in (options.inputs or {}).items())
-            x = FromSignature(options.count, options.seed, (options.low, options.high), ranges)
-            return Dataset(name, x, None, None, f"synthetic from the model's inputs x{options.count}")
+            generated = FromSignature(options.count, options.seed, (options.low, options.high), ranges)
+            return Dataset(name, generated, None, None, f"synthetic from the model's inputs x{options.count}")
         arrays = {key: rng.uniform(spec.low, spec.high, size=(options.count, *spec.shape)).astype(np.float32)
                   for key, spec in options.inputs.items() if spec.shape is not None}
         shapes = ", ".join(f"{key} {spec.shape}" for key, spec in options.inputs.items())

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from harness.config.schema import LatencySpec, check_name
-from harness.config.yaml_lines import decode_text, load_yaml_with_lines, locate
+from harness.config.yaml_lines import Path_, decode_text, load_yaml_with_lines, locate
 from harness.errors import ConfigError
 from harness.registry import Registry, UnknownName
 
@@ -41,7 +41,8 @@ class BinaryDevice(Device, Protocol):
 
 
 class DeviceKind(Protocol):
-    Options: ClassVar[type[DeviceOptions]]
+    @property
+    def Options(self) -> type[DeviceOptions]: ...
 
     def open(self, name: str, options: Any) -> Device: ...
 
@@ -76,11 +77,12 @@ def profile_options(name: str, suite_dir: Path) -> tuple[DeviceKind, DeviceOptio
     """The kind and validated options of device `name`'s profile, without opening the device
     (`bench validate` checks profiles with it); ConfigError names file, line and field."""
     path = find_profile(name, suite_dir)
+    lines: dict[Path_, int] = {}
     if path is None:
         if name not in BUILTIN_PROFILES:
             looked = ", ".join(str(d) for d in profile_dirs(suite_dir))
             raise ConfigError(f"{name}.yaml", None, None, f"no device profile {name!r} (looked in {looked})")
-        data, lines, where = BUILTIN_PROFILES[name], {}, f"<built-in {name}>"
+        data, where = BUILTIN_PROFILES[name], f"<built-in {name}>"
     else:
         data, lines = load_yaml_with_lines(decode_text(path.read_bytes(), str(path)), str(path))
         where = str(path)

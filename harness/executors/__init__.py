@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 from harness.errors import HarnessError
+from harness.record import ExecutedOn
 
 if TYPE_CHECKING:
     from harness.pipeline import CellPipeline
@@ -54,7 +55,7 @@ def make_executor(name: str, address: str | None = None) -> Executor:
     raise HarnessError(f"--executor {name!r}: expected one of {', '.join(NAMES)}")
 
 
-def local_node() -> dict[str, str]:
+def local_node() -> ExecutedOn:
     """`executed_on` of work done in this process."""
     import socket
 

@@ -45,7 +45,7 @@ class InProcessExecutor:
 def _schedule(pipeline: CellPipeline, cells: list[Cell], done: dict[str, CellRecord],
               workers: dict[str, DeviceWorker]) -> int:
     """Host work of every cell not already done, in order; measurement on each device's worker."""
-    host_done: dict[str, CellRecord] = {}  # cell id -> status/artifact/metrics after host work
+    host_done: dict[str, CellRecord] = {}  # cell id -> identity, status, artifact and metrics after host work
     models: dict[str, PreparedModel] = {}
     skipped = 0
     for cell in cells:
@@ -84,8 +84,9 @@ def _host_work(pipeline: CellPipeline, cell: Cell, models: dict[str, PreparedMod
         models[cell.model.label] = pipeline.prepare_model(cell.model)
     base_id = cell_id(cell.model.label, BASELINE, cell.device)
     record = pipeline.host_work(cell, models[cell.model.label], host_done.get(base_id) or pipeline.recorded(base_id))
-    host_done[cell.id] = {"status": record["status"], "artifact": record["artifact"],  # type: ignore[typeddict-item]
-                          "metrics": record["metrics"]}
+    host_done[cell.id] = {"model": record["model"], "scheme": record["scheme"], "device": record["device"],
+                          "status": record["status"], "artifact": record.get("artifact"),
+                          "metrics": record.get("metrics", {})}
     return record
 
 

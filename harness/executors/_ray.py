@@ -25,7 +25,7 @@ from harness import _interrupt
 from harness.errors import HarnessError
 from harness.pipeline import CellPipeline
 from harness.plan import Cell
-from harness.record import CellRecord, cell_id
+from harness.record import CellRecord, ExecutedOn, cell_id
 from harness.schemes import BASELINE
 
 POLL_S = 0.5
@@ -45,7 +45,7 @@ def _import_ray() -> Any:
     return ray
 
 
-def here() -> dict[str, str]:
+def here() -> ExecutedOn:
     """`executed_on` of the Ray task running this code."""
     import ray
 
@@ -73,8 +73,10 @@ def device_task(shared: Replica, cell: Cell, record: CellRecord) -> CellRecord:
     finally:
         pipeline.close_devices([cell.device])
     node, host = here(), record.get("executed_on")
-    if host and host.get("node_id") != node["node_id"]:
-        node["host_work"] = host
+    if host and host["node_id"] != node["node_id"]:
+        node["host_work"] = {"node_id": host["node_id"], "hostname": host["hostname"]}
+    if host and "retried" in host:  # the host work's lost attempts stay on the record
+        node["retried"] = host["retried"]
     record["executed_on"] = node
     return record
 
@@ -300,7 +302,7 @@ class _Drive:
 
     def _failed(self, job: _Job, reason: str) -> None:
         record = job.record if job.record is not None else self.pipeline.new_record(job.cell)
-        record.update(status="failed", error=reason)
+        record["status"], record["error"] = "failed", reason
         if job.lost:
             record.setdefault("executed_on", {"node_id": "unknown", "hostname": "unknown"})["retried"] = job.lost
         if job.stage == "host":

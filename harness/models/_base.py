@@ -7,7 +7,7 @@ which TensorFlow Model Optimization needs), so the same architecture reaches eit
 from __future__ import annotations
 
 from types import ModuleType
-from typing import Any, ClassVar, Protocol
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -23,7 +23,8 @@ class ModelBuilder(Protocol):
     also defines `fit(model, keras, dataset, spec, options) -> summary dict`; the others are trained
     by `harness.models.training.train` (Adam, sparse cross-entropy)."""
 
-    Options: ClassVar[type[BuilderOptions]]
+    @property
+    def Options(self) -> type[BuilderOptions]: ...
 
     def build(self, keras: ModuleType, options: Any) -> Any: ...
 

@@ -16,7 +16,7 @@ from harness.errors import HarnessError
 from harness.models import determinism
 from harness.models._base import BUILDERS
 from harness.models.paths import resolve_model_path
-from harness.tflite._flatbuffer import is_tflite
+from harness.tflite._flatbuffer import check_tflite_file
 from harness.tflite.normalize import normalized_tflite
 from harness.versions import tool_versions
 
@@ -46,20 +46,6 @@ def detect_format(path: Path) -> SourceFormat:
     if suffix in (".keras", ".h5", ".hdf5"):
         return "keras"
     raise HarnessError(f"{path}: unknown model format (expected .keras, .h5, .tflite or a SavedModel dir)")
-
-
-def check_tflite_file(path: Path) -> None:
-    """A `.tflite` source is a readable file starting like a TFLite flatbuffer (its TFL3 identifier);
-    the runtime would report anything else as a flatbuffer ValueError from deep inside it."""
-    if not path.is_file():
-        raise HarnessError(f"{path}: no such model file")
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(8)
-    except OSError as exc:
-        raise HarnessError(f"{path}: cannot read the model file: {exc.strerror}") from None
-    if not is_tflite(head):
-        raise HarnessError(f"{path}: not a TFLite model (no TFL3 flatbuffer identifier)")
 
 
 def check_keras_file(path: Path) -> None:
@@ -118,6 +104,7 @@ def resolve_source(
             check_keras_file(path)
         return SourceModel(spec.label, model_format, path, file_digest(path), info)
     assert spec.builder is not None and builder_options is not None
+    builder_name = spec.builder
     versions = tool_versions()
     key = content_key(
         kind="keras-source", builder=spec.builder, options=builder_options.model_dump(mode="json"),
@@ -131,7 +118,7 @@ def resolve_source(
         import keras
 
         determinism.seed_everything(spec.train.seed if spec.train else 0, keras)  # initial weights too
-        builder = BUILDERS.get(spec.builder)
+        builder = BUILDERS.get(builder_name)
         model = builder.build(keras, builder_options)
         if spec.train is not None and train_data is not None:
             from harness.models.training import train

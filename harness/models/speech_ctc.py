@@ -93,15 +93,19 @@ class SpeechCtc:
         data = dataset.head(spec.limit)
         if data.y is None:
             raise HarnessError(f"cannot train on dataset {dataset.name!r}: it has no transcripts")
-        if data.x.shape[1:] != (options.frames, options.n_mels):
-            raise HarnessError(f"dataset {dataset.name!r} has features {data.x.shape[1:]}; the model takes "
+        features = data.x
+        if not isinstance(features, np.ndarray):
+            raise HarnessError(f"cannot train on dataset {dataset.name!r}: it gives {type(features).__name__} "
+                               "samples, not one array of features")
+        if features.shape[1:] != (options.frames, options.n_mels):
+            raise HarnessError(f"dataset {dataset.name!r} has features {features.shape[1:]}; the model takes "
                                f"({options.frames}, {options.n_mels}): set the builder's frames and n_mels")
         labels = encode_transcripts(data.y, options.alphabet)
         settings = seed_everything(spec.seed, keras)
         rng = np.random.default_rng(spec.seed)
         logit_model = keras.Model(model.inputs, model.get_layer("logits").output)
         out_frames = int(logit_model.output.shape[1])
-        lengths = (-(-speech_frames(data.x) * out_frames // options.frames)).astype(np.int32)  # frames with speech
+        lengths = (-(-speech_frames(features) * out_frames // options.frames)).astype(np.int32)  # frames with speech
         learning_rate: Any = spec.learning_rate
         if spec.schedule == "cosine":
             steps = spec.epochs * math.ceil(len(data) / spec.batch_size)
@@ -114,7 +118,7 @@ class SpeechCtc:
             epoch = []
             for start in range(0, len(order), spec.batch_size):
                 index = np.sort(order[start : start + spec.batch_size])
-                x = augment(data.x[index], options.augment, rng)
+                x = augment(features[index], options.augment, rng)
                 epoch.append(float(step(x, labels[index], lengths[index])))
             losses.append(float(np.mean(epoch)))
         return {

@@ -24,7 +24,7 @@ class TinyVitOptions(BuilderOptions):
     mlp_ratio: int = Field(2, ge=1, description="MLP hidden width = mlp_ratio × dim")
 
     @model_validator(mode="after")
-    def _fits(self) -> "TinyVitOptions":
+    def _fits(self) -> TinyVitOptions:
         if self.input_shape[0] % self.patch or self.input_shape[1] % self.patch:
             raise ValueError(f"input {self.input_shape[:2]} is not a whole number of {self.patch}-pixel patches")
         if self.dim % self.heads:

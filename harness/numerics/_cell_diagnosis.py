@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from harness.fidelity import json_number
+from harness.record import CellRecord, Diagnosis
 from harness.samples import Samples, sample_count, take
 
 SAMPLES = 8
@@ -57,14 +58,14 @@ def _second_route(rows: list[dict], route: str, paths: tuple[Path, Path], x: Sam
     model, float_model = paths
     if route == "independent":
         return rows, None
-    builtin_rows, *builtin_tensors = diagnose.on_builtin_kernels(model, float_model, x)  # the library's kernels
+    builtin_rows, optimized, reference = diagnose.on_builtin_kernels(model, float_model, x)  # the library's kernels
     if route == "litert_quantizer.validate":
         statistics = _validate.validate_statistics(float_model, model, x)
-        check = _validate.cross_check_validate(builtin_rows, *builtin_tensors, statistics)
+        check = _validate.cross_check_validate(builtin_rows, optimized, reference, statistics)
         return _validate.join_validate(rows, statistics), {**check, "kernels": "builtin"}
-    statistics = diagnose.debugger_statistics(saved_model(), _lists(calibration, float_model), _lists(x, float_model))
-    check = diagnose.cross_check(builtin_rows, statistics)
-    return diagnose.join(rows, statistics), {"route": route, **check, "kernels": "builtin"}
+    debugged = diagnose.debugger_statistics(saved_model(), _lists(calibration, float_model), _lists(x, float_model))
+    check = diagnose.cross_check(builtin_rows, debugged)
+    return diagnose.join(rows, debugged), {"route": route, **check, "kernels": "builtin"}
 
 
 def route_for(source_format: str, scheme_kind: str) -> str:
@@ -73,8 +74,8 @@ def route_for(source_format: str, scheme_kind: str) -> str:
     return "quantization_debugger" if scheme_kind in DEBUGGED else "independent"
 
 
-def cell_diagnosis(model: Path, baseline: dict[str, Any] | None, calibration: Samples, source_format: str,
-                   scheme_kind: str, saved_model: Callable[[], Path]) -> dict[str, Any]:
+def cell_diagnosis(model: Path, baseline: CellRecord | None, calibration: Samples | None, source_format: str,
+                   scheme_kind: str, saved_model: Callable[[], Path]) -> Diagnosis:
     """The `diagnosis` record; a failure is recorded in it (`error`) and does not fail the cell."""
     try:
         return _diagnosis(model, baseline, calibration, source_format, scheme_kind, saved_model)
@@ -82,20 +83,24 @@ def cell_diagnosis(model: Path, baseline: dict[str, Any] | None, calibration: Sa
         return {"error": f"{type(exc).__name__}: {exc}"}
 
 
-def _diagnosis(model: Path, baseline: dict[str, Any] | None, calibration: Samples, source_format: str,
-                   scheme_kind: str, saved_model: Callable[[], Path]) -> dict[str, Any]:
+def _diagnosis(model: Path, baseline: CellRecord | None, calibration: Samples | None, source_format: str,
+               scheme_kind: str, saved_model: Callable[[], Path]) -> Diagnosis:
     """The `diagnosis` record of a converted cell (`na` with the reason when there is no float model)."""
     from harness.numerics.diagnose import check_names, compare_tensors, diagnosed_on, run_all_tensors
 
-    if baseline is None or baseline.get("status") != "ok" or not baseline.get("artifact"):
+    artifact = baseline.get("artifact") if baseline else None
+    if baseline is None or baseline.get("status") != "ok" or not artifact:
         return {"na": "no float32 cell to compare with"}
-    float_model = Path(baseline["artifact"]["path"])
+    if calibration is None:
+        return {"na": "no calibration samples to run the tensors on"}
+    float_model = Path(artifact["path"])
     x = take(calibration, slice(0, SAMPLES))
     optimized, reference = run_all_tensors(model, x), run_all_tensors(float_model, x)
     rows = compare_tensors(optimized, reference)
     check_names(rows, optimized)
     route = route_for(source_format, scheme_kind)
     rows, check = _second_route(rows, route, (model, float_model), x, (optimized, reference), saved_model, calibration)
-    return {"route": route, "kernels": diagnosed_on(model), "samples": sample_count(x), "tensors": len(optimized), "compared": len(rows),
+    return {"route": route, "kernels": diagnosed_on(model), "samples": sample_count(x), "tensors": len(optimized),
+            "compared": len(rows),
             "ranked": ranked(rows), "snr_curve": curve(rows), "cross_check": check,
             "min_snr_db": json_number(min((float(r["snr_db"]) for r in rows), default=math.nan))}

@@ -155,7 +155,7 @@ def debugger_statistics(saved_model: Path, calibration: Callable[[], Iterator[An
         detail = debugger._quant_interpreter._get_tensor_details(index, subgraph_index=0)  # noqa: SLF001
         scale = _tensor_scale(detail)
         values = {k: float(v) for k, v in metrics.items()}
-        values["scale"] = scale
+        values["scale"] = scale if scale is not None else math.nan  # NaN: not quantized per tensor
         values["rmse_per_scale"] = math.sqrt(values["mean_squared_error"]) / scale if scale else math.nan
         values["local_snr_db"] = local_snr_db(values.get("float_mean_square", math.nan), values["mean_squared_error"])
         statistics[tensor] = values

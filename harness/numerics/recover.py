@@ -27,6 +27,7 @@ import numpy as np
 from harness.config.schema import RecoverSpec
 from harness.errors import HarnessError, NotApplicable
 from harness.fidelity import json_number
+from harness.record import CellRecord
 from harness.samples import FromSignature, Samples
 
 Build = Callable[[list[str]], bytes]
@@ -117,7 +118,7 @@ def host_latency_ms(model: Path, x: Samples, runs: int) -> float | None:
     for array, detail in zip(arrays, interpreter.get_input_details()):
         interpreter.set_tensor(detail["index"], quantize_input(array[:1], detail))
     times = []
-    for i in range(runs + 3):
+    for _ in range(runs + 3):
         started = time.perf_counter()
         interpreter.invoke()
         times.append((time.perf_counter() - started) * 1000)
@@ -233,7 +234,7 @@ def accumulated_ranking(quantized: Path, float_model: Path, x: Samples, unit: st
     return snr_drops(_graph(quantized), snr, unit)
 
 
-def baseline_metric(spec: RecoverSpec, baseline: dict[str, Any] | None) -> float | None:
+def baseline_metric(spec: RecoverSpec, baseline: CellRecord | None) -> float | None:
     """The float baseline's value of the recovered metric (None when it has none)."""
     if baseline is None or baseline.get("status") != "ok":
         raise NotApplicable("recover: the float32 baseline of this model did not run, so there is nothing to "
@@ -266,15 +267,16 @@ def run(scheme: Any, options: Any, source: Any, saved_model_of: Callable[[], Pat
                                     else scheme.from_saved_model(saved_model, options, calibration))
         return built[tuple(layers)]
 
-    ranked = _ranking(spec, build, saved_model, calibration, float_model)  # type: ignore[arg-type]
+    ranked = _ranking(spec, build, saved_model, calibration, float_model)
     if not ranked:
         raise HarnessError("recover: found no quantized layer to keep in float")
     return recover(spec, ranked, build, evaluate, reference, x)
 
 
-def _ranking(spec: RecoverSpec, build: Build, saved_model: Path, calibration: Samples,
+def _ranking(spec: RecoverSpec, build: Build, saved_model: Path | None, calibration: Samples,
              float_model: Path) -> list[dict[str, Any]]:
     if spec.rank_by != "snr_drop_db":
+        assert saved_model is not None  # `run` refused the debugger's ranking for a .tflite source
         return debugger_ranking(saved_model, calibration, float_model, spec.unit, spec.rank_by)
     with tempfile.TemporaryDirectory(prefix="recover-rank-") as scratch:
         quantized = Path(scratch) / "int8.tflite"

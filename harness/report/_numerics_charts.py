@@ -11,7 +11,7 @@ import html
 import math
 from typing import Any
 
-from harness.record import record_id
+from harness.record import CellRecord, record_id
 from harness.report.rows import fmt
 
 Figure = dict[str, Any]
@@ -37,11 +37,11 @@ def _figure(figure_id: str, cell: int, title: str, data: list[dict[str, Any]], *
             "layout": {**_LAYOUT, "title": {"text": _text(title), "x": 0.01, "xanchor": "left"}, **layout}}
 
 
-def layer_snr(index: int, record: dict[str, Any]) -> Figure | None:
+def layer_snr(index: int, record: CellRecord) -> Figure | None:
     """SNR per tensor in graph order (None without a diagnosis curve)."""
     diagnosis = record.get("diagnosis")
-    points = diagnosis.get("snr_curve") if isinstance(diagnosis, dict) else None
-    if not isinstance(points, list) or not points:
+    points = diagnosis.get("snr_curve") if diagnosis else None
+    if diagnosis is None or not isinstance(points, list) or not points:
         return None
     usable = [(p[0], _number(p[1])) for p in points if isinstance(p, list) and len(p) == 2]
     x = [p for p, v in usable if v is not None]
@@ -52,17 +52,18 @@ def layer_snr(index: int, record: dict[str, Any]) -> Figure | None:
                    yaxis={"title": {"text": f"snr_db (exact: {_CAP_DB:g})"}})
 
 
-def recovery_curve(index: int, record: dict[str, Any]) -> Figure | None:
+def recovery_curve(index: int, record: CellRecord) -> Figure | None:
     """The recover loop's metric, size (KB) and latency (ms) per number of float layers (None without steps)."""
     recovery = record.get("recovery")
-    steps = recovery.get("steps") if isinstance(recovery, dict) else None
-    if not isinstance(steps, list) or not steps:
+    steps = recovery.get("steps") if recovery else None
+    if recovery is None or not isinstance(steps, list) or not steps:
         return None
     k = [s.get("float_layers") for s in steps]
     series = lambda key, scale=1.0: [None if _number(s.get(key)) is None else _number(s.get(key)) * scale  # noqa: E731
                                      for s in steps]
     metric = _text(recovery.get("metric", "metric"))
-    data = [{"type": "scatter", "mode": "lines+markers", "name": metric, "x": k, "y": series("metric")},
+    data: list[dict[str, Any]] = [
+            {"type": "scatter", "mode": "lines+markers", "name": metric, "x": k, "y": series("metric")},
             {"type": "scatter", "mode": "lines+markers", "name": "size KB", "x": k, "y": series("size_bytes", 1e-3),
              "yaxis": "y2", "line": {"dash": "dot"}},
             {"type": "scatter", "mode": "lines+markers", "name": "latency ms", "x": k, "y": series("latency_ms"),
@@ -74,7 +75,7 @@ def recovery_curve(index: int, record: dict[str, Any]) -> Figure | None:
                            "position": 1.0})
 
 
-def cell_charts(records: list[dict[str, Any]]) -> list[Figure]:
+def cell_charts(records: list[CellRecord]) -> list[Figure]:
     """Every cell's numerics figures, in record order."""
     figures = []
     for index, record in enumerate(records):
@@ -82,7 +83,7 @@ def cell_charts(records: list[dict[str, Any]]) -> list[Figure]:
     return figures
 
 
-def summary_lines(records: list[dict[str, Any]], escape: Any) -> list[str]:
+def summary_lines(records: list[CellRecord], escape: Any) -> list[str]:
     """summary.md's numerics section: per diagnosed cell its worst tensors and cross-check; per recovered
     cell its float layers and whether the bound holds ([] when there is neither)."""
     lines = []
@@ -92,8 +93,8 @@ def summary_lines(records: list[dict[str, Any]], escape: Any) -> list[str]:
             worst = ", ".join(f"{escape(str(r.get('tensor')))} {fmt(_number(r.get('snr_db')), '.1f')} dB"
                               for r in diagnosis["ranked"][:3])
             check = diagnosis.get("cross_check") or {}
-            agrees = {True: "agrees", False: "DISAGREES"}.get(check.get("agrees") if "agrees" in check
-                                                              else check.get("first_layer_agrees"), "not cross-checked")
+            agreed = check.get("agrees") if "agrees" in check else check.get("first_layer_agrees")
+            agrees = ("agrees" if agreed else "DISAGREES") if isinstance(agreed, bool) else "not cross-checked"
             lines.append(f"- {escape(record_id(record))} diagnosis ({escape(str(diagnosis.get('route')))}, "
                          f"{agrees}): worst {worst}")
         if isinstance(recovery, dict) and recovery.get("steps"):

@@ -13,7 +13,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from harness.record import record_id
+from harness.record import CellRecord, record_id, repeat_medians
 from harness.report._numerics_charts import cell_charts
 from harness.report.overview import FAMILY_COLOURS, scheme_family
 from harness.report.rows import Row
@@ -23,7 +23,7 @@ from harness.tasks import all_metrics
 from harness.verdicts import record_metrics
 
 Figure = dict[str, Any]
-TrendRun = tuple[str, list[dict[str, Any]]]  # (the run's ISO start time, its records)
+TrendRun = tuple[str, list[CellRecord]]  # (the run's ISO start time, its records)
 
 _LAYOUT = {"height": 380, "margin": {"l": 60, "r": 20, "t": 70, "b": 60}, "hovermode": "closest",
            "font": {"family": "system-ui, sans-serif", "size": 12}, "legend": {"orientation": "h", "y": -0.25}}
@@ -93,7 +93,7 @@ def _tradeoff(figure_id: str, model: str, rows: list[Row], families: list[str], 
                    xaxis={"title": {"text": label}, "type": "log"}, yaxis={"title": {"text": _text(metric)}})
 
 
-def quartiles(record: dict[str, Any]) -> tuple[float, float] | None:
+def quartiles(record: CellRecord) -> tuple[float, float] | None:
     """The first and third quartiles of a cell's (bounded) latency sample, None with fewer than two values."""
     samples = [v for v in record.get("latency_samples_ms") or [] if isinstance(v, (int, float)) and math.isfinite(v)]
     if len(samples) < 2:
@@ -102,7 +102,7 @@ def quartiles(record: dict[str, Any]) -> tuple[float, float] | None:
     return float(q1), float(q3)
 
 
-def _latency_distribution(figure_id: str, model: str, records: list[dict[str, Any]],
+def _latency_distribution(figure_id: str, model: str, records: list[CellRecord],
                           families: list[str]) -> Figure | None:
     """Per cell: the median with its interquartile range, and each repeat's median (log axis); no raw samples."""
     usable = [(r, f) for r, f in zip(records, families, strict=True)
@@ -124,7 +124,7 @@ def _latency_distribution(figure_id: str, model: str, records: list[dict[str, An
                                  "arrayminus": [m - q[0] for q, m in zip(iqr, medians, strict=True)]},
                      "hovertemplate": "%{x}: median %{y:.4g} ms<extra>IQR bar</extra>"})
         repeats = [(n, float(v)) for r, n in zip(mine, names, strict=True)
-                   for v in (r.get("latency_ms") or {}).get("repeat_medians") or [] if v]
+                   for v in repeat_medians(r) or [] if v]
         if repeats:
             data.append({"type": "scatter", "mode": "markers", "name": f"{family}: repeat medians", "showlegend": False,
                          "x": [n for n, _ in repeats], "y": [v for _, v in repeats],
@@ -138,10 +138,11 @@ LATENCY_TREND = "latency ms (typical)"
 MAX_TREND_LINES = 24  # per trend chart; a bigger suite draws the cells that changed most and family medians
 
 
-def _trend_values(record: dict[str, Any]) -> dict[str, float]:
+def _trend_values(record: CellRecord) -> dict[str, float]:
     values = {k: v for k, v in record_metrics(record).items() if math.isfinite(v)}  # +inf SNR: no point to draw
-    if record.get("size_bytes"):
-        values["size MB"] = record["size_bytes"] / 1e6
+    size = record.get("size_bytes")
+    if size:
+        values["size MB"] = size / 1e6
     latency = typical(record.get("latency_ms"))
     if latency is not None:
         values[LATENCY_TREND] = float(latency)
@@ -230,7 +231,7 @@ def _trends(runs: list[TrendRun], step_ratio: float) -> list[Figure]:
     return figures
 
 
-def build_charts(rows: list[Row], records: list[dict[str, Any]], trend_runs: list[TrendRun],
+def build_charts(rows: list[Row], records: list[CellRecord], trend_runs: list[TrendRun],
                  step_ratio: float = 1.05) -> dict[str, list[Figure]]:
     """Figures by report section: "tradeoffs", "latency", (with two runs or more) "trends", and "cells": the
     per-cell numerics charts drawn inside each cell's details (`layer-snr-<i>`, `recovery-<i>`).
@@ -238,7 +239,7 @@ def build_charts(rows: list[Row], records: list[dict[str, Any]], trend_runs: lis
     `rows` are `build_rows(records)`, in record order; `step_ratio` is the latency step the trend marks
     (the suite's regression `min_latency_ratio`).
     """
-    by_model: dict[str, list[tuple[Row, dict[str, Any], str]]] = defaultdict(list)
+    by_model: dict[str, list[tuple[Row, CellRecord, str]]] = defaultdict(list)
     for row, record in zip(rows, records, strict=True):
         by_model[row.model].append((row, record, scheme_family(str(record.get("scheme_kind") or row.scheme))))
     tradeoffs, latency = [], []

@@ -11,14 +11,15 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from harness.stats import typical
 from harness.compare import Comparison, Verdict, verdict_line
+from harness.config.schema import RegressionSpec
 from harness.errors import HarnessError
+from harness.record import CellRecord, DeviceState
 from harness.report.charts import TrendRun, build_charts, quartiles
 from harness.report.overview import DECISION_TREE, FAMILY_COLOURS, Rule, attention, classify, matrices, recommend
 from harness.report.rows import build_rows, fmt, op_times
 from harness.results import incompleteness
-from harness.config.schema import RegressionSpec
+from harness.stats import typical
 
 _TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -61,7 +62,7 @@ def suite_settings(run_info: dict[str, Any]) -> SuiteSettings:
     return SuiteSettings(suite.recommend, suite.regression.min_latency_ratio)
 
 
-def latency_summary(record: dict[str, Any]) -> dict[str, Any] | None:
+def latency_summary(record: CellRecord) -> dict[str, Any] | None:
     """A cell's latency as its details show it: median, interquartile range, p90, repeats and their medians."""
     latency = record.get("latency_ms") or {}
     median = typical(latency)
@@ -73,7 +74,7 @@ def latency_summary(record: dict[str, Any]) -> dict[str, Any] | None:
             "vs_float": paired_vs_float(record), "thermal": thermal_note(record)}
 
 
-def thermal_note(record: dict[str, Any]) -> str | None:
+def thermal_note(record: CellRecord) -> str | None:
     """A phone cell's thermal state in words: hottest temperature and thermal status before and
     after, the cool-down's wait, and whether it was measured hot or throttled (None off a phone)."""
     state = record.get("device_state")
@@ -88,7 +89,7 @@ def thermal_note(record: dict[str, Any]) -> str | None:
     return f"{head}: {'; '.join(parts)}"
 
 
-def _during(state: dict[str, Any]) -> list[str]:
+def _during(state: DeviceState) -> list[str]:
     """A local cell's pinned core while it was measured, and why it counts as busy (or could not tell)."""
     during = state.get("during")
     if not isinstance(during, dict):
@@ -121,7 +122,7 @@ def _host_reading(reading: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def paired_vs_float(record: dict[str, Any]) -> str | None:
+def paired_vs_float(record: CellRecord) -> str | None:
     """The paired × float in words: pairs, ratio, interval and the unpaired ratio of medians beside it."""
     paired = record.get("latency_vs_float")
     if not isinstance(paired, dict):
@@ -138,7 +139,7 @@ def paired_vs_float(record: dict[str, Any]) -> str | None:
             f"×{fmt(paired.get('unpaired_ratio'), '.3f')}{busy}")
 
 
-def paired_ab(record: dict[str, Any]) -> str | None:
+def paired_ab(record: CellRecord) -> str | None:
     """The paired A/B re-timing vs the earlier run's model, in words (None without one)."""
     ab = record.get("latency_ab")
     if not isinstance(ab, dict):
@@ -152,7 +153,7 @@ def paired_ab(record: dict[str, Any]) -> str | None:
             f"[{fmt(ci[0], '.3f')}, {fmt(ci[1], '.3f')}] over {len(pairs)} pairs")
 
 
-def output_numbers(record: dict[str, Any]) -> list[tuple[str, str, str, list[tuple[str, Any]]]]:
+def output_numbers(record: CellRecord) -> list[tuple[str, str, str, list[tuple[str, Any]]]]:
     """Per model output: name, dtype, shape and its numbers vs the float model (snr_db, ...); [] without them."""
     outputs = record.get("outputs")
     if not isinstance(outputs, list):
@@ -162,7 +163,7 @@ def output_numbers(record: dict[str, Any]) -> list[tuple[str, str, str, list[tup
             for o in outputs if isinstance(o, dict)]
 
 
-def render_html(records: list[dict[str, Any]], run_info: dict[str, Any], comparison: Comparison | None,
+def render_html(records: list[CellRecord], run_info: dict[str, Any], comparison: Comparison | None,
                 trend_runs: list[TrendRun], warnings: list[str], settings: SuiteSettings | None = None,
                 verdict: Verdict | None = None) -> str:
     """The whole page; every string from records, run info or history is escaped by the template.

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from harness.compare import Change, Comparison
-from harness.record import cell_id
+from harness.record import CellRecord, cell_id
 from harness.results import incompleteness
 from harness.verdicts import metric_number
 
@@ -28,20 +28,20 @@ def _clean(text: str) -> str:
 def _timestamp(value: str | None) -> str:
     """ISO time in UTC without zone, as the junit-10 schema wants (now, when unknown)."""
     try:
-        moment = datetime.fromisoformat(value) if value else datetime.now(timezone.utc)
+        moment = datetime.fromisoformat(value) if value else datetime.now(UTC)
     except ValueError:
-        moment = datetime.now(timezone.utc)
+        moment = datetime.now(UTC)
     if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc)
+        moment = moment.astimezone(UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S")
 
 
-def _case(suite: str, record: dict[str, Any], what: str, seconds: float = 0.0) -> ET.Element:
+def _case(suite: str, record: CellRecord, what: str, seconds: float = 0.0) -> ET.Element:
     return ET.Element("testcase", classname=_clean(f"{suite}.{record['model']}"),
                       name=_clean(f"{record['scheme']}@{record['device']}: {what}"), time=f"{seconds:.3f}")
 
 
-def _cell_cases(suite: str, record: dict[str, Any]) -> list[ET.Element]:
+def _cell_cases(suite: str, record: CellRecord) -> list[ET.Element]:
     run = _case(suite, record, "run", sum((record.get("timings_s") or {}).values()))
     reason = _clean(record.get("error") or "")
     if record["status"] == "failed":
@@ -63,7 +63,7 @@ def _cell_cases(suite: str, record: dict[str, Any]) -> list[ET.Element]:
     return cases
 
 
-def _change_case(suite: str, record: dict[str, Any], change: Change) -> ET.Element:
+def _change_case(suite: str, record: CellRecord, change: Change) -> ET.Element:
     case = _case(suite, record, f"vs previous: {change.quantity}")
     if change.regressed:
         ET.SubElement(case, "failure", type="Regression", message=(
@@ -71,7 +71,7 @@ def _change_case(suite: str, record: dict[str, Any], change: Change) -> ET.Eleme
     return case
 
 
-def render_junit(records: list[dict[str, Any]], run_info: dict[str, Any], comparison: Comparison | None) -> str:
+def render_junit(records: list[CellRecord], run_info: dict[str, Any], comparison: Comparison | None) -> str:
     """The XML document (UTF-8, with declaration)."""
     suite = str(run_info.get("suite", "suite"))
     judged: dict[str, list[Change]] = {}

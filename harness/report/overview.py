@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from harness.compare import Comparison
-from harness.record import cell_id
+from harness.record import CellRecord, cell_id
 from harness.report.rows import Row
 from harness.schemes import BASELINE
 
@@ -83,7 +83,7 @@ def _state(row: Row, regressed: list[str]) -> tuple[str, str]:
     return ("baseline" if row.scheme == BASELINE else "pass"), ""
 
 
-def classify(rows: list[Row], records: list[dict[str, Any]], comparison: Comparison | None) -> list[Cell]:
+def classify(rows: list[Row], records: list[CellRecord], comparison: Comparison | None) -> list[Cell]:
     """Every cell with its verdict class, in record order."""
     regressions = _regressions(comparison)
     cells = []

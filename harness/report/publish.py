@@ -9,7 +9,7 @@ The run's own files are always written; a history store that cannot be used only
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -53,7 +53,7 @@ class PublishResult:
     warnings: list[str] = field(default_factory=list)
     incomplete: str | None = None  # why the records are not the whole run
     steps: list[Step] = field(default_factory=list)  # lasting latency steps across the history window
-    records: list[dict[str, Any]] = field(default_factory=list)  # as reported (re-judged when they were)
+    records: list[CellRecord] = field(default_factory=list)  # as reported (re-judged when they were)
     verdict: Verdict = Verdict(False, "not judged")  # the run's one-line verdict (console, summary.md, report.html)
 
     @property
@@ -169,7 +169,7 @@ def _run_info(run_dir: Path) -> dict[str, Any]:
     info.setdefault("suite", run_dir.parent.name)
     if not info.get("started_at"):
         mtime = (run_dir / RESULTS).stat().st_mtime
-        info["started_at"] = datetime.fromtimestamp(mtime, timezone.utc).isoformat(timespec="seconds")
+        info["started_at"] = datetime.fromtimestamp(mtime, UTC).isoformat(timespec="seconds")
     try:
         return dict(validate_run_info(info))
     except RecordError as exc:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from harness.stats import typical
-from harness.record import cell_id
+from harness.record import Audit, CellRecord, LatencyStats, WeightStats, cell_id
 from harness.schemes import BASELINE
+from harness.stats import typical
 from harness.verdicts import latency_ratio, metric_number, paired_latency_ratio, record_metrics
 
 # Preferred metric to show first, in order; the first one a record has is its headline.
@@ -64,22 +63,24 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a and b else None
 
 
-def thermal_marks(record: dict[str, Any]) -> str | None:
+def thermal_marks(record: CellRecord) -> str | None:
     """How a cell's latency was measured, when not cool and quiet: hot (above the cool-down's limit
     when its wait ran out) and/or throttled (the platform's thermal status moderate or worse) on a
     phone; busy (other work on the pinned core) on a local host."""
-    state = record.get("device_state") or {}
-    marks = [name for name in ("hot", "throttled", "busy") if state.get(name) is True]
+    state = record.get("device_state")
+    flags = {"hot": state.get("hot"), "throttled": state.get("throttled"), "busy": state.get("busy")} if state else {}
+    marks = [name for name, flag in flags.items() if flag is True]
     return ", ".join(marks) or None
 
 
-def paired_interval(record: dict[str, Any]) -> tuple[float, float] | None:
+def paired_interval(record: CellRecord) -> tuple[float, float] | None:
     """The 95 % interval of the cell's paired × float (None: not measured in pairs)."""
-    ci = (record.get("latency_vs_float") or {}).get("ci")
+    paired = record.get("latency_vs_float")
+    ci = paired.get("ci") if paired else None
     return (float(ci[0]), float(ci[1])) if paired_latency_ratio(record) is not None and ci else None
 
 
-def build_rows(records: list[dict[str, Any]]) -> list[Row]:
+def build_rows(records: list[CellRecord]) -> list[Row]:
     """Rows in record order, each compared with the float32 record of its model and device."""
     by_id = {cell_id(r["model"], r["scheme"], r["device"]): r for r in records}
     rows = []
@@ -90,20 +91,20 @@ def build_rows(records: list[dict[str, Any]]) -> list[Row]:
         headline = next((m for m in HEADLINE_METRICS if m in metrics), None)
         value = metrics.get(headline) if headline else None
         base_value = record_metrics(base).get(headline) if base and headline else None
-        latency = record.get("latency_ms") or {}
-        base_latency = (base or {}).get("latency_ms") or {}
+        latency: LatencyStats = record.get("latency_ms") or {}
+        base_latency: LatencyStats = (base.get("latency_ms") if base else None) or {}
         verdicts = record.get("verdicts") or []
-        weights = record.get("weights") or {}
-        audit = record.get("audit") or {}
+        weights: WeightStats = record.get("weights") or {}
+        audit: Audit = record.get("audit") or {}
         rows.append(Row(
             model=record["model"], scheme=record["scheme"], device=record["device"], status=record["status"],
             headline=headline, value=value,
             delta=value - base_value if value is not None and base_value is not None else None,
             agreement=next((metrics[m] for m in AGREEMENT_METRICS if m in metrics), None),
-            size_mb=record["size_bytes"] / 1e6 if record.get("size_bytes") else None,
-            size_ratio=_ratio(record.get("size_bytes"), (base or {}).get("size_bytes")),
-            gzip_mb=record["gzip_bytes"] / 1e6 if record.get("gzip_bytes") else None,
-            gzip_ratio=_ratio(record.get("gzip_bytes"), (base or {}).get("gzip_bytes")),
+            size_mb=_ratio(record.get("size_bytes"), 1e6),
+            size_ratio=_ratio(record.get("size_bytes"), base.get("size_bytes") if base else None),
+            gzip_mb=_ratio(record.get("gzip_bytes"), 1e6),
+            gzip_ratio=_ratio(record.get("gzip_bytes"), base.get("gzip_bytes") if base else None),
             sparsity=weights.get("sparsity"), unique_weights=weights.get("max_unique_per_channel"),
             float_ops=(audit.get("ops_by_kind") or {}).get("float"), integer_only=audit.get("integer_only"),
             latency_ms=typical(latency), latency_p90_ms=latency.get("p90"),
@@ -121,11 +122,12 @@ def fmt(value: float | None, spec: str, suffix: str = "") -> str:
     return "–" if value is None else f"{metric_number(value):{spec}}{suffix}"
 
 
-def op_times(records: list[dict[str, Any]], top: int = 5) -> list[list[tuple[str, float, float | None]]]:
+def op_times(records: list[CellRecord], top: int = 5) -> list[list[tuple[str, float, float | None]]]:
     """Per record (same order): its device's slowest op types from benchmark_model's op profile,
     as (op type, avg ms, the float cell's avg ms for that op type or None); [] without a profile."""
-    def by_type(record: dict[str, Any] | None) -> dict[str, float]:
-        rows = ((record or {}).get("op_profile") or {}).get("summary_by_node_type") or []
+    def by_type(record: CellRecord | None) -> dict[str, float]:
+        profile = record.get("op_profile") if record else None
+        rows = (profile.get("summary_by_node_type") if profile else None) or []
         return {str(r.get("node_type")): float(r.get("avg_ms") or 0.0) for r in rows}
 
     by_id = {cell_id(r["model"], r["scheme"], r["device"]): r for r in records}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness.record import CellRecord
 from harness.report._numerics_charts import summary_lines
 from harness.report.markdown import escape_markdown
 from harness.report.rows import Row, build_rows, fmt
@@ -37,7 +38,7 @@ LATENCY_LEGEND = (
     "the ratio of medians measured apart. \"(busy)\": other work on the pinned core while the cell was measured.")
 
 
-def render_summary(records: list[dict[str, Any]], run_info: dict[str, Any], verdict: str | None = None) -> str:
+def render_summary(records: list[CellRecord], run_info: dict[str, Any], verdict: str | None = None) -> str:
     """summary.md's table part; `verdict` (Markdown) replaces the line built from the records alone
     (publishing passes the run's whole verdict, comparison included: harness.compare.verdict_line)."""
     rows = build_rows(records)

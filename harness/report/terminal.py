@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.console import JustifyMethod
 from rich.table import Table
 from rich.text import Text
 
@@ -28,12 +29,13 @@ def results_table(records: list[CellRecord], title: str) -> Table:
     table = Table(title=Text(title), header_style="bold",  # Text: user strings are never markup
                   caption=Text("latency ×: paired with float [95 % interval] where timed in pairs, "
                                "≈1 (n.s.) when it holds 1; (busy): other work on the pinned core"))
-    for column, justify in [("model", "left"), ("scheme", "left"), ("device", "left"), ("metric", "right"),
+    columns: list[tuple[str, JustifyMethod]] = [("model", "left"), ("scheme", "left"), ("device", "left"), ("metric", "right"),
                             ("Δ float", "right"), ("agree", "right"), ("size MB", "right"), ("×", "right"),
-                            ("latency ms", "right"), ("×", "right"), ("verdict", "left")]:
+                            ("latency ms", "right"), ("×", "right"), ("verdict", "left")]
+    for column, justify in columns:
         # wrapped at word boundaries; a word wider than its column folds onto the next line, never cut off
-        table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
-    for row in build_rows(records):  # type: ignore[arg-type]
+        table.add_column(column, justify=justify, overflow="fold")
+    for row in build_rows(records):
         metric = f"{row.headline} {fmt(row.value, '.4f')}" if row.headline else "–"
         cells = [row.model, row.scheme, row.device, metric, fmt(row.delta, "+.4f"), fmt(row.agreement, ".4f"),
                  fmt(row.size_mb, ".3f"), fmt(row.size_ratio, ".2f"),

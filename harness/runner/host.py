@@ -27,14 +27,14 @@ from harness.fidelity import aligned, describe_outputs, json_number, output_fide
 from harness.models.source import SourceModel, resolve_source, saved_model_dir
 from harness.pipeline import Progress
 from harness.plan import Cell, cell_key
-from harness.record import CellRecord
+from harness.record import Artifact, CellRecord, artifact_of
 from harness.runner.failures import SourceFailed, describe
 from harness.runner.inputs import SharedInputs
 from harness.samples import Samples, sample_count, samples_digest
 from harness.schemes import BASELINE, SCHEMES
 from harness.schemes._base import calibrates
 from harness.schemes._intent import quantization_of
-from harness.schemes.training import FineTuning
+from harness.schemes.training import FineTuning, TrainingScheme
 from harness.suite.loader import LoadedSuite
 from harness.tasks import TASKS
 from harness.tflite.audit import audit
@@ -89,7 +89,7 @@ class HostWork:
 
     def run(self, cell: Cell, state: ModelState, baseline: CellRecord | None) -> CellRecord:
         """Convert and evaluate one cell; `baseline` is its float cell after host work (status, artifact)."""
-        record: Any = new_record(self.loaded, cell)
+        record = new_record(self.loaded, cell)
         try:
             if state.error:
                 raise NotApplicable(state.error) if state.not_applicable else SourceFailed(state.error)
@@ -98,11 +98,11 @@ class HostWork:
             if cell.scheme.label != BASELINE and (paired := float_reference(baseline, self.loaded.suite.latency)):
                 record["latency_vs_float"] = paired
         except NotApplicable as exc:
-            record.update(status="n/a", error=str(exc))
+            record["status"], record["error"] = "n/a", str(exc)
         except Exception as exc:  # noqa: BLE001 - one failing cell must not stop the suite
             _interrupt.cut(exc)
-            record.update(status="failed", error=describe(exc))
-        return cast(CellRecord, record)
+            record["status"], record["error"] = "failed", describe(exc)
+        return record
 
     def _produce(self, cell: Cell, state: ModelState, record: CellRecord, baseline: CellRecord | None = None) -> None:
         self._report(cell.id, "converting", None)
@@ -115,11 +115,12 @@ class HostWork:
         calibration = self.inputs.calibration(calibration_spec) if calibration_spec is not None else None
         if calibrated and calibration is None:
             raise NotApplicable("no calibration dataset configured")
-        if calibration_spec is not None:
+        if calibration_spec is not None and calibration is not None:
             record["calibration"] = {**calibration_spec.model_dump(), "drawn": sample_count(calibration)}
             self._note_overlap(calibration_spec, state, record)
         finetune = None
-        if getattr(scheme, "needs_training", False) and source.format != "tflite":
+        trainer = scheme if isinstance(scheme, TrainingScheme) and scheme.needs_training else None
+        if trainer is not None and source.format != "tflite":
             budget = self.loaded.finetune_for(cell.model, cell.scheme)  # the loader checked there is one
             assert budget is not None and budget.dataset is not None
             finetune = FineTuning(budget, self.inputs.dataset(budget.dataset))
@@ -136,8 +137,8 @@ class HostWork:
         def produce(target: Path) -> None:
             if source.format == "tflite":
                 data = scheme.from_tflite(source.path.read_bytes(), options, calibration)
-            elif finetune is not None:
-                data = scheme.from_keras(source.path, options, finetune, calibration, self.cache)
+            elif trainer is not None and finetune is not None:
+                data = trainer.from_keras(source.path, options, finetune, calibration, self.cache)
             else:
                 data = scheme.from_saved_model(saved_model_dir(source, self.cache), options, calibration)
             target.write_bytes(data)
@@ -146,10 +147,11 @@ class HostWork:
         path, cached = self.cache.get_or_create("tflite", key, ".tflite", produce)
         record["timings_s"]["convert"] = round(time.perf_counter() - started, 3)
         data = path.read_bytes()
-        record["artifact"] = {"path": str(path), "sha256": hashlib.sha256(data).hexdigest(), "cached": cached,
+        artifact: Artifact = {"path": str(path), "sha256": hashlib.sha256(data).hexdigest(), "cached": cached,
                               "source": str(source.path), "source_info": source.info}
         if self.cache.problems_for(path):
-            record["artifact"]["rebuilt"] = self.cache.problems_for(path)
+            artifact["rebuilt"] = self.cache.problems_for(path)
+        record["artifact"] = artifact
         record["size_bytes"] = len(data)
         record["gzip_bytes"] = len(gzip.compress(data, compresslevel=9, mtime=0))
         record["io_types"] = tensor_types(path)
@@ -158,8 +160,8 @@ class HostWork:
         record["claims"] = check_claims(scheme.claims, options, record)  # what the scheme claims, checked
         record["quantization"] = quantization_of(cell.scheme.scheme, scheme, options, data,
                                                  lambda: self._float_model(source))
-        if finetune is not None:  # layers the training-time techniques wrapped, and those left untouched (why)
-            record["technique"] = scheme.technique(source.path, options, finetune, self.cache)
+        if trainer is not None and finetune is not None:  # layers the techniques wrapped, those left untouched (why)
+            record["technique"] = trainer.technique(source.path, options, finetune, self.cache)
         if getattr(options, "diagnose", False):  # per-tensor error vs float: harness/numerics/_cell_diagnosis.py
             from harness.numerics._cell_diagnosis import cell_diagnosis
 
@@ -189,8 +191,9 @@ class HostWork:
         if pair not in self._overlaps:
             self._overlaps[pair] = overlap_note(self.inputs.dataset(spec.dataset), spec.samples, spec.seed,
                                                 state.eval_data)
-        if self._overlaps[pair] is not None:
-            record.setdefault("notes", []).append(self._overlaps[pair])
+        note = self._overlaps[pair]
+        if note is not None:
+            record.setdefault("notes", []).append(note)
 
     def _recovered(self, cell: Cell, state: ModelState, options: Any, calibration: Samples | None, key: str,
                    record: CellRecord, baseline: CellRecord | None) -> Any:
@@ -201,8 +204,10 @@ class HostWork:
         reference = recover.baseline_metric(options.recover, baseline)
 
         def evaluate(path: Path) -> dict[str, Any]:
-            scratch = {"artifact": {"path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()},
-                       "timings_s": {}, "metrics": {}, "metrics_na": None}
+            scratch: CellRecord = {
+                "model": cell.model.label, "scheme": cell.scheme.label, "device": cell.device, "status": "ok",
+                "artifact": {"path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()},
+                "timings_s": {}, "metrics": {}, "metrics_na": None}
             self._evaluate(cell, state, scratch, baseline, cross_kernel=False)
             return scratch["metrics"]
 
@@ -211,9 +216,10 @@ class HostWork:
             scheme, source = SCHEMES.get(cell.scheme.scheme), state.source
             assert source is not None and state.eval_data is not None and baseline is not None
             result = recover.run(scheme, options, source, lambda: saved_model_dir(source, self.cache), calibration,
-                                 Path(baseline["artifact"]["path"]), evaluate, reference, state.eval_data.x)
+                                 Path(artifact_of(baseline)["path"]), evaluate, reference, state.eval_data.x)
             target.write_text(json.dumps(result, allow_nan=False))
 
+        assert state.eval_data is not None  # the loader checked the cell has a task and its dataset
         started = time.perf_counter()
         path, _ = self.cache.get_or_create("recovery", content_key(kind="recovery", artifact=key, reference=reference,
                                            data=state.eval_data.fingerprint), ".json", run)
@@ -257,34 +263,35 @@ class HostWork:
         task = TASKS.get(task_spec.kind)
         task_options = self.loaded.task_options[cell.model.label]
         started = time.perf_counter()
-        outputs, ran = self._outputs(Path(record["artifact"]["path"]), record["artifact"]["sha256"],
+        outputs, ran = self._outputs(Path(artifact_of(record)["path"]), artifact_of(record)["sha256"],
                                      state.eval_data, task_spec)
         record["timings_s"]["evaluate"] = round(time.perf_counter() - started, 3)
         record["evaluation"] = {"dataset": state.eval_data.name, "samples": len(state.eval_data),
                                 "source": state.eval_data.source, **ran,
-                                "kernels": kernels_used(Path(record["artifact"]["path"]))}
+                                "kernels": kernels_used(Path(artifact_of(record)["path"]))}
         try:
             record["metrics"].update(task.score(outputs, state.eval_data, task_options))
         except NotApplicable as exc:
             record["metrics_na"] = f"task metrics n/a: {exc}"
-        infos = model_outputs(Path(record["artifact"]["path"]))
+        infos = model_outputs(Path(artifact_of(record)["path"]))
         record["outputs"] = describe_outputs(infos, outputs)
         if cell.scheme.label == BASELINE:
             state.baseline_outputs = outputs
         elif baseline is not None and baseline["status"] == "ok":
             reference = state.baseline_outputs
             if reference is None:  # resumed run: the baseline finished in an earlier process
-                reference, _ = self._outputs(Path(baseline["artifact"]["path"]), baseline["artifact"]["sha256"],
+                reference, _ = self._outputs(Path(artifact_of(baseline)["path"]), artifact_of(baseline)["sha256"],
                                              state.eval_data, task_spec)
                 state.baseline_outputs = reference
-            reference = aligned(reference, [i.name for i in model_outputs(Path(baseline["artifact"]["path"]))],
+            reference = aligned(reference, [i.name for i in model_outputs(Path(artifact_of(baseline)["path"]))],
                                 [i.name for i in infos])
             record["metrics"].update(task.fidelity(outputs, reference, task_options))
             worst, record["outputs"] = output_fidelity(outputs, reference, infos)
             record["metrics"].update(worst)
             if cross_kernel:
                 self._cross_kernel(record, state.eval_data, reference, task_spec)
-        record["metrics"] = {name: json_number(value) for name, value in record["metrics"].items()}
+        record["metrics"] = {name: None if value is None else json_number(value)
+                             for name, value in record["metrics"].items()}
 
     def _cross_kernel(self, record: CellRecord, data: Dataset, reference: list[np.ndarray],
                       task_spec: TaskSpec) -> None:
@@ -292,7 +299,7 @@ class HostWork:
         cached by (artifact, float artifact's outputs, data, runtime); its own failure is recorded, not the cell's."""
         from harness.numerics import kernels
 
-        model, sha256 = Path(record["artifact"]["path"]), record["artifact"]["sha256"]
+        model, sha256 = Path(artifact_of(record)["path"]), artifact_of(record)["sha256"]
         head = data.head(kernels.SAMPLES)
         try:
             batching = self._batching(model, sha256, data)

@@ -8,6 +8,7 @@ import re
 import threading
 import time
 from pathlib import Path
+from typing import cast
 
 from harness import _interrupt
 from harness._latency import (
@@ -25,7 +26,7 @@ from harness.errors import NotApplicable
 from harness.history import EarlierRun
 from harness.pipeline import Progress
 from harness.plan import Cell
-from harness.record import CellRecord
+from harness.record import CellRecord, LatencyAB, LatencySetup, artifact_of, benchmark_binary
 from harness.runner.devices import RunDevices
 from harness.runner.failures import describe
 from harness.runner.inputs import SharedInputs
@@ -50,33 +51,37 @@ class Measurement:
             with contextlib.nullcontext() if self.devices.is_remote(cell.device) else self._host_lock:
                 self._measure(cell, record)
         except NotApplicable as exc:
-            record.update(status="n/a", error=str(exc))
+            record["status"], record["error"] = "n/a", str(exc)
         except Exception as exc:  # noqa: BLE001 - one failing cell must not stop the suite
             _interrupt.cut(exc)  # its measurement was stopped by Ctrl-C/SIGTERM: not done, not failed
-            record.update(status="failed", error=describe(exc))
+            record["status"], record["error"] = "failed", describe(exc)
             self._keep_log(cell, record, getattr(exc, "log", None))
 
     def _measure(self, cell: Cell, record: CellRecord) -> None:
         self._report(cell.id, "timing", None)
         started = time.perf_counter()
-        device, model = self.devices.get(cell.device), Path(record["artifact"]["path"])
+        device, model = self.devices.get(cell.device), Path(artifact_of(record)["path"])
         state = device_state(device, self.loaded.suite.latency)
         raws, sample = measure_repeats(device, model, self.loaded.suite.latency)
-        if state is not None:
-            after = getattr(device, "device_state")()
-            record["device_state"] = with_after(state, after, raws, self.loaded.suite.latency)
+        read_state = getattr(device, "device_state", None)  # devices that report their state (phones, local)
+        if state is not None and read_state is not None:
+            record["device_state"] = with_after(state, read_state(), raws, self.loaded.suite.latency)
         raw = raws[-1]  # memory, setup, log and delegates of the last repeat
         record["latency_ms"] = latency_stats(raws)
         record["latency_samples_ms"] = sample or None
-        record["memory"] = {k: raw[k] for k in ("peak_rss_mb", "rss_before_model_mb") if k in raw}
-        record["memory"].update(raw.get("memory") or {})
-        record["latency_setup"] = {k: raw[k] for k in ("core", "threads", "mask", "command", "attempts",
-                                                       "model_pushed", "remote_calls") if k in raw}
+        memory: dict[str, float | int | str | None] = {k: raw[k] for k in ("peak_rss_mb", "rss_before_model_mb")
+                                                       if k in raw}
+        memory.update(raw.get("memory") or {})
+        record["memory"] = memory
+        # the device's raw result is untyped: its setup keys under LatencySetup's names
+        setup = cast(LatencySetup, {k: raw[k] for k in ("core", "threads", "mask", "command", "attempts",
+                                                        "model_pushed", "remote_calls") if k in raw})
         described = self.devices.described(cell.device)
-        record["latency_setup"]["runtime"] = described.get("runtime")
+        setup["runtime"] = described.get("runtime")
         if described.get("benchmark_sha256"):
-            record["latency_setup"]["benchmark_binary"] = {"path": described.get("benchmark_binary"),
-                                                           "sha256": described["benchmark_sha256"]}
+            setup["benchmark_binary"] = {"path": described.get("benchmark_binary"),
+                                         "sha256": described["benchmark_sha256"]}
+        record["latency_setup"] = setup
         for key in ("delegates", "op_profile", "acceleration"):
             if raw.get(key) is not None:
                 record[key] = raw[key]
@@ -122,21 +127,22 @@ class Measurement:
             return
         sha, path, note = earlier_model(before, self.earlier.kept(before))
         binary_sha, binary, binary_note = earlier_binary(before, self.earlier.kept_binary(before))
-        now_binary = (record["latency_setup"].get("benchmark_binary") or {}).get("sha256")
+        now_binary = benchmark_binary(record).get("sha256")
         binary_changed = binary_sha is not None and now_binary is not None and binary_sha != now_binary
-        if sha is None or (sha == record["artifact"]["sha256"] and not binary_changed):
+        if sha is None or (sha == artifact_of(record)["sha256"] and not binary_changed):
             return
         self._report(cell.id, "re-timing the earlier model (A/B)", None)
-        record["latency_ab"] = {"baseline_sha256": sha, "baseline_run": self.earlier.label_of(cell.id)}
-        if binary_changed:
-            record["latency_ab"]["baseline_binary_sha256"] = binary_sha
+        ab: LatencyAB = {"baseline_sha256": sha, "baseline_run": self.earlier.label_of(cell.id)}
+        record["latency_ab"] = ab
+        if binary_changed and binary_sha is not None:
+            ab["baseline_binary_sha256"] = binary_sha
         if path is None or (binary_changed and binary is None):
-            record["latency_ab"]["unavailable"] = note or binary_note
+            ab["unavailable"] = note or binary_note
             return
         suite = self.loaded.suite
-        record["latency_ab"].update(baseline_path=str(path), **time_ab(
-            device, path, model, suite.latency, bound=suite.regression.min_paired_ratio,
-            earlier_binary=binary if binary_changed else None))
+        ab["baseline_path"] = str(path)
+        ab.update(time_ab(device, path, model, suite.latency, bound=suite.regression.min_paired_ratio,
+                          earlier_binary=binary if binary_changed else None))
 
     def _keep_log(self, cell: Cell, record: CellRecord, text: str | None) -> None:
         """The device's raw log beside the results: logs/<model>__<scheme>__<device>.log."""

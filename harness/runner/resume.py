@@ -41,7 +41,7 @@ def resumable(loaded: LoadedSuite, run_dir: Path, cells: list[Cell]) -> tuple[di
 def _recheck(loaded: LoadedSuite, cell: Cell, record: CellRecord, kept: list[CellRecord]) -> None:
     baseline = next((r for r in kept if record_id(r) == cell_id(cell.model.label, BASELINE, cell.device)), None)
     if record["status"] == "ok":
-        record["verdicts"] = verdicts(loaded, cell, record, baseline)  # type: ignore[typeddict-item]
+        record["verdicts"] = verdicts(loaded, cell, record, baseline)
 
 
 def still_valid(recorded: list[CellRecord], keys: dict[str, str]) -> tuple[list[CellRecord], Dropped]:

@@ -8,7 +8,7 @@ raises NotApplicable, which the runner records as `n/a` with the reason.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -22,9 +22,12 @@ class SchemeOptions(BaseModel):
 
 
 class Scheme(Protocol):
-    Options: ClassVar[type[SchemeOptions]]
-    needs_calibration: ClassVar[bool]
-    claims: ClassVar[tuple[Claim, ...]]  # what its .tflite holds, checked on every cell (harness/claims.py)
+    @property
+    def Options(self) -> type[SchemeOptions]: ...
+    @property
+    def needs_calibration(self) -> bool: ...
+    @property
+    def claims(self) -> tuple[Claim, ...]: ...  # what its .tflite holds, checked on every cell (harness/claims.py)
 
     def from_saved_model(self, saved_model: Path, options: Any, calibration: Samples | None) -> bytes:
         """Convert a float SavedModel with TFLiteConverter."""

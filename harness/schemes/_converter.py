@@ -9,11 +9,11 @@ from typing import Any
 import numpy as np
 
 from harness.errors import HarnessError
-from harness.samples import FromSignature, Samples, sample_count
+from harness.samples import Arrays, FromSignature, Samples, sample_count
 from harness.schemes._float_layers import check_tensor_names
 
 
-def calibration_batches(samples: Samples) -> Iterator[dict[str, np.ndarray] | list[np.ndarray]]:
+def calibration_batches(samples: Arrays) -> Iterator[dict[str, np.ndarray] | list[np.ndarray]]:
     """One-sample float32 batches: a list of one array, or a dict keyed by input name for several inputs."""
     for i in range(sample_count(samples)):
         if isinstance(samples, dict):
@@ -22,7 +22,7 @@ def calibration_batches(samples: Samples) -> Iterator[dict[str, np.ndarray] | li
             yield [samples[i : i + 1].astype(np.float32)]
 
 
-def representative_dataset(samples: Samples) -> Callable[[], Iterator[dict[str, np.ndarray] | list[np.ndarray]]]:
+def representative_dataset(samples: Arrays) -> Callable[[], Iterator[dict[str, np.ndarray] | list[np.ndarray]]]:
     """Calibration samples, one at a time, as the converter expects (a dict: keyed by signature input name)."""
     return lambda: calibration_batches(samples)
 

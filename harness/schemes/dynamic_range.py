@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from harness.claims import weights_quantized
+from harness.samples import Samples
 from harness.schemes import _quantizer
 from harness.schemes._base import SCHEMES, SchemeOptions
 from harness.schemes._converter import convert
@@ -18,13 +17,13 @@ class DynamicRange:
     needs_calibration = False
     claims = (weights_quantized(min_elements=1024),)  # TFLiteConverter leaves smaller kernels float
 
-    def from_saved_model(self, saved_model: Path, options: SchemeOptions, calibration: np.ndarray | None) -> bytes:
+    def from_saved_model(self, saved_model: Path, options: SchemeOptions, calibration: Samples | None) -> bytes:
         def configure(converter, tf) -> None:
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
 
         return convert(saved_model, configure)
 
-    def from_tflite(self, model: bytes, options: SchemeOptions, calibration: np.ndarray | None) -> bytes:
+    def from_tflite(self, model: bytes, options: SchemeOptions, calibration: Samples | None) -> bytes:
         from litert_quantizer import recipe
 
         return _quantizer.quantize(model, recipe.dynamic_wi8_afp32())

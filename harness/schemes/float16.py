@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from harness.claims import WEIGHTS_FLOAT16
+from harness.samples import Samples
 from harness.schemes import _quantizer
 from harness.schemes._base import SCHEMES, SchemeOptions
 from harness.schemes._converter import convert
@@ -18,14 +17,14 @@ class Float16:
     needs_calibration = False
     claims = (WEIGHTS_FLOAT16,)
 
-    def from_saved_model(self, saved_model: Path, options: SchemeOptions, calibration: np.ndarray | None) -> bytes:
+    def from_saved_model(self, saved_model: Path, options: SchemeOptions, calibration: Samples | None) -> bytes:
         def configure(converter, tf) -> None:
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
             converter.target_spec.supported_types = [tf.float16]
 
         return convert(saved_model, configure)
 
-    def from_tflite(self, model: bytes, options: SchemeOptions, calibration: np.ndarray | None) -> bytes:
+    def from_tflite(self, model: bytes, options: SchemeOptions, calibration: Samples | None) -> bytes:
         from litert_quantizer import algorithm_manager, qtyping
 
         recipe = _quantizer.recipe_from(

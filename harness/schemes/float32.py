@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
+from harness.samples import Samples
 from harness.schemes._base import SCHEMES, SchemeOptions
 from harness.schemes._converter import convert
 
@@ -16,8 +15,8 @@ class Float32:
     needs_calibration = False
     claims = ()  # the float model as converted: nothing to claim
 
-    def from_saved_model(self, saved_model: Path, options: SchemeOptions, calibration: np.ndarray | None) -> bytes:
+    def from_saved_model(self, saved_model: Path, options: SchemeOptions, calibration: Samples | None) -> bytes:
         return convert(saved_model, lambda converter, tf: None)
 
-    def from_tflite(self, model: bytes, options: SchemeOptions, calibration: np.ndarray | None) -> bytes:
+    def from_tflite(self, model: bytes, options: SchemeOptions, calibration: Samples | None) -> bytes:
         return model

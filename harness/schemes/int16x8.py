@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
+from harness.errors import NotApplicable
+from harness.samples import Samples
 from harness.schemes import _quantizer
 from harness.schemes._base import SCHEMES
-from harness.schemes._float_layers import check_scope_names
 from harness.schemes._converter import convert, quantized_with_calibration
-from harness.errors import NotApplicable
+from harness.schemes._float_layers import check_scope_names
 from harness.schemes.int8 import Int8, Int8Options
 
 
@@ -27,7 +26,7 @@ class Int16x8:
     claims = Int8.claims  # int8 weights, int16 activations: the same claims as int8
     converter_float_layers = False  # float_layers / recover: .tflite sources only
 
-    def from_saved_model(self, saved_model: Path, options: Int16x8Options, calibration: np.ndarray | None) -> bytes:
+    def from_saved_model(self, saved_model: Path, options: Int16x8Options, calibration: Samples | None) -> bytes:
         _quantizer.converter_ranges(options)
         if options.float_layers or options.recover is not None:
             raise NotApplicable("float_layers and recover on int16x8 need a .tflite source (litert-quantizer); "
@@ -41,7 +40,7 @@ class Int16x8:
 
         return convert(saved_model, quantized_with_calibration(calibration, sixteen_by_eight))
 
-    def from_tflite(self, model: bytes, options: Int16x8Options, calibration: np.ndarray | None) -> bytes:
+    def from_tflite(self, model: bytes, options: Int16x8Options, calibration: Samples | None) -> bytes:
         check_scope_names(options.float_layers, model)
         recipe = _quantizer.static_recipe("int16", float_io=True, float_layers=options.float_layers)
         return _quantizer.quantize(model, recipe, calibration, options.ranges)

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from harness.claims import FULL_INTEGER_SHARE, quantized_ops_share, weights_quantized
 from harness.config.schema import RecoverSpec
+from harness.samples import Samples
 from harness.schemes import _quantizer
 from harness.schemes._base import SCHEMES
-from harness.schemes._float_layers import check_scope_names
 from harness.schemes._converter import convert, quantized_with_calibration, selectively_quantized
+from harness.schemes._float_layers import check_scope_names
 from harness.schemes._quantizer import CalibratedOptions
 from harness.tasks import all_metrics
 
@@ -27,7 +27,6 @@ class Recover(RecoverSpec):
             raise ValueError(f"unknown metric {value!r} (known: {', '.join(sorted(all_metrics()))})")
         return value
 
-
 FLOAT_ON_REQUEST = ("float_layers", "recover")  # options that keep layers float: they waive the claims
 
 
@@ -40,7 +39,7 @@ class Int8Options(CalibratedOptions):
         "bound on `metric` holds or `max_float_layers` is spent (TFLiteConverter sources)"))
 
     @model_validator(mode="after")
-    def _one_choice(self) -> "Int8Options":
+    def _one_choice(self) -> Int8Options:
         if self.recover is not None and self.float_layers:
             raise ValueError("give float_layers or recover, not both: recover chooses the float layers")
         return self
@@ -52,7 +51,7 @@ class Int8:
     needs_calibration = True
     claims = (weights_quantized(waived_by=FLOAT_ON_REQUEST), quantized_ops_share(FULL_INTEGER_SHARE, FLOAT_ON_REQUEST))
 
-    def from_saved_model(self, saved_model: Path, options: Int8Options, calibration: np.ndarray | None) -> bytes:
+    def from_saved_model(self, saved_model: Path, options: Int8Options, calibration: Samples | None) -> bytes:
         _quantizer.converter_ranges(options)
         if options.float_layers:
             if calibration is None:
@@ -60,7 +59,7 @@ class Int8:
             return selectively_quantized(saved_model, calibration, options.float_layers)
         return convert(saved_model, quantized_with_calibration(calibration))
 
-    def from_tflite(self, model: bytes, options: Int8Options, calibration: np.ndarray | None) -> bytes:
+    def from_tflite(self, model: bytes, options: Int8Options, calibration: Samples | None) -> bytes:
         check_scope_names(options.float_layers, model)
         recipe = _quantizer.static_recipe("int8", float_io=True, float_layers=options.float_layers)
         return _quantizer.quantize(model, recipe, calibration, options.ranges)

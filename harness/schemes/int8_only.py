@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
-
 from harness.claims import INTEGER_ONLY, weights_quantized
 from harness.errors import NotApplicable
+from harness.samples import Samples
 from harness.schemes import _quantizer
 from harness.schemes._base import SCHEMES
 from harness.schemes._converter import convert, quantized_with_calibration
@@ -25,7 +24,7 @@ class Int8Only:
     needs_calibration = True
     claims = (INTEGER_ONLY, weights_quantized())
 
-    def from_saved_model(self, saved_model: Path, options: Int8OnlyOptions, calibration: np.ndarray | None) -> bytes:
+    def from_saved_model(self, saved_model: Path, options: Int8OnlyOptions, calibration: Samples | None) -> bytes:
         _quantizer.converter_ranges(options)
 
         def integer_only(converter, tf) -> None:
@@ -36,7 +35,7 @@ class Int8Only:
 
         return convert(saved_model, quantized_with_calibration(calibration, integer_only))
 
-    def from_tflite(self, model: bytes, options: Int8OnlyOptions, calibration: np.ndarray | None) -> bytes:
+    def from_tflite(self, model: bytes, options: Int8OnlyOptions, calibration: Samples | None) -> bytes:
         if options.io == "uint8":
             raise NotApplicable("litert-quantizer gives int8 inputs/outputs; uint8 I/O needs a Keras or SavedModel source")
         return _quantizer.quantize(model, _quantizer.static_recipe("int8", float_io=False), calibration, options.ranges)

@@ -165,8 +165,8 @@ def _check_models(suite: Suite, check: _Checker, loaded: LoadedSuite) -> None:
         labels[model.label] = index
         if model.builder is not None:
             loaded.builder_options[model.label] = check.options(BUILDERS, model.builder, model.options, loc, "builder")
-        else:
-            _check_model_path(model.path, loaded.base_dir, check, (*loc, "path"))  # type: ignore[arg-type]
+        elif model.path is not None:  # the schema asks for a builder or a path
+            _check_model_path(model.path, loaded.base_dir, check, (*loc, "path"))
         if model.train is not None:
             _dataset_ref(suite, check, model.train.dataset, (*loc, "train", "dataset"))
         for position, pattern in enumerate(model.schemes or []):

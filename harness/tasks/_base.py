@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -46,7 +46,8 @@ CELL_METRICS = (
 
 # Per-output numerics vs the float model, every task's: the worst output's value under each name
 # (the runner adds them, with every output's numbers under the record's `outputs`).
-OUTPUT_FIDELITY = tuple(Metric(name, higher, description, vs_float=True) for name, (higher, description) in FIDELITY_METRICS.items())
+OUTPUT_FIDELITY = tuple(Metric(name, higher, description, vs_float=True)
+                        for name, (higher, description) in FIDELITY_METRICS.items())
 
 
 class TaskOptions(BaseModel):
@@ -56,8 +57,10 @@ class TaskOptions(BaseModel):
 
 
 class Task(Protocol):
-    Options: ClassVar[type[TaskOptions]]
-    metrics: ClassVar[tuple[Metric, ...]]
+    @property
+    def Options(self) -> type[TaskOptions]: ...
+    @property
+    def metrics(self) -> tuple[Metric, ...]: ...
 
     def score(self, outputs: list[np.ndarray], dataset: Dataset, options: Any) -> dict[str, float]:
         """Task metrics of the model's outputs (all of them, in order) on a labelled dataset.

@@ -17,7 +17,7 @@ def coco_box_metrics(targets: list[dict[str, Any]], detections: list[dict[str, A
     from pycocotools.cocoeval import COCOeval
 
     images = [{"id": t["image_id"], "width": t["width"], "height": t["height"]} for t in targets]
-    annotations = []
+    annotations: list[dict[str, Any]] = []
     for target in targets:
         count = len(target["boxes"])
         areas = target.get("areas") or [w * h for _, _, w, h in target["boxes"]]

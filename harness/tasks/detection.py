@@ -70,7 +70,7 @@ class Detections:
     scores: np.ndarray
     classes: np.ndarray
 
-    def above(self, score: float) -> "Detections":
+    def above(self, score: float) -> Detections:
         keep = self.scores >= score
         return Detections(self.boxes[keep], self.scores[keep], self.classes[keep])
 

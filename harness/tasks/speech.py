@@ -24,7 +24,7 @@ class SpeechOptions(TaskOptions):
     decoder: Literal["greedy_ctc"] = "greedy_ctc"
 
     @model_validator(mode="after")
-    def _blank_in_range(self) -> "SpeechOptions":
+    def _blank_in_range(self) -> SpeechOptions:
         if self.blank > len(self.alphabet):
             raise ValueError(f"blank must be a class index, 0..{len(self.alphabet)}")
         if len(set(self.alphabet)) != len(self.alphabet):

@@ -31,7 +31,7 @@ class AnchorOptions(BaseModel):
     fixed_anchor_size: bool = Field(False, description="every anchor 1 x 1 (the regressors carry the size)")
 
     @model_validator(mode="after")
-    def _one_stride_per_layer(self) -> "AnchorOptions":
+    def _one_stride_per_layer(self) -> AnchorOptions:
         if len(self.strides) != self.num_layers:
             raise ValueError(f"`strides` has {len(self.strides)} entries for {self.num_layers} layers")
         return self

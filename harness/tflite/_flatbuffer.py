@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -56,6 +57,22 @@ def is_tflite(data: bytes) -> bool:
     return data[4:8] == IDENTIFIER
 
 
+def check_tflite_file(model: Path) -> None:
+    """`model` is a readable file starting like a TFLite flatbuffer (its TFL3 identifier), else one
+    HarnessError naming it (the runtime would report a flatbuffer ValueError from deep inside)."""
+    if not model.exists():
+        raise HarnessError(f"{model}: no such file")
+    if not model.is_file():
+        raise HarnessError(f"{model}: not a file (give a .tflite model file)")
+    try:
+        with open(model, "rb") as handle:
+            head = handle.read(8)
+    except OSError as exc:
+        raise HarnessError(f"cannot read {model}: {exc.strerror}") from None
+    if not is_tflite(head):
+        raise HarnessError(f"{model}: not a TFLite model (no TFL3 flatbuffer identifier)")
+
+
 def _has_offset(offset: int) -> bool:
     return offset > 1  # TFLite's rule (0: inline, 1: the converter's placeholder for an empty buffer)
 
@@ -76,7 +93,7 @@ def resolve(data: bytes, offset: int, size: int, inline: bytes | None) -> bytes 
 def layout(data: bytes) -> Layout:
     """How the file stores its non-empty buffers."""
     model = schema().Model.GetRootAs(data, 0)
-    kinds = set()
+    kinds: set[Layout] = set()
     for index in range(model.BuffersLength()):
         buffer = model.Buffers(index)
         if _has_offset(buffer.Offset()) and buffer.Size():
@@ -218,7 +235,7 @@ class FlatModel:
         dtype = _NUMPY.get(ref.type_name)
         if raw is None or dtype is None:
             return None
-        values = np.frombuffer(raw, dtype=dtype)
+        values: np.ndarray = np.frombuffer(raw, dtype=dtype)
         if ref.type_name == "INT4":  # two's-complement nibbles, low nibble first
             low, high = (values & 0x0F).astype(np.int8), (values >> 4).astype(np.int8)
             values = np.stack([low, high], axis=1).reshape(-1)

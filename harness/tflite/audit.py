@@ -19,8 +19,9 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+from harness.record import Audit, FloatGroup, OpCounts
 from harness.tflite._flatbuffer import FlatModel, TensorRef, graph_io, is_float_type, layout, op_inputs, op_outputs
 from harness.tflite.weights import kernel_inputs, stored_kernel, tensor_producers
 
@@ -109,7 +110,7 @@ def classify_ops(reader: FlatModel) -> list[OpInfo]:
     return infos
 
 
-def _op_table(infos: list[OpInfo]) -> dict[str, dict[str, int]]:
+def _op_table(infos: list[OpInfo]) -> dict[str, OpCounts]:
     """Per op type: count, how many run in each precision, how many are hybrid; most frequent first."""
     table: dict[str, dict[str, int]] = {}
     for info in infos:
@@ -117,16 +118,17 @@ def _op_table(infos: list[OpInfo]) -> dict[str, dict[str, int]]:
         row["count"] += 1
         row[info.kind] += 1
         row["hybrid"] += int(info.hybrid)
-    return dict(sorted(table.items(), key=lambda item: (-item[1]["count"], item[0])))
+    ordered = sorted(table.items(), key=lambda item: (-item[1]["count"], item[0]))
+    return {op: cast(OpCounts, row) for op, row in ordered}  # count, KINDS and hybrid: OpCounts' keys
 
 
-def _float_groups(infos: list[OpInfo]) -> list[dict[str, Any]]:
+def _float_groups(infos: list[OpInfo]) -> list[FloatGroup]:
     """The float ops grouped by (op type, reason), with a few output tensor names each."""
     groups: dict[tuple[str, str | None], list[str]] = {}
     for info in infos:
         if info.kind == "float":
             groups.setdefault((info.op, info.reason), []).append(info.output)
-    rows = [{"op": op, "count": len(names), "reason": reason, "outputs": names[:3]}
+    rows: list[FloatGroup] = [{"op": op, "count": len(names), "reason": reason, "outputs": names[:3]}
             for (op, reason), names in groups.items()]
     return sorted(rows, key=lambda row: -row["count"])[:_LISTED]
 
@@ -200,7 +202,7 @@ def appended_zip_bytes(data: bytes) -> int:
     return len(data) - min(offsets) if offsets and min(offsets) > 0 else 0
 
 
-def audit_bytes(data: bytes) -> dict[str, Any]:
+def audit_bytes(data: bytes) -> Audit:
     """The audit of a model held in memory (see the module docstring for what each field means)."""
     reader = FlatModel(data)
     infos = classify_ops(reader)
@@ -225,6 +227,6 @@ def audit_bytes(data: bytes) -> dict[str, Any]:
     }
 
 
-def audit(tflite_path: str | Path) -> dict[str, Any]:
+def audit(tflite_path: str | Path) -> Audit:
     """The audit of a .tflite file: ops by precision, bytes by dtype and role, integer-only or not."""
     return audit_bytes(Path(tflite_path).read_bytes())

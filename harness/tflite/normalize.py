@@ -11,8 +11,8 @@ no SignatureDef (it calibrates through signatures). This module detects those tr
 rewrites the file with LiteRT's own flatbuffer schema classes: builtin codes set, sparse
 constants densified (`harness.tflite.sparsity`, DENSIFY ops removed), constants behind
 DEQUANTIZE folded into float32 constants (DEQUANTIZE ops and the unused tensors and buffers
-removed), a `serving_default` signature added. Buffers are read inline or by offset (`harness.tflite._flatbuffer`); the rewrite stores
-them inline and must give the original's outputs on a probe input.
+removed), a `serving_default` signature added. Buffers are read inline or by offset (`harness.tflite._flatbuffer`);
+the rewrite stores them inline and must give the original's outputs on a probe input.
 
 After normalization the baseline must hold no float16 or integer weight constants, no
 DEQUANTIZE of a constant and no op running in int8/int16 (`not_float`); a model quantized

@@ -155,8 +155,8 @@ def bind_inputs(x: Samples, interpreter: Any, model_name: str) -> list[np.ndarra
         x = x.generate([(name, sample_shape(detail, model_name, name)) for name, detail in zip(names, details)])
     if not isinstance(x, dict):
         if len(details) != 1:
-            names = ", ".join(tensor_names(interpreter, "inputs"))
-            raise HarnessError(f"{model_name}: {len(details)} inputs ({names}); the dataset gives one array: give "
+            listed = ", ".join(tensor_names(interpreter, "inputs"))
+            raise HarnessError(f"{model_name}: {len(details)} inputs ({listed}); the dataset gives one array: give "
                                "one array per input name (npz keys or `inputs:`)")
         return [x]
     if len(details) == 1 and len(x) == 1:
@@ -213,7 +213,7 @@ def predict(model: Path, x: Samples, batch_size: int = 256, num_threads: int = 1
 
     interpreter = load_interpreter(model, num_threads, kernels=kernels)
     arrays = prepared_inputs(x, interpreter, model.name)
-    count = sample_count(dict(enumerate(arrays)))
+    count = sample_count({str(i): a for i, a in enumerate(arrays)})
     batching = batching or probe(interpreter, arrays, model.name)
     batch = min(batch_for(batching, batch_size, exact, model.name), count)
     resize_inputs(interpreter, arrays, batch)

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.record import KernelStats, WeightStats
 from harness.tflite._flatbuffer import FlatModel, TensorRef, op_inputs, op_outputs
 
 # op → (weights input index, output-channel axis of the kernel as TFLite stores it)
@@ -74,7 +75,7 @@ def kernel_inputs(reader: FlatModel) -> Iterator[tuple[str, TensorRef, int]]:
                 yield name, ref, WEIGHT_OPS[name][1]
 
 
-def weight_stats(tflite_path: str | Path) -> dict[str, Any]:
+def weight_stats(tflite_path: str | Path) -> WeightStats:
     """Per weight layer and overall: sparsity (share of exact zeros) and distinct weight values.
 
     Returns `{"layers": [row, ...], "weights": N, "zeros": Z, "sparsity": Z/N, "max_unique": U,
@@ -84,7 +85,7 @@ def weight_stats(tflite_path: str | Path) -> dict[str, Any]:
     A kernel shared by several ops counts once. Buffers are read inline or by offset.
     """
     reader = FlatModel(Path(tflite_path).read_bytes())
-    rows = []
+    rows: list[KernelStats] = []
     for name, ref, axis in kernel_inputs(reader):
         values = reader.constant(ref)
         if values is not None:
@@ -101,7 +102,7 @@ def weight_stats(tflite_path: str | Path) -> dict[str, Any]:
     }
 
 
-def _row(op: str, ref: TensorRef, values: np.ndarray, axis: int) -> dict[str, Any]:
+def _row(op: str, ref: TensorRef, values: np.ndarray, axis: int) -> KernelStats:
     tensor = ref.tensor
     shape = ref.shape or [len(values)]
     encoded = tensor.Sparsity() is not None

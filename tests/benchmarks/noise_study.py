@@ -26,9 +26,10 @@ from typing import Any
 import numpy as np
 
 from harness._latency import latency_stats, measure_repeats, time_ab
-from harness.stats import log_t_test
-from harness.devices.local.device import LocalDevice, LocalOptions
 from harness.config.schema import LatencySpec
+from harness.devices.local.device import LocalDevice, LocalOptions
+from harness.stats import log_t_test
+
 
 def write_stack(path: Path, layers: int, width: int = 256) -> None:
     """A float .tflite of `layers` identical Dense(width, ReLU) layers: cost linear in `layers`."""

@@ -85,7 +85,8 @@ def test_npz_whole_float_labels_are_taken_as_class_indices(tmp_path: Path) -> No
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(labels=arrays(np.float64, st.integers(1, 6), elements=st.floats(-3, 12) | st.integers(-1, 12).map(float) | st.sampled_from([np.nan, np.inf])))
+@given(labels=arrays(np.float64, st.integers(1, 6),
+                    elements=st.floats(-3, 12) | st.integers(-1, 12).map(float) | st.sampled_from([np.nan, np.inf])))
 def test_npz_float_labels_are_whole_or_an_error_naming_the_key(tmp_path: Path, labels: np.ndarray) -> None:
     """A float label is never truncated (2.7 used to become class 2): whole values load, the rest stop."""
     np.savez(tmp_path / "h.npz", x=np.ones((len(labels), 2)), target=labels)

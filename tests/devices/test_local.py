@@ -11,22 +11,12 @@ from harness.config.schema import LatencySpec
 from harness.devices import load_device
 from harness.devices.local.latency_process import measure
 from harness.errors import ConfigError, HarnessError
+from tests.kit import Kit
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import keras
-
-    from harness.models import BUILDERS
-    from harness.schemes import SCHEMES
-
-    builder = BUILDERS.get("tutorial_cnn")
-    model = builder.build(keras, builder.Options(input_shape=(8, 8, 1), filters=4))
-    folder = tmp_path_factory.mktemp("latency")
-    model.export(str(folder / "saved"), format="tf_saved_model", verbose=False)
-    path = folder / "m.tflite"
-    path.write_bytes(SCHEMES.get("float32").from_saved_model(folder / "saved", None, None))
-    return path
+def tiny_model(kit: Kit) -> Path:
+    return kit.tflite("float32")
 
 
 def test_measure_counts_runs(tiny_model: Path) -> None:

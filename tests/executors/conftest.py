@@ -50,13 +50,13 @@ class LocalCluster:
         done = subprocess.run(argv, env=_env(self.temp), capture_output=True, text=True, timeout=120, check=False)
         assert done.returncode == 0, done.stdout + done.stderr
 
-    def head(self, resources: dict[str, float] | None = None, cpus: int = 1) -> "LocalCluster":
+    def head(self, resources: dict[str, float] | None = None, cpus: int = 1) -> LocalCluster:
         self._start("head", ["--head", f"--port={self.port}", f"--temp-dir={self.temp}", "--include-dashboard=false",
                              f"--ray-client-server-port={free_port()}", f"--min-worker-port={free_port()}",
                              "--max-worker-port=0"], resources or {}, cpus)
         return self
 
-    def worker(self, name: str, resources: dict[str, float], cpus: int = 1) -> "LocalCluster":
+    def worker(self, name: str, resources: dict[str, float], cpus: int = 1) -> LocalCluster:
         self._start(name, [f"--address={self.address}"], resources, cpus)
         return self
 

@@ -8,15 +8,15 @@ from pathlib import Path
 import pytest
 
 from harness.errors import HarnessError
-from harness.models.source import check_tflite_file
 from harness.results import read_results
+from harness.tflite._flatbuffer import check_tflite_file
 from tests.conftest import run_bench
 
 
 @pytest.mark.parametrize("content, message", [
     (bytes(range(256)) * 4, "not a TFLite model (no TFL3 flatbuffer identifier)"),
     (b"", "not a TFLite model (no TFL3 flatbuffer identifier)"),
-    (None, "no such model file"),
+    (None, "no such file"),
 ])
 def test_a_file_that_is_not_a_tflite_model_is_named(tmp_path: Path, content: bytes | None, message: str) -> None:
     path = tmp_path / "m.tflite"

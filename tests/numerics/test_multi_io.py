@@ -45,8 +45,10 @@ def two_io_model(folder: Path) -> None:
 
     keras.utils.set_random_seed(0)
     image, extra = keras.Input((6,), name="image"), keras.Input((3,), name="extra")
-    hidden = keras.layers.Dense(16, activation="relu")(keras.layers.Concatenate()([image, extra]))
-    model = keras.Model([image, extra], [keras.layers.Dense(4)(hidden), keras.layers.Dense(2)(hidden)])
+    # Named as a fresh process names them, whatever this process built before (the tests name dense_1).
+    hidden = keras.layers.Dense(16, activation="relu", name="dense")(keras.layers.Concatenate()([image, extra]))
+    model = keras.Model([image, extra], [keras.layers.Dense(4, name="dense_1")(hidden),
+                                         keras.layers.Dense(2, name="dense_2")(hidden)])
     model.save(folder / "two_io.keras")
     model.export(str(folder / "saved"), verbose=False)
     (folder / "two_io.tflite").write_bytes(tf.lite.TFLiteConverter.from_saved_model(str(folder / "saved")).convert())

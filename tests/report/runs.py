@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ from harness.verdicts import bounds_for, check
 
 XSS = "<script>alert(1)</script>"
 THRESHOLDS = Thresholds(defaults={"top1": Bound(max_abs_drop=0.02), "size_ratio": Bound(max=1.0)})
-START = datetime(2026, 1, 5, 2, 0, tzinfo=timezone.utc)
+START = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)
 
 
 def cell(model: str, scheme: str, *, top1: float = 0.90, size_bytes: int = 4_000_000, latency_ms: float = 10.0,

@@ -43,6 +43,15 @@ BAD_FIELDS: list[tuple[str, Any, str]] = [
      "op_profile.summary_by_node_type.0.avg_ms"),
     ("recovery", {"float_layers": 5}, "recovery.float_layers"),
     ("recovery", {"steps": [{"float_layers": "two"}]}, "recovery.steps.0.float_layers"),
+    # the parts typed for issue 22: latency statistics, setup, A/B re-timing, technique, outputs
+    ("latency_ms", {"repeat_medians": ["fast"]}, "latency_ms.repeat_medians.0"),
+    ("latency_ms", {"repeats": "three"}, "latency_ms.repeats"),
+    ("latency_setup", {"benchmark_binary": {"sha256": 5}}, "latency_setup.benchmark_binary.sha256"),
+    ("latency_setup", {"remote_calls": "adb shell"}, "latency_setup.remote_calls"),
+    ("latency_ab", {"pairs": [["a", 1.0]]}, "latency_ab.pairs.0.0"),
+    ("latency_ab", {"ci": "narrow"}, "latency_ab.ci"),
+    ("technique", {"untouched": [{"layer": "dense", "reason": 7}]}, "technique.untouched.0.reason"),
+    ("outputs", [{"name": "y", "snr_db": "good"}], "outputs.0.snr_db"),
     ("scheme_options", {"a": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}, "scheme_options"),
 ]
 

@@ -11,14 +11,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from harness.tflite.runtime import load_interpreter
+from harness.config.schema import Bound
 from harness.errors import ConfigError, HarnessError, NotApplicable
 from harness.record import CellRecord, validate_record
 from harness.schemes import SCHEMES
 from harness.schemes._intent import quantization_of
 from harness.suite import load_suite
-from harness.config.schema import Bound
 from harness.tflite.quantization import read_ops
+from harness.tflite.runtime import load_interpreter
 from harness.verdicts import check
 from tests.conftest import run_bench
 
@@ -280,9 +280,19 @@ def test_a_recipe_suite_runs_end_to_end_and_a_silent_no_op_fails_its_cell(tmp_pa
     records = {r["scheme"]: validate_record(r) for r in map(json.loads, results.read_text().splitlines())}
     assert records["static_wi8_ai8"]["calibration"]["drawn"] == 16 and "calibration" not in records["weight_only_wi8_afp32"]
     failed = [v for v in records["dynamic_wi4b32_afp32"]["verdicts"] if not v["pass"]]
-    assert [v["metric"] for v in failed] == ["recipe_coverage"] and "CONV_2D" in failed[0]["note"]
+    coverage = next(v for v in failed if v["metric"] == "recipe_coverage")
+    assert "CONV_2D" in coverage["note"]
+    # blockwise int4 FULLY_CONNECTED with a fused RELU: LiteRT's builtin kernels disagree with XNNPACK
+    # (issue 23's kernel-specific numerics), so the default kernel_gap_db check may fail here too
+    assert {v["metric"] for v in failed} <= {"recipe_coverage", "kernel_gap_db"}, failed
     assert records["weight_only_wi8_afp32"]["quantization"]["coverage"] == 1.0
     assert records["float32"]["quantization"]["targeted"] == 0
+    # `bench diagnose` of a recipe cell runs on the kernels the cell is deployed on (XNNPACK here)
+    diagnosed = run_bench("diagnose", str(results.parent), "digits_cnn/weight_only_wi8_afp32", "--samples", "2",
+                          "--top", "3")
+    assert diagnosed.returncode == 0 and "Traceback" not in diagnosed.stdout + diagnosed.stderr, diagnosed.stderr
+    said = " ".join(diagnosed.stdout.split())  # the console may wrap long lines
+    assert "kernels: deployed: xnnpack" in said and "the kernels the cell's model is deployed on" in said, said
 
 
 def test_a_block_size_the_layer_cannot_take_is_a_clear_error(tmp_path: Path) -> None:

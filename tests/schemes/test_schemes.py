@@ -10,30 +10,22 @@ import pytest
 from harness.errors import NotApplicable
 from harness.schemes import SCHEMES
 from harness.tflite.runtime import load_interpreter, predict
+from tests.kit import Kit
 
 rng = np.random.default_rng(0)
 CALIBRATION = rng.uniform(0, 0.5, size=(16, 8, 8, 1)).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
-def saved_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import keras
-
-    from harness.models import BUILDERS
-
-    builder = BUILDERS.get("tutorial_cnn")
-    keras.utils.set_random_seed(0)
-    # 16 filters: the dense kernel (1,440 weights) passes the converter's 1,024-element
-    # threshold for weight quantization.
-    model = builder.build(keras, builder.Options(input_shape=(8, 8, 1), filters=16))
-    path = tmp_path_factory.mktemp("sm") / "saved"
-    model.export(str(path), format="tf_saved_model", verbose=False)
-    return path
+def saved_model(kit: Kit) -> Path:
+    """The session's tiny CNN: 16 filters, so its dense kernel (1,440 weights) passes the converter's
+    1,024-element threshold for weight quantization."""
+    return kit.saved_model
 
 
 @pytest.fixture(scope="module")
-def float_tflite(saved_model: Path) -> bytes:
-    return SCHEMES.get("float32").from_saved_model(saved_model, SCHEMES.get("float32").Options(), None)
+def float_tflite(kit: Kit) -> bytes:
+    return kit.tflite("float32").read_bytes()
 
 
 def convert(saved_model: Path, name: str, **options) -> object:

@@ -24,6 +24,7 @@ from harness.schemes.training.keras2 import UnsupportedLayer, load_tf_keras
 from harness.suite import load_suite
 from harness.tflite.runtime import load_interpreter
 from harness.tflite.weights import weight_stats
+from tests.kit import Kit
 
 FILTERS = 16  # conv kernel 3x3x1x16 = 144 weights; dense kernel 144x10 = 1,440
 
@@ -35,18 +36,10 @@ def digits() -> Dataset:
 
 
 @pytest.fixture(scope="module")
-def source(digits: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A trained Keras 3 model saved as .keras, as the harness caches builder sources."""
-    import keras
-
-    keras.utils.set_random_seed(0)
-    builder = BUILDERS.get("tutorial_cnn")
-    model = builder.build(keras, builder.Options(input_shape=(8, 8, 1), filters=FILTERS))
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-    model.fit(digits.x, digits.y, epochs=3, batch_size=32, verbose=0)
-    path = tmp_path_factory.mktemp("source") / "digits_cnn.keras"
-    model.save(path)
-    return path
+def source(kit: Kit) -> Path:
+    """A trained Keras 3 model saved as .keras, as the harness caches builder sources (the session's)."""
+    assert kit.filters == FILTERS
+    return kit.keras_path
 
 
 @pytest.fixture(scope="module")

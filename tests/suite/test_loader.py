@@ -61,19 +61,27 @@ def test_shipped_suites_are_valid() -> None:
 @pytest.mark.parametrize(
     ("old", "new", "line", "field", "message"),
     [
-        ("    train: {dataset: train, epochs: 1}", "    train: {dataset: train, epochz: 1}", 8, "models[0].train.epochz", "unknown key"),
-        ("    train: {dataset: train, epochs: 1}", "    train: {dataset: train, epochs: many}", 8, "models[0].train.epochs", "integer"),
-        ("schemes: [float32, int8,", "schemes: [float32, int9,", 11, "schemes[1].scheme", "unknown scheme 'int9'; did you mean int8"),
+        ("    train: {dataset: train, epochs: 1}", "    train: {dataset: train, epochz: 1}",
+         8, "models[0].train.epochz", "unknown key"),
+        ("    train: {dataset: train, epochs: 1}", "    train: {dataset: train, epochs: many}",
+         8, "models[0].train.epochs", "integer"),
+        ("schemes: [float32, int8,", "schemes: [float32, int9,",
+         11, "schemes[1].scheme", "unknown scheme 'int9'; did you mean int8"),
         ("  - builder: tutorial_cnn", "  - builder: tutorial_cnm", 6, "models[0].builder", "unknown model builder"),
         ("    input_shape: [8, 8, 1]", "    input_shap: [8, 8, 1]", 7, "models[0].input_shap", "unknown key"),
-        ("task: {kind: classification, dataset: test}", "task: {kind: classification, dataset: tset}", 9, "task.dataset", "unknown dataset 'tset'"),
+        ("task: {kind: classification, dataset: test}", "task: {kind: classification, dataset: tset}",
+         9, "task.dataset", "unknown dataset 'tset'"),
         ("task: {kind: classification,", "task: {kind: segmentation,", 9, "task.kind", "unknown task"),
-        ("  test: {kind: digits, split: test}", "  test: {kind: digits, split: val}", 4, "datasets.test.split", "'train' or 'test'"),
-        ("  test: {kind: digits, split: test}", "  test: {kind: cifar, split: test}", 4, "datasets.test.kind", "unknown dataset kind"),
-        ("{scheme: int8_only, id: u8, io: uint8}", "{scheme: int8_only, id: u8, io: int4}", 11, "schemes[2].io", "'int8' or 'uint8'"),
+        ("  test: {kind: digits, split: test}", "  test: {kind: digits, split: val}",
+         4, "datasets.test.split", "'train' or 'test'"),
+        ("  test: {kind: digits, split: test}", "  test: {kind: cifar, split: test}",
+         4, "datasets.test.kind", "unknown dataset kind"),
+        ("{scheme: int8_only, id: u8, io: uint8}", "{scheme: int8_only, id: u8, io: int4}",
+         11, "schemes[2].io", "'int8' or 'uint8'"),
         ("{scheme: int8_only, id: u8, io: uint8}", "{scheme: int8_only, id: int8}", 11, "schemes[2]", "appears twice"),
         ("    top1: {max_abs_drop: 0.01}", "    top2: {max_abs_drop: 0.01}", 14, "thresholds.defaults.top2", "unknown metric"),
-        ("      top1: {max_abs_drop: 0.05}", "      top1: {max_abs_dorp: 0.05}", 17, "thresholds.overrides[0].top1.max_abs_dorp", "unknown key"),
+        ("      top1: {max_abs_drop: 0.05}", "      top1: {max_abs_dorp: 0.05}",
+         17, "thresholds.overrides[0].top1.max_abs_dorp", "unknown key"),
         ("name: t", "name: t\ncolour: red", 2, "colour", "unknown key"),
         ("dataset: test}", "dataset: test, decoder: ssd}", 9, "task.decoder", "unknown key"),
         ("{scheme: int8_only, id: u8, io: uint8}", "{scheme: float16, calibration: {dataset: train}}", 11,
@@ -161,11 +169,13 @@ def test_cli_unknown_device_profile(tmp_path: Path) -> None:
 def test_model_scheme_filter_plans_fewer_cells(tmp_path: Path) -> None:
     from harness.runner import plan_cells
 
-    loaded = load_suite(write(tmp_path, VALID.replace("    input_shape: [8, 8, 1]\n", "    input_shape: [8, 8, 1]\n    schemes: [int8]\n")))
+    with_schemes = VALID.replace("    input_shape: [8, 8, 1]\n", "    input_shape: [8, 8, 1]\n    schemes: [int8]\n")
+    loaded = load_suite(write(tmp_path, with_schemes))
     assert [c.scheme.label for c in plan_cells(loaded)] == ["float32", "int8"]
     assert len(plan_cells(loaded, only=["*/int8"])) == 2
 
 
 def test_model_scheme_filter_must_match(tmp_path: Path) -> None:
-    error = error_for(tmp_path, VALID.replace("    input_shape: [8, 8, 1]\n", "    input_shape: [8, 8, 1]\n    schemes: [int4]\n"))
+    with_schemes = VALID.replace("    input_shape: [8, 8, 1]\n", "    input_shape: [8, 8, 1]\n    schemes: [int4]\n")
+    error = error_for(tmp_path, with_schemes)
     assert (error.line, error.field) == (8, "models[0].schemes[0]") and "matches none" in error.message

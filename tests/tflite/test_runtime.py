@@ -9,6 +9,7 @@ import pytest
 
 from harness.errors import HarnessError
 from harness.tflite.runtime import dequantize_output, fit_samples, load_interpreter, predict, quantize_input
+from tests.kit import Kit
 
 
 def test_quantize_round_trip() -> None:
@@ -20,7 +21,8 @@ def test_quantize_round_trip() -> None:
 
 
 def test_uint8_and_missing_params() -> None:
-    assert quantize_input(np.array([0.0, 1.0]), {"name": "x", "dtype": np.uint8, "quantization": (1 / 255, 0)}).tolist() == [0, 255]
+    detail = {"name": "x", "dtype": np.uint8, "quantization": (1 / 255, 0)}
+    assert quantize_input(np.array([0.0, 1.0]), detail).tolist() == [0, 255]
     with pytest.raises(HarnessError, match="without quantization"):
         quantize_input(np.zeros(2), {"name": "x", "dtype": np.int8, "quantization": (0.0, 0)})
 
@@ -32,24 +34,8 @@ def test_fit_samples_reshapes_only_layout() -> None:
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    import keras
-
-    from harness.models import BUILDERS
-    from harness.schemes import SCHEMES
-
-    builder = BUILDERS.get("tutorial_cnn")
-    keras.utils.set_random_seed(1)
-    model = builder.build(keras, builder.Options(input_shape=(8, 8, 1), filters=4))
-    folder = tmp_path_factory.mktemp("models")
-    model.export(str(folder / "saved"), format="tf_saved_model", verbose=False)
-    calibration = np.random.default_rng(0).uniform(0, 1, (16, 8, 8, 1)).astype(np.float32)
-    paths = {}
-    for name in ("float32", "int8_only"):
-        scheme = SCHEMES.get(name)
-        paths[name] = folder / f"{name}.tflite"
-        paths[name].write_bytes(scheme.from_saved_model(folder / "saved", scheme.Options(), calibration))
-    return paths
+def models(kit: Kit) -> dict[str, Path]:
+    return {name: kit.tflite(name) for name in ("float32", "int8_only")}
 
 
 @pytest.mark.parametrize("name", ["float32", "int8_only"])

@@ -25,10 +25,11 @@ from typing import Any
 
 import numpy as np
 
-from harness.samples import Samples, sample_count
-from harness.tflite.runtime import bind_inputs, dequantize_output, fit_samples, load_interpreter, quantize_input
 from harness.errors import HarnessError
 from harness.fidelity import OutputInfo, json_number, output_fidelity
+from harness.samples import Samples, sample_count
+from harness.tflite.runtime import bind_inputs, dequantize_output, fit_samples, load_interpreter, quantize_input
+
 
 @dataclass(frozen=True)
 class Invocation:
@@ -64,7 +65,7 @@ def invocations(model: Path, x: Samples, count: int) -> tuple[list[Invocation], 
     details = interpreter.get_input_details()
     arrays = [fit_samples(a, tuple(int(d) for d in detail["shape"][1:]), model.name)
               for a, detail in zip(bind_inputs(x, interpreter, model.name), details)]
-    total = min(count, sample_count(dict(enumerate(arrays))))
+    total = min(count, sample_count({str(i): a for i, a in enumerate(arrays)}))
     batch = max(1, int(details[0]["shape"][0]))
     runs = []
     for start in range(0, total, batch):

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 from harness.errors import HarnessError
 
@@ -69,8 +70,10 @@ def _split_prefix(line: str) -> _LogLine:
             match = prefix.match(message)
             if match and match.end() > 0:
                 word, letter = match.groupdict().get("word"), match.groupdict().get("letter")
-                if word or letter:
-                    level = _LEVEL_WORDS.get(word, word) if word else _LEVEL_LETTERS[letter]
+                if word:
+                    level = _LEVEL_WORDS.get(word, word)
+                elif letter:
+                    level = _LEVEL_LETTERS[letter]
                 message, stripped = message[match.end():], True
                 break
     return _LogLine(level, message, message.strip())

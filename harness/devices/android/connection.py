@@ -103,7 +103,7 @@ def open_transport(connection: str, kind: str, *, adb: str = "adb", rsa_key: Pat
         except BaseException:
             lease.release()
             raise
-        return stf.LeasedTransport(inner, lease)  # type: ignore[return-value]
+        return stf.LeasedTransport(inner, lease)
     host, port = split_connection(connection)
     if kind == "adb-shell":
         if port is None:

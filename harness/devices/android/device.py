@@ -35,15 +35,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from harness.config.schema import LatencySpec
 from harness.devices._base import DEVICE_KINDS, DeviceOptions
-from harness.devices.android.transport import DeviceLost, DeviceTimeout, Transport, quote_args
+from harness.devices.android import _numerics
+from harness.devices.android.benchmark_log import BenchmarkLog, BenchmarkLogError, Delegates, parse_benchmark_log
+from harness.devices.android.connection import TracedTransport, default_rsa_key, open_transport, split_connection
 from harness.devices.android.probe import DeviceFacts, probe
 from harness.devices.android.state import read_state
-from harness.devices.android.connection import TracedTransport, default_rsa_key, open_transport, split_connection
-from harness.devices.android.benchmark_log import BenchmarkLog, BenchmarkLogError, Delegates, parse_benchmark_log
-from harness.devices.android import _numerics
+from harness.devices.android.transport import DeviceLost, DeviceTimeout, Transport, quote_args
 from harness.errors import HarnessError
-from harness.config.schema import LatencySpec
 
 if TYPE_CHECKING:
     from harness.devices.android.stf import StfLease
@@ -70,7 +70,8 @@ class AdbTimeouts(BaseModel):
 
 class AdbOptions(DeviceOptions):
     kind: Literal["adb"] = "adb"
-    connection: str = Field(min_length=1, description="host:port (TCP), a USB serial, or stf://HOST/SERIAL | stf://HOST?model=NAME (an STF lease)")
+    connection: str = Field(min_length=1, description="host:port (TCP), a USB serial, or stf://HOST/SERIAL | "
+                                                      "stf://HOST?model=NAME (an STF lease)")
     transport: Literal["adb-shell", "adb"] = "adb-shell"
     benchmark_binary: Path = Field(description="benchmark_model for the device's ABI, on this host")
     work_dir: str = "/data/local/tmp/quantbench"
@@ -118,7 +119,7 @@ class AdbOptions(DeviceOptions):
         return value
 
     @model_validator(mode="after")
-    def _one_delegate_setting(self) -> "AdbOptions":
+    def _one_delegate_setting(self) -> AdbOptions:
         names = {flag[2:].partition("=")[0] for flag in self.extra_flags}
         if self.delegate is not None and names & set(_DELEGATE_FLAG_NAMES):
             raise ValueError("give the delegate either as `delegate:` or in extra_flags, not both")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from harness.devices.android.transport import Transport, quote_args
 from harness.devices.cpus import CoreChoice, choose_fastest
@@ -125,7 +125,7 @@ def read_max_freqs(transport: Transport, cpus: list[int], timeout: float) -> tup
     return freqs, sources
 
 
-def select_cores(setting: str | int | list[int], cpus: list[int], freqs: dict[int, int],
+def select_cores(setting: Literal["auto"] | int | list[int], cpus: list[int], freqs: dict[int, int],
                  sources: dict[int, str]) -> tuple[CoreSelection, tuple[str, ...]]:
     """`auto`: one core of the fastest cluster (choose_fastest); else the CPUs the profile names."""
     notes: list[str] = []
@@ -148,7 +148,7 @@ def select_cores(setting: str | int | list[int], cpus: list[int], freqs: dict[in
     return CoreSelection((choice.core,), "; ".join([reason, *notes])), tuple(notes)
 
 
-def probe(transport: Transport, core: str | int | list[int], timeout: float) -> DeviceFacts:
+def probe(transport: Transport, core: Literal["auto"] | int | list[int], timeout: float) -> DeviceFacts:
     """Read the device's facts and choose the core(s) to pin to."""
     props, cpus = read_props(transport, timeout)
     freqs, sources = read_max_freqs(transport, cpus, timeout)

@@ -59,7 +59,7 @@ class StfTarget:
     model: str | None
 
     @classmethod
-    def parse(cls, connection: str) -> "StfTarget":
+    def parse(cls, connection: str) -> StfTarget:
         """Check every part of the URL; HarnessError names what is wrong (`bench validate` uses it too)."""
         problem = _url_problem(connection)
         if problem:
@@ -290,7 +290,7 @@ class StfLease:
         self.problems: list[str] = []  # why releasing failed, for the run's notes
 
     @classmethod
-    def acquire(cls, connection: str) -> "StfLease":
+    def acquire(cls, connection: str) -> StfLease:
         target = StfTarget.parse(connection)
         client = StfClient(target.base_url, token())
         errors: list[str] = []
@@ -306,7 +306,7 @@ class StfLease:
                            + (f" ({'; '.join(errors)})" if errors else " (none present, ready and unused)"))
 
     @classmethod
-    def _connected(cls, client: StfClient, serial: str) -> "StfLease":
+    def _connected(cls, client: StfClient, serial: str) -> StfLease:
         lease = cls(client, serial, "")
         try:
             lease.address = client.remote_connect(serial)

@@ -110,7 +110,7 @@ def _check_local_dir(local: Path) -> None:
 # --- adb-shell -------------------------------------------------------------------------
 
 
-class _DeadlineSocket(BaseTransport):  # type: ignore[misc]
+class _DeadlineSocket(BaseTransport):
     """adb-shell's transport over TCP: every read/write bounded by one overall deadline,
     and end-of-stream reported as a lost connection (adb-shell would spin on it)."""
 
@@ -405,6 +405,12 @@ class AdbCliTransport:
             state = self._state(deadline - time.monotonic())
             if state == "device":
                 return
+            if "not found" in state and time.monotonic() + RETRY_PAUSE_S < deadline:
+                # The server dropped the transport it had just dialled (its handshake failed, e.g. on a
+                # loaded host or a device still coming back): dial again while the window lasts.
+                time.sleep(RETRY_PAUSE_S)
+                self._adb_connect(deadline, retry=True)
+                continue
             time.sleep(0.1)
         if "unauthorized" in state:
             raise DeviceAuthError(f"{self.serial}: the device did not authorize this host's adb key")

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.record import HostDuring
+
 PROC = Path("/proc")
 SYSFS_CPU = Path("/sys/devices/system/cpu")
 WINDOW_S = 0.2  # a snapshot's busy-share window
@@ -173,7 +175,7 @@ class CoreWatch:
                 "steal_jiffies": delta.steal, "own_jiffies": own}
 
 
-def during(watches: list[dict[str, Any]]) -> dict[str, Any]:
+def during(watches: list[dict[str, Any]]) -> HostDuring:
     """Several measurements' watches summed: `other_share` and `steal_share` of the pinned core
     (None when the watched time is too short to tell), and the seconds watched."""
     total = sum(w["jiffies"] for w in watches)

@@ -64,7 +64,7 @@ class LayerSelection(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _one_end(self) -> "LayerSelection":
+    def _one_end(self) -> LayerSelection:
         if self.first is not None and self.last is not None:
             raise ValueError("give `first` or `last`, not both")
         return self
@@ -123,7 +123,7 @@ def plan(model: Any, technique: str, verdict: Callable[[Any], Verdict], selectio
     for layer in candidates:
         if layer in chosen:
             result.wrap.append(layer.name)
-        else:
+        elif selection is not None:  # without a selection, every candidate is chosen
             result.untouched.append(_untouched(layer, f"not selected by `layers: {{{selection.describe()}}}`"))
     if not result.wrap:
         raise NotApplicable(f"{technique}: no layer of model {model.name!r} can be wrapped"

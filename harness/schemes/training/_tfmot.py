@@ -27,6 +27,8 @@ from harness.config.schema import FinetuneSpec
 from harness.datasets import Dataset
 from harness.errors import HarnessError, NotApplicable
 from harness.models import determinism
+from harness.record import TechniqueRecord, UntouchedLayer
+from harness.samples import Samples
 from harness.schemes._base import SchemeOptions
 from harness.schemes.training._layers import TechniqueOptions
 from harness.schemes.training.keras2 import load_tf_keras, reserve_layer_names
@@ -92,6 +94,9 @@ def prepare(float_model: Any, finetune: FineTuning) -> Prepared:
     from harness.tflite.runtime import fit_samples
 
     spec, data = finetune.spec, finetune.data.head(finetune.spec.limit)
+    if not isinstance(data.x, np.ndarray):
+        raise HarnessError(f"{float_model.name}: fine-tuning takes one input array (a single-input model, "
+                           f"a dataset of arrays), not {type(data.x).__name__}")
     x = fit_samples(data.x, tuple(float_model.input_shape[1:]), float_model.name).astype(np.float32)
     target = spec.target
     if target == "auto":
@@ -234,11 +239,11 @@ def chain_keys(source_path: Path, chain: Sequence[Technique], options: SchemeOpt
             for end in range(1, len(chain) + 1)]
 
 
-def technique_record(infos: Sequence[dict[str, Any] | None]) -> dict[str, Any]:
+def technique_record(infos: Sequence[dict[str, Any] | None]) -> TechniqueRecord:
     """The record's `technique`: layers any step wrapped, and those a step left untouched (reason
     prefixed with the technique), from the steps' cached sidecars."""
     wrapped: list[str] = []
-    untouched: list[dict[str, str]] = []
+    untouched: list[UntouchedLayer] = []
     for info in infos:
         if not info:
             continue
@@ -269,27 +274,27 @@ class TrainingScheme:
     chain: ClassVar[tuple[Technique, ...]] = ()
     post: ClassVar[str] = "float32"
 
-    def convert(self, saved_model: Path, options: Any, calibration: np.ndarray | None) -> bytes:
+    def convert(self, saved_model: Path, options: Any, calibration: Samples | None) -> bytes:
         from harness.schemes import SCHEMES
 
         post = SCHEMES.get(self.post)
         return post.from_saved_model(saved_model, subset(post.Options, options), calibration)
 
-    def from_keras(self, source_path: Path, options: Any, finetune: FineTuning, calibration: np.ndarray | None,
+    def from_keras(self, source_path: Path, options: Any, finetune: FineTuning, calibration: Samples | None,
                    cache: ArtifactCache) -> bytes:
         """Apply the chain to the Keras model at `source_path` (fine-tuned on `finetune`), convert it."""
         saved_model = run_chain(Path(source_path), self.chain, options, finetune, cache)
         return self.convert(saved_model, options, calibration)
 
-    def technique(self, source_path: Path, options: Any, finetune: FineTuning, cache: ArtifactCache) -> dict:
+    def technique(self, source_path: Path, options: Any, finetune: FineTuning, cache: ArtifactCache) -> TechniqueRecord:
         """What the chain wrapped and left untouched (read back from the fine-tuned models' sidecars)."""
         keys = chain_keys(Path(source_path), self.chain, options, finetune)
         return technique_record([cache.read_json("finetuned", key) for key in keys])
 
-    def from_saved_model(self, saved_model: Path, options: Any, calibration: np.ndarray | None) -> bytes:
+    def from_saved_model(self, saved_model: Path, options: Any, calibration: Samples | None) -> bytes:
         raise NotApplicable("training-time techniques need the Keras model and fine-tuning data (`from_keras`)")
 
-    def from_tflite(self, model: bytes, options: Any, calibration: np.ndarray | None) -> bytes:
+    def from_tflite(self, model: bytes, options: Any, calibration: Samples | None) -> bytes:
         raise NotApplicable("training-time techniques need a Keras model, not a .tflite file")
 
 

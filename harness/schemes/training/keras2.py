@@ -201,7 +201,7 @@ def _node(layer: str, node: Any, layer_class: type) -> Any:
     return [_entry(layer, tensor, kwargs) for tensor in _flatten(args[0])]
 
 
-def _call_parameters(layer_class: type) -> list[str]:
+def _call_parameters(layer_class: type[Any]) -> list[str]:
     parameters = inspect.signature(layer_class.call).parameters.values()
     return [p.name for p in parameters if p.name != "self" and p.kind in
             (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)]
@@ -310,7 +310,7 @@ def _layer_entry(entry: dict[str, Any]) -> tuple[dict[str, Any], type]:
     return {"class_name": class_name, "config": config}, getattr(tf_keras.layers, class_name)
 
 
-def layer_config(class_name: str, name: str, config: dict[str, Any], module: str | None = None,
+def layer_config(class_name: str, name: str | None, config: dict[str, Any], module: str | None = None,
                  registered_name: str | None = None) -> dict[str, Any]:
     """A Keras 3 layer config → the tf_keras layer's config (only keys its constructor takes)."""
     tf_keras = tf_keras_module()
@@ -352,7 +352,7 @@ def _accepted_kwargs(layer_class: type) -> set[str] | None:
         if "__init__" not in vars(klass) or klass is object:
             continue
         try:
-            parameters = inspect.signature(klass.__init__).parameters
+            parameters = inspect.signature(vars(klass)["__init__"]).parameters
         except (TypeError, ValueError):
             return None
         names |= {p for p, v in parameters.items() if p != "self" and v.kind is not inspect.Parameter.VAR_KEYWORD}

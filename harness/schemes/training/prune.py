@@ -28,7 +28,7 @@ class PruneOptions(TechniqueOptions):
     sparsity_m_by_n: tuple[int, int] | None = Field(None, description="structured sparsity, e.g. [2, 4]")
 
     @model_validator(mode="after")
-    def _consistent(self) -> "PruneOptions":
+    def _consistent(self) -> PruneOptions:
         if self.schedule == "polynomial" and self.initial_sparsity >= self.sparsity:
             raise ValueError("initial_sparsity must be below sparsity")
         if self.sparsity_m_by_n is not None:

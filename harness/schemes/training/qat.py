@@ -14,9 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
-
 from harness.claims import FULL_INTEGER_SHARE, quantized_ops_share, weights_quantized
+from harness.samples import Samples
 from harness.schemes._base import SCHEMES, SchemeOptions
 from harness.schemes._converter import convert
 from harness.schemes.training._layers import TechniqueOptions, Verdict, clone_wrapped, plan
@@ -162,7 +161,7 @@ class _QatScheme(TrainingScheme):
 
     claims = (weights_quantized(waived_by=("layers",)), quantized_ops_share(FULL_INTEGER_SHARE, ("layers",)))
 
-    def convert(self, saved_model: Path, options: Any, calibration: np.ndarray | None) -> bytes:
+    def convert(self, saved_model: Path, options: Any, calibration: Samples | None) -> bytes:
         def configure(converter: Any, tf: Any) -> None:
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
             if options.io != "float32":

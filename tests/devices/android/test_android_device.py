@@ -9,18 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from harness.stats import typical
+from harness.config.schema import LatencySpec
 from harness.devices import load_device
+from harness.devices.android.benchmark_log import parse_benchmark_log
+from harness.devices.android.device import AdbOptions, AndroidDevice, DeviceLostError, MeasurementFailed, raw_from_log
 from harness.devices.android.sim.simulator import AdbSimulator, Faults
 from harness.devices.android.transport import quote_args
-from harness.devices.android.device import AdbOptions, AndroidDevice, DeviceLostError, MeasurementFailed, raw_from_log
-from harness.devices.android.benchmark_log import parse_benchmark_log
 from harness.errors import ConfigError, HarnessError
 from harness.runner import latency_stats
-from harness.config.schema import LatencySpec
+from harness.stats import typical
 from harness.verdicts import latency_ratio
-from tests.devices.android.test_simulator import tiny_tflite
 from tests.devices.android.conftest import FAST, SPEC_A, SPEC_B, TRANSPORTS, StartSim
+from tests.devices.android.test_simulator import tiny_tflite
 from tests.devices.test_benchmark_log import CURRENT_LOG
 
 SETTINGS = LatencySpec(**FAST)

@@ -13,13 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from harness.devices.android.transport import AdbShellTransport
-from harness.devices.android.probe import probe
 from harness.devices.android.benchmark_log import parse_benchmark_log
+from harness.devices.android.probe import probe
+from harness.devices.android.transport import AdbShellTransport
 from harness.report.rows import build_rows
 from harness.results import read_results, read_run_info
 from tests.conftest import ROOT
-from tests.report.runs import plain
 from tests.devices.android.conftest import (
     SPEC_A,
     SPEC_B,
@@ -30,6 +29,7 @@ from tests.devices.android.conftest import (
     write_profile,
     write_suite,
 )
+from tests.report.runs import plain
 
 
 def bench(*args: str, cwd: Path, home: Path, module: str = "harness.cli", env: dict[str, str] | None = None,

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.devices.android.device import AdbOptions, MeasurementFailed, check_delegation, raw_from_log
-from harness.devices.android.benchmark_log import parse_benchmark_log, parse_benchmark_logs
-from harness.schemes import SCHEMES
 from harness.config.schema import LatencySpec
+from harness.devices.android.benchmark_log import parse_benchmark_log, parse_benchmark_logs
+from harness.devices.android.device import AdbOptions, MeasurementFailed, check_delegation, raw_from_log
+from harness.schemes import SCHEMES
 from harness.verdicts import cell_values
 from tests.devices.android.conftest import FAST, SPEC_A, StartSim
 from tests.devices.test_benchmark_log import CURRENT_LOG, fixture

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from harness.devices.android.probe import clusters, parse_cpu_list, probe, select_cores
 from harness.devices.android.sim.simulator import DeviceSpec, Faults
 from harness.devices.android.transport import AdbShellTransport
-from harness.devices.android.probe import clusters, parse_cpu_list, probe, select_cores
 from harness.errors import HarnessError
 from tests.devices.android.conftest import SPEC_A, SPEC_B, StartSim
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from harness.cache import ArtifactCache
-from harness.devices.android.sim.simulator import DeviceSpec, Faults
 from harness.devices.android.device import AndroidDevice
+from harness.devices.android.sim.simulator import DeviceSpec, Faults
 from harness.devices.local.device import LocalDevice
-from harness.results import read_results
 from harness.errors import HarnessError
+from harness.results import read_results
 from harness.runner import RunOutcome, SuiteRunner, plan_cells
 from harness.runner.host import HostWork
 from harness.suite import load_suite

@@ -10,9 +10,9 @@ import pytest
 
 from harness.cache import ArtifactCache
 from harness.devices.android.connection import open_transport
+from harness.devices.android.device import AndroidDevice
 from harness.devices.android.sim.stf import StfSimulator
 from harness.devices.android.stf import StfLease, StfTarget
-from harness.devices.android.device import AndroidDevice
 from harness.errors import HarnessError
 from harness.runner import SuiteRunner, plan_cells
 from harness.suite import load_suite

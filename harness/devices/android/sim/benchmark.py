@@ -10,10 +10,10 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from dataclasses import dataclass
 import resource
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 
 
 # name -> (type, default, label in the parameter echo); order is the tool's echo order.
-_BENCH_PARAMS: dict[str, tuple[type, object, str]] = {
+Param = int | float | str | bool  # a flag's value
+_BENCH_PARAMS: dict[str, tuple[type, Param, str]] = {
     "num_runs": (int, 50, "Min num runs"),
     "min_secs": (float, 1.0, "Min runs duration (seconds)"),
     "max_secs": (float, 150.0, "Max runs duration (seconds)"),
@@ -155,7 +156,8 @@ class BenchmarkModel:
     def run(self, args: list[str]) -> int:
         """Run the benchmark for `args` (the tool's --flag=value arguments)."""
         self.info("STARTING!")
-        params, given = {name: spec[1] for name, spec in _BENCH_PARAMS.items()}, set()
+        params: dict[str, Param] = {name: spec[1] for name, spec in _BENCH_PARAMS.items()}
+        given: set[str] = set()
         known = set(_BENCH_PARAMS) - (set(_IO_FLAGS) if self.device.numerics.old_benchmark else set())
         for arg in args:
             name, sep, value = arg.lstrip("-").partition("=")
@@ -173,7 +175,7 @@ class BenchmarkModel:
             return self.fail("Please specify the name of your TF Lite input file with --graph")
         return self._benchmark(graph, params, given)
 
-    def _apply_delegate(self, model: Path, params: dict[str, object], given: set[str]) -> int:
+    def _apply_delegate(self, model: Path, params: dict[str, Param], given: set[str]) -> int:
         """Print what an explicitly asked delegate does (see _sim_delegates); the exit status if it fails."""
         asked = [name for name in ("gpu", "nnapi", "xnnpack")
                  if params[f"use_{name}"] and (name != "xnnpack" or "use_xnnpack" in given)]
@@ -184,7 +186,7 @@ class BenchmarkModel:
             self.io.out(text_bytes(f"{line}\n"))
         return self.fail(lines[-1].removeprefix("ERROR: ")) if fails else 0
 
-    def _input_layers(self, params: dict[str, object]) -> list[_InputLayer]:
+    def _input_layers(self, params: dict[str, Param]) -> list[_InputLayer]:
         """--input_layer, --input_layer_shape and --input_layer_value_files, checked as the tool does."""
         names, shapes_text = split_names(str(params["input_layer"])), str(params["input_layer_shape"])
         shapes = split_shapes(shapes_text)
@@ -239,7 +241,7 @@ class BenchmarkModel:
         except OSError:
             pass  # the tool writes nothing when the file cannot be opened
 
-    def _log_params(self, params: dict[str, object], given: set[str]) -> None:
+    def _log_params(self, params: dict[str, Param], given: set[str]) -> None:
         verbose = bool(params["verbose"])
         self.info(f"{_BENCH_PARAMS['verbose'][2]}: [{int(verbose)}]")
         for name, (_, _, label) in _BENCH_PARAMS.items():
@@ -251,7 +253,7 @@ class BenchmarkModel:
                 if verbose or "num_threads" in given:
                     self.info(f"#threads used for CPU inference: [{params['num_threads']}]")
 
-    def _benchmark(self, graph: str, params: dict[str, object], given: set[str]) -> int:
+    def _benchmark(self, graph: str, params: dict[str, Param], given: set[str]) -> int:
         try:
             model = self.shell.fs.host_path(graph, self.shell.cwd)
             size_mb = model.stat().st_size / 1e6

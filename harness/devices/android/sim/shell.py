@@ -3,8 +3,8 @@
 Words follow POSIX quoting (unquoted with `shlex`); `;`, `&&`, `||`, `|`, `>`, `>>`, `<`
 and `N>&M` are understood; globs expand in the last path component. Parameter expansion
 and command substitution are refused with a syntax error rather than run or passed on.
-`$?` (the last exit status) is the one parameter expanded. The only host code ever run is the simulated `benchmark_model`, which benchmarks the
-pushed .tflite for real with LiteRT (see sim_benchmark.py).
+`$?` (the last exit status) is the one parameter expanded. The only host code ever run is the simulated
+`benchmark_model`, which benchmarks the pushed .tflite for real with LiteRT (see sim_benchmark.py).
 """
 
 from __future__ import annotations
@@ -87,8 +87,8 @@ class Session:
 class ShellIO:
     """Where a command reads and writes."""
 
-    out: Callable[[bytes], None]
-    err: Callable[[bytes], None]
+    out: Callable[[bytes], object]
+    err: Callable[[bytes], object]
     stdin: bytes = b""
 
 

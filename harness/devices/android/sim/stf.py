@@ -56,7 +56,7 @@ class StfSimulator:
     def connected(self) -> set[str]:
         return {p.serial for p in self.state.values() if p.connected}
 
-    def start(self) -> "StfSimulator":
+    def start(self) -> StfSimulator:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         threading.Thread(target=self._server.serve_forever, name="stf-simulator", daemon=True).start()
         return self
@@ -67,7 +67,7 @@ class StfSimulator:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> "StfSimulator":
+    def __enter__(self) -> StfSimulator:
         return self.start()
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
