@@ -15,6 +15,7 @@ from harness.record import CellRecord, cell_id
 from harness.schemes import BASELINE
 
 HALT_WAIT_S = 30.0  # how long a stopping run waits for a device's measurement to end once stopped
+WAKE_S = 0.5  # how often the host, waiting for a local measurement, looks for an interrupt
 
 
 class InProcessExecutor:
@@ -58,13 +59,20 @@ def _schedule(pipeline: CellPipeline, cells: list[Cell], done: dict[str, CellRec
             workers[cell.device] = DeviceWorker(pipeline, cell.device)
         finished = workers[cell.device].submit(cell, record)
         if not getattr(pipeline.device(cell.device), "remote", False):
-            finished.wait()
+            _wait(finished)
     for worker in workers.values():
         worker.finish()
     for worker in workers.values():
         worker.join()
     _interrupt.check()
     return skipped
+
+
+def _wait(finished: threading.Event) -> None:
+    """Wait for a local measurement, waking now and then: a signal the kernel handed to another thread
+    leaves a blocked main thread asleep, and only a waking one runs the Python handler (the interrupt)."""
+    while not finished.wait(WAKE_S):
+        _interrupt.check()
 
 
 def _host_work(pipeline: CellPipeline, cell: Cell, models: dict[str, PreparedModel],
