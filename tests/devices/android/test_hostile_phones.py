@@ -191,13 +191,13 @@ def test_sigint_while_a_phone_measures_keeps_the_finished_cell_and_leaves_nothin
             f"kind: adb\nconnection: {connection}\ntransport: {'adb-shell' if where == 'stf' else where}\n"
             f"benchmark_binary: {binary}\ntimeouts: {{connect: 10}}\n")
         suite = write_suite(tmp_path, ["phone"])
+        sim.state.hang_benchmark_from = 2  # the second cell's benchmark_model hangs: still measuring at the signal
         run = _bench_popen(["run", str(suite), "--out", str(tmp_path / "run"), "--cache", str(session_cache)],
                            tmp_path, home, {"STF_TOKEN": "tok"})
         try:
             results = tmp_path / "run" / "results.jsonl"
             wait_for(lambda: (results.exists() and results.read_text().count("\n") == 1) or run.poll() is not None,
                      "the first cell recorded")
-            sim.state.hang_benchmark = True  # the second cell will still be measuring at the signal
             wait_for(lambda: len(sim.taskset_log) == 2 or run.poll() is not None, "the second cell measuring")
             run.send_signal(signal.SIGINT)
             _, stderr = run.communicate(timeout=PATIENCE_S)

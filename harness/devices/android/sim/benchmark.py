@@ -284,7 +284,7 @@ class BenchmarkModel:
         init_us, init_rss = _now_us() - start_us, _max_rss_kb()
         self.info(f"The input model file size (MB): {_g(size_mb)}")
         self.info(f"Initialized session in {_g(init_us / 1e3)}ms.")
-        if self.device.hang_benchmark:
+        if self.device.hang_benchmark or 0 < self.device.hang_benchmark_from <= len(self.device.taskset_log):
             self._wait_until_killed()
         rng = np.random.default_rng()
         inputs = [(d["index"], _random_input(rng, tuple(d["shape"]), d["dtype"]))

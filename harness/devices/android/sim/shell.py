@@ -68,6 +68,7 @@ class DeviceState:
     machine: str
     cpu_count: int
     hang_benchmark: bool = False
+    hang_benchmark_from: int = 0  # >0: the Nth benchmark_model run (counted by taskset_log) and later ones hang
     drop_during_benchmark: bool = False
     numerics: NumericsSpec = NumericsSpec()  # benchmark_model's input/output flags (sim._numerics)
     thermal_status: int | None = 0  # `dumpsys thermalservice`'s Thermal Status (None: no such service)
