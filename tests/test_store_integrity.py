@@ -12,6 +12,8 @@ import json
 import shutil
 import sqlite3
 import subprocess
+import uuid
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -256,9 +258,11 @@ def fuzz_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
        run=st.fixed_dictionaries({}, optional={c: _SQL for c in _RUN_COLUMNS}))
 def test_the_history_reader_skips_any_damaged_row_with_a_warning(fuzz_store: Path, cell: dict[str, Any],
                                                                   run: dict[str, Any]) -> None:
-    db = fuzz_store.with_name("fuzzed.sqlite")
+    # a new file per example, its connection closed: a copy over a file whose WAL another example's
+    # connection still held was read as "database disk image is malformed"
+    db = fuzz_store.with_name(f"fuzzed-{uuid.uuid4().hex}.sqlite")
     shutil.copyfile(fuzz_store, db)
-    with sqlite3.connect(db) as conn:
+    with closing(sqlite3.connect(db)) as conn, conn:
         for table, values, where in (("cells", cell, "rowid = 2"), ("runs", run, "id = 1")):
             values = {k: v for k, v in values.items() if k not in _NOT_NULL or v is not None and v == v}  # NaN: NULL
             if values:
