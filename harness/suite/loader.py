@@ -233,7 +233,7 @@ def _check_finetune(suite: Suite, check: _Checker, loaded: LoadedSuite) -> None:
         if block is not None and block.dataset is not None:
             _dataset_ref(suite, check, block.dataset, (*loc, "dataset"))
     training = [(i, s) for i, s in enumerate(suite.schemes)
-                if getattr(SCHEMES.get(s.scheme), "needs_training", False)]
+                if SCHEMES.get(s.scheme).needs_training]
     trained = {i for i, _ in training}
     for index, spec in enumerate(suite.schemes):
         if spec.finetune is not None and index not in trained:
