@@ -81,9 +81,7 @@ def profile_rows() -> list[dict[str, Any]]:
         try:
             facts = device.describe()
         finally:
-            close = getattr(device, "close", None)
-            if close is not None:
-                close()
+            device.close()
         if facts.get("kind") == "local":
             return _local_row(name, facts)
         return {"name": name, "source": "profile", **facts}

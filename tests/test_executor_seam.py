@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from harness.config.schema import ModelSpec, SchemeSpec
+from harness.devices import Device
 from harness.executors._inprocess import InProcessExecutor
 from harness.pipeline import CellPipeline
 from harness.plan import Cell
@@ -81,6 +82,13 @@ def test_suite_runner_has_every_member_of_the_protocol_with_its_parameters() -> 
 
 
 # -- the in-process executor against a recording pipeline -------------------------------------
+class NamedDevice(Device):
+    """A device that is only its name and whether it is remote (its measurement is Recording.measure)."""
+
+    def __init__(self, name: str, remote: bool) -> None:
+        self.name, self.remote = name, remote
+
+
 class Recording:
     """A CellPipeline that records each call; `block` holds a cell's measurement until its device is closed."""
 
@@ -138,7 +146,7 @@ class Recording:
         self._note(f"report {stage}", cell_id)
 
     def device(self, name: str) -> Any:
-        return SimpleNamespace(name=name, remote=name in self.remote)
+        return NamedDevice(name, name in self.remote)
 
     def keep_description(self, name: str, described: dict[str, Any]) -> None:
         pass

@@ -86,9 +86,7 @@ def describe_task(shared: Replica, name: str) -> dict[str, Any]:
     pipeline = shared()
     try:
         device = pipeline.device(name)
-        check = getattr(device, "check", None)
-        if check is not None:
-            check()
+        device.check()
         return device.describe()
     finally:
         pipeline.close_devices([name])

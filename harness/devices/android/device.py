@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from harness.cache import file_digest
 from harness.config.schema import LatencySpec
-from harness.devices._base import DEVICE_KINDS, DeviceOptions
+from harness.devices._base import DEVICE_KINDS, BinaryDevice, DeviceKind, DeviceOptions
 from harness.devices.android import _numerics
 from harness.devices.android.benchmark_log import BenchmarkLog, BenchmarkLogError, Delegates, parse_benchmark_log
 from harness.devices.android.connection import TracedTransport, default_rsa_key, open_transport, split_connection
@@ -200,7 +200,7 @@ def raw_from_log(parsed: BenchmarkLog) -> dict[str, Any]:
     return raw
 
 
-class AndroidDevice:
+class AndroidDevice(BinaryDevice):
     """One phone (or simulator) for one run; the runner gives it one worker thread."""
 
     remote = True  # measurements run on the device, so they may overlap host work
@@ -571,7 +571,7 @@ class AndroidDevice:
 
 
 @DEVICE_KINDS.register("adb", "an Android device over adb: benchmark_model on one big core")
-class Adb:
+class Adb(DeviceKind):
     Options = AdbOptions
 
     def open(self, name: str, options: AdbOptions) -> AndroidDevice:

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from harness.config.schema import LatencySpec
-from harness.devices._base import DEVICE_KINDS, DeviceOptions
+from harness.devices._base import DEVICE_KINDS, Device, DeviceKind, DeviceOptions
 from harness.devices.cpus import CoreChoice, cpu_model, pick_local_core
 from harness.devices.local.host_state import CoreWatch, snapshot
 from harness.errors import HarnessError
@@ -25,7 +25,7 @@ class LocalOptions(DeviceOptions):
     threads: int = Field(1, ge=1)
 
 
-class LocalDevice:
+class LocalDevice(Device):
     def __init__(self, name: str, options: LocalOptions) -> None:
         self.name = name
         self.options = options
@@ -100,7 +100,7 @@ class LocalDevice:
 
 
 @DEVICE_KINDS.register("local", "this machine: LiteRT, one thread, pinned to the fastest core")
-class Local:
+class Local(DeviceKind):
     Options = LocalOptions
 
     def open(self, name: str, options: LocalOptions) -> LocalDevice:
