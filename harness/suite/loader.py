@@ -139,13 +139,15 @@ def _check_devices(suite: Suite, check: _Checker, base_dir: Path) -> None:
 def _check_datasets(suite: Suite, check: _Checker, loaded: LoadedSuite) -> None:
     for name, spec in suite.datasets.items():
         loaded.dataset_options[name] = check.options(DATASETS, spec.kind, spec.options, ("datasets", name), "kind")
-        _check_dataset_files(loaded.dataset_options[name], loaded.base_dir, check, ("datasets", name))
+        files = DATASETS.get(spec.kind).files
+        _check_dataset_files(loaded.dataset_options[name], files, loaded.base_dir, check, ("datasets", name))
 
 
-def _check_dataset_files(options: BaseModel, base_dir: Path, check: _Checker, loc: Path_) -> None:
-    """A dataset's file and folder options (`path`, `dir`, `manifest`, `files`, ...) name something that exists."""
-    for key in ("path", "dir", "manifest", "annotations", "images", "files"):
-        value = getattr(options, key, None)
+def _check_dataset_files(options: BaseModel, files: tuple[str, ...], base_dir: Path, check: _Checker,
+                         loc: Path_) -> None:
+    """A dataset's file and folder options (its loader's `files`) name something that exists."""
+    for key in files:
+        value = getattr(options, key)
         if isinstance(value, str) and not (base_dir / value).exists():
             raise check.fail((*loc, key), f"{base_dir / value} does not exist")
 
