@@ -258,7 +258,7 @@ class _Drive:
         """One measurement per device; a local one takes its node's every CPU (the pinned core
         is not shared with host work)."""
         cpus = 0.0
-        if not getattr(self.pipeline.device(device), "remote", False):
+        if not self.pipeline.device(device).remote:
             cpus = max((n["Resources"].get("CPU", 1.0) for n in self.nodes if resource(device) in n["Resources"]),
                        default=1.0)
         return {"resources": {resource(device): 1}, "num_cpus": cpus, "max_retries": 0}
