@@ -31,18 +31,16 @@ def quantization_of(kind: str, scheme: Scheme, options: Any, produced: bytes,
         return quantization_record(produced, targets, rules)
     ask = scheme.ask
     kept = set(getattr(options, "float_layers", None) or [])
-    targets = [_with_reason(kind, t) for t in targets_for(read_ops(produced), ask) if not kept & set(t.op.outputs)]
+    targets = [_with_reason(scheme, t) for t in targets_for(read_ops(produced), ask) if not kept & set(t.op.outputs)]
     return quantization_record(produced, targets, [f".* / * → {ask.describe()}"] if ask else [],
                                None if ask else f"scheme {kind} asks no quantization of single ops")
 
 
-CONVERTER_MIN_ELEMENTS = 1024  # TFLiteConverter's dynamic range quantizes kernels this large or larger
-
-
-def _with_reason(kind: str, target: Target) -> Target:
-    """A small kernel a dynamic-range model keeps float: the converter's size threshold says why."""
-    if kind == "dynamic_range" and target.op.weights is not None and target.op.elements < CONVERTER_MIN_ELEMENTS:
+def _with_reason(scheme: Scheme, target: Target) -> Target:
+    """A small kernel the scheme keeps float by design (a claim's `min_elements`: dynamic_range, whose
+    TFLiteConverter quantizes kernels that large or larger only) says why."""
+    smallest = max((claim.min_elements for claim in scheme.claims), default=0)
+    if target.op.weights is not None and target.op.elements < smallest:
         return Target(target.op, target.ask, f"{target.op.elements} weights: TFLiteConverter quantizes kernels of "
-                      f"{CONVERTER_MIN_ELEMENTS} weights or more only")
+                      f"{smallest} weights or more only")
     return target
-
