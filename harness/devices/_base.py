@@ -37,6 +37,10 @@ class Device:
         """init/first/warmup_mean (ms), `samples` (ms per timed run) and memory figures."""
         raise NotImplementedError
 
+    def inventory(self) -> dict[str, Any]:
+        """What `bench devices` shows of it (model, ABI, cores, the core mask, ...). Default: describe()."""
+        return self.describe()
+
     def check(self) -> None:
         """Problems that should stop a run before any work (the CLI exits 2); run once per device
         (on the Ray node that declares it). Default: none."""
