@@ -73,11 +73,6 @@ SCHEMES: Registry[Scheme] = Registry("scheme", "harness.schemes", base=Scheme)
 BASELINE = "float32"
 
 
-def calibrates(scheme: Scheme, options: Any) -> bool:
-    """Whether the scheme needs calibration samples with these options."""
-    return scheme.calibrates(options)
-
-
 def debugged(kind: str) -> bool:
     """Whether the registered scheme `kind` is one TF's QuantizationDebugger re-creates (its `debugged`;
     a scheme no longer registered: no)."""

@@ -22,7 +22,6 @@ from harness.models import BUILDERS
 from harness.models.paths import resolve_model_path
 from harness.registry import Registry, UnknownName
 from harness.schemes import SCHEMES
-from harness.schemes._base import calibrates
 from harness.tasks import TASKS, threshold_metrics
 
 
@@ -200,7 +199,7 @@ def _check_calibration(suite: Suite, model: ModelSpec, check: _Checker, loc: Pat
     calibration = model.calibration or suite.calibration
     for spec in suite.schemes:
         applies = model.schemes is None or any(fnmatch.fnmatchcase(spec.label, p) for p in model.schemes)
-        needs = calibrates(SCHEMES.get(spec.scheme), loaded.scheme_options[spec.label])
+        needs = SCHEMES.get(spec.scheme).calibrates(loaded.scheme_options[spec.label])
         if applies and spec.calibration is None and calibration is None and needs:
             raise check.fail((*loc, "calibration"), f"scheme {spec.label!r} needs calibration data: "
                              "add `calibration: {dataset: ...}` (suite, model or scheme entry)")
