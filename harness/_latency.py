@@ -54,15 +54,14 @@ def device_state(device: Device, settings: LatencySpec) -> DeviceState | None:
     tell). A cell still above `max_temp_c` (or the platform's thermal status still above
     `max_thermal_status`) when the wait runs out is marked hot; a local cell whose core still has
     more than `max_runnable` other runnable tasks or `max_other_load` other work is marked busy."""
-    read = getattr(device, "device_state", None)
-    if read is None:
+    state, waited, spec = device.device_state(), 0.0, settings.cooldown
+    if state is None:
         return None
-    state, waited, spec = read(), 0.0, settings.cooldown
     while spec is not None and (_hot(state, spec) or _crowded(state, spec)) and waited < spec.wait_s:
         _interrupt.check()
         time.sleep(min(spec.poll_s, spec.wait_s - waited))
         waited += min(spec.poll_s, spec.wait_s - waited)
-        state = read()
+        state = device.device_state() or state
     crowded = _crowded(state, spec) if spec is not None else None
     result: DeviceState = {"before": state, "cooldown_s": round(waited, 3), "hot": spec is not None and _hot(state, spec)}
     if crowded:
@@ -181,8 +180,11 @@ class _Side:
     def time(self, device: Device, settings: LatencySpec) -> float:
         if self.binary is None:
             raw = device.measure_latency(self.model, settings)
-        else:  # only a device whose profile names a benchmark binary (a phone) gets one
-            raw = cast(BinaryDevice, device).measure_latency(self.model, settings, binary=self.binary)
+        elif isinstance(device, BinaryDevice):  # only a device whose profile names a benchmark binary gets one
+            raw = device.measure_latency(self.model, settings, binary=self.binary)
+        else:
+            raise HarnessError(f"device {device.name!r} is not timed by a benchmark binary: it cannot time "
+                               f"{self.model.name} with {self.binary}")
         if self.watches is not None and isinstance(raw.get("host"), dict):
             self.watches.append(raw["host"])
         value = typical(repeat_of(raw)["stats"])

@@ -273,9 +273,7 @@ def measure(
     try:
         medians = [_measure_once(target, path, settings, index) for index in range(repeat)]
     finally:
-        close = getattr(target, "close", None)
-        if close is not None:
-            close()
+        target.close()
     spread = (f"medians CV {coefficient_of_variation(medians) * 100:.2f}% over {repeat} runs" if repeat > 1
               else "one run: no CV of the medians (give --repeat 2 or more)")
     console.print(Text(f"{model.name} on {device} ({target.describe().get('core_reason', '')}): {spread}"))

@@ -51,24 +51,6 @@ def profile_names() -> list[str]:
     return list(names)
 
 
-def _local_row(name: str, facts: dict[str, Any]) -> dict[str, Any]:
-    import os
-    import platform
-
-    from harness.devices.android.probe import clusters
-    from harness.devices.cpus import read_max_freqs
-
-    cpus = sorted(os.sched_getaffinity(0))
-    freqs = read_max_freqs(cpus=cpus)
-    core = facts.get("core")
-    return {
-        **facts, "name": name, "source": "profile", "reachable": True, "model": facts.get("cpu_model"),
-        "abi": platform.machine(), "android": None,
-        "cores": [{"cpu": cpu, "max_freq_khz": freqs.get(cpu)} for cpu in cpus],
-        "clusters": clusters(cpus, freqs), "mask": f"0x{1 << core:x}" if isinstance(core, int) else None,
-    }
-
-
 def profile_rows() -> list[dict[str, Any]]:
     """One row per profile; adb devices are connected to and probed."""
     from harness.devices import DEVICE_KINDS, load_device
@@ -79,13 +61,9 @@ def profile_rows() -> list[dict[str, Any]]:
         except HarnessError as exc:
             return {"name": name, "source": "profile", "reachable": False, "error": str(exc)}
         try:
-            facts = device.describe()
+            facts = device.inventory()
         finally:
-            close = getattr(device, "close", None)
-            if close is not None:
-                close()
-        if facts.get("kind") == "local":
-            return _local_row(name, facts)
+            device.close()
         return {"name": name, "source": "profile", **facts}
 
     names = profile_names()

@@ -17,13 +17,13 @@ from harness.cache import file_digest
 from harness.errors import HarnessError
 from harness.record import CellRecord, artifact_of, record_id
 from harness.results import RESULTS, read_results, read_run_info
+from harness.schemes import debugged
 
 if TYPE_CHECKING:
     from harness.plan import Cell
     from harness.suite.loader import LoadedSuite
 
 console = plain_console()
-DEBUGGED_SCHEMES = ("int8", "int8_only")
 
 
 def find_cell(run_dir: Path, cell: str) -> tuple[CellRecord, CellRecord]:
@@ -221,7 +221,7 @@ def diagnose(
                               "tensors": len(optimized), "compared": len(rows),
                               "kernels": diagnosed_on(Path(artifact_of(record)["path"]))}
     source_is_tflite = artifact_of(record)["source"].endswith(".tflite")
-    if debugger and record["scheme_kind"] in DEBUGGED_SCHEMES and not source_is_tflite and calibration is not None:
+    if debugger and debugged(record["scheme_kind"]) and not source_is_tflite and calibration is not None:
         statistics = _debugger(record, baseline, cache, x, calibration)
         rows = join(rows, statistics)
         builtin_rows, _, _ = on_builtin_kernels(Path(artifact_of(record)["path"]), Path(artifact_of(baseline)["path"]), x)

@@ -25,8 +25,9 @@ class UnknownName(KeyError):
 class Registry(Generic[T]):
     """A named collection of implementations of one kind ("scheme", "task", ...)."""
 
-    def __init__(self, kind: str, package: str | None = None) -> None:
+    def __init__(self, kind: str, package: str | None = None, base: type[T] | None = None) -> None:
         self.kind = kind
+        self._base = base  # what every implementation subclasses (its defaults are the optional members)
         self._package = package  # imported lazily so each module can self-register
         self._items: dict[str, T] = {}
         self._summaries: dict[str, str] = {}
@@ -39,6 +40,9 @@ class Registry(Generic[T]):
         def add(obj: type[T]) -> type[T]:
             if name in self._items:
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
+            if self._base is not None and not issubclass(obj, self._base):
+                raise TypeError(f"{self.kind} {name!r}: {obj.__qualname__} does not subclass "
+                                f"{self._base.__module__}.{self._base.__qualname__}")
             self._items[name] = obj()
             self._summaries[name] = summary or (getattr(obj, "__doc__", "") or "").strip().split("\n")[0]
             return obj

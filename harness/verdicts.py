@@ -318,7 +318,7 @@ def scheme_claims(kind: str | None) -> tuple[Claim, ...]:
 
     if not kind or kind not in SCHEMES:
         return ()
-    return tuple(getattr(SCHEMES.get(kind), "claims", ()))
+    return SCHEMES.get(kind).claims
 
 
 def record_claims(record: CellRecord) -> list[ClaimResult]:

@@ -12,11 +12,12 @@ from pydantic import ValidationError
 
 from harness._latency import time_ab
 from harness.config.schema import LatencySpec
+from harness.devices import Device
 
 A, B = Path("a.tflite"), Path("b.tflite")
 
 
-class ScriptedDevice:
+class ScriptedDevice(Device):
     """Times model A at 1.0 ms and model B at the next of `ratios` (cycled), one sample a run."""
 
     def __init__(self, ratios: list[float]) -> None:

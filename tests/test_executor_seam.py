@@ -16,12 +16,14 @@ from typing import Any
 import pytest
 
 from harness.config.schema import ModelSpec, SchemeSpec
+from harness.devices import Device
 from harness.executors._inprocess import InProcessExecutor
 from harness.pipeline import CellPipeline
 from harness.plan import Cell
 from harness.record import CellRecord, cell_id
 from harness.runner import SuiteRunner
 from harness.schemes import BASELINE
+from tests.kit import mlp_suite, write_mlp
 
 HARNESS = Path(__file__).resolve().parents[1] / "harness"
 EXECUTORS = sorted((HARNESS / "executors").glob("*.py"))
@@ -80,6 +82,13 @@ def test_suite_runner_has_every_member_of_the_protocol_with_its_parameters() -> 
 
 
 # -- the in-process executor against a recording pipeline -------------------------------------
+class NamedDevice(Device):
+    """A device that is only its name and whether it is remote (its measurement is Recording.measure)."""
+
+    def __init__(self, name: str, remote: bool) -> None:
+        self.name, self.remote = name, remote
+
+
 class Recording:
     """A CellPipeline that records each call; `block` holds a cell's measurement until its device is closed."""
 
@@ -137,7 +146,7 @@ class Recording:
         self._note(f"report {stage}", cell_id)
 
     def device(self, name: str) -> Any:
-        return SimpleNamespace(name=name, remote=name in self.remote)
+        return NamedDevice(name, name in self.remote)
 
     def keep_description(self, name: str, described: dict[str, Any]) -> None:
         pass
@@ -238,19 +247,7 @@ class SerialExecutor:
         return len(cells) - sum(1 for c in cells if c.id not in done)
 
 
-SUITE = """\
-name: seam
-datasets:
-  noise: {kind: synthetic, count: 8, low: -1, high: 1}
-models:
-  - {name: mlp, path: model.tflite}
-task: {kind: fidelity, dataset: noise}
-schemes: [float32, {scheme: float32, id: float32_again}]
-latency: {warmup_runs: 1, num_runs: 3, min_secs: 0, float_pairs: 0}
-thresholds:
-  defaults:
-    latency_ratio: {max: 100}
-"""
+SUITE = mlp_suite("seam", "{warmup_runs: 1, num_runs: 3, min_secs: 0, float_pairs: 0}")
 
 
 @pytest.mark.slow  # writes a real model with TensorFlow and runs it with LiteRT
@@ -260,7 +257,6 @@ def test_a_third_executor_written_against_the_protocol_runs_a_real_suite(tmp_pat
     from harness.plan import plan_cells
     from harness.results import read_results
     from harness.suite import load_suite
-    from tests.test_regression_tracker import write_mlp
 
     (tmp_path / "suite.yaml").write_text(SUITE)
     write_mlp(tmp_path / "model.tflite", 16)

@@ -21,21 +21,9 @@ from harness.report.summary import render_summary
 from harness.runner import SuiteRunner
 from harness.stats import paired_ratio
 from harness.suite import load_suite
-from tests.test_regression_tracker import write_mlp
+from tests.kit import mlp_suite, write_mlp
 
-SUITE = """\
-name: shared_host
-datasets:
-  noise: {kind: synthetic, count: 8, low: -1, high: 1}
-models:
-  - {name: mlp, path: model.tflite}
-task: {kind: fidelity, dataset: noise}
-schemes: [float32, {scheme: float32, id: float32_again}]
-latency: {warmup_runs: 2, num_runs: 30, min_secs: 0.3, float_pairs: 6}
-thresholds:
-  defaults:
-    latency_ratio: {max: 100}
-"""
+SUITE = mlp_suite("shared_host", "{warmup_runs: 2, num_runs: 30, min_secs: 0.3, float_pairs: 6}")
 
 # Spins on one core until killed or until its time bound (so a test that dies cannot leave it behind).
 HOG = """\

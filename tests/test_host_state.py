@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from harness._latency import device_state, time_vs_float, with_after
 from harness.cache import file_digest
 from harness.config.schema import Bound, CooldownSpec, LatencySpec
+from harness.devices import Device
 from harness.devices.local import host_state
 from harness.devices.local.host_state import CoreWatch, core_times, cpufreq, during, process_ticks, runnable_on_core
 from harness.errors import HarnessError
@@ -115,7 +116,7 @@ def test_a_cell_is_busy_when_other_work_or_steal_passes_the_share(watches: list[
     assert (reason is None and state["busy_reason"] is None) or reason in str(state["busy_reason"])
 
 
-class QuietingHost:
+class QuietingHost(Device):
     """A local device whose pinned core has 3, then 2, then 0 other runnable tasks."""
 
     def __init__(self, counts: list[int]) -> None:
@@ -185,7 +186,7 @@ def test_a_snapshot_reads_this_host() -> None:
     assert snap["runnable_on_core"] is not None and snap["runnable_on_core"] >= 0
 
 
-class PairDevice:
+class PairDevice(Device):
     """Times every model at 1 ms, its core half busy with other work; `fail` raises as a lost device would."""
 
     def __init__(self, fail: bool = False) -> None:

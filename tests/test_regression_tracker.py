@@ -8,33 +8,11 @@ import json
 from pathlib import Path
 
 from tests.conftest import run_bench
+from tests.kit import mlp_suite, write_mlp
 from tests.report.runs import plain
 
-SUITE = """\
-name: nightly_mlp
-datasets:
-  noise: {kind: synthetic, count: 16, low: -1, high: 1}
-models:
-  - {name: mlp, path: model.tflite}
-task: {kind: fidelity, dataset: noise}
-schemes: [float32]
-latency: {float_pairs: 0, warmup_runs: 5, num_runs: 400, min_secs: 0, repeats: 3, ab_pairs: 6}
-"""
-
-
-def write_mlp(path: Path, width: int, inputs: int = 256) -> None:
-    """A float .tflite MLP: inputs → width (ReLU) → 10; its cost grows with width."""
-    import tempfile
-
-    import keras
-    import tensorflow as tf
-
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((inputs,), batch_size=1), keras.layers.Dense(width, activation="relu"),
-                              keras.layers.Dense(10)])
-    with tempfile.TemporaryDirectory() as folder:
-        model.export(folder, format="tf_saved_model", verbose=False)
-        path.write_bytes(tf.lite.TFLiteConverter.from_saved_model(folder).convert())
+SUITE = mlp_suite("nightly_mlp", "{float_pairs: 0, warmup_runs: 5, num_runs: 400, min_secs: 0, repeats: 3, ab_pairs: 6}",
+                  twice=False)
 
 
 def night(folder: Path, cache: Path) -> tuple[int, str, list[dict]]:

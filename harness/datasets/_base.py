@@ -6,7 +6,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -86,15 +86,19 @@ def fingerprint_arrays(*arrays: np.ndarray | None) -> str:
     return digest.hexdigest()
 
 
-class DatasetLoader(Protocol):
-    """Loads a dataset. Relative paths in its options are relative to `base_dir` (the suite's
-    folder); a loader that generates its data (synthesized speech, composed scenes) keeps it in
-    `cache` (None: the default cache, `$QUANTBENCH_CACHE`)."""
+class DatasetLoader:
+    """Loads a dataset: subclass it and register the subclass with `@DATASETS.register(kind, summary)`.
 
-    @property
-    def Options(self) -> type[LoaderOptions]: ...
+    Relative paths in its options are relative to `base_dir` (the suite's folder); a loader that
+    generates its data (synthesized speech, composed scenes) keeps it in `cache` (None: the default
+    cache, `$QUANTBENCH_CACHE`)."""
 
-    def load(self, name: str, options: Any, base_dir: Path, cache: ArtifactCache | None = None) -> Dataset: ...
+    Options: ClassVar[type[LoaderOptions]] = LoaderOptions
+    # its options that name a file or folder (relative to the suite's folder): `bench validate` checks each exists
+    files: ClassVar[tuple[str, ...]] = ()
+
+    def load(self, name: str, options: Any, base_dir: Path, cache: ArtifactCache | None = None) -> Dataset:
+        raise NotImplementedError
 
 
-DATASETS: Registry[DatasetLoader] = Registry("dataset kind", "harness.datasets")
+DATASETS: Registry[DatasetLoader] = Registry("dataset kind", "harness.datasets", base=DatasetLoader)

@@ -16,7 +16,7 @@ import numpy as np
 from pydantic import Field
 
 from harness.cache import ArtifactCache
-from harness.datasets._base import DATASETS, Dataset, LoaderOptions
+from harness.datasets._base import DATASETS, Dataset, DatasetLoader, LoaderOptions
 from harness.errors import HarnessError
 
 
@@ -84,8 +84,9 @@ def _fit(image: Any, size: tuple[int, int], resize: str) -> tuple[Any, dict[str,
 
 
 @DATASETS.register("coco", "COCO annotation JSON + image folder (detection): resized (letterbox|stretch), scaled")
-class Coco:
+class Coco(DatasetLoader):
     Options = CocoOptions
+    files = ("annotations", "images")
 
     def load(self, name: str, options: CocoOptions, base_dir: Path, cache: ArtifactCache | None = None) -> Dataset:
         from PIL import Image, UnidentifiedImageError

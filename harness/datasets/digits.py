@@ -9,7 +9,7 @@ import numpy as np
 from pydantic import Field
 
 from harness.cache import ArtifactCache
-from harness.datasets._base import DATASETS, Dataset
+from harness.datasets._base import DATASETS, Dataset, DatasetLoader
 from harness.datasets._images import ImageOptions, preprocess
 
 
@@ -20,7 +20,7 @@ class _DigitsOptions(ImageOptions):
 
 
 @DATASETS.register("digits", "scikit-learn 8x8 digits (1,797 images), seeded train/test split")
-class Digits:
+class Digits(DatasetLoader):
     Options = _DigitsOptions
 
     def load(self, name: str, options: _DigitsOptions, base_dir: Path, cache: ArtifactCache | None = None) -> Dataset:

@@ -21,7 +21,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from harness.cache import DEFAULT_ROOT, ArtifactCache, content_key
-from harness.datasets._base import DATASETS, Dataset, LoaderOptions
+from harness.datasets._base import DATASETS, Dataset, DatasetLoader, LoaderOptions
 from harness.datasets.coco import Coco, CocoOptions
 
 # Bump when the generated scenes change for the same options.
@@ -139,7 +139,7 @@ def build_scenes(options: FaceScenesOptions, target: Path) -> dict[str, Any]:
 
 
 @DATASETS.register("face_scenes", "LFW faces pasted on real textures with exact boxes, plus the astronaut (COCO)")
-class FaceScenes:
+class FaceScenes(DatasetLoader):
     Options = FaceScenesOptions
 
     def load(self, name: str, options: FaceScenesOptions, base_dir: Path,

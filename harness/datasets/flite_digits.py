@@ -19,7 +19,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from harness.cache import DEFAULT_ROOT, ArtifactCache, content_key
-from harness.datasets._base import DATASETS, Dataset, LoaderOptions
+from harness.datasets._base import DATASETS, Dataset, DatasetLoader, LoaderOptions
 from harness.datasets.audio_features import SAMPLE_RATE, FeatureOptions
 from harness.datasets.speech_manifest import load_manifest
 from harness.errors import HarnessError
@@ -145,7 +145,7 @@ def synthesize_manifest(options: _FliteOptions, cache: ArtifactCache | None = No
 
 @DATASETS.register("flite_digits", "spoken digit strings synthesized with Debian flite (voices, rates, pitch, speed), "
                    "as log-mel features")
-class FliteDigits:
+class FliteDigits(DatasetLoader):
     Options = _FliteOptions
 
     def load(self, name: str, options: _FliteOptions, base_dir: Path, cache: ArtifactCache | None = None) -> Dataset:

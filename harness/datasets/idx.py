@@ -13,7 +13,7 @@ from typing import Literal
 import numpy as np
 
 from harness.cache import ArtifactCache
-from harness.datasets._base import DATASETS, Dataset
+from harness.datasets._base import DATASETS, Dataset, DatasetLoader
 from harness.datasets._images import ImageOptions, preprocess
 from harness.errors import HarnessError
 
@@ -50,8 +50,9 @@ class _IdxOptions(ImageOptions):
     dir: str | None = None
 
 
-class _IdxLoader:
+class _IdxLoader(DatasetLoader):
     Options = _IdxOptions
+    files = ("dir",)
     default_dir: Path
     how_to_get: str
 

@@ -15,7 +15,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from harness.cache import ArtifactCache
-from harness.datasets._base import DATASETS, Dataset
+from harness.datasets._base import DATASETS, Dataset, DatasetLoader
 from harness.datasets._images import ImageOptions, preprocess
 from harness.errors import HarnessError
 
@@ -86,8 +86,9 @@ def class_files(root: Path, classes: list[str], options: _FolderOptions, name: s
 
 @DATASETS.register("image_folder", "images in <path>/<class>/*.png|jpg, resized, scaled to `range`; "
                    "split: train|test by a stable hash of each file's path, or files: a list")
-class ImageFolder:
+class ImageFolder(DatasetLoader):
     Options = _FolderOptions
+    files = ("path", "files")
 
     def load(self, name: str, options: _FolderOptions, base_dir: Path, cache: ArtifactCache | None = None) -> Dataset:
         from PIL import Image

@@ -8,7 +8,7 @@ import numpy as np
 from pydantic import Field
 
 from harness.cache import ArtifactCache
-from harness.datasets._base import DATASETS, Dataset
+from harness.datasets._base import DATASETS, Dataset, DatasetLoader
 from harness.datasets._images import ImageOptions, preprocess
 from harness.errors import HarnessError
 from harness.samples import Samples, sample_count
@@ -81,8 +81,9 @@ def _check_label_range(y: np.ndarray, num_classes: int | None, where: str, count
 
 
 @DATASETS.register("npz", "arrays from an .npz file (x_key, or one array per model input; optional y_key)")
-class Npz:
+class Npz(DatasetLoader):
     Options = _NpzOptions
+    files = ("path",)
 
     def load(self, name: str, options: _NpzOptions, base_dir: Path, cache: ArtifactCache | None = None) -> Dataset:
         path = base_dir / options.path

@@ -14,7 +14,7 @@ import numpy as np
 from pydantic import Field
 
 from harness.cache import ArtifactCache
-from harness.datasets._base import DATASETS, Dataset, LoaderOptions
+from harness.datasets._base import DATASETS, Dataset, DatasetLoader, LoaderOptions
 from harness.datasets.audio_features import SAMPLE_RATE, FeatureOptions, log_mel, read_wav
 from harness.errors import HarnessError
 
@@ -78,8 +78,9 @@ class _ManifestOptions(LoaderOptions):
 
 @DATASETS.register("speech_manifest", "16 kHz WAV utterances listed in a JSONL manifest (audio_filepath, text), "
                    "as log-mel features")
-class SpeechManifest:
+class SpeechManifest(DatasetLoader):
     Options = _ManifestOptions
+    files = ("manifest",)
 
     def load(self, name: str, options: _ManifestOptions, base_dir: Path, cache: ArtifactCache | None = None) -> Dataset:
         return load_manifest(name, base_dir / options.manifest, options.features, options.on_long, options.limit)

@@ -8,7 +8,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from harness.cache import ArtifactCache
-from harness.datasets._base import DATASETS, Dataset, LoaderOptions
+from harness.datasets._base import DATASETS, Dataset, DatasetLoader, LoaderOptions
 from harness.samples import FromSignature
 
 
@@ -44,7 +44,7 @@ class _SyntheticOptions(LoaderOptions):
 
 @DATASETS.register("synthetic", "seeded uniform random inputs, no labels (latency, calibration, fidelity); "
                    "`inputs:` for multi-input models")
-class Synthetic:
+class Synthetic(DatasetLoader):
     Options = _SyntheticOptions
 
     def load(self, name: str, options: _SyntheticOptions, base_dir: Path, cache: ArtifactCache | None = None) -> Dataset:

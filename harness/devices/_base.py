@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -18,36 +19,65 @@ class DeviceOptions(BaseModel):
     kind: str
 
 
-class Device(Protocol):
-    """Something that measures the latency of a .tflite file."""
+class Device:
+    """Something that measures the latency of a .tflite file: what a device kind's `open` returns.
+
+    Subclass it. `describe` and `measure_latency` are required; every other member is optional and
+    its default here is what the runner does for a device without it (none is looked up by name)."""
 
     name: str
+    remote: bool = False  # another machine: its measurement takes no host lock and may overlap host work
+    notes: Sequence[str] = ()  # what close() could not do, for run.json's notes
 
     def describe(self) -> dict[str, Any]:
         """Facts for run.json: CPU model, the core used and why, threads."""
-        ...
+        raise NotImplementedError
 
     def measure_latency(self, model: Path, settings: LatencySpec) -> dict[str, Any]:
         """init/first/warmup_mean (ms), `samples` (ms per timed run) and memory figures."""
-        ...
+        raise NotImplementedError
+
+    def inventory(self) -> dict[str, Any]:
+        """What `bench devices` shows of it (model, ABI, cores, the core mask, ...). Default: describe()."""
+        return self.describe()
+
+    def check(self) -> None:
+        """Problems that should stop a run before any work (the CLI exits 2); run once per device
+        (on the Ray node that declares it). Default: none."""
+
+    def device_state(self) -> dict[str, Any] | None:
+        """A reading before and after each cell (temperatures, frequencies, host load), which the
+        cool-down waits on. None: this kind cannot tell (no `device_state` in its records)."""
+        return None
+
+    def check_numerics(self, model: Path, x: Any, count: int, settings: LatencySpec) -> dict[str, Any] | None:
+        """`latency.device_check: N`: the device's outputs for N samples vs the host's. None: this kind
+        cannot run them (the check is not run, its device_* metrics are not produced and a bound on
+        them fails)."""
+        return None
+
+    def close(self) -> None:
+        """Remove what was put on the device and disconnect; once per run. Default: nothing to do."""
 
 
-class BinaryDevice(Device, Protocol):
+class BinaryDevice(Device):
     """A device timed by a benchmark binary it is given (a phone's benchmark_model): it can time a
     model with another binary, for the paired A/B against the earlier run's."""
 
     def measure_latency(self, model: Path, settings: LatencySpec, binary: Path | None = None) -> dict[str, Any]:
-        ...
+        raise NotImplementedError
 
 
-class DeviceKind(Protocol):
-    @property
-    def Options(self) -> type[DeviceOptions]: ...
+class DeviceKind:
+    """What a device kind is: subclass it and register the subclass with `@DEVICE_KINDS.register(kind, summary)`."""
 
-    def open(self, name: str, options: Any) -> Device: ...
+    Options: ClassVar[type[DeviceOptions]] = DeviceOptions
+
+    def open(self, name: str, options: Any) -> Device:
+        raise NotImplementedError
 
 
-DEVICE_KINDS: Registry[DeviceKind] = Registry("device kind", "harness.devices")
+DEVICE_KINDS: Registry[DeviceKind] = Registry("device kind", "harness.devices", base=DeviceKind)
 
 # Used when no devices/local.yaml profile exists.
 BUILTIN_PROFILES: dict[str, dict[str, Any]] = {"local": {"kind": "local"}}

@@ -24,9 +24,7 @@ class InProcessExecutor:
     def check_devices(self, pipeline: CellPipeline, names: list[str]) -> None:
         """Each device's own check (a phone: connect, probe), here, before any work."""
         for name in names:
-            check = getattr(pipeline.device(name), "check", None)
-            if check is not None:
-                check()
+            pipeline.device(name).check()
 
     def run_cells(self, pipeline: CellPipeline, cells: list[Cell], done: dict[str, CellRecord]) -> int:
         workers: dict[str, DeviceWorker] = {}
@@ -58,7 +56,7 @@ def _schedule(pipeline: CellPipeline, cells: list[Cell], done: dict[str, CellRec
         if cell.device not in workers:
             workers[cell.device] = DeviceWorker(pipeline, cell.device)
         finished = workers[cell.device].submit(cell, record)
-        if not getattr(pipeline.device(cell.device), "remote", False):
+        if not pipeline.device(cell.device).remote:
             _wait(finished)
     for worker in workers.values():
         worker.finish()

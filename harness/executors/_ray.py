@@ -86,9 +86,7 @@ def describe_task(shared: Replica, name: str) -> dict[str, Any]:
     pipeline = shared()
     try:
         device = pipeline.device(name)
-        check = getattr(device, "check", None)
-        if check is not None:
-            check()
+        device.check()
         return device.describe()
     finally:
         pipeline.close_devices([name])
@@ -260,7 +258,7 @@ class _Drive:
         """One measurement per device; a local one takes its node's every CPU (the pinned core
         is not shared with host work)."""
         cpus = 0.0
-        if not getattr(self.pipeline.device(device), "remote", False):
+        if not self.pipeline.device(device).remote:
             cpus = max((n["Resources"].get("CPU", 1.0) for n in self.nodes if resource(device) in n["Resources"]),
                        default=1.0)
         return {"resources": {resource(device): 1}, "num_cpus": cpus, "max_retries": 0}

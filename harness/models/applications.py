@@ -8,7 +8,7 @@ from types import ModuleType
 from pydantic import Field
 
 from harness.errors import HarnessError
-from harness.models._base import BUILDERS, BuilderOptions
+from harness.models._base import BUILDERS, BuilderOptions, ModelBuilder
 
 
 class _AppOptions(BuilderOptions):
@@ -17,7 +17,7 @@ class _AppOptions(BuilderOptions):
     num_classes: int = Field(1000, ge=2)
 
 
-class _Application:
+class _Application(ModelBuilder):
     Options = _AppOptions
     constructor: str
 

@@ -6,7 +6,7 @@ from types import ModuleType
 
 from pydantic import Field, PositiveInt
 
-from harness.models._base import BUILDERS, BuilderOptions
+from harness.models._base import BUILDERS, BuilderOptions, ModelBuilder
 
 
 class _SmallOptions(BuilderOptions):
@@ -19,7 +19,7 @@ class _TutorialOptions(_SmallOptions):
 
 
 @BUILDERS.register("tutorial_cnn", "TF quantization tutorial CNN: Conv2D(filters,3x3)-MaxPool-Dense, softmax")
-class TutorialCnn:
+class TutorialCnn(ModelBuilder):
     Options = _TutorialOptions
 
     def build(self, keras: ModuleType, options: _TutorialOptions):
@@ -42,7 +42,7 @@ class _MobileOptions(_SmallOptions):
 
 
 @BUILDERS.register("mobile_cnn", "depthwise-separable CNN: strided stem, 3 separable blocks, global pooling")
-class MobileCnn:
+class MobileCnn(ModelBuilder):
     Options = _MobileOptions
 
     def build(self, keras: ModuleType, options: _MobileOptions):
@@ -77,7 +77,7 @@ class _MlpOptions(_SmallOptions):
 
 
 @BUILDERS.register("mlp", "dense model: Flatten, hidden Dense+ReLU layers (`units`), Dense, softmax")
-class Mlp:
+class Mlp(ModelBuilder):
     Options = _MlpOptions
 
     def build(self, keras: ModuleType, options: _MlpOptions):

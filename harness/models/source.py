@@ -121,11 +121,7 @@ def resolve_source(
         builder = BUILDERS.get(builder_name)
         model = builder.build(keras, builder_options)
         if spec.train is not None and train_data is not None:
-            from harness.models.training import train
-
-            fit = getattr(builder, "fit", None)
-            info["training"] = (fit(model, keras, train_data, spec.train, builder_options) if fit is not None
-                                else train(model, keras, train_data, spec.train))
+            info["training"] = builder.fit(model, keras, train_data, spec.train, builder_options)
         model.save(target)
         cache.write_json("models", key, info)
 

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler
 from harness.config.schema import TrainSpec
 from harness.datasets import Dataset
 from harness.errors import HarnessError
-from harness.models._base import BUILDERS, BuilderOptions
+from harness.models._base import BUILDERS, BuilderOptions, ModelBuilder
 from harness.models.determinism import seed_everything
 
 DEFAULT_ALPHABET = " abcdefghijklmnopqrstuvwxyz'"
@@ -67,7 +67,7 @@ class _SpeechOptions(BuilderOptions):
 
 @BUILDERS.register("speech_ctc", "conv CTC recognizer: strided Conv1D stem, residual dilated separable Conv1D "
                    "blocks, optional LSTM/GRU layers, per-frame softmax over blank + alphabet")
-class SpeechCtc:
+class SpeechCtc(ModelBuilder):
     Options = _SpeechOptions
 
     def build(self, keras: ModuleType, options: _SpeechOptions) -> Any:

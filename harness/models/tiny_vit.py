@@ -11,7 +11,7 @@ from types import ModuleType
 
 from pydantic import Field, PositiveInt, model_validator
 
-from harness.models._base import BUILDERS, BuilderOptions
+from harness.models._base import BUILDERS, BuilderOptions, ModelBuilder
 
 
 class TinyVitOptions(BuilderOptions):
@@ -44,7 +44,7 @@ def _block(layers: ModuleType, x, options: TinyVitOptions):
 
 
 @BUILDERS.register("tiny_vit", "tiny vision transformer: patch embedding, attention blocks (softmax, layer norm, GELU)")
-class TinyVit:
+class TinyVit(ModelBuilder):
     Options = TinyVitOptions
 
     def build(self, keras: ModuleType, options: TinyVitOptions):

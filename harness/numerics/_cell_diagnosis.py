@@ -19,11 +19,11 @@ import numpy as np
 from harness.fidelity import json_number
 from harness.record import CellRecord, Diagnosis
 from harness.samples import Samples, sample_count, take
+from harness.schemes import debugged
 
 SAMPLES = 8
 RANKED = 20
 CURVE_POINTS = 200
-DEBUGGED = ("int8", "int8_only")
 
 
 def curve(rows: list[dict]) -> list[list[Any]]:
@@ -71,7 +71,7 @@ def _second_route(rows: list[dict], route: str, paths: tuple[Path, Path], x: Sam
 def route_for(source_format: str, scheme_kind: str) -> str:
     if source_format == "tflite":
         return "litert_quantizer.validate"
-    return "quantization_debugger" if scheme_kind in DEBUGGED else "independent"
+    return "quantization_debugger" if debugged(scheme_kind) else "independent"
 
 
 def cell_diagnosis(model: Path, baseline: CellRecord | None, calibration: Samples | None, source_format: str,

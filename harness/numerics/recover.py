@@ -255,7 +255,7 @@ def run(scheme: Any, options: Any, source: Any, saved_model_of: Callable[[], Pat
     if calibration is None:
         raise NotApplicable("recover: no calibration samples")
     tflite = source.format == "tflite"
-    if not tflite and not getattr(scheme, "converter_float_layers", True):
+    if not tflite and not scheme.converter_float_layers:
         raise NotApplicable("recover: this scheme keeps layers float only for .tflite sources (litert-quantizer)")
     plain, saved_model = options.model_copy(update={"recover": None}), None if tflite else saved_model_of()
     built: dict[tuple[str, ...], bytes] = {}

@@ -10,16 +10,17 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Literal
 
+from harness.claims import INTEGER_ONLY
 from harness.compare import Comparison
 from harness.record import CellRecord, cell_id
 from harness.report.rows import Row
-from harness.schemes import BASELINE
+from harness.schemes import BASELINE, SCHEMES, Family
 
 Rule = Literal["smallest", "fastest"]
-TRAINING = frozenset({"qat", "prune", "cluster"})
-# One colour per scheme family, the same in every chart and in the overview's legend (colour-blind safe).
-FAMILY_COLOURS = {"baseline": "#595959", "post-training": "#0072b2", "training-time": "#d55e00",
-                  "combined": "#7b3294"}
+# One colour per scheme family (the scheme declares its family), the same in every chart and in the
+# overview's legend (colour-blind safe).
+FAMILY_COLOURS: dict[str, str] = {"baseline": "#595959", "post-training": "#0072b2", "training-time": "#d55e00",
+                                   "combined": "#7b3294"}
 # The decision tree the recommendation is read against: (branch key, condition, what it suggests).
 DECISION_TREE = (
     ("no-data", "no representative data", "dynamic range or float16 (no calibration needed)"),
@@ -29,15 +30,14 @@ DECISION_TREE = (
 )
 
 
-def scheme_family(kind: str) -> str:
-    """baseline, post-training, training-time (every part is a training technique) or combined."""
-    if kind == BASELINE:
-        return "baseline"
-    parts = kind.split("+")
-    trained = [p in TRAINING for p in parts]
-    if all(trained):
-        return "training-time"
-    return "combined" if any(trained) else "post-training"
+def scheme_family(kind: str) -> Family:
+    """The registered scheme's `family` (a scheme no longer registered: post-training)."""
+    return SCHEMES.get(kind).family if kind in SCHEMES else "post-training"
+
+
+def claims_integer_only(kind: str) -> bool:
+    """The registered scheme claims an integer-only model (every op and its I/O integer)."""
+    return kind in SCHEMES and any(claim.name == INTEGER_ONLY.name for claim in SCHEMES.get(kind).claims)
 
 
 @dataclass(frozen=True)
@@ -47,10 +47,10 @@ class Cell:
     index: int
     row: Row
     kind: str  # the registered scheme (the row shows the suite's label)
-    family: str
+    family: Family
     state: str  # pass, fail, regressed, failed, na, baseline
     reason: str  # why it needs attention ("" when it does not)
-    calibrated: bool = False  # the cell drew calibration data (a recipe: static or GPTQ)
+    calibrated: bool = False  # the cell drew calibration data (its scheme `calibrates` with its options)
 
 
 @dataclass(frozen=True)
@@ -144,13 +144,13 @@ def pareto_cost(cells: list[Cell]) -> list[Cell]:
 
 
 def branch(cell: Cell, integer_only: bool | None) -> str:
-    """Which branch of the decision tree a scheme follows."""
+    """Which branch of the decision tree a cell follows: training (its scheme fine-tunes), accelerator
+    (an integer-only model, read back or claimed), else data or no-data (it drew calibration data or not)."""
     if cell.family in ("training-time", "combined"):
         return "training"
-    if integer_only or cell.kind.endswith("_only"):
+    if integer_only or claims_integer_only(cell.kind):
         return "accelerator"
-    uncalibrated_recipe = cell.kind == "recipe" and not cell.calibrated  # weight-only or dynamic recipes
-    return "no-data" if cell.kind in {"dynamic_range", "float16"} or uncalibrated_recipe else "data"
+    return "data" if cell.calibrated else "no-data"
 
 
 def recommend(cells: list[Cell], rule: Rule) -> list[Recommendation]:

@@ -7,12 +7,8 @@ from dataclasses import dataclass
 from harness.record import Audit, CellRecord, LatencyStats, WeightStats, cell_id
 from harness.schemes import BASELINE
 from harness.stats import typical
+from harness.tasks import agreement_metrics, headline_metrics
 from harness.verdicts import latency_ratio, metric_number, paired_latency_ratio, record_metrics
-
-# Preferred metric to show first, in order; the first one a record has is its headline.
-HEADLINE_METRICS = ("top1", "wer", "cer", "map", "top1_agreement", "snr_db")
-# How often the optimized model says what the float model says, per task.
-AGREEMENT_METRICS = ("top1_agreement", "transcript_agreement", "box_agreement")
 
 
 @dataclass(frozen=True)
@@ -83,12 +79,13 @@ def paired_interval(record: CellRecord) -> tuple[float, float] | None:
 def build_rows(records: list[CellRecord]) -> list[Row]:
     """Rows in record order, each compared with the float32 record of its model and device."""
     by_id = {cell_id(r["model"], r["scheme"], r["device"]): r for r in records}
+    headlines, agreements = headline_metrics(), agreement_metrics()  # the tasks' roles (harness/tasks/_base.py)
     rows = []
     for record in records:
         base = by_id.get(cell_id(record["model"], BASELINE, record["device"]))
         base = base if base and base["status"] == "ok" and base is not record else None
         metrics = record_metrics(record)
-        headline = next((m for m in HEADLINE_METRICS if m in metrics), None)
+        headline = next((m for m in headlines if m in metrics), None)
         value = metrics.get(headline) if headline else None
         base_value = record_metrics(base).get(headline) if base and headline else None
         latency: LatencyStats = record.get("latency_ms") or {}
@@ -100,7 +97,7 @@ def build_rows(records: list[CellRecord]) -> list[Row]:
             model=record["model"], scheme=record["scheme"], device=record["device"], status=record["status"],
             headline=headline, value=value,
             delta=value - base_value if value is not None and base_value is not None else None,
-            agreement=next((metrics[m] for m in AGREEMENT_METRICS if m in metrics), None),
+            agreement=next((metrics[m] for m in agreements if m in metrics), None),
             size_mb=_ratio(record.get("size_bytes"), 1e6),
             size_ratio=_ratio(record.get("size_bytes"), base.get("size_bytes") if base else None),
             gzip_mb=_ratio(record.get("gzip_bytes"), 1e6),

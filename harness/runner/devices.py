@@ -26,7 +26,7 @@ class RunDevices:
 
     def is_remote(self, name: str) -> bool:
         """The device is another machine: its measurement does not use this host's CPUs."""
-        return bool(getattr(self.get(name), "remote", False))
+        return self.get(name).remote
 
     def described(self, name: str) -> dict[str, Any]:
         if name not in self._described:
@@ -40,11 +40,11 @@ class RunDevices:
         """Remove pushed files and disconnect (also when the run stops early); once per device."""
         for name in [n for n in names if n not in self._closed]:
             self._closed.add(name)
-            close = getattr(self._devices.get(name), "close", None)
-            if close is not None:
-                try:
-                    close()
-                except Exception:  # noqa: BLE001 - cleanup must not lose the finished run
-                    pass
-            notes = getattr(self._devices.get(name), "notes", None) or []
-            self.notes += [f"device {name}: {note}" for note in notes]
+            device = self._devices.get(name)
+            if device is None:
+                continue
+            try:
+                device.close()
+            except Exception:  # noqa: BLE001 - cleanup must not lose the finished run
+                pass
+            self.notes += [f"device {name}: {note}" for note in device.notes]

@@ -32,7 +32,6 @@ from harness.runner.failures import SourceFailed, describe
 from harness.runner.inputs import SharedInputs
 from harness.samples import Samples, sample_count, samples_digest
 from harness.schemes import BASELINE, SCHEMES
-from harness.schemes._base import calibrates
 from harness.schemes._intent import quantization_of
 from harness.schemes.training import FineTuning, TrainingScheme
 from harness.suite.loader import LoadedSuite
@@ -110,7 +109,7 @@ class HostWork:
         assert source is not None
         scheme = SCHEMES.get(cell.scheme.scheme)
         options = self.loaded.scheme_options.get(cell.scheme.label) or scheme.Options()
-        calibrated = calibrates(scheme, options)
+        calibrated = scheme.calibrates(options)
         calibration_spec = self.loaded.calibration_for(cell.model, cell.scheme) if calibrated else None
         calibration = self.inputs.calibration(calibration_spec) if calibration_spec is not None else None
         if calibrated and calibration is None:

@@ -26,7 +26,7 @@ from harness.errors import NotApplicable
 from harness.history import EarlierRun
 from harness.pipeline import Progress
 from harness.plan import Cell
-from harness.record import CellRecord, LatencyAB, LatencySetup, artifact_of, benchmark_binary
+from harness.record import CellRecord, DeviceNumerics, LatencyAB, LatencySetup, artifact_of, benchmark_binary
 from harness.runner.devices import RunDevices
 from harness.runner.failures import describe
 from harness.runner.inputs import SharedInputs
@@ -63,9 +63,9 @@ class Measurement:
         device, model = self.devices.get(cell.device), Path(artifact_of(record)["path"])
         state = device_state(device, self.loaded.suite.latency)
         raws, sample = measure_repeats(device, model, self.loaded.suite.latency)
-        read_state = getattr(device, "device_state", None)  # devices that report their state (phones, local)
-        if state is not None and read_state is not None:
-            record["device_state"] = with_after(state, read_state(), raws, self.loaded.suite.latency)
+        after = device.device_state() if state is not None else None  # devices that report their state
+        if state is not None and after is not None:
+            record["device_state"] = with_after(state, after, raws, self.loaded.suite.latency)
         raw = raws[-1]  # memory, setup, log and delegates of the last repeat
         record["latency_ms"] = latency_stats(raws)
         record["latency_samples_ms"] = sample or None
@@ -102,8 +102,8 @@ class Measurement:
         """Phones (`latency.device_check: N`): N evaluation samples run on the device, its outputs
         compared with the host's (harness/devices/android/_numerics.py); a check that could not run
         is noted, and its device_* bounds fail."""
-        checks, check_numerics = self.loaded.suite.latency.device_check, getattr(device, "check_numerics", None)
-        if not checks or check_numerics is None:
+        checks = self.loaded.suite.latency.device_check
+        if not checks:
             return
         from harness.devices.android._numerics import device_metrics
 
@@ -111,9 +111,11 @@ class Measurement:
         assert task is not None
         checking = time.perf_counter()
         samples = self.inputs.dataset(task.dataset).head(task.limit).x
-        numerics = check_numerics(model, samples, checks, self.loaded.suite.latency)
+        numerics = device.check_numerics(model, samples, checks, self.loaded.suite.latency)
+        if numerics is None:  # the kind cannot run the model on the device: its bounds fail, unproduced
+            return
         record["timings_s"]["device_check"] = round(time.perf_counter() - checking, 3)
-        record["device_numerics"] = numerics
+        record["device_numerics"] = cast(DeviceNumerics, numerics)  # the device's result is untyped
         record["metrics"].update(device_metrics(numerics))
         if numerics["status"] != "ok":
             note = f"device numerics {numerics['status']}: {numerics['reason']}"

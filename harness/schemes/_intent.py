@@ -1,9 +1,9 @@
 """What each scheme asks of the model's ops, and the record's `quantization` from it.
 
-The recipe scheme reads its targets from the float model (harness.schemes._recipes); the classic
-post-training schemes ask the same of every op they can change, read on the produced model:
-float16 16-bit float weights, dynamic_range int8 weights (float activations), int8 and int8_only
-int8 weights and activations, int16x8 int8 weights and int16 activations. Ops a suite keeps
+The recipe scheme reads its targets from the float model (its `targets`, harness.schemes._recipes); the
+classic post-training schemes ask the same of every op they can change (their `ask`), read on the
+produced model: float16 16-bit float weights, dynamic_range int8 weights (float activations), int8 and
+int8_only int8 weights and activations, int16x8 int8 weights and int16 activations. Ops a suite keeps
 float (`float_layers`) are not targeted. Other schemes (float32, training-time) target nothing.
 """
 
@@ -15,43 +15,32 @@ from typing import Any
 from harness.record import Quantization
 from harness.schemes._base import Scheme
 from harness.tflite.quantization import (
-    Ask,
     Target,
     quantization_record,
     read_ops,
     targets_for,
 )
 
-CLASSIC_ASKS = {
-    "float16": Ask(16, weights_float=True),
-    "dynamic_range": Ask(8, dynamic=True),
-    "int8": Ask(8, activations="int8"),
-    "int8_only": Ask(8, activations="int8"),
-    "int16x8": Ask(8, activations="int16"),
-}
-
 
 def quantization_of(kind: str, scheme: Scheme, options: Any, produced: bytes,
                     float_model: Callable[[], bytes]) -> Quantization:
     """The record's `quantization` of a produced model (`float_model`: the float .tflite, read on demand)."""
-    targets_of = getattr(scheme, "targets", None)
-    if targets_of is not None:
-        targets, rules = targets_of(float_model(), options)
+    asked = scheme.targets(float_model, options)
+    if asked is not None:
+        targets, rules = asked
         return quantization_record(produced, targets, rules)
-    ask = CLASSIC_ASKS.get(kind)
+    ask = scheme.ask
     kept = set(getattr(options, "float_layers", None) or [])
-    targets = [_with_reason(kind, t) for t in targets_for(read_ops(produced), ask) if not kept & set(t.op.outputs)]
+    targets = [_with_reason(scheme, t) for t in targets_for(read_ops(produced), ask) if not kept & set(t.op.outputs)]
     return quantization_record(produced, targets, [f".* / * → {ask.describe()}"] if ask else [],
                                None if ask else f"scheme {kind} asks no quantization of single ops")
 
 
-CONVERTER_MIN_ELEMENTS = 1024  # TFLiteConverter's dynamic range quantizes kernels this large or larger
-
-
-def _with_reason(kind: str, target: Target) -> Target:
-    """A small kernel a dynamic-range model keeps float: the converter's size threshold says why."""
-    if kind == "dynamic_range" and target.op.weights is not None and target.op.elements < CONVERTER_MIN_ELEMENTS:
+def _with_reason(scheme: Scheme, target: Target) -> Target:
+    """A small kernel the scheme keeps float by design (a claim's `min_elements`: dynamic_range, whose
+    TFLiteConverter quantizes kernels that large or larger only) says why."""
+    smallest = max((claim.min_elements for claim in scheme.claims), default=0)
+    if target.op.weights is not None and target.op.elements < smallest:
         return Target(target.op, target.ask, f"{target.op.elements} weights: TFLiteConverter quantizes kernels of "
-                      f"{CONVERTER_MIN_ELEMENTS} weights or more only")
+                      f"{smallest} weights or more only")
     return target
-

@@ -7,14 +7,16 @@ from pathlib import Path
 from harness.claims import WEIGHTS_FLOAT16
 from harness.samples import Samples
 from harness.schemes import _quantizer
-from harness.schemes._base import SCHEMES, SchemeOptions
+from harness.schemes._base import SCHEMES, Scheme, SchemeOptions
 from harness.schemes._converter import convert
+from harness.tflite.quantization import Ask
 
 
 @SCHEMES.register("float16", "float16 weights, float32 compute on CPU")
-class Float16:
+class Float16(Scheme):
     Options = SchemeOptions
     needs_calibration = False
+    ask = Ask(16, weights_float=True)
     claims = (WEIGHTS_FLOAT16,)
 
     def from_saved_model(self, saved_model: Path, options: SchemeOptions, calibration: Samples | None) -> bytes:

@@ -7,10 +7,11 @@ from pathlib import Path
 from harness.errors import NotApplicable
 from harness.samples import Samples
 from harness.schemes import _quantizer
-from harness.schemes._base import SCHEMES
+from harness.schemes._base import SCHEMES, Scheme
 from harness.schemes._converter import convert, quantized_with_calibration
 from harness.schemes._float_layers import check_scope_names
 from harness.schemes.int8 import Int8, Int8Options
+from harness.tflite.quantization import Ask
 
 
 class Int16x8Options(Int8Options):
@@ -20,9 +21,10 @@ class Int16x8Options(Int8Options):
 
 
 @SCHEMES.register("int16x8", "int16 activations, int8 weights (`fallback: true` keeps float ops it cannot quantize)")
-class Int16x8:
+class Int16x8(Scheme):
     Options = Int16x8Options
     needs_calibration = True
+    ask = Ask(8, activations="int16")
     claims = Int8.claims  # int8 weights, int16 activations: the same claims as int8
     converter_float_layers = False  # float_layers / recover: .tflite sources only
 

@@ -10,11 +10,12 @@ from harness.claims import FULL_INTEGER_SHARE, quantized_ops_share, weights_quan
 from harness.config.schema import RecoverSpec
 from harness.samples import Samples
 from harness.schemes import _quantizer
-from harness.schemes._base import SCHEMES
+from harness.schemes._base import SCHEMES, Scheme
 from harness.schemes._converter import convert, quantized_with_calibration, selectively_quantized
 from harness.schemes._float_layers import check_scope_names
 from harness.schemes._quantizer import CalibratedOptions
 from harness.tasks import all_metrics
+from harness.tflite.quantization import Ask
 
 
 class Recover(RecoverSpec):
@@ -46,9 +47,11 @@ class Int8Options(CalibratedOptions):
 
 
 @SCHEMES.register("int8", "full-integer int8 weights and activations, float fallback and float I/O")
-class Int8:
+class Int8(Scheme):
     Options = Int8Options
     needs_calibration = True
+    ask = Ask(8, activations="int8")
+    debugged = True
     claims = (weights_quantized(waived_by=FLOAT_ON_REQUEST), quantized_ops_share(FULL_INTEGER_SHARE, FLOAT_ON_REQUEST))
 
     def from_saved_model(self, saved_model: Path, options: Int8Options, calibration: Samples | None) -> bytes:

@@ -9,9 +9,10 @@ from harness.claims import INTEGER_ONLY, weights_quantized
 from harness.errors import NotApplicable
 from harness.samples import Samples
 from harness.schemes import _quantizer
-from harness.schemes._base import SCHEMES
+from harness.schemes._base import SCHEMES, Scheme
 from harness.schemes._converter import convert, quantized_with_calibration
 from harness.schemes._quantizer import CalibratedOptions
+from harness.tflite.quantization import Ask
 
 
 class Int8OnlyOptions(CalibratedOptions):
@@ -19,9 +20,11 @@ class Int8OnlyOptions(CalibratedOptions):
 
 
 @SCHEMES.register("int8_only", "integer-only int8 ops with int8 (or `io: uint8`) inputs and outputs")
-class Int8Only:
+class Int8Only(Scheme):
     Options = Int8OnlyOptions
     needs_calibration = True
+    ask = Ask(8, activations="int8")
+    debugged = True
     claims = (INTEGER_ONLY, weights_quantized())
 
     def from_saved_model(self, saved_model: Path, options: Int8OnlyOptions, calibration: Samples | None) -> bytes:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,7 +34,7 @@ from pydantic import (
 from harness.datasets._base import Samples
 from harness.errors import HarnessError, NotApplicable
 from harness.schemes import _quantizer, _recipes
-from harness.schemes._base import SCHEMES
+from harness.schemes._base import SCHEMES, Scheme
 from harness.schemes._converter import convert
 from harness.schemes._quantizer import CalibratedOptions
 from harness.tflite.quantization import Target
@@ -190,7 +191,7 @@ def _summary() -> str:
 
 
 @SCHEMES.register("recipe", _summary())
-class Recipe:
+class Recipe(Scheme):
     Options = RecipeOptions
     needs_calibration = True  # when the recipe does: see `calibrates`
     # A recipe claims exactly its own rules, op by op: the record's `quantization` and the default
@@ -213,7 +214,7 @@ class Recipe:
         except ValueError as exc:  # the quantizer refuses the recipe for this model (e.g. a block size)
             raise HarnessError(f"litert-quantizer refused the recipe for this model: {exc}") from exc
 
-    def targets(self, float_model: bytes, options: RecipeOptions) -> tuple[list[Target], list[str]]:
+    def targets(self, float_model: Callable[[], bytes], options: RecipeOptions) -> tuple[list[Target], list[str]]:
         """The ops the recipe asks something of in the float model, and the recipe, one line per entry."""
         recipe = build_recipe(options)
-        return _recipes.recipe_targets(float_model, recipe), _recipes.describe(recipe)
+        return _recipes.recipe_targets(float_model(), recipe), _recipes.describe(recipe)

@@ -22,7 +22,6 @@ from harness.models import BUILDERS
 from harness.models.paths import resolve_model_path
 from harness.registry import Registry, UnknownName
 from harness.schemes import SCHEMES
-from harness.schemes._base import calibrates
 from harness.tasks import TASKS, threshold_metrics
 
 
@@ -139,13 +138,15 @@ def _check_devices(suite: Suite, check: _Checker, base_dir: Path) -> None:
 def _check_datasets(suite: Suite, check: _Checker, loaded: LoadedSuite) -> None:
     for name, spec in suite.datasets.items():
         loaded.dataset_options[name] = check.options(DATASETS, spec.kind, spec.options, ("datasets", name), "kind")
-        _check_dataset_files(loaded.dataset_options[name], loaded.base_dir, check, ("datasets", name))
+        files = DATASETS.get(spec.kind).files
+        _check_dataset_files(loaded.dataset_options[name], files, loaded.base_dir, check, ("datasets", name))
 
 
-def _check_dataset_files(options: BaseModel, base_dir: Path, check: _Checker, loc: Path_) -> None:
-    """A dataset's file and folder options (`path`, `dir`, `manifest`, `files`, ...) name something that exists."""
-    for key in ("path", "dir", "manifest", "annotations", "images", "files"):
-        value = getattr(options, key, None)
+def _check_dataset_files(options: BaseModel, files: tuple[str, ...], base_dir: Path, check: _Checker,
+                         loc: Path_) -> None:
+    """A dataset's file and folder options (its loader's `files`) name something that exists."""
+    for key in files:
+        value = getattr(options, key)
         if isinstance(value, str) and not (base_dir / value).exists():
             raise check.fail((*loc, key), f"{base_dir / value} does not exist")
 
@@ -198,7 +199,7 @@ def _check_calibration(suite: Suite, model: ModelSpec, check: _Checker, loc: Pat
     calibration = model.calibration or suite.calibration
     for spec in suite.schemes:
         applies = model.schemes is None or any(fnmatch.fnmatchcase(spec.label, p) for p in model.schemes)
-        needs = calibrates(SCHEMES.get(spec.scheme), loaded.scheme_options[spec.label])
+        needs = SCHEMES.get(spec.scheme).calibrates(loaded.scheme_options[spec.label])
         if applies and spec.calibration is None and calibration is None and needs:
             raise check.fail((*loc, "calibration"), f"scheme {spec.label!r} needs calibration data: "
                              "add `calibration: {dataset: ...}` (suite, model or scheme entry)")
@@ -233,7 +234,7 @@ def _check_finetune(suite: Suite, check: _Checker, loaded: LoadedSuite) -> None:
         if block is not None and block.dataset is not None:
             _dataset_ref(suite, check, block.dataset, (*loc, "dataset"))
     training = [(i, s) for i, s in enumerate(suite.schemes)
-                if getattr(SCHEMES.get(s.scheme), "needs_training", False)]
+                if SCHEMES.get(s.scheme).needs_training]
     trained = {i for i, _ in training}
     for index, spec in enumerate(suite.schemes):
         if spec.finetune is not None and index not in trained:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -56,25 +56,32 @@ class TaskOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Task(Protocol):
-    @property
-    def Options(self) -> type[TaskOptions]: ...
-    @property
-    def metrics(self) -> tuple[Metric, ...]: ...
+class Task:
+    """What a task is: subclass it and register the subclass with `@TASKS.register(name, summary)`.
+
+    `headline` and `agreement` are the roles the report gives its metrics: the first metric of
+    `headline` a cell's record has leads its row (console, summary.md, report.html; a record with none
+    of them shows `snr_db`, the first per-output number), and `agreement` is shown as its "agreement"
+    (how often the optimized model says what the float model says)."""
+
+    Options: ClassVar[type[TaskOptions]] = TaskOptions
+    metrics: ClassVar[tuple[Metric, ...]] = ()
+    headline: ClassVar[tuple[str, ...]] = ()  # of its metrics, in order of preference
+    agreement: ClassVar[str | None] = None  # one of its vs_float metrics
 
     def score(self, outputs: list[np.ndarray], dataset: Dataset, options: Any) -> dict[str, float]:
         """Task metrics of the model's outputs (all of them, in order) on a labelled dataset.
 
         Raises NotApplicable when the dataset has no labels."""
-        ...
+        raise NotImplementedError
 
     def fidelity(self, outputs: list[np.ndarray], reference: list[np.ndarray], options: Any) -> dict[str, float]:
         """Task-level agreement of an optimized model's outputs with the float model's on the same inputs
         (the per-output numbers, OUTPUT_FIDELITY, are added by the runner for every task)."""
-        ...
+        raise NotImplementedError
 
 
-TASKS: Registry[Task] = Registry("task", "harness.tasks")
+TASKS: Registry[Task] = Registry("task", "harness.tasks", base=Task)
 
 
 def all_metrics() -> dict[str, Metric]:
@@ -87,3 +94,18 @@ def all_metrics() -> dict[str, Metric]:
 
 def threshold_metrics() -> set[str]:
     return set(all_metrics())
+
+
+def headline_metrics() -> tuple[str, ...]:
+    """Metric names in the order a record's headline is picked (the first it has): every task's
+    `headline`, those of the per-output numbers every task gets (OUTPUT_FIDELITY, which any record
+    has) after the task-specific ones, then `snr_db` (a task that declares none)."""
+    shared = {m.name for m in OUTPUT_FIDELITY}
+    declared = [name for task in TASKS.names() for name in TASKS.get(task).headline]
+    return tuple(dict.fromkeys([n for n in declared if n not in shared] + [n for n in declared if n in shared]
+                               + [OUTPUT_FIDELITY[0].name]))
+
+
+def agreement_metrics() -> tuple[str, ...]:
+    """Every task's `agreement` metric (a record has at most one: its task's)."""
+    return tuple(dict.fromkeys(a for name in TASKS.names() if (a := TASKS.get(name).agreement) is not None))

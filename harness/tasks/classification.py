@@ -6,7 +6,7 @@ import numpy as np
 
 from harness.datasets import Dataset
 from harness.errors import HarnessError, NotApplicable
-from harness.tasks._base import OUTPUT_FIDELITY, TASKS, Metric, TaskOptions
+from harness.tasks._base import OUTPUT_FIDELITY, TASKS, Metric, Task, TaskOptions
 
 
 def top_k_accuracy(scores: np.ndarray, labels: np.ndarray, k: int) -> float:
@@ -34,7 +34,7 @@ def _check_labels(dataset: Dataset, scores: np.ndarray) -> None:
 
 
 @TASKS.register("classification", "top-1 (and top-5 with >= 5 classes); agreement and per-output numerics vs float")
-class Classification:
+class Classification(Task):
     Options = TaskOptions
     metrics = (
         Metric("top1", True, "top-1 accuracy"),
@@ -42,6 +42,8 @@ class Classification:
         Metric("top1_agreement", True, "share of inputs where the top-1 class equals the float model's", vs_float=True),
         *OUTPUT_FIDELITY,
     )
+    headline = ("top1", "top1_agreement")
+    agreement = "top1_agreement"
 
     def score(self, outputs: list[np.ndarray], dataset: Dataset, options: TaskOptions) -> dict[str, float]:
         if dataset.y is None:

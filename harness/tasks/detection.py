@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from harness.datasets import Dataset
 from harness.errors import HarnessError, NotApplicable
-from harness.tasks._base import OUTPUT_FIDELITY, TASKS, Metric, TaskOptions
+from harness.tasks._base import OUTPUT_FIDELITY, TASKS, Metric, Task, TaskOptions
 from harness.tasks.boxes import NmsKind, greedy_matches, nms
 from harness.tasks.coco_eval import coco_box_metrics
 from harness.tasks.ssd import AnchorOptions, BoxCoding, decode_boxes, decode_scores, ssd_anchors
@@ -171,7 +171,7 @@ def box_agreement(candidate: list[Detections], reference: list[Detections], iou:
 
 
 @TASKS.register("detection", "COCO mAP@[.5:.95] and AP50 (pycocotools); box agreement and per-output numerics vs float")
-class Detection:
+class Detection(Task):
     Options = DetectionOptions
     metrics = (
         Metric("map", True, "COCO mAP@[.5:.95] (pycocotools, bbox)"),
@@ -180,6 +180,8 @@ class Detection:
                "model's (same class, IoU >= agreement_iou)", vs_float=True),
         *OUTPUT_FIDELITY,
     )
+    headline = ("map",)
+    agreement = "box_agreement"
 
     def score(self, outputs: list[np.ndarray], dataset: Dataset, options: DetectionOptions) -> dict[str, float]:
         targets = _targets(dataset)

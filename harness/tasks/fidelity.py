@@ -7,13 +7,14 @@ import numpy as np
 
 from harness.datasets import Dataset
 from harness.fidelity import compare_outputs, worst
-from harness.tasks._base import OUTPUT_FIDELITY, TASKS, TaskOptions
+from harness.tasks._base import OUTPUT_FIDELITY, TASKS, Task, TaskOptions
 
 
 @TASKS.register("fidelity", "any model, no labels: per-output SNR, cosine, NRMSE, max/mean abs error vs float")
-class Fidelity:
+class Fidelity(Task):
     Options = TaskOptions
     metrics = OUTPUT_FIDELITY
+    headline = ("snr_db",)
 
     def score(self, outputs: list[np.ndarray], dataset: Dataset, options: TaskOptions) -> dict[str, float]:
         """Nothing to score without a reference: the metrics come from `fidelity`."""

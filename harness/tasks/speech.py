@@ -14,7 +14,7 @@ from pydantic import Field, model_validator
 
 from harness.datasets import Dataset
 from harness.errors import HarnessError, NotApplicable
-from harness.tasks._base import OUTPUT_FIDELITY, TASKS, Metric, TaskOptions
+from harness.tasks._base import OUTPUT_FIDELITY, TASKS, Metric, Task, TaskOptions
 
 
 class SpeechOptions(TaskOptions):
@@ -69,7 +69,7 @@ def error_rates(references: list[str], hypotheses: list[str]) -> dict[str, float
 
 @TASKS.register("speech", "speech recognition: WER/CER (jiwer) of greedy CTC transcripts; transcript agreement "
                 "and per-output numerics vs float")
-class Speech:
+class Speech(Task):
     Options = SpeechOptions
     metrics = (
         Metric("wer", False, "word error rate (corpus level)"),
@@ -81,6 +81,8 @@ class Speech:
         Metric("frame_agreement", True, "share of output frames whose best class is the float model's", vs_float=True),
         *OUTPUT_FIDELITY,
     )
+    headline = ("wer", "cer")
+    agreement = "transcript_agreement"
 
     def score(self, outputs: list[np.ndarray], dataset: Dataset, options: SpeechOptions) -> dict[str, float]:
         if dataset.y is None:

@@ -14,8 +14,7 @@ from PIL import Image
 
 from harness.datasets import DATASETS
 from harness.errors import HarnessError
-from harness.results import read_results
-from tests.conftest import run_bench
+from tests.kit import failed_run
 
 
 def load(kind: str, tmp_path: Path, **options):
@@ -115,7 +114,7 @@ def test_npz_labels_that_are_not_class_indices_are_refused(tmp_path: Path, label
 def test_a_run_on_non_integral_npz_labels_records_the_reason_on_its_cells(tmp_path: Path) -> None:
     """Builds (does not train or convert) a tiny CNN: the evaluation data is refused before any cell work."""
     np.savez(tmp_path / "t.npz", x=np.ones((4, 8, 8, 1)), y=np.array([0.0, 1.0, 2.7, 1.0]))
-    (tmp_path / "s.yaml").write_text("""name: labels
+    records = failed_run(tmp_path, """name: labels
 datasets:
   test: {kind: npz, path: t.npz}
 models:
@@ -123,11 +122,6 @@ models:
 task: {kind: classification, dataset: test}
 schemes: [float32, dynamic_range]
 """)
-    done = run_bench("run", str(tmp_path / "s.yaml"), "--reports", str(tmp_path / "r"), "--cache",
-                     str(tmp_path / "c"), "--no-history")
-    assert done.returncode == 1 and "Traceback" not in done.stdout + done.stderr, done.stdout + done.stderr
-    [run_dir] = (tmp_path / "r" / "labels").iterdir()
-    records = read_results(run_dir)
     assert [r["status"] for r in records] == ["failed", "failed"]
     assert all("array 'y': labels must be integer-valued; 1 are not (first: index 2, value 2.7)" in r["error"]
                for r in records)

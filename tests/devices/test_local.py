@@ -56,3 +56,19 @@ def test_unavailable_core_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "devices" / "far.yaml").write_text("kind: local\ncore: 4096\n")
     with pytest.raises(HarnessError, match="CPU 4096 is not available"):
         load_device("far", tmp_path / "suites")
+
+
+def test_bench_devices_lists_a_local_profile_with_this_hosts_cpus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The local device's own inventory (its describe() and the host's cores, clusters and the pinned core's mask)
+    is what `bench devices` shows for a local profile: the CLI does not know the kind."""
+    from harness.cli_devices import profile_rows
+
+    core = max(os.sched_getaffinity(0))
+    (tmp_path / "devices").mkdir()
+    (tmp_path / "devices" / "here.yaml").write_text(f"kind: local\ncore: {core}\n")
+    monkeypatch.chdir(tmp_path)
+    [row] = profile_rows()
+    assert (row["name"], row["source"], row["kind"], row["reachable"], row["android"]) == (
+        "here", "profile", "local", True, None)
+    assert row["mask"] == f"0x{1 << core:x}" and [c["cpu"] for c in row["cores"]] == sorted(os.sched_getaffinity(0))
+    assert row["model"] == row["cpu_model"] and row["clusters"]

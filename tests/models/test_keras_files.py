@@ -9,8 +9,7 @@ import pytest
 
 from harness.errors import HarnessError
 from harness.models.source import check_keras_file
-from harness.results import read_results
-from tests.conftest import run_bench
+from tests.kit import broken_model_suite, failed_run
 
 
 def archive(path: Path, **members: bytes) -> Path:
@@ -54,20 +53,7 @@ def test_an_h5_file_must_be_hdf5(tmp_path: Path) -> None:
 
 def test_a_run_records_the_reason_on_every_cell_of_that_model(tmp_path: Path) -> None:
     (tmp_path / "bad.keras").write_bytes(b"\x00" * 300)
-    (tmp_path / "s.yaml").write_text("""name: k
-datasets:
-  test: {kind: digits, split: test}
-models:
-  - {name: bad, path: bad.keras}
-task: {kind: classification, dataset: test}
-schemes: [float32, dynamic_range]
-latency: {float_pairs: 0, warmup_runs: 1, num_runs: 3, min_secs: 0}
-""")
-    done = run_bench("run", str(tmp_path / "s.yaml"), "--reports", str(tmp_path / "r"), "--cache",
-                     str(tmp_path / "c"), "--no-history")
-    assert done.returncode == 1 and "Traceback" not in done.stdout + done.stderr, done.stdout + done.stderr
-    [run_dir] = (tmp_path / "r" / "k").iterdir()
-    records = read_results(run_dir)
+    records = failed_run(tmp_path, broken_model_suite("bad.keras", "{kind: digits, split: test}", "classification"))
     assert [r["status"] for r in records] == ["failed", "failed"]
     for record in records:
         assert f"{tmp_path / 'bad.keras'}: not a valid Keras archive (.keras): not a zip file" in record["error"]

@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 
 from harness.errors import HarnessError
-from harness.results import read_results
 from harness.tflite._flatbuffer import check_tflite_file
-from tests.conftest import run_bench
+from tests.kit import broken_model_suite, failed_run
 
 
 @pytest.mark.parametrize("content, message", [
@@ -29,20 +28,8 @@ def test_a_file_that_is_not_a_tflite_model_is_named(tmp_path: Path, content: byt
 
 def test_a_run_records_the_reason_on_every_cell_of_that_model(tmp_path: Path) -> None:
     (tmp_path / "bad.tflite").write_bytes(bytes(range(256)) * 4)
-    (tmp_path / "s.yaml").write_text("""name: t
-datasets:
-  test: {kind: synthetic, count: 4, shape: [8], seed: 1}
-models:
-  - {name: bad, path: bad.tflite}
-task: {kind: fidelity, dataset: test}
-schemes: [float32, dynamic_range]
-latency: {float_pairs: 0, warmup_runs: 1, num_runs: 3, min_secs: 0}
-""")
-    done = run_bench("run", str(tmp_path / "s.yaml"), "--reports", str(tmp_path / "r"), "--cache",
-                     str(tmp_path / "c"), "--no-history")
-    assert done.returncode == 1 and "Traceback" not in done.stdout + done.stderr, done.stdout + done.stderr
-    [run_dir] = (tmp_path / "r" / "t").iterdir()
-    records = read_results(run_dir)
+    records = failed_run(tmp_path, broken_model_suite("bad.tflite", "{kind: synthetic, count: 4, shape: [8], seed: 1}",
+                                                      "fidelity"))
     assert [r["status"] for r in records] == ["failed", "failed"]
     for record in records:
         assert f"{tmp_path / 'bad.tflite'}: not a TFLite model (no TFL3 flatbuffer identifier)" in record["error"]

@@ -23,7 +23,6 @@ the pulled outputs with the host's (harness.devices.android._numerics).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import re
 import tempfile
@@ -35,8 +34,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from harness.cache import file_digest
 from harness.config.schema import LatencySpec
-from harness.devices._base import DEVICE_KINDS, DeviceOptions
+from harness.devices._base import DEVICE_KINDS, BinaryDevice, DeviceKind, DeviceOptions
 from harness.devices.android import _numerics
 from harness.devices.android.benchmark_log import BenchmarkLog, BenchmarkLogError, Delegates, parse_benchmark_log
 from harness.devices.android.connection import TracedTransport, default_rsa_key, open_transport, split_connection
@@ -152,14 +152,6 @@ class DeviceClosing(KeyboardInterrupt):
     recorded as failed (a KeyboardInterrupt, so the runner's per-cell `except Exception` lets it by)."""
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _failure_line(text: str) -> str:
     """The line that says why the tool failed: a delegate's failure first, else the last error line."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
@@ -208,7 +200,7 @@ def raw_from_log(parsed: BenchmarkLog) -> dict[str, Any]:
     return raw
 
 
-class AndroidDevice:
+class AndroidDevice(BinaryDevice):
     """One phone (or simulator) for one run; the runner gives it one worker thread."""
 
     remote = True  # measurements run on the device, so they may overlap host work
@@ -289,7 +281,7 @@ class AndroidDevice:
             "benchmark_binary": str(self.binary), "extra_flags": list(self.options.extra_flags),
         }
         if self.binary.is_file():
-            info["benchmark_sha256"] = _sha256(self.binary)
+            info["benchmark_sha256"] = file_digest(self.binary)
             info["runtime"] = f"benchmark_model sha256:{info['benchmark_sha256'][:16]}"
         try:
             info.update(self.facts().to_dict())
@@ -317,7 +309,7 @@ class AndroidDevice:
 
     def _push_if_changed(self, local: Path, remote: str) -> bool:
         """Push unless the device has the same bytes at `remote`; True if pushed."""
-        digest = _sha256(local)
+        digest = file_digest(local)
         self._pushed[remote] = None
         if self._remote_sha256(remote) == digest:
             log.debug("%s: %s already on the device (sha256 %s)", self.name, remote, digest[:12])
@@ -349,7 +341,7 @@ class AndroidDevice:
         self._prepare()
         if binary is None or Path(binary) == self.binary:
             return self.remote_binary
-        remote = f"{self.options.work_dir}/{REMOTE_BINARY}-{_sha256(Path(binary))[:16]}"
+        remote = f"{self.options.work_dir}/{REMOTE_BINARY}-{file_digest(Path(binary))[:16]}"
         self._push_if_changed(Path(binary), remote)
         self._shell(["chmod", "755", remote], f"chmod {remote}")
         return remote
@@ -579,7 +571,7 @@ class AndroidDevice:
 
 
 @DEVICE_KINDS.register("adb", "an Android device over adb: benchmark_model on one big core")
-class Adb:
+class Adb(DeviceKind):
     Options = AdbOptions
 
     def open(self, name: str, options: AdbOptions) -> AndroidDevice:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -12,8 +13,8 @@ from typing import Any, Literal
 from pydantic import Field
 
 from harness.config.schema import LatencySpec
-from harness.devices._base import DEVICE_KINDS, DeviceOptions
-from harness.devices.cpus import CoreChoice, cpu_model, pick_local_core
+from harness.devices._base import DEVICE_KINDS, Device, DeviceKind, DeviceOptions
+from harness.devices.cpus import CoreChoice, cpu_model, pick_local_core, read_max_freqs
 from harness.devices.local.host_state import CoreWatch, snapshot
 from harness.errors import HarnessError
 from harness.versions import tool_versions
@@ -25,7 +26,7 @@ class LocalOptions(DeviceOptions):
     threads: int = Field(1, ge=1)
 
 
-class LocalDevice:
+class LocalDevice(Device):
     def __init__(self, name: str, options: LocalOptions) -> None:
         self.name = name
         self.options = options
@@ -41,6 +42,18 @@ class LocalDevice:
             "kind": "local", "cpu_model": cpu_model(), "core": self.core.core,
             "core_reason": self.core.reason, "threads": self.options.threads,
             "runtime": f"ai-edge-litert {tool_versions()['ai-edge-litert']}",
+        }
+
+    def inventory(self) -> dict[str, Any]:
+        """describe() and this host's CPUs: each one's maximum frequency, the clusters, the pinned core's mask."""
+        from harness.devices.android.probe import clusters
+
+        facts, cpus = self.describe(), sorted(os.sched_getaffinity(0))
+        freqs = read_max_freqs(cpus=cpus)
+        return {
+            **facts, "reachable": True, "model": facts.get("cpu_model"), "abi": platform.machine(), "android": None,
+            "cores": [{"cpu": cpu, "max_freq_khz": freqs.get(cpu)} for cpu in cpus],
+            "clusters": clusters(cpus, freqs), "mask": f"0x{1 << self.core.core:x}",
         }
 
     def measure_latency(self, model: Path, settings: LatencySpec) -> dict[str, Any]:
@@ -100,7 +113,7 @@ class LocalDevice:
 
 
 @DEVICE_KINDS.register("local", "this machine: LiteRT, one thread, pinned to the fastest core")
-class Local:
+class Local(DeviceKind):
     Options = LocalOptions
 
     def open(self, name: str, options: LocalOptions) -> LocalDevice:

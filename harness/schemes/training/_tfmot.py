@@ -17,7 +17,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
@@ -29,7 +29,7 @@ from harness.errors import HarnessError, NotApplicable
 from harness.models import determinism
 from harness.record import TechniqueRecord, UntouchedLayer
 from harness.samples import Samples
-from harness.schemes._base import SchemeOptions
+from harness.schemes._base import BASELINE, Family, Scheme, SchemeOptions
 from harness.schemes.training._layers import TechniqueOptions
 from harness.schemes.training.keras2 import load_tf_keras, reserve_layer_names
 from harness.versions import tool_versions
@@ -168,6 +168,9 @@ class Technique:
     name: ClassVar[str]
     Options: ClassVar[type[SchemeOptions]]
     default_learning_rate: ClassVar[float] = 1e-4
+    # its fine-tuned model is a float model any post-training scheme converts: `<name>+<post>` is
+    # registered for every post-training scheme (harness/schemes/training/combined.py)
+    pairs_with_post_training: ClassVar[bool] = False
 
     def options(self, options: SchemeOptions) -> SchemeOptions:
         """This technique's part of a (combined) scheme's options."""
@@ -190,6 +193,18 @@ class Technique:
         wrapped = self.wrap(model, options, before, prepared.steps, info)
         info["fit"] = fit(wrapped, prepared, finetune, self.default_learning_rate, self.callbacks())
         return self.strip(wrapped)
+
+
+TECHNIQUES: dict[str, Technique] = {}  # by name, in the order the technique modules registered them
+TechniqueT = TypeVar("TechniqueT", bound=Technique)
+
+
+def register_technique(technique: TechniqueT) -> TechniqueT:
+    """Add a technique (an instance) to TECHNIQUES, where combined.py finds it; returns it."""
+    if technique.name in TECHNIQUES:
+        raise ValueError(f"training technique {technique.name!r} is registered twice")
+    TECHNIQUES[technique.name] = technique
+    return technique
 
 
 def run_chain(source_path: Path, chain: Sequence[Technique], options: SchemeOptions, finetune: FineTuning,
@@ -260,17 +275,17 @@ def _load_saved(path: Path) -> Any:
     return tf_keras.models.load_model(path, compile=False)
 
 
-class TrainingScheme:
+class TrainingScheme(Scheme):
     """A registered training-time scheme: a chain of techniques, then a post-training conversion.
 
     `post` names the registered post-training scheme whose `from_saved_model` converts the
     fine-tuned model (`float32` for plain pruning/clustering, `int8` for `prune+int8`, ...);
-    QAT schemes override `convert`."""
+    QAT schemes override `convert`. Its family is training-time, or combined when a post-training
+    scheme (not float32) converts it."""
 
     needs_training: ClassVar[bool] = True
-    needs_calibration: ClassVar[bool] = False
+    family: ClassVar[Family] = "training-time"
     claims: ClassVar[tuple[Claim, ...]] = ()  # the post-training scheme's (a float model: none)
-    Options: ClassVar[type[SchemeOptions]]
     chain: ClassVar[tuple[Technique, ...]] = ()
     post: ClassVar[str] = "float32"
 
@@ -316,4 +331,5 @@ def training_scheme(name: str, chain: Sequence[Technique], post: str = "float32"
     combined = type(f"{title}Options", tuple(bases) or (SchemeOptions,), {"__module__": __name__})
     return type(title, (base,), {"Options": combined, "chain": tuple(chain), "post": post,
                                  "needs_calibration": needs_calibration, "__module__": base.__module__,
+                                 "family": "training-time" if post == BASELINE else "combined",
                                  "claims": base.claims if claims is None else claims})

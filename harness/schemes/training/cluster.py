@@ -15,7 +15,8 @@ from pydantic import Field
 
 from harness.schemes._base import SCHEMES
 from harness.schemes.training._layers import TechniqueOptions, Verdict, clone_wrapped, declined_kernel, plan
-from harness.schemes.training._tfmot import Technique, tfmot, training_scheme
+from harness.schemes.training._tfmot import Technique, register_technique, tfmot, training_scheme
+from harness.schemes.training.prune import PRUNE
 
 _INIT = {"linear": "LINEAR", "kmeans++": "KMEANS_PLUS_PLUS", "density": "DENSITY_BASED", "random": "RANDOM"}
 
@@ -30,6 +31,7 @@ class Cluster(Technique):
     name = "cluster"
     Options = ClusterOptions
     default_learning_rate = 1e-5  # TFMOT's clustering guide: centroids move with summed gradients
+    pairs_with_post_training = True  # a stripped float model: cluster+int8, cluster+float16, ...
 
     def wrap(self, model: Any, options: ClusterOptions, before: tuple[str, ...], steps: int,
              info: dict[str, Any]) -> Any:
@@ -62,7 +64,9 @@ def _clusterable(layer: Any) -> Verdict:
     return True if registry._weight_names(layer) else declined_kernel(layer, "clustering")
 
 
-CLUSTER = Cluster()
+CLUSTER = register_technique(Cluster())
 
 SCHEMES.register("cluster", "weight clustering to `clusters` shared values per kernel (init linear/kmeans++/"
                             "density/random), fine-tuned, stripped; float model")(training_scheme("cluster", [CLUSTER]))
+SCHEMES.register("prune+cluster", "pruning, then sparsity-preserving clustering; float model")(
+    training_scheme("prune+cluster", [PRUNE, CLUSTER]))

@@ -1,10 +1,12 @@
-"""Pruning or clustering followed by any post-training scheme: `prune+int8`, `cluster+float16`, ...
+"""A training technique followed by any post-training scheme: `prune+int8`, `cluster+float16`, ...
 
-One registered name per pair, for every registered post-training scheme (a scheme module
-added later gets its pairs too). The options are the union of both: `{scheme: prune+int8,
-sparsity: 0.8}`, `{scheme: cluster+int8_only, clusters: 16, io: uint8}`. The fine-tuned
-model is shared with `prune` / `cluster` (same options and budget → same cached model);
-the post-training scheme then converts it as it converts any float model.
+One registered name per pair, for every technique that declares `pairs_with_post_training` (its
+fine-tuned model is a float model: prune, cluster) and every registered post-training scheme (a
+scheme module added later gets its pairs too). The options are the union of both: `{scheme:
+prune+int8, sparsity: 0.8}`, `{scheme: cluster+int8_only, clusters: 16, io: uint8}`. The
+fine-tuned model is shared with `prune` / `cluster` (same options and budget → same cached model);
+the post-training scheme then converts it as it converts any float model. The package imports this
+module after every technique module.
 """
 
 from __future__ import annotations
@@ -14,9 +16,7 @@ import pkgutil
 
 import harness.schemes as schemes_package
 from harness.schemes._base import BASELINE, SCHEMES
-from harness.schemes.training._tfmot import Technique, training_scheme
-from harness.schemes.training.cluster import CLUSTER
-from harness.schemes.training.prune import PRUNE
+from harness.schemes.training._tfmot import TECHNIQUES, Technique, training_scheme
 
 
 def post_training_schemes() -> list[str]:
@@ -28,7 +28,7 @@ def post_training_schemes() -> list[str]:
         if not info.name.startswith("_") and info.name != "training":
             importlib.import_module(f"{schemes_package.__name__}.{info.name}")
     return sorted(name for name, scheme in SCHEMES.registered().items()
-                  if name != BASELINE and not getattr(scheme, "needs_training", False))
+                  if name != BASELINE and not scheme.needs_training)
 
 
 def _register(chain: list[Technique], post: str) -> None:
@@ -41,8 +41,6 @@ def _register(chain: list[Technique], post: str) -> None:
                         needs_calibration=scheme.needs_calibration, claims=scheme.claims))
 
 
-SCHEMES.register("prune+cluster", "pruning, then sparsity-preserving clustering; float model")(
-    training_scheme("prune+cluster", [PRUNE, CLUSTER]))
-for _post in post_training_schemes():
-    _register([PRUNE], _post)
-    _register([CLUSTER], _post)
+for _technique in [t for t in TECHNIQUES.values() if t.pairs_with_post_training]:
+    for _post in post_training_schemes():
+        _register([_technique], _post)

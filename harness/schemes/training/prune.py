@@ -16,7 +16,7 @@ from pydantic import Field, model_validator
 
 from harness.schemes._base import SCHEMES
 from harness.schemes.training._layers import TechniqueOptions, Verdict, clone_wrapped, declined_kernel, plan
-from harness.schemes.training._tfmot import Technique, tfmot, training_scheme
+from harness.schemes.training._tfmot import Technique, register_technique, tfmot, training_scheme
 
 
 class PruneOptions(TechniqueOptions):
@@ -51,6 +51,7 @@ class Prune(Technique):
     name = "prune"
     Options = PruneOptions
     default_learning_rate = 1e-3  # TFMOT's pruning guide (Adam's default); recovers far better than 1e-4
+    pairs_with_post_training = True  # a stripped float model: prune+int8, prune+float16, ...
 
     def wrap(self, model: Any, options: PruneOptions, before: tuple[str, ...], steps: int,
              info: dict[str, Any]) -> Any:
@@ -106,7 +107,7 @@ def _m_by_n_verdict(m_by_n: tuple[int, int]) -> Any:
     return verdict
 
 
-PRUNE = Prune()
+PRUNE = register_technique(Prune())
 
 SCHEMES.register("prune", "magnitude pruning to `sparsity` (polynomial/constant schedule, or 2:4 `sparsity_m_by_n`), "
                           "fine-tuned, stripped; float model")(training_scheme("prune", [PRUNE]))

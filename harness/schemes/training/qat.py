@@ -19,7 +19,7 @@ from harness.samples import Samples
 from harness.schemes._base import SCHEMES, SchemeOptions
 from harness.schemes._converter import convert
 from harness.schemes.training._layers import TechniqueOptions, Verdict, clone_wrapped, plan
-from harness.schemes.training._tfmot import Technique, TrainingScheme, tfmot, training_scheme
+from harness.schemes.training._tfmot import Technique, TrainingScheme, register_technique, tfmot, training_scheme
 from harness.schemes.training.cluster import CLUSTER
 from harness.schemes.training.keras2 import UnsupportedLayer
 from harness.schemes.training.prune import PRUNE
@@ -152,7 +152,7 @@ def _batch_norm_verdict(layer: Any) -> Verdict:
             "(folded into it)")
 
 
-QAT = Qat()
+QAT = register_technique(Qat())
 
 
 class _QatScheme(TrainingScheme):
