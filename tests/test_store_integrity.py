@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 
 from harness.compare import compare_runs
 from harness.history import ARTIFACTS, EarlierRun, History, HistoryError, keep_artifacts
+from harness.history._compact import decode
 from harness.record import validate_record
 from harness.report.markdown import escape_markdown
 from harness.report.publish import earlier_run
@@ -60,7 +61,7 @@ def _damage(db: Path, run_id: int, kinds: list[str]) -> None:
     with sqlite3.connect(db) as conn:
         rows = conn.execute("SELECT rowid, compact FROM cells WHERE run_id = ? ORDER BY position", (run_id,)).fetchall()
         for (rowid, compact), kind in zip(rows, kinds, strict=False):
-            text = DAMAGES[kind] or json.dumps({**json.loads(zlib.decompress(compact)), "size_bytes": "big"})
+            text = DAMAGES[kind] or json.dumps({**decode(compact), "size_bytes": "big"})
             conn.execute("UPDATE cells SET compact = ? WHERE rowid = ?", (zlib.compress(text.encode()), rowid))
 
 
