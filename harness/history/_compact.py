@@ -79,7 +79,7 @@ _DETAIL: dict[str, tuple[str, ...] | None] = {
     "diagnosis": ("ranked", "snr_curve", "cross_check"),
     "recovery": ("ranking", "float_tensors", "float_layers", "steps"),
     "device_numerics": ("outputs",),
-    "device_state": ("before", "after"),
+    "device_state": ("after",),  # and `before` keeps its numbers only (harness.record: it is required)
     "latency_ab": ("pairs",),
     "latency_vs_float": ("pairs",),
     "latency_setup": ("command", "remote_calls", "mask"),
@@ -108,6 +108,8 @@ def compact(record: CellRecord) -> dict[str, Any]:
             continue
         if left_out and isinstance(value, dict):
             value = {k: v for k, v in value.items() if k not in left_out}
+        if key == "device_state" and isinstance(value, dict) and isinstance(value.get("before"), dict):
+            value = {**value, "before": {k: v for k, v in value["before"].items() if not isinstance(v, (list, dict))}}
         if key == "claims" and isinstance(value, list):
             value = [{k: v for k, v in c.items() if k not in _CLAIM_DETAIL} if isinstance(c, dict) else c
                      for c in value]

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.history._compact import DICTIONARIES, ESSENTIAL, LARGEST, LIMIT, decode, encode
+from harness.history._compact import DICTIONARIES, ESSENTIAL, LARGEST, LIMIT, _deflate, compact, decode, encode
 from harness.record import validate_record
 from tests.report.runs import standard_cells
 
@@ -35,6 +35,13 @@ def bloated() -> dict[str, Any]:
                           "source_info": {"layers": [f"layer_{i}" for i in range(300)]}}
     record["latency_setup"] = {"core": 1, "runtime": "ai-edge-litert 2.3.0", "command": "x " * 400}
     record["evaluation"] = {"dataset": "test", "samples": 10_000, "per_class": list(range(1000))}
+    record["device_state"] = {"before": {"core": 1, "loadavg": [1.0, 2.0, 3.0], "thermal": {f"zone{i}": 40.0 + i
+                                                                                         for i in range(40)}},
+                              "after": {"core": 1}, "hot": False, "busy": None}
+    record["latency_vs_float"] = {"float_sha256": "cd" * 32, "float_path": "/cache/f.tflite", "ratio": 0.61,
+                                  "pairs": [[10.0 + i / 100, 6.1] for i in range(100)]}
+    record["executed_on"] = {"node_id": "local", "hostname": "ci-1", "retried": ["lost node"] * 30}
+    record["device_numerics"] = {"status": "ok", "outputs": [{"name": f"o{i}", "snr_db": 40.0} for i in range(50)]}
     return record
 
 
@@ -50,6 +57,8 @@ def test_a_bloated_record_fits_and_keeps_what_verdicts_and_trends_read() -> None
     assert back["audit"]["ops_by_kind"] == {"float": 3, "int8": 397} and "ops" not in back["audit"]
     assert back["quantization"]["coverage"] == 1.0 and back["latency_setup"]["runtime"] == "ai-edge-litert 2.3.0"
     assert not {"latency_samples_ms", "op_profile", "outputs"} & set(back)
+    kept = validate_record(decode(_deflate(compact(record))))  # before any field gives way: still a valid record
+    assert kept["device_state"]["before"] == {"core": 1} and kept["latency_vs_float"]["float_sha256"] == "cd" * 32
 
 
 @settings(max_examples=60, deadline=None)
