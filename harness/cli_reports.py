@@ -161,9 +161,10 @@ def history_import(
                                                         "results.jsonl), e.g. copied from other hosts")],
     db: Annotated[str, typer.Option("--history", "--db", help=HISTORY_HELP)] = str(DEFAULT_PATH),
 ) -> None:
-    """Record run folders produced elsewhere in a history, keyed by the run id in their run.json: importing
-    a run again replaces its own row (one copy). A folder that is not a finished run is one error line and
-    the others are still imported; exit 2 when any failed. Imported runs are not compared (regressions –)."""
+    """Record run folders produced elsewhere in a history, keyed by the run id in their run.json: a run
+    already there is kept (or replaced, when its results.jsonl changed), so there is one copy. A folder
+    that is not a finished run is one error line and the others are still imported; exit 2 when any
+    failed. Imported runs are not compared (regressions –)."""
     failed = 0
     errors = plain_console(stderr=True)
     with History(parse_location(db)) as store:
@@ -174,7 +175,7 @@ def history_import(
                 failed += 1
                 say(("error:", "bold red"), " ", str(exc), target=errors)
                 continue
-            again = " (already there: replaced)" if done.again else ""
+            again = " (already there)" if done.again else ""
             say(f"{run_dir}: run #{done.history_id}, run id {done.run_id}, {done.cells} cell(s){again}")
     if failed:
         raise typer.Exit(2)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness.cache import file_digest
 from harness.errors import HarnessError
 from harness.history._errors import HistoryError
 from harness.record import RecordError, validate_run_info
@@ -25,7 +26,7 @@ class ImportResult:
     history_id: int
     run_id: str
     cells: int
-    again: bool  # the history held this run already: its row was replaced, not added
+    again: bool  # the history held this run already: kept as it was (the same results.jsonl) or replaced
 
 
 def selected_cells(run_info: dict[str, Any]) -> str | None:
@@ -38,7 +39,9 @@ def selected_cells(run_info: dict[str, Any]) -> str | None:
 def import_run(store: History, run_dir: Path) -> ImportResult:
     """Record a finished run folder in `store` under its run id, without comparing it (its
     `regressions` are unknown here); HistoryError (one line naming the folder) when it is not a
-    finished run. Partial runs (`--only`, cells without a result) are recorded as partial."""
+    finished run. A run the history holds with the same results.jsonl (its sha256) is left as it
+    is (a published row keeps its comparison); one whose results changed is replaced. Partial runs
+    (`--only`, cells without a result) are recorded as partial."""
     info = _finished_run_info(run_dir)
     try:
         records = read_results(run_dir)
@@ -46,10 +49,12 @@ def import_run(store: History, run_dir: Path) -> ImportResult:
         raise HistoryError(f"{run_dir}: not a finished run ({exc})") from None
     if not records:
         raise HistoryError(f"{run_dir}: not a finished run (no records in {RESULTS})")
+    known = store.run_by_key(info["run_id"])
+    if known is not None and store.run(known).results_sha256 == file_digest(run_dir / RESULTS):
+        return ImportResult(known, info["run_id"], len(records), again=True)  # as recorded: nothing to do
     partial = incompleteness(records, info) or selected_cells(info)
-    again = store.run_by_key(info["run_id"]) is not None
     history_id = store.record(records, info, run_dir.resolve(), regressions=None, partial=partial)
-    return ImportResult(history_id, info["run_id"], len(records), again)
+    return ImportResult(history_id, info["run_id"], len(records), again=known is not None)
 
 
 def _finished_run_info(run_dir: Path) -> dict[str, Any]:

@@ -186,7 +186,7 @@ def test_history_compare_and_import_commands(store_location: str, tmp_path: Path
                       f"error: {empty}: not a finished run (no run.json and results.jsonl there)"]
     assert f"{runs[0]}: run #1, run id night-0, 3 cell(s)" in output and f"{runs[1]}: run #2" in output
     again = _ok(run_bench("history", "import", *map(str, runs), "--history", store_location))
-    assert "(already there: replaced)" in again
+    assert again.count("(already there)") == 2
     with History(store_location) as store:
         entries = store.runs("nightly")
         assert [(e.id, e.regressions) for e in entries] == [(2, None), (1, None)]  # one copy each, not compared
@@ -220,3 +220,18 @@ def test_a_postgres_server_that_refuses_is_one_line_without_the_password(postgre
     message = str(caught.value)
     assert "password authentication failed" in message and "wrong-pw-123" not in message
     assert message.startswith("history store postgresql://***@/postgres?host=") and "\n" not in message
+
+
+def test_importing_a_published_run_keeps_its_row_until_its_results_change(store_location: str, tmp_path: Path) -> None:
+    run_dir = write_run(tmp_path / "reports", standard_cells(), info={"run_id": "night-0"})
+    with History(store_location) as store:
+        published = store.record(read_results(run_dir), json.loads((run_dir / "run.json").read_text()), run_dir, 2)
+    _ok(run_bench("history", "import", str(run_dir), "--history", store_location))
+    with History(store_location) as store:
+        assert store.run(published).regressions == 2  # the same results.jsonl: the published row stays
+    results = run_dir / "results.jsonl"
+    results.write_text("".join(results.read_text().splitlines(keepends=True)[:2]))  # changed since: 2 cells
+    _ok(run_bench("history", "import", str(run_dir), "--history", store_location))
+    with History(store_location) as store:
+        (entry,) = store.runs("nightly")
+        assert (entry.id, entry.regressions, entry.cells) == (published, None, 2)
