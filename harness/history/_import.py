@@ -50,10 +50,15 @@ def import_run(store: History, run_dir: Path) -> ImportResult:
     if not records:
         raise HistoryError(f"{run_dir}: not a finished run (no records in {RESULTS})")
     known = store.run_by_key(info["run_id"])
-    if known is not None and store.run(known).results_sha256 == file_digest(run_dir / RESULTS):
-        return ImportResult(known, info["run_id"], len(records), again=True)  # as recorded: nothing to do
+    entry = store.run(known) if known is not None else None
+    same = entry is not None and (entry.suite, entry.started_at) == (info["suite"], info["started_at"])
+    if entry is not None and same and entry.results_sha256 == file_digest(run_dir / RESULTS):
+        return ImportResult(entry.id, info["run_id"], len(records), again=True)  # as recorded: nothing to do
     partial = incompleteness(records, info) or selected_cells(info)
-    history_id = store.record(records, info, run_dir.resolve(), regressions=None, partial=partial)
+    try:
+        history_id = store.record(records, info, run_dir.resolve(), regressions=None, partial=partial)
+    except HistoryError as exc:
+        raise HistoryError(f"{run_dir}: not imported: {exc}") from None
     return ImportResult(history_id, info["run_id"], len(records), again=known is not None)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from harness.history import History, HistoryError
+from harness.history import History, HistoryError, parse_location
 from harness.history._compact import LIMIT
 from harness.results import read_results
 from tests.conftest import run_bench
@@ -165,6 +165,10 @@ def test_a_store_from_a_newer_version_is_refused(store_location: str) -> None:
 
 
 # -- the commands --------------------------------------------------------------------------------
+def _shown(location: str) -> str:
+    return str(parse_location(location))
+
+
 def _ok(done: Any, code: int = 0) -> str:
     output = done.stdout + done.stderr
     assert done.returncode == code and "Traceback" not in output, output
@@ -187,6 +191,11 @@ def test_history_compare_and_import_commands(store_location: str, tmp_path: Path
     assert f"{runs[0]}: run #1, run id night-0, 3 cell(s)" in output and f"{runs[1]}: run #2" in output
     again = _ok(run_bench("history", "import", *map(str, runs), "--history", store_location))
     assert again.count("(already there)") == 2
+    impostor = write_run(tmp_path / "elsewhere", standard_cells(), index=5, info={"run_id": "night-0"})
+    refused = run_bench("history", "import", str(impostor), "--history", store_location)
+    assert refused.returncode == 2 and refused.stderr.strip().splitlines() == [
+        f"error: {impostor}: not imported: history store {_shown(store_location)}: run id 'night-0' is already run #1 "
+        "(nightly, started 2026-01-05T02:00:00+00:00), another run"]
     with History(store_location) as store:
         entries = store.runs("nightly")
         assert [(e.id, e.regressions) for e in entries] == [(2, None), (1, None)]  # one copy each, not compared
