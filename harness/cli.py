@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -22,6 +22,9 @@ from harness._console import plain_console  # noqa: E402
 from harness.cli_devices import devices_app  # noqa: E402
 from harness.errors import HarnessError  # noqa: E402
 from harness.registry import Registry  # noqa: E402
+
+if TYPE_CHECKING:  # harness.history is imported when a command needs it, keeping `bench --help` fast
+    from harness.history import HistoryLocation
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="quantbench: how much smaller, faster and less accurate each optimization makes your models.")
@@ -108,7 +111,7 @@ def run(
 
 
 def _run_and_publish(loaded: Any, cells: list[Any], run_dir: Path, resume: bool, cache: Path | None,
-                     store: Any, runs_on: Any) -> tuple[Any, tuple[int, Any]]:
+                     store: HistoryLocation | None, runs_on: Any) -> tuple[Any, tuple[int, Any]]:
     """Run the cells, then publish (reports, history). Whatever stops the run after its cells
     finished is written in run.json (`interrupted` or `failed` while publishing: `--resume` finishes
     it); a stop during the cells the runner has already written."""
