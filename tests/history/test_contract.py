@@ -123,6 +123,9 @@ def test_two_processes_publishing_at_once_lose_nothing(store_location: str) -> N
     for process in processes:
         process.join(600)
     assert [p.exitcode for p in processes] == [0] * WRITERS
+    if not store_location.startswith("postgresql://"):
+        assert raw(store_location, "PRAGMA integrity_check") == [("ok",)]
+        assert raw(store_location, "PRAGMA journal_mode") == [("wal",)]
     with History(store_location) as store:
         runs = store.runs("nightly")
         assert len(runs) == WRITERS * RUNS_EACH and len({r.id for r in runs}) == WRITERS * RUNS_EACH
