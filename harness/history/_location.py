@@ -57,8 +57,8 @@ def redact(url: str) -> str:
         parts = urlsplit(url)
         host = parts.netloc.rpartition("@")[2]
         netloc = f"{HIDDEN}@{host}" if "@" in parts.netloc else host
-        query = urlencode([(k, HIDDEN if k in _SECRET_PARAMS else v) for k, v in parse_qsl(parts.query,
-                                                                                           keep_blank_values=True)])
+        pairs = parse_qsl(parts.query, keep_blank_values=True)
+        query = urlencode([(k, HIDDEN if k in _SECRET_PARAMS else v) for k, v in pairs], safe="/*:")
         return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
     except ValueError:
         return f"{url.partition(':')[0][:20]}://{HIDDEN}"

@@ -17,7 +17,7 @@ def test_a_url_is_shown_without_user_password_or_secret_parameters() -> None:
     assert isinstance(location, PostgresURL) and location.url == URL
     shown = f"{location} {location!r}"
     assert "alice" not in shown and "p%40ss" not in shown and "other-secret" not in shown
-    assert str(location) == "postgresql://***@db.example:5432/bench?sslmode=require&password=%2A%2A%2A"
+    assert str(location) == "postgresql://***@db.example:5432/bench?sslmode=require&password=***"
 
 
 def test_a_driver_message_is_scrubbed_of_the_url_and_its_secrets() -> None:
