@@ -53,3 +53,4 @@ def test_bench_run_history_compare_and_import_against_postgres(tmp_path: Path, s
         _ok(run_bench("history", "import", *map(str, folders), "--history", str(local), cwd=tmp_path))
     with History(local) as store:
         assert len(store.runs("integrity")) == 2
+    assert all(blob <= LIMIT for (blob,) in raw(str(local), "SELECT length(compact) FROM cells"))
