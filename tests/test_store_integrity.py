@@ -13,6 +13,7 @@ import shutil
 import sqlite3
 import subprocess
 import uuid
+import zlib
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +25,7 @@ from hypothesis import strategies as st
 
 from harness.compare import compare_runs
 from harness.history import ARTIFACTS, EarlierRun, History, HistoryError, keep_artifacts
+from harness.history._compact import decode
 from harness.record import validate_record
 from harness.report.markdown import escape_markdown
 from harness.report.publish import earlier_run
@@ -32,7 +34,7 @@ from tests.conftest import run_bench
 from tests.report.runs import standard_cells, write_run
 from tests.test_integrity import write_suite
 
-DAMAGES = {  # what a hostile tester wrote into one cell's record column
+DAMAGES = {  # what a hostile tester wrote into one cell's compact record (zlib-compressed by _damage)
     "not json": "{not json",
     "a list": "[]",
     "no model": json.dumps({"scheme": "int8", "device": "local", "status": "ok"}),
@@ -57,10 +59,10 @@ def one_line_error(done: subprocess.CompletedProcess, text: str) -> None:
 def _damage(db: Path, run_id: int, kinds: list[str]) -> None:
     """Damage one cell of run `run_id` per kind, in the order they were recorded."""
     with sqlite3.connect(db) as conn:
-        rows = conn.execute("SELECT rowid, record FROM cells WHERE run_id = ? ORDER BY rowid", (run_id,)).fetchall()
-        for (rowid, record), kind in zip(rows, kinds, strict=False):
-            text = DAMAGES[kind] or json.dumps({**json.loads(record), "size_bytes": "big"})
-            conn.execute("UPDATE cells SET record = ? WHERE rowid = ?", (text, rowid))
+        rows = conn.execute("SELECT rowid, compact FROM cells WHERE run_id = ? ORDER BY position", (run_id,)).fetchall()
+        for (rowid, compact), kind in zip(rows, kinds, strict=False):
+            text = DAMAGES[kind] or json.dumps({**decode(compact), "size_bytes": "big"})
+            conn.execute("UPDATE cells SET compact = ? WHERE rowid = ?", (zlib.compress(text.encode()), rowid))
 
 
 def _history_with(tmp_path: Path, runs: list[list[dict[str, Any]]], started: datetime | None = None) -> Path:
@@ -241,7 +243,7 @@ _BASE = standard_cells()[1]
 _FIELDS = sorted({*_BASE, "latency_ab", "artifact", "latency_setup", "weights", "device_numerics", "diagnosis"})
 _NEAR = st.builds(lambda key, value: json.dumps({**_BASE, key: value}), st.sampled_from(_FIELDS), _JSON)
 _CELL_COLUMNS = ("model", "scheme", "device", "status", "error", "size_bytes", "metrics", "verdicts",
-                 "latency_samples_ms", "record")
+                 "latency_samples_ms", "record", "compact")
 _RUN_COLUMNS = ("started_at", "finished_at", "git_commit", "suite_sha256", "run_dir", "cells", "failed_checks",
                 "pinned", "run_key", "suite_identity", "partial")
 _NOT_NULL = {"model", "scheme", "device", "status", "metrics", "verdicts", "started_at", "cells", "failed_checks",
@@ -254,7 +256,8 @@ def fuzz_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(cell=st.fixed_dictionaries({}, optional={c: _SQL for c in _CELL_COLUMNS} | {"record": _SQL | _NEAR}),
+@given(cell=st.fixed_dictionaries({}, optional={c: _SQL for c in _CELL_COLUMNS} | {"record": _SQL | _NEAR} | {
+           "compact": _SQL | _NEAR.map(lambda text: zlib.compress(text.encode()))}),
        run=st.fixed_dictionaries({}, optional={c: _SQL for c in _RUN_COLUMNS}))
 def test_the_history_reader_skips_any_damaged_row_with_a_warning(fuzz_store: Path, cell: dict[str, Any],
                                                                   run: dict[str, Any]) -> None:

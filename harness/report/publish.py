@@ -29,7 +29,16 @@ from harness.compare import (
 )
 from harness.config.schema import Suite, Thresholds
 from harness.errors import HarnessError
-from harness.history import ARTIFACTS, EarlierRun, History, HistoryError, identity_of, keep_artifacts
+from harness.history import (
+    EarlierRun,
+    History,
+    HistoryError,
+    HistoryLocation,
+    artifacts_folder,
+    identity_of,
+    keep_artifacts_in,
+    selected_cells,
+)
 from harness.record import CellRecord, RecordError, record_id, validate_run_info
 from harness.report.charts import TrendRun
 from harness.report.html import render_html
@@ -69,7 +78,7 @@ class PublishResult:
         return sum(1 for r in self.records if r["status"] == "failed")
 
 
-def publish_run(run_dir: Path, history_path: Path | None, *, thresholds: Thresholds | None = None,
+def publish_run(run_dir: Path, history_path: HistoryLocation | None, *, thresholds: Thresholds | None = None,
                 policy: Policy | None = None, rejudge: bool = False) -> PublishResult:
     """Write the run's reports, compare it with the earlier run and record it in history (unless None).
 
@@ -119,7 +128,7 @@ def _record(store: History | None, records: list[CellRecord], run_info: dict[str
         return None
     compared = comparison.compared_with if comparison else {}
     kept: list[CellRecord] = [{**r, "compared_with": compared.get(record_id(r))} for r in records]
-    partial_run = incomplete or _selected(run_info)
+    partial_run = incomplete or selected_cells(run_info)
     if partial_run:
         warnings.append(f"recorded in history as a partial run ({partial_run}): a baseline only for the cells "
                         f"it measured")
@@ -129,21 +138,11 @@ def _record(store: History | None, records: list[CellRecord], run_info: dict[str
     except HistoryError as exc:
         warnings.append(f"{exc}: this run was not recorded")
         return None
-    warnings += [f"model not kept for later A/B re-timing: {p}" for p in keep_artifacts(store.path, records)]
+    warnings += [f"model not kept for later A/B re-timing: {p}" for p in keep_artifacts_in(store.artifacts, records)]
     return history_id
 
 
-def _selected(run_info: dict[str, Any]) -> str | None:
-    """Which options chose a subset of the suite's cells (`--only`, `--devices`), from run.json's argv."""
-    argv = run_info.get("argv") or []
-    options = dict.fromkeys(a.split("=")[0] for a in argv if isinstance(a, str) and a.split("=")[0] in _SELECTING)
-    return f"cells chosen with {' and '.join(options)}" if options else None
-
-
-_SELECTING = ("--only", "--devices")
-
-
-def earlier_run(history_path: Path | None, run_dir: Path, suite: str, suite_path: Path | None = None,
+def earlier_run(history_path: HistoryLocation | None, run_dir: Path, suite: str, suite_path: Path | None = None,
                 cells: list[str] | None = None) -> EarlierRun:
     """Each cell's baseline for a run starting now (as `publish_run` will choose it), for the runner
     to re-time its models; empty when there is none. A resumed run (run.json in `run_dir`) keeps its
@@ -158,7 +157,7 @@ def earlier_run(history_path: Path | None, run_dir: Path, suite: str, suite_path
     finally:
         if store is not None:
             store.close()
-    previous.artifacts = history_path.resolve().parent / ARTIFACTS if history_path is not None else None
+    previous.artifacts = artifacts_folder(history_path) if history_path is not None else None
     return previous
 
 
@@ -176,7 +175,7 @@ def _run_info(run_dir: Path) -> dict[str, Any]:
         raise HarnessError(f"{run_dir / RUN_INFO}: {exc}") from None
 
 
-def _open_history(path: Path | None, warnings: list[str]) -> History | None:
+def _open_history(path: HistoryLocation | None, warnings: list[str]) -> History | None:
     if path is None:
         return None
     try:
