@@ -35,7 +35,7 @@ def say(*parts: str | tuple[str, str], target: Console | None = None) -> None:
 
 def print_published(result: PublishResult, final: bool = True) -> int:
     """Print where the reports went, any warnings and regressions, and (`final`) the run's verdict
-    line; 1 if the run regressed or is incomplete, else 0."""
+    line; 1 if the run regressed, is incomplete or its history could not be used, else 0."""
     from harness.compare import comparison_phrase
 
     for message in result.warnings:
@@ -57,7 +57,10 @@ def print_published(result: PublishResult, final: bool = True) -> int:
         say(("INCOMPLETE", "bold red"), f": {result.incomplete}; the reports say so")
     if final:
         say_verdict(result.verdict)
-    return 1 if result.regressions or result.incomplete else 0
+    if result.unrecorded:
+        say(("HISTORY NOT USED", "bold red"), f": {result.unrecorded}; this run cannot say what changed since "
+            "the runs it holds")
+    return 1 if result.regressions or result.incomplete or result.unrecorded else 0
 
 
 def say_verdict(verdict: Verdict, target: Console | None = None) -> None:

@@ -167,8 +167,10 @@ class Verdict:
         return f"{self.status}: {self.detail}"
 
 
-def verdict_line(records: list[CellRecord], comparison: Comparison | None, incomplete: str | None) -> Verdict:
-    """The run's verdict from its records, its comparison and why it is incomplete (if it is)."""
+def verdict_line(records: list[CellRecord], comparison: Comparison | None, incomplete: str | None,
+                 unrecorded: str | None = None) -> Verdict:
+    """The run's verdict from its records, its comparison, why it is incomplete (if it is) and why the
+    configured history could not be used (`unrecorded`: then it fails, as "since last night" is unknown)."""
     violating = sum(1 for r in records if any(not v["pass"] for v in r.get("verdicts") or []))
     failed = sum(1 for r in records if r["status"] == "failed")
     regressed, phrase = bool(comparison and comparison.regressions), comparison_phrase(comparison)
@@ -176,6 +178,7 @@ def verdict_line(records: list[CellRecord], comparison: Comparison | None, incom
     parts += [f"{violating} cell(s) violate thresholds"] if violating else []
     parts += [phrase] if regressed else []
     parts += [f"{failed} failed cell(s)"] if failed else []
+    parts += [f"HISTORY NOT USED ({unrecorded})"] if unrecorded else []
     if not parts:
         return Verdict(True, f"{len(records)} cells, every check passed · {phrase}")
     return Verdict(False, " · ".join(parts if regressed else [*parts, phrase]))

@@ -61,6 +61,7 @@ class PublishResult:
     history_id: int | None
     warnings: list[str] = field(default_factory=list)
     incomplete: str | None = None  # why the records are not the whole run
+    unrecorded: str | None = None  # why the configured history could not be used (read or written): fails the run
     steps: list[Step] = field(default_factory=list)  # lasting latency steps across the history window
     records: list[CellRecord] = field(default_factory=list)  # as reported (re-judged when they were)
     verdict: Verdict = Verdict(False, "not judged")  # the run's one-line verdict (console, summary.md, report.html)
@@ -94,9 +95,11 @@ def publish_run(run_dir: Path, history_path: HistoryLocation | None, *, threshol
     warnings: list[str] = []
     if rejudge:
         records, thresholds, policy = _rejudged(records, run_info, warnings)
-    store = _open_history(history_path, warnings)
+    history_problems: list[str] = []
+    store = _open_history(history_path, warnings, history_problems)
     try:
-        previous, trend, points = _earlier_runs(store, run_dir, run_info, warnings, [record_id(r) for r in records])
+        previous, trend, points = _earlier_runs(store, run_dir, run_info, warnings, [record_id(r) for r in records],
+                                                history_problems)
         comparison = None
         if thresholds is None and (previous.records or points):
             suite = _suite(run_info, warnings)
@@ -111,17 +114,24 @@ def publish_run(run_dir: Path, history_path: HistoryLocation | None, *, threshol
         trend.append((run_info["started_at"], records))
         steps = latency_steps([*points, TrendPoint("this run", run_info.get("git_commit"), records)], policy)
         incomplete = incompleteness(records, run_info)
-        verdict = verdict_line(records, comparison, incomplete)
+        unrecorded = history_problems[0] if history_problems else None
+        verdict = verdict_line(records, comparison, incomplete, unrecorded)
         files = _write_reports(run_dir, records, run_info, comparison, trend, warnings, steps, verdict)
-        history_id = _record(store, records, run_info, run_dir, comparison, incomplete, warnings)
+        history_id = _record(store, records, run_info, run_dir, comparison, incomplete, warnings, history_problems)
+        if history_problems and unrecorded is None:  # the write failed after the reports: they must say so
+            unrecorded = history_problems[0]
+            verdict = verdict_line(records, comparison, incomplete, unrecorded)
+            files = _write_reports(run_dir, records, run_info, comparison, trend, warnings, steps, verdict)
     finally:
         if store is not None:
             store.close()
-    return PublishResult(run_dir, files, comparison, history_id, warnings, incomplete, steps, records, verdict)
+    return PublishResult(run_dir, files, comparison, history_id, warnings, incomplete, unrecorded, steps, records,
+                         verdict)
 
 
 def _record(store: History | None, records: list[CellRecord], run_info: dict[str, Any], run_dir: Path,
-            comparison: Comparison | None, incomplete: str | None, warnings: list[str]) -> int | None:
+            comparison: Comparison | None, incomplete: str | None, warnings: list[str],
+            problems: list[str]) -> int | None:
     """Record the run in history, each cell with the run it was compared with (`compared_with`); a
     partial run is recorded as such, a baseline only for the cells it measured."""
     if store is None:
@@ -137,6 +147,7 @@ def _record(store: History | None, records: list[CellRecord], run_info: dict[str
                                   partial=partial_run)
     except HistoryError as exc:
         warnings.append(f"{exc}: this run was not recorded")
+        problems.append(str(exc))
         return None
     warnings += [f"model not kept for later A/B re-timing: {p}" for p in keep_artifacts_in(store.artifacts, records)]
     return history_id
@@ -175,18 +186,24 @@ def _run_info(run_dir: Path) -> dict[str, Any]:
         raise HarnessError(f"{run_dir / RUN_INFO}: {exc}") from None
 
 
-def _open_history(path: HistoryLocation | None, warnings: list[str]) -> History | None:
+def _open_history(path: HistoryLocation | None, warnings: list[str], problems: list[str] | None = None
+                  ) -> History | None:
+    """The history store, or None (no history asked for, or it cannot be used: a warning, and the reason in
+    `problems`, which fails a published run)."""
     if path is None:
         return None
     try:
         return History(path)
     except HistoryError as exc:
         warnings.append(f"{exc}. The run's own files are written; it is not recorded in history.")
+        if problems is not None:
+            problems.append(str(exc))
         return None
 
 
 def _earlier_runs(store: History | None, run_dir: Path, run_info: dict[str, Any], warnings: list[str],
-                  cells: list[str] | None) -> tuple[EarlierRun, list[TrendRun], list[TrendPoint]]:
+                  cells: list[str] | None, problems: list[str] | None = None
+                  ) -> tuple[EarlierRun, list[TrendRun], list[TrendPoint]]:
     """Each cell's baseline among the earlier runs of the same suite identity (history's, else the
     sibling run directories'), and the trend runs (oldest first) for the charts and step detection."""
     suite, started, identity = run_info["suite"], run_info["started_at"], identity_of(run_info)
@@ -202,6 +219,8 @@ def _earlier_runs(store: History | None, run_dir: Path, run_info: dict[str, Any]
             return previous, trend, points
         except HistoryError as exc:
             warnings.append(f"{exc}. Compared with the previous run directories instead.")
+            if problems is not None:
+                problems.append(str(exc))
     return _previous_run_dirs(run_dir, run_info, warnings, cells), [], []
 
 

@@ -10,6 +10,7 @@ import pytest
 import xmlschema
 
 from harness.errors import HarnessError
+from harness.history import History, HistoryError
 from harness.report.publish import publish_run
 from tests.report.big import big_suite
 from tests.report.runs import THRESHOLDS, XSS, cell, plain, standard_cells, with_verdicts, write_run
@@ -97,7 +98,7 @@ def test_the_page_references_nothing_outside_itself(tmp_path: Path) -> None:
     assert "default-src 'none'" in page  # the browser refuses any request the page might try
 
 
-def test_a_corrupt_history_store_warns_and_the_run_files_are_still_written(tmp_path: Path) -> None:
+def test_a_corrupt_history_store_fails_the_run_and_its_files_are_still_written(tmp_path: Path) -> None:
     history = tmp_path / "history.sqlite"
     history.write_bytes(b"\x00garbage" * 1000)
     write_run(tmp_path, mixed_cells(0))
@@ -112,6 +113,23 @@ def test_a_corrupt_history_store_warns_and_the_run_files_are_still_written(tmp_p
     assert [c.quantity for c in result.regressions] == ["latency_ms"]
     assert "cannot be used (file is not a database)" in (run_dir / "report.html").read_text()
     assert "> warning: history store" in (run_dir / "summary.md").read_text()
+    assert not result.verdict.ok and "HISTORY NOT USED (history store" in result.verdict.detail
+    assert result.unrecorded is not None and "file is not a database" in result.unrecorded
+    assert "HISTORY NOT USED \\(history store" in (run_dir / "summary.md").read_text()  # escaped Markdown
+
+
+def test_a_history_write_that_fails_after_the_reports_fails_the_run_and_rewrites_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> int:
+        raise HistoryError("history store h.sqlite cannot be used (disk I/O error)")
+
+    run_dir = write_run(tmp_path, mixed_cells(0))
+    monkeypatch.setattr(History, "record", refuse)
+    result = publish_run(run_dir, tmp_path / "h.sqlite", thresholds=THRESHOLDS)
+    assert result.history_id is None and result.unrecorded == "history store h.sqlite cannot be used (disk I/O error)"
+    assert not result.verdict.ok and f"HISTORY NOT USED ({result.unrecorded})" in result.verdict.detail
+    assert "HISTORY NOT USED \\(history store h\\.sqlite" in (run_dir / "summary.md").read_text()
+    assert "HISTORY NOT USED" in (run_dir / "report.html").read_text()
 
 
 def test_without_a_suite_file_metric_changes_are_not_judged(tmp_path: Path) -> None:
