@@ -1,10 +1,11 @@
-"""How the reports scale (issue 25): the recorded real `suites/cnn.yaml` run (30 cells) repeated to 1,000 and
-10,000 cells (tests/benchmarks/scale.py), then `bench report` run on it in its own process.
+"""How the reports scale (issue 25): the recorded real `suites/cnn.yaml` run (30 cells) as it is and repeated to
+1,000 and 10,000 cells (tests/benchmarks/scale.py), then `bench report` run on it in its own process.
 
 Reported, never asserted (a time depends on how busy the machine is; the sizes are asserted in
 tests/report/test_scale.py): results.jsonl, report.html and summary.md sizes, `bench report`'s wall time and
 peak RSS, and the first screen of report.html in headless Chromium (when installed): when the page painted
-it (`data-first-screen-ms`, from navigation start) and how long until `data-ready` was seen from outside.
+it (`data-first-screen-ms`, from navigation start) and how long from the navigation until `data-ready` was
+seen from outside (polled every 0.2 s).
 
     make benchmarks      # or: .venv/bin/python -m pytest tests/benchmarks/test_report_scale.py -s --benchmark-enable
 """
@@ -49,15 +50,14 @@ def first_screen(page: Path, profile: Path) -> dict[str, float]:
     from tests.report.test_browser import LIVE_FLAGS
 
     with Browser(CHROMIUM, LIVE_FLAGS, profile, profile.with_suffix(".log")) as browser:
-        start = time.perf_counter()
         browser.open(page.as_uri())
         assert browser.wait_for('document.body && document.body.getAttribute("data-ready")', timeout=600) == "done"
-        seen = time.perf_counter() - start
+        seen = time.monotonic() - browser.navigated_at  # from the navigation, to a poll (every 0.2 s) that saw it
         painted = float(browser.evaluate('document.body.getAttribute("data-first-screen-ms")'))
     return {"first_screen_ms": painted, "ready_seen_s": seen}
 
 
-@pytest.mark.parametrize("cells", [1_000, 10_000])
+@pytest.mark.parametrize("cells", [30, 1_000, 10_000])
 def test_report_scale(cells: int, tmp_path: Path, benchmark: Any) -> None:
     run_dir = write_scaled_run(tmp_path / f"cnn_{cells}", cells, failing_every=10)
     measured = benchmark.pedantic(bench_report, args=(run_dir,), rounds=1, iterations=1)
