@@ -260,8 +260,11 @@ def _rejudged(records: list[CellRecord], run_info: dict[str, Any], warnings: lis
     from harness.suite import load_suite
 
     path, recorded = run_info.get("suite_path"), run_info.get("suite_sha256")
+    if not path:
+        warnings.append(f"checks as recorded, not re-judged: {RUN_INFO} names no suite file")
+        return records, None, None
     try:
-        loaded = load_suite(path or "")
+        loaded = load_suite(path)
     except HarnessError as exc:
         warnings.append(f"checks as recorded, not re-judged: the suite file is unavailable ({exc})")
         return records, None, None
@@ -281,12 +284,15 @@ def _suite(run_info: dict[str, Any], warnings: list[str]) -> Suite | None:
     """The run's suite file, for its thresholds and regression policy (None, with a warning, if unreadable)."""
     from harness.suite import load_suite
 
+    why = f"{RUN_INFO} names no suite file"
     try:
-        return load_suite(run_info.get("suite_path") or "").suite
+        if run_info.get("suite_path"):
+            return load_suite(run_info["suite_path"]).suite
     except HarnessError as exc:
-        warnings.append(f"metric changes vs the earlier run are listed but not judged, and latency uses the default "
-                        f"policy: the suite file is unavailable ({exc})")
-        return None
+        why = f"the suite file is unavailable ({exc})"
+    warnings.append(f"metric changes vs the earlier run are listed but not judged, and latency uses the default "
+                    f"policy: {why}")
+    return None
 
 
 def _write_reports(run_dir: Path, records: list[CellRecord], run_info: dict[str, Any],
