@@ -4,17 +4,19 @@ are not (tests/benchmarks/report_scale.py measures them)."""
 
 from __future__ import annotations
 
+import html
 import re
 from typing import Any
 
 import pytest
 
 from harness.record import record_id
-from harness.report.html import SuiteSettings, render_html
+from harness.report.html import OVERVIEW_MODELS, SuiteSettings, render_html
 from harness.report.publish import SUMMARY_BYTES, bounded_summary, comparison_markdown
 from harness.report.summary import POINTER, PROBLEMS_SHOWN, render_summary
 from tests.benchmarks.scale import scaled_records
-from tests.report.runs import plain, table_rows, unpacked
+from tests.report.big import big_suite
+from tests.report.runs import plain, table_rows, unpacked, with_verdicts
 
 CELLS = 10_000
 
@@ -76,3 +78,17 @@ def test_report_html_at_10000_cells_is_bounded_and_reaches_every_failing_cell(re
         if record_id(record) in bad:
             assert f'<details class="cell" id="cell-{index}">' in details
     assert details.count('<details class="cell" id="cell-') == CELLS
+
+
+def test_the_overview_shows_40_models_those_that_need_attention_first() -> None:
+    records = with_verdicts(big_suite(60, 3, samples=10))
+    records[-1]["verdicts"][0]["pass"] = False  # model_59's last cell violates a check
+    page = render_html(records, {"suite": "big", "started_at": "2026"}, None, [], [], SuiteSettings())
+    overview = page[page.index('id="overview"'):page.index('id="recommendation"')]
+    models = re.findall(r'<th scope="row" class="model">([^<]*)</th>', overview)
+    flagged = list(dict.fromkeys(html.escape(r["model"], quote=False) for r in records
+                                 if any(not v["pass"] for v in r["verdicts"])))
+    assert "model_59" in flagged and 1 < len(flagged) < OVERVIEW_MODELS
+    assert models[:len(flagged)] == flagged and len(models) == OVERVIEW_MODELS  # then the rest, in order
+    assert "40 of 60 models shown" in " ".join(overview.split())
+    assert len(table_rows(page)) == 180  # the cells table has every one

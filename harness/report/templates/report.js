@@ -20,6 +20,10 @@ data-charts="done", or "error" with data-charts-error). */
 
   function unpack(element) {  // the text packed in one element, once
     var key = element.id || element.getAttribute("data-first");
+    if (!window.DecompressionStream) {
+      return Promise.reject(new Error("this browser cannot unpack the page (no DecompressionStream): the cells table, " +
+        "details and charts need a current browser; every cell is also in summary.md and results.jsonl"));
+    }
     if (!unpacked[key]) {
       var bytes = Uint8Array.from(atob(element.textContent.trim()), function (c) { return c.charCodeAt(0); });
       var stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
@@ -29,6 +33,7 @@ data-charts="done", or "error" with data-charts-error). */
   }
 
   function failed(error) {
+    document.getElementById("results-status").textContent = String(error);
     body.setAttribute("data-charts-error", String(error));
     body.setAttribute("data-charts", "error");
     console.error(error);
