@@ -182,6 +182,7 @@ def output_numbers(record: CellRecord) -> list[tuple[str, str, str, list[tuple[s
 ATTENTION_SHOWN = 200  # cells listed under "needs attention"; the cells table's verdict filter has every one
 OVERVIEW_MODELS = 40  # models per overview matrix; those with a cell that needs attention come first
 CELLS_PER_CHUNK = 200  # cell details packed together (unpacked when one of them is opened)
+_ATTENTION = frozenset({"failed", "fail", "regressed", "na"})  # the states "needs attention" lists
 SYMBOLS = {"pass": "✓ pass", "baseline": "float", "fail": "✗ FAIL", "regressed": "▲ slower", "failed": "! failed",
            "na": "– n/a"}
 
@@ -220,9 +221,6 @@ def bounded_matrix(matrix: Matrix) -> tuple[Matrix, dict[str, str], int]:
     families = {scheme: cell.family for (_, scheme), cell in reversed(matrix.cells.items())}
     cells = {key: cell for key, cell in matrix.cells.items() if key[0] in kept}
     return replace(matrix, models=shown, cells=cells), families, len(matrix.models) - len(shown)
-
-
-_ATTENTION = frozenset({"failed", "fail", "regressed", "na"})
 
 
 def table_row(cell: Cell) -> list[Any]:
