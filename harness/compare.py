@@ -342,10 +342,11 @@ class Step:
 def latency_steps(points: list[TrendPoint], policy: Policy = DEFAULT_POLICY) -> list[Step]:
     """For every cell, the run where its latency stepped up by `min_latency_ratio` and stayed
     there for two runs in a row (`harness.stats.find_step`), named with its git commit."""
+    typicals = [_typicals(p) for p in points]  # one pass per run: linear in cells
     cells = dict.fromkeys(record_id(r) for p in points for r in p.records)
     steps = []
     for cell in cells:
-        series = [_typical(p, cell) for p in points]
+        series = [by_cell.get(cell) for by_cell in typicals]
         start = find_step(series, policy.min_latency_ratio)
         if start is not None:
             before = float(np.median([v for v in series[max(0, start - 5):start] if v is not None]))
@@ -355,6 +356,10 @@ def latency_steps(points: list[TrendPoint], policy: Policy = DEFAULT_POLICY) -> 
     return steps
 
 
-def _typical(point: TrendPoint, cell: str) -> float | None:
-    record = next((r for r in point.records if record_id(r) == cell and r.get("status") == "ok"), None)
-    return typical(record.get("latency_ms")) if record else None
+def _typicals(point: TrendPoint) -> dict[str, float | None]:
+    """Each ok cell's typical latency in one run (the first record of a cell, as listed, counts)."""
+    found: dict[str, float | None] = {}
+    for record in point.records:
+        if record.get("status") == "ok":
+            found.setdefault(record_id(record), typical(record.get("latency_ms")))
+    return found

@@ -157,17 +157,17 @@ def read_results(run_dir: Path) -> list[CellRecord]:
     line and field otherwise). A line cut short by a crash is ignored (that cell re-runs on resume);
     a cell recorded twice keeps its last record."""
     path = run_dir / RESULTS
+    latest: dict[str, CellRecord] = {}
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        with open(path, encoding="utf-8", errors="replace") as lines:  # streamed: never the whole file in memory
+            for number, line in enumerate(lines, start=1):
+                record = _parse_line(path, number, line)
+                if record is not None:
+                    latest[record_id(record)] = record
     except FileNotFoundError:
         return []
     except OSError as exc:
         raise HarnessError(f"cannot read {path}: {exc.strerror}") from None
-    latest: dict[str, CellRecord] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
-        record = _parse_line(path, number, line)
-        if record is not None:
-            latest[record_id(record)] = record
     return list(latest.values())
 
 

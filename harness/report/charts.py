@@ -93,12 +93,22 @@ def _tradeoff(figure_id: str, model: str, rows: list[Row], families: list[str], 
                    xaxis={"title": {"text": label}, "type": "log"}, yaxis={"title": {"text": _text(metric)}})
 
 
+def latency_samples(record: CellRecord) -> np.ndarray:
+    """A cell's (bounded) latency sample as finite float64 values: the reports' one read of it."""
+    values = record.get("latency_samples_ms") or []
+    try:
+        samples = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):  # a damaged sample: its numbers only
+        samples = np.asarray([v for v in values if isinstance(v, (int, float))], dtype=np.float64)
+    return samples[np.isfinite(samples)] if samples.ndim == 1 else np.empty(0)
+
+
 def quartiles(record: CellRecord) -> tuple[float, float] | None:
     """The first and third quartiles of a cell's (bounded) latency sample, None with fewer than two values."""
-    samples = [v for v in record.get("latency_samples_ms") or [] if isinstance(v, (int, float)) and math.isfinite(v)]
+    samples = latency_samples(record)
     if len(samples) < 2:
         return None
-    q1, q3 = np.percentile(np.asarray(samples, dtype=np.float64), [25, 75])
+    q1, q3 = np.percentile(samples, [25, 75])
     return float(q1), float(q3)
 
 

@@ -2,21 +2,36 @@
 
 from __future__ import annotations
 
+import base64
+import gzip
+import json
 import re
-from dataclasses import dataclass
-from functools import lru_cache
+from collections import defaultdict
+from dataclasses import dataclass, replace
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
 import jinja2
+from jinja2.utils import htmlsafe_json_dumps
 from markupsafe import Markup
 
 from harness.compare import Comparison, Verdict, verdict_line
 from harness.config.schema import RegressionSpec
 from harness.errors import HarnessError
 from harness.record import CellRecord, DeviceState
-from harness.report.charts import TrendRun, build_charts, quartiles
-from harness.report.overview import DECISION_TREE, FAMILY_COLOURS, Rule, attention, classify, matrices, recommend
+from harness.report.charts import Figure, TrendRun, build_charts, latency_samples, quartiles
+from harness.report.overview import (
+    DECISION_TREE,
+    FAMILY_COLOURS,
+    Cell,
+    Matrix,
+    Rule,
+    attention,
+    classify,
+    matrices,
+    recommend,
+)
 from harness.report.rows import build_rows, fmt, op_times
 from harness.results import incompleteness
 from harness.stats import typical
@@ -37,6 +52,7 @@ def _environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(_TEMPLATES), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.globals["fmt"] = fmt
+    env.globals["symbols"] = SYMBOLS
     env.filters["num"] = lambda value: f"{value:.4g}" if isinstance(value, float) else value
     return env
 
@@ -70,7 +86,7 @@ def latency_summary(record: CellRecord) -> dict[str, Any] | None:
         return None
     return {"median": median, "iqr": quartiles(record), "p90": latency.get("p90"),
             "repeats": latency.get("repeats"), "repeat_medians": latency.get("repeat_medians") or [],
-            "samples": len(record.get("latency_samples_ms") or []), "ab": paired_ab(record),
+            "samples": len(latency_samples(record)), "ab": paired_ab(record),
             "vs_float": paired_vs_float(record), "thermal": thermal_note(record)}
 
 
@@ -163,21 +179,94 @@ def output_numbers(record: CellRecord) -> list[tuple[str, str, str, list[tuple[s
             for o in outputs if isinstance(o, dict)]
 
 
+ATTENTION_SHOWN = 200  # cells listed under "needs attention"; the cells table's verdict filter has every one
+OVERVIEW_MODELS = 40  # models per overview matrix; those with a cell that needs attention come first
+CELLS_PER_CHUNK = 200  # cell details packed together (unpacked when one of them is opened)
+_ATTENTION = frozenset({"failed", "fail", "regressed", "na"})  # the states "needs attention" lists
+SYMBOLS = {"pass": "✓ pass", "baseline": "float", "fail": "✗ FAIL", "regressed": "▲ slower", "failed": "! failed",
+           "na": "– n/a"}
+
+
+def _json(value: Any) -> str:
+    """JSON with <, >, & and ' as \\u escapes (as Jinja's tojson): no markup in it even once unpacked."""
+    return str(htmlsafe_json_dumps(value, dumps=partial(json.dumps, allow_nan=False, ensure_ascii=False)))
+
+
+def pack(text: str) -> str:
+    """`text` gzip-compressed and base64-encoded, as the page's script unpacks it (DecompressionStream)."""
+    return base64.b64encode(gzip.compress(text.encode("utf-8"), compresslevel=6, mtime=0)).decode("ascii")
+
+
+@lru_cache(maxsize=1)
+def _packed_plotly() -> str:
+    return pack(plotly_js())
+
+
+@lru_cache(maxsize=1)
+def _script() -> Markup:
+    """The page's script (templates/report.js), safe inside a <script> element."""
+    text = (_TEMPLATES / "report.js").read_text(encoding="utf-8")
+    if re.search(r"</script", text, re.IGNORECASE):
+        raise ValueError("report.js must not contain a closing script tag")
+    return Markup(text)
+
+
+def bounded_matrix(matrix: Matrix) -> tuple[Matrix, dict[str, str], int]:
+    """The matrix with at most OVERVIEW_MODELS models (those with a cell that needs attention first, then
+    in order), each scheme's family, and how many models were left out."""
+    attention_models = {model for (model, _), cell in matrix.cells.items() if cell.state in _ATTENTION}
+    ordered = sorted(matrix.models, key=lambda model: model not in attention_models)
+    shown = ordered[:OVERVIEW_MODELS] if len(ordered) > OVERVIEW_MODELS else matrix.models
+    kept = set(shown)
+    families = {scheme: cell.family for (_, scheme), cell in reversed(matrix.cells.items())}
+    cells = {key: cell for key, cell in matrix.cells.items() if key[0] in kept}
+    return replace(matrix, models=shown, cells=cells), families, len(matrix.models) - len(shown)
+
+
+def table_row(cell: Cell) -> list[Any]:
+    """One row of the cells table as the page's script draws it (plain strings, shown as text)."""
+    row = cell.row
+    checks = f"{row.checks_total - len(row.checks_failed)}/{row.checks_total}" if row.checks_total else "–"
+    return [cell.index, row.model, row.scheme, row.device, cell.family, cell.state,
+            f"{row.headline} {fmt(row.value, '.4f')}" if row.headline else "–", fmt(row.delta, "+.4f"),
+            fmt(row.size_ratio, ".2f"), row.latency_ratio_text, row.thermal or "", checks, ", ".join(row.checks_failed)]
+
+
+def cell_chunks(cells: list[Cell], records: list[CellRecord], numerics: list[Figure]) -> list[dict[str, Any]]:
+    """Every cell's details, rendered (escaped) one by one and packed CELLS_PER_CHUNK at a time."""
+    template = _environment().get_template("cell.html.j2")
+    charts: dict[int, list[Figure]] = defaultdict(list)
+    for figure in numerics:
+        charts[figure["cell"]].append(figure)
+    times, chunks = op_times(records), []
+    for first in range(0, len(cells), CELLS_PER_CHUNK):
+        part = zip(cells[first:first + CELLS_PER_CHUNK], records[first:first + CELLS_PER_CHUNK], strict=True)
+        html = "".join(template.render(c=cell, record=record, times=times[cell.index],
+                                       lat=latency_summary(record), outs=output_numbers(record),
+                                       numerics=charts.get(cell.index, [])) for cell, record in part)
+        chunks.append({"first": first, "count": min(CELLS_PER_CHUNK, len(cells) - first), "data": pack(html)})
+    return chunks
+
+
 def render_html(records: list[CellRecord], run_info: dict[str, Any], comparison: Comparison | None,
                 trend_runs: list[TrendRun], warnings: list[str], settings: SuiteSettings | None = None,
                 verdict: Verdict | None = None) -> str:
-    """The whole page; every string from records, run info or history is escaped by the template.
-    Its banner (`#verdict`) is the run's one verdict line (harness.compare.verdict_line)."""
+    """The whole page; every string from records, run info or history is escaped by the template or drawn as
+    text by the page's script. Its banner (`#verdict`) is the run's one verdict line (harness.compare.verdict_line).
+    The first screen is plain HTML; the cells' table and details, the chart specs and plotly are packed."""
     settings = settings or suite_settings(run_info)
     rows = build_rows(records)
     cells = classify(rows, records, comparison)
     charts = build_charts(rows, records, trend_runs, settings.step_ratio)
+    flagged = attention(cells)
     return _environment().get_template("report.html.j2").render(
         suite=str(run_info.get("suite", "?")), run_info=run_info,
         banner=verdict or verdict_line(records, comparison, incompleteness(records, run_info)),
-        cells=[(cell, record, times, latency_summary(record), output_numbers(record))
-               for cell, record, times in zip(cells, records, op_times(records), strict=True)],
-        attention=attention(cells), matrices=matrices(cells), families=FAMILY_COLOURS,
+        cells_total=len(cells), cell_chunks=cell_chunks(cells, records, charts["cells"]),
+        rows_packed=pack(_json([table_row(c) for c in cells])),
+        attention=flagged[:ATTENTION_SHOWN], attention_total=len(flagged),
+        matrices=[bounded_matrix(m) for m in matrices(cells)], families=FAMILY_COLOURS,
         recommendations=recommend(cells, settings.recommend), rule=settings.recommend, tree=DECISION_TREE,
-        comparison=comparison, charts=charts, chart_specs=[f for section in charts.values() for f in section],
-        trend_runs=len(trend_runs), warnings=warnings, plotly_js=Markup(plotly_js()))
+        comparison=comparison, charts=charts, trend_runs=len(trend_runs), warnings=warnings,
+        charts_packed=pack(_json([f for section in charts.values() for f in section])),
+        plotly_packed=_packed_plotly(), script=_script())

@@ -8,6 +8,7 @@ The run's own files are always written; a history store that cannot be used only
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -277,8 +278,11 @@ def _rejudged(records: list[CellRecord], run_info: dict[str, Any], warnings: lis
     from harness.suite import load_suite
 
     path, recorded = run_info.get("suite_path"), run_info.get("suite_sha256")
+    if not path:
+        warnings.append(f"checks as recorded, not re-judged: {RUN_INFO} names no suite file")
+        return records, None, None
     try:
-        loaded = load_suite(path or "")
+        loaded = load_suite(path)
     except HarnessError as exc:
         warnings.append(f"checks as recorded, not re-judged: the suite file is unavailable ({exc})")
         return records, None, None
@@ -298,20 +302,24 @@ def _suite(run_info: dict[str, Any], warnings: list[str]) -> Suite | None:
     """The run's suite file, for its thresholds and regression policy (None, with a warning, if unreadable)."""
     from harness.suite import load_suite
 
+    why = f"{RUN_INFO} names no suite file"
     try:
-        return load_suite(run_info.get("suite_path") or "").suite
+        if run_info.get("suite_path"):
+            return load_suite(run_info["suite_path"]).suite
     except HarnessError as exc:
-        warnings.append(f"metric changes vs the earlier run are listed but not judged, and latency uses the default "
-                        f"policy: the suite file is unavailable ({exc})")
-        return None
+        why = f"the suite file is unavailable ({exc})"
+    warnings.append(f"metric changes vs the earlier run are listed but not judged, and latency uses the default "
+                    f"policy: {why}")
+    return None
 
 
 def _write_reports(run_dir: Path, records: list[CellRecord], run_info: dict[str, Any],
                    comparison: Comparison | None, trend: list[TrendRun], warnings: list[str],
                    steps: list[Step], verdict: Verdict) -> list[Path]:
     outputs = {
-        "summary.md": render_summary(records, run_info, f"**{verdict.status}**: {md(verdict.detail)}")
-        + comparison_markdown(comparison, warnings) + steps_markdown(steps),
+        "summary.md": bounded_summary(render_summary(records, run_info, f"**{verdict.status}**: {md(verdict.detail)}",
+                                                     comparison) + comparison_markdown(comparison, warnings)
+                                      + steps_markdown(steps)),
         "report.html": render_html(records, run_info, comparison, trend, warnings, verdict=verdict),
         "junit.xml": render_junit(records, run_info, comparison),
     }
@@ -320,6 +328,27 @@ def _write_reports(run_dir: Path, records: list[CellRecord], run_info: dict[str,
         write_atomic(run_dir / name, text)
         files.append(run_dir / name)
     return files
+
+
+SUMMARY_BYTES = 1 << 20  # summary.md's bound (GitHub shows a step summary up to 1 MiB)
+LISTED = 100  # rows of a summary.md table of changes, steps or baselines; beyond, the first ones and a count
+
+
+def bounded_summary(text: str, limit: int = SUMMARY_BYTES) -> str:
+    """summary.md within `limit` bytes: whole lines up to where the last line says it was cut (the sections are
+    bounded already; only very long user strings, such as warnings, can reach this)."""
+    if len(text.encode("utf-8")) <= limit:
+        return text
+    note = "\n\n(summary.md cut here at its 1 MiB bound: the whole report is report.html beside it)\n"
+    head = text.encode("utf-8")[:limit - len(note.encode("utf-8"))].decode("utf-8", errors="ignore")
+    return head[:head.rfind("\n")] + note
+
+
+def _listed(lines: list[str], what: str) -> list[str]:
+    """Table rows cut to LISTED, the count of the rest on a line after the table."""
+    if len(lines) <= LISTED:
+        return lines
+    return [*lines[:LISTED], "", f"and {len(lines) - LISTED} more {what}: in report.html"]
 
 
 def _number(value: float | str | None) -> str:
@@ -332,8 +361,8 @@ def steps_markdown(steps: list[Step]) -> str:
         return ""
     lines = ["", "## Latency steps across the recent runs", "",
              "| cell | started at | git commit | before ms | after ms | × |", "|---|---|---|---|---|---|"]
-    lines += [f"| {md(s.cell)} | {md(s.run)} | {md((s.git_commit or '–')[:12])} | {s.before:.4g} | {s.after:.4g} | "
-              f"{s.ratio:.2f} |" for s in steps]
+    lines += _listed([f"| {md(s.cell)} | {md(s.run)} | {md((s.git_commit or '–')[:12])} | {s.before:.4g} | "
+                      f"{s.after:.4g} | {s.ratio:.2f} |" for s in steps], "latency step(s)")
     return "\n".join(lines) + "\n"
 
 
@@ -353,8 +382,11 @@ def comparison_markdown(comparison: Comparison | None, warnings: list[str]) -> s
                   f"≥ {comparison.policy.min_latency_ratio:g}.", ""]
         lines += _changes_table(comparison) + _baselines_table(comparison)
         if comparison.missing_cells:
-            lines += ["", "No longer run: " + ", ".join(md(c) for c in comparison.missing_cells)]
-    lines += [f"\n> warning: {md(w)}" for w in warnings]
+            missing = comparison.missing_cells
+            lines += ["", "No longer run: " + ", ".join(md(c) for c in missing[:LISTED])
+                      + (f" and {len(missing) - LISTED} more" if len(missing) > LISTED else "")]
+    lines += [f"\n> warning: {md(w)}" for w in warnings[:LISTED]]
+    lines += [f"\n> and {len(warnings) - LISTED} more warning(s): in report.html"] if len(warnings) > LISTED else []
     return "\n".join(lines) + "\n"
 
 
@@ -370,18 +402,23 @@ def _changes_table(comparison: Comparison) -> list[str]:
     ordered = sorted((c for c in comparison.changes if c.shown), key=lambda c: (not c.regressed, c.cell))
     if not ordered:
         return []
-    lines = ["| cell | quantity | previous | current | change | rule | verdict |", "|---|---|---|---|---|---|---|"]
+    rows = []
     for change in ordered:
         verdict_text = "**REGRESSED**" if change.regressed else "improved" if change.improved else "ok"
-        lines.append(f"| {md(change.cell)} | {md(change.quantity)} | {_number(change.previous)} | "
-                     f"{_number(change.current)} | {md(change.detail)} | {md(change.rule) or 'not judged'} | "
-                     f"{verdict_text} |")
-    return lines
+        rows.append(f"| {md(change.cell)} | {md(change.quantity)} | {_number(change.previous)} | "
+                    f"{_number(change.current)} | {md(change.detail)} | {md(change.rule) or 'not judged'} | "
+                    f"{verdict_text} |")
+    return ["| cell | quantity | previous | current | change | rule | verdict |", "|---|---|---|---|---|---|---|",
+            *_listed(rows, "change(s), regressions first")]
 
 
 def _baselines_table(comparison: Comparison) -> list[str]:
     """Which earlier run each cell was compared with, and the cells that had none."""
-    lines = ["", "| cell | compared with |", "|---|---|"]
-    lines += [f"| {md(cell)} | {md(label)} |" for cell, label in comparison.compared_with.items()]
-    lines += [f"| {md(cell)} | no earlier measurement |" for cell in comparison.new_cells]
-    return lines
+    pairs = [*comparison.compared_with.items(), *((cell, None) for cell in comparison.new_cells)]
+    if len(pairs) > LISTED:  # many cells: how many were compared with each earlier run
+        counts = Counter(label for _, label in pairs)
+        return ["", "| compared with | cells |", "|---|---|",
+                *_listed([f"| {md(label) if label else 'no earlier measurement'} | {n} |"
+                          for label, n in counts.most_common()], "earlier run(s)")]
+    return ["", "| cell | compared with |", "|---|---|",
+            *[f"| {md(cell)} | {md(label) if label else 'no earlier measurement'} |" for cell, label in pairs]]

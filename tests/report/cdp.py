@@ -94,6 +94,7 @@ class Browser:
             self.send(f"{domain}.enable")
         self.send("Emulation.setDeviceMetricsOverride", {"width": width, "height": height, "deviceScaleFactor": 1,
                                                           "mobile": False})
+        self.navigated_at = time.monotonic()  # for a caller timing the page itself, not the set-up above
         self.send("Page.navigate", {"url": url})
 
     def evaluate(self, expression: str) -> Any:

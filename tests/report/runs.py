@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import gzip
+import json
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -86,3 +89,26 @@ def write_run(reports: Path, records: list[dict[str, Any]], *, suite: str = "nig
         "host": {"hostname": "ci-runner"}, "devices": {"local": {"kind": "local", "core": 1}}, **(info or {}),
     })
     return run_dir
+
+
+def unpack(data: str) -> str:
+    """One packed payload of report.html (base64 of gzip), as text."""
+    return gzip.decompress(base64.b64decode(data)).decode("utf-8")
+
+
+def unpacked(page: str) -> str:
+    """report.html as a reader of the opened page sees it, for text assertions: every cell's details in
+    `#cells` and the chart specs as JSON (`id="quantbench-charts"`), unpacked as the page's script does."""
+    chunks = "".join(unpack(m) for m in re.findall(r'<script type="application/octet-stream" class="qb-cells"[^>]*>'
+                                                   r'([^<]*)</script>', page))
+    page = page.replace('<div id="cells"></div>', f'<div id="cells">{chunks}</div>')
+    return re.sub(r'<script type="application/octet-stream" id="quantbench-charts">([^<]*)</script>',
+                  lambda m: f'<script type="application/json" id="quantbench-charts">{unpack(m.group(1))}</script>', page)
+
+
+def table_rows(page: str) -> list[list[object]]:
+    """The cells table's rows as the page's script draws them (harness.report.html.table_row)."""
+    data = re.search(r'<script type="application/octet-stream" id="qb-rows">([^<]*)</script>', page)
+    assert data, "report.html has no packed cells table"
+    rows: list[list[object]] = json.loads(unpack(data.group(1)))
+    return rows

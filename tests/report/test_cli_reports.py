@@ -126,6 +126,9 @@ def test_report_says_when_it_cannot_rejudge_and_exits_on_the_recorded_checks(tmp
     (tmp_path / "other" / "nightly.yaml").unlink()
     done = invoke("report", gone)
     assert done.exit_code == 0 and "the suite file is unavailable" in done.output, done.output
+    nameless = write_run(tmp_path / "nameless", standard_cells(), info={"suite_path": None})
+    done = invoke("report", nameless)  # not "cannot read suite: Is a directory" (it read "" as ".")
+    assert "not re-judged: run.json names no suite file" in done.output, done.output
 
 
 def test_report_passes_a_run_that_still_passes(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from harness.report.html import render_html
 from harness.report.summary import render_summary
-from tests.report.runs import cell, with_verdicts
+from tests.report.runs import cell, unpacked, with_verdicts
 
 
 def _records() -> list[dict]:
@@ -23,6 +23,6 @@ def test_failing_kernel_gap_is_shown_per_cell() -> None:
     summary = render_summary(records, {"suite": "s"}).replace("\\", "")  # the escapes user strings get
     assert "kernel_gap_db.max" in summary
     assert "xnnpack 23.5 dB, builtin 1.0 dB, reference 0.0 dB" in summary
-    page = render_html(records, {"suite": "s", "started_at": "2026"}, None, [], [])
+    page = unpacked(render_html(records, {"suite": "s", "started_at": "2026"}, None, [], []))
     assert "evaluated on xnnpack" in page and "kernel_gap_db 22.5" in page
     assert "XNNPACK took 3 of 3 nodes" in page

@@ -8,7 +8,7 @@ import plotly.graph_objects as go
 from harness.report._numerics_charts import cell_charts
 from harness.report.html import render_html
 from harness.report.summary import render_summary
-from tests.report.runs import cell, plain, with_verdicts
+from tests.report.runs import cell, plain, unpacked, with_verdicts
 
 XSS = "<script>alert(1)</script>"
 
@@ -34,7 +34,7 @@ def test_cell_charts_are_valid_bounded_and_in_the_cells_details() -> None:
         assert len(str(figure)) < 12_000
     assert max(figures[0]["data"][0]["y"]) == 120.0  # an exact tensor drawn at the cap
     assert "&lt;script&gt;" in figures[1]["title"] or "&lt;script&gt;" in figures[1]["layout"]["title"]["text"]
-    page = render_html(records, {"suite": "s", "started_at": "2026"}, None, [], [])
+    page = unpacked(render_html(records, {"suite": "s", "started_at": "2026"}, None, [], []))
     cell_1 = page.index('id="cell-1"')
     assert cell_1 < page.index('id="layer-snr-1"') < page.index('id="cell-2"') < page.index('id="recovery-2"')
     assert XSS not in page.split('<script type="application/json"')[0]

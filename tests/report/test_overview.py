@@ -11,7 +11,7 @@ from harness.compare import compare_runs
 from harness.report.html import SuiteSettings, render_html, suite_settings
 from harness.report.overview import attention, classify, matrices, recommend, scheme_family
 from harness.report.rows import build_rows
-from tests.report.runs import XSS, cell, standard_cells, with_verdicts
+from tests.report.runs import XSS, cell, standard_cells, unpacked, with_verdicts
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "harness" / "report" / "templates" / "report.html.j2"
 
@@ -74,7 +74,7 @@ def test_matrices_per_metric_and_device_and_failed_cells_join_their_model() -> N
 
 def test_the_page_shows_overview_recommendation_and_escapes(tmp_path: Path) -> None:
     records = suite() + with_verdicts([cell(XSS, "float32"), cell(XSS, "int8", size_bytes=1_000_000)])
-    page = render_html(records, {"suite": "s", "started_at": "2026"}, None, [], [], SuiteSettings("fastest"))
+    page = unpacked(render_html(records, {"suite": "s", "started_at": "2026"}, None, [], [], SuiteSettings("fastest")))
     overview = page[page.index('<section id="overview"'):page.index('<section id="recommendation"')]
     assert overview.count("<table class=\"matrix\">") == 1 and overview.count('<a href="#cell-') == len(records)
     assert "✗ -0.060" in overview and "0.25×·0.70×" in overview  # dynamic_range's drop; int8's size × and latency ×
@@ -120,7 +120,7 @@ def test_cell_details_show_per_output_numbers_escaped() -> None:
     records = suite()
     records[1]["outputs"] = [{"name": XSS, "dtype": "float32", "shape": [1, 10], "snr_db": 31.25, "max_abs": 0.5},
                              "not an output"]
-    page = render_html(records, {"suite": "s", "started_at": "2026"}, None, [], [], SuiteSettings())
+    page = unpacked(render_html(records, {"suite": "s", "started_at": "2026"}, None, [], [], SuiteSettings()))
     details = page[page.index('id="cell-1"'):page.index('id="cell-2"')]
     assert "<td>&lt;script&gt;alert(1)&lt;/script&gt;</td><td>float32</td><td>1×10</td>" in details
     assert "snr_db 31.25, max_abs 0.5" in details and XSS not in page
@@ -131,7 +131,7 @@ def test_cell_details_show_the_paired_ab_retiming() -> None:
     records[1]["latency_ab"] = {"baseline_run": f"#3 {XSS}", "ratio": 1.081, "ci": [1.02, 1.14],
                                 "pairs": [[1.0, 1.1]] * 8, "confidence": 0.95}
     records[2]["latency_ab"] = {"baseline_run": "#3", "unavailable": "model not kept"}
-    page = render_html(records, {"suite": "s", "started_at": "2026"}, None, [], [], SuiteSettings())
+    page = unpacked(render_html(records, {"suite": "s", "started_at": "2026"}, None, [], [], SuiteSettings()))
     assert "paired A/B vs #3 &lt;script&gt;alert(1)&lt;/script&gt;: ×1.081 [1.020, 1.140] over 8 pairs." in page
     assert "paired A/B vs #3 unavailable: model not kept." in page
 
@@ -140,7 +140,7 @@ def test_many_problems_show_the_worst_ten_and_fold_the_rest() -> None:
     records = with_verdicts([cell("m", "float32")] + [
         cell("m", f"int8_{i}", top1=0.5, size_bytes=1_000_000) for i in range(11)] + [
         cell("m", "broken", status="failed", error="Traceback ...\nValueError: bad")])
-    page = render_html(records, {"suite": "s", "started_at": "2026"}, None, [], [], SuiteSettings())
+    page = unpacked(render_html(records, {"suite": "s", "started_at": "2026"}, None, [], [], SuiteSettings()))
     problems = page[page.index('<div id="problems">'):page.index('<section id="overview"')]
     shown, folded = problems.split('<details class="more">')
     assert shown.count("<li>") == 10 and "! failed" in shown.split("<li>")[1]  # failed first

@@ -13,7 +13,7 @@ from harness.errors import HarnessError
 from harness.history import History, HistoryError
 from harness.report.publish import publish_run
 from tests.report.big import big_suite
-from tests.report.runs import THRESHOLDS, XSS, cell, plain, standard_cells, with_verdicts, write_run
+from tests.report.runs import THRESHOLDS, XSS, cell, plain, standard_cells, unpacked, with_verdicts, write_run
 from tests.suite.test_loader import VALID as VALID_SUITE
 
 XSD = Path(__file__).with_name("junit.xsd")
@@ -49,7 +49,7 @@ def test_second_run_reports_regressions_vs_the_first(tmp_path: Path) -> None:
     assert "## Compared with run #1 (2026-01-05T02:00:00+00:00): **2 regression(s)**" in summary
     assert re.search(r"\| digits_cnn/int8@local \| latency_ms \| .* ×1\.\d+, U=\d+, p=[\d.e-]+ \|.*\*\*REGRESSED\*\*",
                      summary)
-    page = (run_dir / "report.html").read_text()
+    page = unpacked((run_dir / "report.html").read_text())
     assert "2 regression(s) vs run #1" in page and 'id="latency-tests"' in page
     junit = ET.parse(run_dir / "junit.xml").getroot()
     failures = [c.get("name") for c in junit.iter("testcase") if c.find("failure") is not None]
@@ -77,12 +77,13 @@ def test_the_schema_rejects_malformed_junit(tmp_path: Path) -> None:
 def test_a_hostile_model_name_is_escaped_everywhere(tmp_path: Path) -> None:
     run_dir = write_run(tmp_path, mixed_cells())
     publish_run(run_dir, None, thresholds=THRESHOLDS)
-    page = (run_dir / "report.html").read_text()
+    page = unpacked((run_dir / "report.html").read_text())
     assert XSS not in page and "alert(1)</" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page  # shown as text in tables
     charts = re.search(r'<script type="application/json" id="quantbench-charts">(.*?)</script>', page, re.S).group(1)
     assert "\\u003c" in charts and "<" not in charts  # inside the embedded JSON too
-    assert page.count("<script") == 4  # first-screen timing, chart data, plotly, the renderer: nothing injected
+    # first-screen timing, the packed cells (one chunk), table rows, chart data and plotly, the renderer: nothing injected
+    assert page.count("<script") == 6
     summary = (run_dir / "summary.md").read_text()
     assert XSS not in summary and not re.search(r"(?<!\\)<", summary) and XSS in plain(summary)  # every < escaped
     junit = (run_dir / "junit.xml").read_text()
@@ -93,7 +94,7 @@ def test_a_hostile_model_name_is_escaped_everywhere(tmp_path: Path) -> None:
 def test_the_page_references_nothing_outside_itself(tmp_path: Path) -> None:
     run_dir = write_run(tmp_path, mixed_cells())
     publish_run(run_dir, None, thresholds=THRESHOLDS)
-    page = (run_dir / "report.html").read_text()
+    page = unpacked((run_dir / "report.html").read_text())
     assert not re.search(r"""<(script|link|img|iframe)[^>]*\b(src|href)\s*=""", page, re.I)
     assert "default-src 'none'" in page  # the browser refuses any request the page might try
 
@@ -165,7 +166,7 @@ def test_weight_statistics_are_shown_per_cell_and_per_kernel(tmp_path: Path) -> 
                              "max_unique_per_channel": 5}
     run_dir = write_run(tmp_path, records)
     publish_run(run_dir, None, thresholds=THRESHOLDS)
-    page = (run_dir / "report.html").read_text()
+    page = unpacked((run_dir / "report.html").read_text())
     details = page[page.index('<div id="cells">'):page.index("<h2 id=\"comparison\">")]
     weights = details[details.index('<details class="cell" id="cell-1">'):details.index('id="cell-2"')]
     assert details.count('<details class="weights">') == 1 and '<details class="weights">' in weights
@@ -194,7 +195,7 @@ def test_audit_is_shown_per_cell(tmp_path: Path) -> None:
     base["op_profile"] = {"summary_by_node_type": [{"node_type": "CONV_2D", "avg_ms": 1.25}]}
     run_dir = write_run(tmp_path, records)
     publish_run(run_dir, None, thresholds=THRESHOLDS)
-    page = (run_dir / "report.html").read_text()
+    page = unpacked((run_dir / "report.html").read_text())
     cells = page[page.index('<div id="cells">'):page.index("<h2 id=\"comparison\">")]
     audit = " ".join(cells[cells.index('id="cell-1"'):cells.index('id="cell-2"')].split())
     assert cells.count('<details class="audit">') == 1 and "3 ops (1 float, 2 int8, 0 int16), integer only: no" in audit
@@ -209,7 +210,7 @@ def test_a_30_cell_report_embeds_summaries_not_samples(tmp_path: Path) -> None:
     records = big_suite(3, 10)
     run_dir = write_run(tmp_path, records)
     publish_run(run_dir, None, thresholds=THRESHOLDS)
-    page = (run_dir / "report.html").read_text()
+    page = unpacked((run_dir / "report.html").read_text())
     size = len(page.encode())
     print(f"\n30-cell report.html: {size / 1e6:.2f} MB")
     assert size < 5_500_000  # plotly's bundle is about 4.6 MB of it

@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from harness.report.publish import publish_run
 from harness.report.summary import render_summary
-from tests.report.runs import cell, standard_cells, with_verdicts
+from tests.report.runs import THRESHOLDS, cell, standard_cells, with_verdicts, write_run
 from tests.report.test_markdown import HOSTILE, PARSER, visible
 
 LONG = "model source failed: " + " ".join(f"step{i} said <b>no</b> | `x` *y*" for i in range(60)) + "\nlast line"
@@ -42,3 +45,13 @@ def test_a_cell_that_violates_a_check_names_the_checks() -> None:
     records = with_verdicts(standard_cells(top1_drop=0.1))
     items = _inline_texts(render_summary(records, {"suite": "s"}), "list_item_open")
     assert any(i.endswith("(ok): checks failed: top1.max_abs_drop") for i in items), items
+
+
+def test_a_regressed_cell_is_a_problem_listed_with_how_it_regressed(tmp_path: Path) -> None:
+    history = tmp_path / "history.sqlite"
+    for index in range(2):
+        run_dir = write_run(tmp_path / "reports", standard_cells(seed=index * 10, slowdown=1.3 if index else 1.0),
+                            index=index)
+        publish_run(run_dir, history, thresholds=THRESHOLDS)
+    items = _inline_texts((run_dir / "summary.md").read_text(), "list_item_open")
+    assert any(i.startswith("digits_cnn/int8@local (ok): regressed: latency_ms vs previous run") for i in items), items
