@@ -34,6 +34,7 @@ from harness.report.overview import (
 )
 from harness.report.rows import build_rows, fmt, op_times
 from harness.results import incompleteness
+from harness.schemes import Family
 from harness.stats import typical
 
 _TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -211,7 +212,7 @@ def _script() -> Markup:
     return Markup(text)
 
 
-def bounded_matrix(matrix: Matrix) -> tuple[Matrix, dict[str, str], int]:
+def bounded_matrix(matrix: Matrix) -> tuple[Matrix, dict[str, Family], int]:
     """The matrix with at most OVERVIEW_MODELS models (those with a cell that needs attention first, then
     in order), each scheme's family, and how many models were left out."""
     attention_models = {model for (model, _), cell in matrix.cells.items() if cell.state in _ATTENTION}
