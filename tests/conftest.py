@@ -6,6 +6,7 @@ import contextlib
 import os
 import subprocess
 import sys
+from collections import OrderedDict
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,12 @@ def unit_seconds(unit: str, nodeids: list[str], learned: dict[str, float]) -> fl
     return UNIT_SECONDS.get(unit, SECONDS_PER_TEST * len(nodeids))
 
 
+def longest_first(queue: OrderedDict[str, dict[str, bool]], learned: dict[str, float]) -> None:
+    """Move the unit expected to take longest to the front of xdist's queue (unit -> {nodeid: done})."""
+    longest = max(queue, key=lambda unit: unit_seconds(unit, list(queue[unit]), learned))
+    queue.move_to_end(longest, last=False)
+
+
 @pytest.hookimpl(optionalhook=True)  # an xdist hook: pytest without xdist (-p no:xdist) must still run
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
     """The module-or-SERIAL grouping as xdist's scope scheduler, handing out the longest unit left first
@@ -66,8 +73,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | 
             return unit_of(nodeid)
 
         def _assign_work_unit(self, node: object) -> None:
-            longest = max(self.workqueue, key=lambda unit: unit_seconds(unit, list(self.workqueue[unit]), learned))
-            self.workqueue.move_to_end(longest, last=False)
+            longest_first(self.workqueue, learned)
             super()._assign_work_unit(node)  # takes the first unit of the queue
 
     return ModuleOrSerial(config, log)
