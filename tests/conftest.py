@@ -98,8 +98,10 @@ class WorkerTimes:
             return
         busy = ", ".join(f"{worker} {seconds:.0f} s" for worker, seconds in sorted(self.workers.items()))
         terminalreporter.write_line(f"time in tests per worker: {busy}")  # type: ignore[attr-defined]
-        if config.cache is not None:
-            config.cache.set(LEARNED, {**config.cache.get(LEARNED, {}), **self.tests})
+        if config.cache is not None:  # what this run timed, over what earlier runs timed of modules still here
+            learned = {**config.cache.get(LEARNED, {}), **self.tests}
+            config.cache.set(LEARNED, {nodeid: seconds for nodeid, seconds in learned.items()
+                                       if (ROOT / nodeid.split("::")[0]).is_file()})
 
 
 def pytest_configure(config: pytest.Config) -> None:
