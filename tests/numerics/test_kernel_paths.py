@@ -157,7 +157,7 @@ models:
 task: {kind: classification, dataset: noise}
 calibration: {dataset: noise, samples: 8}
 schemes: [float32, dynamic_range, int16x8]
-latency: {warmup_runs: 1, num_runs: 2, min_secs: 0}
+latency: {float_pairs: 0, warmup_runs: 1, num_runs: 2, min_secs: 0}
 thresholds:
   defaults:
     fully_delegated: {min: 1}

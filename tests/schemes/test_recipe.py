@@ -272,7 +272,7 @@ def test_a_recipe_suite_runs_end_to_end_and_a_silent_no_op_fails_its_cell(tmp_pa
         "task: {kind: classification, dataset: test}\ncalibration: {dataset: train, samples: 16}\n"
         "schemes:\n  - float32\n  - {scheme: recipe, recipe: weight_only_wi8_afp32}\n"
         "  - {scheme: recipe, recipe: dynamic_wi4b32_afp32}\n  - {scheme: recipe, recipe: static_wi8_ai8}\n"
-        "latency: {warmup_runs: 1, num_runs: 3, min_secs: 0}\n", encoding="utf-8")
+        "latency: {float_pairs: 0, warmup_runs: 1, num_runs: 3, min_secs: 0}\n", encoding="utf-8")
     done = run_bench("run", str(suite), "--reports", str(tmp_path / "reports"), "--cache", str(session_cache),
                      "--no-history")
     assert done.returncode == 1 and "Traceback" not in done.stdout + done.stderr, done.stdout + done.stderr
