@@ -78,10 +78,13 @@ def publish_after_run(run_dir: Path, history: HistoryLocation | None, suite: Sui
     return print_published(result, final=False), result.verdict
 
 
+HISTORY_HELP = "history store: a SQLite file, or a postgresql://USER@HOST/DB URL (a team's shared store)"
+
+
 def report(
     run_dir: Annotated[Path, typer.Argument(help="run directory holding results.jsonl")],
-    history: Annotated[Path | None, typer.Option(help="history store to compare with, read trends from and "
-                                                    "record the run in", show_default="none: no history")] = None,
+    history: Annotated[str | None, typer.Option(help=f"{HISTORY_HELP}, to compare with, read trends from and "
+                                                   "record the run in", show_default="none: no history")] = None,
 ) -> None:
     """Re-judge a run's cells with its suite's thresholds and re-render summary.md, report.html and junit.xml
     from its results.jsonl; exit 1 on a failed check, a failed cell or a regression, as `bench run`."""
@@ -89,14 +92,11 @@ def report(
 
     if not (run_dir / RESULTS).is_file():
         raise HarnessError(f"{run_dir / RESULTS} not found: give a run directory (reports/<suite>/<time>)")
-    result = publish_run(run_dir, history, rejudge=True)
+    result = publish_run(run_dir, parse_location(history) if history else None, rejudge=True)
     regressed = print_published(result, final=False)
     say_verdict(result.verdict)  # the one verdict line, built from the re-judged records (as bench run's)
     if result.failed_checks or result.failed_cells or regressed or not result.verdict.ok:
         raise typer.Exit(1)
-
-
-HISTORY_HELP = "history store: a SQLite file, or a postgresql://USER@HOST/DB URL (a team's shared store)"
 
 
 class _HistoryGroup(typer.core.TyperGroup):

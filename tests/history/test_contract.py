@@ -208,6 +208,10 @@ def test_history_compare_and_import_commands(store_location: str, tmp_path: Path
                                               store_location))
     compared = _ok(run_bench("compare", "1", "2", "--history", store_location))
     assert "digits_cnn" in compared
+    later = write_run(reports, standard_cells(seed=3), index=3, info={"run_id": "night-3"})
+    reported = run_bench("report", str(later), "--history", store_location)  # a URL too: compared and recorded
+    assert "history: run #3" in reported.stdout and "vs run" in reported.stdout, reported.stdout + reported.stderr
+    assert "s3cret-pw" not in reported.stdout + reported.stderr
 
 
 def test_bench_history_names_a_postgres_store_without_its_password(postgres_url: str) -> None:
