@@ -14,7 +14,16 @@ from harness.config.schema import CooldownSpec, LatencySpec
 from harness.devices import BinaryDevice, Device
 from harness.devices.local.host_state import during
 from harness.errors import HarnessError
-from harness.record import CellRecord, DeviceState, HostDuring, LatencyAB, LatencyStats, LatencyVsFloat, benchmark_binary
+from harness.record import (
+    CellRecord,
+    DeviceReading,
+    DeviceState,
+    HostDuring,
+    LatencyAB,
+    LatencyStats,
+    LatencyVsFloat,
+    benchmark_binary,
+)
 from harness.stats import bounded_sample, combine_repeats, paired_ratio, summarize, typical
 from harness.verdicts import latency_ratio
 
@@ -78,7 +87,7 @@ def with_after(state: DeviceState, after: dict[str, Any], raws: list[dict[str, A
     shares of the core while it measured) and `busy` with `busy_reason` when either share is above
     `settings.busy_share`, or the cool-down ran out with the core still crowded."""
     statuses = [s.get("thermal_status") for s in (state["before"], after)]
-    result: DeviceState = {**state, "after": after,
+    result: DeviceState = {**state, "after": cast(DeviceReading, after),
                            "throttled": any(s is not None and s >= THROTTLED_STATUS for s in statuses)}
     watches = [raw["host"] for raw in raws or [] if isinstance(raw.get("host"), dict)]
     if watches and settings is not None:

@@ -79,7 +79,15 @@ def combine_repeats(repeats: list[dict[str, Any]]) -> dict[str, Any]:
         if stats.get("median") is not None:
             stats["median"] = float(np.median(stats["repeat_medians"]))  # the median of the repeats' medians
         stats["repeat_cv"] = coefficient_of_variation(stats["repeat_medians"])
-    return stats
+    return {key: _significant(value) for key, value in stats.items()}
+
+
+def _significant(value: Any) -> Any:
+    """Floats (and lists of them) to 6 significant digits, as the bounded sample keeps them: a part per
+    million, far below any latency's run-to-run spread; every check reads the values so kept."""
+    if isinstance(value, list):
+        return [_significant(v) for v in value]
+    return float(f"{value:.6g}") if isinstance(value, float) and math.isfinite(value) else value
 
 
 def _weighted(repeats: list[dict[str, Any]]) -> dict[str, Any]:

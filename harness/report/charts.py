@@ -13,7 +13,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from harness.record import CellRecord, record_id, repeat_medians
+from harness.record import CellRecord, latency_sample, record_id, repeat_medians
 from harness.report._numerics_charts import cell_charts
 from harness.report.overview import FAMILY_COLOURS, scheme_family
 from harness.report.rows import Row
@@ -95,7 +95,7 @@ def _tradeoff(figure_id: str, model: str, rows: list[Row], families: list[str], 
 
 def quartiles(record: CellRecord) -> tuple[float, float] | None:
     """The first and third quartiles of a cell's (bounded) latency sample, None with fewer than two values."""
-    samples = [v for v in record.get("latency_samples_ms") or [] if isinstance(v, (int, float)) and math.isfinite(v)]
+    samples = latency_sample(record)
     if len(samples) < 2:
         return None
     q1, q3 = np.percentile(np.asarray(samples, dtype=np.float64), [25, 75])

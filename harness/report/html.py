@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import jinja2
 from markupsafe import Markup
@@ -14,7 +14,7 @@ from markupsafe import Markup
 from harness.compare import Comparison, Verdict, verdict_line
 from harness.config.schema import RegressionSpec
 from harness.errors import HarnessError
-from harness.record import CellRecord, DeviceState
+from harness.record import CellRecord, DeviceState, latency_sample
 from harness.report.charts import TrendRun, build_charts, quartiles
 from harness.report.overview import DECISION_TREE, FAMILY_COLOURS, Rule, attention, classify, matrices, recommend
 from harness.report.rows import build_rows, fmt, op_times
@@ -70,7 +70,7 @@ def latency_summary(record: CellRecord) -> dict[str, Any] | None:
         return None
     return {"median": median, "iqr": quartiles(record), "p90": latency.get("p90"),
             "repeats": latency.get("repeats"), "repeat_medians": latency.get("repeat_medians") or [],
-            "samples": len(record.get("latency_samples_ms") or []), "ab": paired_ab(record),
+            "samples": len(latency_sample(record)), "ab": paired_ab(record),
             "vs_float": paired_vs_float(record), "thermal": thermal_note(record)}
 
 
@@ -80,7 +80,8 @@ def thermal_note(record: CellRecord) -> str | None:
     state = record.get("device_state")
     if not isinstance(state, dict) or not isinstance(state.get("before"), dict):
         return None
-    parts = [f"{when} {_reading(state[when])}" for when in ("before", "after") if isinstance(state.get(when), dict)]
+    parts = [f"{when} {_reading(cast(dict[str, Any], state[when]))}" for when in ("before", "after")
+             if isinstance(state.get(when), dict)]
     if state.get("cooldown_s"):
         parts.append(f"cool-down waited {fmt(state['cooldown_s'], '.3g')} s")
     parts += _during(state)
