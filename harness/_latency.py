@@ -24,7 +24,7 @@ from harness.record import (
     LatencyVsFloat,
     benchmark_binary,
 )
-from harness.stats import bounded_sample, combine_repeats, paired_ratio, summarize, typical
+from harness.stats import bounded_sample, combine_repeats, paired_ratio, significant, summarize, typical
 from harness.verdicts import latency_ratio
 
 
@@ -43,7 +43,7 @@ def latency_stats(raws: dict[str, Any] | list[dict[str, Any]]) -> LatencyStats:
     raws = [raws] if isinstance(raws, dict) else raws
     stats = combine_repeats([repeat_of(raw) for raw in raws])
     first = raws[0]
-    stats.update(init=first.get("init"), first=first.get("first"), warmup_mean=first.get("warmup_mean"))
+    stats.update({key: significant(first.get(key)) for key in ("init", "first", "warmup_mean")})
     return cast(LatencyStats, stats)  # the device's statistics (untyped) under LatencyStats' names
 
 

@@ -271,7 +271,8 @@ def encode_sample(values: list[float]) -> tuple[bytes, str]:
     """A latency sample's bytes: float32 when that holds every value exactly once read back (a sample
     holds 6 significant digits, `harness.stats.bounded_sample`, which float32 keeps), else float64."""
     array = np.asarray(values, dtype="<f8")
-    narrow = array.astype("<f4")
+    with np.errstate(over="ignore"):  # a value beyond float32's range: float64 is kept, below
+        narrow = array.astype("<f4")
     if np.isfinite(array).all() and _widen(narrow) == array.tolist():
         return narrow.tobytes(), "float32"
     return array.tobytes(), "float64"
