@@ -199,6 +199,21 @@ class DeviceNumerics(TypedDict, total=False):
     worst: dict[str, float]
 
 
+class DiagnosedTensor(TypedDict, total=False):
+    """One op output of the cell's model vs the float model's tensor of the same name (harness.numerics.diagnose)."""
+
+    __pydantic_config__ = _CONFIG  # type: ignore[misc]
+    position: int  # the op's position in graph order
+    op: str
+    tensor: str
+    dtype: str
+    scale: float | None  # its quantization scale (None: not quantized, or per channel)
+    snr_db: JsonFloat
+    nrmse: JsonFloat
+    rmse_per_scale: JsonFloat | None  # RMSE in quantization steps
+    debugger_rmse_per_scale: JsonFloat  # the same by TF's QuantizationDebugger, where it has the tensor
+
+
 class Diagnosis(TypedDict, total=False):
     """`diagnose: true`: every intermediate tensor of the cell's model vs the float model's (8 calibration samples)."""
 
@@ -208,7 +223,7 @@ class Diagnosis(TypedDict, total=False):
     samples: int
     tensors: int  # op outputs of the cell's model
     compared: int  # those the float model also has (same name and shape)
-    ranked: list[dict[str, Any]]  # the 20 lowest SNRs, worst first: position, op, tensor, dtype, scale, snr_db, nrmse, ...
+    ranked: list[DiagnosedTensor]  # the 20 lowest SNRs, worst first
     snr_curve: list[list[Any]]  # [position, snr_db] in graph order, at most 200 points (each bin's lowest)
     cross_check: dict[str, Any] | None  # the library route against the independent computation (None: no route)
     min_snr_db: float | str
@@ -770,7 +785,8 @@ def _field(data: Any, loc: tuple[Any, ...]) -> str:
 
 
 _NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
-_IDENTITY = {"model", "scheme", "device", "status", "error", "scheme_kind", "metrics_na", "check", "metric", "name"}
+_IDENTITY = {"model", "scheme", "device", "status", "error", "scheme_kind", "metrics_na", "check", "metric", "name",
+             "dataset", "source", "tensor", "op", "layer", "governor"}  # names: never read as a number
 
 
 def jsonable_float(value: float) -> JsonFloat:

@@ -120,16 +120,21 @@ def test_a_format_2_run_resumes(tmp_path: Path, session_cache: Path) -> None:
     assert len(latency_sample(records["mlp/int8@local"])) == 1000 and records["mlp/int8@local"]["weights"]["layers"]
 
 
-def test_a_newer_format_is_one_error_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize("where", [f"{RESULTS}:2", "run.json"])
+def test_a_newer_format_is_one_error_line(tmp_path: Path, where: str) -> None:
     folder = format_2_runs(tmp_path)
-    lines = (folder / "a" / RESULTS).read_text().splitlines()
-    lines[1] = json.dumps({**json.loads(lines[1]), "format_version": FORMAT_VERSION + 1})
-    (folder / "a" / RESULTS).write_text("\n".join(lines) + "\n")
+    newer = FORMAT_VERSION + 1
+    if where == "run.json":
+        info = json.loads((folder / "a" / "run.json").read_text())
+        (folder / "a" / "run.json").write_text(json.dumps({**info, "format_version": newer}))
+    else:
+        lines = (folder / "a" / RESULTS).read_text().splitlines()
+        lines[1] = json.dumps({**json.loads(lines[1]), "format_version": newer})
+        (folder / "a" / RESULTS).write_text("\n".join(lines) + "\n")
     done = run_bench("report", "a", cwd=folder)
     assert done.returncode == 2 and "Traceback" not in done.stderr + done.stdout
-    assert done.stderr.strip() == (f"error: a/{RESULTS}:2: format_version: {FORMAT_VERSION + 1} is "
-                                   f"newer than this quantbench reads (up to {FORMAT_VERSION}); upgrade quantbench "
-                                   "to read it")
+    assert done.stderr.strip() == (f"error: a/{where}: format_version: {newer} is newer than this quantbench reads "
+                                   f"(up to {FORMAT_VERSION}); upgrade quantbench to read it")
 
 
 def test_every_older_format_upgrades_through_the_chain() -> None:
