@@ -25,7 +25,16 @@ from harness.record import (
     validate_record,
 )
 from harness.report.charts import quartiles
-from harness.results import RESULTS, SIDECAR, ResultsFileError, decode_sample, encode_sample, read_results, rewrite_results
+from harness.results import (
+    RESULTS,
+    SIDECAR,
+    ResultsFileError,
+    ResultsWriter,
+    decode_sample,
+    encode_sample,
+    read_results,
+    rewrite_results,
+)
 from harness.stats import bounded_sample
 from tests.conftest import ROOT, run_bench
 
@@ -216,3 +225,17 @@ def test_a_real_small_run_keeps_each_cell_within_4_kb(tmp_path: Path, kit: Any, 
         assert len(latency_sample(record)) == 900 and record["latency_ms"]["count"] == 900  # 3 repeats of 300
         assert record["weights"]["layers"] and record["audit"]["ops"] and record["outputs"]
         assert record["scheme"] == "float32" or record["latency_vs_float"]["n_pairs"] >= 2
+
+
+def test_bytes_a_crash_left_in_results_bin_are_never_read(tmp_path: Path) -> None:
+    """A crash between a cell's part and its line leaves bytes no line names: the next line's part goes after
+    them, and every line reads back its own."""
+    run_dir = format_2_runs(tmp_path) / "a"
+    records = read_results(run_dir)
+    rewrite_results(run_dir, records[:1])
+    with open(run_dir / SIDECAR, "ab") as handle:
+        handle.write(b"\x00" * 999)  # the part of a cell whose line was never written
+    ResultsWriter(run_dir).extend(records[1:])
+    back = read_results(run_dir)
+    assert [without_format(r) for r in back] == [without_format(r) for r in records]
+    assert back[1]["sidecar"]["offset"] == back[0]["sidecar"]["offset"] + back[0]["sidecar"]["length"] + 999
