@@ -237,16 +237,7 @@ class SidecarReader:
         except ValidationError as exc:
             error = exc.errors()[0]
             raise RecordError(".".join(["sidecar", *map(str, error["loc"])]), error["msg"]) from None
-        part = self.read(ref)
-        cut = ref["samples"] * _ITEMSIZE[ref["dtype"]]
-        if cut > len(part):
-            raise RecordError("sidecar.samples", f"{ref['samples']} values do not fit in {ref['length']} bytes")
-        whole = dict(data)
-        if ref["samples"]:
-            whole["latency_samples_ms"] = decode_sample(part[:cut], ref["dtype"])
-        if part[cut:]:
-            put_details(whole, decode_details(part[cut:]))
-        return whole
+        return join_record(data, self.read(ref), ref["samples"], ref["dtype"])
 
     def read(self, ref: Sidecar) -> bytes:
         """The bytes of one cell's part, checked against its length and sha256."""
@@ -288,6 +279,32 @@ def decode_sample(data: bytes, dtype: str) -> list[float]:
 def _widen(array: np.ndarray) -> list[float]:
     """float32 values as the 6-significant-digit floats they were written from."""
     return [float(f"{v:.6g}") for v in array.astype(np.float64).tolist()]
+
+
+def split_record(record: CellRecord | dict[str, Any]) -> tuple[dict[str, Any], bytes, int, str]:
+    """A record as format 3 stores it: the line (without its sample, details and `sidecar`) and one part:
+    its sample's bytes then its compressed details, with the sample's value count and dtype. The
+    inverse is `join_record`; a store other than results.bin (the history) may keep the part as a blob."""
+    line, details = take_details(dict(record))
+    line.pop("sidecar", None)
+    sample = line.pop("latency_samples_ms", None) or []
+    data, dtype = encode_sample(sample) if sample else (b"", "float32")
+    if details:
+        data += zlib.compress(_dumps(details, separators=(",", ":")).encode("utf-8"), 6)
+    return line, data, len(sample), dtype
+
+
+def join_record(line: dict[str, Any], part: bytes, count: int, dtype: str) -> dict[str, Any]:
+    """The whole record from `split_record`'s line and part (RecordError when the part is not one)."""
+    cut = count * _ITEMSIZE.get(dtype, 8)
+    if cut > len(part):
+        raise RecordError("sidecar.samples", f"{count} values do not fit in {len(part)} bytes")
+    whole = dict(line)
+    if count:
+        whole["latency_samples_ms"] = decode_sample(part[:cut], dtype)
+    if part[cut:]:
+        put_details(whole, decode_details(part[cut:]))
+    return whole
 
 
 def take_details(record: dict[str, Any]) -> tuple[dict[str, Any], list[list[Any]]]:
@@ -337,28 +354,16 @@ class SidecarWriter:
 
     def lines(self, records: Sequence[CellRecord | dict[str, Any]]) -> str:
         """results.jsonl's lines of `records`, their samples and details appended to results.bin first."""
-        split = [self._split(r) for r in records]
         with _os_errors(self.path), open(self.path, "ab+") as handle:
-            lines = [self._line(handle, line, part) for line, part in split]
+            lines = [self._line(handle, record) for record in records]
             handle.flush()
             os.fsync(handle.fileno())
         return "".join(lines)
 
-    @staticmethod
-    def _split(record: CellRecord | dict[str, Any]) -> tuple[dict[str, Any], tuple[bytes, int, str]]:
-        """The line without its sample and details, and those as one part: (bytes, values, dtype)."""
-        line, details = take_details({**record, "format_version": FORMAT_VERSION})
-        sample = line.pop("latency_samples_ms", None) or []
-        data, dtype = encode_sample(sample) if sample else (b"", "float32")
-        if details:
-            data += zlib.compress(_dumps(details, separators=(",", ":")).encode("utf-8"), 6)
-        return line, (data, len(sample), dtype)
-
-    def _line(self, handle: IO[bytes], line: dict[str, Any], part: tuple[bytes, int, str]) -> str:
-        earlier = line.pop("sidecar", None)
-        data, count, dtype = part
+    def _line(self, handle: IO[bytes], record: CellRecord | dict[str, Any]) -> str:
+        line, data, count, dtype = split_record({**record, "format_version": FORMAT_VERSION})
         if data:
-            line["sidecar"] = {**self._stored(handle, data, earlier), "samples": count, "dtype": dtype}
+            line["sidecar"] = {**self._stored(handle, data, record.get("sidecar")), "samples": count, "dtype": dtype}
         return _dumps(line, separators=(",", ":")) + "\n"
 
     @staticmethod

@@ -32,8 +32,10 @@ from harness.results import (
     ResultsWriter,
     decode_sample,
     encode_sample,
+    join_record,
     read_results,
     rewrite_results,
+    split_record,
 )
 from harness.stats import bounded_sample
 from tests.conftest import ROOT, run_bench
@@ -239,3 +241,12 @@ def test_bytes_a_crash_left_in_results_bin_are_never_read(tmp_path: Path) -> Non
     back = read_results(run_dir)
     assert [without_format(r) for r in back] == [without_format(r) for r in records]
     assert back[1]["sidecar"]["offset"] == back[0]["sidecar"]["offset"] + back[0]["sidecar"]["length"] + 999
+
+
+def test_split_and_join_give_the_record_back(tmp_path: Path) -> None:
+    """What another store (the history) may keep: the compact line and the part as a blob."""
+    for record in read_results(FORMAT_2 / "a"):
+        line, part, count, dtype = split_record(record)
+        assert "latency_samples_ms" not in line and "layers" not in line["weights"] and count == 1000
+        assert len(json.dumps(line)) < LINE_LIMIT and dtype == "float32"
+        assert join_record(line, part, count, dtype) == record
