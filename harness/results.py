@@ -287,7 +287,7 @@ def split_record(record: CellRecord | dict[str, Any]) -> tuple[dict[str, Any], b
     inverse is `join_record`; a store other than results.bin (the history) may keep the part as a blob."""
     line, details = take_details(dict(record))
     line.pop("sidecar", None)
-    sample = line.pop("latency_samples_ms", None) or []
+    sample = line.pop("latency_samples_ms") if line.get("latency_samples_ms") else []  # None stays: not sampled
     data, dtype = encode_sample(sample) if sample else (b"", "float32")
     if details:
         data += zlib.compress(_dumps(details, separators=(",", ":")).encode("utf-8"), 6)

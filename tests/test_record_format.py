@@ -250,3 +250,16 @@ def test_split_and_join_give_the_record_back(tmp_path: Path) -> None:
         assert "latency_samples_ms" not in line and "layers" not in line["weights"] and count == 1000
         assert len(json.dumps(line)) < LINE_LIMIT and dtype == "float32"
         assert join_record(line, part, count, dtype) == record
+
+
+def test_a_cell_without_a_sample_or_details_reads_back_as_it_was(tmp_path: Path) -> None:
+    """A failed cell and a phone timed by statistics only (`latency_samples_ms` None) keep their line as is."""
+    failed: CellRecord = {"model": "m", "scheme": "int8", "device": "local", "status": "failed", "error": "boom",
+                          "latency_samples_ms": None, "verdicts": []}
+    phone: CellRecord = {**failed, "device": "phone", "status": "ok", "error": None,
+                         "device_state": {"before": {"max_temp_c": 31.5, "cores": [{"cpu": 4, "governor": "walt"}]},
+                                          "hot": False}}
+    ResultsWriter(tmp_path).extend([failed, phone])
+    lines = [json.loads(line) for line in (tmp_path / RESULTS).read_text().splitlines()]
+    assert "sidecar" not in lines[0] and lines[1]["device_state"] == {"hot": False} and lines[1]["sidecar"]["samples"] == 0
+    assert [without_format(r) for r in read_results(tmp_path)] == [failed, phone]
