@@ -333,12 +333,32 @@ class Delegation(TypedDict, total=False):
     fully_delegated: bool | None
 
 
+class DelegatePartition(TypedDict, total=False):
+    """A `Replacing N out of M node(s) with delegate (X) node` line (benchmark_log.DelegatePartition)."""
+
+    __pydantic_config__ = _CONFIG  # type: ignore[misc]
+    delegate: str
+    nodes_replaced: int
+    nodes_total: int | None  # absent in older runtimes
+    partitions: int | None
+    scope: str | None  # "whole graph" or "subgraph N"
+
+
+class DelegateApplication(TypedDict, total=False):
+    """The tool's verdict after applying a delegate it was asked for (benchmark_log.DelegateApplication)."""
+
+    __pydantic_config__ = _CONFIG  # type: ignore[misc]
+    name: str
+    coverage: str | None  # complete, partial, none; None when not said
+    kernels: int | None
+
+
 class Delegates(TypedDict, total=False):
     """A device log's delegate lines (benchmark_log.Delegates.to_dict)."""
 
     __pydantic_config__ = _CONFIG  # type: ignore[misc]
-    partitions: list[dict[str, Any]]
-    applied: list[dict[str, Any]]
+    partitions: list[DelegatePartition]
+    applied: list[DelegateApplication]
     created: list[str]
     failures: list[str]
     nodes_by_delegate: dict[str, int]

@@ -263,3 +263,14 @@ def test_a_cell_without_a_sample_or_details_reads_back_as_it_was(tmp_path: Path)
     lines = [json.loads(line) for line in (tmp_path / RESULTS).read_text().splitlines()]
     assert "sidecar" not in lines[0] and lines[1]["device_state"] == {"hot": False} and lines[1]["sidecar"]["samples"] == 0
     assert [without_format(r) for r in read_results(tmp_path)] == [failed, phone]
+
+
+@pytest.mark.parametrize("log", sorted((ROOT / "tests" / "fixtures" / "benchmark_model_logs").glob("*.log")),
+                         ids=lambda p: p.name[:2])
+def test_real_benchmark_model_logs_give_delegates_and_op_profiles_the_record_types_accept(log: Path) -> None:
+    from harness.devices.android.benchmark_log import parse_benchmark_log
+
+    parsed = parse_benchmark_log(log.read_text(errors="replace"))
+    record = {"model": "m", "scheme": "float32", "device": "phone", "status": "ok",
+              "delegates": parsed.delegates.to_dict(), "op_profile": parsed.op_profile.to_dict() if parsed.op_profile else None}
+    assert validate_record(json.loads(json.dumps(record)))["delegates"] == record["delegates"]
