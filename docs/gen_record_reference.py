@@ -112,6 +112,14 @@ def aliases(source: str) -> dict[str, str]:
     return found
 
 
+def detail_parts(source: str) -> list[str]:
+    """`DETAIL_PARTS` (the parts results.bin keeps instead of the line) as dotted paths."""
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.target.id == "DETAIL_PARTS":
+            return [".".join(path) for path in ast.literal_eval(node.value)] if node.value else []
+    return []
+
+
 def _cell(text: str) -> str:
     """Text safe in a Markdown table cell."""
     return text.replace("|", "\\|").replace("\n", " ")
@@ -155,6 +163,10 @@ def reference_markdown(path: Path = RECORD_PY) -> str:
     lines = [f"Generated from `harness/record.py` (`FORMAT_VERSION = {alias.get('FORMAT_VERSION', '?')}`). "
              "Required fields are in every record of that type; the others appear when they apply.", ""]
     lines += [f"- `{name}` = `{_cell(value)}`" for name, value in alias.items() if name != "FORMAT_VERSION"]
+    parts = detail_parts(source)
+    if parts:
+        lines.append("- In `results.bin`, not in the results.jsonl line (`DETAIL_PARTS`; read back into the record): "
+                     + ", ".join(f"`{part}`" for part in parts))
     lines.append("")
     for shape in found:
         lines += shape_markdown(shape, known, alias)

@@ -14,8 +14,17 @@ from harness.config.schema import CooldownSpec, LatencySpec
 from harness.devices import BinaryDevice, Device
 from harness.devices.local.host_state import during
 from harness.errors import HarnessError
-from harness.record import CellRecord, DeviceState, HostDuring, LatencyAB, LatencyStats, LatencyVsFloat, benchmark_binary
-from harness.stats import bounded_sample, combine_repeats, paired_ratio, summarize, typical
+from harness.record import (
+    CellRecord,
+    DeviceReading,
+    DeviceState,
+    HostDuring,
+    LatencyAB,
+    LatencyStats,
+    LatencyVsFloat,
+    benchmark_binary,
+)
+from harness.stats import bounded_sample, combine_repeats, paired_ratio, significant, summarize, typical
 from harness.verdicts import latency_ratio
 
 
@@ -34,7 +43,7 @@ def latency_stats(raws: dict[str, Any] | list[dict[str, Any]]) -> LatencyStats:
     raws = [raws] if isinstance(raws, dict) else raws
     stats = combine_repeats([repeat_of(raw) for raw in raws])
     first = raws[0]
-    stats.update(init=first.get("init"), first=first.get("first"), warmup_mean=first.get("warmup_mean"))
+    stats.update({key: significant(first.get(key)) for key in ("init", "first", "warmup_mean")})
     return cast(LatencyStats, stats)  # the device's statistics (untyped) under LatencyStats' names
 
 
@@ -69,7 +78,7 @@ def device_state(device: Device, settings: LatencySpec) -> DeviceState | None:
     return result
 
 
-def with_after(state: DeviceState, after: dict[str, Any], raws: list[dict[str, Any]] | None = None,
+def with_after(state: DeviceState, after: DeviceReading, raws: list[dict[str, Any]] | None = None,
                settings: LatencySpec | None = None) -> DeviceState:
     """The cell's device state with the reading after it, and `throttled`: the platform reported
     moderate throttling or worse (thermal status >= 2) before or after the cell. With the local
@@ -77,7 +86,7 @@ def with_after(state: DeviceState, after: dict[str, Any], raws: list[dict[str, A
     shares of the core while it measured) and `busy` with `busy_reason` when either share is above
     `settings.busy_share`, or the cool-down ran out with the core still crowded."""
     statuses = [s.get("thermal_status") for s in (state["before"], after)]
-    result: DeviceState = {**state, "after": after,
+    result: DeviceState = {**state, "after": cast(DeviceReading, after),
                            "throttled": any(s is not None and s >= THROTTLED_STATUS for s in statuses)}
     watches = [raw["host"] for raw in raws or [] if isinstance(raw.get("host"), dict)]
     if watches and settings is not None:
@@ -110,14 +119,13 @@ def _busy_during(watched: HostDuring, limit: float) -> str | None:
 THROTTLED_STATUS = 2  # PowerManager.THERMAL_STATUS_MODERATE
 
 
-def _hot(state: dict[str, Any], spec: CooldownSpec) -> bool:
-    status = state.get("thermal_status")
-    return ((spec.max_temp_c is not None and state.get("max_temp_c") is not None
-             and state["max_temp_c"] > spec.max_temp_c)
+def _hot(state: DeviceReading, spec: CooldownSpec) -> bool:
+    status, temp = state.get("thermal_status"), state.get("max_temp_c")
+    return ((spec.max_temp_c is not None and temp is not None and temp > spec.max_temp_c)
             or (status is not None and status > spec.max_thermal_status))
 
 
-def _crowded(state: dict[str, Any], spec: CooldownSpec) -> str | None:
+def _crowded(state: DeviceReading, spec: CooldownSpec) -> str | None:
     """Why a local core is not quiet enough to time on under the cool-down's limits (None: it is)."""
     runnable, load = state.get("runnable_on_core"), state.get("core_busy_share")
     if spec.max_runnable is not None and runnable is not None and runnable > spec.max_runnable:

@@ -29,7 +29,7 @@ from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 from typing_extensions import TypedDict
 
 from harness.config.schema import Bound
-from harness.record import CellRecord, LatencySetup, artifact_sha256, record_id, repeat_medians
+from harness.record import CellRecord, LatencySetup, artifact_sha256, latency_sample, record_id, repeat_medians
 from harness.stats import LatencyTest, find_step, log_t_test, rank_test, typical
 from harness.verdicts import check, metric_number, record_metrics
 
@@ -291,7 +291,7 @@ def cross_run_test(before: CellRecord, record: CellRecord, policy: Policy = DEFA
     test = log_t_test(medians[0], medians[1], "repeat medians", policy.min_repeats)
     if test is not None:
         return test
-    samples = [r.get("latency_samples_ms") or [] for r in (before, record)]
+    samples = [latency_sample(r) for r in (before, record)]
     return rank_test(samples[0], samples[1], "per-iteration samples", policy.min_samples)
 
 

@@ -18,7 +18,7 @@ from typing import Any, Literal, NotRequired, Required, cast
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 from typing_extensions import TypedDict
 
-FORMAT_VERSION = 2  # 1: records before the format was versioned (no `format_version` key)
+FORMAT_VERSION = 3  # 1: no `format_version` key; 2: every part inline; 3: the sample and the details in the sidecar
 
 Status = Literal["ok", "failed", "n/a"]
 NonFinite = Literal["NaN", "Infinity", "-Infinity"]
@@ -199,6 +199,21 @@ class DeviceNumerics(TypedDict, total=False):
     worst: dict[str, float]
 
 
+class DiagnosedTensor(TypedDict, total=False):
+    """One op output of the cell's model vs the float model's tensor of the same name (harness.numerics.diagnose)."""
+
+    __pydantic_config__ = _CONFIG  # type: ignore[misc]
+    position: int  # the op's position in graph order
+    op: str
+    tensor: str
+    dtype: str
+    scale: float | None  # its quantization scale (None: not quantized, or per channel)
+    snr_db: JsonFloat
+    nrmse: JsonFloat
+    rmse_per_scale: JsonFloat | None  # RMSE in quantization steps
+    debugger_rmse_per_scale: JsonFloat  # the same by TF's QuantizationDebugger, where it has the tensor
+
+
 class Diagnosis(TypedDict, total=False):
     """`diagnose: true`: every intermediate tensor of the cell's model vs the float model's (8 calibration samples)."""
 
@@ -208,7 +223,7 @@ class Diagnosis(TypedDict, total=False):
     samples: int
     tensors: int  # op outputs of the cell's model
     compared: int  # those the float model also has (same name and shape)
-    ranked: list[dict[str, Any]]  # the 20 lowest SNRs, worst first: position, op, tensor, dtype, scale, snr_db, nrmse, ...
+    ranked: list[DiagnosedTensor]  # the 20 lowest SNRs, worst first
     snr_curve: list[list[Any]]  # [position, snr_db] in graph order, at most 200 points (each bin's lowest)
     cross_check: dict[str, Any] | None  # the library route against the independent computation (None: no route)
     min_snr_db: float | str
@@ -318,12 +333,32 @@ class Delegation(TypedDict, total=False):
     fully_delegated: bool | None
 
 
+class DelegatePartition(TypedDict, total=False):
+    """A `Replacing N out of M node(s) with delegate (X) node` line (benchmark_log.DelegatePartition)."""
+
+    __pydantic_config__ = _CONFIG  # type: ignore[misc]
+    delegate: str
+    nodes_replaced: int
+    nodes_total: int | None  # absent in older runtimes
+    partitions: int | None
+    scope: str | None  # "whole graph" or "subgraph N"
+
+
+class DelegateApplication(TypedDict, total=False):
+    """The tool's verdict after applying a delegate it was asked for (benchmark_log.DelegateApplication)."""
+
+    __pydantic_config__ = _CONFIG  # type: ignore[misc]
+    name: str
+    coverage: str | None  # complete, partial, none; None when not said
+    kernels: int | None
+
+
 class Delegates(TypedDict, total=False):
     """A device log's delegate lines (benchmark_log.Delegates.to_dict)."""
 
     __pydantic_config__ = _CONFIG  # type: ignore[misc]
-    partitions: list[dict[str, Any]]
-    applied: list[dict[str, Any]]
+    partitions: list[DelegatePartition]
+    applied: list[DelegateApplication]
     created: list[str]
     failures: list[str]
     nodes_by_delegate: dict[str, int]
@@ -402,6 +437,39 @@ class HostDuring(TypedDict, total=False):
     steal_share: float | None
 
 
+class CoreReading(TypedDict, total=False):
+    """A phone core's cpufreq as read (harness.devices.android.state)."""
+
+    __pydantic_config__ = _CONFIG  # type: ignore[misc]
+    cpu: int
+    cur_freq_khz: float | None
+    governor: str | None
+
+
+class DeviceReading(TypedDict, total=False):
+    """One reading of the device, `device_state.before`/`after`. Phones (harness.devices.android.state):
+    thermal zones, the thermal service's status and HAL temperatures, the hottest of them, the battery's,
+    each core's frequency. Local hosts (harness.devices.local.host_state): the pinned core, load average,
+    CPUs, other runnable tasks on the core, its busy share, its cpufreq."""
+
+    __pydantic_config__ = _CONFIG  # type: ignore[misc]
+    thermal_c: dict[str, float]  # phones: thermal zone type → °C
+    thermal_status: int
+    thermal_status_name: str
+    hal_temps_c: dict[str, float]
+    max_temp_c: float | None
+    battery_temp_c: float | None
+    cores: list[CoreReading]
+    core: int  # local: the pinned core
+    loadavg: list[float] | None
+    cpus: int | None
+    runnable_on_core: int | None  # other runnable tasks on the pinned core (this process's left out)
+    core_busy_share: float | None
+    freq_khz: int | str
+    max_freq_khz: int | str
+    governor: str
+
+
 class DeviceState(TypedDict, total=False):
     """The device around a cell's measurement. Phones: temperatures, battery, thermal status and core
     frequencies `before`/`after`; `hot`, `throttled`. Local devices: load average, other runnable tasks
@@ -409,8 +477,8 @@ class DeviceState(TypedDict, total=False):
     not tell) with `busy_reason`."""
 
     __pydantic_config__ = _CONFIG  # type: ignore[misc]
-    before: Required[dict[str, Any]]
-    after: dict[str, Any]
+    before: Required[DeviceReading]
+    after: DeviceReading
     cooldown_s: float
     hot: bool
     throttled: bool
@@ -440,6 +508,46 @@ class LatencyVsFloat(TypedDict, total=False):
     busy_reason: str | None  # other work or steal above latency.busy_share while the pairs were timed
 
 
+class CalibrationInfo(TypedDict, total=False):
+    """The data a full-integer cell was calibrated with: the suite's `calibration:` entry and the samples drawn."""
+
+    __pydantic_config__ = _CONFIG  # type: ignore[misc]
+    dataset: str
+    samples: int  # asked for
+    seed: int
+    drawn: int  # the samples the dataset had to give (at most `samples`)
+
+
+class EvaluationInfo(TypedDict, total=False):
+    """How the task ran the cell's model (harness/runner/host.py) and checked its kernel paths (harness.numerics.kernels)."""
+
+    __pydantic_config__ = _CONFIG  # type: ignore[misc]
+    dataset: str
+    samples: int
+    source: str | None  # where the dataset's samples came from
+    cached: bool  # the outputs came from the cache
+    batch_size: int
+    batching: str  # why that batch size (harness.tflite.batching)
+    kernels: str  # the kernels the host ran: xnnpack, xnnpack+builtin, builtin
+    kernel_samples: int  # samples run on every host kernel path (kernel_paths)
+    kernel_paths_na: dict[str, str]  # a kernel path that could not run: why
+    kernel_check_error: str  # the kernel-path check failed (kernel_gap_db fails)
+
+
+class Sidecar(TypedDict):
+    """Where a results.jsonl line's cell is in results.bin beside it (harness.results): `length` bytes at
+    `offset` whose sha256 is `sha256`; first `latency_samples_ms` (`samples` values, little-endian `dtype`:
+    float32 when exact, as a sample holds 6 significant digits), then the details (`DETAIL_PARTS`,
+    zlib-compressed JSON; none when nothing is left). Reading the line puts both back (`read_results`)."""
+
+    __pydantic_config__ = _CONFIG  # type: ignore[misc]
+    offset: int
+    length: int
+    sha256: str
+    samples: int
+    dtype: Literal["float32", "float64"]
+
+
 class CellRecord(TypedDict, total=False):
     """One model × scheme × device cell (a line of results.jsonl)."""
 
@@ -459,14 +567,14 @@ class CellRecord(TypedDict, total=False):
     metrics: dict[str, JsonFloat | int | None]
     metrics_na: str | None
     latency_ms: LatencyStats | None
-    latency_samples_ms: list[float] | None
+    latency_samples_ms: list[float] | None  # in results.bin since format 3 (`sidecar`); read with `latency_sample`
     memory: dict[str, float | int | str | None] | None
     verdicts: list[Verdict]
     artifact: Artifact | None
     timings_s: dict[str, float]
     io_types: dict[str, list[str]]
-    calibration: dict[str, Any]
-    evaluation: dict[str, Any]
+    calibration: CalibrationInfo
+    evaluation: EvaluationInfo
     recovery: Recovery  # `recover:` — the float layers chosen and every step (harness.numerics.recover)
     diagnosis: Diagnosis  # `diagnose: true` — per-tensor error vs float (harness/numerics/_cell_diagnosis.py)
     latency_setup: LatencySetup
@@ -488,6 +596,7 @@ class CellRecord(TypedDict, total=False):
     finished_at: str
     notes: NotRequired[list[str]]
     compared_with: str | None  # history copy: the earlier run this cell was compared with (None: no baseline)
+    sidecar: Sidecar  # results.jsonl: where this cell's sample and details are in results.bin (harness.results)
 
 
 class RunInfo(TypedDict, total=False):
@@ -546,6 +655,14 @@ def repeat_medians(record: CellRecord) -> list[float] | None:
     return latency.get("repeat_medians") if latency else None
 
 
+def latency_sample(record: CellRecord) -> list[float]:
+    """The cell's bounded latency sample (ms): its finite values ([]: not timed per iteration). The one
+    reader of `latency_samples_ms` (charts, compare, the report), whether the record came from
+    results.jsonl (the sample read back from results.bin), a history row or the run that measured it."""
+    values = record.get("latency_samples_ms") or []
+    return [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
+
+
 def artifact_of(record: CellRecord) -> Artifact:
     """The cell's model file; RecordError when the record has none (only an ok cell has one)."""
     artifact = record.get("artifact")
@@ -560,6 +677,64 @@ class RecordError(ValueError):
     def __init__(self, field: str, message: str) -> None:
         self.field = field
         super().__init__(f"{field}: {message}" if field else message)
+
+
+# The parts of a record that grow with the model or the device (one entry per kernel, op, tensor, output,
+# core, pair or table row) or are provenance nobody checks: results.jsonl keeps the record without them
+# and their summaries (weights' totals, the audit's counts, the verdicts of the claims, ratios and their
+# intervals), results.bin keeps them (harness.results); read back, the record is whole again.
+DETAIL_PARTS: tuple[tuple[str, ...], ...] = (
+    ("weights", "layers"), ("audit", "ops"), ("audit", "stayed_float"), ("audit", "integer_only_breakers"),
+    ("audit", "bytes_by_role"), ("quantization", "rules"), ("quantization", "ops"), ("quantization", "left_float"),
+    ("quantization", "not_as_asked"), ("claims",), ("outputs",), ("artifact", "source_info"), ("evaluation", "source"),
+    ("evaluation", "batching"), ("device_state", "before"), ("device_state", "after"), ("device_state", "busy_reason"),
+    ("latency_vs_float", "pairs"), ("latency_vs_float", "float_path"), ("latency_vs_float", "busy_reason"),
+    ("device_numerics", "outputs"), ("diagnosis", "ranked"), ("diagnosis", "snr_curve"),
+    ("diagnosis", "cross_check"), ("recovery", "ranking"), ("recovery", "steps"), ("technique", "wrapped"),
+    ("technique", "untouched"), ("op_profile", "run_order"), ("op_profile", "top_by_computation_time"),
+    ("op_profile", "top_by_memory_use"), ("op_profile", "summary_by_node_type"), ("delegates", "partitions"),
+    ("delegates", "applied"), ("latency_setup", "remote_calls"),
+)
+
+
+class FormatVersionError(ValueError):
+    """A record or run.json of a format this quantbench does not know (newer, or not a version)."""
+
+
+def format_version(data: dict[str, Any]) -> int:
+    """The format a stored record or run.json was written in (1: before versions were recorded);
+    FormatVersionError when it is newer than this code reads, or not a positive integer."""
+    version = data.get("format_version", 1)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise FormatVersionError(f"format_version: {version!r:.20} is not a format version (1 to {FORMAT_VERSION})")
+    if version > FORMAT_VERSION:
+        raise FormatVersionError(f"format_version: {version} is newer than this quantbench reads (up to "
+                                 f"{FORMAT_VERSION}); upgrade quantbench to read it")
+    return version
+
+
+def update_to_2(record: dict[str, Any]) -> dict[str, Any]:
+    """1 → 2: records before versions were recorded are, field for field, format 2 (which added the
+    key and strict checking on load): stamped."""
+    return {**record, "format_version": 2}
+
+
+def update_to_3(record: dict[str, Any]) -> dict[str, Any]:
+    """2 → 3: format 3 moved the latency sample and the details (`DETAIL_PARTS`) out of results.jsonl
+    into results.bin. A format-2 record holds them inline, which is how any record is held in memory
+    once read (`read_results` puts them back): stamped. Written again (a resume, `bench report`), it is
+    written as format 3."""
+    return {**record, "format_version": 3}
+
+
+UPGRADES = {2: update_to_2, 3: update_to_3}  # format N-1 → N, as asv's update_to_N
+
+
+def upgrade(data: dict[str, Any]) -> dict[str, Any]:
+    """A stored record of any known format as the current format holds it (through every update_to_N)."""
+    for version in range(format_version(data) + 1, FORMAT_VERSION + 1):
+        data = UPGRADES[version](data)
+    return data
 
 
 MAX_DEPTH = 32  # the deepest nesting a record holds is about 6; deeper is damage (or an attack on the reader)
@@ -582,16 +757,25 @@ def validate_record(data: Any) -> CellRecord:
     """The record `data` (non-finite strings turned back into floats), or RecordError."""
     if not isinstance(data, dict):
         raise RecordError("", f"a record is a JSON object, not {type(data).__name__}")
-    depth, where = nesting_depth(data)
+    sample = data.get("latency_samples_ms")
+    plain = isinstance(sample, list) and all(type(v) is float for v in sample)  # valid as it is: not walked
+    rest = {k: v for k, v in data.items() if k != "latency_samples_ms"} if plain else data
+    depth, where = nesting_depth(rest)
     if depth > MAX_DEPTH:
         raise RecordError(where, f"nested {depth} levels deep (a record nests at most {MAX_DEPTH})")
-    restored = restore_nonfinite(data)
+    try:
+        rest = upgrade(rest)
+    except FormatVersionError as exc:
+        raise RecordError("", str(exc)) from None
+    restored = restore_nonfinite(rest)
     try:
         _RECORD.validate_python(restored)
     except ValidationError as exc:
         error = exc.errors()[0]
         field = _field(restored, error["loc"])
         raise RecordError(field, f"{error['msg']} (got {error.get('input')!r:.60})") from None
+    if plain:
+        restored["latency_samples_ms"] = sample
     return restored
 
 
@@ -599,6 +783,10 @@ def validate_run_info(data: Any) -> RunInfo:
     """run.json as read back (RecordError naming the field when it does not match)."""
     if not isinstance(data, dict):
         raise RecordError("", f"run.json is a JSON object, not {type(data).__name__}")
+    try:
+        format_version(data)
+    except FormatVersionError as exc:
+        raise RecordError("", str(exc)) from None
     try:
         _RUN_INFO.validate_python(data)
     except ValidationError as exc:
@@ -622,7 +810,8 @@ def _field(data: Any, loc: tuple[Any, ...]) -> str:
 
 
 _NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
-_IDENTITY = {"model", "scheme", "device", "status", "error", "scheme_kind", "metrics_na", "check", "metric", "name"}
+_IDENTITY = {"model", "scheme", "device", "status", "error", "scheme_kind", "metrics_na", "check", "metric", "name",
+             "dataset", "source", "tensor", "op", "layer", "governor"}  # names: never read as a number
 
 
 def jsonable_float(value: float) -> JsonFloat:

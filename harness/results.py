@@ -1,37 +1,54 @@
-"""Run directories: results.jsonl (one record per cell, appended as produced) and run.json.
+"""Run directories: results.jsonl (one record per cell, appended as produced), results.bin beside it,
+and run.json.
 
 A run directory is created atomically under a unique run id and locked while a run writes it,
 so two runs never share one; every line read back is checked against the record format. A run
 that stops before it wrote run.json leaves its folder as it found it.
+
+A results.jsonl line is the record without its latency sample and its details (`DETAIL_PARTS`):
+those are appended to results.bin first (the sample as float32, the details as zlib-compressed
+JSON), fsynced, and the line names them with their offsets, lengths and sha256 (`sidecar`), so a
+line never points at bytes that are not on disk. Reading a line puts them back after checking each
+digest: a record in memory is whole, whatever format it was stored in.
 """
 
 from __future__ import annotations
 
 import errno
 import fcntl
+import hashlib
 import json
 import os
 import secrets
 import uuid
+import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
+from pydantic import TypeAdapter, ValidationError
+
 from harness.errors import HarnessError
 from harness.record import (
+    DETAIL_PARTS,
     FORMAT_VERSION,
     MAX_DEPTH,
     CellRecord,
+    FormatVersionError,
     RecordError,
     RunInfo,
+    Sidecar,
     encode_nonfinite,
+    format_version,
     record_id,
     validate_record,
 )
 
 RESULTS = "results.jsonl"
+SIDECAR = "results.bin"
 RUN_INFO = "run.json"
 LOCK = ".lock"
 RUNTIME_LOG = "runtime.log"
@@ -159,9 +176,9 @@ def read_results(run_dir: Path) -> list[CellRecord]:
     path = run_dir / RESULTS
     latest: dict[str, CellRecord] = {}
     try:
-        with open(path, encoding="utf-8", errors="replace") as lines:  # streamed: never the whole file in memory
-            for number, line in enumerate(lines, start=1):
-                record = _parse_line(path, number, line)
+        with open(path, encoding="utf-8", errors="replace") as lines, SidecarReader(run_dir / SIDECAR) as sidecar:
+            for number, line in enumerate(lines, start=1):  # streamed: never the whole file in memory
+                record = _parse_line(path, number, line, sidecar)
                 if record is not None:
                     latest[record_id(record)] = record
     except FileNotFoundError:
@@ -171,7 +188,7 @@ def read_results(run_dir: Path) -> list[CellRecord]:
     return list(latest.values())
 
 
-def _parse_line(path: Path, number: int, line: str) -> CellRecord | None:
+def _parse_line(path: Path, number: int, line: str, sidecar: SidecarReader) -> CellRecord | None:
     if not line.strip():
         return None
     try:
@@ -182,22 +199,202 @@ def _parse_line(path: Path, number: int, line: str) -> CellRecord | None:
         raise ResultsFileError(f"{path}:{number}: nested too deeply to read (a record nests at most "
                                f"{MAX_DEPTH} levels)") from None
     try:
+        if isinstance(data, dict):
+            format_version(data)  # a newer format is refused before its layout is read
+            data = sidecar.whole(data)
         return validate_record(data)
+    except FormatVersionError as exc:
+        raise ResultsFileError(f"{path}:{number}: {exc}") from None
     except RecordError as exc:
         raise ResultsFileError(f"{path}:{number}: {exc}") from None
+
+
+_SIDECAR = TypeAdapter(Sidecar)
+
+
+class SidecarReader:
+    """results.bin, read for the lines that name their part in it (opened on first use, closed on leaving)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._handle: IO[bytes] | None = None
+
+    def __enter__(self) -> SidecarReader:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._handle is not None:
+            self._handle.close()
+
+    def whole(self, data: dict[str, Any]) -> dict[str, Any]:
+        """The stored line `data` with its sample and details put back from results.bin (RecordError
+        naming `sidecar` when the file is missing or the part does not match its sha256)."""
+        if "sidecar" not in data:
+            return data
+        try:
+            ref = _SIDECAR.validate_python(data["sidecar"])
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            raise RecordError(".".join(["sidecar", *map(str, error["loc"])]), error["msg"]) from None
+        return join_record(data, self.read(ref), ref["samples"], ref["dtype"])
+
+    def read(self, ref: Sidecar) -> bytes:
+        """The bytes of one cell's part, checked against its length and sha256."""
+        if self._handle is None:
+            try:
+                self._handle = open(self.path, "rb")
+            except OSError as exc:
+                raise RecordError("sidecar", f"cannot read {self.path} ({exc.strerror}), which holds this "
+                                  "cell's sample and details: copy a run directory whole") from None
+        self._handle.seek(ref["offset"])
+        data = self._handle.read(ref["length"])
+        if len(data) != ref["length"] or hashlib.sha256(data).hexdigest() != ref["sha256"]:
+            raise RecordError("sidecar", f"the {ref['length']} bytes at offset {ref['offset']} of {self.path.name} "
+                              "do not match their sha256: the file is damaged or not this run's")
+        return data
+
+
+_ITEMSIZE = {"float32": 4, "float64": 8}
+
+
+def encode_sample(values: list[float]) -> tuple[bytes, str]:
+    """A latency sample's bytes: float32 when that holds every value exactly once read back (a sample
+    holds 6 significant digits, `harness.stats.bounded_sample`, which float32 keeps), else float64."""
+    array = np.asarray(values, dtype="<f8")
+    with np.errstate(over="ignore"):  # a value beyond float32's range: float64 is kept, below
+        narrow = array.astype("<f4")
+    if np.isfinite(array).all() and _widen(narrow) == array.tolist():
+        return narrow.tobytes(), "float32"
+    return array.tobytes(), "float64"
+
+
+def decode_sample(data: bytes, dtype: str) -> list[float]:
+    """The sample `encode_sample` wrote, value for value."""
+    if dtype == "float32":
+        return _widen(np.frombuffer(data, dtype="<f4"))
+    return [float(v) for v in np.frombuffer(data, dtype="<f8").tolist()]
+
+
+def _widen(array: np.ndarray) -> list[float]:
+    """float32 values as the 6-significant-digit floats they were written from: the 6-digit integer m
+    and the power of ten p of each, then m / 10^p or m * 10^-p, both exact operands, so correctly
+    rounded as float("m e-p") is (vectorized: a 1,000-value sample in 0.06 ms, not 0.5). The writer
+    keeps float32 only when this gives every value back exactly (`encode_sample`)."""
+    values = array.astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        power = 5 - np.floor(np.log10(np.where(values == 0, 1.0, np.abs(values))))
+        digits = np.round(values * 10.0 ** power)
+        widened = np.where(power >= 0, digits / 10.0 ** np.maximum(power, 0), digits * 10.0 ** np.maximum(-power, 0))
+    return [float(v) for v in widened.tolist()]
+
+
+def split_record(record: CellRecord | dict[str, Any]) -> tuple[dict[str, Any], bytes, int, str]:
+    """A record as format 3 stores it: the line (without its sample, details and `sidecar`) and one part:
+    its sample's bytes then its compressed details, with the sample's value count and dtype. The
+    inverse is `join_record`; a store other than results.bin (the history) may keep the part as a blob."""
+    line, details = take_details(dict(record))
+    line.pop("sidecar", None)
+    sample = line.pop("latency_samples_ms") if line.get("latency_samples_ms") else []  # None stays: not sampled
+    data, dtype = encode_sample(sample) if sample else (b"", "float32")
+    if details:
+        data += zlib.compress(_dumps(details, separators=(",", ":")).encode("utf-8"), 6)
+    return line, data, len(sample), dtype
+
+
+def join_record(line: dict[str, Any], part: bytes, count: int, dtype: str) -> dict[str, Any]:
+    """The whole record from `split_record`'s line and part (RecordError when the part is not one)."""
+    cut = count * _ITEMSIZE.get(dtype, 8)
+    if cut > len(part):
+        raise RecordError("sidecar.samples", f"{count} values do not fit in {len(part)} bytes")
+    whole = dict(line)
+    if count:
+        whole["latency_samples_ms"] = decode_sample(part[:cut], dtype)
+    if part[cut:]:
+        put_details(whole, decode_details(part[cut:]))
+    return whole
+
+
+def take_details(record: dict[str, Any]) -> tuple[dict[str, Any], list[list[Any]]]:
+    """The record without its `DETAIL_PARTS`, and those parts as [path, value] pairs."""
+    line, details = dict(record), []
+    for path in DETAIL_PARTS:
+        parent = line
+        if len(path) == 2:
+            if not isinstance(line.get(path[0]), dict) or path[1] not in line[path[0]]:
+                continue
+            parent = line[path[0]] = dict(line[path[0]])
+        if path[-1] in parent:
+            details.append([list(path), parent.pop(path[-1])])
+    return line, details
+
+
+def put_details(record: dict[str, Any], details: Any) -> None:
+    """Put `take_details`'s parts back into `record` (RecordError when they are not such parts)."""
+    known = {tuple(path) for path in DETAIL_PARTS}
+    items: list[Any] = details if isinstance(details, list) else [details]
+    for item in items:
+        if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], list) and tuple(item[0]) in known):
+            raise RecordError("sidecar.details", f"not a detail part: {item!r:.60}")
+        path, value = item
+        parent = record.setdefault(path[0], {}) if len(path) == 2 else record
+        if not isinstance(parent, dict):
+            raise RecordError(path[0], f"holds details, so it is an object, not {type(parent).__name__}")
+        parent[path[-1]] = value
+
+
+def decode_details(data: bytes) -> Any:
+    try:
+        return json.loads(zlib.decompress(data))
+    except (zlib.error, ValueError, RecursionError):
+        raise RecordError("sidecar.details", "not compressed JSON") from None
 
 
 def _dumps(value: Any, **options: Any) -> str:
     return json.dumps(encode_nonfinite(value), default=_jsonable, allow_nan=False, **options)
 
 
+class SidecarWriter:
+    """Appends a run's cells' parts to results.bin: fsynced before the lines that name them are written."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def lines(self, records: Sequence[CellRecord | dict[str, Any]]) -> str:
+        """results.jsonl's lines of `records`, their samples and details appended to results.bin first."""
+        with _os_errors(self.path), open(self.path, "ab+") as handle:
+            lines = [self._line(handle, record) for record in records]
+            handle.flush()
+            os.fsync(handle.fileno())
+        return "".join(lines)
+
+    def _line(self, handle: IO[bytes], record: CellRecord | dict[str, Any]) -> str:
+        line, data, count, dtype = split_record({**record, "format_version": FORMAT_VERSION})
+        if data:
+            line["sidecar"] = {**self._stored(handle, data, record.get("sidecar")), "samples": count, "dtype": dtype}
+        return _dumps(line, separators=(",", ":")) + "\n"
+
+    @staticmethod
+    def _stored(handle: IO[bytes], data: bytes, earlier: Any) -> dict[str, Any]:
+        """Where `data` is in the file: where the record read from it found it, else appended now."""
+        digest = hashlib.sha256(data).hexdigest()
+        if isinstance(earlier, dict) and earlier.get("sha256") == digest and isinstance(earlier.get("offset"), int):
+            handle.seek(earlier["offset"])
+            if handle.read(len(data)) == data:
+                return {"offset": earlier["offset"], "length": len(data), "sha256": digest}
+        offset = handle.seek(0, os.SEEK_END)
+        handle.write(data)
+        return {"offset": offset, "length": len(data), "sha256": digest}
+
+
 class ResultsWriter:
-    """Appends records durably: each one is flushed and fsynced before the next cell starts."""
+    """Appends records durably: each one is flushed and fsynced before the next cell starts (its
+    sample and details to results.bin first)."""
 
     def __init__(self, run_dir: Path, name: str = RESULTS) -> None:
         with _os_errors(run_dir):
             run_dir.mkdir(parents=True, exist_ok=True)
         self.path = run_dir / name
+        self.sidecar = SidecarWriter(run_dir / SIDECAR)
         with _os_errors(self.path):
             self._repair_tail()
 
@@ -213,7 +410,7 @@ class ResultsWriter:
         self.extend([record])
 
     def extend(self, records: Sequence[CellRecord | dict[str, Any]]) -> None:
-        text = "".join(_dumps({**r, "format_version": FORMAT_VERSION}) + "\n" for r in records)
+        text = self.sidecar.lines(records)
         with _os_errors(self.path), open(self.path, "a", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
@@ -222,8 +419,7 @@ class ResultsWriter:
 
 def rewrite_results(run_dir: Path, records: list[CellRecord]) -> None:
     """Replace results.jsonl with exactly these records (atomically)."""
-    write_atomic(run_dir / RESULTS, "".join(_dumps({**r, "format_version": FORMAT_VERSION}) + "\n"
-                                            for r in records))
+    write_atomic(run_dir / RESULTS, SidecarWriter(run_dir / SIDECAR).lines(records))
 
 
 def _jsonable(value: Any) -> Any:

@@ -79,7 +79,15 @@ def combine_repeats(repeats: list[dict[str, Any]]) -> dict[str, Any]:
         if stats.get("median") is not None:
             stats["median"] = float(np.median(stats["repeat_medians"]))  # the median of the repeats' medians
         stats["repeat_cv"] = coefficient_of_variation(stats["repeat_medians"])
-    return stats
+    return {key: significant(value) for key, value in stats.items()}
+
+
+def significant(value: Any) -> Any:
+    """Floats (and lists of them) to 6 significant digits, as the bounded sample keeps them: a part per
+    million, far below any latency's run-to-run spread; every check reads the values so kept."""
+    if isinstance(value, list):
+        return [significant(v) for v in value]
+    return float(f"{value:.6g}") if isinstance(value, float) and math.isfinite(value) else value
 
 
 def _weighted(repeats: list[dict[str, Any]]) -> dict[str, Any]:
@@ -172,8 +180,8 @@ def paired_ratio(pairs: Sequence[tuple[float, float]], confidence: float = 0.95)
 
         spread = float(np.std(logs, ddof=1)) / math.sqrt(len(logs))
         half = float(t.ppf(0.5 + confidence / 2, len(logs) - 1)) * spread
-        interval = [math.exp(centre - half), math.exp(centre + half)]
-    return {"ratio": math.exp(centre), "ci": interval, "confidence": confidence, "n_pairs": len(logs)}
+        interval = significant([math.exp(centre - half), math.exp(centre + half)])
+    return {"ratio": significant(math.exp(centre)), "ci": interval, "confidence": confidence, "n_pairs": len(logs)}
 
 
 def find_step(values: Sequence[float | None], ratio: float, persist: int = 2, window: int = 5) -> int | None:

@@ -262,8 +262,8 @@ def _missing(record: CellRecord, baseline: CellRecord | None, metric: str) -> st
         return _no_delegation(record, metric)
     evaluation = record.get("evaluation") or {}
     if metric == "kernel_gap_db" and (evaluation.get("kernel_check_error") or evaluation.get("kernel_paths_na")):
-        why = evaluation.get("kernel_check_error") or "; ".join(evaluation["kernel_paths_na"].values())
-        return f"{metric} was not produced: the cross-kernel check: {why}"
+        failed = evaluation.get("kernel_check_error") or "; ".join(evaluation["kernel_paths_na"].values())
+        return f"{metric} was not produced: the cross-kernel check: {failed}"
     if metric == "recipe_coverage":
         note = (record.get("quantization") or {}).get("note")
         return f"{metric} was not produced: " + (note or "no quantization read back (a record of an older run)")

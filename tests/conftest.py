@@ -66,7 +66,8 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | 
         return None
     from xdist.scheduler import LoadScopeScheduling
 
-    learned: dict[str, float] = config.cache.get(LEARNED, {}) if config.cache is not None else {}
+    cache = getattr(config, "cache", None)  # None under -p no:cacheprovider
+    learned: dict[str, float] = cache.get(LEARNED, {}) if cache is not None else {}
 
     class ModuleOrSerial(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
@@ -98,9 +99,10 @@ class WorkerTimes:
             return
         busy = ", ".join(f"{worker} {seconds:.0f} s" for worker, seconds in sorted(self.workers.items()))
         terminalreporter.write_line(f"time in tests per worker: {busy}")  # type: ignore[attr-defined]
-        if config.cache is not None:  # what this run timed, over what earlier runs timed of modules still here
-            learned = {**config.cache.get(LEARNED, {}), **self.tests}
-            config.cache.set(LEARNED, {nodeid: seconds for nodeid, seconds in learned.items()
+        cache = getattr(config, "cache", None)  # None under -p no:cacheprovider
+        if cache is not None:  # what this run timed, over what earlier runs timed of modules still here
+            learned = {**cache.get(LEARNED, {}), **self.tests}
+            cache.set(LEARNED, {nodeid: seconds for nodeid, seconds in learned.items()
                                        if (ROOT / nodeid.split("::")[0]).is_file()})
 
 

@@ -75,3 +75,11 @@ def test_readme_is_the_front_door() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert len(readme.splitlines()) <= README_MAX_LINES
     assert "make bench" in readme and "make test" in readme
+
+
+def test_generated_record_reference_lists_the_parts_kept_in_results_bin() -> None:
+    from harness.record import DETAIL_PARTS
+
+    page = gen_record_reference.reference_markdown()
+    line = next(line for line in page.splitlines() if "DETAIL_PARTS" in line)
+    assert [part.strip("`") for part in line.split(": ", 1)[1].split(", ")] == [".".join(p) for p in DETAIL_PARTS]

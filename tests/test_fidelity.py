@@ -83,7 +83,7 @@ def test_json_safe_numbers_pass_thresholds_and_serialise(tmp_path: Path) -> None
     record["verdicts"] = check(record, None, {"snr_db": Bound(min=30)})
     assert record["verdicts"][0]["pass"] is True and record["verdicts"][0]["value"] == math.inf
     ResultsWriter(tmp_path).append(record)  # strict JSON (allow_nan=False): "Infinity" on disk
-    assert '"snr_db": "Infinity"' in (tmp_path / "results.jsonl").read_text()
+    assert '"snr_db":"Infinity"' in (tmp_path / "results.jsonl").read_text()
     assert read_results(tmp_path)[0]["outputs"][0]["snr_db"] == math.inf
     json.loads((tmp_path / "results.jsonl").read_text())
 

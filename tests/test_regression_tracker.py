@@ -4,9 +4,9 @@ samples stay bounded."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from harness.results import read_results
 from tests.conftest import run_bench
 from tests.kit import mlp_suite, write_mlp
 from tests.report.runs import plain
@@ -19,8 +19,7 @@ def night(folder: Path, cache: Path) -> tuple[int, str, list[dict]]:
     done = run_bench("run", "suite.yaml", "--cache", str(cache), cwd=folder)
     assert "Traceback" not in done.stderr, done.stderr
     latest = max((folder / "reports" / "nightly_mlp").iterdir())
-    records = [json.loads(line) for line in (latest / "results.jsonl").read_text().splitlines()]
-    return done.returncode, plain((latest / "summary.md").read_text()), records
+    return done.returncode, plain((latest / "summary.md").read_text()), list(read_results(latest))
 
 
 def test_a_planted_slowdown_is_flagged_by_paired_ab_and_the_next_night_is_not(tmp_path: Path,

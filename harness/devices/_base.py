@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from harness.config.schema import LatencySpec, check_name
 from harness.config.yaml_lines import Path_, decode_text, load_yaml_with_lines, locate
 from harness.errors import ConfigError
+from harness.record import DeviceReading
 from harness.registry import Registry, UnknownName
 
 
@@ -45,7 +46,7 @@ class Device:
         """Problems that should stop a run before any work (the CLI exits 2); run once per device
         (on the Ray node that declares it). Default: none."""
 
-    def device_state(self) -> dict[str, Any] | None:
+    def device_state(self) -> DeviceReading | None:
         """A reading before and after each cell (temperatures, frequencies, host load), which the
         cool-down waits on. None: this kind cannot tell (no `device_state` in its records)."""
         return None

@@ -12,12 +12,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from harness.fidelity import json_number
-from harness.record import CellRecord, Diagnosis
+from harness.record import CellRecord, DiagnosedTensor, Diagnosis
 from harness.samples import Samples, sample_count, take
 from harness.schemes import debugged
 
@@ -36,10 +36,10 @@ def curve(rows: list[dict]) -> list[list[Any]]:
     return [min((points[i] for i in chunk), key=lambda p: float(p[1])) for chunk in bins]
 
 
-def ranked(rows: list[dict]) -> list[dict]:
-    """The RANKED lowest finite SNRs, worst first."""
+def ranked(rows: list[dict]) -> list[DiagnosedTensor]:
+    """The RANKED lowest finite SNRs, worst first (rows of harness.numerics.diagnose.compare_tensors)."""
     finite = [row for row in rows if math.isfinite(float(row["snr_db"]))]
-    return sorted(finite, key=lambda row: float(row["snr_db"]))[:RANKED]
+    return cast(list[DiagnosedTensor], sorted(finite, key=lambda row: float(row["snr_db"]))[:RANKED])
 
 
 def _lists(x: Samples, model: Path) -> Callable[[], Any]:

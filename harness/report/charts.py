@@ -13,7 +13,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from harness.record import CellRecord, record_id, repeat_medians
+from harness.record import CellRecord, latency_sample, record_id, repeat_medians
 from harness.report._numerics_charts import cell_charts
 from harness.report.overview import FAMILY_COLOURS, scheme_family
 from harness.report.rows import Row
@@ -93,19 +93,9 @@ def _tradeoff(figure_id: str, model: str, rows: list[Row], families: list[str], 
                    xaxis={"title": {"text": label}, "type": "log"}, yaxis={"title": {"text": _text(metric)}})
 
 
-def latency_samples(record: CellRecord) -> np.ndarray:
-    """A cell's (bounded) latency sample as finite float64 values: the reports' one read of it."""
-    values = record.get("latency_samples_ms") or []
-    try:
-        samples = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError):  # a damaged sample: its numbers only
-        samples = np.asarray([v for v in values if isinstance(v, (int, float))], dtype=np.float64)
-    return samples[np.isfinite(samples)] if samples.ndim == 1 else np.empty(0)
-
-
 def quartiles(record: CellRecord) -> tuple[float, float] | None:
     """The first and third quartiles of a cell's (bounded) latency sample, None with fewer than two values."""
-    samples = latency_samples(record)
+    samples = np.asarray(latency_sample(record), dtype=np.float64)
     if len(samples) < 2:
         return None
     q1, q3 = np.percentile(samples, [25, 75])

@@ -10,7 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass, replace
 from functools import lru_cache, partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import jinja2
 from jinja2.utils import htmlsafe_json_dumps
@@ -19,8 +19,8 @@ from markupsafe import Markup
 from harness.compare import Comparison, Verdict, verdict_line
 from harness.config.schema import RegressionSpec
 from harness.errors import HarnessError
-from harness.record import CellRecord, DeviceState
-from harness.report.charts import Figure, TrendRun, build_charts, latency_samples, quartiles
+from harness.record import CellRecord, DeviceState, latency_sample
+from harness.report.charts import Figure, TrendRun, build_charts, quartiles
 from harness.report.overview import (
     DECISION_TREE,
     FAMILY_COLOURS,
@@ -87,7 +87,7 @@ def latency_summary(record: CellRecord) -> dict[str, Any] | None:
         return None
     return {"median": median, "iqr": quartiles(record), "p90": latency.get("p90"),
             "repeats": latency.get("repeats"), "repeat_medians": latency.get("repeat_medians") or [],
-            "samples": len(latency_samples(record)), "ab": paired_ab(record),
+            "samples": len(latency_sample(record)), "ab": paired_ab(record),
             "vs_float": paired_vs_float(record), "thermal": thermal_note(record)}
 
 
@@ -97,7 +97,8 @@ def thermal_note(record: CellRecord) -> str | None:
     state = record.get("device_state")
     if not isinstance(state, dict) or not isinstance(state.get("before"), dict):
         return None
-    parts = [f"{when} {_reading(state[when])}" for when in ("before", "after") if isinstance(state.get(when), dict)]
+    parts = [f"{when} {_reading(cast(dict[str, Any], state[when]))}" for when in ("before", "after")
+             if isinstance(state.get(when), dict)]
     if state.get("cooldown_s"):
         parts.append(f"cool-down waited {fmt(state['cooldown_s'], '.3g')} s")
     parts += _during(state)

@@ -27,7 +27,7 @@ from harness.fidelity import aligned, describe_outputs, json_number, output_fide
 from harness.models.source import SourceModel, resolve_source, saved_model_dir
 from harness.pipeline import Progress
 from harness.plan import Cell, cell_key
-from harness.record import Artifact, CellRecord, artifact_of
+from harness.record import Artifact, CalibrationInfo, CellRecord, EvaluationInfo, artifact_of
 from harness.runner.failures import SourceFailed, describe
 from harness.runner.inputs import SharedInputs
 from harness.samples import Samples, sample_count, samples_digest
@@ -115,7 +115,8 @@ class HostWork:
         if calibrated and calibration is None:
             raise NotApplicable("no calibration dataset configured")
         if calibration_spec is not None and calibration is not None:
-            record["calibration"] = {**calibration_spec.model_dump(), "drawn": sample_count(calibration)}
+            record["calibration"] = cast(CalibrationInfo, {**calibration_spec.model_dump(),
+                                                           "drawn": sample_count(calibration)})
             self._note_overlap(calibration_spec, state, record)
         finetune = None
         trainer = scheme if isinstance(scheme, TrainingScheme) and scheme.needs_training else None
@@ -265,9 +266,9 @@ class HostWork:
         outputs, ran = self._outputs(Path(artifact_of(record)["path"]), artifact_of(record)["sha256"],
                                      state.eval_data, task_spec)
         record["timings_s"]["evaluate"] = round(time.perf_counter() - started, 3)
-        record["evaluation"] = {"dataset": state.eval_data.name, "samples": len(state.eval_data),
-                                "source": state.eval_data.source, **ran,
-                                "kernels": kernels_used(Path(artifact_of(record)["path"]))}
+        record["evaluation"] = cast(EvaluationInfo, {"dataset": state.eval_data.name, "samples": len(state.eval_data),
+                                                     "source": state.eval_data.source, **ran,
+                                                     "kernels": kernels_used(Path(artifact_of(record)["path"]))})
         try:
             record["metrics"].update(task.score(outputs, state.eval_data, task_options))
         except NotApplicable as exc:

@@ -44,6 +44,7 @@ from harness.devices.android.probe import DeviceFacts, probe
 from harness.devices.android.state import read_state
 from harness.devices.android.transport import DeviceLost, DeviceTimeout, Transport, quote_args
 from harness.errors import HarnessError
+from harness.record import DeviceReading
 
 if TYPE_CHECKING:
     from harness.devices.android.stf import StfLease
@@ -479,7 +480,7 @@ class AndroidDevice(BinaryDevice):
         transport.pull(remote_output, local, self.options.timeouts.push)
         return local.read_bytes()
 
-    def device_state(self) -> dict[str, Any]:
+    def device_state(self) -> DeviceReading:
         """Temperatures and core frequencies now (see harness.devices.android.state)."""
         cpus = self.facts().cpus
         with self._lock, self._abandoned_if_closing():

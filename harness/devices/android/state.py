@@ -13,9 +13,10 @@ SELinux policy hides the sysfs zones. Anything unreadable is left out.
 from __future__ import annotations
 
 import re
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from harness.devices.android.connection import quote_args
+from harness.record import DeviceReading
 
 THERMAL = "/sys/class/thermal"
 BATTERY_TEMP = "/sys/class/power_supply/battery/temp"
@@ -84,12 +85,13 @@ def _thermalservice(transport: _Shell, timeout: float) -> dict[str, Any]:
     return parse_thermalservice(result.stdout) if result.exit_code == 0 else {}
 
 
-def read_state(transport: _Shell, cpus: tuple[int, ...], timeout: float) -> dict[str, Any]:
+def read_state(transport: _Shell, cpus: tuple[int, ...], timeout: float) -> DeviceReading:
     """Thermal zones (°C), the platform thermal status and HAL temperatures, the hottest of all
     temperatures read, battery temperature (°C) and each core's frequency."""
     zones = _zones(transport, timeout)
     service = _thermalservice(transport, timeout)
     battery = _number(_read(transport, BATTERY_TEMP, timeout))
     temps = [*zones.values(), *service.get("hal_temps_c", {}).values()]
-    return {"thermal_c": zones, **service, "max_temp_c": max(temps, default=None),
-            "battery_temp_c": battery / 10 if battery is not None else None, "cores": _cores(transport, cpus, timeout)}
+    return cast(DeviceReading, {"thermal_c": zones, **service, "max_temp_c": max(temps, default=None),  # service:
+                                "battery_temp_c": battery / 10 if battery is not None else None,  # thermal_status,
+                                "cores": _cores(transport, cpus, timeout)})  # its name, hal_temps_c

@@ -17,6 +17,7 @@ from harness.devices._base import DEVICE_KINDS, Device, DeviceKind, DeviceOption
 from harness.devices.cpus import CoreChoice, cpu_model, pick_local_core, read_max_freqs
 from harness.devices.local.host_state import CoreWatch, snapshot
 from harness.errors import HarnessError
+from harness.record import DeviceReading
 from harness.versions import tool_versions
 
 
@@ -92,7 +93,7 @@ class LocalDevice(Device):
                 self._process = None
         return stdout, stderr, process.returncode, watch.result()
 
-    def device_state(self) -> dict[str, Any]:
+    def device_state(self) -> DeviceReading:
         """The host around the pinned core now (harness.devices.local.host_state.snapshot)."""
         return snapshot(self.core.core)
 

@@ -15,9 +15,9 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from harness.record import HostDuring
+from harness.record import DeviceReading, HostDuring
 
 PROC = Path("/proc")
 SYSFS_CPU = Path("/sys/devices/system/cpu")
@@ -120,11 +120,12 @@ def busy_share(core: int, window_s: float = WINDOW_S) -> float | None:
     return delta.busy / delta.total if delta.total >= MIN_WINDOW_JIFFIES // 2 else None
 
 
-def snapshot(core: int) -> dict[str, Any]:
+def snapshot(core: int) -> DeviceReading:
     """The host around the pinned core now (this process's own tasks left out of `runnable_on_core`)."""
-    return {"core": core, "loadavg": load_average(), "cpus": os.cpu_count(),
-            "runnable_on_core": runnable_on_core(core, frozenset({os.getpid()})),
-            "core_busy_share": busy_share(core), **cpufreq(core)}
+    reading: DeviceReading = {"core": core, "loadavg": load_average(), "cpus": os.cpu_count(),
+                              "runnable_on_core": runnable_on_core(core, frozenset({os.getpid()})),
+                              "core_busy_share": busy_share(core)}
+    return cast(DeviceReading, {**reading, **cpufreq(core)})  # cpufreq: freq_khz, max_freq_khz, governor
 
 
 class CoreWatch:
