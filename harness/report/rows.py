@@ -10,9 +10,9 @@ from harness.stats import typical
 from harness.verdicts import latency_ratio, metric_number, paired_latency_ratio, record_metrics
 
 # Preferred metric to show first, in order; the first one a record has is its headline.
-HEADLINE_METRICS = ("top1", "wer", "cer", "map", "top1_agreement", "snr_db")
+HEADLINE_METRICS = ("top1", "wer", "cer", "map", "top1_agreement", "logit_snr_db", "snr_db")
 # How often the optimized model says what the float model says, per task.
-AGREEMENT_METRICS = ("top1_agreement", "transcript_agreement", "box_agreement")
+AGREEMENT_METRICS = ("top1_agreement", "transcript_agreement", "box_agreement", "next_token_agreement")
 
 
 @dataclass(frozen=True)

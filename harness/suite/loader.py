@@ -214,6 +214,10 @@ def _check_task(suite: Suite, model: ModelSpec, check: _Checker, loc: Path_, loa
     if runs_model and model.builder is not None:
         raise check.fail((*task_loc, "kind"), f"the {task.kind} task runs `generative` models (or their .tflite), "
                          f"not the builder {model.builder!r}")
+    prefill, decode = (getattr(loaded.task_options[model.label], key, 0) for key in ("prefill", "decode_tokens"))
+    if model.generative is not None and prefill + decode > model.generative.max_tokens:
+        raise check.fail((*loc, "generative", "max_tokens"), f"the KV cache of {model.generative.max_tokens} tokens "
+                         f"cannot hold the task's prefill {prefill} + decode_tokens {decode} = {prefill + decode}")
     if task.dataset is not None:
         _dataset_ref(suite, check, task.dataset, (*task_loc, "dataset"))
     elif not runs_model:

@@ -49,6 +49,8 @@ class Generation:
                vs_float=True),
         Metric("perplexity", False, "exp(mean next-token cross-entropy) on real-text prompts (not synthetic ones)"),
     )
+    headline = ("logit_snr_db",)  # the report's roles (with the float cell's decode speed as latency × float)
+    agreement = "next_token_agreement"
     runs_model = True  # the runner calls `generate` on the cell's .tflite instead of batch inference on a dataset
 
     def prefill(self, options: GenerationOptions) -> int:

@@ -1,0 +1,87 @@
+"""`generative:` and `generation` suite errors: one line naming file, line and field (exit 2), before
+anything is built; without the torch extra, one line naming it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.errors import HarnessError
+from harness.models import generative
+from harness.tasks.generation import position_snr_db, timing_metrics
+from tests.conftest import run_bench
+
+BASE = """\
+name: g
+models:
+  - {MODEL}
+task: {TASK}
+schemes: [float32]
+"""
+TOY = "{name: tiny, generative: {family: toy, max_tokens: 32}}"
+GENERATION = "{kind: generation, prefill: 8, decode_tokens: 8}"
+
+
+def _validate(tmp_path: Path, model: str = TOY, task: str = GENERATION) -> tuple[int, str]:
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(BASE.replace("{MODEL}", model).replace("{TASK}", task))
+    result = run_bench("validate", str(suite))
+    return result.returncode, (result.stdout + result.stderr).strip()
+
+
+def _one_line(code: int, text: str) -> str:
+    assert code == 2 and len(text.splitlines()) == 1 and "Traceback" not in text, text
+    return text
+
+
+def test_a_valid_generative_suite_validates(tmp_path: Path) -> None:
+    code, text = _validate(tmp_path)
+    assert code == 0, text
+
+
+def test_a_checkpoint_that_does_not_exist_is_one_line(tmp_path: Path) -> None:
+    model = "{name: tiny, generative: {family: smollm, checkpoint: weights/missing.safetensors}}"
+    text = _one_line(*_validate(tmp_path, model))
+    assert "suite.yaml:3" in text and "generative.checkpoint" in text and "missing.safetensors does not exist" in text
+
+
+@pytest.mark.parametrize(("model", "task", "says"), [
+    (TOY, "{kind: generation, prefill: 24, decode_tokens: 16}", "cannot hold the task's prefill 24 + decode_tokens 16"),
+    (TOY, "{kind: classification, dataset: d}", "needs the generation task"),
+    ("{builder: tutorial_cnn}", GENERATION, "runs `generative` models"),
+    ("{generative: {family: qwen3-0.6b, heads: 4}}", GENERATION, "`embedding_dim` and `heads` size the toy family"),
+    ("{generative: {family: toy, embedding_dim: 100, heads: 3}}", GENERATION, "not a multiple of heads"),
+    ("{generative: {family: llama9}}", GENERATION, "family"),
+    (TOY, "{kind: generation, prompts: text.txt}", "prompts"),
+])
+def test_a_wrong_generative_suite_is_one_line(tmp_path: Path, model: str, task: str, says: str) -> None:
+    assert says in _one_line(*_validate(tmp_path, model, task))
+
+
+def test_without_the_torch_extra_the_error_names_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = generative.importlib.util.find_spec
+    monkeypatch.setattr(generative.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "litert_torch" else real(name, *a))
+    with pytest.raises(HarnessError, match=r"quantbench\[torch\]"):
+        generative.require_extra()
+    assert "quantbench[torch]" in _one_line(*_validate(tmp_path))
+
+
+def test_position_snr_is_per_position() -> None:
+    reference = np.ones((2, 3, 4), dtype=np.float32)
+    noisy = reference.copy()
+    noisy[1, 2] += 0.1  # one position drifts: 10 log10(4 / 0.04) = 20 dB
+    snr = position_snr_db(noisy, reference)
+    assert snr.shape == (2, 3) and snr[1, 2] == pytest.approx(20.0) and np.all(snr[0] > 200)
+
+
+def test_timing_metrics_pool_every_repeats_runs() -> None:
+    def raw(prefill: float, decode: float, rss: float) -> dict:
+        runs = [{"prefill_ms": prefill, "ttft_ms": prefill + decode, "decode_ms": decode}] * 3
+        return {"generation": {"prefill_tokens": 8, "decode_tokens": 4, "runs": runs}, "peak_rss_mb": rss}
+
+    metrics = timing_metrics([raw(2.0, 0.5, 70.0), raw(2.0, 0.5, 80.0)])
+    assert metrics == {"ttft_ms": 2.5, "prefill_tokens_per_s": 4000.0, "decode_tokens_per_s": 2000.0,
+                       "peak_rss_mb": 80.0}
