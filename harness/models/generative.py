@@ -94,6 +94,7 @@ def export(spec: GenerativeSpec, prefill: int, checkpoint: Path | None, target: 
 
     converter = importlib.import_module("litert_torch.generative.utilities.converter")
     export_config = importlib.import_module("litert_torch.generative.utilities.export_config")
+    importlib.import_module("litert_torch.progress").console.quiet = True  # its own progress lines, not the run's
     model, config = build_decoder(spec, checkpoint)
     with tempfile.TemporaryDirectory() as scratch:
         written = converter.convert_to_tflite(
