@@ -85,3 +85,19 @@ def test_timing_metrics_pool_every_repeats_runs() -> None:
     metrics = timing_metrics([raw(2.0, 0.5, 70.0), raw(2.0, 0.5, 80.0)])
     assert metrics == {"ttft_ms": 2.5, "prefill_tokens_per_s": 4000.0, "decode_tokens_per_s": 2000.0,
                        "peak_rss_mb": 80.0}
+
+
+def test_a_litert_lm_recipe_takes_one_component() -> None:
+    from pydantic import ValidationError
+
+    from harness.errors import NotApplicable
+    from harness.schemes.recipe import RecipeOptions, build_recipe
+
+    decoder = build_recipe(RecipeOptions(recipe="gemma4_mixed48_b32", component="tf_lite_prefill_decode"))
+    assert {str(getattr(e["operation"], "value", e["operation"])) for e in decoder} == {"FULLY_CONNECTED"}
+    with pytest.raises(ValidationError, match="has no component 'decoder' \\(it has tf_lite_embedder"):
+        RecipeOptions(recipe="gemma4_mixed48_b32", component="decoder")
+    with pytest.raises(ValidationError, match="is one recipe"):
+        RecipeOptions(recipe="dynamic_wi8_afp32", component="tf_lite_prefill_decode")
+    with pytest.raises(NotApplicable, match="give `component:`"):
+        build_recipe(RecipeOptions(recipe="gemma4_mixed48_b32"))
