@@ -101,3 +101,32 @@ def test_a_litert_lm_recipe_takes_one_component() -> None:
         RecipeOptions(recipe="dynamic_wi8_afp32", component="tf_lite_prefill_decode")
     with pytest.raises(NotApplicable, match="give `component:`"):
         build_recipe(RecipeOptions(recipe="gemma4_mixed48_b32"))
+
+
+def test_a_generation_cell_on_a_device_without_the_loop_is_na(tmp_path: Path) -> None:
+    """Phones time with benchmark_model, which has no prefill/decode loop: the cell says so (n/a), never
+    a latency of some other invoke."""
+    import threading
+
+    from harness.plan import plan_cells
+    from harness.runner.devices import RunDevices
+    from harness.runner.measure import Measurement
+    from harness.suite.loader import load_suite
+
+    class Phone:
+        name, remote = "phone", True
+
+        def measure_latency(self, model: Path, settings: object) -> dict:
+            raise AssertionError("a generation cell must not be timed with benchmark_model")
+
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(BASE.replace("{MODEL}", TOY).replace("{TASK}", GENERATION))
+    loaded = load_suite(suite)
+    (cell,) = plan_cells(loaded)
+    devices = RunDevices(tmp_path, load=lambda name, base: Phone())  # type: ignore[arg-type,return-value]
+    measurement = Measurement(loaded, tmp_path, devices, None, None, lambda *a: None,  # type: ignore[arg-type]
+                              threading.Lock())
+    record = {"status": "ok", "error": None, "artifact": {"path": str(tmp_path / "m.tflite")}, "metrics": {},
+              "timings_s": {}, "generation": {"prompts": "synthetic"}}
+    measurement.measured(cell, record)  # type: ignore[arg-type]
+    assert record["status"] == "n/a" and "runs on local devices only" in str(record["error"])
