@@ -312,11 +312,15 @@ def _measure_once(target: Any, model: Path, settings: Any, index: int) -> float:
     """One independent measurement, printed; its median (mean when there is no median)."""
     from harness._latency import latency_stats
 
-    stats = latency_stats(target.measure_latency(model, settings))
+    raw = target.measure_latency(model, settings)
+    stats = latency_stats(raw)
     typical = stats.get("median") or stats.get("mean")
     if typical is None:
         raise HarnessError(f"{model}: the device reported neither a median nor a mean latency")
-    console.print(f"run {index + 1}: median {typical:.3f} ms, p90 {stats.get('p90') or float('nan'):.3f}, "
+    generation = raw.get("generation")  # a generative model: a sample is a run's mean decode step
+    unit = (f" per decode step ({generation['prefill_tokens']}-token prefill, {generation['decode_tokens']} decode "
+            "steps a run)") if generation else ""
+    console.print(f"run {index + 1}: median {typical:.3f} ms{unit}, p90 {stats.get('p90') or float('nan'):.3f}, "
                   f"std {stats.get('std') or float('nan'):.3f}, n={stats.get('count')}")
     return typical
 

@@ -102,8 +102,8 @@ def _inputs(run_dir: Path, record: CellRecord, samples: int) -> tuple[Any, Any, 
     load = lambda name: DATASETS.get(loaded.suite.datasets[name].kind).load(  # noqa: E731
         name, loaded.dataset_options[name], loaded.base_dir, cache)
     task = cell.model.task or loaded.suite.task
-    if task is None:
-        raise HarnessError(f"{record_id(record)}: its suite has no task: no samples to run the tensors on")
+    if task is None or task.dataset is None:
+        raise HarnessError(f"{record_id(record)}: its suite's task has no dataset: no samples to run the tensors on")
     data = load(task.dataset).head(samples)
     spec = loaded.calibration_for(cell.model, cell.scheme)
     calibration = load(spec.dataset).sample(spec.samples, spec.seed) if spec is not None else None

@@ -183,6 +183,24 @@ class OutputNumbers(TypedDict, total=False):
     mean_abs_error: JsonFloat
 
 
+class GenerationRecord(TypedDict, total=False):
+    """`generation` task cells (harness.tasks.generation): the teacher-forced evaluation's prompts and what the
+    model is; `logit_snr` says which position `logit_snr_db` is (the worst), `logit_snr_db_mean` the mean over
+    positions; `timed_*`: the latency process's prefill + decode runs (every repeat's)."""
+
+    __pydantic_config__ = _CONFIG  # type: ignore[misc]
+    prompts: str
+    sequences: int
+    prefill_tokens: int
+    decode_tokens: int
+    vocab_size: int
+    max_tokens: int
+    logit_snr: str
+    logit_snr_db_mean: JsonFloat | None
+    timed_decode_tokens: int
+    timed_runs: int
+
+
 class DeviceNumerics(TypedDict, total=False):
     """`latency: {device_check: N}` on a phone: its outputs vs the host's outputs of the same .tflite on
     the same `samples` inputs (one benchmark_model run per `invocations`; harness.devices.android._numerics).
@@ -590,6 +608,7 @@ class CellRecord(TypedDict, total=False):
     technique: TechniqueRecord  # training-time schemes: layers wrapped, those left untouched (why); QAT: output_quantized
     outputs: list[OutputNumbers]  # every output: name, shape, dtype; vs float, its five numbers (harness.fidelity)
     device_numerics: DeviceNumerics  # a phone's outputs vs the host's (latency: {device_check: N})
+    generation: GenerationRecord  # `generation` task: prompts, logit SNR (worst / mean), timed runs
     device_state: DeviceState  # phones: thermal state, `hot`, `throttled`; local: host load, `busy`
     latency_vs_float: LatencyVsFloat  # the float model timed in pairs beside this one (latency.float_pairs)
     executed_on: ExecutedOn  # where the cell ran (harness/executors)

@@ -104,7 +104,7 @@ class TaskSpec(WithOptions):
     """The task and its evaluation data; other keys are the task's own options (e.g. a decoder)."""
 
     kind: str = "classification"
-    dataset: str
+    dataset: str | None = Field(None, description="the evaluation dataset (every task but `generation` needs one)")
     limit: int | None = Field(None, ge=1, description="evaluate the first N samples (default: all)")
     batch_size: int = Field(256, ge=1)
 
@@ -115,12 +115,42 @@ class CalibrationSpec(Strict):
     seed: int = 0
 
 
+GenerativeFamily = Literal["toy", "smollm", "smollm2", "qwen2.5-0.5b", "qwen3-0.6b", "gemma-2b", "tinyllama"]
+
+
+class GenerativeSpec(Strict):
+    """`generative:` a decoder built with litert-torch's generative layers (random weights from `seed`, or a
+    `checkpoint`), exported with prefill and decode signatures and a KV cache of `max_tokens` (harness.models.generative).
+    Unset sizes are the family's (toy: 2 layers, 128 wide, 4 heads, 1024 tokens)."""
+
+    family: GenerativeFamily = Field("toy", description=(
+        "toy (a small decoder of litert-torch's building blocks) or an architecture litert-torch ships"))
+    layers: int | None = Field(None, ge=1, le=256, description="transformer blocks (default: the family's)")
+    embedding_dim: int | None = Field(None, ge=8, description="model width (toy only; default 128)")
+    heads: int | None = Field(None, ge=1, description="attention heads (toy only; default 4)")
+    vocab_size: int | None = Field(None, ge=2, description="vocabulary (default: the family's)")
+    max_tokens: int = Field(64, ge=2, le=1 << 17, description="KV-cache size: the prompt and every decoded token")
+    seed: int = Field(0, description="random initial weights (without a checkpoint)")
+    checkpoint: str | None = Field(None, description=(
+        "the family's weights (its litert-torch loader's format; toy: a torch state_dict file), relative to the suite"))
+
+    @model_validator(mode="after")
+    def _toy_sizes(self) -> GenerativeSpec:
+        if self.family != "toy" and (self.embedding_dim is not None or self.heads is not None):
+            raise ValueError("`embedding_dim` and `heads` size the toy family; another family has its own")
+        width, heads = self.embedding_dim or 128, self.heads or 4
+        if self.family == "toy" and width % heads:
+            raise ValueError(f"embedding_dim ({width}) is not a multiple of heads ({heads})")
+        return self
+
+
 class ModelSpec(WithOptions):
-    """One model: a registered builder, or a file (.keras/.h5, SavedModel dir, .tflite)."""
+    """One model: a registered builder, a file (.keras/.h5, SavedModel dir, .tflite) or a generative decoder."""
 
     name: str | None = None
     builder: str | None = None
     path: str | None = None
+    generative: GenerativeSpec | None = Field(None, description="a small language model (needs quantbench[torch])")
     train: TrainSpec | None = None
     task: TaskSpec | None = None
     calibration: CalibrationSpec | None = None
@@ -132,8 +162,11 @@ class ModelSpec(WithOptions):
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelSpec:
-        if (self.builder is None) == (self.path is None):
-            raise ValueError("give exactly one of `builder` (a registered model) or `path` (a model file)")
+        if sum(source is not None for source in (self.builder, self.path, self.generative)) != 1:
+            raise ValueError("give exactly one of `builder` (a registered model), `path` (a model file) or "
+                             "`generative` (a decoder)")
+        if self.generative is not None and (self.train is not None or self.options or self.baseline != "float"):
+            raise ValueError("a `generative` model takes no `train`, `baseline` or builder options")
         if self.path is not None and self.train is not None:
             raise ValueError("`train` applies to built-in builders only, not to model files")
         if self.path is not None and self.options:
@@ -146,6 +179,8 @@ class ModelSpec(WithOptions):
     def label(self) -> str:
         from pathlib import PurePath
 
+        if self.generative is not None:
+            return self.name or f"{self.generative.family}_{self.generative.max_tokens}"
         return self.name or self.builder or PurePath(self.path or "model").stem
 
 
@@ -212,6 +247,9 @@ class LatencySpec(Strict):
     float_pairs: int = Field(6, ge=0, le=100, description=(
         "time the float baseline model and the cell's model in this many alternating pairs for the paired "
         "latency_ratio (record: latency_vs_float; 0: off, the ratio of medians measured apart)"))
+    decode_tokens: int | None = Field(None, ge=1, description=(
+        "generation cells: decode steps per timed run after the prompt's prefill (default: the `generation` "
+        "task's decode_tokens)"))
     device_check: int = Field(0, ge=0, le=1000, description=(
         "phones: after timing, run this many evaluation samples on the device (benchmark_model "
         "--input_layer_value_files/--output_filepath) and compare its outputs with the host's outputs of the "

@@ -28,6 +28,7 @@ class Device:
 
     name: str
     remote: bool = False  # another machine: its measurement takes no host lock and may overlap host work
+    runs_generation: bool = False  # times prefill + decode of generative models (harness.tflite.generation)
     notes: Sequence[str] = ()  # what close() could not do, for run.json's notes
 
     def describe(self) -> dict[str, Any]:

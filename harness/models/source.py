@@ -91,8 +91,15 @@ def resolve_source(
     base_dir: Path,
     cache: ArtifactCache,
     train_data: Dataset | None,
+    prefill: int | None = None,
 ) -> SourceModel:
-    """The float source of a model entry (built and trained on the first use, then cached)."""
+    """The float source of a model entry (built and trained on the first use, then cached); a generative
+    entry's is exported with a prefill signature of `prefill` tokens (the generation task's)."""
+    if spec.generative is not None:
+        from harness.models.generative import DEFAULT_PREFILL, generative_source
+
+        path, made = generative_source(spec.generative, prefill or DEFAULT_PREFILL, base_dir, cache)
+        return SourceModel(spec.label, "tflite", path, file_digest(path), made)
     if spec.path is not None:
         path = resolve_model_path(spec.path, base_dir)
         model_format = detect_format(path)

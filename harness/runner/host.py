@@ -27,7 +27,7 @@ from harness.fidelity import aligned, describe_outputs, json_number, output_fide
 from harness.models.source import SourceModel, resolve_source, saved_model_dir
 from harness.pipeline import Progress
 from harness.plan import Cell, cell_key
-from harness.record import Artifact, CalibrationInfo, CellRecord, EvaluationInfo, artifact_of
+from harness.record import Artifact, CalibrationInfo, CellRecord, EvaluationInfo, GenerationRecord, artifact_of
 from harness.runner.failures import SourceFailed, describe
 from harness.runner.inputs import SharedInputs
 from harness.samples import Samples, sample_count, samples_digest
@@ -76,11 +76,14 @@ class HostWork:
         state = ModelState()
         try:
             train_data = self.inputs.dataset(spec.train.dataset) if spec.train else None
-            state.source = resolve_source(
-                spec, self.loaded.builder_options.get(spec.label), self.loaded.base_dir, self.cache, train_data)
             task = spec.task or self.loaded.suite.task
             assert task is not None  # the loader checked this
-            state.eval_data = self.inputs.dataset(task.dataset).head(task.limit)
+            prefill = getattr(TASKS.get(task.kind), "prefill", None)  # a generative source's prompt length
+            state.source = resolve_source(
+                spec, self.loaded.builder_options.get(spec.label), self.loaded.base_dir, self.cache, train_data,
+                prefill(self.loaded.task_options[spec.label]) if prefill is not None else None)
+            if task.dataset is not None:  # the loader checked every task but `generation` has one
+                state.eval_data = self.inputs.dataset(task.dataset).head(task.limit)
         except Exception as exc:  # noqa: BLE001 - recorded on every cell of the model
             _interrupt.cut(exc)
             state.error, state.not_applicable = describe(exc), isinstance(exc, NotApplicable)
@@ -259,9 +262,13 @@ class HostWork:
                   cross_kernel: bool = True) -> None:
         self._report(cell.id, "evaluating", None)
         task_spec = cell.model.task or self.loaded.suite.task
-        assert task_spec is not None and state.eval_data is not None
+        assert task_spec is not None
         task = TASKS.get(task_spec.kind)
         task_options = self.loaded.task_options[cell.model.label]
+        if task.runs_model:
+            self._evaluate_generation(cell, state, record, baseline, task, task_options)
+            return
+        assert state.eval_data is not None
         started = time.perf_counter()
         outputs, ran = self._outputs(Path(artifact_of(record)["path"]), artifact_of(record)["sha256"],
                                      state.eval_data, task_spec)
@@ -290,6 +297,45 @@ class HostWork:
             record["metrics"].update(worst)
             if cross_kernel:
                 self._cross_kernel(record, state.eval_data, reference, task_spec)
+        record["metrics"] = {name: None if value is None else json_number(value)
+                             for name, value in record["metrics"].items()}
+
+    def _generated(self, record: CellRecord, task: Any, options: Any) -> tuple[np.ndarray, dict[str, Any]]:
+        """A generative cell's teacher-forced logits (harness.tasks.generation), cached by (artifact, task
+        options, runtime version), with what was run."""
+        model, sha256 = Path(artifact_of(record)["path"]), artifact_of(record)["sha256"]
+        key = content_key(kind="generation", artifact=sha256, options=options.model_dump(mode="json"),
+                          litert=tool_versions()["ai-edge-litert"])
+
+        def run(target: Path) -> None:
+            logits, info = task.generate(model, options)
+            with open(target, "wb") as handle:
+                np.savez(handle, logits=logits, info=np.array(json.dumps(info)))
+
+        path, cached = self.cache.get_or_create("outputs", key, ".npz", run)
+        with np.load(path) as archive:
+            return archive["logits"], {**json.loads(str(archive["info"])), "cached": cached}
+
+    def _evaluate_generation(self, cell: Cell, state: ModelState, record: CellRecord, baseline: CellRecord | None,
+                             task: Any, options: Any) -> None:
+        """A task that runs the model itself (`runs_model`): its outputs, its score, and its fidelity vs the
+        float32 cell's outputs on the same tokens (the generation task's logits)."""
+        from harness.tasks.generation import mean_snr_db
+
+        started = time.perf_counter()
+        logits, info = self._generated(record, task, options)
+        record["timings_s"]["evaluate"] = round(time.perf_counter() - started, 3)
+        record["evaluation"] = {"cached": info.pop("cached"), "kernels": kernels_used(Path(artifact_of(record)["path"]))}
+        record["generation"] = cast(GenerationRecord, info)  # the task's GenerationRecord, read back from JSON
+        try:
+            record["metrics"].update(task.score([logits], None, options))
+        except NotApplicable as exc:
+            record["metrics_na"] = f"task metrics n/a: {exc}"
+        if cell.scheme.label != BASELINE and baseline is not None and baseline["status"] == "ok":
+            reference, _ = self._generated(baseline, task, options)
+            record["metrics"].update(task.fidelity([logits], [reference], options))
+            record["generation"]["logit_snr"] = "worst position"
+            record["generation"]["logit_snr_db_mean"] = mean_snr_db(logits, reference)
         record["metrics"] = {name: None if value is None else json_number(value)
                              for name, value in record["metrics"].items()}
 

@@ -8,7 +8,7 @@ import re
 import threading
 import time
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from harness import _interrupt
 from harness._latency import (
@@ -21,6 +21,7 @@ from harness._latency import (
     time_vs_float,
     with_after,
 )
+from harness.config.schema import LatencySpec
 from harness.devices import Device
 from harness.errors import NotApplicable
 from harness.history import EarlierRun
@@ -31,6 +32,7 @@ from harness.runner.devices import RunDevices
 from harness.runner.failures import describe
 from harness.runner.inputs import SharedInputs
 from harness.suite.loader import LoadedSuite
+from harness.tasks import TASKS
 
 _SAFE = re.compile(r"[^\w.+-]+")
 
@@ -57,15 +59,31 @@ class Measurement:
             record["status"], record["error"] = "failed", describe(exc)
             self._keep_log(cell, record, getattr(exc, "log", None))
 
+    def settings(self, cell: Cell) -> LatencySpec:
+        """The suite's latency settings with the cell's task's workload (the generation task's decode
+        steps per timed run) where the suite does not set it."""
+        settings, task = self.loaded.suite.latency, cell.model.task or self.loaded.suite.task
+        if task is None:
+            return settings
+        workload = TASKS.get(task.kind).latency_workload(self.loaded.task_options[cell.model.label])
+        update = {k: v for k, v in workload.items() if k not in settings.model_fields_set}
+        return settings.model_copy(update=update) if update else settings
+
     def _measure(self, cell: Cell, record: CellRecord) -> None:
         self._report(cell.id, "timing", None)
         started = time.perf_counter()
         device, model = self.devices.get(cell.device), Path(artifact_of(record)["path"])
-        state = device_state(device, self.loaded.suite.latency)
-        raws, sample = measure_repeats(device, model, self.loaded.suite.latency)
+        settings = self.settings(cell)
+        if record.get("generation") is not None and not device.runs_generation:
+            raise NotApplicable(f"device {cell.device!r}: generation timing (prefill + decode with a KV cache) runs "
+                                "on local devices only for now; benchmark_model on a phone has no prefill/decode loop")
+        state = device_state(device, settings)
+        raws, sample = measure_repeats(device, model, settings)
         after = device.device_state() if state is not None else None  # devices that report their state
         if state is not None and after is not None:
-            record["device_state"] = with_after(state, after, raws, self.loaded.suite.latency)
+            record["device_state"] = with_after(state, after, raws, settings)
+        if all(raw.get("generation") for raw in raws):
+            self._generation_timing(record, raws)
         raw = raws[-1]  # memory, setup, log and delegates of the last repeat
         record["latency_ms"] = latency_stats(raws)
         record["latency_samples_ms"] = sample or None
@@ -91,12 +109,20 @@ class Measurement:
         self._time_vs_float(cell, record, device, model)
         record["timings_s"]["latency"] = round(time.perf_counter() - started, 3)
 
+    def _generation_timing(self, record: CellRecord, raws: list[dict[str, Any]]) -> None:
+        """ttft, prefill and decode tokens/s and peak RSS of a generative model's timed runs, as metrics."""
+        from harness.tasks.generation import timing_metrics
+
+        record["metrics"].update(timing_metrics(raws))
+        generation = record.setdefault("generation", {})
+        generation["timed_decode_tokens"] = raws[0]["generation"]["decode_tokens"]
+        generation["timed_runs"] = sum(len(raw["generation"]["runs"]) for raw in raws)
+
     def _time_vs_float(self, cell: Cell, record: CellRecord, device: Device, model: Path) -> None:
         """`latency.float_pairs`: the float cell's model timed beside this one in alternating pairs."""
         if record.get("latency_vs_float"):
             self._report(cell.id, "timing beside the float model (pairs)", None)
-            settings = self.loaded.suite.latency
-            record["latency_vs_float"] = time_vs_float(device, record["latency_vs_float"], model, settings)
+            record["latency_vs_float"] = time_vs_float(device, record["latency_vs_float"], model, self.settings(cell))
 
     def _device_numerics(self, cell: Cell, record: CellRecord, device: Device, model: Path) -> None:
         """Phones (`latency.device_check: N`): N evaluation samples run on the device, its outputs
@@ -108,7 +134,8 @@ class Measurement:
         from harness.devices.android._numerics import device_metrics
 
         task = cell.model.task or self.loaded.suite.task
-        assert task is not None
+        if task is None or task.dataset is None:
+            raise NotApplicable("latency.device_check runs the task's evaluation samples: this task has no dataset")
         checking = time.perf_counter()
         samples = self.inputs.dataset(task.dataset).head(task.limit).x
         numerics = device.check_numerics(model, samples, checks, self.loaded.suite.latency)
@@ -143,7 +170,7 @@ class Measurement:
             return
         suite = self.loaded.suite
         ab["baseline_path"] = str(path)
-        ab.update(time_ab(device, path, model, suite.latency, bound=suite.regression.min_paired_ratio,
+        ab.update(time_ab(device, path, model, self.settings(cell), bound=suite.regression.min_paired_ratio,
                           earlier_binary=binary if binary_changed else None))
 
     def _keep_log(self, cell: Cell, record: CellRecord, text: str | None) -> None:

@@ -54,15 +54,22 @@ def unknown_recipe(name: str) -> str:
     return f"unknown litert-quantizer recipe {name!r}{hint} (`bench list schemes` lists them)"
 
 
-def named_recipe(name: str) -> list[dict[str, Any]]:
-    """The quantizer's recipe `name` as its list of entries (NotApplicable: a multi-model recipe)."""
+def named_recipe(name: str, component: str | None = None) -> list[dict[str, Any]]:
+    """The quantizer's recipe `name` as its list of entries; a LiteRT-LM recipe (one recipe per model
+    component) needs the `component` to take (NotApplicable without one; ValueError: not one of its own)."""
     from litert_quantizer import recipe as recipes
 
     built = getattr(recipes, name)()
-    if isinstance(built, dict):
+    if not isinstance(built, dict):
+        if component is not None:
+            raise ValueError(f"recipe {name} is one recipe, not a LiteRT-LM recipe per component: drop `component`")
+        return normalized(built)
+    if component is None:
         raise NotApplicable(f"recipe {name} is a LiteRT-LM recipe for the model components {', '.join(built)}, "
-                            "not for one .tflite model")
-    return normalized(built)
+                            "not for one .tflite model (give `component:`, e.g. tf_lite_prefill_decode for a decoder)")
+    if component not in built:
+        raise ValueError(f"recipe {name} has no component {component!r} (it has {', '.join(built)})")
+    return normalized(built[component])
 
 
 def normalized(recipe: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -123,6 +123,9 @@ class RecipeOptions(CalibratedOptions):
         "a named litert-quantizer recipe (`bench list schemes`), or a recipe .json file (relative to the suite)"))
     rules: list[Rule] | None = Field(None, description="the recipe as rules, applied in order (later rules win)")
     algorithm: Algorithm | None = Field(None, description="a named recipe's algorithm instead of its own")
+    component: str | None = Field(None, description=(
+        "a LiteRT-LM recipe (one per model component, e.g. gemma4_mixed48): the component's recipe to apply "
+        "(tf_lite_prefill_decode for a `generative:` decoder)"))
     loaded: list[dict[str, Any]] | None = Field(None, description="(set by the loader) a recipe file's entries")
 
     @field_validator("recipe")
@@ -154,6 +157,10 @@ class RecipeOptions(CalibratedOptions):
             raise ValueError("`loaded` goes with a recipe file")
         if self.algorithm is not None and self.recipe is None:
             raise ValueError("`algorithm` applies to a named recipe or file; a rule takes its own `algorithm`")
+        if self.component is not None:
+            if self.recipe is None or self.loaded is not None:
+                raise ValueError("`component` applies to a named LiteRT-LM recipe (gemma4_mixed48, ...)")
+            _recipes.named_recipe(self.recipe, self.component)  # ValueError: not one of its components
         return self
 
 
@@ -180,7 +187,8 @@ def build_recipe(options: RecipeOptions) -> list[dict[str, Any]]:
         for rule in options.rules:
             add_rule(manager, rule)
         return manager.get_quantization_recipe()
-    recipe = options.loaded if options.loaded is not None else _recipes.named_recipe(str(options.recipe))
+    recipe = options.loaded if options.loaded is not None else _recipes.named_recipe(str(options.recipe),
+                                                                                      options.component)
     return _recipes.with_algorithm(recipe, options.algorithm)
 
 

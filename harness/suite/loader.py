@@ -166,8 +166,10 @@ def _check_models(suite: Suite, check: _Checker, loaded: LoadedSuite) -> None:
         labels[model.label] = index
         if model.builder is not None:
             loaded.builder_options[model.label] = check.options(BUILDERS, model.builder, model.options, loc, "builder")
-        elif model.path is not None:  # the schema asks for a builder or a path
+        elif model.path is not None:  # the schema asks for a builder, a path or a generative spec
             _check_model_path(model.path, loaded.base_dir, check, (*loc, "path"))
+        else:
+            _check_generative(model, loaded.base_dir, check, (*loc, "generative"))
         if model.train is not None:
             _dataset_ref(suite, check, model.train.dataset, (*loc, "train", "dataset"))
         for position, pattern in enumerate(model.schemes or []):
@@ -186,13 +188,41 @@ def _check_model_path(path: str, base_dir: Path, check: _Checker, loc: Path_) ->
         raise check.fail(loc, f"model file {file} does not exist")
 
 
+def _check_generative(model: ModelSpec, base_dir: Path, check: _Checker, loc: Path_) -> None:
+    """The torch extra is installed and a `checkpoint` exists."""
+    from harness.models.generative import checkpoint_path, require_extra
+
+    assert model.generative is not None
+    try:
+        checkpoint_path(model.generative, base_dir)
+    except HarnessError as exc:
+        raise check.fail((*loc, "checkpoint"), str(exc)) from None
+    try:
+        require_extra()
+    except HarnessError as exc:
+        raise check.fail(loc, str(exc)) from None
+
+
 def _check_task(suite: Suite, model: ModelSpec, check: _Checker, loc: Path_, loaded: LoadedSuite) -> None:
     task = model.task or suite.task
     if task is None:
         raise check.fail((*loc, "task"), "no task: give the model a `task:` or the suite a top-level `task:`")
     task_loc = (*loc, "task") if model.task else ("task",)
     loaded.task_options[model.label] = check.options(TASKS, task.kind, task.options, task_loc, "kind")
-    _dataset_ref(suite, check, task.dataset, (*task_loc, "dataset"))
+    runs_model = TASKS.get(task.kind).runs_model
+    if model.generative is not None and not runs_model:
+        raise check.fail((*task_loc, "kind"), f"a `generative` model needs the generation task, not {task.kind!r}")
+    if runs_model and model.builder is not None:
+        raise check.fail((*task_loc, "kind"), f"the {task.kind} task runs `generative` models (or their .tflite), "
+                         f"not the builder {model.builder!r}")
+    prefill, decode = (getattr(loaded.task_options[model.label], key, 0) for key in ("prefill", "decode_tokens"))
+    if model.generative is not None and prefill + decode > model.generative.max_tokens:
+        raise check.fail((*loc, "generative", "max_tokens"), f"the KV cache of {model.generative.max_tokens} tokens "
+                         f"cannot hold the task's prefill {prefill} + decode_tokens {decode} = {prefill + decode}")
+    if task.dataset is not None:
+        _dataset_ref(suite, check, task.dataset, (*task_loc, "dataset"))
+    elif not runs_model:
+        raise check.fail(task_loc, f"the {task.kind} task needs a `dataset`")
 
 
 def _check_calibration(suite: Suite, model: ModelSpec, check: _Checker, loc: Path_, loaded: LoadedSuite) -> None:

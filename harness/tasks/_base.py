@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -68,6 +69,15 @@ class Task:
     metrics: ClassVar[tuple[Metric, ...]] = ()
     headline: ClassVar[tuple[str, ...]] = ()  # of its metrics, in order of preference
     agreement: ClassVar[str | None] = None  # one of its vs_float metrics
+    runs_model: ClassVar[bool] = False  # the runner calls `generate` instead of batch inference on a dataset
+
+    def latency_workload(self, options: Any) -> dict[str, Any]:
+        """LatencySpec fields its cells' timing needs (the suite's own settings win): none by default."""
+        return {}
+
+    def generate(self, model: Path, options: Any) -> tuple[np.ndarray, Any]:
+        """For a task that `runs_model`: its outputs on the model and the record part saying how."""
+        raise NotImplementedError
 
     def score(self, outputs: list[np.ndarray], dataset: Dataset, options: Any) -> dict[str, float]:
         """Task metrics of the model's outputs (all of them, in order) on a labelled dataset.

@@ -28,6 +28,8 @@ class LocalOptions(DeviceOptions):
 
 
 class LocalDevice(Device):
+    runs_generation = True  # times prefill + decode of generative models (harness.tflite.generation)
+
     def __init__(self, name: str, options: LocalOptions) -> None:
         self.name = name
         self.options = options
@@ -64,6 +66,7 @@ class LocalDevice(Device):
             "--warmup-runs", str(settings.warmup_runs), "--num-runs", str(settings.num_runs),
             "--min-secs", str(settings.min_secs), "--max-secs", str(settings.max_secs),
             "--parent", str(os.getpid()),
+            *(["--decode-tokens", str(settings.decode_tokens)] if settings.decode_tokens else []),
         ]
         timeout = settings.max_secs * 2 + 120
         stdout, stderr, code, host = self._run(command, timeout)

@@ -12,9 +12,12 @@ import os
 import resource
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+DEFAULT_DECODE_TOKENS = 16  # generative models: decode steps per timed run unless told
 
 
 def _random_input(detail: dict, rng: np.random.Generator) -> np.ndarray:
@@ -26,44 +29,80 @@ def _random_input(detail: dict, rng: np.random.Generator) -> np.ndarray:
     return rng.integers(info.min, info.max, size=shape, endpoint=True, dtype=dtype)
 
 
-def measure(model: str, threads: int, warmup_runs: int, num_runs: int, min_secs: float, max_secs: float) -> dict:
-    """Time the model; return init/first/warm-up times and every timed run, in milliseconds."""
+def measure(model: str, threads: int, warmup_runs: int, num_runs: int, min_secs: float, max_secs: float,
+            decode_tokens: int | None = None) -> dict:
+    """Time the model; return init/first/warm-up times and every timed run, in milliseconds. A generative
+    model (prefill and decode signatures, harness.tflite.generation) is timed as a prompt's prefill then
+    `decode_tokens` decode steps per run: each sample is that run's mean decode step (ms per token), and
+    `generation` holds every run's prefill, time to first token and decode step."""
+    from harness.tflite.generation import decode_budget, generative_signatures, timed_generation
     from harness.tflite.runtime import load_interpreter
 
-    rss_before_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_before_mb = peak_rss_mb()
     start = time.perf_counter()
     interpreter = load_interpreter(Path(model), threads)
     interpreter.allocate_tensors()
     init_ms = (time.perf_counter() - start) * 1e3
     rng = np.random.default_rng(0)
-    for detail in interpreter.get_input_details():
-        interpreter.set_tensor(detail["index"], _random_input(detail, rng))
+    signatures = generative_signatures(interpreter)
+    runs: list[dict] = []
+    steps = 0
+    if signatures is None:
+        for detail in interpreter.get_input_details():
+            interpreter.set_tensor(detail["index"], _random_input(detail, rng))
+    else:
+        steps = decode_budget(signatures, decode_tokens or DEFAULT_DECODE_TOKENS, Path(model).name)
 
     def timed_invoke() -> float:
+        if signatures is not None:
+            runs.append(timed_generation(interpreter, signatures, steps, rng))
+            return float(runs[-1]["decode_ms"])
         begin = time.perf_counter()
         interpreter.invoke()
         return (time.perf_counter() - begin) * 1e3
 
     first_ms = timed_invoke()
     warmup = [timed_invoke() for _ in range(warmup_runs)]
-    samples: list[float] = []
-    begin = time.perf_counter()
-    while True:
-        elapsed = time.perf_counter() - begin
-        if (len(samples) >= num_runs and elapsed >= min_secs) or (samples and elapsed >= max_secs):
-            break
-        samples.append(timed_invoke())
+    runs.clear()
+    samples = timed_runs(timed_invoke, num_runs, min_secs, max_secs)
+    generation = None if signatures is None else {
+        "prefill_tokens": signatures.prefill_tokens, "decode_tokens": steps, "runs": runs}
     return {
         "model": model,
         "init": init_ms,
         "first": first_ms,
         "warmup_mean": float(np.mean(warmup)) if warmup else None,
         "samples": samples,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "rss_before_model_mb": rss_before_kb / 1024,
+        **({"generation": generation} if generation is not None else {}),
+        "peak_rss_mb": peak_rss_mb(),
+        "rss_before_model_mb": rss_before_mb,
         "core": sorted(os.sched_getaffinity(0)),
         "threads": threads,
     }
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (MB): Linux's VmHWM, which starts afresh at exec; elsewhere
+    ru_maxrss (on Linux that one keeps the parent's peak across fork and exec: the whole run's size)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def timed_runs(timed: Callable[[], float], num_runs: int, min_secs: float, max_secs: float) -> list[float]:
+    """Timed runs until both `num_runs` and `min_secs` are reached (or `max_secs` passes)."""
+    samples: list[float] = []
+    begin = time.perf_counter()
+    while True:
+        elapsed = time.perf_counter() - begin
+        if (len(samples) >= num_runs and elapsed >= min_secs) or (samples and elapsed >= max_secs):
+            return samples
+        samples.append(timed())
 
 
 def die_with(parent: int | None) -> None:
@@ -91,11 +130,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--num-runs", type=int, default=50)
     parser.add_argument("--min-secs", type=float, default=1.0)
     parser.add_argument("--max-secs", type=float, default=60.0)
+    parser.add_argument("--decode-tokens", type=int, help="generative models: decode steps per timed run")
     parser.add_argument("--parent", type=int, help="pid of the run: this process dies with it")
     args = parser.parse_args(argv)
     die_with(args.parent)
     os.sched_setaffinity(0, {args.core})  # before the runtime starts any thread
-    result = measure(args.model, args.threads, args.warmup_runs, args.num_runs, args.min_secs, args.max_secs)
+    result = measure(args.model, args.threads, args.warmup_runs, args.num_runs, args.min_secs, args.max_secs,
+                     args.decode_tokens)
     json.dump(result, sys.stdout)
 
 
