@@ -1,12 +1,14 @@
-"""Latency measurement in a process of its own, pinned to one core (`python -m harness.devices.local.latency_process`).
+"""Latency measurement in a process of its own, pinned to one core (`python -P latency_process.py`, see _child.py).
 
 Mirrors benchmark_model: init (load + allocate), first inference, warm-up runs, then timed
-runs until both `num_runs` and `min_secs` are reached (or `max_secs` passes). Prints JSON.
+runs until both `num_runs` and `min_secs` are reached (or `max_secs` passes). Prints JSON: the
+statistics of every timed run and a bounded sample of them (`answer`), never every run.
 """
 
 from __future__ import annotations
 
 import argparse
+import array
 import json
 import os
 import resource
@@ -27,7 +29,8 @@ def _random_input(detail: dict, rng: np.random.Generator) -> np.ndarray:
 
 
 def measure(model: str, threads: int, warmup_runs: int, num_runs: int, min_secs: float, max_secs: float) -> dict:
-    """Time the model; return init/first/warm-up times and every timed run, in milliseconds."""
+    """Time the model; return init/first/warm-up times and every timed run, in milliseconds (`samples`:
+    8 bytes a run, so what the runs keep adds little to the peak RSS measured after them)."""
     from harness.tflite.runtime import load_interpreter
 
     rss_before_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -46,7 +49,7 @@ def measure(model: str, threads: int, warmup_runs: int, num_runs: int, min_secs:
 
     first_ms = timed_invoke()
     warmup = [timed_invoke() for _ in range(warmup_runs)]
-    samples: list[float] = []
+    samples = array.array("d")
     begin = time.perf_counter()
     while True:
         elapsed = time.perf_counter() - begin
@@ -64,6 +67,17 @@ def measure(model: str, threads: int, warmup_runs: int, num_runs: int, min_secs:
         "core": sorted(os.sched_getaffinity(0)),
         "threads": threads,
     }
+
+
+def answer(result: dict) -> dict:
+    """What the process sends its parent: `stats` over every timed run (harness.stats.summarize:
+    median, mean, p90, std, min, max and `count`, the number of runs) and, as `samples`, a bounded
+    sample of them (stats.bounded_sample: at most stats.SAMPLE_LIMIT order statistics, deterministic).
+    What it sends grows with nothing: a microsecond model at `min_secs: 1` times about a million runs."""
+    from harness.stats import bounded_sample, summarize
+
+    samples = result["samples"]
+    return {**result, "stats": summarize(samples), "samples": bounded_sample(samples)}
 
 
 def die_with(parent: int | None) -> None:
@@ -96,7 +110,7 @@ def main(argv: list[str] | None = None) -> None:
     die_with(args.parent)
     os.sched_setaffinity(0, {args.core})  # before the runtime starts any thread
     result = measure(args.model, args.threads, args.warmup_runs, args.num_runs, args.min_secs, args.max_secs)
-    json.dump(result, sys.stdout)
+    json.dump(answer(result), sys.stdout)
 
 
 if __name__ == "__main__":
