@@ -37,7 +37,8 @@ class Device:
         raise NotImplementedError
 
     def measure_latency(self, model: Path, settings: LatencySpec) -> dict[str, Any]:
-        """init/first/warmup_mean (ms), `samples` (ms per timed run) and memory figures."""
+        """init/first/warmup_mean (ms), memory figures, and `stats` (the device's own statistics over
+        every timed run, `samples` then only a bounded sample of them) or `samples` (ms per timed run)."""
         raise NotImplementedError
 
     def inventory(self) -> dict[str, Any]:
