@@ -29,11 +29,14 @@ from harness.verdicts import latency_ratio
 
 
 def repeat_of(raw: dict[str, Any]) -> dict[str, Any]:
-    """One measurement's statistics: from its per-run `samples` (local) or ready `stats` (benchmark_model)."""
-    if raw.get("samples"):
-        return {"stats": summarize(raw["samples"]), "samples": raw["samples"]}
+    """One measurement's statistics: the device's own over every run it timed (`stats`: the local
+    measurement process, benchmark_model), else computed from its per-run `samples` (a device kind
+    that returns every run and no statistics). A device's `samples` beside its `stats` are a bounded
+    sample of its runs (the local process sends at most stats.SAMPLE_LIMIT): never recomputed."""
     if raw.get("stats"):
         return {"stats": dict(raw["stats"]), "samples": None}
+    if raw.get("samples"):
+        return {"stats": summarize(raw["samples"]), "samples": raw["samples"]}
     raise HarnessError("the device returned neither latency samples nor statistics")
 
 
@@ -49,7 +52,8 @@ def latency_stats(raws: dict[str, Any] | list[dict[str, Any]]) -> LatencyStats:
 
 def measure_repeats(device: Device, model: Path, settings: LatencySpec) -> tuple[list[dict[str, Any]], list[float]]:
     """`settings.repeats` independent measurements (raw device results) and a bounded sample of
-    their pooled per-run samples (empty when the device reports statistics only)."""
+    their pooled per-run samples (the repeats' own samples, themselves bounded by the local device;
+    empty when the device reports statistics only)."""
     raws = []
     for _ in range(settings.repeats):
         _interrupt.check()

@@ -12,6 +12,7 @@ written as the strings "NaN", "Infinity" and "-Infinity" and read back as floats
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Literal, NotRequired, Required, cast
 
@@ -642,8 +643,11 @@ class RunInfo(TypedDict, total=False):
     notes: list[str]
 
 
-_RECORD = TypeAdapter(CellRecord)
-_RUN_INFO = TypeAdapter(RunInfo)
+@functools.cache
+def _validator(shape: type) -> TypeAdapter[Any]:
+    """A record shape's validator, built when first used: building it takes about 80 ms of CPU, which
+    every process importing this module paid (each latency measurement's among them) used or not."""
+    return TypeAdapter(shape)
 
 
 def cell_id(model: str, scheme: str, device: str) -> str:
@@ -788,7 +792,7 @@ def validate_record(data: Any) -> CellRecord:
         raise RecordError("", str(exc)) from None
     restored = restore_nonfinite(rest)
     try:
-        _RECORD.validate_python(restored)
+        _validator(CellRecord).validate_python(restored)
     except ValidationError as exc:
         error = exc.errors()[0]
         field = _field(restored, error["loc"])
@@ -807,7 +811,7 @@ def validate_run_info(data: Any) -> RunInfo:
     except FormatVersionError as exc:
         raise RecordError("", str(exc)) from None
     try:
-        _RUN_INFO.validate_python(data)
+        _validator(RunInfo).validate_python(data)
     except ValidationError as exc:
         error = exc.errors()[0]
         raise RecordError(_field(data, error["loc"]), f"{error['msg']} (got {error.get('input')!r:.60})") from None

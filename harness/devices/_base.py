@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -13,6 +13,9 @@ from harness.config.yaml_lines import Path_, decode_text, load_yaml_with_lines, 
 from harness.errors import ConfigError
 from harness.record import DeviceReading
 from harness.registry import Registry, UnknownName
+
+if TYPE_CHECKING:
+    from harness.cache import ArtifactCache
 
 
 class DeviceOptions(BaseModel):
@@ -36,7 +39,8 @@ class Device:
         raise NotImplementedError
 
     def measure_latency(self, model: Path, settings: LatencySpec) -> dict[str, Any]:
-        """init/first/warmup_mean (ms), `samples` (ms per timed run) and memory figures."""
+        """init/first/warmup_mean (ms), memory figures, and `stats` (the device's own statistics over
+        every timed run, `samples` then only a bounded sample of them) or `samples` (ms per timed run)."""
         raise NotImplementedError
 
     def inventory(self) -> dict[str, Any]:
@@ -57,6 +61,10 @@ class Device:
         cannot run them (the check is not run, its device_* metrics are not produced and a bound on
         them fails)."""
         return None
+
+    def use_cache(self, cache: ArtifactCache) -> None:
+        """The run's artifact cache, where the device may keep what depends only on content (the local
+        kind: its acceleration probes); given once, when the run opens the device. Default: unused."""
 
     def close(self) -> None:
         """Remove what was put on the device and disconnect; once per run. Default: nothing to do."""

@@ -6,14 +6,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from harness.cache import ArtifactCache
 from harness.devices import Device, load_device
 
 
 class RunDevices:
-    """Devices by name. `load` (for tests) replaces reading the profile (harness.devices.load_device)."""
+    """Devices by name, each given the run's artifact cache (`cache`) when opened. `load` (for tests)
+    replaces reading the profile (harness.devices.load_device)."""
 
-    def __init__(self, base_dir: Path, load: Callable[[str, Path], Device] | None = None) -> None:
-        self.base_dir, self._load = base_dir, load
+    def __init__(self, base_dir: Path, load: Callable[[str, Path], Device] | None = None,
+                 cache: ArtifactCache | None = None) -> None:
+        self.base_dir, self._load, self._cache = base_dir, load, cache
         self._devices: dict[str, Device] = {}
         self._described: dict[str, dict[str, Any]] = {}  # describe() of each device, read once per run
         self._closed: set[str] = set()  # close() runs once
@@ -21,7 +24,10 @@ class RunDevices:
 
     def get(self, name: str) -> Device:
         if name not in self._devices:
-            self._devices[name] = (self._load or load_device)(name, self.base_dir)
+            device = (self._load or load_device)(name, self.base_dir)
+            if self._cache is not None:
+                device.use_cache(self._cache)
+            self._devices[name] = device
         return self._devices[name]
 
     def is_remote(self, name: str) -> bool:

@@ -71,7 +71,7 @@ class SuiteRunner:
         self.earlier = earlier or EarlierRun()  # the run this one is compared with: its models are re-timed
         self.records = RunRecords(loaded, progress or (lambda cell, stage, record: None))
         self.inputs = SharedInputs(loaded, cache)
-        self.devices = RunDevices(loaded.base_dir)
+        self.devices = RunDevices(loaded.base_dir, cache=cache)
         self._host_lock = threading.Lock()  # host work, and a local device's measurement
         self.host = HostWork(loaded, cache, self.inputs, self.report)
         self.measurement = Measurement(loaded, run_dir, self.devices, self.inputs, self.earlier, self.report,

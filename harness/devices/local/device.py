@@ -6,19 +6,22 @@ import json
 import os
 import platform
 import subprocess
-import sys
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
 from harness.config.schema import LatencySpec
 from harness.devices._base import DEVICE_KINDS, Device, DeviceKind, DeviceOptions
 from harness.devices.cpus import CoreChoice, cpu_model, pick_local_core, read_max_freqs
+from harness.devices.local import _child
 from harness.devices.local.host_state import CoreWatch, snapshot
 from harness.errors import HarnessError
 from harness.record import DeviceReading
 from harness.versions import tool_versions
+
+if TYPE_CHECKING:
+    from harness.cache import ArtifactCache
 
 
 class LocalOptions(DeviceOptions):
@@ -34,7 +37,8 @@ class LocalDevice(Device):
         self.name = name
         self.options = options
         self._process: subprocess.Popen[str] | None = None
-        self._acceleration: dict[tuple[str, int], dict[str, Any]] = {}
+        self._acceleration: dict[tuple[str, int, int, int], dict[str, Any]] = {}
+        self._cache: ArtifactCache | None = None
         try:
             self.core: CoreChoice = pick_local_core(options.core)
         except ValueError as exc:
@@ -60,14 +64,14 @@ class LocalDevice(Device):
         }
 
     def measure_latency(self, model: Path, settings: LatencySpec) -> dict[str, Any]:
-        command = [
-            sys.executable, "-m", "harness.devices.local.latency_process", str(model),
+        command = _child.command(
+            "latency_process", str(model),
             "--core", str(self.core.core), "--threads", str(self.options.threads),
             "--warmup-runs", str(settings.warmup_runs), "--num-runs", str(settings.num_runs),
             "--min-secs", str(settings.min_secs), "--max-secs", str(settings.max_secs),
             "--parent", str(os.getpid()),
             *(["--decode-tokens", str(settings.decode_tokens)] if settings.decode_tokens else []),
-        ]
+        )
         timeout = settings.max_secs * 2 + 120
         stdout, stderr, code, host = self._run(command, timeout)
         if code != 0:
@@ -81,7 +85,7 @@ class LocalDevice(Device):
         to a measurement. It never outlives the call: killed on a timeout or an interrupt. The pinned
         core is watched meanwhile (`host`: other work on it, harness.devices.local.host_state)."""
         with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              start_new_session=True) as process:
+                              start_new_session=True, env=_child.environment()) as process:
             self._process = process
             try:
                 with CoreWatch(self.core.core, process.pid) as watch:
@@ -100,13 +104,22 @@ class LocalDevice(Device):
         """The host around the pinned core now (harness.devices.local.host_state.snapshot)."""
         return snapshot(self.core.core)
 
-    def acceleration(self, model: Path) -> dict[str, Any]:
-        """How much of the model XNNPACK takes here (the record's `acceleration`), probed once per model file."""
-        from harness.devices.local.acceleration import probe
+    def use_cache(self, cache: ArtifactCache) -> None:
+        """Keep acceleration probes' answers in the run's artifact cache (harness.devices.local.acceleration)."""
+        self._cache = cache
 
-        key = (str(model), model.stat().st_mtime_ns)
+    def acceleration(self, model: Path) -> dict[str, Any]:
+        """How much of the model XNNPACK takes here (the record's `acceleration`): looked up once per
+        model file in this process, and probed only when the artifact cache (with `use_cache`) has no
+        answer for the model's bytes on this host and runtime."""
+        from harness.devices.local.acceleration import cached_probe, probe
+
+        status = model.stat()
+        key = (str(model), status.st_mtime_ns, status.st_size, status.st_ino)
         if key not in self._acceleration:
-            self._acceleration[key] = probe(model, self.options.threads)
+            threads = self.options.threads
+            self._acceleration[key] = (probe(model, threads) if self._cache is None
+                                       else cached_probe(model, threads, self._cache))
         return self._acceleration[key]
 
     def close(self) -> None:

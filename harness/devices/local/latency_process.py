@@ -1,12 +1,14 @@
-"""Latency measurement in a process of its own, pinned to one core (`python -m harness.devices.local.latency_process`).
+"""Latency measurement in a process of its own, pinned to one core (`python -P latency_process.py`, see _child.py).
 
 Mirrors benchmark_model: init (load + allocate), first inference, warm-up runs, then timed
-runs until both `num_runs` and `min_secs` are reached (or `max_secs` passes). Prints JSON.
+runs until both `num_runs` and `min_secs` are reached (or `max_secs` passes). Prints JSON: the
+statistics of every timed run and a bounded sample of them (`answer`), never every run.
 """
 
 from __future__ import annotations
 
 import argparse
+import array
 import json
 import os
 import resource
@@ -31,7 +33,8 @@ def _random_input(detail: dict, rng: np.random.Generator) -> np.ndarray:
 
 def measure(model: str, threads: int, warmup_runs: int, num_runs: int, min_secs: float, max_secs: float,
             decode_tokens: int | None = None) -> dict:
-    """Time the model; return init/first/warm-up times and every timed run, in milliseconds. A generative
+    """Time the model; return init/first/warm-up times and every timed run, in milliseconds (`samples`:
+    8 bytes a run, so what the runs keep adds little to the peak RSS measured after them). A generative
     model (prefill and decode signatures, harness.tflite.generation) is timed as a prompt's prefill then
     `decode_tokens` decode steps per run: each sample is that run's mean decode step (ms per token), and
     `generation` holds every run's prefill, time to first token and decode step."""
@@ -94,15 +97,26 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def timed_runs(timed: Callable[[], float], num_runs: int, min_secs: float, max_secs: float) -> list[float]:
+def timed_runs(timed: Callable[[], float], num_runs: int, min_secs: float, max_secs: float) -> array.array:
     """Timed runs until both `num_runs` and `min_secs` are reached (or `max_secs` passes)."""
-    samples: list[float] = []
+    samples = array.array("d")
     begin = time.perf_counter()
     while True:
         elapsed = time.perf_counter() - begin
         if (len(samples) >= num_runs and elapsed >= min_secs) or (samples and elapsed >= max_secs):
             return samples
         samples.append(timed())
+
+
+def answer(result: dict) -> dict:
+    """What the process sends its parent: `stats` over every timed run (harness.stats.summarize:
+    median, mean, p90, std, min, max and `count`, the number of runs) and, as `samples`, a bounded
+    sample of them (stats.bounded_sample: at most stats.SAMPLE_LIMIT order statistics, deterministic).
+    What it sends grows with nothing: a microsecond model at `min_secs: 1` times about a million runs."""
+    from harness.stats import bounded_sample, summarize
+
+    samples = result["samples"]
+    return {**result, "stats": summarize(samples), "samples": bounded_sample(samples)}
 
 
 def die_with(parent: int | None) -> None:
@@ -137,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
     os.sched_setaffinity(0, {args.core})  # before the runtime starts any thread
     result = measure(args.model, args.threads, args.warmup_runs, args.num_runs, args.min_secs, args.max_secs,
                      args.decode_tokens)
-    json.dump(result, sys.stdout)
+    json.dump(answer(result), sys.stdout)
 
 
 if __name__ == "__main__":
