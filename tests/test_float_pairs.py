@@ -22,6 +22,7 @@ from harness.runner import SuiteRunner
 from harness.stats import paired_ratio
 from harness.suite import load_suite
 from tests.kit import mlp_suite, write_mlp
+from tests.report.runs import unpacked
 
 SUITE = mlp_suite("shared_host", "{warmup_runs: 2, num_runs: 30, min_secs: 0.3, float_pairs: 6}")
 
@@ -105,7 +106,8 @@ def test_a_busy_core_marks_its_cell_and_the_paired_ratio_of_a_model_to_itself_ho
     assert "(busy)" in float_row and "Latency × float: with an interval, the paired ratio" in summary
     again_row = next(line for line in summary.splitlines() if line.startswith("| mlp | float32\\_again |"))  # escaped
     assert f"–{paired['ci'][1]:.2f}]" in again_row
-    html = render_html(outcome.records, json.loads((tmp_path / "run" / "run.json").read_text()), None, [], [])
+    html = unpacked(render_html(outcome.records, json.loads((tmp_path / "run" / "run.json").read_text()), None, [],
+                                []))  # each cell's details are packed in the page
     assert "measured BUSY" in html and "× float paired over 6 pairs" in html
     print(f"\npaired ×{paired['ratio']:.3f} [{paired['ci'][0]:.3f}, {paired['ci'][1]:.3f}] "
           f"vs unpaired ×{paired['unpaired_ratio']:.3f}; float cell other work {state['during']['other_share']:.0%}")
