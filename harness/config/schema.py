@@ -8,6 +8,7 @@ options model in `harness.suite.loader`.
 from __future__ import annotations
 
 import re
+from pathlib import PurePath
 from typing import Any, Literal, get_args
 
 from pydantic import (
@@ -115,12 +116,77 @@ class CalibrationSpec(Strict):
     seed: int = 0
 
 
+TorchDtype = Literal["float32", "float16", "int32", "int64", "bool"]
+
+
+class TorchInput(Strict):
+    """One input of a torch model: its whole example shape (batch first) and dtype."""
+
+    shape: list[int] = Field(min_length=1)
+    dtype: TorchDtype = "float32"
+
+    @field_validator("shape")
+    @classmethod
+    def _positive(cls, value: list[int]) -> list[int]:
+        if any(d < 1 for d in value):
+            raise ValueError(f"every dimension must be >= 1, not {value}")
+        return value
+
+
+def _torch_input(value: Any) -> Any:
+    """A shape list is a float32 input of that shape."""
+    return {"shape": value} if isinstance(value, list) else value
+
+
+class TorchSpec(Strict):
+    """`torch: {module: file.py, factory: NAME, input_shape: [...]}`: a PyTorch model built by a factory
+    (an `nn.Module`, put in eval mode) and exported with `torch.export` for the example inputs
+    `input_shape` gives (harness/models/torch_source.py)."""
+
+    module: str = Field(description="a Python file, relative to the suite, that defines the factory")
+    factory: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="the function returning the nn.Module")
+    input_shape: list[int] | list[TorchInput] | dict[str, TorchInput] = Field(description=(
+        "one float32 input's example shape, batch first ([1, 1, 28, 28]); or several: a list of shapes or "
+        "{shape, dtype} (positional), or {name: {shape, dtype}} (keyword arguments)"))
+
+    @field_validator("input_shape", mode="before")
+    @classmethod
+    def _shapes(cls, value: Any) -> Any:
+        if isinstance(value, list) and value and all(isinstance(v, (list, dict)) for v in value):
+            return [_torch_input(v) for v in value]
+        if isinstance(value, dict):
+            return {name: _torch_input(v) for name, v in value.items()}
+        return value
+
+    @field_validator("input_shape")
+    @classmethod
+    def _not_empty(cls, value: Any) -> Any:
+        if not value:
+            raise ValueError("give at least one input")
+        if isinstance(value, list) and isinstance(value[0], int) and any(d < 1 for d in value):
+            raise ValueError(f"every dimension must be >= 1, not {value}")
+        return value
+
+    @property
+    def inputs(self) -> list[tuple[str | None, TorchInput]]:
+        """(keyword name, or None for a positional input; the input) in order."""
+        shape = self.input_shape
+        if isinstance(shape, dict):
+            return list(shape.items())
+        if shape and isinstance(shape[0], TorchInput):
+            return [(None, item) for item in shape if isinstance(item, TorchInput)]
+        return [(None, TorchInput(shape=[d for d in shape if isinstance(d, int)]))]
+
+
 class ModelSpec(WithOptions):
-    """One model: a registered builder, or a file (.keras/.h5, SavedModel dir, .tflite)."""
+    """One model: a registered builder, a file (.keras/.h5, SavedModel dir, .tflite, a torch.export `.pt2`) or a
+    PyTorch module factory (`torch:`)."""
 
     name: str | None = None
     builder: str | None = None
     path: str | None = None
+    torch: TorchSpec | None = Field(None, description=(
+        "a PyTorch model from a factory (needs the `torch` extra: pip install 'quantbench[torch]')"))
     train: TrainSpec | None = None
     task: TaskSpec | None = None
     calibration: CalibrationSpec | None = None
@@ -132,21 +198,28 @@ class ModelSpec(WithOptions):
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelSpec:
-        if (self.builder is None) == (self.path is None):
-            raise ValueError("give exactly one of `builder` (a registered model) or `path` (a model file)")
-        if self.path is not None and self.train is not None:
+        if sum(source is not None for source in (self.builder, self.path, self.torch)) != 1:
+            raise ValueError("give exactly one of `builder` (a registered model), `path` (a model file) or "
+                             "`torch` (a PyTorch module factory)")
+        if self.builder is None and self.train is not None:
             raise ValueError("`train` applies to built-in builders only, not to model files")
-        if self.path is not None and self.options:
+        if self.builder is None and self.options:
             raise ValueError(f"unknown keys for a model file: {', '.join(sorted(self.options))}")
-        if self.builder is not None and self.baseline != "float":
-            raise ValueError("`baseline: as_is` applies to .tflite model files, not to builders")
+        if (self.builder is not None or self.torch is not None) and self.baseline != "float":
+            raise ValueError("`baseline: as_is` applies to .tflite model files, not to builders or torch models")
         return self
 
     @property
     def label(self) -> str:
-        from pathlib import PurePath
+        return self.name or self.builder or (self.torch.factory if self.torch else PurePath(self.path or "model").stem)
 
-        return self.name or self.builder or PurePath(self.path or "model").stem
+    @property
+    def has_keras_model(self) -> bool:
+        """Whether training-time (TFMOT) schemes can apply: a builder, a Keras file or a SavedModel, not a
+        .tflite file nor a torch model (their cells are n/a)."""
+        if self.torch is not None:
+            return False
+        return self.path is None or PurePath(self.path).suffix.lower() not in (".tflite", ".pt2")
 
 
 class SchemeSpec(WithOptions):
