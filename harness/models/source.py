@@ -149,6 +149,7 @@ def torch_source(spec: ModelSpec, base_dir: Path, cache: ArtifactCache) -> Sourc
     """A torch model's program (`.pt2`) and litert-torch's float .tflite of it."""
     from harness.models import torch_source as pt
 
+    pt.torch_modules()  # without the extra: one line naming it, before anything is looked up
     program = pt.program_file(spec.path, spec.torch, base_dir, cache)
     path, digest = pt.float_tflite(program, cache)
     return SourceModel(spec.label, "torch", path, digest, pt.source_info(program), program)

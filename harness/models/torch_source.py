@@ -47,8 +47,8 @@ def torch_modules() -> tuple[ModuleType, ModuleType]:
     """(torch, litert_torch), or one HarnessError line naming the extra when they are not installed."""
     os.environ.setdefault("LITERT_TORCH_SHOW_PROGRESS", "n")  # its progress lines would mix with the run's
     try:
+        import torch  # noqa: I001 - torch first: its absence is the one to name
         import litert_torch
-        import torch
     except ImportError as exc:
         missing = exc.name or "torch"
         raise HarnessError(f"a torch model needs the `torch` extra ({missing} is not installed): {EXTRA}") from None
@@ -119,8 +119,9 @@ def program_file(spec_path: str | None, torch_spec: TorchSpec | None, base_dir: 
         torch, _ = torch_modules()
         torch.manual_seed(0)  # a factory that initializes or trains at random does so the same way every time
         args, kwargs = example_inputs(torch_spec)
+        model = factory_model(torch_spec, base_dir)  # outside no_grad: a factory may train
         with torch.no_grad():
-            program = torch.export.export(factory_model(torch_spec, base_dir), args, kwargs=kwargs)
+            program = torch.export.export(model, args, kwargs=kwargs)
         torch.export.save(program, str(target))
 
     path, _ = cache.get_or_create("torch_programs", key, ".pt2", export)
