@@ -14,7 +14,7 @@ SCHEMES = ["float32", "float16", "dynamic_range", "int8", "pt2e_int8", "pt2e_int
            "{scheme: recipe, recipe: weight_only_wi8_afp32}", "qat"]
 
 
-def suite_text(model: str) -> str:
+def suite_text(program: Path) -> str:
     schemes = "\n".join(f"  - {s}" for s in SCHEMES)
     return f"""
 name: torch_test
@@ -22,7 +22,8 @@ datasets:
   images: {{kind: synthetic, count: 24, low: 0, high: 1, seed: 1}}
   calib: {{kind: synthetic, count: 8, low: 0, high: 1, seed: 2}}
 models:
-  - {model}
+  - {{name: factory, torch: {{module: {HERE / 'tiny_torch.py'}, factory: tiny_cnn, input_shape: [1, 1, 28, 28]}}}}
+  - {{name: program, path: {program}}}
 task: {{kind: fidelity, dataset: images, batch_size: 1}}
 calibration: {{dataset: calib, samples: 8}}
 schemes:
@@ -31,46 +32,49 @@ latency: {{warmup_runs: 1, num_runs: 3, min_secs: 0, float_pairs: 0, ab_pairs: 0
 """
 
 
-def records(out: Path) -> dict[str, dict]:
-    lines = (out / "results.jsonl").read_text().splitlines()
-    return {r["scheme"]: r for r in map(json.loads, lines)}
-
-
-def run_suite(tmp_path: Path, model: str) -> dict[str, dict]:
-    suite = tmp_path / "suite.yaml"
-    suite.write_text(suite_text(model))
-    out = tmp_path / "run"
-    result = run_bench("run", str(suite), "--out", str(out), "--cache", str(tmp_path / "cache"), "--no-history")
-    assert (out / "results.jsonl").exists(), result.stdout + result.stderr
-    return records(out)
-
-
-def check_cells(cells: dict[str, dict]) -> None:
-    for scheme in ("float32", "float16", "dynamic_range", "int8", "pt2e_int8", "pt2e_int8_dynamic",
-                   "weight_only_wi8_afp32"):
-        assert cells[scheme]["status"] == "ok", (scheme, cells[scheme]["error"])
-    conversion = cells["float32"]["conversion"]
-    assert conversion["framework"] == "torch" and conversion["converter"] == "litert-torch"
-    assert float(conversion["snr_db"]) >= 60, conversion
-    assert conversion["samples"] == 24 and conversion["versions"]["torch"].startswith("2.13.0")
-    assert cells["pt2e_int8"]["io_types"]["inputs"] == ["int8"]
-    assert float(cells["pt2e_int8"]["conversion"]["cell_snr_db"]) > 10
-    assert cells["qat"]["status"] == "n/a" and "torch model" in cells["qat"]["error"]
-
-
-@pytest.mark.slow
-def test_module_factory_source(tmp_path: Path) -> None:
-    model = (f"{{name: tiny, torch: {{module: {HERE / 'tiny_torch.py'}, factory: tiny_cnn, "
-             "input_shape: [1, 1, 28, 28]}}")
-    check_cells(run_suite(tmp_path, model))
-
-
-@pytest.mark.slow
-def test_pt2_source(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def cells(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], dict]:
+    """One run of both sources (a module factory, and a `.pt2` exported here from the same module) through the
+    schemes (one process start for both)."""
     import torch
 
     from tests.torch.tiny_torch import tiny_cnn
 
+    folder = tmp_path_factory.mktemp("torch_sources")
     program = torch.export.export(tiny_cnn().eval(), (torch.zeros(1, 1, 28, 28),))
-    torch.export.save(program, str(tmp_path / "tiny.pt2"))
-    check_cells(run_suite(tmp_path, f"{{name: tiny, path: {tmp_path / 'tiny.pt2'}}}"))
+    torch.export.save(program, str(folder / "tiny.pt2"))
+    suite = folder / "suite.yaml"
+    suite.write_text(suite_text(folder / "tiny.pt2"))
+    out = folder / "run"
+    result = run_bench("run", str(suite), "--out", str(out), "--cache", str(folder / "cache"), "--no-history")
+    assert (out / "results.jsonl").exists(), result.stdout + result.stderr
+    records = map(json.loads, (out / "results.jsonl").read_text().splitlines())
+    return {(r["model"], r["scheme"]): r for r in records}
+
+
+def check_cells(cells: dict[tuple[str, str], dict], model: str) -> None:
+    for scheme in ("float32", "float16", "dynamic_range", "int8", "pt2e_int8", "pt2e_int8_dynamic",
+                   "weight_only_wi8_afp32"):
+        assert cells[model, scheme]["status"] == "ok", (scheme, cells[model, scheme]["error"])
+        assert cells[model, scheme]["artifact"]["source_info"]["converter"] == "litert-torch"
+    conversion = cells[model, "float32"]["conversion"]
+    assert conversion["framework"] == "torch" and conversion["converter"] == "litert-torch"
+    assert float(conversion["snr_db"]) >= 60, conversion  # the float .tflite vs torch itself
+    assert conversion["samples"] == 24 and conversion["versions"]["torch"].startswith("2.13.0")
+    pt2e = cells[model, "pt2e_int8"]
+    assert pt2e["io_types"]["inputs"] == ["int8"] and pt2e["io_types"]["outputs"] == ["int8"]
+    assert all(claim["pass"] for claim in pt2e["claims"]), pt2e["claims"]
+    assert 10 < float(pt2e["conversion"]["cell_snr_db"]) < float(conversion["snr_db"])  # vs torch
+    assert cells[model, "qat"]["status"] == "n/a" and "torch model" in cells[model, "qat"]["error"]
+
+
+@pytest.mark.slow
+def test_module_factory_source(cells: dict[tuple[str, str], dict]) -> None:
+    check_cells(cells, "factory")
+
+
+@pytest.mark.slow
+def test_pt2_source(cells: dict[tuple[str, str], dict]) -> None:
+    check_cells(cells, "program")
+    assert cells["program", "float32"]["artifact"]["source"].endswith("tiny.pt2")
+    assert cells["program", "float32"]["size_bytes"] == cells["factory", "float32"]["size_bytes"]  # the same model
