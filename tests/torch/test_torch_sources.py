@@ -78,3 +78,33 @@ def test_pt2_source(cells: dict[tuple[str, str], dict]) -> None:
     check_cells(cells, "program")
     assert cells["program", "float32"]["artifact"]["source"].endswith("tiny.pt2")
     assert cells["program", "float32"]["size_bytes"] == cells["factory", "float32"]["size_bytes"]  # the same model
+
+
+@pytest.mark.slow
+def test_several_inputs_and_named_outputs(tmp_path: Path) -> None:
+    """Named inputs (`input_shape` as a mapping: keyword arguments, the .tflite's input names), a dtype given,
+    dict outputs matched by name: the conversion check and PT2E see every one."""
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(f"""
+datasets:
+  noise: {{kind: synthetic, count: 16, low: -1, high: 1, seed: 3}}
+models:
+  - name: two
+    torch:
+      module: {HERE / 'tiny_torch.py'}
+      factory: two_inputs
+      input_shape: {{a: [1, 8], b: [1, 8], mask: {{shape: [1, 8], dtype: float32}}}}
+task: {{kind: fidelity, dataset: noise}}
+schemes: [float32, dynamic_range, pt2e_int8_dynamic]
+latency: {{warmup_runs: 1, num_runs: 3, min_secs: 0, float_pairs: 0, ab_pairs: 0}}
+""")
+    out = tmp_path / "run"
+    result = run_bench("run", str(suite), "--out", str(out), "--cache", str(tmp_path / "cache"), "--no-history")
+    assert (out / "results.jsonl").exists(), result.stdout + result.stderr
+    cells = {r["scheme"]: r for r in map(json.loads, (out / "results.jsonl").read_text().splitlines())}
+    for scheme, cell in cells.items():
+        assert cell["status"] == "ok", (scheme, cell["error"])
+        assert "error" not in cell["conversion"], cell["conversion"]
+    assert sorted(o["name"] for o in cells["float32"]["outputs"]) == ["scores", "total"]
+    assert float(cells["float32"]["conversion"]["snr_db"]) >= 60
+    assert float(cells["pt2e_int8_dynamic"]["conversion"]["cell_snr_db"]) > 20

@@ -23,3 +23,20 @@ def tiny_cnn() -> nn.Module:
 
 def not_a_module() -> str:
     return "a string"
+
+
+class TwoInputs(nn.Module):
+    """Two positional inputs and a keyword one; two outputs in a dict (named by its keys in the .tflite)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mix = nn.Linear(16, 8)
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor, *, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        mixed = self.mix(torch.cat([a, b * mask], dim=1))
+        return {"scores": mixed, "total": mixed.sum(dim=1, keepdim=True)}
+
+
+def two_inputs() -> nn.Module:
+    torch.manual_seed(0)
+    return TwoInputs()
