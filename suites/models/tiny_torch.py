@@ -1,5 +1,5 @@
 """A small PyTorch CNN for suites/torch.yaml, trained here on Fashion-MNIST (the Debian package
-dataset-fashion-mnist, the data suites/cnn.yaml uses) for two epochs: a few seconds per epoch on one core.
+dataset-fashion-mnist, the data suites/cnn.yaml uses) for two epochs: 52 s on one core of the (busy) 2-core VM.
 
 quantbench calls `fashion_cnn()` once and caches the exported program by this file's content; the inputs
 are what the suite's datasets give (`range: [0, 1]`, `layout: nchw`: N x 1 x 28 x 28 in 0..1)."""
