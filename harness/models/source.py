@@ -22,6 +22,7 @@ from harness.tflite.normalize import normalized_tflite
 from harness.versions import tool_versions
 
 SourceFormat = Literal["keras", "saved_model", "tflite", "torch"]
+FLOAT_TFLITE_FORMATS = ("tflite", "torch")  # sources whose `path` is a float .tflite (torch: litert-torch's)
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class SourceModel:
     def float_tflite(self) -> bool:
         """Whether `path` is a float .tflite the schemes quantize (a .tflite file, or a torch model's
         conversion), rather than a Keras model or SavedModel TFLiteConverter converts."""
-        return self.format in ("tflite", "torch")
+        return self.format in FLOAT_TFLITE_FORMATS
 
 
 def detect_format(path: Path) -> SourceFormat:

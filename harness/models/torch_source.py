@@ -119,9 +119,7 @@ def program_file(spec_path: str | None, torch_spec: TorchSpec | None, base_dir: 
         torch, _ = torch_modules()
         torch.manual_seed(0)  # a factory that initializes or trains at random does so the same way every time
         args, kwargs = example_inputs(torch_spec)
-        model = factory_model(torch_spec, base_dir)  # outside no_grad: a factory may train
-        with torch.no_grad():
-            program = torch.export.export(model, args, kwargs=kwargs)
+        program = torch.export.export(factory_model(torch_spec, base_dir), args, kwargs=kwargs)
         torch.export.save(program, str(target))
 
     path, _ = cache.get_or_create("torch_programs", key, ".pt2", export)
