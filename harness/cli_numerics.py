@@ -220,7 +220,8 @@ def diagnose(
     result: dict[str, Any] = {"cell": record_id(record), "samples": len(rows and optimized[rows[0]["tensor"]]["values"]),
                               "tensors": len(optimized), "compared": len(rows),
                               "kernels": diagnosed_on(Path(artifact_of(record)["path"]))}
-    source_is_tflite = artifact_of(record)["source"].endswith(".tflite")
+    # a .tflite file, or a torch program (.pt2) whose cells quantize litert-torch's float .tflite: that route
+    source_is_tflite = Path(artifact_of(record)["source"]).suffix.lower() in (".tflite", ".pt2")
     if debugger and record["scheme_kind"] in DEBUGGED_SCHEMES and not source_is_tflite and calibration is not None:
         statistics = _debugger(record, baseline, cache, x, calibration)
         rows = join(rows, statistics)

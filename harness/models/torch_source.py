@@ -67,7 +67,10 @@ def _load_factory_module(file: Path) -> ModuleType:
     """The user's module file, imported under a name of its own (not on sys.path)."""
     if not file.is_file():
         raise HarnessError(f"torch.module: {file} does not exist")
-    spec = importlib.util.spec_from_file_location(f"quantbench_torch_{file_digest(file)[:16]}", file)
+    # named after the file (not registered in sys.modules): torch's op names, which `bench diagnose` shows and
+    # `float_layers` matches, begin with it
+    name = file.stem if file.stem.isidentifier() else "torch_model"
+    spec = importlib.util.spec_from_file_location(name, file)
     if spec is None or spec.loader is None:
         raise HarnessError(f"torch.module: {file} is not a Python file")
     module = importlib.util.module_from_spec(spec)
