@@ -33,7 +33,7 @@ latency: {{warmup_runs: 1, num_runs: 3, min_secs: 0, float_pairs: 0, ab_pairs: 0
 
 
 @pytest.fixture(scope="module")
-def cells(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], dict]:
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One run of both sources (a module factory, and a `.pt2` exported here from the same module) through the
     schemes (one process start for both)."""
     import torch
@@ -48,7 +48,12 @@ def cells(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], dic
     out = folder / "run"
     result = run_bench("run", str(suite), "--out", str(out), "--cache", str(folder / "cache"), "--no-history")
     assert (out / "results.jsonl").exists(), result.stdout + result.stderr
-    records = map(json.loads, (out / "results.jsonl").read_text().splitlines())
+    return out
+
+
+@pytest.fixture(scope="module")
+def cells(run_dir: Path) -> dict[tuple[str, str], dict]:
+    records = map(json.loads, (run_dir / "results.jsonl").read_text().splitlines())
     return {(r["model"], r["scheme"]): r for r in records}
 
 
@@ -107,3 +112,19 @@ latency: {{warmup_runs: 1, num_runs: 3, min_secs: 0, float_pairs: 0, ab_pairs: 0
     assert sorted(o["name"] for o in cells["float32"]["outputs"]) == ["scores", "total"]
     assert float(cells["float32"]["conversion"]["snr_db"]) >= 60
     assert float(cells["pt2e_int8_dynamic"]["conversion"]["cell_snr_db"]) > 20
+
+
+@pytest.mark.slow
+def test_diagnose_takes_the_float_tflite_route(run_dir: Path) -> None:
+    """`bench diagnose` on a torch cell compares its tensors with litert-torch's float .tflite; litert-quantizer's
+    int8 is cross-checked with its validate() (the .tflite route), a PT2E model (quantized in torch, another
+    graph) is not."""
+    def diagnosed(cell: str) -> dict:
+        done = run_bench("diagnose", str(run_dir), cell, "--samples", "4", "--top", "3")
+        assert done.returncode == 0, done.stdout + done.stderr
+        return json.loads((run_dir / "diagnose" / f"{cell.replace('/', '__').replace('@', '__')}.json").read_text())
+
+    int8 = diagnosed("program/int8@local")
+    assert int8["compared"] > 0 and int8["cross_check"]["agrees"] is True, int8.get("cross_check")
+    pt2e = diagnosed("factory/pt2e_int8@local")
+    assert pt2e["compared"] > 0 and "cross_check" not in pt2e
