@@ -45,7 +45,7 @@ setup: system-deps $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,ray,docs,postgres]'
+	$(BIN)/pip install --quiet -e '.[test,ray,docs,postgres,torch]'
 	$(BIN)/pip install --quiet --no-deps $(NODEPS)
 	touch $@
 

@@ -118,6 +118,14 @@ def _as_lists(x: Any, model: Path) -> Any:
     return lambda: ([a[i : i + 1].astype("float32") for a in arrays] for i in range(len(arrays[0])))
 
 
+def _quantized_in_torch(record: CellRecord) -> bool:
+    """A PT2E cell's model was quantized in torch, not by litert-quantizer from the float .tflite: its graph is
+    not the float one's with quantization added, so litert-quantizer's validate() does not apply."""
+    from harness.schemes import SCHEMES
+
+    return record["scheme_kind"] in SCHEMES.names() and SCHEMES.get(record["scheme_kind"]).quantizes_torch
+
+
 def _debugger(record: CellRecord, baseline: CellRecord, cache: Any, x: Any,
               calibration: Any) -> dict[str, dict[str, float]]:
     from harness.models.source import SourceModel, detect_format, saved_model_dir
@@ -220,13 +228,14 @@ def diagnose(
     result: dict[str, Any] = {"cell": record_id(record), "samples": len(rows and optimized[rows[0]["tensor"]]["values"]),
                               "tensors": len(optimized), "compared": len(rows),
                               "kernels": diagnosed_on(Path(artifact_of(record)["path"]))}
-    source_is_tflite = artifact_of(record)["source"].endswith(".tflite")
+    # a .tflite file, or a torch program (.pt2) whose cells quantize litert-torch's float .tflite: that route
+    source_is_tflite = Path(artifact_of(record)["source"]).suffix.lower() in (".tflite", ".pt2")
     if debugger and debugged(record["scheme_kind"]) and not source_is_tflite and calibration is not None:
         statistics = _debugger(record, baseline, cache, x, calibration)
         rows = join(rows, statistics)
         builtin_rows, _, _ = on_builtin_kernels(Path(artifact_of(record)["path"]), Path(artifact_of(baseline)["path"]), x)
         result["cross_check"] = {**cross_check(builtin_rows, statistics), "kernels": "builtin"}
-    elif validate and source_is_tflite and record["scheme_kind"] != "float32":
+    elif validate and source_is_tflite and record["scheme_kind"] != "float32" and not _quantized_in_torch(record):
         rows, result["cross_check"] = _validate_route(record, baseline, x, optimized, reference, rows)
     result["layers"] = rows
     finite = [r for r in rows if math.isfinite(float(r["snr_db"]))]

@@ -158,6 +158,23 @@ class Artifact(TypedDict, total=False):
     rebuilt: list[str]  # what was wrong with a cache entry this run discarded and rebuilt
 
 
+class Conversion(TypedDict, total=False):
+    """A framework source's float .tflite vs the framework model itself (Keras/SavedModel: TFLiteConverter;
+    torch: litert-torch) on the evaluation inputs, worst output; `cell_*`: this cell's .tflite vs it
+    (harness/models/conversion.py). `error`: the comparison could not be made (the cell stands)."""
+
+    __pydantic_config__ = _CONFIG  # type: ignore[misc]
+    framework: Required[str]  # keras | saved_model | torch
+    converter: str  # what made the float .tflite: TFLiteConverter or litert-torch
+    versions: dict[str, str]  # the converter stack's versions (part of the artifacts' cache keys)
+    samples: int
+    snr_db: JsonFloat  # worst output's SNR of the float .tflite vs the framework model, dB
+    max_abs_error: JsonFloat
+    cell_snr_db: JsonFloat  # this cell's .tflite vs the framework model
+    cell_max_abs_error: JsonFloat
+    error: str
+
+
 class ExecutedOn(TypedDict, total=False):
     """Where a cell ran: the Ray node (`local` for the in-process executor) and its host name.
     With `--executor ray`, this is the node that measured the cell (or did its host work, when it
@@ -613,6 +630,7 @@ class CellRecord(TypedDict, total=False):
     device_state: DeviceState  # phones: thermal state, `hot`, `throttled`; local: host load, `busy`
     latency_vs_float: LatencyVsFloat  # the float model timed in pairs beside this one (latency.float_pairs)
     executed_on: ExecutedOn  # where the cell ran (harness/executors)
+    conversion: Conversion  # framework sources: the float .tflite (and this cell's) vs the framework model
     finished_at: str
     notes: NotRequired[list[str]]
     compared_with: str | None  # history copy: the earlier run this cell was compared with (None: no baseline)

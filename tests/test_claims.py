@@ -312,7 +312,7 @@ def test_a_failing_claim_needs_attention_in_every_report(tmp_path: Path) -> None
     from typer.testing import CliRunner
 
     from harness.cli import app
-    from tests.report.runs import plain, standard_cells, with_verdicts, write_run
+    from tests.report.runs import plain, standard_cells, unpacked, with_verdicts, write_run
 
     records = standard_cells()
     int8 = next(r for r in records if r["scheme"] == "int8")
@@ -323,7 +323,7 @@ def test_a_failing_claim_needs_attention_in_every_report(tmp_path: Path) -> None
     assert done.exit_code == 1 and "FAIL: 1 cell(s) violate thresholds" in done.output, done.output
     summary = plain((run_dir / "summary.md").read_text())
     assert "quantized_ops_share" in summary.split("attention", 1)[-1], summary
-    page = html.unescape((run_dir / "report.html").read_text())
+    page = html.unescape(unpacked((run_dir / "report.html").read_text()))  # each cell's details are packed
     assert "quantized_ops_share: 55 of 108 compute ops run in int8/int16; 53 in float: PRELU ×53 (p_re_lu" in page
     assert "min 0.9" in page
     failures = [f.get("message") for f in ET.parse(run_dir / "junit.xml").iter("failure")]

@@ -8,6 +8,7 @@ options model in `harness.suite.loader`.
 from __future__ import annotations
 
 import re
+from pathlib import PurePath
 from typing import Any, Literal, get_args
 
 from pydantic import (
@@ -144,13 +145,78 @@ class GenerativeSpec(Strict):
         return self
 
 
+TorchDtype = Literal["float32", "float16", "int32", "int64", "bool"]
+
+
+class TorchInput(Strict):
+    """One input of a torch model: its whole example shape (batch first) and dtype."""
+
+    shape: list[int] = Field(min_length=1)
+    dtype: TorchDtype = "float32"
+
+    @field_validator("shape")
+    @classmethod
+    def _positive(cls, value: list[int]) -> list[int]:
+        if any(d < 1 for d in value):
+            raise ValueError(f"every dimension must be >= 1, not {value}")
+        return value
+
+
+def _torch_input(value: Any) -> Any:
+    """A shape list is a float32 input of that shape."""
+    return {"shape": value} if isinstance(value, list) else value
+
+
+class TorchSpec(Strict):
+    """`torch: {module: file.py, factory: NAME, input_shape: [...]}`: a PyTorch model built by a factory
+    (an `nn.Module`, put in eval mode) and exported with `torch.export` for the example inputs
+    `input_shape` gives (harness/models/torch_source.py)."""
+
+    module: str = Field(description="a Python file, relative to the suite, that defines the factory")
+    factory: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="the function returning the nn.Module")
+    input_shape: list[int] | list[TorchInput] | dict[str, TorchInput] = Field(description=(
+        "one float32 input's example shape, batch first ([1, 1, 28, 28]); or several: a list of shapes or "
+        "{shape, dtype} (positional), or {name: {shape, dtype}} (keyword arguments)"))
+
+    @field_validator("input_shape", mode="before")
+    @classmethod
+    def _shapes(cls, value: Any) -> Any:
+        if isinstance(value, list) and value and all(isinstance(v, (list, dict)) for v in value):
+            return [_torch_input(v) for v in value]
+        if isinstance(value, dict):
+            return {name: _torch_input(v) for name, v in value.items()}
+        return value
+
+    @field_validator("input_shape")
+    @classmethod
+    def _not_empty(cls, value: Any) -> Any:
+        if not value:
+            raise ValueError("give at least one input")
+        if isinstance(value, list) and isinstance(value[0], int) and any(d < 1 for d in value):
+            raise ValueError(f"every dimension must be >= 1, not {value}")
+        return value
+
+    @property
+    def inputs(self) -> list[tuple[str | None, TorchInput]]:
+        """(keyword name, or None for a positional input; the input) in order."""
+        shape = self.input_shape
+        if isinstance(shape, dict):
+            return list(shape.items())
+        if shape and isinstance(shape[0], TorchInput):
+            return [(None, item) for item in shape if isinstance(item, TorchInput)]
+        return [(None, TorchInput(shape=[d for d in shape if isinstance(d, int)]))]
+
+
 class ModelSpec(WithOptions):
-    """One model: a registered builder, a file (.keras/.h5, SavedModel dir, .tflite) or a generative decoder."""
+    """One model: a registered builder, a file (.keras/.h5, SavedModel dir, .tflite, a torch.export `.pt2`), a
+    PyTorch module factory (`torch:`) or a generative decoder (`generative:`)."""
 
     name: str | None = None
     builder: str | None = None
     path: str | None = None
     generative: GenerativeSpec | None = Field(None, description="a small language model (needs quantbench[torch])")
+    torch: TorchSpec | None = Field(None, description=(
+        "a PyTorch model from a factory (needs the `torch` extra: pip install 'quantbench[torch]')"))
     train: TrainSpec | None = None
     task: TaskSpec | None = None
     calibration: CalibrationSpec | None = None
@@ -162,26 +228,32 @@ class ModelSpec(WithOptions):
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelSpec:
-        if sum(source is not None for source in (self.builder, self.path, self.generative)) != 1:
-            raise ValueError("give exactly one of `builder` (a registered model), `path` (a model file) or "
-                             "`generative` (a decoder)")
+        if sum(source is not None for source in (self.builder, self.path, self.torch, self.generative)) != 1:
+            raise ValueError("give exactly one of `builder` (a registered model), `path` (a model file), "
+                             "`torch` (a PyTorch module factory) or `generative` (a decoder)")
         if self.generative is not None and (self.train is not None or self.options or self.baseline != "float"):
             raise ValueError("a `generative` model takes no `train`, `baseline` or builder options")
-        if self.path is not None and self.train is not None:
+        if self.builder is None and self.train is not None:
             raise ValueError("`train` applies to built-in builders only, not to model files")
-        if self.path is not None and self.options:
+        if self.builder is None and self.options:
             raise ValueError(f"unknown keys for a model file: {', '.join(sorted(self.options))}")
-        if self.builder is not None and self.baseline != "float":
-            raise ValueError("`baseline: as_is` applies to .tflite model files, not to builders")
+        if (self.builder is not None or self.torch is not None) and self.baseline != "float":
+            raise ValueError("`baseline: as_is` applies to .tflite model files, not to builders or torch models")
         return self
 
     @property
     def label(self) -> str:
-        from pathlib import PurePath
-
         if self.generative is not None:
             return self.name or f"{self.generative.family}_{self.generative.max_tokens}"
-        return self.name or self.builder or PurePath(self.path or "model").stem
+        return self.name or self.builder or (self.torch.factory if self.torch else PurePath(self.path or "model").stem)
+
+    @property
+    def has_keras_model(self) -> bool:
+        """Whether training-time (TFMOT) schemes can apply: a builder, a Keras file or a SavedModel, not a
+        .tflite file, a torch model nor a generative decoder (their cells are n/a)."""
+        if self.torch is not None or self.generative is not None:
+            return False
+        return self.path is None or PurePath(self.path).suffix.lower() not in (".tflite", ".pt2")
 
 
 class SchemeSpec(WithOptions):

@@ -1,4 +1,5 @@
-"""Resolve a suite's model entry to a float source artifact (built, trained and cached if needed)."""
+"""Resolve a suite's model entry to a float source artifact (built, trained and cached if needed; a torch
+source converted to its float .tflite: harness/models/torch_source.py)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from harness.tflite._flatbuffer import check_tflite_file
 from harness.tflite.normalize import normalized_tflite
 from harness.versions import tool_versions
 
-SourceFormat = Literal["keras", "saved_model", "tflite"]
+SourceFormat = Literal["keras", "saved_model", "tflite", "torch"]
+FLOAT_TFLITE_FORMATS = ("tflite", "torch")  # sources whose `path` is a float .tflite (torch: litert-torch's)
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,13 @@ class SourceModel:
     path: Path
     digest: str
     info: dict[str, Any] = field(default_factory=dict)
+    program: Path | None = None  # a torch source's ExportedProgram (.pt2); `path` is then its float .tflite
+
+    @property
+    def float_tflite(self) -> bool:
+        """Whether `path` is a float .tflite the schemes quantize (a .tflite file, or a torch model's
+        conversion), rather than a Keras model or SavedModel TFLiteConverter converts."""
+        return self.format in FLOAT_TFLITE_FORMATS
 
 
 def detect_format(path: Path) -> SourceFormat:
@@ -45,7 +54,9 @@ def detect_format(path: Path) -> SourceFormat:
         return "tflite"
     if suffix in (".keras", ".h5", ".hdf5"):
         return "keras"
-    raise HarnessError(f"{path}: unknown model format (expected .keras, .h5, .tflite or a SavedModel dir)")
+    if suffix == ".pt2":
+        return "torch"
+    raise HarnessError(f"{path}: unknown model format (expected .keras, .h5, .tflite, .pt2 or a SavedModel dir)")
 
 
 def check_keras_file(path: Path) -> None:
@@ -100,6 +111,8 @@ def resolve_source(
 
         path, made = generative_source(spec.generative, prefill or DEFAULT_PREFILL, base_dir, cache)
         return SourceModel(spec.label, "tflite", path, file_digest(path), made)
+    if spec.torch is not None or (spec.path is not None and spec.path.lower().endswith(".pt2")):
+        return torch_source(spec, base_dir, cache)
     if spec.path is not None:
         path = resolve_model_path(spec.path, base_dir)
         model_format = detect_format(path)
@@ -134,6 +147,16 @@ def resolve_source(
 
     path, _ = cache.get_or_create("models", key, ".keras", build)
     return SourceModel(spec.label, "keras", path, file_digest(path), cache.read_json("models", key) or info)
+
+
+def torch_source(spec: ModelSpec, base_dir: Path, cache: ArtifactCache) -> SourceModel:
+    """A torch model's program (`.pt2`) and litert-torch's float .tflite of it."""
+    from harness.models import torch_source as pt
+
+    pt.torch_modules()  # without the extra: one line naming it, before anything is looked up
+    program = pt.program_file(spec.path, spec.torch, base_dir, cache)
+    path, digest = pt.float_tflite(program, cache)
+    return SourceModel(spec.label, "torch", path, digest, pt.source_info(program), program)
 
 
 def saved_model_dir(source: SourceModel, cache: ArtifactCache) -> Path:

@@ -27,6 +27,7 @@ import numpy as np
 from harness.config.schema import RecoverSpec
 from harness.errors import HarnessError, NotApplicable
 from harness.fidelity import json_number
+from harness.models.source import FLOAT_TFLITE_FORMATS
 from harness.record import CellRecord
 from harness.samples import FromSignature, Samples
 
@@ -249,12 +250,12 @@ def run(scheme: Any, options: Any, source: Any, saved_model_of: Callable[[], Pat
     SavedModel (`saved_model_of()`, asked for once the source is known to have one), or for a `.tflite`
     source with litert-quantizer (`no_quantize` rules; ranked by the accumulated SNR drop only)."""
     spec = options.recover
-    if source.format == "tflite" and spec.rank_by != "snr_drop_db":
+    if source.format in FLOAT_TFLITE_FORMATS and spec.rank_by != "snr_drop_db":
         raise NotApplicable(f"recover: `rank_by: {spec.rank_by}` ranks with TF's QuantizationDebugger, which needs a "
                             "TFLiteConverter source; a .tflite source ranks by `snr_drop_db` (the default)")
     if calibration is None:
         raise NotApplicable("recover: no calibration samples")
-    tflite = source.format == "tflite"
+    tflite = source.format in FLOAT_TFLITE_FORMATS
     if not tflite and not scheme.converter_float_layers:
         raise NotApplicable("recover: this scheme keeps layers float only for .tflite sources (litert-quantizer)")
     plain, saved_model = options.model_copy(update={"recover": None}), None if tflite else saved_model_of()

@@ -111,6 +111,8 @@ class HostWork:
         source = state.source
         assert source is not None
         scheme = SCHEMES.get(cell.scheme.scheme)
+        if source.format == "torch" and isinstance(scheme, TrainingScheme) and scheme.needs_training:
+            raise NotApplicable("training-time techniques (TFMOT) need a Keras model; a torch model has none")
         options = self.loaded.scheme_options.get(cell.scheme.label) or scheme.Options()
         calibrated = scheme.calibrates(options)
         calibration_spec = self.loaded.calibration_for(cell.model, cell.scheme) if calibrated else None
@@ -123,7 +125,7 @@ class HostWork:
             self._note_overlap(calibration_spec, state, record)
         finetune = None
         trainer = scheme if isinstance(scheme, TrainingScheme) and scheme.needs_training else None
-        if trainer is not None and source.format != "tflite":
+        if trainer is not None and not source.float_tflite:
             budget = self.loaded.finetune_for(cell.model, cell.scheme)  # the loader checked there is one
             assert budget is not None and budget.dataset is not None
             finetune = FineTuning(budget, self.inputs.dataset(budget.dataset))
@@ -138,7 +140,9 @@ class HostWork:
             options = self._recovered(cell, state, options, calibration, key, record, baseline)
 
         def produce(target: Path) -> None:
-            if source.format == "tflite":
+            if source.program is not None and scheme.quantizes_torch:  # PT2E: quantized in torch (schemes/pt2e.py)
+                data = scheme.from_torch(source.program, source.path, options, calibration)
+            elif source.float_tflite:
                 data = scheme.from_tflite(source.path.read_bytes(), options, calibration)
             elif trainer is not None and finetune is not None:
                 data = trainer.from_keras(source.path, options, finetune, calibration, self.cache)
@@ -151,7 +155,7 @@ class HostWork:
         record["timings_s"]["convert"] = round(time.perf_counter() - started, 3)
         data = path.read_bytes()
         artifact: Artifact = {"path": str(path), "sha256": hashlib.sha256(data).hexdigest(), "cached": cached,
-                              "source": str(source.path), "source_info": source.info}
+                              "source": str(source.program or source.path), "source_info": source.info}
         if self.cache.problems_for(path):
             artifact["rebuilt"] = self.cache.problems_for(path)
         record["artifact"] = artifact
@@ -168,13 +172,14 @@ class HostWork:
         if getattr(options, "diagnose", False):  # per-tensor error vs float: harness/numerics/_cell_diagnosis.py
             from harness.numerics._cell_diagnosis import cell_diagnosis
 
-            record["diagnosis"] = cell_diagnosis(path, baseline, calibration, source.format, cell.scheme.scheme,
+            record["diagnosis"] = cell_diagnosis(path, baseline, calibration,
+                                                 "tflite" if source.float_tflite else source.format, cell.scheme.scheme,
                                                  lambda: saved_model_dir(source, self.cache))
 
     def _float_model(self, source: Any) -> bytes:
         """The float .tflite of a source: the file itself, or the float32 scheme's conversion (cached,
         the float32 cell's artifact when it ran)."""
-        if source.format == "tflite":
+        if source.float_tflite:
             return source.path.read_bytes()
         float32 = SCHEMES.get(BASELINE)
         key = content_key(kind="tflite", source=source.digest, scheme=BASELINE,
@@ -297,6 +302,8 @@ class HostWork:
             record["metrics"].update(worst)
             if cross_kernel:
                 self._cross_kernel(record, state.eval_data, reference, task_spec)
+        if cross_kernel and state.source is not None and state.source.format != "tflite":
+            self._conversion(cell, state, record, outputs, [info.name for info in infos], baseline)
         record["metrics"] = {name: None if value is None else json_number(value)
                              for name, value in record["metrics"].items()}
 
@@ -338,6 +345,46 @@ class HostWork:
             record["generation"]["logit_snr_db_mean"] = mean_snr_db(logits, reference)
         record["metrics"] = {name: None if value is None else json_number(value)
                              for name, value in record["metrics"].items()}
+
+    def _conversion(self, cell: Cell, state: ModelState, record: CellRecord, outputs: list[np.ndarray],
+                    names: list[str], baseline: CellRecord | None) -> None:
+        """`conversion`: the float .tflite (and this cell's) vs the framework model on the evaluation inputs
+        (harness/models/conversion.py); a comparison that cannot be made is recorded, the cell stands."""
+        from harness.models.conversion import compared, conversion_record
+
+        source, data = state.source, state.eval_data
+        float_record = record if cell.scheme.label == BASELINE else baseline
+        if float_record is None or float_record["status"] != "ok" or state.baseline_outputs is None:
+            return
+        assert source is not None and data is not None
+        float_path = Path(artifact_of(float_record)["path"])
+        try:
+            reference = self._framework_outputs(source, data, float_path, artifact_of(float_record)["sha256"])
+            float_numbers = compared(state.baseline_outputs, [i.name for i in model_outputs(float_path)], reference)
+            cell_numbers = None if float_record is record else compared(outputs, names, reference)
+            record["conversion"] = conversion_record(source, len(data), float_numbers, cell_numbers)
+        except Exception as exc:  # noqa: BLE001 - the cell's own numbers stand; the comparison's failure is said
+            _interrupt.cut(exc)
+            record["conversion"] = {"framework": source.format, "error": describe(exc)}
+
+    def _framework_outputs(self, source: SourceModel, data: Dataset, float_path: Path,
+                           float_sha256: str) -> dict[str, np.ndarray]:
+        """The framework model's outputs on the evaluation data by output name, cached by (source, float
+        .tflite, data, versions)."""
+        from harness.models.conversion import framework_outputs
+
+        key = content_key(kind="framework_outputs", source=source.digest, float_model=float_sha256,
+                          data=data.fingerprint, versions=tool_versions())
+
+        def run(target: Path) -> None:
+            found = framework_outputs(source, data.x, float_path, lambda: saved_model_dir(source, self.cache))
+            with open(target, "wb") as handle:
+                np.savez(handle, *found.values(), names=np.array(list(found), dtype=str))
+
+        path, _ = self.cache.get_or_create("framework_outputs", key, ".npz", run)
+        with np.load(path) as archive:
+            names = [str(n) for n in archive["names"]]
+            return {name: archive[f"arr_{i}"] for i, name in enumerate(names)}
 
     def _cross_kernel(self, record: CellRecord, data: Dataset, reference: list[np.ndarray],
                       task_spec: TaskSpec) -> None:

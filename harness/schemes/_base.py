@@ -47,6 +47,7 @@ class Scheme:
     # TFLiteConverter route is calibrated full-integer quantization, which the debugger re-creates
     debugged: ClassVar[bool] = False
     converter_float_layers: ClassVar[bool] = True  # `float_layers`/`recover:` work on TFLiteConverter sources too
+    quantizes_torch: ClassVar[bool] = False  # a torch source's cells take `from_torch` (PT2E), not `from_tflite`
     ask: ClassVar[Ask | None] = None  # what it asks of every op it can change (the record's `quantization`)
 
     def calibrates(self, options: Any) -> bool:
@@ -66,6 +67,11 @@ class Scheme:
     def from_tflite(self, model: bytes, options: Any, calibration: Samples | None) -> bytes:
         """Quantize a float .tflite with litert-quantizer."""
         raise NotApplicable(f"{type(self).__name__} has no litert-quantizer route for a .tflite source")
+
+    def from_torch(self, program: Path, float_model: Path, options: Any, calibration: Samples | None) -> bytes:
+        """Quantize a torch source's program (`.pt2`) itself, for a scheme that `quantizes_torch` (PT2E); the
+        others take `from_tflite` on litert-torch's float .tflite (`float_model`)."""
+        raise NotApplicable(f"{type(self).__name__} does not quantize torch programs")
 
 
 SCHEMES: Registry[Scheme] = Registry("scheme", "harness.schemes", base=Scheme)

@@ -166,8 +166,10 @@ def _check_models(suite: Suite, check: _Checker, loaded: LoadedSuite) -> None:
         labels[model.label] = index
         if model.builder is not None:
             loaded.builder_options[model.label] = check.options(BUILDERS, model.builder, model.options, loc, "builder")
-        elif model.path is not None:  # the schema asks for a builder, a path or a generative spec
+        elif model.path is not None:  # the schema asks for a builder, a path, a torch factory or a generative spec
             _check_model_path(model.path, loaded.base_dir, check, (*loc, "path"))
+        elif model.torch is not None:
+            _check_model_path(model.torch.module, loaded.base_dir, check, (*loc, "torch", "module"))
         else:
             _check_generative(model, loaded.base_dir, check, (*loc, "generative"))
         if model.train is not None:
@@ -256,7 +258,7 @@ def _check_schemes(suite: Suite, check: _Checker, loaded: LoadedSuite) -> None:
 
 def _check_finetune(suite: Suite, check: _Checker, loaded: LoadedSuite) -> None:
     """`finetune:` blocks name declared datasets and sit on training-time schemes only; every
-    model (but a .tflite file, where those schemes are n/a) has fine-tuning data for them."""
+    model (but a .tflite file or a torch model, where those schemes are n/a) has fine-tuning data for them."""
     blocks: list[tuple[Path_, FinetuneSpec | None]] = [(("finetune",), suite.finetune)]
     blocks += [(("models", i, "finetune"), m.finetune) for i, m in enumerate(suite.models)]
     blocks += [(("schemes", i, "finetune"), s.finetune) for i, s in enumerate(suite.schemes)]
@@ -271,7 +273,7 @@ def _check_finetune(suite: Suite, check: _Checker, loaded: LoadedSuite) -> None:
             raise check.fail(("schemes", index, "finetune"), f"scheme {spec.scheme!r} is post-training: "
                              "`finetune` applies to training-time schemes only")
     for model in suite.models:
-        if model.path is not None and Path(model.path).suffix.lower() == ".tflite":
+        if not model.has_keras_model:
             continue
         for position, spec in training:
             if model.schemes is not None and not any(fnmatch.fnmatchcase(spec.label, p) for p in model.schemes):
