@@ -10,7 +10,7 @@ def _run(night: int, slow: float, *, failed: bool = False, missing: bool = False
     records = [cell("m", "float32", latency_ms=10.0, seed=night)]
     if not missing:
         records.append(cell("m", "int8", latency_ms=5.0 * slow, seed=night, status="failed" if failed else "ok"))
-    return TrendPoint(f"run {night}", f"{night:040x}", records)
+    return TrendPoint.of(f"run {night}", f"{night:040x}", records)
 
 
 def test_a_lasting_step_is_found_with_its_run_and_the_median_before() -> None:
