@@ -22,6 +22,7 @@ from harness.record import (
     LatencyStats,
     RecordError,
     Status,
+    _field,
     cell_id,
     format_version,
     restore_nonfinite,
@@ -88,9 +89,8 @@ def slim(data: Any) -> TrendCell:
     try:
         _TREND_FIELDS.validate_python(fields)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(part) for part in error["loc"])
-        raise RecordError(where, f"{error['msg']} (got {error.get('input')!r:.60})") from None
+        error = exc.errors()[0]  # named as validate_record names it (no union-member tags)
+        raise RecordError(_field(fields, error["loc"]), f"{error['msg']} (got {error.get('input')!r:.60})") from None
     return TrendCell.of(fields)  # checked above: a CellRecord's trend fields
 
 
