@@ -29,8 +29,9 @@ from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 from typing_extensions import TypedDict
 
 from harness.config.schema import Bound
+from harness.history import TrendCell, trend_cells
 from harness.record import CellRecord, LatencySetup, artifact_sha256, latency_sample, record_id, repeat_medians
-from harness.stats import LatencyTest, find_step, log_t_test, rank_test, typical
+from harness.stats import LatencyTest, find_step, log_t_test, rank_test
 from harness.verdicts import check, metric_number, record_metrics
 
 BoundsFn = Callable[[str, str], dict[str, Bound]]
@@ -320,11 +321,16 @@ def latency_test(previous: list[float], current: list[float],
 
 @dataclass(frozen=True)
 class TrendPoint:
-    """One run of a suite's recent history, oldest first."""
+    """One run of a suite's recent history, oldest first: its cells as the trends read them (slim)."""
 
     run: str  # label
     git_commit: str | None
-    records: list[CellRecord]
+    cells: list[TrendCell]
+
+    @classmethod
+    def of(cls, run: str, git_commit: str | None, records: list[CellRecord]) -> TrendPoint:
+        """A run given as whole records (this run's own), kept in the slim form."""
+        return cls(run, git_commit, trend_cells(records))
 
 
 @dataclass(frozen=True)
@@ -343,7 +349,7 @@ def latency_steps(points: list[TrendPoint], policy: Policy = DEFAULT_POLICY) -> 
     """For every cell, the run where its latency stepped up by `min_latency_ratio` and stayed
     there for two runs in a row (`harness.stats.find_step`), named with its git commit."""
     typicals = [_typicals(p) for p in points]  # one pass per run: linear in cells
-    cells = dict.fromkeys(record_id(r) for p in points for r in p.records)
+    cells = dict.fromkeys(c.cell for p in points for c in p.cells)
     steps = []
     for cell in cells:
         series = [by_cell.get(cell) for by_cell in typicals]
@@ -359,7 +365,7 @@ def latency_steps(points: list[TrendPoint], policy: Policy = DEFAULT_POLICY) -> 
 def _typicals(point: TrendPoint) -> dict[str, float | None]:
     """Each ok cell's typical latency in one run (the first record of a cell, as listed, counts)."""
     found: dict[str, float | None] = {}
-    for record in point.records:
-        if record.get("status") == "ok":
-            found.setdefault(record_id(record), typical(record.get("latency_ms")))
+    for cell in point.cells:
+        if cell.status == "ok":
+            found.setdefault(cell.cell, cell.latency_ms)
     return found

@@ -8,7 +8,8 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
-from harness.history import _CELLS, _INDEX, _RUNS_V2, SCHEMA_VERSION, History
+from harness.history import _CELLS, _INDEX, _RUNS_V2, SCHEMA_VERSION, History, trend_cells
+from harness.record import FORMAT_VERSION
 from tests.report.runs import standard_cells
 
 V1 = [
@@ -48,6 +49,7 @@ def test_a_v1_store_is_migrated_in_place_keeping_runs_cells_and_pins(tmp_path: P
         assert (entry.id, entry.pinned, entry.git_commit) == (7, True, "c0ffee")
         back = store.records(7)
         assert [r["metrics"] for r in back] == [r["metrics"] for r in records]
+        assert store.trend(7) == trend_cells(back) and len(back) == 3  # trends read schema-1 columns too
         assert [r["latency_samples_ms"] for r in back] == [r["latency_samples_ms"] for r in records]
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
@@ -95,7 +97,9 @@ def test_a_v3_store_keeps_its_whole_records_and_takes_compact_ones_beside_them(t
         (old,) = store.runs("nightly")
         assert (old.id, old.pinned, old.regressions, old.suite_identity) == (3, True, 1, "nightly@/s.yaml")
         back = store.records(3)
-        assert back == list(reversed(records))  # whole, as written, in their order
+        assert store.trend(3) == trend_cells(list(reversed(records)))  # trends read whole (schema-3) records too
+        assert back == [{**r, "format_version": FORMAT_VERSION} for r in reversed(records)]  # whole, in their order,
+        # read as the current format (these were written before records carried a format_version: format 1)
         assert store.best_records(3) == (back, None)
         new = store.record(standard_cells(1), {"suite": "nightly", "started_at": "2026-01-02T00:00:00+00:00",
                                                "run_id": "new-run", "suite_path": "/s.yaml"}, None, 0)

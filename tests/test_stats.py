@@ -43,7 +43,7 @@ def test_a_step_needs_two_runs_in_a_row() -> None:
 
 def test_latency_steps_name_the_run_and_commit_where_a_slowdown_started() -> None:
     latencies = [10.0, 10.1, 9.9, 10.0, 12.4, 12.5]
-    points = [TrendPoint(f"run #{i}", f"{i:040x}", [cell("m", "int8", latency_ms=v, seed=i), cell("m", "float32")])
+    points = [TrendPoint.of(f"run #{i}", f"{i:040x}", [cell("m", "int8", latency_ms=v, seed=i), cell("m", "float32")])
               for i, v in enumerate(latencies)]
     (step,) = latency_steps(points, Policy(min_latency_ratio=1.2))
     assert (step.cell, step.run, step.git_commit[-1]) == ("m/int8@local", "run #4", "4")

@@ -19,6 +19,7 @@ from harness.history._errors import HistoryError
 from harness.history._location import HistoryLocation, PostgresURL, parse_location
 from harness.history._postgres import PostgresBackend
 from harness.history._sqlite import SQLiteBackend
+from harness.history._trend import TrendCell, columns_record, slim
 from harness.record import CellRecord, RecordError, cell_id, encode_nonfinite, record_id, validate_record
 from harness.results import RESULTS, read_results, utc_now
 
@@ -28,6 +29,9 @@ _RUN_COLUMNS = ("id", "suite", "started_at", "finished_at", "git_commit", "suite
                 "results_sha256")
 _CELL_COLUMNS = ("model", "scheme", "device", "status", "error", "size_bytes", "gzip_bytes", "metrics", "latency_ms",
                  "latency_samples_ms", "verdicts", "record", "compact")
+# what a trend reads of a cell row: its identity, and the stored record of any schema (schema 1: its columns)
+_TREND_COLUMNS = ("model", "scheme", "device", "status", "size_bytes", "metrics", "latency_ms", "record", "compact")
+_DAMAGE = (RecordError, ValueError, TypeError, RecursionError)  # what reading a damaged cell row raises
 
 
 @dataclass(frozen=True)
@@ -190,20 +194,42 @@ class History:
         return [cell.record for cell in self._cells(run_id)]
 
     def _cells(self, run_id: int) -> list[_Cell]:
-        with self._db.guard():
-            rows = self._db.query(f"SELECT {', '.join(_CELL_COLUMNS)} FROM cells WHERE run_id = ? ORDER BY position",
-                                  (run_id,))
-            key = self._db.query("SELECT run_key FROM runs WHERE id = ?", (run_id,))
         cells = []
-        for row in rows:
-            values = dict(zip(_CELL_COLUMNS, row, strict=True))
+        for values in self._rows(run_id, _CELL_COLUMNS):
             try:
                 cells.append(_Cell(_record(values), values["compact"] is not None))
-            except (RecordError, ValueError, TypeError, RecursionError) as exc:
-                run = f"run #{run_id} (run id {_shown(key[0][0] if key else None)})"
-                self._warn(f"{run}: cell {record_name(values)} skipped: its record is damaged "
-                           f"({type(exc).__name__ if isinstance(exc, RecursionError) else exc})")
+            except _DAMAGE as exc:
+                self._damaged(run_id, values, exc)
         return cells
+
+    def trend(self, run_id: int) -> list[TrendCell]:
+        """The cells of a run as the trends read them (`TrendCell`: id, status, scheme, scheme kind, size,
+        metrics, typical latency), in their order: each stored record (compact, whole or schema-1 columns)
+        is read, its trend fields checked and kept, the rest dropped at once, so a run of 10,000 cells
+        never holds its records. A cell whose trend fields are damaged is skipped with a warning
+        (`warnings`), as `records` skips it."""
+        cells = []
+        for values in self._rows(run_id, _TREND_COLUMNS):
+            try:
+                cells.append(_slim(values))
+            except _DAMAGE as exc:
+                self._damaged(run_id, values, exc)
+        return cells
+
+    def _rows(self, run_id: int, columns: tuple[str, ...]) -> list[dict[str, Any]]:
+        """A run's cell rows, `columns` of each, in their order in the run."""
+        with self._db.guard():
+            rows = self._db.query(f"SELECT {', '.join(columns)} FROM cells WHERE run_id = ? ORDER BY position",
+                                  (run_id,))
+        return [dict(zip(columns, row, strict=True)) for row in rows]
+
+    def _damaged(self, run_id: int, values: dict[str, Any], exc: BaseException) -> None:
+        """The warning for a cell row a read skipped, naming its run (and run id) and the cell."""
+        with self._db.guard():
+            key = self._db.query("SELECT run_key FROM runs WHERE id = ?", (run_id,))
+        run = f"run #{run_id} (run id {_shown(key[0][0] if key else None)})"
+        self._warn(f"{run}: cell {record_name(values)} skipped: its record is damaged "
+                   f"({type(exc).__name__ if isinstance(exc, RecursionError) else exc})")
 
     def full_records(self, run_id: int) -> list[CellRecord]:
         """A run's whole records, read from its run folder's results.jsonl, which must still have the
@@ -327,17 +353,32 @@ def _json(value: Any) -> str:
     return json.dumps(encode_nonfinite(value), allow_nan=False, default=str)
 
 
+def _stored(row: dict[str, Any]) -> Any:
+    """A cell row's stored record as JSON: compact (schema 4), whole (schemas 2 and 3) or its columns (schema 1)."""
+    if row["compact"] is not None:
+        return decode(row["compact"])
+    if row["record"] is not None:
+        return json.loads(row["record"])
+    return columns_record(row, _JSON_FIELDS)
+
+
+def _same_cell(stored: dict[str, Any], row: dict[str, Any]) -> None:
+    """RecordError when the stored record names another cell than its row."""
+    for key in ("model", "scheme", "device"):
+        if stored[key] != row[key]:
+            raise RecordError(key, f"the record says {stored[key]!r:.60}, its row {_shown(row[key])}")
+
+
 def _record(row: dict[str, Any]) -> CellRecord:
     """A cell row as a checked record (RecordError, ValueError or TypeError when it is damaged)."""
-    if row["compact"] is not None:  # schema 4
-        data = decode(row["compact"])
-    elif row["record"] is not None:  # schemas 2 and 3: the whole record
-        data = json.loads(row["record"])
-    else:  # a schema-1 cell
-        data = {k: json.loads(v) if k in _JSON_FIELDS and v is not None else v for k, v in row.items()
-                if k not in ("record", "compact")}
-    record = validate_record(data)
-    for key in ("model", "scheme", "device"):
-        if record[key] != row[key]:
-            raise RecordError(key, f"the record says {record[key]!r:.60}, its row {_shown(row[key])}")
+    record = validate_record(_stored(row))
+    _same_cell(dict(record), row)
     return record
+
+
+def _slim(row: dict[str, Any]) -> TrendCell:
+    """A cell row as a TrendCell, its stored record dropped once read (errors as `_record`'s)."""
+    stored = _stored(row)
+    cell = slim(stored)
+    _same_cell(stored, row)
+    return cell

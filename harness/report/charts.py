@@ -13,17 +13,17 @@ from typing import Any, cast
 
 import numpy as np
 
-from harness.record import CellRecord, latency_sample, record_id, repeat_medians
+from harness.history import TrendCell
+from harness.record import CellRecord, latency_sample, repeat_medians
 from harness.report._numerics_charts import cell_charts
 from harness.report.overview import FAMILY_COLOURS, scheme_family
 from harness.report.rows import Row
 from harness.schemes import BASELINE
 from harness.stats import find_step, typical
 from harness.tasks import all_metrics
-from harness.verdicts import record_metrics
 
 Figure = dict[str, Any]
-TrendRun = tuple[str, list[CellRecord]]  # (the run's ISO start time, its records)
+TrendRun = tuple[str, list[TrendCell]]  # (the run's ISO start time, its cells as the trends read them)
 
 _LAYOUT = {"height": 380, "margin": {"l": 60, "r": 20, "t": 70, "b": 60}, "hovermode": "closest",
            "font": {"family": "system-ui, sans-serif", "size": 12}, "legend": {"orientation": "h", "y": -0.25}}
@@ -138,14 +138,12 @@ LATENCY_TREND = "latency ms (typical)"
 MAX_TREND_LINES = 24  # per trend chart; a bigger suite draws the cells that changed most and family medians
 
 
-def _trend_values(record: CellRecord) -> dict[str, float]:
-    values = {k: v for k, v in record_metrics(record).items() if math.isfinite(v)}  # +inf SNR: no point to draw
-    size = record.get("size_bytes")
-    if size:
-        values["size MB"] = size / 1e6
-    latency = typical(record.get("latency_ms"))
-    if latency is not None:
-        values[LATENCY_TREND] = float(latency)
+def _trend_values(cell: TrendCell) -> dict[str, float]:
+    values = {k: v for k, v in cell.metrics.items() if math.isfinite(v)}  # +inf SNR: no point to draw
+    if cell.size_bytes:
+        values["size MB"] = cell.size_bytes / 1e6
+    if cell.latency_ms is not None:
+        values[LATENCY_TREND] = cell.latency_ms
     return values
 
 
@@ -153,12 +151,13 @@ def _series(runs: list[TrendRun]) -> tuple[dict[str, dict[str, list[tuple[str, f
     """Per quantity, per cell: (run label, value) oldest first; and each cell's scheme family."""
     series: dict[str, dict[str, list[tuple[str, float]]]] = defaultdict(lambda: defaultdict(list))
     families: dict[str, str] = {}
-    for label, records in runs:
-        for record in records:
-            if record["status"] == "ok":
-                families[record_id(record)] = scheme_family(str(record.get("scheme_kind") or record["scheme"]))
-                for name, value in _trend_values(record).items():
-                    series[name][record_id(record)].append((label.replace("T", " ")[:19], value))
+    for started_at, cells in runs:  # run by run, each cell's values once
+        label = started_at.replace("T", " ")[:19]
+        for cell in cells:
+            if cell.status == "ok":
+                families[cell.cell] = scheme_family(cell.scheme_kind or cell.scheme)
+                for name, value in _trend_values(cell).items():
+                    series[name][cell.cell].append((label, value))
     return series, families
 
 

@@ -112,8 +112,9 @@ def publish_run(run_dir: Path, history_path: HistoryLocation | None, *, threshol
             bounds = partial(bounds_for, thresholds) if thresholds is not None else None
             comparison = compare_runs(records, list(previous.records.values()), bounds, policy, previous.label,
                                       labels=previous.labels)
-        trend.append((run_info["started_at"], records))
-        steps = latency_steps([*points, TrendPoint("this run", run_info.get("git_commit"), records)], policy)
+        this_run = TrendPoint.of("this run", run_info.get("git_commit"), records)
+        trend.append((run_info["started_at"], this_run.cells))
+        steps = latency_steps([*points, this_run], policy)
         incomplete = incompleteness(records, run_info)
         unrecorded = history_problems[0] if history_problems else None
         verdict = verdict_line(records, comparison, incomplete, unrecorded)
@@ -165,7 +166,7 @@ def earlier_run(history_path: HistoryLocation | None, run_dir: Path, suite: str,
     run_info = {"suite": suite, "suite_path": str(suite_path.resolve()) if suite_path else None,
                 "started_at": info.get("started_at") or utc_now(precise=True)}
     try:
-        previous, _, _ = _earlier_runs(store, run_dir, run_info, warnings, cells)
+        previous, _, _ = _earlier_runs(store, run_dir, run_info, warnings, cells, with_trend=False)
     finally:
         if store is not None:
             store.close()
@@ -203,17 +204,19 @@ def _open_history(path: HistoryLocation | None, warnings: list[str], problems: l
 
 
 def _earlier_runs(store: History | None, run_dir: Path, run_info: dict[str, Any], warnings: list[str],
-                  cells: list[str] | None, problems: list[str] | None = None
+                  cells: list[str] | None, problems: list[str] | None = None, *, with_trend: bool = True
                   ) -> tuple[EarlierRun, list[TrendRun], list[TrendPoint]]:
     """Each cell's baseline among the earlier runs of the same suite identity (history's, else the
-    sibling run directories'), and the trend runs (oldest first) for the charts and step detection."""
+    sibling run directories'), and (`with_trend`) the trend runs, oldest first, for the charts and step
+    detection: each run's cells in their slim form (`History.trend`), read one run at a time."""
     suite, started, identity = run_info["suite"], run_info["started_at"], identity_of(run_info)
     if store is not None:
         try:
             previous = store.baselines(suite, identity, started, cells)
             entries = list(reversed(store.same_suite(suite, identity, before=started)[:TREND_RUNS]))
-            points = [TrendPoint(f"run {e.label}", e.git_commit, store.records(e.id)) for e in entries]
-            trend = [(e.started_at, p.records) for e, p in zip(entries, points, strict=True)]
+            drawn = entries if with_trend else []
+            points = [TrendPoint(f"run {e.label}", e.git_commit, store.trend(e.id)) for e in drawn]
+            trend = [(e.started_at, p.cells) for e, p in zip(drawn, points, strict=True)]
             warnings += store.warnings + previous.notes  # damaged rows, skipped; runs matched by name only
             if not entries:  # a history that starts now: the run directories on disk stand in for it
                 previous = _previous_run_dirs(run_dir, run_info, warnings, cells)

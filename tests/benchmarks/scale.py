@@ -52,3 +52,16 @@ def write_scaled_run(run_dir: Path, cells: int, failing_every: int = 0) -> Path:
     info["plan"] = None
     (run_dir / "run.json").write_text(json.dumps({k: v for k, v in info.items() if v is not None}, indent=2))
     return run_dir
+
+
+def write_history(location: Path, runs: int, cells: int) -> None:
+    """A history store holding `runs` earlier runs of the scaled suite, `cells` cells each, started on the days
+    before the recorded run (recorded without a run folder: their cells are the history's compact records)."""
+    from harness.history import History
+
+    info = json.loads((FIXTURE / "run.json").read_text())
+    with History(location) as store:
+        for night in range(runs):
+            started = f"2026-11-{night + 1:02d}T02:00:00+00:00"
+            store.record(list(scaled_records(cells)), {**info, "run_id": f"earlier-{night}", "started_at": started,
+                                                       "finished_at": started}, None, 0)

@@ -22,18 +22,21 @@ from typing import Any
 
 import pytest
 
-from tests.benchmarks.scale import write_scaled_run
+from tests.benchmarks.scale import write_history, write_scaled_run
 
 pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 RESULTS: list[dict[str, Any]] = []
 
 
-def bench_report(run_dir: Path) -> dict[str, float]:
-    """`bench report RUN_DIR` in a child process: its wall time (s) and peak RSS (MB, from wait4)."""
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+def bench_report(run_dir: Path, history: Path | None = None, code: Path = ROOT) -> dict[str, float]:
+    """`bench report RUN_DIR [--history H]` in a child process running the harness in `code`: its wall time (s)
+    and peak RSS (MB, from wait4)."""
+    env = {**os.environ, "PYTHONPATH": str(code)}
     start = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "-m", "harness.cli", "report", str(run_dir)], env=env,  # noqa: S603
+    argv = [sys.executable, "-m", "harness.cli", "report", str(run_dir), *(["--history", str(history)] if history else [])]
+    child = subprocess.Popen(argv, env=env, cwd=code,  # noqa: S603  # in `code`: `python -m` puts the cwd first
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(child.pid, 0)
     seconds = time.perf_counter() - start
@@ -77,3 +80,46 @@ def _line(row: dict[str, Any]) -> str:
     return (f"{row['cells']:>6} cells: results.jsonl {row['results.jsonl_mb']:.1f} MB, report.html "
             f"{row['report.html_mb']:.2f} MB, summary.md {row['summary.md_mb'] * 1000:.1f} KB; bench report "
             f"{row['seconds']:.1f} s, peak RSS {row['peak_rss_mb']:.0f} MB{browser}")
+
+
+# The history's trend window (issue 25): K earlier 10,000-cell runs in the history, then `bench report RUN
+# --history H` with the harness as it was before the slim trend read (BEFORE, a git revision, exported with
+# `git archive`) and as it is, each on its own copy of the same history. K = 5 by default (the 30-run window
+# extrapolates: before, memory grew by whole records per earlier run; after, by slim cells).
+HISTORY_RUNS = int(os.environ.get("QUANTBENCH_BENCH_HISTORY_RUNS", "5"))
+BEFORE = os.environ.get("QUANTBENCH_BENCH_BEFORE", "e2b63ab")  # the trends branch's base
+
+
+def exported(revision: str, folder: Path) -> Path | None:
+    """The harness package at a git revision, exported into `folder` (None: no git or no such revision here)."""
+    folder.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision, "harness"],  # noqa: S603, S607
+                             capture_output=True, check=False)
+    if archive.returncode != 0:
+        return None
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)  # noqa: S603, S607
+    return folder
+
+
+def test_report_with_a_history_scale(tmp_path: Path, benchmark: Any) -> None:
+    cells = 10_000
+    run_dir = write_scaled_run(tmp_path / "cnn_run", cells, failing_every=10)
+    history = tmp_path / "history.sqlite"
+    write_history(history, HISTORY_RUNS, cells)
+    before = exported(BEFORE, tmp_path / "before")
+    rows: list[dict[str, Any]] = []
+    for name, code in (("before", before), ("after", ROOT)):
+        if code is None:
+            print(f"\nno {name} code to measure: git revision {BEFORE} is not here")
+            continue
+        copy = tmp_path / f"history_{name}.sqlite"
+        shutil.copyfile(history, copy)
+        load = os.getloadavg()[0]
+        measured = (benchmark.pedantic(bench_report, args=(run_dir, copy, code), rounds=1, iterations=1)
+                    if name == "after" else bench_report(run_dir, copy, code))
+        rows.append({"code": name, "load": load, **measured})
+    benchmark.extra_info.update({f"{r['code']}_{k}": v for r in rows for k, v in r.items() if k != "code"})
+    print(f"\n{cells} cells, {HISTORY_RUNS} earlier {cells}-cell runs in the history "
+          f"({history.stat().st_size / 1e6:.0f} MB), bench report --history:")
+    print("\n".join(f"  {r['code']:>6}: {r['seconds']:.1f} s, peak RSS {r['peak_rss_mb']:.0f} MB "
+                    f"(load average {r['load']:.1f} at its start)" for r in rows))

@@ -10,16 +10,17 @@ import multiprocessing
 import sqlite3
 import zlib
 from contextlib import closing
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from harness.history import History, HistoryError, parse_location
+from harness.history import History, HistoryError, TrendCell, parse_location, trend_cells
 from harness.history._compact import LIMIT
 from harness.results import read_results
 from tests.conftest import run_bench
-from tests.report.runs import standard_cells, write_run
+from tests.report.runs import cell, standard_cells, write_run
 
 WRITERS, RUNS_EACH = 2, 20
 SAMPLE_FIELDS = ("model", "scheme", "device", "status", "size_bytes", "metrics", "latency_ms", "verdicts")
@@ -155,6 +156,39 @@ def test_a_damaged_compact_row_is_skipped_with_a_warning(store_location: str, da
         records = store.records(run_id)
     assert [r["scheme"] for r in records] == ["float32", "dynamic_range"]
     assert len(store.warnings) == 1 and "cell digits_cnn/int8@local skipped: its record is damaged" in store.warnings[0]
+    with History(store_location) as store:  # the trend read skips it the same way
+        trend = store.trend(run_id)
+    assert [c.scheme for c in trend] == ["float32", "dynamic_range"]
+    assert len(store.warnings) == 1 and "cell digits_cnn/int8@local skipped: its record is damaged" in store.warnings[0]
+
+
+def test_a_trend_reads_the_slim_part_of_each_cell_only(store_location: str) -> None:
+    """`History.trend`: per cell its id, status, scheme, scheme kind, size, metrics and typical latency, the
+    same as the whole records give, in the run's order; a failed cell and a +inf metric kept as they are."""
+    records = [*standard_cells(), cell("digits_cnn", "int16x8", status="failed", error="RuntimeError: boom")]
+    records[0]["metrics"]["snr_db"] = float("inf")
+    records[2]["scheme_kind"] = "post-training-kind"
+    with History(store_location) as store:
+        run_id = store.record(records, info("2026-01-01T00:00:00+00:00"), None, 0)
+        trend, whole = store.trend(run_id), store.records(run_id)
+    assert trend == trend_cells(records) == trend_cells(whole) and store.warnings == []
+    assert [f.name for f in fields(TrendCell)] == ["cell", "status", "scheme", "scheme_kind", "size_bytes", "metrics",
+                                                   "latency_ms"]
+    assert trend[0] == TrendCell("digits_cnn/float32@local", "ok", "float32", "float32", 4_000_000,
+                                 {**records[0]["metrics"]}, records[0]["latency_ms"]["median"])
+    assert trend[0].metrics["snr_db"] == float("inf") and trend[2].scheme_kind == "post-training-kind"
+    assert (trend[3].status, trend[3].latency_ms, trend[3].metrics) == ("failed", None, {})
+
+
+def test_a_trend_skips_a_cell_whose_trend_fields_are_damaged(store_location: str) -> None:
+    with History(store_location) as store:
+        run_id = store.record(standard_cells(), info("2026-01-01T00:00:00+00:00"), None, 0)
+    damaged = {**standard_cells()[1], "metrics": {"top1": "high"}, "format_version": 3}
+    raw(store_location, "UPDATE cells SET compact = ? WHERE scheme = 'int8'", (zlib.compress(json.dumps(damaged).encode()),))
+    with History(store_location) as store:
+        assert [c.scheme for c in store.trend(run_id)] == ["float32", "dynamic_range"]
+    (warning,) = store.warnings
+    assert "cell digits_cnn/int8@local skipped: its record is damaged (metrics.top1:" in warning
 
 
 def test_a_store_from_a_newer_version_is_refused(store_location: str) -> None:

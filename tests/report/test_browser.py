@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.history import History
+from harness.history import History, trend_cells
 from harness.report.html import SuiteSettings, render_html
 from harness.report.publish import TREND_RUNS, publish_run
 from tests.report.big import big_suite
@@ -117,7 +117,8 @@ def test_a_1000_cell_report_is_bounded_and_opens_fast(tmp_path: Path) -> None:
     time depends on how busy the machine is; tests/benchmarks/report_scale.py reports it), draws every
     chart when asked, and its cells table pages and filters."""
     records = big_suite(40, 25)
-    trend = [(f"2026-01-{night + 1:02d}T02:00:00+00:00", records) for night in range(TREND_RUNS)]
+    cells = trend_cells(records)
+    trend = [(f"2026-01-{night + 1:02d}T02:00:00+00:00", cells) for night in range(TREND_RUNS)]
     page = tmp_path / "report.html"
     page.write_text(render_html(records, {"suite": "big", "started_at": "2026-02-01T02:00:00+00:00"}, None,
                                 trend, [], SuiteSettings()))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import pytest
 
+from harness.history import trend_cells
 from harness.report.charts import LATENCY_TREND, MAX_TREND_LINES, build_charts, pareto_front
 from harness.report.overview import FAMILY_COLOURS
 from harness.report.rows import build_rows
@@ -21,7 +22,8 @@ def test_pareto_front(higher: bool, expected: list[int]) -> None:
 
 def test_figures_are_valid_plotly_and_escape_names() -> None:
     records = standard_cells() + [cell(XSS, "float32", seed=3), cell(XSS, "int8", status="failed")]
-    runs = [("2026-01-01T00:00:00+00:00", standard_cells(1)), ("2026-01-02T00:00:00+00:00", records)]
+    runs = [("2026-01-01T00:00:00+00:00", trend_cells(standard_cells(1))),
+            ("2026-01-02T00:00:00+00:00", trend_cells(records))]
     charts = build_charts(build_rows(records), records, runs)
     assert [len(charts[k]) for k in ("tradeoffs", "latency", "trends")] == [4, 2, 6]
     for figure in (f for section in charts.values() for f in section):
@@ -32,7 +34,7 @@ def test_figures_are_valid_plotly_and_escape_names() -> None:
 
 def test_trends_need_two_runs() -> None:
     records = standard_cells()
-    assert build_charts(build_rows(records), records, [("2026-01-01T00:00:00", records)])["trends"] == []
+    assert build_charts(build_rows(records), records, [("2026-01-01T00:00:00", trend_cells(records))])["trends"] == []
 
 
 def test_charts_read_log_axes_pareto_labels_family_colours_and_no_raw_samples() -> None:
@@ -59,8 +61,9 @@ def test_charts_read_log_axes_pareto_labels_family_colours_and_no_raw_samples() 
 
 
 def test_the_latency_trend_marks_the_step_find_step_detects() -> None:
-    runs = [(f"2026-01-0{i + 1}T00:00:00+00:00", standard_cells(i, slowdown=1.3 if i >= 3 else 1.0)) for i in range(5)]
-    records = runs[-1][1]
+    nights = [standard_cells(i, slowdown=1.3 if i >= 3 else 1.0) for i in range(5)]
+    runs = [(f"2026-01-0{i + 1}T00:00:00+00:00", trend_cells(records)) for i, records in enumerate(nights)]
+    records = nights[-1]
     trends = build_charts(build_rows(records), records, runs, step_ratio=1.05)["trends"]
     latency = next(f for f in trends if f["title"] == f"trend: {LATENCY_TREND}")
     steps = [t for t in latency["data"] if t["name"].startswith("step")]
@@ -76,8 +79,9 @@ def test_a_big_suite_trend_draws_the_stepped_and_most_changed_cells_and_family_m
                 r["latency_ms"]["median"] *= 1.5
         return records
 
-    runs = [(f"2026-01-0{i + 1}T00:00:00+00:00", night(i)) for i in range(6)]
-    records = runs[-1][1]
+    nights = [night(i) for i in range(6)]
+    runs = [(f"2026-01-0{i + 1}T00:00:00+00:00", trend_cells(records)) for i, records in enumerate(nights)]
+    records = nights[-1]
     trends = build_charts(build_rows(records), records, runs, step_ratio=1.05)["trends"]
     latency = next(f for f in trends if f["title"].startswith(f"trend: {LATENCY_TREND}"))
     assert latency["title"].endswith(f"({MAX_TREND_LINES} of 40 cells: largest changes)")
