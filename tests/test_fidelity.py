@@ -99,7 +99,8 @@ def test_fidelity_task_and_threshold_names() -> None:
     assert {m.name for m in task.metrics} == set(NAMES) <= threshold_metrics()
     assert task.score([OUT], None, task.Options()) == {}
     assert task.fidelity([OUT], [REF], task.Options()) == compare_outputs(OUT, REF)
-    for name in TASKS.names():
-        assert set(NAMES) <= {m.name for m in TASKS.get(name).metrics}, name
+    for name in TASKS.names():  # a task that runs the model itself (generation) has no per-output numbers
+        if not TASKS.get(name).runs_model:
+            assert set(NAMES) <= {m.name for m in TASKS.get(name).metrics}, name
     with pytest.raises(Exception, match="shape"):
         compare_outputs(OUT[:1], REF)

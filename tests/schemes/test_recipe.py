@@ -14,6 +14,7 @@ import pytest
 from harness.config.schema import Bound
 from harness.errors import ConfigError, HarnessError, NotApplicable
 from harness.record import CellRecord, validate_record
+from harness.results import read_results
 from harness.schemes import SCHEMES
 from harness.schemes._intent import quantization_of
 from harness.suite import load_suite
@@ -277,7 +278,7 @@ def test_a_recipe_suite_runs_end_to_end_and_a_silent_no_op_fails_its_cell(tmp_pa
                      "--no-history")
     assert done.returncode == 1 and "Traceback" not in done.stdout + done.stderr, done.stdout + done.stderr
     [results] = list((tmp_path / "reports").glob("*/*/results.jsonl"))
-    records = {r["scheme"]: validate_record(r) for r in map(json.loads, results.read_text().splitlines())}
+    records = {r["scheme"]: r for r in read_results(results.parent)}  # whole: details from results.bin
     assert records["static_wi8_ai8"]["calibration"]["drawn"] == 16 and "calibration" not in records["weight_only_wi8_afp32"]
     failed = [v for v in records["dynamic_wi4b32_afp32"]["verdicts"] if not v["pass"]]
     coverage = next(v for v in failed if v["metric"] == "recipe_coverage")
