@@ -60,8 +60,17 @@ def first_screen(page: Path, profile: Path) -> dict[str, float]:
     return {"first_screen_ms": painted, "ready_seen_s": seen}
 
 
+def measuring(config: pytest.Config) -> bool:
+    """Whether benchmarks measure (`make benchmarks`: --benchmark-enable) or only run once as tests (`make
+    test`: the default --benchmark-disable), where the large sizes are left out: tests/report/test_scale.py
+    checks the 10,000-cell bounds, and one small size keeps the benchmark itself working."""
+    return not config.getoption("benchmark_disable")
+
+
 @pytest.mark.parametrize("cells", [30, 1_000, 10_000])
-def test_report_scale(cells: int, tmp_path: Path, benchmark: Any) -> None:
+def test_report_scale(cells: int, tmp_path: Path, benchmark: Any, request: pytest.FixtureRequest) -> None:
+    if cells > 30 and not measuring(request.config):
+        pytest.skip(f"{cells} cells: measured by make benchmarks (--benchmark-enable)")
     run_dir = write_scaled_run(tmp_path / f"cnn_{cells}", cells, failing_every=10)
     measured = benchmark.pedantic(bench_report, args=(run_dir,), rounds=1, iterations=1)
     row: dict[str, Any] = {"cells": cells, **measured,
@@ -101,16 +110,18 @@ def exported(revision: str, folder: Path) -> Path | None:
     return folder
 
 
-def test_report_with_a_history_scale(tmp_path: Path, benchmark: Any) -> None:
-    cells = 10_000
+def test_report_with_a_history_scale(tmp_path: Path, benchmark: Any, request: pytest.FixtureRequest) -> None:
+    full = measuring(request.config)  # as a test: 300 cells, 2 earlier runs, this code only
+    cells, runs = (10_000, HISTORY_RUNS) if full else (300, 2)
     run_dir = write_scaled_run(tmp_path / "cnn_run", cells, failing_every=10)
     history = tmp_path / "history.sqlite"
-    write_history(history, HISTORY_RUNS, cells)
-    before = exported(BEFORE, tmp_path / "before")
+    write_history(history, runs, cells)
+    before = exported(BEFORE, tmp_path / "before") if full else None
     rows: list[dict[str, Any]] = []
     for name, code in (("before", before), ("after", ROOT)):
         if code is None:
-            print(f"\nno {name} code to measure: git revision {BEFORE} is not here")
+            if full:
+                print(f"\nno {name} code to measure: git revision {BEFORE} is not here")
             continue
         copy = tmp_path / f"history_{name}.sqlite"
         shutil.copyfile(history, copy)
@@ -119,7 +130,7 @@ def test_report_with_a_history_scale(tmp_path: Path, benchmark: Any) -> None:
                     if name == "after" else bench_report(run_dir, copy, code))
         rows.append({"code": name, "load": load, **measured})
     benchmark.extra_info.update({f"{r['code']}_{k}": v for r in rows for k, v in r.items() if k != "code"})
-    print(f"\n{cells} cells, {HISTORY_RUNS} earlier {cells}-cell runs in the history "
+    print(f"\n{cells} cells, {runs} earlier {cells}-cell runs in the history "
           f"({history.stat().st_size / 1e6:.0f} MB), bench report --history:")
     print("\n".join(f"  {r['code']:>6}: {r['seconds']:.1f} s, peak RSS {r['peak_rss_mb']:.0f} MB "
                     f"(load average {r['load']:.1f} at its start)" for r in rows))
