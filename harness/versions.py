@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import platform
+from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
 
@@ -21,9 +22,14 @@ _PACKAGES = ("tensorflow", "tf-keras", "keras", "tensorflow-model-optimization",
 def tool_versions() -> dict[str, str]:
     """Installed versions of the conversion/runtime stack, plus Python, quantbench and the digest of
     its artifact-producing code."""
-    versions = {"python": platform.python_version(), "quantbench": harness.__version__,
-                "quantbench_producers": producer_digest()}
-    for name in _PACKAGES:
+    return {"python": platform.python_version(), "quantbench": harness.__version__,
+            "quantbench_producers": producer_digest(), **package_versions(_PACKAGES)}
+
+
+def package_versions(names: Iterable[str]) -> dict[str, str]:
+    """Each package's installed version ("absent" when it is not installed)."""
+    versions = {}
+    for name in names:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

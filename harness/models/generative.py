@@ -11,13 +11,13 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from collections.abc import Callable
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from harness.cache import ArtifactCache, content_key, file_digest
 from harness.config.schema import GenerativeSpec
 from harness.errors import HarnessError
+from harness.versions import package_versions
 
 EXTRA = "quantbench[torch]"
 _PACKAGES = ("torch", "litert-torch")
@@ -54,13 +54,8 @@ def checkpoint_path(spec: GenerativeSpec, base_dir: Path) -> Path | None:
 
 
 def converter_versions() -> dict[str, str]:
-    versions = {}
-    for name in _PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "absent"
-    return versions
+    """Installed versions of the packages that shape a generative source's .tflite."""
+    return package_versions(_PACKAGES)
 
 
 def generative_source(spec: GenerativeSpec, prefill: int, base_dir: Path,

@@ -13,7 +13,6 @@ import importlib.util
 import os
 import zipfile
 from collections.abc import Iterator
-from importlib import metadata
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -24,7 +23,7 @@ from harness.cache import ArtifactCache, content_key, file_digest
 from harness.config.schema import TorchInput, TorchSpec
 from harness.errors import HarnessError
 from harness.models.paths import resolve_model_path
-from harness.versions import tool_versions
+from harness.versions import package_versions, tool_versions
 
 EXTRA = "pip install 'quantbench[torch]'"
 CONVERTER = "litert-torch"
@@ -34,13 +33,7 @@ TORCH_PACKAGES = ("torch", "litert-torch", "torchao", "ai-edge-quantizer", "lite
 
 def torch_versions() -> dict[str, str]:
     """Installed versions of the torch conversion stack ("absent" when a package is not installed)."""
-    versions = {}
-    for name in TORCH_PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "absent"
-    return versions
+    return package_versions(TORCH_PACKAGES)
 
 
 def torch_modules() -> tuple[ModuleType, ModuleType]:
