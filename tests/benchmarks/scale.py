@@ -43,11 +43,12 @@ def _copy(record: dict[str, Any], copy: int, plant: bool) -> dict[str, Any]:
 
 
 def write_scaled_run(run_dir: Path, cells: int, failing_every: int = 0) -> Path:
-    """A run directory (results.jsonl and run.json) of `cells` records built from the real run."""
+    """A run directory (results.jsonl, results.bin and run.json) of `cells` records built from the real run,
+    stored as a run stores them today (the recorded run is format 2: its lines are upgraded and split)."""
+    from harness.results import ResultsWriter
+
     run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / "results.jsonl", "w", encoding="utf-8") as out:
-        for record in scaled_records(cells, failing_every):
-            out.write(json.dumps(record, allow_nan=False) + "\n")
+    ResultsWriter(run_dir).extend(list(scaled_records(cells, failing_every)))
     info = json.loads((FIXTURE / "run.json").read_text())
     info["plan"] = None
     (run_dir / "run.json").write_text(json.dumps({k: v for k, v in info.items() if v is not None}, indent=2))

@@ -64,7 +64,7 @@ def measuring(config: pytest.Config) -> bool:
     """Whether benchmarks measure (`make benchmarks`: --benchmark-enable) or only run once as tests (`make
     test`: the default --benchmark-disable), where the large sizes are left out: tests/report/test_scale.py
     checks the 10,000-cell bounds, and one small size keeps the benchmark itself working."""
-    return not config.getoption("benchmark_disable")
+    return bool(config.getoption("benchmark_enable")) or not config.getoption("benchmark_disable")
 
 
 @pytest.mark.parametrize("cells", [30, 1_000, 10_000])
