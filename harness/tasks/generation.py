@@ -68,6 +68,12 @@ class GenerationOptions(TaskOptions):
             raise ValueError("`text` (a file) goes with `prompts: text`, and `prompts: text` needs one")
         if self.tokenizer is not None and self.text is None:
             raise ValueError("`tokenizer` tokenizes `text`: give `prompts: text` and a `text` file")
+        if self.tokenizer is None and self.files and "text" in self.files:  # byte tokens: the size says it now
+            length = self.prefill + self.decode_tokens + 1
+            try:
+                enough_tokens(Path(self.files["text"]).stat().st_size, self.samples, length, str(self.text))
+            except HarnessError as exc:
+                raise ValueError(str(exc)) from None
         return self
 
 
@@ -95,7 +101,8 @@ class Generation(Task):
                "position (the mean over positions: the record's generation.logit_snr_db_mean)", vs_float=True),
         Metric("next_token_agreement", True, "positions whose greedy next token equals the float32 cell's",
                vs_float=True),
-        Metric("perplexity", False, "exp(mean next-token cross-entropy) on real-text prompts (not synthetic ones)"),
+        Metric("perplexity", False, "exp(mean next-token cross-entropy) of the teacher-forced logits on "
+               "`prompts: text` (every predicted position; not produced on synthetic prompts)"),
     )
     headline = ("logit_snr_db",)  # the report's roles (with the float cell's decode speed as latency × float)
     agreement = "next_token_agreement"
@@ -180,11 +187,15 @@ def read_checked(options: GenerationOptions, key: str) -> bytes:
 
 def cut_sequences(tokens: np.ndarray, samples: int, length: int, name: str) -> np.ndarray:
     """The first samples x length tokens as `samples` consecutive sequences; an error when there are fewer."""
-    needed = samples * length
-    if len(tokens) < needed:
-        raise HarnessError(f"text {name} is too short: {len(tokens)} tokens, samples {samples} x (prefill + "
-                           f"decode_tokens + 1 = {length}) = {needed} needed")
-    return tokens[:needed].reshape(samples, length)
+    enough_tokens(len(tokens), samples, length, name)
+    return tokens[: samples * length].reshape(samples, length)
+
+
+def enough_tokens(count: int, samples: int, length: int, name: str) -> None:
+    """A one-line error when `count` tokens cannot make `samples` sequences of `length`."""
+    if count < samples * length:
+        raise HarnessError(f"text {name} is too short: {count} tokens, samples {samples} x (prefill + "
+                           f"decode_tokens + 1 = {length}) = {samples * length} needed")
 
 
 def perplexity(logits: np.ndarray, targets: np.ndarray) -> float:

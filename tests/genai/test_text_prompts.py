@@ -46,18 +46,15 @@ def test_text_is_cut_into_samples_of_prefill_decode_plus_one_byte_tokens(tmp_pat
     assert np.array_equal(sequences, prompt_sequences(options, 512))  # deterministic
 
 
-def test_too_short_text_and_too_small_vocabulary_are_one_line(tmp_path: Path) -> None:
-    options = _options(tmp_path, "short", prefill=4, decode_tokens=3, samples=2)
-    with pytest.raises(HarnessError) as short:
-        prompt_sequences(options, 512)
+def test_too_short_text_and_too_small_vocabulary_are_one_line() -> None:
+    with pytest.raises(HarnessError) as short:  # after tokenizing (a SentencePiece text is checked here)
+        cut_sequences(np.arange(5), 2, 8, "prompt.txt")
     assert "prompt.txt is too short: 5 tokens" in str(short.value) and "= 16 needed" in str(short.value)
     with pytest.raises(HarnessError) as small:
         byte_tokens("abc", 258)
     assert "at least 259 tokens" in str(small.value)
     for error in (short.value, small.value):
         assert len(str(error).splitlines()) == 1
-    with pytest.raises(HarnessError):
-        cut_sequences(np.arange(5), 1, 6, "x")
 
 
 def test_a_changed_text_file_fails_loudly(tmp_path: Path) -> None:
@@ -94,6 +91,13 @@ def test_a_sentencepiece_tokenizer_tokenizes_the_text(tmp_path: Path) -> None:
 def test_a_wrong_text_prompt_is_one_line(tmp_path: Path, model: str, task: str, says: str) -> None:
     text = _one_line(*_validate(tmp_path, model, task))
     assert says in text and "suite.yaml:4" in text, text
+
+
+def test_a_too_short_byte_level_text_fails_validation_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "prompt.txt").write_text("sixteen bytes ..")
+    task = "{kind: generation, prompts: text, text: prompt.txt, samples: 2, prefill: 8, decode_tokens: 8}"
+    text = _one_line(*_validate(tmp_path, TOY, task))
+    assert "suite.yaml:4" in text and "prompt.txt is too short: 16 tokens" in text and "= 34 needed" in text
 
 
 def test_the_missing_text_file_names_the_field(tmp_path: Path) -> None:
