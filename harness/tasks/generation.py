@@ -200,12 +200,13 @@ def enough_tokens(count: int, samples: int, length: int, name: str) -> None:
 
 def perplexity(logits: np.ndarray, targets: np.ndarray) -> float:
     """exp(mean cross-entropy) of logits (... x positions x vocab) predicting targets (... x positions),
-    log-softmax in float64."""
+    log-softmax in float64 (inf past float64's range)."""
     if logits.shape[:-1] != targets.shape:
         raise HarnessError(f"logits of shape {logits.shape} do not predict targets of shape {targets.shape}")
     log_probs = log_softmax(logits.astype(np.float64), axis=-1)
     picked = np.take_along_axis(log_probs, targets[..., None].astype(np.int64), axis=-1)
-    return float(np.exp(-np.mean(picked)))
+    with np.errstate(over="ignore"):  # a mean cross-entropy above ~709 nats: inf, recorded as "Infinity"
+        return float(np.exp(-np.mean(picked)))
 
 
 def position_snr_db(logits: np.ndarray, reference: np.ndarray) -> np.ndarray:

@@ -8,6 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 from harness.errors import HarnessError
 from harness.models.generative import BYTE_OFFSET, byte_tokens, sentencepiece_tokens
@@ -103,3 +106,11 @@ def test_a_too_short_byte_level_text_fails_validation_in_one_line(tmp_path: Path
 def test_the_missing_text_file_names_the_field(tmp_path: Path) -> None:
     task = "{kind: generation, prompts: text, text: missing.txt, prefill: 8, decode_tokens: 8}"
     assert "task.text" in _one_line(*_validate(tmp_path, TOY, task))
+
+
+@settings(max_examples=50, deadline=None)
+@given(arrays(np.float32, (3, 5), elements=st.floats(-1e4, 1e4, width=32)), st.lists(st.integers(0, 4), min_size=3,
+                                                                                      max_size=3))
+def test_perplexity_is_finite_and_at_least_one_for_any_finite_logits(logits: np.ndarray, targets: list[int]) -> None:
+    value = perplexity(logits, np.array(targets))
+    assert value >= 1 - 1e-9 and (math.isfinite(value) or value == math.inf)
