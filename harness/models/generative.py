@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from harness.cache import ArtifactCache, content_key, file_digest
 from harness.config.schema import GenerativeSpec
 from harness.errors import HarnessError
@@ -158,3 +160,28 @@ def toy_config(spec: GenerativeSpec) -> Any:
     return cfg.ModelConfig(vocab_size=spec.vocab_size or TOY["vocab_size"], num_layers=spec.layers or TOY["layers"],
                            max_seq_len=spec.max_tokens, embedding_dim=width, block_configs=block,
                            final_norm_config=norm)
+
+
+BYTE_OFFSET = 3  # byte-level tokens: ids 0..2 stay free (padding, begin, end), byte b is token b + 3
+
+
+def byte_tokens(text: str, vocab_size: int) -> np.ndarray:
+    """UTF-8 bytes as token ids (byte + BYTE_OFFSET): the toy family's tokenizer."""
+    if vocab_size < 256 + BYTE_OFFSET:
+        raise HarnessError(f"byte-level text prompts need a vocabulary of at least {256 + BYTE_OFFSET} tokens "
+                           f"(256 bytes + {BYTE_OFFSET}); the model's is {vocab_size}: give a `tokenizer`")
+    return np.frombuffer(text.encode("utf-8"), dtype=np.uint8).astype(np.int64) + BYTE_OFFSET
+
+
+def sentencepiece_tokens(text: str, model: Path, vocab_size: int) -> np.ndarray:
+    """`text` tokenized by a SentencePiece model file, checked to fit the model's vocabulary."""
+    import sentencepiece
+
+    try:
+        processor = sentencepiece.SentencePieceProcessor(model_file=str(model))
+    except (OSError, RuntimeError) as exc:
+        raise HarnessError(f"tokenizer {model}: not a SentencePiece model ({str(exc).splitlines()[0]})") from None
+    if processor.get_piece_size() > vocab_size:
+        raise HarnessError(f"tokenizer {model} has {processor.get_piece_size()} pieces, more than the model's "
+                           f"vocabulary of {vocab_size}")
+    return np.asarray(processor.encode(text), dtype=np.int64)

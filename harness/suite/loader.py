@@ -210,7 +210,8 @@ def _check_task(suite: Suite, model: ModelSpec, check: _Checker, loc: Path_, loa
     if task is None:
         raise check.fail((*loc, "task"), "no task: give the model a `task:` or the suite a top-level `task:`")
     task_loc = (*loc, "task") if model.task else ("task",)
-    loaded.task_options[model.label] = check.options(TASKS, task.kind, task.options, task_loc, "kind")
+    loaded.task_options[model.label] = check.options(TASKS, task.kind, task.options, task_loc, "kind",
+                                                     {"base_dir": loaded.base_dir})
     runs_model = TASKS.get(task.kind).runs_model
     if model.generative is not None and not runs_model:
         raise check.fail((*task_loc, "kind"), f"a `generative` model needs the generation task, not {task.kind!r}")
@@ -221,6 +222,10 @@ def _check_task(suite: Suite, model: ModelSpec, check: _Checker, loc: Path_, loa
     if model.generative is not None and prefill + decode > model.generative.max_tokens:
         raise check.fail((*loc, "generative", "max_tokens"), f"the KV cache of {model.generative.max_tokens} tokens "
                          f"cannot hold the task's prefill {prefill} + decode_tokens {decode} = {prefill + decode}")
+    text, tokenizer = (getattr(loaded.task_options[model.label], key, None) for key in ("text", "tokenizer"))
+    if text is not None and tokenizer is None and model.generative is not None and model.generative.family != "toy":
+        raise check.fail((*task_loc, "tokenizer"), f"text prompts for the {model.generative.family} family need its "
+                         "`tokenizer` (a SentencePiece model file); byte-level tokens are the toy family's")
     if task.dataset is not None:
         _dataset_ref(suite, check, task.dataset, (*task_loc, "dataset"))
     elif not runs_model:

@@ -9,11 +9,13 @@ so every scheme sees the same context and each position's logits can be compared
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+from scipy.special import log_softmax
 
 from harness.datasets import Dataset
 from harness.errors import HarnessError, NotApplicable
@@ -24,14 +26,66 @@ _TINY = 1e-30
 
 
 class GenerationOptions(TaskOptions):
-    prompts: Literal["synthetic"] = Field("synthetic", description=(
-        "synthetic: seeded random token ids (no tokenizer needed; no perplexity)"))
+    prompts: Literal["synthetic", "text"] = Field("synthetic", description=(
+        "synthetic: seeded random token ids (no tokenizer needed; no perplexity); text: the `text` file "
+        "tokenized (perplexity too)"))
     samples: int = Field(4, ge=1, le=1000, description="prompt sequences evaluated (teacher-forced)")
     seed: int = Field(0, description="the synthetic token ids")
     prefill: int = Field(16, ge=1, le=8192, description=(
         "prompt tokens: the length of the model's prefill signature (the model is exported with it)"))
     decode_tokens: int = Field(16, ge=1, le=8192, description=(
         "tokens decoded after the prompt, one decode call each (prefill + decode_tokens <= the model's max_tokens)"))
+    text: str | None = Field(None, description=(
+        "prompts: text: a UTF-8 text file (relative to the suite) cut into `samples` sequences of prefill + "
+        "decode_tokens + 1 tokens from its start"))
+    tokenizer: str | None = Field(None, description=(
+        "a SentencePiece model file (relative to the suite) tokenizing `text`; without one, UTF-8 bytes "
+        "(token = byte + 3: the toy family's, needs vocab_size >= 259)"))
+    files: dict[str, str] | None = Field(None, description=(
+        "(set by the loader) `text` and `tokenizer` resolved, with their sha256 (text_sha256, tokenizer_sha256)"))
+
+    @field_validator("text", "tokenizer")
+    @classmethod
+    def _exists(cls, value: str | None, info: ValidationInfo) -> str | None:
+        base = (info.context or {}).get("base_dir")
+        if value is not None and base is not None and not (Path(base) / value).is_file():
+            raise ValueError(f"{Path(base) / value} does not exist")
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve(cls, data: Any, info: ValidationInfo) -> Any:
+        base = (info.context or {}).get("base_dir")
+        if not isinstance(data, dict) or base is None:
+            return data
+        if "files" in data:
+            raise ValueError("`files` is set by the loader, not in the suite")
+        return {**data, "files": resolved_files(data, Path(base))}
+
+    @model_validator(mode="after")
+    def _text_prompts(self) -> GenerationOptions:
+        if (self.prompts == "text") != (self.text is not None):
+            raise ValueError("`text` (a file) goes with `prompts: text`, and `prompts: text` needs one")
+        if self.tokenizer is not None and self.text is None:
+            raise ValueError("`tokenizer` tokenizes `text`: give `prompts: text` and a `text` file")
+        if self.tokenizer is None and self.files and "text" in self.files:  # byte tokens: the size says it now
+            length = self.prefill + self.decode_tokens + 1
+            try:
+                enough_tokens(Path(self.files["text"]).stat().st_size, self.samples, length, str(self.text))
+            except HarnessError as exc:
+                raise ValueError(str(exc)) from None
+        return self
+
+
+def resolved_files(data: dict[str, Any], base: Path) -> dict[str, str]:
+    """The existing `text` and `tokenizer` files of raw options, resolved, with their sha256."""
+    files: dict[str, str] = {}
+    for key in ("text", "tokenizer"):
+        value = data.get(key)
+        if isinstance(value, str) and (base / value).is_file():
+            path = (base / value).resolve()
+            files[key], files[f"{key}_sha256"] = str(path), hashlib.sha256(path.read_bytes()).hexdigest()
+    return files
 
 
 @TASKS.register("generation", "small language models (generative: sources): time to first token, prefill/decode "
@@ -47,7 +101,8 @@ class Generation(Task):
                "position (the mean over positions: the record's generation.logit_snr_db_mean)", vs_float=True),
         Metric("next_token_agreement", True, "positions whose greedy next token equals the float32 cell's",
                vs_float=True),
-        Metric("perplexity", False, "exp(mean next-token cross-entropy) on real-text prompts (not synthetic ones)"),
+        Metric("perplexity", False, "exp(mean next-token cross-entropy) of the teacher-forced logits on "
+               "`prompts: text` (every predicted position; not produced on synthetic prompts)"),
     )
     headline = ("logit_snr_db",)  # the report's roles (with the float cell's decode speed as latency × float)
     agreement = "next_token_agreement"
@@ -62,7 +117,7 @@ class Generation(Task):
         return {"decode_tokens": options.decode_tokens}
 
     def generate(self, model: Path, options: GenerationOptions) -> tuple[np.ndarray, GenerationRecord]:
-        """Teacher-forced logits (sequences x positions x vocab) of the model on the seeded prompts."""
+        """Teacher-forced logits (sequences x positions x vocab) of the model on its prompts."""
         from harness.tflite.generation import decode_budget, require_signatures, teacher_forced
         from harness.tflite.runtime import load_interpreter
 
@@ -72,9 +127,7 @@ class Generation(Task):
             raise HarnessError(f"{model.name}: its prefill signature takes {signatures.prefill_tokens} tokens, the "
                                f"task's prefill is {options.prefill}")
         decode_budget(signatures, options.decode_tokens, model.name)
-        rng = np.random.default_rng(options.seed)
-        sequences = rng.integers(1, signatures.vocab_size, size=(options.samples, options.prefill
-                                                                  + options.decode_tokens + 1))
+        sequences = prompt_sequences(options, signatures.vocab_size)
         logits = np.stack([teacher_forced(interpreter, signatures, s) for s in sequences])
         info: GenerationRecord = {"prompts": options.prompts, "sequences": options.samples,
                                   "prefill_tokens": options.prefill, "decode_tokens": options.decode_tokens,
@@ -82,7 +135,11 @@ class Generation(Task):
         return logits, info
 
     def score(self, outputs: list[np.ndarray], dataset: Dataset | None, options: GenerationOptions) -> dict[str, float]:
-        raise NotApplicable("perplexity needs real-text prompts; synthetic token ids have none")
+        """Perplexity of the teacher-forced logits on text prompts (the same tokens `generate` ran)."""
+        if options.prompts != "text":
+            raise NotApplicable("perplexity needs real-text prompts; synthetic token ids have none")
+        sequences = prompt_sequences(options, outputs[0].shape[-1])
+        return {"perplexity": perplexity(outputs[0], sequences[:, 1:])}
 
     def fidelity(self, outputs: list[np.ndarray], reference: list[np.ndarray],
                  options: GenerationOptions) -> dict[str, float]:
@@ -90,6 +147,66 @@ class Generation(Task):
         snr = position_snr_db(outputs[0], reference[0])
         agree = np.argmax(outputs[0], axis=-1) == np.argmax(reference[0], axis=-1)
         return {"logit_snr_db": float(np.min(snr)), "next_token_agreement": float(np.mean(agree))}
+
+
+def prompt_sequences(options: GenerationOptions, vocab_size: int) -> np.ndarray:
+    """`samples` token sequences of prefill + decode_tokens + 1: seeded random ids, or the text's tokens."""
+    length = options.prefill + options.decode_tokens + 1
+    if options.prompts == "synthetic":
+        return np.random.default_rng(options.seed).integers(1, vocab_size, size=(options.samples, length))
+    return cut_sequences(text_tokens(options, vocab_size), options.samples, length, str(options.text))
+
+
+def text_tokens(options: GenerationOptions, vocab_size: int) -> np.ndarray:
+    """The text file's tokens: its SentencePiece `tokenizer`'s, else UTF-8 bytes (harness.models.generative)."""
+    from harness.models.generative import byte_tokens, sentencepiece_tokens
+
+    try:
+        text = read_checked(options, "text").decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise HarnessError(f"text {options.text}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    if options.tokenizer is None:
+        return byte_tokens(text, vocab_size)
+    read_checked(options, "tokenizer")
+    return sentencepiece_tokens(text, Path((options.files or {})["tokenizer"]), vocab_size)
+
+
+def read_checked(options: GenerationOptions, key: str) -> bytes:
+    """A `text`/`tokenizer` file's bytes, checked to be what the suite was loaded with (its sha256)."""
+    files = options.files or {}
+    if key not in files:
+        raise HarnessError(f"{key} {getattr(options, key)}: not resolved (load the suite with its folder)")
+    try:
+        data = Path(files[key]).read_bytes()
+    except OSError as exc:
+        raise HarnessError(f"cannot read {key} {files[key]}: {exc.strerror}") from None
+    if hashlib.sha256(data).hexdigest() != files[f"{key}_sha256"]:
+        raise HarnessError(f"{key} {files[key]} changed since the suite was loaded")
+    return data
+
+
+def cut_sequences(tokens: np.ndarray, samples: int, length: int, name: str) -> np.ndarray:
+    """The first samples x length tokens as `samples` consecutive sequences; an error when there are fewer."""
+    enough_tokens(len(tokens), samples, length, name)
+    return tokens[: samples * length].reshape(samples, length)
+
+
+def enough_tokens(count: int, samples: int, length: int, name: str) -> None:
+    """A one-line error when `count` tokens cannot make `samples` sequences of `length`."""
+    if count < samples * length:
+        raise HarnessError(f"text {name} is too short: {count} tokens, samples {samples} x (prefill + "
+                           f"decode_tokens + 1 = {length}) = {samples * length} needed")
+
+
+def perplexity(logits: np.ndarray, targets: np.ndarray) -> float:
+    """exp(mean cross-entropy) of logits (... x positions x vocab) predicting targets (... x positions),
+    log-softmax in float64 (inf past float64's range)."""
+    if logits.shape[:-1] != targets.shape:
+        raise HarnessError(f"logits of shape {logits.shape} do not predict targets of shape {targets.shape}")
+    log_probs = log_softmax(logits.astype(np.float64), axis=-1)
+    picked = np.take_along_axis(log_probs, targets[..., None].astype(np.int64), axis=-1)
+    with np.errstate(over="ignore"):  # a mean cross-entropy above ~709 nats: inf, recorded as "Infinity"
+        return float(np.exp(-np.mean(picked)))
 
 
 def position_snr_db(logits: np.ndarray, reference: np.ndarray) -> np.ndarray:

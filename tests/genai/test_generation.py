@@ -65,9 +65,34 @@ def test_a_rerun_converts_nothing(genai_run: GenaiRun) -> None:
 
     run_dir = genai_run.run_dir.parent / "again"
     result = run_bench("run", str(genai_run.suite), "--out", str(run_dir), "--cache", str(genai_run.cache),
-                       "--no-history", "--only", "*/float32*")
+                       "--no-history", "--only", "tiny/float32*")
     from harness.results import read_results
 
     (record,) = read_results(run_dir)
     assert record["status"] == "ok" and record["artifact"]["cached"], result.stdout
     assert record["evaluation"]["cached"]
+
+
+@pytest.mark.slow
+def test_text_prompts_give_every_cell_a_perplexity_judged_against_float(genai_run: GenaiRun) -> None:
+    """README.md as byte-level prompts: perplexity on float32 and the recipe cell, positive and finite, the
+    recipe's judged by its relative rise over float's."""
+    assert set(genai_run.text_records) == {"float32", "dynamic_wi8_afp32"}, genai_run.output
+    values = {}
+    for scheme, record in genai_run.text_records.items():
+        assert record["status"] == "ok", (scheme, record.get("error"))
+        assert record["generation"]["prompts"] == "text" and not record.get("metrics_na"), record.get("metrics_na")
+        values[scheme] = record["metrics"]["perplexity"]
+        assert values[scheme] is not None and math.isfinite(values[scheme]) and values[scheme] > 1, values
+    # random weights (tied embeddings) predict the current token again, confidently: worse than uniform guessing
+    assert all(v > 2048 for v in values.values()), values
+    wi8 = {v["check"]: v for v in genai_run.text_records["dynamic_wi8_afp32"]["verdicts"]}
+    assert wi8["perplexity.max_rel_drop"]["pass"], wi8["perplexity.max_rel_drop"]
+    assert wi8["perplexity.max_rel_drop"]["baseline"] == values["float32"]
+
+
+@pytest.mark.slow
+def test_synthetic_prompts_have_no_perplexity_and_say_why(genai_run: GenaiRun) -> None:
+    for scheme, record in genai_run.records.items():
+        assert "perplexity" not in record["metrics"], scheme
+        assert "perplexity needs real-text prompts" in record["metrics_na"], scheme
