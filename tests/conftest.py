@@ -33,6 +33,7 @@ UNIT_SECONDS = {
     "tests/test_integrity.py": 45, "tests/test_claims.py": 35, "tests/tflite/test_audit.py": 35,
     "tests/schemes/test_recipe.py": 30, "tests/test_store_integrity.py": 30, "tests/numerics/test_recover.py": 25,
     "tests/devices/android/test_hostile_phones.py": 25, "tests/numerics/test_kernel_paths.py": 20,
+    "tests/torch/test_torch_sources.py": 35, "tests/test_record_format.py": 25,
 }
 SECONDS_PER_TEST = 0.5
 LEARNED = "quantbench/test_seconds"  # the pytest cache key: nodeid -> seconds (setup + call + teardown)

@@ -220,7 +220,7 @@ models:
 task: {{kind: classification, dataset: test}}
 calibration: {{dataset: train, samples: 32}}
 schemes: [float32, float16, dynamic_range, int8, int8_only, int16x8]
-latency: {{warmup_runs: 2, num_runs: 300, min_secs: 0, repeats: 3}}
+latency: {{warmup_runs: 2, num_runs: 300, min_secs: 0, repeats: 3, float_pairs: 2}}  # n_pairs >= 2 below
 thresholds:
   defaults:
     top1: {{max_abs_drop: 0.2}}
