@@ -771,6 +771,17 @@ def update_to_3(record: dict[str, Any]) -> dict[str, Any]:
 UPGRADES = {2: update_to_2, 3: update_to_3}  # format N-1 → N, as asv's update_to_N
 
 
+def stored_object(data: Any, what: str = "a record") -> dict[str, Any]:
+    """`data` read back from a store, checked to be an object of a format this code reads (RecordError)."""
+    if not isinstance(data, dict):
+        raise RecordError("", f"{what} is a JSON object, not {type(data).__name__}")
+    try:
+        format_version(data)
+    except FormatVersionError as exc:
+        raise RecordError("", str(exc)) from None
+    return data
+
+
 def upgrade(data: dict[str, Any]) -> dict[str, Any]:
     """A stored record of any known format as the current format holds it (through every update_to_N)."""
     for version in range(format_version(data) + 1, FORMAT_VERSION + 1):
@@ -822,12 +833,7 @@ def validate_record(data: Any) -> CellRecord:
 
 def validate_run_info(data: Any) -> RunInfo:
     """run.json as read back (RecordError naming the field when it does not match)."""
-    if not isinstance(data, dict):
-        raise RecordError("", f"run.json is a JSON object, not {type(data).__name__}")
-    try:
-        format_version(data)
-    except FormatVersionError as exc:
-        raise RecordError("", str(exc)) from None
+    data = stored_object(data, "run.json")
     try:
         _validator(RunInfo).validate_python(data)
     except ValidationError as exc:

@@ -18,14 +18,13 @@ from typing_extensions import TypedDict
 
 from harness.record import (
     CellRecord,
-    FormatVersionError,
     LatencyStats,
     RecordError,
     Status,
     _field,
     cell_id,
-    format_version,
     restore_nonfinite,
+    stored_object,
 )
 from harness.stats import typical
 
@@ -79,12 +78,7 @@ _TREND_FIELDS = TypeAdapter(_TrendFields)
 def slim(data: Any) -> TrendCell:
     """A stored record's JSON (any format this code reads) as a TrendCell, only the trend fields kept and
     checked (RecordError, ValueError or TypeError when they are damaged); the rest is dropped unread."""
-    if not isinstance(data, dict):
-        raise RecordError("", f"a record is a JSON object, not {type(data).__name__}")
-    try:
-        format_version(data)
-    except FormatVersionError as exc:
-        raise RecordError("", str(exc)) from None
+    data = stored_object(data)
     fields = restore_nonfinite({k: data[k] for k in TREND_FIELDS if k in data})
     try:
         _TREND_FIELDS.validate_python(fields)

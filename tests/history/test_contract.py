@@ -114,8 +114,8 @@ def _writer(location: str, writer: int, barrier: Any) -> None:
             store.runs("nightly", limit=3)
 
 
-def test_two_processes_publishing_at_once_lose_nothing(store_location: str) -> None:
-    History(store_location).close()  # the schema first: both writers then race on runs only
+def _race(store_location: str) -> None:
+    """WRITERS processes publishing RUNS_EACH runs each into the store, started together at a barrier."""
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(WRITERS)
     processes = [context.Process(target=_writer, args=(store_location, w, barrier)) for w in range(WRITERS)]
@@ -124,6 +124,11 @@ def test_two_processes_publishing_at_once_lose_nothing(store_location: str) -> N
     for process in processes:
         process.join(600)
     assert [p.exitcode for p in processes] == [0] * WRITERS
+
+
+def test_two_processes_publishing_at_once_lose_nothing(store_location: str) -> None:
+    History(store_location).close()  # the schema first: both writers then race on runs only
+    _race(store_location)
     if not store_location.startswith("postgresql://"):
         assert raw(store_location, "PRAGMA integrity_check") == [("ok",)]
         assert raw(store_location, "PRAGMA journal_mode") == [("wal",)]
@@ -134,14 +139,7 @@ def test_two_processes_publishing_at_once_lose_nothing(store_location: str) -> N
 
 
 def test_two_processes_creating_a_new_store_at_once_both_succeed(store_location: str) -> None:
-    context = multiprocessing.get_context("spawn")
-    barrier = context.Barrier(WRITERS)
-    processes = [context.Process(target=_writer, args=(store_location, w, barrier)) for w in range(WRITERS)]
-    for process in processes:
-        process.start()
-    for process in processes:
-        process.join(600)
-    assert [p.exitcode for p in processes] == [0] * WRITERS
+    _race(store_location)
     with History(store_location) as store:
         assert len(store.runs("nightly")) == WRITERS * RUNS_EACH
 
