@@ -45,10 +45,12 @@ def two_io_model(folder: Path) -> None:
 
     keras.utils.set_random_seed(0)
     image, extra = keras.Input((6,), name="image"), keras.Input((3,), name="extra")
-    # Named as a fresh process names them, whatever this process built before (the tests name dense_1).
-    hidden = keras.layers.Dense(16, activation="relu", name="dense")(keras.layers.Concatenate()([image, extra]))
+    # Every layer and the model named as a fresh process names them, whatever this process built before: the
+    # converted tensors' names hold the model's (the tests name dense_1, and look for what is closest to it).
+    joined = keras.layers.Concatenate(name="concatenate")([image, extra])
+    hidden = keras.layers.Dense(16, activation="relu", name="dense")(joined)
     model = keras.Model([image, extra], [keras.layers.Dense(4, name="dense_1")(hidden),
-                                         keras.layers.Dense(2, name="dense_2")(hidden)])
+                                         keras.layers.Dense(2, name="dense_2")(hidden)], name="functional")
     model.save(folder / "two_io.keras")
     model.export(str(folder / "saved"), verbose=False)
     (folder / "two_io.tflite").write_bytes(tf.lite.TFLiteConverter.from_saved_model(str(folder / "saved")).convert())
