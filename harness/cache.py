@@ -77,12 +77,10 @@ class ArtifactCache:
         self, kind: str, key: str, suffix: str, produce: Callable[[Path], object]
     ) -> tuple[Path, bool]:
         """Return (path, was_cached); on a miss, or a bad entry, `produce(tmp_path)` writes the artifact."""
+        found = self.lookup(kind, key, suffix)
+        if found is not None:
+            return found, True
         final = self.path(kind, key, suffix)
-        if final.exists():
-            problem = self._problem(final)
-            if problem is None:
-                return final, True
-            self._discard(kind, final, problem)
         final.parent.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix=".tmp-", dir=final.parent))
         try:
@@ -94,6 +92,18 @@ class ArtifactCache:
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         return final, False
+
+    def lookup(self, kind: str, key: str, suffix: str = "") -> Path | None:
+        """The entry when it is there and matches its seal; None on a miss. A bad entry is moved aside
+        and reported in `events`, so the caller's rebuild (get_or_create) is reported once."""
+        final = self.path(kind, key, suffix)
+        if not final.exists():
+            return None
+        problem = self._problem(final)
+        if problem is None:
+            return final
+        self._discard(kind, final, problem)
+        return None
 
     def _publish(self, staged: Path, final: Path) -> None:
         """Seal first, then the entry: a crash in between leaves an entry that fails its check."""

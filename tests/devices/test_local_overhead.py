@@ -1,10 +1,12 @@
-"""What a local cell costs beyond its own timing (issues 22 and 25): the acceleration probe is kept in the
-artifact cache by what determines it (a warm re-run starts none), and the latency process sends the
-statistics of every run and a bounded sample of them, never every run. Counted, never timed."""
+"""What a local cell costs beyond its own timing (issues 22 and 25): the acceleration probe runs in the
+measurement process, once per model: kept in the artifact cache by what determines it (a warm re-run
+asks for none), and the latency process sends the statistics of every run and a bounded sample of them,
+never every run. Counted, never timed."""
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ from harness._latency import latency_stats, repeat_of, time_ab
 from harness.cache import ArtifactCache
 from harness.config.schema import LatencySpec
 from harness.devices import Device, load_device
-from harness.devices.local import acceleration
+from harness.devices.local import _child, acceleration
 from harness.devices.local.latency_process import answer, measure
 from harness.stats import SAMPLE_LIMIT
 from tests.conftest import run_bench
@@ -99,32 +101,63 @@ def test_statistics_and_pairs_use_the_devices_statistics_not_the_bounded_sample(
     assert repeat_of({"samples": [3.0, 1.0, 2.0]})["stats"]["median"] == 2.0  # a kind returning runs only
 
 
-def counting(monkeypatch: pytest.MonkeyPatch, answers: list[dict[str, Any]] | None = None) -> list[Path]:
-    """Patch the probe (what starts its process): each call is listed; with `answers`, they are returned in turn."""
-    calls: list[Path] = []
-    real = acceleration.probe
+def counting(monkeypatch: pytest.MonkeyPatch, replace: str | None = None) -> list[str]:
+    """List the models each measurement process started by the local device was asked to probe; with
+    `replace`, run that Python source as the process instead of latency_process.py (same arguments)."""
+    calls: list[str] = []
+    real = _child.command
 
-    def probe(model: Path, threads: int) -> dict[str, Any]:
-        calls.append(model)
-        return answers[len(calls) - 1] if answers is not None else real(model, threads)
+    def command(name: str, *args: str) -> list[str]:
+        if "--probe" in args:
+            calls.append(args[0])
+        return real(name, *args) if replace is None else [sys.executable, "-c", replace, *args]
 
-    monkeypatch.setattr(acceleration, "probe", probe)
+    monkeypatch.setattr(_child, "command", command)
     return calls
 
 
-def test_a_failed_probe_is_not_kept_and_the_key_is_what_determines_the_answer(
+# The real measurement process whose probe crashes (SIGABRT) once the timing is printed.
+CRASHING_PROBE = """\
+import os, sys
+import harness.tflite.runtime as runtime
+runtime.acceleration = lambda *args: os.abort()
+from harness.devices.local import latency_process
+latency_process.main(sys.argv[1:])
+"""
+
+
+def test_a_probe_crash_keeps_the_timing_records_why_and_keeps_nothing(
         add: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cache = ArtifactCache(tmp_path / "cache")
-    good = {"delegate": "XNNPACK", "nodes": 1, "delegated_nodes": 1}
-    calls = counting(monkeypatch, [{"error": "the acceleration probe failed (exit 1): boom"}, good])
-    assert "error" in acceleration.cached_probe(add, 1, cache)
+    device = load_device("local", tmp_path / "suites")
+    device.use_cache(cache)
+    calls = counting(monkeypatch, CRASHING_PROBE)
+    settings = LatencySpec(warmup_runs=0, num_runs=3, min_secs=0)
+    raw = device.measure_latency(add, settings)
+    assert raw["stats"]["count"] == 3 and raw["host"]["core"] == device.core.core
+    assert raw["acceleration"]["error"].startswith("the acceleration probe failed (exit -6)")
     assert not list((tmp_path / "cache").rglob("*.json"))  # a failure is never kept
-    assert acceleration.cached_probe(add, 1, cache) == good == acceleration.cached_probe(add, 1, cache)
-    assert len(calls) == 2 and not cache.events
+    assert device.measure_latency(add, settings)["acceleration"] == raw["acceleration"]  # known in this run
+    assert calls == [str(add)]
+    monkeypatch.undo()
+    again = load_device("local", tmp_path / "suites")  # the next run probes again, and keeps a good answer
+    again.use_cache(cache)
+    assert again.measure_latency(add, settings)["acceleration"]["delegated_nodes"] == 1
+    assert acceleration.known(add, 1, cache) == again.measure_latency(add, settings)["acceleration"]
+
+
+def test_the_key_is_what_determines_the_answer(add: Path, tmp_path: Path) -> None:
+    cache = ArtifactCache(tmp_path / "cache")
+    acceleration.keep(add, 1, cache, acceleration.failed("failed (exit 1): boom"))
+    assert acceleration.known(add, 1, cache) is None
+    good = {"delegate": "XNNPACK", "nodes": 1, "delegated_nodes": 1}
+    acceleration.keep(add, 1, cache, good)
+    assert acceleration.known(add, 1, cache) == good and acceleration.known(add, 2, cache) is None
     key = acceleration.probe_key(add, 1)
     assert key != acceleration.probe_key(add, 2)
     other = add_model(tmp_path / "copy.tflite")
     assert acceleration.probe_key(other, 1) == key  # the same bytes elsewhere: the same answer
+    assert acceleration.known(other, 1, cache) == good
     other.write_bytes(other.read_bytes() + b"\0")
     assert acceleration.probe_key(other, 1) != key
 

@@ -135,12 +135,10 @@ def test_acceleration_counts_xnnpack_nodes(models: dict[str, Path]) -> None:
 
 
 def test_fully_delegated_threshold_on_local_records(models: dict[str, Path]) -> None:
-    from harness.devices.local.acceleration import probe
-
     bounds = {"fully_delegated": Bound(min=1), "delegated_nodes_ratio": Bound(min=0.9)}
     for name, passes in (("wi4b32", True), ("a16w8", False), ("partial", False)):
         record = CellRecord(model=name, scheme="float32", device="local", status="ok", metrics={},
-                            acceleration=probe(models[name], 1))
+                            acceleration=acceleration(models[name], 1))
         record = validate_record(json.loads(json.dumps(record)))
         assert [v["pass"] for v in check(record, record, bounds)] == [passes, passes], name
     failed = CellRecord(model="m", scheme="float32", device="local", status="ok", metrics={},

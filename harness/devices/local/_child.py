@@ -1,4 +1,4 @@
-"""How the local device starts its child processes (the latency measurement, the acceleration probe).
+"""How the local device starts its child process (the latency measurement, which also probes acceleration).
 
 Each runs as a file, `python -P FILE ARGS`, not as `python -m harness.devices.local.NAME`: `-m`
 imports the packages above the module first (harness.devices: the suite schema with pydantic, YAML,

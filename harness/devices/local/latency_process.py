@@ -1,8 +1,9 @@
 """Latency measurement in a process of its own, pinned to one core (`python -P latency_process.py`, see _child.py).
 
 Mirrors benchmark_model: init (load + allocate), first inference, warm-up runs, then timed
-runs until both `num_runs` and `min_secs` are reached (or `max_secs` passes). Prints JSON: the
-statistics of every timed run and a bounded sample of them (`answer`), never every run.
+runs until both `num_runs` and `min_secs` are reached (or `max_secs` passes). Prints a line of JSON:
+the statistics of every timed run and a bounded sample of them (`answer`), never every run. With
+`--probe`, a second line: how much of the model XNNPACK takes (harness.devices.local.acceleration).
 """
 
 from __future__ import annotations
@@ -146,12 +147,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-secs", type=float, default=60.0)
     parser.add_argument("--decode-tokens", type=int, help="generative models: decode steps per timed run")
     parser.add_argument("--parent", type=int, help="pid of the run: this process dies with it")
+    parser.add_argument("--probe", action="store_true", help="then print the model's XNNPACK acceleration")
     args = parser.parse_args(argv)
     die_with(args.parent)
+    spread = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {args.core})  # before the runtime starts any thread
     result = measure(args.model, args.threads, args.warmup_runs, args.num_runs, args.min_secs, args.max_secs,
                      args.decode_tokens)
-    json.dump(answer(result), sys.stdout)
+    print(json.dumps(answer(result)), flush=True)
+    if args.probe:
+        probe(args.model, args.threads, spread)
+
+
+def probe(model: str, threads: int, spread: set[int]) -> None:
+    """Print the model's acceleration (harness.tflite.runtime.acceleration) as a line of JSON, on the
+    cores the process started with: the parent's watch of the pinned core ends where the pinning does,
+    and a crash in LiteRT's CompiledModel here loses this line only, never the timing printed before."""
+    from harness.tflite.runtime import acceleration
+
+    os.sched_setaffinity(0, spread)
+    print(json.dumps(acceleration(Path(model), threads)), flush=True)
 
 
 if __name__ == "__main__":
