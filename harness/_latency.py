@@ -67,14 +67,14 @@ def device_state(device: Device, settings: LatencySpec) -> DeviceState | None:
     tell). A cell still above `max_temp_c` (or the platform's thermal status still above
     `max_thermal_status`) when the wait runs out is marked hot; a local cell whose core still has
     more than `max_runnable` other runnable tasks or `max_other_load` other work is marked busy."""
-    state, waited, spec = device.device_state(), 0.0, settings.cooldown
+    state, waited, spec = device.device_state(settings.cooldown), 0.0, settings.cooldown
     if state is None:
         return None
     while spec is not None and (_hot(state, spec) or _crowded(state, spec)) and waited < spec.wait_s:
         _interrupt.check()
         time.sleep(min(spec.poll_s, spec.wait_s - waited))
         waited += min(spec.poll_s, spec.wait_s - waited)
-        state = device.device_state() or state
+        state = device.device_state(spec) or state
     crowded = _crowded(state, spec) if spec is not None else None
     result: DeviceState = {"before": state, "cooldown_s": round(waited, 3), "hot": spec is not None and _hot(state, spec)}
     if crowded:

@@ -500,7 +500,7 @@ class DeviceReading(TypedDict, total=False):
     loadavg: list[float] | None
     cpus: int | None
     runnable_on_core: int | None  # other runnable tasks on the pinned core (this process's left out)
-    core_busy_share: float | None
+    core_busy_share: float | None  # over 0.2 s; read before a cell whose cool-down bounds it (max_other_load)
     freq_khz: int | str
     max_freq_khz: int | str
     governor: str

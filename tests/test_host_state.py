@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from harness._latency import device_state, time_vs_float, with_after
 from harness.cache import file_digest
 from harness.config.schema import Bound, CooldownSpec, LatencySpec
-from harness.devices import Device
+from harness.devices import Device, load_device
 from harness.devices.local import host_state
 from harness.devices.local.host_state import CoreWatch, core_times, cpufreq, during, process_ticks, runnable_on_core
 from harness.errors import HarnessError
@@ -122,7 +122,7 @@ class QuietingHost(Device):
     def __init__(self, counts: list[int]) -> None:
         self.counts = counts
 
-    def device_state(self) -> dict[str, Any]:
+    def device_state(self, cooldown: CooldownSpec | None = None) -> dict[str, Any]:
         return {"runnable_on_core": self.counts.pop(0) if len(self.counts) > 1 else self.counts[0],
                 "core_busy_share": 0.5}
 
@@ -184,6 +184,13 @@ def test_a_snapshot_reads_this_host() -> None:
     snap = host_state.snapshot(max(os.sched_getaffinity(0)))
     assert set(snap) >= {"core", "loadavg", "cpus", "runnable_on_core", "core_busy_share"}
     assert snap["runnable_on_core"] is not None and snap["runnable_on_core"] >= 0
+
+
+def test_the_local_device_waits_for_a_busy_share_only_for_a_cooldown_that_bounds_it(tmp_path: Path) -> None:
+    device = load_device("local", tmp_path)
+    assert "core_busy_share" not in device.device_state()  # after a cell, or no cool-down: `during` decides
+    assert "core_busy_share" not in device.device_state(CooldownSpec(max_runnable=0))
+    assert "core_busy_share" in device.device_state(CooldownSpec(max_other_load=0.5))
 
 
 class PairDevice(Device):

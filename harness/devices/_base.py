@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from harness.config.schema import LatencySpec, check_name
+from harness.config.schema import CooldownSpec, LatencySpec, check_name
 from harness.config.yaml_lines import Path_, decode_text, load_yaml_with_lines, locate
 from harness.errors import ConfigError
 from harness.record import DeviceReading
@@ -51,9 +51,11 @@ class Device:
         """Problems that should stop a run before any work (the CLI exits 2); run once per device
         (on the Ray node that declares it). Default: none."""
 
-    def device_state(self) -> DeviceReading | None:
+    def device_state(self, cooldown: CooldownSpec | None = None) -> DeviceReading | None:
         """A reading before and after each cell (temperatures, frequencies, host load), which the
-        cool-down waits on. None: this kind cannot tell (no `device_state` in its records)."""
+        cool-down waits on. `cooldown`: the limits the reading before a cell is compared with (None:
+        no cool-down, or the reading after the cell), so a kind reads what takes time to read only
+        when it decides something. None: this kind cannot tell (no `device_state` in its records)."""
         return None
 
     def check_numerics(self, model: Path, x: Any, count: int, settings: LatencySpec) -> dict[str, Any] | None:

@@ -133,8 +133,9 @@ def _host_reading(reading: dict[str, Any]) -> str:
     """A local host snapshot: load average, other runnable tasks and busy share of the pinned core, cpufreq."""
     load = reading.get("loadavg")
     parts = [f"load {' '.join(fmt(v, '.2f') for v in load)}" if isinstance(load, list) else "load unread",
-             f"{reading.get('runnable_on_core', '?')} other runnable on core {reading.get('core', '?')}",
-             f"core {fmt(reading.get('core_busy_share'), '.0%')} busy"]
+             f"{reading.get('runnable_on_core', '?')} other runnable on core {reading.get('core', '?')}"]
+    if "core_busy_share" in reading:  # read for a cool-down's max_other_load (None: too short to tell)
+        parts.append(f"core {fmt(reading['core_busy_share'], '.0%')} busy")
     if reading.get("freq_khz"):
         parts.append(f"{fmt(reading['freq_khz'] / 1e6, '.2f')} GHz {reading.get('governor', '')}".rstrip())
     return ", ".join(parts)

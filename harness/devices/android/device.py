@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from harness.cache import file_digest
-from harness.config.schema import LatencySpec
+from harness.config.schema import CooldownSpec, LatencySpec
 from harness.devices._base import DEVICE_KINDS, BinaryDevice, DeviceKind, DeviceOptions
 from harness.devices.android import _numerics
 from harness.devices.android.benchmark_log import BenchmarkLog, BenchmarkLogError, Delegates, parse_benchmark_log
@@ -480,8 +480,8 @@ class AndroidDevice(BinaryDevice):
         transport.pull(remote_output, local, self.options.timeouts.push)
         return local.read_bytes()
 
-    def device_state(self) -> DeviceReading:
-        """Temperatures and core frequencies now (see harness.devices.android.state)."""
+    def device_state(self, cooldown: CooldownSpec | None = None) -> DeviceReading:
+        """Temperatures and core frequencies now (see harness.devices.android.state), whatever the cool-down."""
         cpus = self.facts().cpus
         with self._lock, self._abandoned_if_closing():
             return read_state(self._connect(), cpus, self.options.timeouts.command)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
-from harness.config.schema import LatencySpec
+from harness.config.schema import CooldownSpec, LatencySpec
 from harness.devices._base import DEVICE_KINDS, Device, DeviceKind, DeviceOptions
 from harness.devices.cpus import CoreChoice, cpu_model, pick_local_core, read_max_freqs
 from harness.devices.local import _child
@@ -111,9 +111,11 @@ class LocalDevice(Device):
                 self._process = None
         return _Finished(stdout, stderr, process.returncode, watch.result(), timeout if timed_out else None)
 
-    def device_state(self) -> DeviceReading:
-        """The host around the pinned core now (harness.devices.local.host_state.snapshot)."""
-        return snapshot(self.core.core)
+    def device_state(self, cooldown: CooldownSpec | None = None) -> DeviceReading:
+        """The host around the pinned core now (harness.devices.local.host_state.snapshot); its busy
+        share, a 0.2 s wait, only for a cool-down that bounds it (`max_other_load`): what decides a cell's
+        `busy` is the watch of the core while it is measured (`during`), which needs no wait."""
+        return snapshot(self.core.core, busy_window=cooldown is not None and cooldown.max_other_load is not None)
 
     def use_cache(self, cache: ArtifactCache) -> None:
         """Keep acceleration probes' answers in the run's artifact cache (harness.devices.local.acceleration)."""

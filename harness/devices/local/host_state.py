@@ -120,11 +120,13 @@ def busy_share(core: int, window_s: float = WINDOW_S) -> float | None:
     return delta.busy / delta.total if delta.total >= MIN_WINDOW_JIFFIES // 2 else None
 
 
-def snapshot(core: int) -> DeviceReading:
-    """The host around the pinned core now (this process's own tasks left out of `runnable_on_core`)."""
+def snapshot(core: int, busy_window: bool = True) -> DeviceReading:
+    """The host around the pinned core now (this process's own tasks left out of `runnable_on_core`);
+    with `busy_window`, the core's busy share over the next WINDOW_S."""
     reading: DeviceReading = {"core": core, "loadavg": load_average(), "cpus": os.cpu_count(),
-                              "runnable_on_core": runnable_on_core(core, frozenset({os.getpid()})),
-                              "core_busy_share": busy_share(core)}
+                              "runnable_on_core": runnable_on_core(core, frozenset({os.getpid()}))}
+    if busy_window:
+        reading["core_busy_share"] = busy_share(core)
     return cast(DeviceReading, {**reading, **cpufreq(core)})  # cpufreq: freq_khz, max_freq_khz, governor
 
 
