@@ -13,11 +13,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from harness.record import PairedRatio
+if TYPE_CHECKING:  # the record's types load pydantic, which the measurement process (answer()) does without
+    from harness.record import PairedRatio
 
 SAMPLE_LIMIT = 1000  # per-iteration values kept per cell: storage grows with cells, not with samples
 

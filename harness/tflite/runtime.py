@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from harness.errors import HarnessError, NotApplicable
-from harness.fidelity import OutputInfo
 from harness.samples import FromSignature, Samples, sample_count
 
 if TYPE_CHECKING:
+    from harness.fidelity import OutputInfo
     from harness.tflite.batching import Batching
 
 
@@ -134,6 +134,8 @@ def output_info(model: Path) -> list[tuple[str, str]]:
 
 def model_outputs(model: Path) -> list[OutputInfo]:
     """Name and dtype of every output of a .tflite, in the order `predict` returns them."""
+    from harness.fidelity import OutputInfo  # the record's types (pydantic): not for the measurement process
+
     return [OutputInfo(name, dtype) for name, dtype in output_info(model)]
 
 

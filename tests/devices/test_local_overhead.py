@@ -6,6 +6,8 @@ never every run. Counted, never timed."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -196,3 +198,17 @@ def test_a_warm_rerun_probes_nothing_and_a_damaged_entry_is_probed_again_with_a_
     again, said = run()
     assert len(calls) == 2 and again == cold
     assert "warning:" in said and "discarded and rebuilt" in said and str(entry.name) in said.replace("\n", "")
+
+
+def test_the_measurement_process_loads_no_pydantic_yaml_or_tensorflow(add: Path) -> None:
+    """What every local measurement starts pays for its imports: the record's types (pydantic), the suite's
+    YAML and TensorFlow stay out of it, its probe included."""
+    script = _child.command("latency_process")[-1]
+    check = ("import runpy, sys; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')\n"
+             "heavy = sorted({'pydantic', 'yaml', 'tensorflow', 'scipy'} & set(sys.modules))\n"
+             "assert not heavy, heavy")
+    done = subprocess.run([sys.executable, "-P", "-c", check, script, str(add), "--core", str(min(os.sched_getaffinity(0))),
+                           "--warmup-runs", "0", "--num-runs", "2", "--min-secs", "0", "--probe"],
+                          capture_output=True, text=True, env=_child.environment(), timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert [json.loads(line) for line in done.stdout.splitlines()][1]["delegated_nodes"] == 1
