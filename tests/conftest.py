@@ -124,6 +124,16 @@ def kit(tmp_path_factory: pytest.TempPathFactory) -> Kit:
     return build_kit(tmp_path_factory.mktemp("kit"))
 
 
+def latest(suite_reports: Path) -> Path:
+    """The newest run of a suite as the harness finds it (run.json's `started_at` to the millisecond): a
+    folder name sorts only to the second, and two runs of one test often start within a second."""
+    from harness.results import latest_run_dir
+
+    found = latest_run_dir(suite_reports)
+    assert found is not None, f"no run under {suite_reports}"
+    return found
+
+
 def run_bench(*args: str, cwd: Path | None = None, timeout: float = 600,
               process: bool = False) -> subprocess.CompletedProcess:
     """Run `bench ARGS` and capture its output: in this process (no TensorFlow import per call), or with

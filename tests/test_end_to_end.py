@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from harness.results import read_results
-from tests.conftest import DATA, ROOT, run_bench
+from tests.conftest import DATA, ROOT, latest, run_bench
 from tests.report.runs import plain
 
 TINY = DATA / "tiny.yaml"
@@ -22,9 +22,7 @@ pytestmark = pytest.mark.slow  # trains and converts real models, runs the CLI (
 
 
 def run_dir_of(reports: Path, suite: str) -> Path:
-    runs = sorted((reports / suite).iterdir())
-    assert runs, f"no run under {reports / suite}"
-    return runs[-1]
+    return latest(reports / suite)
 
 
 @pytest.fixture(scope="module")

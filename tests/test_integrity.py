@@ -19,7 +19,7 @@ import pytest
 
 from harness.errors import HarnessError
 from harness.results import create_run_dir, locked, read_results, read_run_info
-from tests.conftest import ROOT, run_bench
+from tests.conftest import ROOT, latest, run_bench
 
 SUITE = """\
 name: {name}
@@ -104,7 +104,7 @@ def test_a_corrupted_cached_model_is_rebuilt_and_reported(done_run: tuple[Path, 
     artifact.write_bytes(bytes(data))
     done = bench(folder, session_cache, "run", "suite.yaml")
     assert done.returncode == 0 and "discarded and rebuilt" in done.stdout
-    again = {r["scheme"]: r for r in read_results(max((folder / "reports" / "integrity").iterdir()))}
+    again = {r["scheme"]: r for r in read_results(latest(folder / "reports" / "integrity"))}
     assert again["dynamic_range"]["artifact"]["rebuilt"]
     assert again["dynamic_range"]["artifact"]["sha256"] == first["dynamic_range"]["artifact"]["sha256"]
     assert again["dynamic_range"]["metrics"] == first["dynamic_range"]["metrics"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.results import read_results
-from tests.conftest import run_bench
+from tests.conftest import latest, run_bench
 from tests.kit import mlp_suite, write_mlp
 from tests.report.runs import plain
 
@@ -18,8 +18,8 @@ SUITE = mlp_suite("nightly_mlp", "{float_pairs: 0, warmup_runs: 5, num_runs: 400
 def night(folder: Path, cache: Path) -> tuple[int, str, list[dict]]:
     done = run_bench("run", "suite.yaml", "--cache", str(cache), cwd=folder)
     assert "Traceback" not in done.stderr, done.stderr
-    latest = max((folder / "reports" / "nightly_mlp").iterdir())
-    return done.returncode, plain((latest / "summary.md").read_text()), list(read_results(latest))
+    newest = latest(folder / "reports" / "nightly_mlp")
+    return done.returncode, plain((newest / "summary.md").read_text()), list(read_results(newest))
 
 
 def test_a_planted_slowdown_is_flagged_by_paired_ab_and_the_next_night_is_not(tmp_path: Path,

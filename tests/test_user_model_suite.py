@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from harness.results import read_results
-from tests.conftest import run_bench
+from tests.conftest import latest, run_bench
 
 pytestmark = pytest.mark.slow  # trains, fine-tunes and converts real models
 
@@ -74,7 +74,7 @@ def records(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
     suite = folder / "suite.yaml"
     suite.write_text(SUITE.format(model="user_model.keras", schemes=", ".join(TRAINING_SCHEMES)))
     done = run_bench("run", str(suite), "--reports", str(folder / "reports"), "--cache", str(folder / "cache"))
-    run_dir = sorted((folder / "reports" / "user_model").iterdir())[-1]
+    run_dir = latest(folder / "reports" / "user_model")
     by_scheme = {record["scheme"]: record for record in read_results(run_dir)}
     assert set(by_scheme) == {"float32", *TRAINING_SCHEMES}, done.stdout + done.stderr
     return by_scheme

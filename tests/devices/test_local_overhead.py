@@ -22,7 +22,7 @@ from harness.devices import Device, load_device
 from harness.devices.local import _child, acceleration
 from harness.devices.local.latency_process import answer, measure
 from harness.stats import SAMPLE_LIMIT
-from tests.conftest import run_bench
+from tests.conftest import latest, run_bench
 
 
 def add_model(path: Path) -> Path:
@@ -186,7 +186,7 @@ def test_a_warm_rerun_probes_nothing_and_a_damaged_entry_is_probed_again_with_a_
     def run() -> tuple[dict[str, Any], str]:
         ran = run_bench("run", "suite.yaml", "--reports", "reports", "--cache", "cache", "--no-history", cwd=tmp_path)
         assert ran.returncode == 0, ran.stdout + ran.stderr
-        [record] = read_results(sorted((tmp_path / "reports" / "probes").iterdir())[-1])
+        [record] = read_results(latest(tmp_path / "reports" / "probes"))
         return record["acceleration"], ran.stdout + ran.stderr
 
     cold, _ = run()

@@ -167,13 +167,13 @@ def test_suite_records_acceleration_kernel_paths_and_diagnose_says_its_kernels(m
     """Every local record has `acceleration`; int16x8 (no XNNPACK op) fails `fully_delegated: {min: 1}`;
     cells record their kernel paths; `bench diagnose` runs on the deployed kernels and says so."""
     from harness.results import read_results
-    from tests.conftest import run_bench
+    from tests.conftest import latest, run_bench
 
     (tmp_path / "float.tflite").write_bytes(models["float"].read_bytes())
     (tmp_path / "suite.yaml").write_text(SUITE)
     ran = run_bench("run", "suite.yaml", "--reports", "reports", "--cache", "cache", cwd=tmp_path)
     assert ran.returncode == 1 and "Traceback" not in ran.stdout + ran.stderr, ran.stdout + ran.stderr
-    run_dir = sorted((tmp_path / "reports" / "kernels").iterdir())[-1]
+    run_dir = latest(tmp_path / "reports" / "kernels")
     records = {r["scheme"]: r for r in read_results(run_dir)}
     assert all(r["status"] == "ok" for r in records.values()), [r["error"] for r in records.values()]
     assert all("acceleration" in r and "error" not in r["acceleration"] for r in records.values())
