@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYERS: tuple[tuple[str, ...], ...] = (
     # the bottom: the typed record, statistics, errors, the registry, the cache, versions, input samples and
     # the per-output fidelity numbers (pure NumPy); `harness` is the package's own __init__ (its version)
-    ("harness", "errors", "registry", "record", "stats", "cache", "versions", "samples", "fidelity"),
+    ("harness", "errors", "registry", "record", "stats", "cache", "versions", "samples", "fidelity", "heap"),
     ("config",),  # the suite file's shape: schema and YAML line tracking
     ("claims",),  # what a scheme claims about its file, checked against the record's audit (verdicts: the top)
     ("tflite",),  # reading .tflite files and the host LiteRT runtime

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import _interrupt
+from harness import _interrupt, heap
 from harness.cache import ArtifactCache
 from harness.config.schema import CalibrationSpec, ModelSpec
 from harness.datasets import Dataset
@@ -96,11 +96,13 @@ class SuiteRunner:
     # -- the CellPipeline (harness/pipeline.py) -----------------------------------------
     def prepare_model(self, spec: ModelSpec) -> ModelState:
         with self._host_lock:
+            heap.settle()  # what the last unit of work imported (TensorFlow, TFMOT, torch) leaves the collector
             return self.host.prepare_model(spec)
 
     def host_work(self, cell: Cell, model: PreparedModel, baseline: CellRecord | None) -> CellRecord:
         assert isinstance(model, ModelState), "host_work takes what prepare_model returned"
         with self._host_lock:
+            heap.settle()
             return self.host.run(cell, model, baseline)
 
     def measure(self, cell: Cell, record: CellRecord) -> None:
