@@ -823,9 +823,7 @@ def validate_record(data: Any) -> CellRecord:
     try:
         _validator(CellRecord).validate_python(restored)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        field = _field(restored, error["loc"])
-        raise RecordError(field, f"{error['msg']} (got {error.get('input')!r:.60})") from None
+        raise invalid(restored, exc) from None
     if plain:
         restored["latency_samples_ms"] = sample
     return restored
@@ -837,9 +835,14 @@ def validate_run_info(data: Any) -> RunInfo:
     try:
         _validator(RunInfo).validate_python(data)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        raise RecordError(_field(data, error["loc"]), f"{error['msg']} (got {error.get('input')!r:.60})") from None
+        raise invalid(data, exc) from None
     return cast(RunInfo, data)  # validated above
+
+
+def invalid(data: Any, exc: ValidationError) -> RecordError:
+    """The first of pydantic's errors about `data` as a RecordError naming its field (a dotted path)."""
+    error = exc.errors()[0]
+    return RecordError(_field(data, error["loc"]), f"{error['msg']} (got {error.get('input')!r:.60})")
 
 
 def _field(data: Any, loc: tuple[Any, ...]) -> str:

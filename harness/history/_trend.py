@@ -19,10 +19,9 @@ from typing_extensions import TypedDict
 from harness.record import (
     CellRecord,
     LatencyStats,
-    RecordError,
     Status,
-    _field,
     cell_id,
+    invalid,
     restore_nonfinite,
     stored_object,
 )
@@ -83,8 +82,7 @@ def slim(data: Any) -> TrendCell:
     try:
         _TREND_FIELDS.validate_python(fields)
     except ValidationError as exc:
-        error = exc.errors()[0]  # named as validate_record names it (no union-member tags)
-        raise RecordError(_field(fields, error["loc"]), f"{error['msg']} (got {error.get('input')!r:.60})") from None
+        raise invalid(fields, exc) from None  # named as validate_record names it (no union-member tags)
     return TrendCell.of(fields)  # checked above: a CellRecord's trend fields
 
 
