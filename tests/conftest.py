@@ -29,12 +29,13 @@ SERIAL = ("tests/report/test_browser.py", "tests/executors/", "tests/devices/tes
 # knows counts SECONDS_PER_TEST a test. Only the order the two workers take units in depends on them:
 # longest first, so the last units to start are short and both workers finish together.
 UNIT_SECONDS = {
-    "serial": 200, "tests/test_end_to_end.py": 80, "tests/test_user_model_suite.py": 75,
-    "tests/numerics/test_multi_io.py": 60, "tests/test_mediapipe_models.py": 55, "tests/test_signals.py": 45,
-    "tests/test_integrity.py": 45, "tests/test_claims.py": 35, "tests/tflite/test_audit.py": 35,
-    "tests/schemes/test_recipe.py": 30, "tests/test_store_integrity.py": 30, "tests/numerics/test_recover.py": 25,
-    "tests/devices/android/test_hostile_phones.py": 25, "tests/numerics/test_kernel_paths.py": 20,
-    "tests/torch/test_torch_sources.py": 35, "tests/test_record_format.py": 25,
+    "serial": 85, "tests/test_user_model_suite.py": 60, "tests/schemes/test_keras_applications.py": 36,
+    "tests/test_mediapipe_models.py": 27, "tests/schemes/test_training_schemes.py": 20, "tests/test_end_to_end.py": 19,
+    "tests/torch/test_torch_sources.py": 19, "tests/test_signals.py": 16,
+    "tests/devices/android/test_phone_regressions.py": 16, "tests/devices/android/test_hostile_phones.py": 16,
+    "tests/models/test_determinism.py": 12, "tests/devices/android/test_runner_adb.py": 11,
+    "tests/test_integrity.py": 10, "tests/report/test_scale.py": 9, "tests/devices/android/test_stf_hostile.py": 9,
+    "tests/genai/test_generation.py": 9, "tests/numerics/test_multi_io.py": 8, "tests/test_record_format.py": 8,
 }
 SECONDS_PER_TEST = 0.5
 LEARNED = "quantbench/test_seconds"  # the pytest cache key: nodeid -> seconds (setup + call + teardown)
