@@ -278,12 +278,24 @@ def measure(
     path = _tflite_file(model)
     target = load_device(device, Path("suites"))
     try:
-        medians = [_measure_once(target, path, settings, index) for index in range(repeat)]
+        raws = [_measure_once(target, path, settings, index) for index in range(repeat)]
     finally:
         target.close()
+    medians = [typical for _, typical in raws]
     spread = (f"medians CV {coefficient_of_variation(medians) * 100:.2f}% over {repeat} runs" if repeat > 1
               else "one run: no CV of the medians (give --repeat 2 or more)")
     console.print(Text(f"{model.name} on {device} ({target.describe().get('core_reason', '')}): {spread}"))
+    if raws[0][0].get("acceleration"):  # the local device's probe, done by its first measurement
+        console.print(Text(_delegation(raws[0][0]["acceleration"])))
+
+
+def _delegation(acceleration: dict[str, Any]) -> str:
+    """The local probe's answer in a line: how many of the model's nodes XNNPACK took."""
+    if acceleration.get("error"):
+        return f"acceleration: {acceleration['error']}"
+    text = (f"XNNPACK took {acceleration.get('delegated_nodes')} of {acceleration.get('nodes')} nodes "
+            f"in {acceleration.get('partitions')} partition(s); fully delegated: {acceleration.get('fully_delegated')}")
+    return text + (f" ({acceleration['note']})" if acceleration.get("note") else "")
 
 
 def _measure_settings(**options: Any) -> Any:
@@ -308,8 +320,8 @@ def _tflite_file(model: Path) -> Path:
     return model.resolve()
 
 
-def _measure_once(target: Any, model: Path, settings: Any, index: int) -> float:
-    """One independent measurement, printed; its median (mean when there is no median)."""
+def _measure_once(target: Any, model: Path, settings: Any, index: int) -> tuple[dict[str, Any], float]:
+    """One independent measurement, printed: the device's answer and its median (mean when there is no median)."""
     from harness._latency import latency_stats
 
     raw = target.measure_latency(model, settings)
@@ -322,7 +334,7 @@ def _measure_once(target: Any, model: Path, settings: Any, index: int) -> float:
             "steps a run)") if generation else ""
     console.print(f"run {index + 1}: median {typical:.3f} ms{unit}, p90 {stats.get('p90') or float('nan'):.3f}, "
                   f"std {stats.get('std') or float('nan'):.3f}, n={stats.get('count')}")
-    return typical
+    return raw, typical
 
 
 @app.command("parse-log")

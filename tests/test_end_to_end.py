@@ -158,6 +158,7 @@ def test_measure_reports_cv_of_medians(tiny_run) -> None:
     done = run_bench("measure", model, "--repeat", "3", "--num-runs", "20", "--min-secs", "0")
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("median") >= 3 and "medians CV" in done.stdout
+    assert "XNNPACK took " in done.stdout and "fully delegated: True" in done.stdout  # the first measurement's probe
 
 
 def test_keras_h5_and_saved_model_sources(tmp_path: Path, session_cache: Path) -> None:
