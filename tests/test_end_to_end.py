@@ -154,11 +154,13 @@ def test_tflite_sources_and_a_broken_model(tmp_path: Path, session_cache: Path) 
 
 def test_measure_reports_cv_of_medians(tiny_run) -> None:
     _, run_dir = tiny_run
-    model = read_results(run_dir)[0]["artifact"]["path"]
-    done = run_bench("measure", model, "--repeat", "3", "--num-runs", "20", "--min-secs", "0")
+    record = read_results(run_dir)[0]
+    done = run_bench("measure", record["artifact"]["path"], "--repeat", "3", "--num-runs", "20", "--min-secs", "0")
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("median") >= 3 and "medians CV" in done.stdout
-    assert "XNNPACK took " in done.stdout and "fully delegated: True" in done.stdout  # the first measurement's probe
+    probed = record["acceleration"]  # the run's probe of the same file; `measure` prints its first measurement's
+    assert (f"XNNPACK took {probed['delegated_nodes']} of {probed['nodes']} nodes in {probed['partitions']} "
+            f"partition(s); fully delegated: {probed['fully_delegated']}") in " ".join(done.stdout.split())  # as wrapped
 
 
 def test_keras_h5_and_saved_model_sources(tmp_path: Path, session_cache: Path) -> None:
