@@ -72,6 +72,7 @@ def done_run(tmp_path: Path, session_cache: Path) -> tuple[Path, Path]:
 
 
 # -- wrong verdicts ---------------------------------------------------------------------------
+@pytest.mark.slow  # runs a suite
 def test_an_existing_out_is_refused_without_resume(done_run: tuple[Path, Path], session_cache: Path) -> None:
     folder, run_dir = done_run
     before = (run_dir / "results.jsonl").read_bytes()
@@ -80,6 +81,7 @@ def test_an_existing_out_is_refused_without_resume(done_run: tuple[Path, Path], 
     assert (run_dir / "results.jsonl").read_bytes() == before
 
 
+@pytest.mark.slow  # runs a suite
 def test_resume_re_applies_edited_thresholds_and_re_runs_edited_cells(done_run: tuple[Path, Path],
                                                                      session_cache: Path) -> None:
     folder, run_dir = done_run
@@ -95,6 +97,7 @@ def test_resume_re_applies_edited_thresholds_and_re_runs_edited_cells(done_run: 
     assert all(not r["artifact"]["cached"] or r["scheme"] for r in read_results(run_dir))
 
 
+@pytest.mark.slow  # runs a suite
 def test_a_corrupted_cached_model_is_rebuilt_and_reported(done_run: tuple[Path, Path], session_cache: Path) -> None:
     folder, run_dir = done_run
     first = {r["scheme"]: r for r in read_results(run_dir)}
@@ -176,6 +179,7 @@ def test_a_read_only_out_is_one_clear_line(tmp_path: Path, session_cache: Path) 
     assert done.returncode == 2 and "Traceback" not in done.stderr and f"cannot write {target}" in done.stderr
 
 
+@pytest.mark.slow  # runs a suite
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_stops_the_run_keeping_finished_cells_and_reports(tmp_path: Path, session_cache: Path,
                                                                    signum: int) -> None:

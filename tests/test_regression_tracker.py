@@ -6,10 +6,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from harness.results import read_results
 from tests.conftest import latest, run_bench
 from tests.kit import mlp_suite, write_mlp
 from tests.report.runs import plain
+
+pytestmark = pytest.mark.slow  # times two nights of paired A/B
 
 SUITE = mlp_suite("nightly_mlp", "{float_pairs: 0, warmup_runs: 5, num_runs: 400, min_secs: 0, repeats: 3, ab_pairs: 6}",
                   twice=False)

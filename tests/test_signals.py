@@ -21,6 +21,8 @@ from harness.errors import HarnessError
 from harness.results import LOCK, RUNTIME_LOG, locked, read_results, read_run_info
 from tests.conftest import ROOT, run_bench
 
+pytestmark = pytest.mark.slow  # runs `bench` in processes of their own and signals them
+
 SUITE = """\
 name: signals
 datasets:

@@ -21,6 +21,8 @@ from tests.conftest import run_bench
 from tests.devices.android.conftest import SPEC_A, SPEC_B, StartSim, write_profile, write_suite
 from tests.executors.conftest import LocalCluster
 
+pytestmark = pytest.mark.slow  # starts Ray clusters
+
 
 def _phones(start_sim: StartSim, binary: Path, root: Path) -> Path:
     write_profile(root, "pa", start_sim("pa", SPEC_A), binary)
@@ -38,7 +40,6 @@ def _run(suite: Path, cache: Path, address: str, progress=None) -> tuple[list[di
     return outcome.records, run_dir
 
 
-@pytest.mark.slow
 def test_cells_land_on_both_worker_nodes(cluster: LocalCluster, start_sim: StartSim, binary: Path, home: Path,
                                          tmp_path: Path, session_cache: Path) -> None:
     cluster.head().worker("wa", {"device:pa": 1}).worker("wb", {"device:pb": 1})
@@ -63,7 +64,6 @@ def test_cells_land_on_both_worker_nodes(cluster: LocalCluster, start_sim: Start
     assert again.run(plan_cells(loaded), ["pytest", "--resume"]).skipped == 4 and len(read_results(run_dir)) == 4
 
 
-@pytest.mark.slow
 def test_killed_worker_node_leaves_a_complete_results_file(cluster: LocalCluster, start_sim: StartSim, binary: Path,
                                                            home: Path, tmp_path: Path, session_cache: Path) -> None:
     cluster.head().worker("wa", {"device:pa": 1}).worker("wb", {"device:pb": 1})
@@ -97,7 +97,6 @@ def test_bad_ray_address_is_a_clear_error(tmp_path: Path) -> None:
         assert says in done.stderr + done.stdout and "Traceback" not in done.stderr, done.stderr
 
 
-@pytest.mark.slow
 def test_ctrl_c_stops_a_ray_run_keeping_finished_cells(cluster: LocalCluster, start_sim: StartSim, binary: Path,
                                                        home: Path, tmp_path: Path, session_cache: Path) -> None:
     cluster.head({"device:pa": 1, "device:pb": 1}, cpus=2)  # one node may declare several phones

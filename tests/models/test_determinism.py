@@ -24,6 +24,8 @@ from harness.schemes.training import FineTuning
 from harness.schemes.training._tfmot import run_chain
 from harness.schemes.training.cluster import CLUSTER
 
+pytestmark = pytest.mark.slow  # trains models in fresh processes
+
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = {"name": "tiny", "builder": "tutorial_cnn", "filters": 4, "input_shape": [8, 8, 1],
          "train": {"dataset": "digits", "epochs": 2, "batch_size": 32, "limit": 640, "seed": 3}}

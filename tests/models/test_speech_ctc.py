@@ -13,6 +13,8 @@ from harness.models import BUILDERS
 from harness.schemes import SCHEMES
 from harness.tflite.runtime import load_interpreter
 
+pytestmark = pytest.mark.slow  # builds and converts recurrent models
+
 FRAMES, MELS = 16, 8
 TINY = {"frames": FRAMES, "n_mels": MELS, "width": 8, "dilations": [1], "stride": 2}
 CALIBRATION = np.random.default_rng(0).normal(size=(4, FRAMES, MELS)).astype(np.float32)

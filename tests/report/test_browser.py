@@ -18,8 +18,8 @@ from tests.report.cdp import Browser
 from tests.report.runs import THRESHOLDS, XSS, cell, standard_cells, unpacked, with_verdicts, write_run
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=(
-    "Chromium is not installed (Debian package `chromium`): the real-browser check of report.html needs it"))
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=(  # slow: drives Chromium
+    "Chromium is not installed (Debian package `chromium`): the real-browser check of report.html needs it"))]
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run", "--host-resolver-rules=MAP * ~NOTFOUND",

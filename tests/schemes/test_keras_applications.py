@@ -30,6 +30,8 @@ from harness.schemes.training.prune import PRUNE
 from harness.schemes.training.qat import QAT
 from harness.tflite.runtime import predict
 
+pytestmark = pytest.mark.slow  # builds six Keras Applications and wraps two with every technique
+
 APPLICATIONS = {
     "MobileNetV2": {},
     "MobileNetV3Small": {"include_preprocessing": True},

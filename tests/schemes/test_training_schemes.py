@@ -73,6 +73,7 @@ def kernels(stats: dict) -> dict[str, dict]:
 
 
 # -- pruning -------------------------------------------------------------------------------------
+@pytest.mark.slow  # fine-tunes, converts or runs a suite
 @pytest.mark.parametrize("sparsity", [0.5, 0.8])
 def test_prune_reaches_target_sparsity(produce, sparsity: float) -> None:
     stats = weight_stats(produce("prune", sparsity=sparsity))
@@ -83,10 +84,12 @@ def test_prune_reaches_target_sparsity(produce, sparsity: float) -> None:
     assert stats["sparsity"] >= sparsity - 0.02
 
 
+@pytest.mark.slow  # fine-tunes, converts or runs a suite
 def test_prune_constant_schedule(produce) -> None:
     assert weight_stats(produce("prune", sparsity=0.6, schedule="constant"))["sparsity"] >= 0.58
 
 
+@pytest.mark.slow  # fine-tunes, converts or runs a suite
 def test_prune_two_of_four(produce) -> None:
     """2:4 structured sparsity on the kernels whose input channels are a multiple of 4 (the dense
     layer's 144); the first conv has one input channel and keeps its weights."""
@@ -100,6 +103,7 @@ def test_prune_two_of_four(produce) -> None:
     assert np.all((groups == 0).sum(axis=2) >= 2)
 
 
+@pytest.mark.slow  # fine-tunes, converts or runs a suite
 def test_prune_then_int8_keeps_sparsity_in_int8_kernels(produce, cache: ArtifactCache) -> None:
     produce("prune", sparsity=0.8)
     finetuned = len(list((cache.root / "finetuned").rglob("*.json")))
@@ -110,6 +114,7 @@ def test_prune_then_int8_keeps_sparsity_in_int8_kernels(produce, cache: Artifact
 
 
 # -- clustering ----------------------------------------------------------------------------------
+@pytest.mark.slow  # fine-tunes, converts or runs a suite
 def test_cluster_limits_distinct_values(produce) -> None:
     stats = weight_stats(produce("cluster", clusters=8, init="linear"))
     assert len(stats["layers"]) == 2
@@ -119,6 +124,7 @@ def test_cluster_limits_distinct_values(produce) -> None:
 
 
 # -- quantization-aware training -----------------------------------------------------------------
+@pytest.mark.slow  # fine-tunes, converts or runs a suite
 def test_qat_gives_an_integer_model(produce) -> None:
     path = produce("qat")
     stats = weight_stats(path)
@@ -130,12 +136,14 @@ def test_qat_gives_an_integer_model(produce) -> None:
     assert np.dtype(interpreter.get_input_details()[0]["dtype"]) == np.float32
 
 
+@pytest.mark.slow  # fine-tunes, converts or runs a suite
 def test_qat_integer_io(produce) -> None:
     interpreter = load_interpreter(produce("qat", io="int8"))
     assert np.dtype(interpreter.get_input_details()[0]["dtype"]) == np.int8
     assert np.dtype(interpreter.get_output_details()[0]["dtype"]) == np.int8
 
 
+@pytest.mark.slow  # fine-tunes, converts or runs a suite
 def test_prune_qat_preserves_sparsity(produce) -> None:
     stats = weight_stats(produce("prune+qat", sparsity=0.8))
     for row in stats["layers"]:
@@ -143,6 +151,7 @@ def test_prune_qat_preserves_sparsity(produce) -> None:
         assert row["sparsity"] >= 0.78, row
 
 
+@pytest.mark.slow  # fine-tunes, converts or runs a suite
 def test_cluster_qat_preserves_clusters(produce) -> None:
     """int8 kernels have per-channel (conv) or per-tensor (dense) scales: at most 8 values each."""
     stats = weight_stats(produce("cluster+qat", clusters=8, init="linear"))
@@ -277,6 +286,7 @@ def test_keras3_file_reaches_tf_keras_identically(tmp_path: Path, builder: str, 
                                atol=1e-6, rtol=1e-5)
 
 
+@pytest.mark.slow  # fine-tunes, converts or runs a suite
 def test_keras3_functional_mobilenet_reaches_tf_keras_identically(tmp_path: Path) -> None:
     import keras
 

@@ -14,6 +14,8 @@ from harness.models.source import resolve_source
 from harness.results import read_results
 from tests.conftest import BENCH_ENV, ROOT
 
+pytestmark = pytest.mark.slow  # runs `bench` in a fresh interpreter without torch
+
 HERE = Path(__file__).parent
 EXTRA = "pip install 'quantbench[torch]'"
 # torch, litert_torch and torchao cannot be found, as when the extra is not installed (a finder, not None in

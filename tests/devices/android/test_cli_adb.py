@@ -31,6 +31,8 @@ from tests.devices.android.conftest import (
 )
 from tests.report.runs import plain
 
+pytestmark = pytest.mark.slow  # runs the CLI over adb against the phone simulator
+
 
 def bench(*args: str, cwd: Path, home: Path, module: str = "harness.cli", env: dict[str, str] | None = None,
           timeout: float = 600) -> subprocess.CompletedProcess:

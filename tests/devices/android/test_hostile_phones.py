@@ -32,6 +32,8 @@ from tests.devices.android.conftest import (
 from tests.devices.android.test_cli_adb import bench
 from tests.devices.android.test_simulator import tiny_tflite
 
+pytestmark = pytest.mark.slow  # runs suites over adb against hostile simulated phones
+
 WORK = "/data/local/tmp/quantbench"
 SETTINGS = LatencySpec(**FAST)
 PATIENCE_S = 120.0  # generous bounds on waiting for a condition: never an assertion on time

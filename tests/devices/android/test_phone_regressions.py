@@ -7,6 +7,8 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import pytest
+
 from harness.cache import ArtifactCache
 from harness.compare import compare_runs
 from harness.devices.android.sim.fs import set_temperature
@@ -18,6 +20,8 @@ from harness.report.summary import render_summary
 from harness.runner import SuiteRunner, plan_cells
 from harness.suite import load_suite
 from tests.devices.android.conftest import SPEC_A, StartSim, write_profile, write_suite
+
+pytestmark = pytest.mark.slow  # converts models and times them on simulated phones
 
 LATENCY = "{warmup_runs: 2, num_runs: 20, min_secs: 0.1, repeats: 3, ab_pairs: 6}"
 

@@ -20,6 +20,8 @@ from harness.runner.host import HostWork
 from harness.suite import load_suite
 from tests.devices.android.conftest import SPEC_A, SPEC_B, TRANSPORTS, StartSim, write_profile, write_suite
 
+pytestmark = pytest.mark.slow  # runs suites over adb against the phone simulator
+
 
 class Intervals:
     """Wall-clock intervals of calls, per label, recorded from any thread."""

@@ -23,6 +23,8 @@ from harness.devices.android.sim.stf import StfSimulator
 from harness.devices.android.stf import StfClient, StfError, StfLease, StfTarget
 from harness.errors import ConfigError, HarnessError
 
+pytestmark = pytest.mark.slow  # runs suites through STF and adb against the simulators
+
 
 @dataclass
 class Reply:
