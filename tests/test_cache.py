@@ -112,3 +112,30 @@ def test_artifact_keys_change_with_the_code_that_produces_artifacts(tmp_path, mo
     versions.producer_digest.cache_clear()
     assert versions.producer_digest() != before
     versions.producer_digest.cache_clear()
+
+
+
+def test_a_models_gzip_size_is_computed_once_per_content(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """gzip -9 of a large model is slow: its size is kept by the model's sha256 (and the level), sealed."""
+    import gzip
+    import hashlib
+
+    from harness.runner import host
+
+    cache = ArtifactCache(tmp_path / "cache")
+    data = bytes(range(256)) * 4000 + b"tail"
+    sha = hashlib.sha256(data).hexdigest()
+    expected = len(gzip.compress(data, compresslevel=9, mtime=0))
+    assert host.gzip_size(data, sha, cache) == expected
+    real = gzip.compress
+    calls: list[int] = []
+
+    def counting(*args: object, **kwargs: object) -> bytes:
+        calls.append(1)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(gzip, "compress", counting)
+    assert host.gzip_size(data, sha, cache) == expected and not calls  # kept: not compressed again
+    [entry] = (tmp_path / "cache" / "gzip").rglob("*.json")
+    entry.write_text('{"gzip_bytes": 1}')  # changed by hand: fails its seal, computed again
+    assert host.gzip_size(data, sha, cache) == expected and len(calls) == 1 and cache.events
