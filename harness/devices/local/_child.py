@@ -1,6 +1,6 @@
 """How the local device starts its child process (the latency measurement, which also probes acceleration).
 
-Each runs as a file, `python -P FILE ARGS`, not as `python -m harness.devices.local.NAME`: `-m`
+It runs as a file, `python -P FILE ARGS`, not as `python -m harness.devices.local.NAME`: `-m`
 imports the packages above the module first (harness.devices: the suite schema with pydantic, YAML,
 the device registry; about 40 modules and 40 ms of CPU a process) that a child never uses, and a
 cell at the default settings starts 13 of them. `-P` keeps the file's folder off the child's path;
